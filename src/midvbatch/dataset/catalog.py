@@ -1,0 +1,179 @@
+"""What a dataset of the MIDV family holds: documents, clip codes, frames, archives.
+
+A :class:`Catalog` is pure data. MIDV-500 and MIDV-2019 share one layout and differ only
+in their documents' clips (conditions and devices), frame size and archive location, so
+each is one :class:`Catalog` value; a dataset with another layout (MIDV-2020) needs an
+adapter of its own, not a catalog entry.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from midvbatch.errors import DatasetError
+
+# The 50 document types of MIDV-500, in archive order. MIDV-2019 films the same documents.
+MIDV500_DOCUMENTS: tuple[str, ...] = (
+    "01_alb_id", "02_aut_drvlic_new", "03_aut_id_old", "04_aut_id", "05_aze_passport",
+    "06_bra_passport", "07_chl_id", "08_chn_homereturn", "09_chn_id", "10_cze_id",
+    "11_cze_passport", "12_deu_drvlic_new", "13_deu_drvlic_old", "14_deu_id_new",
+    "15_deu_id_old", "16_deu_passport_new", "17_deu_passport_old", "18_dza_passport",
+    "19_esp_drvlic", "20_esp_id_new", "21_esp_id_old", "22_est_id", "23_fin_drvlic",
+    "24_fin_id", "25_grc_passport", "26_hrv_drvlic", "27_hrv_passport", "28_hun_passport",
+    "29_irn_drvlic", "30_ita_drvlic", "31_jpn_drvlic", "32_lva_passport", "33_mac_id",
+    "34_mda_passport", "35_nor_drvlic", "36_pol_drvlic", "37_prt_id", "38_rou_drvlic",
+    "39_rus_internalpassport", "40_srb_id", "41_srb_passport", "42_svk_id", "43_tur_id",
+    "44_ukr_id", "45_ukr_passport", "46_ury_passport", "47_usa_bordercrossing",
+    "48_usa_passportcard", "49_usa_ssn82", "50_xpo_id",
+)
+
+DOCUMENT_NAME = re.compile(r"^(\d\d)_[a-z0-9]+(?:_[a-z0-9]+)*$")
+CLIP_CODE = re.compile(r"^[A-Z]{2}$")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A capturing condition, the first letter of a clip code (T: table, ...)."""
+
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Device:
+    """The phone that filmed a clip, the second letter of a clip code."""
+
+    code: str
+    name: str
+    container: str  # the file extension its clips are stored with, e.g. ".MOV"
+    rotated: bool  # stores frames landscape with a display rotation, as iPhones do
+
+
+@dataclass(frozen=True)
+class ClipKind:
+    """A clip code resolved: condition and device."""
+
+    code: str
+    condition: Condition
+    device: Device
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """One dataset of the MIDV family: its documents, clip codes and frame sampling."""
+
+    name: str  # machine name, e.g. "midv500"
+    title: str  # human name, e.g. "MIDV-500"
+    documents: tuple[str, ...]
+    conditions: tuple[Condition, ...]
+    devices: tuple[Device, ...]
+    frame_width: int  # of the annotated frames, portrait
+    frame_height: int
+    frames_per_clip: int = 30
+    sample_fps: int = 10  # annotated frame k is at (k - 1) / sample_fps seconds
+    archive_base: str = ""  # folder URL holding NN_name.zip and md5.txt
+
+    @property
+    def clip_codes(self) -> tuple[str, ...]:
+        """Every clip code of a document, condition-major (TA, TS, KA, ...)."""
+        return tuple(c.code + d.code for c in self.conditions for d in self.devices)
+
+    @property
+    def annotated_seconds(self) -> float:
+        """How much of a clip the annotated frames span from its start, in seconds."""
+        return self.frames_per_clip / self.sample_fps
+
+    def clip_kind(self, code: str) -> ClipKind | None:
+        """Resolve a clip code like 'TA'; None when it is not one of this catalog's."""
+        if len(code) != 2:
+            return None
+        cond = next((c for c in self.conditions if c.code == code[0]), None)
+        dev = next((d for d in self.devices if d.code == code[1]), None)
+        if cond is None or dev is None:
+            return None
+        return ClipKind(code, cond, dev)
+
+    def document(self, key: str | int) -> str:
+        """Return a document's folder name from its number (1..50) or its name."""
+        if isinstance(key, int) or str(key).isdigit():
+            number = int(key)
+            if 1 <= number <= len(self.documents):
+                return self.documents[number - 1]
+        elif key in self.documents:
+            return str(key)
+        raise DatasetError(f"{self.title} has no document {key!r}")
+
+    def frame_id(self, clip_code: str, document: str, frame: int) -> str:
+        """Name an annotated frame the way the dataset does: CCDD_KK (e.g. TA01_05)."""
+        return f"{clip_code}{document_number(document):02d}_{frame:02d}"
+
+    def archive_url(self, document: str) -> str:
+        """Where the official archive of a document lies."""
+        return f"{self.archive_base}/{document}.zip"
+
+
+def document_number(name: str) -> int:
+    """Return the number a document folder name starts with ('01_alb_id' -> 1)."""
+    match = DOCUMENT_NAME.match(name)
+    if not match:
+        raise DatasetError(f"{name!r} is not a document folder name like '01_alb_id'")
+    return int(match.group(1))
+
+
+_APPLE = Device("A", "Apple iPhone 5", ".MOV", rotated=True)
+_SAMSUNG = Device("S", "Samsung Galaxy S3", ".mp4", rotated=False)
+
+MIDV500 = Catalog(
+    name="midv500",
+    title="MIDV-500",
+    documents=MIDV500_DOCUMENTS,
+    conditions=(
+        Condition("T", "table"),
+        Condition("K", "keyboard"),
+        Condition("H", "hand"),
+        Condition("P", "partial"),
+        Condition("C", "clutter"),
+    ),
+    devices=(_APPLE, _SAMSUNG),
+    frame_width=1080,
+    frame_height=1920,
+    archive_base="ftp://smartengines.com/midv-500/dataset",
+)
+
+# MIDV-2019 adds two conditions filmed with two newer phones in 4K; same layout and
+# sampling as MIDV-500 (Bulatov et al., 2019).
+MIDV2019 = Catalog(
+    name="midv2019",
+    title="MIDV-2019",
+    documents=MIDV500_DOCUMENTS,
+    conditions=(Condition("D", "distorted"), Condition("L", "low light")),
+    devices=(
+        Device("X", "Apple iPhone XS Max", ".MOV", rotated=True),
+        Device("S", "Samsung Galaxy S10", ".mp4", rotated=False),
+    ),
+    frame_width=2160,
+    frame_height=3840,
+    archive_base="ftp://smartengines.com/midv-500/extra/midv-2019/dataset",
+)
+
+CATALOGS: dict[str, Catalog] = {c.name: c for c in (MIDV500, MIDV2019)}
+
+
+def get_catalog(name: str) -> Catalog:
+    """Return the catalog called `name` ('midv500', 'midv2019'); raise DatasetError if none."""
+    key = name.lower().replace("-", "")
+    if key not in CATALOGS:
+        known = ", ".join(CATALOGS)
+        raise DatasetError(f"unknown dataset {name!r} (known: {known})")
+    return CATALOGS[key]
+
+
+def catalog_for_clip_codes(codes: set[str]) -> Catalog | None:
+    """Pick the catalog whose clip codes cover most of `codes`; None if none covers any."""
+    best, best_hits = None, 0
+    for catalog in CATALOGS.values():
+        hits = sum(1 for code in codes if catalog.clip_kind(code) is not None)
+        if hits > best_hits:
+            best, best_hits = catalog, hits
+    return best

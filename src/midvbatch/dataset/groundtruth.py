@@ -1,0 +1,169 @@
+"""Ground truth of the MIDV family: per-frame document quads and template fields.
+
+Per-frame file ``ground_truth/CC/CCDD_KK.json``: ``{"quad": [[x, y], x 4]}``, pixel
+coordinates of the document's corners in the annotated frame, in document order
+(top-left, top-right, bottom-right, bottom-left). Corners may lie outside the frame and
+are kept exactly as given.
+
+Template file ``ground_truth/NN_name.json``: ``{"field01": {"value": "...", "quad":
+[...]}, ..., "photo": {"quad": [...]}}``: field quads in the template image; photo and
+signature have no value, and a value of ``*`` means the field is empty on the document.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from midvbatch.errors import GroundTruthError
+
+MISSING_VALUE = "*"
+
+
+@dataclass(frozen=True)
+class Quad:
+    """Four corners (x, y) in document order; coordinates as the file gives them."""
+
+    points: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.points) != 4:
+            raise ValueError("a quad has four corners")
+
+    @classmethod
+    def from_list(cls, corners) -> Quad:
+        """Build a quad from [[x, y], ...] or a flat [x0, y0, x1, y1, ...]."""
+        values = list(corners)
+        if len(values) == 8 and not isinstance(values[0], (list, tuple)):
+            values = [values[i : i + 2] for i in range(0, 8, 2)]
+        return cls(tuple((v[0], v[1]) for v in values))
+
+    def to_list(self) -> list[list[float]]:
+        """Return [[x, y] x 4], ints staying ints (for JSON)."""
+        return [[x, y] for x, y in self.points]
+
+    def signed_area(self) -> float:
+        """Shoelace area: positive when the corners run clockwise on screen (y down)."""
+        s = 0.0
+        for (x0, y0), (x1, y1) in zip(self.points, self.points[1:] + self.points[:1]):
+            s += x0 * y1 - x1 * y0
+        return s / 2.0
+
+    def area(self) -> float:
+        """Area enclosed by the quad, in square pixels."""
+        return abs(self.signed_area())
+
+    def scaled(self, sx: float, sy: float | None = None) -> Quad:
+        """Return the quad with x scaled by sx and y by sy (default sx)."""
+        sy = sx if sy is None else sy
+        return Quad(tuple((x * sx, y * sy) for x, y in self.points))
+
+
+@dataclass(frozen=True)
+class TemplateField:
+    """One field of a template: its quad, and its text unless it is a photo or signature."""
+
+    name: str
+    quad: Quad
+    value: str | None  # None: no text (photo, signature) or '*' in the file (empty field)
+    has_text: bool  # the file gives a value ('*' included)
+
+
+@dataclass(frozen=True)
+class Template:
+    """The fields of a document template, by name, in file order."""
+
+    path: Path
+    fields: dict[str, TemplateField]
+
+    def text_fields(self) -> list[TemplateField]:
+        """Fields with a value to read (not photo/signature, not '*')."""
+        return [f for f in self.fields.values() if f.value is not None]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise GroundTruthError("no such file", path=path) from None
+    except OSError as exc:
+        raise GroundTruthError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    if not raw.strip():
+        raise GroundTruthError("empty file, expected JSON", path=path)
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+        where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+        raise GroundTruthError(f"bad JSON: {detail}{where}", path=path) from None
+
+
+def parse_quad(obj: Any, path: Path, where: str = '"quad"') -> Quad:
+    """Check that `obj` is four [x, y] pairs of finite numbers and return it as a Quad."""
+    if not isinstance(obj, list) or len(obj) != 4:
+        size = f"{len(obj)} items" if isinstance(obj, list) else type(obj).__name__
+        raise GroundTruthError(f"{where} must be a list of 4 [x, y] corners, got {size}", path=path)
+    for i, corner in enumerate(obj):
+        if not isinstance(corner, list) or len(corner) != 2:
+            raise GroundTruthError(f"{where} corner {i + 1} must be [x, y], got {corner!r}", path=path)
+        for value in corner:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise GroundTruthError(
+                    f"{where} corner {i + 1} has a non-numeric coordinate {value!r}", path=path
+                )
+            if not math.isfinite(value):
+                raise GroundTruthError(f"{where} corner {i + 1} has a coordinate {value}", path=path)
+    return Quad(tuple((c[0], c[1]) for c in obj))
+
+
+def load_frame_quad(path: str | Path) -> Quad:
+    """Read a per-frame ground-truth file; raise GroundTruthError naming the file if malformed."""
+    path = Path(path)
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise GroundTruthError(f"expected a JSON object with \"quad\", got {type(data).__name__}", path=path)
+    if "quad" not in data:
+        raise GroundTruthError('missing "quad"', path=path)
+    return parse_quad(data["quad"], path)
+
+
+def load_template(path: str | Path) -> Template:
+    """Read a template ground-truth file; raise GroundTruthError naming the file if malformed."""
+    path = Path(path)
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise GroundTruthError(f"expected a JSON object of fields, got {type(data).__name__}", path=path)
+    fields: dict[str, TemplateField] = {}
+    for name, spec in data.items():
+        if not isinstance(spec, dict):
+            raise GroundTruthError(f"field {name!r} must be an object with \"quad\"", path=path)
+        if "quad" not in spec:
+            raise GroundTruthError(f'field {name!r} is missing "quad"', path=path)
+        quad = parse_quad(spec["quad"], path, where=f'field {name!r} "quad"')
+        has_text = "value" in spec
+        value = spec.get("value")
+        if has_text and value is not None and not isinstance(value, str):
+            raise GroundTruthError(f"field {name!r} value must be text, got {value!r}", path=path)
+        if value == MISSING_VALUE:
+            value = None
+        fields[name] = TemplateField(name, quad, value, has_text)
+    return Template(path, fields)
+
+
+def write_frame_quad(path: str | Path, quad: Quad) -> None:
+    """Write a per-frame ground-truth file in the dataset's own format."""
+    Path(path).write_text(json.dumps({"quad": quad.to_list()}))
+
+
+def write_template(path: str | Path, fields: dict[str, tuple[Quad, str | None]]) -> None:
+    """Write a template file; a field whose value is None gets no "value" key (photo)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, (quad, value) in fields.items():
+        spec: dict[str, Any] = {"quad": quad.to_list()}
+        if value is not None:
+            spec = {"value": value, **spec}
+        out[name] = spec
+    Path(path).write_text(json.dumps(out, ensure_ascii=False, indent=1))

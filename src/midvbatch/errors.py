@@ -1,0 +1,47 @@
+"""The one error hierarchy of midvbatch.
+
+Every error a user can cause derives from :class:`MidvBatchError`; its ``str()`` is one
+line that names the file (when there is one) and the problem, ready to print as is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MidvBatchError(Exception):
+    """Base of every error midvbatch raises on purpose."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None):
+        self.message = message
+        self.path = Path(path) if path is not None else None
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        if self.path is None:
+            return self.message
+        return f"{self.path}: {self.message}"
+
+
+class TransientError(MidvBatchError):
+    """A failure worth retrying: an I/O hiccup, the network, a resource running short."""
+
+
+class PermanentError(MidvBatchError):
+    """A failure that will happen again on retry: bad input, corrupt file, bad output."""
+
+
+class DatasetError(PermanentError):
+    """A dataset folder that cannot be read as one (missing, not a folder, bad selection)."""
+
+
+class GroundTruthError(PermanentError):
+    """A ground-truth JSON file that is unreadable or has the wrong shape."""
+
+
+class VideoError(PermanentError):
+    """A video file that cannot be opened, probed or decoded."""
+
+
+class SynthError(MidvBatchError):
+    """Synthesis options that cannot be honoured (bad size, pattern matching nothing)."""

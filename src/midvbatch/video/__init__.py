@@ -1,0 +1,6 @@
+"""FFmpeg (PyAV) probing and frame reading."""
+
+from midvbatch.video.probe import VideoInfo, probe
+from midvbatch.video.reader import AnnotatedFrame, read_annotated_frames, sample_slot
+
+__all__ = ["AnnotatedFrame", "VideoInfo", "probe", "read_annotated_frames", "sample_slot"]

@@ -1,0 +1,134 @@
+"""Read the annotated frames of a clip, exactly as ``ffmpeg -r 10`` samples them.
+
+Annotated frame k (1..30) of a MIDV clip is the frame that FFmpeg's constant-rate
+sampling at 10 fps outputs at t = (k - 1) / 10 s. FFmpeg's ``fps`` filter decides that
+as follows: every decoded frame's time is rounded to the nearest output tick
+(half away from zero), and output tick n shows the *last* frame whose rounded tick is
+at most n (a later frame landing on the same tick replaces an earlier one; a tick no
+frame lands on repeats the previous frame). :func:`sample_slot` is that rounding; the
+reader streams, keeps one frame in memory, converts to BGR only the frames it yields,
+and stops decoding once the last needed tick is decided.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from midvbatch.errors import VideoError
+from midvbatch.video._open import ffmpeg_reason, open_video
+from midvbatch.video.probe import normalise_rotation
+
+
+@dataclass
+class AnnotatedFrame:
+    """One annotated frame: its number, where it came from, and the image."""
+
+    number: int  # 1-based, as in CCDD_KK
+    time: float  # presentation time of the source frame, seconds from the clip's start
+    source_index: int  # 0-based index of the source frame in decode order of the stream
+    image: np.ndarray  # H x W x 3 uint8, BGR, rotation applied
+
+
+def sample_slot(seconds: float, fps: float) -> int:
+    """Return the output tick a frame at `seconds` lands on when sampling at `fps`.
+
+    Rounds to nearest with halves away from zero, as FFmpeg's fps filter does.
+    """
+    x = seconds * fps
+    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
+
+
+def source_indices(times: list[float], fps: float, count: int) -> list[int]:
+    """Return, for ticks 0..count-1, the index into `times` sampled at `fps` (pure rule).
+
+    `times` are source frame times from the clip's start, increasing. Used by the
+    synthesizer to annotate exactly the frames the reader will yield.
+    """
+    picks: list[int] = []
+    pending: int | None = None
+    for i, t in enumerate(times):
+        slot = sample_slot(t, fps)
+        if pending is not None:
+            while len(picks) < min(slot, count):
+                picks.append(pending)
+        if len(picks) >= count:
+            return picks
+        pending = i
+    if pending is not None and len(picks) < count:
+        picks.append(pending)
+    return picks
+
+
+def _to_bgr(frame: av.VideoFrame, rotation: int) -> np.ndarray:
+    image = frame.to_ndarray(format="bgr24")
+    if rotation:
+        # The display matrix rotates counter-clockwise by `rotation` degrees.
+        image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+    return image
+
+
+def read_annotated_frames(
+    path: str | Path,
+    *,
+    count: int = 30,
+    fps: float = 10.0,
+    threads: bool = True,
+) -> Iterator[AnnotatedFrame]:
+    """Yield annotated frames 1..`count` of the video at `path`, sampled at `fps`.
+
+    Raises VideoError naming the file if it cannot be opened or decoded, or if it ends
+    before frame `count` (after yielding the frames it has).
+    """
+    path = Path(path)
+    container, stream = open_video(path)
+    try:
+        if threads:
+            stream.thread_type = "AUTO"
+        next_number = 1  # next annotated frame to yield
+        pending: av.VideoFrame | None = None
+        pending_index = -1
+        pending_time = 0.0
+        start: float | None = None
+        index = -1
+
+        def emit() -> AnnotatedFrame:
+            rotation = normalise_rotation(getattr(pending, "rotation", 0))
+            return AnnotatedFrame(next_number, pending_time, pending_index, _to_bgr(pending, rotation))
+
+        try:
+            for frame in container.decode(stream):
+                index += 1
+                t = frame.time if frame.time is not None else index / float(stream.average_rate or fps)
+                if start is None:
+                    start = t
+                t -= start
+                slot = sample_slot(t, fps)
+                if pending is not None:
+                    while next_number <= min(slot, count):
+                        yield emit()
+                        next_number += 1
+                if next_number > count:
+                    return
+                pending, pending_index, pending_time = frame, index, t
+        except av.FFmpegError as exc:
+            raise VideoError(
+                f"decoding failed after frame {index + 1} ({ffmpeg_reason(exc)})", path=path
+            ) from None
+        if pending is not None and next_number <= count:
+            yield emit()
+            next_number += 1
+        if next_number <= count:
+            have = next_number - 1
+            raise VideoError(
+                f"video ends after {have} of {count} annotated frames "
+                f"({count / fps:.1f} s at {fps:g} fps needed)",
+                path=path,
+            )
+    finally:
+        container.close()
