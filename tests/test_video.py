@@ -121,15 +121,17 @@ def test_video_reader_stops_decoding_after_the_last_needed_frame(tmp_path):
     assert frames[-1].source_index < 100
 
 
-def test_video_short_clip_yields_what_it_has_then_raises(tmp_path):
-    path = write_video(tmp_path / "short.mp4", frames=45, rate=30)  # 1.5 s
+@pytest.mark.parametrize("frames", [44, 45, 46, 88])
+def test_video_short_clip_yields_what_ffmpeg_would_then_raises(tmp_path, frames):
+    path = write_video(tmp_path / "short.mp4", frames=frames, rate=30)
+    expected = ffmpeg_fps_filter(path)
+    assert len(expected) < 30
     got = []
-    # 1.5 s: the last frame (t = 1.467 s) lands on tick 15, as in FFmpeg, so 16 frames.
-    with pytest.raises(VideoError, match=r"short\.mp4: video ends after 16 of 30 annotated frames"):
+    with pytest.raises(VideoError, match=rf"short\.mp4: video ends after {len(expected)} of 30 annotated frames"):
         for frame in read_annotated_frames(path):
-            got.append(frame.number)
-    assert got == list(range(1, 17))
-    assert len(ffmpeg_fps_filter(path)) == 16
+            got.append(image_index(frame.image))
+    assert got == expected
+    assert source_indices([i / 30 for i in range(frames)], 10, 30) == expected
 
 
 def _truncated(tmp_path):

@@ -5,7 +5,8 @@ sampling at 10 fps outputs at t = (k - 1) / 10 s. FFmpeg's ``fps`` filter decide
 as follows: every decoded frame's time is rounded to the nearest output tick
 (half away from zero), and output tick n shows the *last* frame whose rounded tick is
 at most n (a later frame landing on the same tick replaces an earlier one; a tick no
-frame lands on repeats the previous frame). :func:`sample_slot` is that rounding; the
+frame lands on repeats the previous frame; at the end, the last frame fills the ticks
+before its end time, rounded the same way). :func:`sample_slot` is that rounding; the
 reader streams, keeps one frame in memory, converts to BGR only the frames it yields,
 and stops decoding once the last needed tick is decided.
 """
@@ -44,11 +45,13 @@ def sample_slot(seconds: float, fps: float) -> int:
     return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
 
 
-def source_indices(times: list[float], fps: float, count: int) -> list[int]:
+def source_indices(times: list[float], fps: float, count: int, end: float | None = None) -> list[int]:
     """Return, for ticks 0..count-1, the index into `times` sampled at `fps` (pure rule).
 
-    `times` are source frame times from the clip's start, increasing. Used by the
-    synthesizer to annotate exactly the frames the reader will yield.
+    `times` are source frame times from the clip's start, increasing; `end` is when the
+    last frame ends (default: one frame interval after it). Fewer than `count` indices
+    come back when the clip is too short. Used by the synthesizer to annotate exactly
+    the frames the reader will yield.
     """
     picks: list[int] = []
     pending: int | None = None
@@ -60,9 +63,21 @@ def source_indices(times: list[float], fps: float, count: int) -> list[int]:
         if len(picks) >= count:
             return picks
         pending = i
-    if pending is not None and len(picks) < count:
-        picks.append(pending)
+    if pending is not None:
+        if end is None:
+            end = times[-1] + (times[-1] - times[-2] if len(times) > 1 else 1.0 / fps)
+        while len(picks) < min(sample_slot(end, fps), count):
+            picks.append(pending)
     return picks
+
+
+def _duration(frame: av.VideoFrame, stream, fps: float) -> float:
+    """How long a frame is shown, in seconds."""
+    if frame.duration and frame.time_base:
+        return float(frame.duration * frame.time_base)
+    if stream.average_rate:
+        return 1.0 / float(stream.average_rate)
+    return 1.0 / fps
 
 
 def _to_bgr(frame: av.VideoFrame, rotation: int) -> np.ndarray:
@@ -94,6 +109,7 @@ def read_annotated_frames(
         pending: av.VideoFrame | None = None
         pending_index = -1
         pending_time = 0.0
+        pending_end = 0.0
         start: float | None = None
         index = -1
 
@@ -116,13 +132,15 @@ def read_annotated_frames(
                 if next_number > count:
                     return
                 pending, pending_index, pending_time = frame, index, t
+                pending_end = t + _duration(frame, stream, fps)
         except av.FFmpegError as exc:
             raise VideoError(
                 f"decoding failed after frame {index + 1} ({ffmpeg_reason(exc)})", path=path
             ) from None
-        if pending is not None and next_number <= count:
-            yield emit()
-            next_number += 1
+        if pending is not None:
+            while next_number <= min(sample_slot(pending_end, fps), count):
+                yield emit()
+                next_number += 1
         if next_number <= count:
             have = next_number - 1
             raise VideoError(
