@@ -24,9 +24,13 @@ soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 demo: $(STAMP)
+	@echo "== midvbatch demo: synthesize a small MIDV-500-format dataset, list it, decode its annotated frames"
+	@echo "== (the batch engine, 'midvbatch run', is not built yet: this runs everything that exists end to end)"
+	rm -rf $(DEMO)/dataset
 	$(BIN)/midvbatch synth $(DEMO)/dataset --docs 2 --seed 7
 	$(BIN)/midvbatch ls $(DEMO)/dataset
-	$(BIN)/midvbatch demo $(DEMO)/dataset --out $(DEMO)/run
+	$(BIN)/midvbatch frames $(DEMO)/dataset
+	@echo "== results: the dataset is in $(DEMO)/dataset; try: $(BIN)/midvbatch ls $(DEMO)/dataset --frames"
 
 clean:
 	rm -rf $(VENV) $(DEMO) build src/*.egg-info .pytest_cache

@@ -71,7 +71,7 @@ def test_dataset_discovers_documents_nested_and_flat_with_any_extension_case(tmp
     ds = discover(tmp_path)
     assert ds.catalog is MIDV500
     assert [d.name for d in ds.documents] == ["01_alb_id", "02_aut_drvlic_new"]
-    assert [c.id for c in ds.clips] == ["01_alb_id/TA", "01_alb_id/TS", "02_aut_drvlic_new/KA", "02_aut_drvlic_new/KS"]
+    assert [c.id for c in ds.clips] == ["TA01", "TS01", "KA02", "KS02"]
     assert [c.video.name for c in ds.clips] == ["TA01.MOV", "TS01.mp4", "KA02.mov", "KS02.MP4"]
     assert all(len(c.ground_truth) == 30 for c in ds.clips)
     assert ds.documents[1].folder == tmp_path / "02_aut_drvlic_new" / "02_aut_drvlic_new"
@@ -89,17 +89,17 @@ def test_dataset_partial_dataset_lists_what_is_missing(tmp_path):
     ds = discover(tmp_path)
     assert len(ds.clips) == 2
     missing = {(m.kind, m.where): m.detail for m in ds.missing}
-    assert missing[("ground_truth", "43_tur_id/CA")] == "ground truth of frame(s) 05, 17 missing"
-    assert missing[("video", "43_tur_id/CS")] == "no video file in videos/"
+    assert missing[("ground_truth", "CA43")] == "ground truth of frame(s) 05, 17 missing"
+    assert missing[("video", "CS43")] == "no video file in videos/"
     assert ("template_image", "43_tur_id") in missing and ("template_json", "43_tur_id") in missing
-    assert ("clip", "43_tur_id/TA") in missing and ("clip", "43_tur_id/PS") in missing
+    assert ("clip", "TA43") in missing and ("clip", "PS43") in missing
     assert ("document", "01_alb_id") in missing
     assert sum(m.kind == "document" for m in ds.missing) == 49
 
 
 def test_dataset_real_samples_are_discovered(real_data):
     ds = discover(real_data)
-    assert [c.id for c in ds.clips] == ["01_alb_id/HA", "43_tur_id/CA", "43_tur_id/CS"]
+    assert [c.id for c in ds.clips] == ["HA01", "CA43", "CS43"]
     assert ds.clips[1].images[1].name == "CA43_01.tif"
 
 
@@ -110,7 +110,7 @@ def test_dataset_folder_of_plain_videos_is_a_dataset(tmp_path):
     (tmp_path / "notes.txt").write_text("not a video")
     ds = discover(tmp_path)
     assert ds.catalog is None
-    assert [(c.id, c.document, c.code) for c in ds.clips] == [("clip", "", "clip"), ("day1/scan", "day1", "scan")]
+    assert [(c.id, c.document, c.code) for c in ds.clips] == [("clip.webm", "", "clip"), ("day1/scan.MOV", "day1", "scan")]
     assert all(not c.ground_truth for c in ds.clips)
 
 
@@ -128,9 +128,9 @@ def test_dataset_select_by_document_and_clip_patterns(tmp_path):
     make_document(tmp_path, "01_alb_id", {"TA": "TA01.MOV", "TS": "TS01.mp4", "CA": "CA01.MOV"})
     make_document(tmp_path, "05_aze_passport", {"TA": "TA05.MOV"})
     ds = discover(tmp_path)
-    assert [c.id for c in select(ds, docs=["0[1-3]_*"])] == ["01_alb_id/TA", "01_alb_id/TS", "01_alb_id/CA"]
-    assert [c.id for c in select(ds, clips=["T*"])] == ["01_alb_id/TA", "01_alb_id/TS", "05_aze_passport/TA"]
-    assert [c.id for c in select(ds, clips=["CA", "05_aze_passport/*"])] == ["01_alb_id/CA", "05_aze_passport/TA"]
+    assert [c.id for c in select(ds, docs=["0[1-3]_*"])] == ["TA01", "TS01", "CA01"]
+    assert [c.id for c in select(ds, clips=["T*"])] == ["TA01", "TS01", "TA05"]
+    assert [c.id for c in select(ds, clips=["CA", "*05"])] == ["CA01", "TA05"]
     with pytest.raises(DatasetError, match="no clip matches --docs 9*"):
         select(ds, docs=["9*"])
 
@@ -141,19 +141,19 @@ def test_dataset_ls_cli_lists_clips_and_missing(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split() == ["CLIP", "CONDITION", "DEVICE", "GT", "VIDEO"]
-    assert lines[1].split()[:5] == ["01_alb_id/TA", "table", "Apple", "iPhone", "5"]
+    assert lines[1].split()[:5] == ["TA01", "table", "Apple", "iPhone", "5"]
     assert lines[2].endswith("(missing)")
-    assert "2 clips in 1 documents of MIDV-500" in result.output
+    assert "2 clips in 1 document of MIDV-500" in result.output
     assert "49 documents" in result.output and "1 videos" in result.output
     result = CliRunner().invoke(cli, ["ls", str(tmp_path), "--json"])
     data = json.loads(result.output)
     assert data["catalog"] == "midv500"
     assert data["clips"][0] == {
-        "id": "01_alb_id/TA", "document": "01_alb_id", "clip": "TA", "condition": "table",
+        "id": "TA01", "document": "01_alb_id", "clip": "TA", "condition": "table",
         "device": "Apple iPhone 5", "video": str(tmp_path / "01_alb_id/videos/TA01.MOV"),
         "ground_truth": 30, "images": 0,
     }
-    assert {"kind": "video", "where": "01_alb_id/TS", "detail": "no video file in videos/"} in data["missing"]
+    assert {"kind": "video", "where": "TS01", "detail": "no video file in videos/"} in data["missing"]
 
 
 def test_dataset_ls_frames_takes_frame_size_from_the_video(tmp_path):
@@ -175,3 +175,34 @@ def test_dataset_ls_cli_bad_root_is_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["ls", str(tmp_path / "nope")])
     assert result.exit_code == 1
     assert result.output == f"Error: {tmp_path / 'nope'}: no such folder\n"
+
+
+def test_dataset_round_trip_synthesize_discover_read(tmp_path):
+    """Synthesize, discover, read every annotated frame: the document is where the ground truth says."""
+    import cv2
+    import numpy as np
+
+    from midvbatch.dataset import clip_frame_truths
+    from midvbatch.dataset.synth import SynthConfig, synthesize
+    from midvbatch.video import read_annotated_frames
+
+    synthesize(tmp_path, SynthConfig(docs=1, clips="[TKC]S", seed=3))
+    ds = discover(tmp_path)
+    assert [c.id for c in ds.clips] == ["TS01", "KS01", "CS01"]
+    template = cv2.imread(str(ds.documents[0].template_image))
+    th, tw = template.shape[:2]
+    corners = np.float32([[0, 0], [tw, 0], [tw, th], [0, th]])
+    for clip in ds.clips:
+        truths = clip_frame_truths(clip)
+        assert len(truths) == 30 and all(t.size_from == "video" for t in truths)
+        for frame, truth in zip(read_annotated_frames(clip.video), truths):
+            quad = np.float32(truth.quad.points)
+            back = cv2.warpPerspective(frame.image, cv2.getPerspectiveTransform(quad, corners), (tw, th))
+            # the document warped back along its ground truth looks like the template ...
+            assert np.corrcoef(back.ravel(), template.ravel())[0, 1] > 0.6, (clip.id, frame.number)
+            # ... and the frame is not uniform: inside the quad differs from outside
+            mask = np.zeros(frame.image.shape[:2], np.uint8)
+            cv2.fillPoly(mask, [quad.astype(np.int32)], 1)
+            inside = frame.image[mask == 1].mean(axis=0)
+            outside = frame.image[mask == 0].mean(axis=0)
+            assert np.abs(inside - outside).sum() > 20

@@ -31,7 +31,24 @@ def _user_errors(func):
 
 
 def _echo_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=1, ensure_ascii=False))
+    """Print JSON; the items of a top-level list value go one per line, compact."""
+    if isinstance(obj, dict) and any(isinstance(v, list) for v in obj.values()):
+        parts = []
+        for key, value in obj.items():
+            if isinstance(value, list) and value:
+                items = ",\n  ".join(json.dumps(v, ensure_ascii=False) for v in value)
+                parts.append(f" {json.dumps(key)}: [\n  {items}\n ]")
+            else:
+                parts.append(f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")
+        click.echo("{\n" + ",\n".join(parts) + "\n}")
+    elif isinstance(obj, list):
+        click.echo("[\n" + ",\n".join(" " + json.dumps(v, ensure_ascii=False) for v in obj) + "\n]" if obj else "[]")
+    else:
+        click.echo(json.dumps(obj, indent=1, ensure_ascii=False))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _size(ctx, param, value):
@@ -79,7 +96,7 @@ def ls_command(dataset_dir, docs, clips, show_frames, show_missing, catalog, as_
     dataset = discover(dataset_dir, catalog=catalog)
     chosen = select(dataset, docs, clips)
     if show_frames:
-        records = frame_truths(chosen)
+        records = list(frame_truths(chosen))  # all read before printing: a bad file prints one line only
         if as_json:
             _echo_json({"root": str(dataset.root), "frames": [r.to_dict() for r in records]})
             return
@@ -105,7 +122,7 @@ def ls_command(dataset_dir, docs, clips, show_frames, show_missing, catalog, as_
         click.echo(f"{c.id:<28} {c.condition or '-':<10} {c.device or '-':<18} {len(c.ground_truth):>3}  {video}")
     title = dataset.catalog.title if dataset.catalog else "a folder of videos"
     docs_count = len({c.document for c in chosen})
-    click.echo(f"{len(chosen)} clips in {docs_count} documents of {title} under {dataset.root}")
+    click.echo(f"{_plural(len(chosen), 'clip')} in {_plural(docs_count, 'document')} of {title} under {dataset.root}")
     if dataset.missing:
         kinds: dict[str, int] = {}
         for m in dataset.missing:
@@ -159,7 +176,7 @@ def synth_command(out_dir, docs, clips, size, seconds, seed, with_frames, trajec
     )
     report = synthesize(out_dir, config, progress=lambda line: click.echo(f"  {line}", err=True))
     click.echo(
-        f"wrote {len(report.documents)} documents, {report.clips} clips, {report.frames} annotated frames "
+        f"wrote {_plural(len(report.documents), 'document')}, {_plural(report.clips, 'clip')}, {report.frames} annotated frames "
         f"to {report.root} in {report.seconds:.1f} s"
     )
 

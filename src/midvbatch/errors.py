@@ -45,3 +45,15 @@ class VideoError(PermanentError):
 
 class SynthError(MidvBatchError):
     """Synthesis options that cannot be honoured (bad size, pattern matching nothing)."""
+
+
+class ConfigError(MidvBatchError):
+    """Run options that cannot be honoured: a bad flag value, a bad TOML file."""
+
+
+class LedgerError(MidvBatchError):
+    """A run folder whose ledger cannot be used: locked, changed configuration, damaged."""
+
+
+class ProcessorError(PermanentError):
+    """A processor that cannot be loaded or returns something that cannot be stored."""

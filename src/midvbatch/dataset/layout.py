@@ -43,7 +43,7 @@ _MAX_SEARCH_DEPTH = 3  # levels below the root searched for document folders
 class Clip:
     """One video clip of a dataset and the files that annotate it."""
 
-    id: str  # unique in the dataset: "01_alb_id/TA", or the video's relative path sans suffix
+    id: str  # unique in the dataset: "TA01" (code + document number), or the video's relative path
     document: str
     code: str  # clip code ("TA"), or the video's file stem outside MIDV structure
     video: Path | None
@@ -55,9 +55,7 @@ class Clip:
 
     def frame_id(self, number: int) -> str:
         """Name annotated frame `number` as the dataset does (CCDD_KK)."""
-        doc = DOCUMENT_NAME.match(self.document)
-        dd = doc.group(1) if doc else "00"
-        return f"{self.code}{dd}_{number:02d}"
+        return f"{self.id}_{number:02d}"
 
     def to_dict(self) -> dict:
         """Return a JSON-ready summary of the clip."""
@@ -175,6 +173,8 @@ def _frames_by_code(folder: Path, suffix: str) -> dict[str, dict[int, Path]]:
 
 
 def _read_document(name: str, folder: Path) -> tuple[Document, set[str]]:
+    # Clip ids are CCNN (the video's stem, e.g. TA01): unique across a dataset, and
+    # the name MIDV users know a clip by.
     videos: dict[str, Path] = {}
     for entry in _scan(folder / "videos"):
         m = _VIDEO_NAME.match(entry.name)
@@ -191,7 +191,7 @@ def _read_document(name: str, folder: Path) -> tuple[Document, set[str]]:
     codes = set(videos) | {c for c, f in truths.items() if f}
     clips = [
         Clip(
-            id=f"{name}/{code}",
+            id=f"{code}{name[:2]}",
             document=name,
             code=code,
             video=videos.get(code),
@@ -220,7 +220,7 @@ def _note_missing(dataset: Dataset) -> None:
         codes = {c.code for c in doc.clips}
         for code in catalog.clip_codes:
             if code not in codes:
-                dataset.missing.append(Missing("clip", f"{doc.name}/{code}", "no video and no ground truth"))
+                dataset.missing.append(Missing("clip", f"{code}{doc.name[:2]}", "no video and no ground truth"))
         for clip in doc.clips:
             if clip.video is None:
                 dataset.missing.append(Missing("video", clip.id, "no video file in videos/"))
@@ -243,7 +243,7 @@ def _discover_plain(root: Path) -> Dataset:
             path = Path(dirpath) / name
             if path.suffix.lower() not in VIDEO_EXTENSIONS:
                 continue
-            rel = (rel_dir / path.stem).as_posix()
+            rel = (rel_dir / name).as_posix()
             document = rel_dir.as_posix() if str(rel_dir) != "." else ""
             clips.append(Clip(id=rel, document=document, code=path.stem, video=path))
     if not clips:

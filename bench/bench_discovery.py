@@ -1,0 +1,78 @@
+"""How long discovery takes, against a bare os.walk of the same tree (the baseline).
+
+Builds two trees in a temporary folder: a full MIDV-500 layout (50 documents, 500
+videos, 15,000 ground-truth files, names only) and a plain folder of 100,000 video
+files; prints seconds and the ratio to os.walk measured in the same run.
+
+    python bench/bench_discovery.py [--plain 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from midvbatch.dataset import MIDV500, discover
+
+
+def build_midv(root: Path) -> int:
+    for name in MIDV500.documents:
+        folder = root / name
+        (folder / "videos").mkdir(parents=True)
+        (folder / "images").mkdir()
+        (folder / "ground_truth").mkdir()
+        (folder / "ground_truth" / f"{name}.json").touch()
+        (folder / "images" / f"{name}.tif").touch()
+        for code in MIDV500.clip_codes:
+            ext = ".MOV" if code[1] == "A" else ".mp4"
+            (folder / "videos" / f"{code}{name[:2]}{ext}").touch()
+            gt = folder / "ground_truth" / code
+            gt.mkdir()
+            for k in range(1, 31):
+                (gt / f"{code}{name[:2]}_{k:02d}.json").touch()
+    return 500
+
+
+def build_plain(root: Path, count: int) -> int:
+    per_folder = 1000
+    for i in range(count):
+        folder = root / f"batch{i // per_folder:04d}"
+        if i % per_folder == 0:
+            folder.mkdir(parents=True)
+        (folder / f"clip{i:06d}.mp4").touch()
+    return count
+
+
+def timed(func, repeat=3):
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = func()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def walk(root: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(root))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plain", type=int, default=100_000, help="video files in the plain tree")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        midv, plain = Path(tmp) / "midv", Path(tmp) / "plain"
+        build_midv(midv)
+        build_plain(plain, args.plain)
+        for label, root in (("MIDV-500 layout, 500 clips", midv), (f"plain folder, {args.plain} clips", plain)):
+            base, files = timed(lambda: walk(root))
+            took, ds = timed(lambda: discover(root))
+            print(f"{label:<34} discover {took:7.3f} s  os.walk {base:7.3f} s  "
+                  f"ratio {took / base:5.1f}x  ({len(ds.clips)} clips, {files} files)")
+
+
+if __name__ == "__main__":
+    main()

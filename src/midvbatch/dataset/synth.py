@@ -1,0 +1,432 @@
+"""Synthesize datasets in the exact MIDV-500 layout, for tests, benchmarks and demos.
+
+Each clip is rendered frame by frame (a document template moving over a surface) and
+encoded to H.264 as the phones stored it: Apple clips as QuickTime ``.MOV`` with
+landscape frames and a display rotation, Samsung clips as upright ``.mp4``. The ground
+truth of annotated frame k is the quad of exactly the source frame the reader picks for
+it (:func:`midvbatch.video.reader.source_indices`), so frames and ground truth agree to
+the pixel, up to rounding and compression.
+
+A seed decides every byte: same options and seed, same files (on the same FFmpeg/x264
+build); x264 runs with a fixed thread count so the machine's core count does not matter.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from midvbatch.dataset import _render
+from midvbatch.dataset.catalog import Catalog, ClipKind, document_number, get_catalog
+from midvbatch.dataset.groundtruth import Quad, write_frame_quad, write_template
+from midvbatch.errors import DatasetError, SynthError
+from midvbatch.video._open import ffmpeg_reason
+from midvbatch.video.reader import source_indices
+
+_CRF = "20"
+_PRESET = "veryfast"
+_X264_THREADS = 1  # fixed: x264's output depends on its thread count
+# x264's macroblock-tree rate control read uninitialised memory at some frame sizes
+# (seen at 180x320 and 540x960, not at 256x512 or 1080x1920): the same frames gave
+# different bytes from run to run. Without it the output is reproducible, at a small
+# cost in quality per bit.
+_X264_PARAMS = "mbtree=0"
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What to synthesize: which documents and clips, frame size, length, seed.
+
+    `docs` is a count N (the catalog's first N documents, also given as a digit
+    string) or glob patterns matched against document names ('0[1-5]_*'; several
+    separated by commas). `clips` is glob patterns on clip codes ('T*', 'CA,KS').
+    `width` x `height` is the annotated frame size as displayed (portrait); both must be
+    even for H.264 yuv420p. `trajectories` names a COCO JSON of real quads to move the
+    documents along instead of random motion.
+    """
+
+    docs: str | int = 2
+    clips: str = "*"
+    width: int = 180
+    height: int = 320
+    seconds: float = 3.2
+    fps: float = 30.0
+    seed: int = 0
+    with_frames: bool = False
+    trajectories: str | Path | None = None
+    catalog: str = "midv500"
+
+
+@dataclass
+class SynthReport:
+    """What :func:`synthesize` wrote."""
+
+    root: Path
+    documents: list[str]
+    clips: int
+    frames: int  # annotated frames with ground truth
+    seconds: float  # wall time
+
+
+def synthesize(
+    out_dir: str | Path,
+    config: SynthConfig = SynthConfig(),
+    progress: Callable[[str], None] | None = None,
+) -> SynthReport:
+    """Write a synthetic dataset under `out_dir` in the catalog's layout.
+
+    Writes, per document NAME and clip code CC: ``NAME/videos/CCDD.ext``,
+    ``NAME/ground_truth/NAME.json``, ``NAME/images/NAME.tif``,
+    ``NAME/ground_truth/CC/CCDD_KK.json`` for the annotated frames and, with
+    `config.with_frames`, ``NAME/images/CC/CCDD_KK.tif``. Existing files are replaced.
+    `progress` is called with 'NAME/CC' after each clip. Raises SynthError for options
+    that cannot be honoured (checked before anything is written) or an unwritable folder.
+    """
+    started = time.perf_counter()
+    catalog, documents, codes, rate = _check(config)
+    trajectories = (
+        _load_trajectories(Path(config.trajectories), codes) if config.trajectories else None
+    )
+    root = Path(out_dir)
+    if root.exists() and not root.is_dir():
+        raise SynthError("exists and is not a folder", path=root)
+
+    n = max(1, round(config.seconds * rate))
+    times = [float(Fraction(i) / rate) for i in range(n)]
+    picks = source_indices(times, catalog.sample_fps, catalog.frames_per_clip)
+    if len(picks) < catalog.frames_per_clip:
+        raise SynthError(
+            f"{config.seconds:g} s at {config.fps:g} fps is too short for "
+            f"{catalog.frames_per_clip} annotated frames"
+        )
+    report = SynthReport(root, list(documents), 0, 0, 0.0)
+    for index, document in enumerate(documents):
+        number = document_number(document)
+        with _writing(root):
+            template = _write_template(root / document, document, number, config.seed)
+        for code in codes:
+            # Real trajectories: alternate between the file's documents that have this clip.
+            real = trajectories[code][index % len(trajectories[code])] if trajectories else None
+            clip = _Clip(
+                catalog, document, number, catalog.clip_kind(code), np.asarray(times), picks, rate
+            )
+            with _writing(root):
+                clip.write(root / document, template, config, real)
+            report.clips += 1
+            report.frames += len(picks)
+            if progress is not None:
+                progress(f"{document}/{code}")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@contextmanager
+def _writing(root: Path) -> Iterator[None]:
+    """Turn a failure to write (disk full, no permission) into a SynthError naming the file."""
+    try:
+        yield
+    except av.FFmpegError as exc:
+        raise SynthError(f"cannot encode video: {ffmpeg_reason(exc)}", path=root) from None
+    except OSError as exc:
+        raise SynthError(
+            f"cannot write: {exc.strerror or exc}", path=exc.filename or root
+        ) from None
+
+
+def _check(config: SynthConfig) -> tuple[Catalog, list[str], list[str], Fraction]:
+    """Validate `config`; return catalog, documents, clip codes and the frame rate."""
+    try:
+        catalog = get_catalog(config.catalog)
+    except DatasetError as exc:
+        raise SynthError(exc.message) from None
+    for name in ("width", "height"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 2:
+            raise SynthError(
+                f"{name} must be a positive even number of pixels "
+                f"(H.264 yuv420p needs even sizes), got {value!r}"
+            )
+    if not isinstance(config.fps, (int, float)) or not math.isfinite(config.fps) or config.fps <= 0:
+        raise SynthError(f"fps must be a positive number, got {config.fps!r}")
+    need = catalog.annotated_seconds
+    if not isinstance(config.seconds, (int, float)) or not config.seconds >= need:
+        raise SynthError(
+            f"seconds must be at least {need:g} (the annotated frames span the "
+            f"first {need:g} s of a clip), got {config.seconds!r}"
+        )
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
+        raise SynthError(f"seed must be a whole number >= 0, got {config.seed!r}")
+    rate = Fraction(config.fps).limit_denominator(1001)
+    if rate <= 0:
+        raise SynthError(f"fps must be a positive number, got {config.fps!r}")
+    return (
+        catalog,
+        _select_documents(catalog, config.docs),
+        _select_clips(catalog, config.clips),
+        rate,
+    )
+
+
+def _select_documents(catalog: Catalog, docs: str | int) -> list[str]:
+    """Resolve `docs` (a count or comma-separated globs) to document names, catalog order."""
+    total = len(catalog.documents)
+    if (
+        isinstance(docs, int)
+        and not isinstance(docs, bool)
+        or isinstance(docs, str)
+        and docs.strip().isdigit()
+    ):
+        count = int(docs)
+        if not 1 <= count <= total:
+            raise SynthError(
+                f"docs must be 1..{total} ({catalog.title} has {total} documents), got {count}"
+            )
+        return list(catalog.documents[:count])
+    if not isinstance(docs, str) or not docs.strip():
+        raise SynthError(f"docs must be a count or a name pattern like '0[1-5]_*', got {docs!r}")
+    patterns = [p.strip() for p in docs.split(",") if p.strip()]
+    chosen = [d for d in catalog.documents if any(fnmatch.fnmatchcase(d, p) for p in patterns)]
+    if not chosen:
+        raise SynthError(
+            f"docs pattern {docs!r} matches no {catalog.title} document "
+            f"(names look like {catalog.documents[0]!r})"
+        )
+    return chosen
+
+
+def _select_clips(catalog: Catalog, clips: str) -> list[str]:
+    """Resolve comma-separated globs on clip codes to codes, catalog order (TA, TS, KA, ...)."""
+    if not isinstance(clips, str) or not clips.strip():
+        raise SynthError(f"clips must be a clip code pattern like 'T*', got {clips!r}")
+    patterns = [p.strip().upper() for p in clips.split(",") if p.strip()]
+    chosen = [c for c in catalog.clip_codes if any(fnmatch.fnmatchcase(c, p) for p in patterns)]
+    if not chosen:
+        raise SynthError(
+            f"clips pattern {clips!r} matches no {catalog.title} clip code "
+            f"(codes: {', '.join(catalog.clip_codes)})"
+        )
+    return chosen
+
+
+# --- real trajectories ------------------------------------------------------------------
+
+_FRAME_FILE = re.compile(r"(?:^|/)(\d\d_[a-z0-9_]+)/images/([A-Z]{2})/[A-Z]{2}\d\d_(\d\d)\.\w+$")
+
+
+@dataclass
+class _RealClip:
+    """The annotated quads of one real clip, scaled to fractions of its frame."""
+
+    document: str
+    frames: dict[int, np.ndarray] = field(default_factory=dict)  # k -> (4, 2) in [0, 1] units
+
+
+def _load_trajectories(path: Path, codes: list[str]) -> dict[str, list[_RealClip]]:
+    """Read a COCO JSON of real quads; return, per needed clip code, its real clips by document.
+
+    Raises SynthError naming the file if it is unreadable, not COCO, or lacks a clip code.
+    """
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise SynthError("trajectories file not found", path=path) from None
+    except OSError as exc:
+        raise SynthError(f"cannot read trajectories: {exc.strerror or exc}", path=path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SynthError(
+            f"trajectories file is not JSON ({getattr(exc, 'msg', exc)})", path=path
+        ) from None
+
+    def bad(why: str) -> SynthError:
+        return SynthError(f"not a COCO file of document quads: {why}", path=path)
+
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("images"), list)
+        or not isinstance(data.get("annotations"), list)
+    ):
+        raise bad('expected an object with "images" and "annotations" lists')
+    images: dict[object, tuple[str, str, int, float, float]] = {}
+    for image in data["images"]:
+        try:
+            match = _FRAME_FILE.search(str(image["file_name"]))
+            size = float(image["width"]), float(image["height"])
+            if match and min(size) > 0:
+                images[image["id"]] = (match[1], match[2], int(match[3]), *size)
+        except (KeyError, TypeError, ValueError):
+            raise bad(
+                f"image entry {str(image)[:80]} lacks id, file_name, width or height"
+            ) from None
+    clips: dict[tuple[str, str], _RealClip] = {}
+    for ann in data["annotations"]:
+        try:
+            where = images.get(ann["image_id"])
+            points = np.array(ann["segmentation"][0], np.float64)
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise bad(f"annotation {str(ann)[:80]} lacks image_id or segmentation") from None
+        if where is None:
+            continue
+        if points.shape != (8,) or not np.isfinite(points).all():
+            raise bad(f"annotation of image {ann['image_id']!r} is not a quad of 8 numbers")
+        document, code, k, w, h = where
+        clip = clips.setdefault((code, document), _RealClip(document))
+        clip.frames[k] = points.reshape(4, 2) / [w, h]
+    result: dict[str, list[_RealClip]] = {}
+    for code in codes:
+        result[code] = [clips[key] for key in sorted(clips) if key[0] == code]
+        if not result[code]:
+            have = ", ".join(sorted({c for c, _ in clips})) or "none"
+            raise SynthError(
+                f"trajectories file has no quads for clip {code} (it has: {have})", path=path
+            )
+    return result
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def _write_template(folder: Path, document: str, number: int, seed: int) -> np.ndarray:
+    """Write the template image and JSON of a document; return the image."""
+    for sub in ("videos", "ground_truth", "images"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    image, fields = _render.render_template(
+        document, number, np.random.default_rng([seed, number, 0, 0])
+    )
+    _imwrite(folder / "images" / f"{document}.tif", image)
+    write_template(folder / "ground_truth" / f"{document}.json", fields)
+    return image
+
+
+def _imwrite(path: Path, image: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), image):
+        raise SynthError("cannot write image", path=path)
+
+
+@dataclass
+class _Clip:
+    """One clip to write: where it sits in the dataset and its frame timing."""
+
+    catalog: Catalog
+    document: str
+    number: int
+    kind: ClipKind
+    times: np.ndarray  # source frame times, seconds
+    picks: list[int]  # source frame index of each annotated frame
+    rate: Fraction
+
+    def trajectory(
+        self,
+        config: SynthConfig,
+        template: np.ndarray,
+        real: _RealClip | None,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Return the document's quad in every source frame, (n, 4, 2) display pixels."""
+        w, h = config.width, config.height
+        if real is None:
+            aspect = template.shape[0] / template.shape[1]
+            return _render.random_trajectory(
+                self.kind.condition.code, aspect, w, h, self.times, rng
+            )
+        # Real annotated frame k becomes our annotated frame k: place it at the time of
+        # the source frame the reader picks for k, so its ground truth is the real quad.
+        ks = [k for k in sorted(real.frames) if 1 <= k <= len(self.picks)]
+        knot_times = np.array([self.times[self.picks[k - 1]] for k in ks])
+        knots = np.stack([real.frames[k] for k in ks]) * [w, h]
+        return _render.interpolate_quads(knot_times, knots, self.times)
+
+    def write(
+        self, folder: Path, template: np.ndarray, config: SynthConfig, real: _RealClip | None
+    ) -> Path:
+        """Write the clip's video, ground truth and (optionally) frames; return the video path."""
+        code, w, h = self.kind.code, config.width, config.height
+        code_index = self.catalog.clip_codes.index(code)
+        rng = np.random.default_rng([config.seed, self.number, 1, code_index])
+        quads = self.trajectory(config, template, real, rng)
+
+        truth = folder / "ground_truth" / code
+        truth.mkdir(parents=True, exist_ok=True)
+        frames_dir = folder / "images" / code
+        wanted: dict[int, list[str]] = {}
+        for k, i in enumerate(self.picks, start=1):
+            frame_id = self.catalog.frame_id(code, self.document, k)
+            corners = tuple((int(round(x)), int(round(y))) for x, y in quads[i])
+            write_frame_quad(truth / f"{frame_id}.json", Quad(corners))
+            wanted.setdefault(i, []).append(frame_id)
+        if config.with_frames:
+            frames_dir.mkdir(parents=True, exist_ok=True)
+
+        scene = _render.make_scene(self.kind.condition.code, template, quads, self.times, w, h, rng)
+        video = folder / "videos" / f"{code}{self.number:02d}{self.kind.device.container}"
+        with _Encoder(video, self.rate, w, h, rotated=self.kind.device.rotated) as encoder:
+            for i in range(len(self.times)):
+                frame = _render.render_frame(scene, quads[i], i, w, h)
+                if config.with_frames:
+                    for frame_id in wanted.get(i, ()):
+                        _imwrite(frames_dir / f"{frame_id}.tif", frame)
+                encoder.write(frame)
+        return video
+
+
+class _Encoder:
+    """Encode BGR frames to H.264 in a MOV/MP4 file, renamed into place when complete.
+
+    `rotated` stores frames landscape with a -90 degree display rotation, as iPhones do;
+    players (and our reader) turn them back upright.
+    """
+
+    def __init__(self, path: Path, rate: Fraction, width: int, height: int, *, rotated: bool):
+        self.path, self.rotated = path, rotated
+        self.partial = path.with_name(f".{path.name}.part")
+        container_format = "mov" if path.suffix.lower() == ".mov" else "mp4"
+        self.container = av.open(str(self.partial), mode="w", format=container_format)
+        try:
+            stream = self.container.add_stream("libx264", rate=rate)
+            stream.width, stream.height = (height, width) if rotated else (width, height)
+            stream.pix_fmt = "yuv420p"
+            stream.codec_context.thread_count = _X264_THREADS
+            stream.options = {"crf": _CRF, "preset": _PRESET, "x264-params": _X264_PARAMS}
+            if rotated:
+                stream.set_display_rotation(-90)
+        except BaseException:
+            self.container.close()
+            raise
+        self.stream = stream
+        self.index = 0
+        self.time_base = 1 / rate
+
+    def write(self, image: np.ndarray) -> None:
+        """Encode one display-orientation BGR frame."""
+        # cv2.rotate is np.rot90(image, k=1), several times faster on big frames.
+        stored = cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE) if self.rotated else image
+        frame = av.VideoFrame.from_ndarray(stored, format="bgr24")
+        frame.pts, frame.time_base = self.index, self.time_base
+        self.index += 1
+        self.container.mux(self.stream.encode(frame))
+
+    def __enter__(self) -> _Encoder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.container.mux(self.stream.encode(None))
+        finally:
+            self.container.close()
+        if exc_type is None:
+            os.replace(self.partial, self.path)
+        else:
+            self.partial.unlink(missing_ok=True)

@@ -1,0 +1,56 @@
+"""The command line as a whole: help, version, and docs that cover every command."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from midvbatch import __version__
+from midvbatch.cli import cli
+
+DOCS = Path(__file__).parent.parent / "docs"
+COMMANDS = sorted(cli.commands)
+
+
+def test_cli_version():
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"midvbatch, version {__version__}"
+
+
+def test_cli_console_script_runs():
+    exe = Path(sys.executable).parent / "midvbatch"
+    result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for name in COMMANDS:
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_cli_every_command_has_help(name):
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0
+    assert cli.commands[name].help, f"{name} has no help text"
+    assert "Usage: midvbatch" in result.output or "Usage: cli" in result.output
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_cli_every_command_and_option_is_documented(name):
+    text = (DOCS / "cli.md").read_text()
+    assert re.search(rf"^## `midvbatch {name}\b", text, re.M), f"docs/cli.md has no section for {name}"
+    section = text.split(f"## `midvbatch {name}", 1)[1].split("\n## ", 1)[0]
+    for param in cli.commands[name].params:
+        for opt in getattr(param, "opts", []):
+            if opt.startswith("--") and opt != "--help":
+                assert opt in section, f"docs/cli.md does not mention {opt} of {name}"
+
+
+def test_cli_unknown_option_is_a_usage_error():
+    result = CliRunner().invoke(cli, ["ls", "--bogus", "x"])
+    assert result.exit_code == 2
+    assert "No such option" in result.output
