@@ -216,6 +216,142 @@ def frames_command(dataset_dir, docs, clips, as_json):
         sys.exit(1)
 
 
+def _option(ctx, param, values):
+    options = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE")
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    return options or None
+
+
+def _selection_options(func):
+    for decorator in reversed([
+        click.option("--docs", multiple=True, metavar="PATTERN", help="Only documents matching this glob (repeatable)."),
+        click.option("--clips", multiple=True, metavar="PATTERN", help="Only clips whose code or id matches (repeatable)."),
+        click.option("--limit", type=int, metavar="N", help="Only the first N clips of the queue."),
+        click.option("--priority", multiple=True, metavar="RULE",
+                     help="KEY=PATTERN:WEIGHT with KEY clip, doc or id, e.g. 'clip=H*:10'; higher goes first (repeatable)."),
+        click.option("--catalog", metavar="NAME", help="Dataset the folder holds (midv500, midv2019); guessed by default."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=str), metavar="FILE.toml",
+                     help="Read options from a TOML file; flags given here win."),
+    ]):
+        func = decorator(func)
+    return func
+
+
+@cli.command("run")
+@click.argument("dataset_dir", required=False, type=click.Path(file_okay=False, path_type=str))
+@click.option("--out", metavar="RUN_DIR", help="Run folder: ledger, logs, artifacts. Run again to resume.")
+@click.option("--pipeline", type=click.Choice(["frames", "extract", "probe"]),
+              help="Built-in pipeline (default frames).")
+@click.option("--processor", metavar="MODULE:FACTORY", help="Your processor: MODULE:FACTORY or a registered name.")
+@click.option("--option", "options", multiple=True, callback=_option, metavar="KEY=VALUE",
+              help="Option for the processor's factory; VALUE is JSON or text (repeatable).")
+@click.option("--workers", metavar="N|auto", help="Worker count (default one per core; 0 runs clips inline, for debugging).")
+@click.option("--pool", type=click.Choice(["process", "thread"]), help="Worker processes (default) or threads.")
+@click.option("--image-format", type=click.Choice(["png", "jpg", "tif"]), help="Image format of --pipeline extract.")
+@click.option("--retries", type=int, metavar="N", help="Attempts after the first for a failing clip (default 2).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Console log level (default info).")
+@click.option("--restart", is_flag=True, help="Discard the results of a different configuration in RUN_DIR and start over.")
+@_selection_options
+@_user_errors
+def run_command(dataset_dir, out, pipeline, processor, options, workers, pool, image_format, retries, log_level,
+                restart, docs, clips, limit, priority, catalog, config_file):
+    """Run every clip of DATASET_DIR through a pipeline; resumes when RUN_DIR exists.
+
+    Exit status: 0 all clips done, 1 some clips dead (see the log), 130 interrupted
+    (run the same command again to resume).
+    """
+    from midvbatch.config import build_config
+    from midvbatch.engine.run import run
+
+    config = build_config(dict(
+        dataset=dataset_dir, out=out, pipeline=pipeline, processor=processor, options=options,
+        workers=workers if workers in (None, "auto") else _int_or_text(workers), pool=pool,
+        image_format=image_format, retries=retries, log_level=log_level, docs=docs, clips=clips,
+        limit=limit, priority=priority, catalog=catalog,
+    ), config_file)
+    summary = run(config, restart=restart)
+    c = summary.counts
+    click.echo(f"{summary.state}: {c['done']} done, {c['dead']} dead, "
+               f"{c['pending'] + c['failed'] + c['running']} left, in {summary.seconds:.1f} s; results in {summary.run_dir}")
+    sys.exit(summary.exit_code)
+
+
+def _int_or_text(value: str):
+    return int(value) if value.lstrip("-").isdigit() else value
+
+
+@cli.command("plan")
+@click.argument("dataset_dir", required=False, type=click.Path(file_okay=False, path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_selection_options
+@_user_errors
+def plan_command(dataset_dir, as_json, docs, clips, limit, priority, catalog, config_file):
+    """Print the queue a run would take: each clip's priority and estimated cost, in order."""
+    from midvbatch.config import build_config
+    from midvbatch.dataset import discover
+    from midvbatch.engine.scheduler import plan
+
+    config = build_config(dict(dataset=dataset_dir, out="-", docs=docs, clips=clips, limit=limit,
+                               priority=priority, catalog=catalog), config_file)
+    planned = plan(discover(config.dataset, catalog=config.catalog), config)
+    if as_json:
+        _echo_json([p.to_dict(i) for i, p in enumerate(planned, 1)])
+        return
+    click.echo(f"{'#':>5}  {'CLIP':<28} {'PRIORITY':>8} {'COST MB':>8} {'FRAMES':>6}")
+    for i, p in enumerate(planned, 1):
+        click.echo(f"{i:>5}  {p.clip.id:<28} {p.priority:>8} {p.cost:>8.2f} {p.frames:>6}")
+    click.echo(f"{_plural(len(planned), 'clip')}, {sum(p.frames for p in planned)} annotated frames, "
+               f"{sum(p.cost for p in planned):.1f} MB of video")
+
+
+@cli.command("status")
+@click.argument("run_dir", type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--watch", is_flag=True, help="Refresh every --interval seconds until the run ends.")
+@click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between refreshes of --watch.")
+@_user_errors
+def status_command(run_dir, as_json, watch, interval):
+    """Print where the run in RUN_DIR stands; works during the run, from another shell, and after."""
+    import time as time_module
+
+    from midvbatch.engine.progress import format_seconds, summary_line
+    from midvbatch.engine.status import run_status
+
+    while True:
+        snap = run_status(run_dir)
+        if as_json:
+            click.echo(json.dumps(snap.to_dict()))
+        else:
+            click.echo(summary_line(snap))
+            for w in snap.workers:
+                click.echo(f"  {w['clip']:<24} {w.get('stage') or '':<20} {format_seconds(w.get('seconds'))}")
+        if not watch or snap.state in ("finished", "interrupted"):
+            return
+        time_module.sleep(interval)
+
+
+@cli.command("export")
+@click.argument("run_dir", type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True,
+              help="JSON lines or CSV (result fields become result.KEY columns).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=str), help="Write to this file instead of standard output.")
+@_user_errors
+def export_command(run_dir, fmt, out):
+    """Export the results of RUN_DIR: one record per frame, or per clip for clip processors."""
+    from midvbatch.engine.export import export_results
+
+    count = export_results(run_dir, fmt, out)
+    if out:
+        click.echo(f"wrote {_plural(count, 'record')} to {out}")
+
+
 def main() -> None:
     """Run the command line."""
     cli(prog_name="midvbatch")

@@ -1,0 +1,162 @@
+"""The options of a run, read from flags and a TOML file, validated in one place.
+
+Precedence: flags given on the command line, then the TOML file (``--config``), then
+defaults. The effective configuration is saved as ``RUN_DIR/config.toml``; the part of
+it that changes results (:meth:`RunConfig.result_fingerprint`) must match on resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from midvbatch.errors import ConfigError
+
+IMAGE_FORMATS = ("png", "jpg", "tif")
+POOLS = ("process", "thread")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_PRIORITY = re.compile(r"^(clip|doc|id)=([^:]+):(-?\d+)$")
+
+
+@dataclass(frozen=True)
+class PriorityRule:
+    """`key=PATTERN:WEIGHT`: clips whose key matches the glob get WEIGHT added."""
+
+    key: str  # clip (clip code), doc (document name) or id (clip id)
+    pattern: str
+    weight: int
+
+    @classmethod
+    def parse(cls, text: str) -> PriorityRule:
+        """Parse 'clip=H*:10'; raise ConfigError on anything else."""
+        m = _PRIORITY.match(text.strip())
+        if not m:
+            raise ConfigError(
+                f"bad priority rule {text!r}: expected KEY=PATTERN:WEIGHT with KEY clip, doc or id, "
+                "e.g. 'clip=H*:10'"
+            )
+        return cls(m.group(1), m.group(2), int(m.group(3)))
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.pattern}:{self.weight}"
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run. Paths are stored as given."""
+
+    dataset: str = ""
+    out: str = ""
+    pipeline: str = "frames"
+    processor: str | None = None  # MODULE:FACTORY or a registered name; overrides pipeline
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the processor factory
+    workers: int | str = "auto"
+    pool: str = "process"
+    docs: list[str] = field(default_factory=list)
+    clips: list[str] = field(default_factory=list)
+    limit: int | None = None
+    priority: list[str] = field(default_factory=list)
+    image_format: str = "png"
+    catalog: str | None = None
+    retries: int = 2
+    log_level: str = "info"
+
+    def validate(self) -> RunConfig:
+        """Check every option; raise ConfigError naming the first bad one. Return self."""
+        if not self.dataset:
+            raise ConfigError("no dataset given")
+        if not self.out:
+            raise ConfigError("no run folder given (--out RUN_DIR)")
+        if self.pool not in POOLS:
+            raise ConfigError(f"pool must be one of {', '.join(POOLS)}, not {self.pool!r}")
+        if self.image_format not in IMAGE_FORMATS:
+            raise ConfigError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, not {self.image_format!r}")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
+        self.worker_count()
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+            raise ConfigError(f"limit must be a positive number of clips, not {self.limit!r}")
+        if not isinstance(self.retries, int) or self.retries < 0:
+            raise ConfigError(f"retries must be 0 or more, not {self.retries!r}")
+        if not isinstance(self.options, dict):
+            raise ConfigError("options must be a table of processor options")
+        self.priority_rules()
+        return self
+
+    def worker_count(self) -> int:
+        """Return the number of workers: 'auto' is one per core; 0 runs clips inline."""
+        if self.workers == "auto":
+            return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        try:
+            n = int(self.workers)
+        except (TypeError, ValueError):
+            raise ConfigError(f"workers must be a number or 'auto', not {self.workers!r}") from None
+        if n < 0:
+            raise ConfigError(f"workers must be 0 or more, not {n}")
+        return n
+
+    def priority_rules(self) -> list[PriorityRule]:
+        """Return the parsed priority rules."""
+        return [PriorityRule.parse(r) for r in self.priority]
+
+    def processor_spec(self) -> str:
+        """Return what names the processor: the --processor value, else the pipeline."""
+        return self.processor or self.pipeline
+
+    def result_fingerprint(self) -> str:
+        """Hash of the options that change results; a resumed run must have the same."""
+        key = {
+            "processor": self.processor_spec(),
+            "options": self.options,
+            "image_format": self.image_format,
+        }
+        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the configuration as plain data, None values left out (TOML has no null)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def save(self, path: str | Path) -> None:
+        """Write the configuration as TOML."""
+        Path(path).write_text(tomli_w.dumps(self.to_dict()))
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML configuration file; raise ConfigError naming it if unreadable or unknown keys."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError("no such file", path=path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", path=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"bad TOML: {exc}", path=path) from None
+    known = {f.name for f in fields(RunConfig)}
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown option(s): {', '.join(unknown)}", path=path)
+    return data
+
+
+def build_config(flags: dict[str, Any], config_file: str | Path | None = None) -> RunConfig:
+    """Merge flags (None or empty means 'not given') over a TOML file over defaults, and validate."""
+    values: dict[str, Any] = load_toml(config_file) if config_file else {}
+    for key, value in flags.items():
+        if value is None or value == () or value == []:
+            continue
+        values[key] = list(value) if isinstance(value, tuple) else value
+    try:
+        config = RunConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+    return config.validate()

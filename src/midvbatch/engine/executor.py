@@ -1,0 +1,193 @@
+"""How the scheduler reaches workers: submit, cancel, collect completed outcomes.
+
+Three executors share one small interface: a supervised process pool (pebble), a
+thread pool (for processors that release the GIL), and inline execution in the
+orchestrator (``--workers 0``, for debugging). A distributed executor (Dask) slots in
+the same way. Failures of the worker itself (killed by a signal, exited) come back as
+ClipOutcomes like any other failure.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import queue as queue_module
+import signal as signal_module
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import pebble
+
+from midvbatch.engine import worker
+from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
+
+
+class Executor(ABC):
+    """Runs TaskSpecs somewhere and hands back their ClipOutcomes."""
+
+    capacity: int  # how many tasks it can run at once
+
+    @abstractmethod
+    def submit(self, spec: TaskSpec) -> None:
+        """Start (or queue) a task."""
+
+    @abstractmethod
+    def cancel(self, task_id: int) -> None:
+        """Stop a task if it can; its outcome then never comes back."""
+
+    @abstractmethod
+    def completed(self, timeout: float) -> list[ClipOutcome]:
+        """Wait up to `timeout` seconds for tasks to finish; return their outcomes."""
+
+    def stages(self) -> list[tuple[int, str, int | None]]:
+        """Return (task id, stage, worker pid) messages received since the last call."""
+        return []
+
+    @abstractmethod
+    def shutdown(self) -> None:
+        """Stop the workers (in-flight tasks are abandoned)."""
+
+    def __len__(self) -> int:
+        return len(self.in_flight())
+
+    @abstractmethod
+    def in_flight(self) -> list[int]:
+        """Return the ids of the tasks submitted and not yet collected."""
+
+
+def _crash_outcome(task_id: int, exc: BaseException) -> ClipOutcome:
+    if isinstance(exc, pebble.ProcessExpired):
+        code = exc.exitcode
+        if code is not None and code < 0:
+            name = signal_module.Signals(-code).name if -code in signal_module.Signals._value2member_map_ else str(-code)
+            return ClipOutcome(task_id, ok=False, error_class="crash", error=f"worker killed by {name}",
+                               signal=-code, exitcode=None, pid=exc.pid)
+        return ClipOutcome(task_id, ok=False, error_class="crash", error=f"worker exited with code {code}",
+                           exitcode=code, pid=exc.pid)
+    if isinstance(exc, cf.TimeoutError):
+        return ClipOutcome(task_id, ok=False, error_class="timeout", error="timeout")
+    return ClipOutcome(task_id, ok=False, error_class="error", error=f"{type(exc).__name__}: {exc}")
+
+
+class _FutureExecutor(Executor):
+    def __init__(self) -> None:
+        self._futures: dict[cf.Future, int] = {}
+
+    def in_flight(self) -> list[int]:
+        return list(self._futures.values())
+
+    def cancel(self, task_id: int) -> None:
+        for future, tid in list(self._futures.items()):
+            if tid == task_id:
+                future.cancel()
+                del self._futures[future]
+
+    def completed(self, timeout: float) -> list[ClipOutcome]:
+        if not self._futures:
+            return []
+        done, _ = cf.wait(list(self._futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        outcomes = []
+        for future in done:
+            task_id = self._futures.pop(future)
+            if future.cancelled():
+                continue
+            exc = future.exception()
+            outcomes.append(future.result() if exc is None else _crash_outcome(task_id, exc))
+        return outcomes
+
+
+class ProcessExecutor(_FutureExecutor):
+    """A supervised pool of worker processes (pebble), started with 'spawn'.
+
+    Spawned workers inherit no descriptors, so the run lock stays with the orchestrator,
+    and they watch their parent so that none outlives it.
+    """
+
+    def __init__(self, workers: int, *, max_tasks: int = 0, task_timeout: float | None = None):
+        super().__init__()
+        context = multiprocessing.get_context("spawn")
+        self._queue = context.Queue()
+        self._timeout = task_timeout
+        self.capacity = workers
+        self._pool = pebble.ProcessPool(
+            max_workers=workers, max_tasks=max_tasks, initializer=worker.init_process,
+            initargs=(self._queue, os.getpid()), context=context,
+        )
+
+    def submit(self, spec: TaskSpec) -> None:
+        future = self._pool.schedule(worker.run_task, args=(spec,), timeout=self._timeout)
+        self._futures[future] = spec.task_id
+
+    def stages(self) -> list[tuple[int, str, int | None]]:
+        out = []
+        while True:
+            try:
+                out.append(self._queue.get_nowait())
+            except (queue_module.Empty, OSError, ValueError):
+                return out
+
+    def shutdown(self) -> None:
+        self._pool.stop()
+        self._pool.join(timeout=10)
+        self._queue.close()
+
+
+class ThreadExecutor(_FutureExecutor):
+    """A pool of threads in the orchestrator's process; each thread has its own processor."""
+
+    def __init__(self, workers: int):
+        super().__init__()
+        self.capacity = workers
+        self._messages: queue_module.SimpleQueue = queue_module.SimpleQueue()
+        worker.set_reporter(lambda task, stage: self._messages.put((task, stage, None)))
+        self._pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="midvbatch-worker")
+
+    def submit(self, spec: TaskSpec) -> None:
+        self._futures[self._pool.submit(worker.run_task, spec)] = spec.task_id
+
+    def stages(self) -> list[tuple[int, str, int | None]]:
+        out = []
+        while not self._messages.empty():
+            out.append(self._messages.get())
+        return out
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class InlineExecutor(Executor):
+    """Runs each task in the orchestrator itself, one at a time: breakpoints work."""
+
+    capacity = 1
+
+    def __init__(self, on_stage: Callable[[int, str], None] | None = None):
+        self._pending: list[TaskSpec] = []
+        worker.set_reporter(on_stage or (lambda task, stage: None))
+
+    def in_flight(self) -> list[int]:
+        return [s.task_id for s in self._pending]
+
+    def submit(self, spec: TaskSpec) -> None:
+        self._pending.append(spec)
+
+    def cancel(self, task_id: int) -> None:
+        self._pending = [s for s in self._pending if s.task_id != task_id]
+
+    def completed(self, timeout: float) -> list[ClipOutcome]:
+        if not self._pending:
+            return []
+        spec = self._pending.pop(0)
+        return [worker.run_task(spec)]
+
+    def shutdown(self) -> None:
+        worker.close_processors()
+
+
+def make_executor(workers: int, pool: str, **options) -> Executor:
+    """Return the executor for `workers` (0: inline) and `pool` ('process' or 'thread')."""
+    if workers == 0:
+        return InlineExecutor()
+    if pool == "thread":
+        return ThreadExecutor(workers)
+    return ProcessExecutor(workers, **options)

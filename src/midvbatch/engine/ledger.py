@@ -1,0 +1,376 @@
+"""The ledger of a run: one SQLite file (WAL) in RUN_DIR, written by the orchestrator only.
+
+Tables: ``meta`` (key/value: configuration fingerprint, live snapshot), ``tasks`` (one
+per clip: state, attempts, stage, error, timings), ``frames`` (per-frame results),
+``clips`` (per-clip results), ``events``.
+
+Durability: ``journal_mode=WAL`` with ``synchronous=NORMAL``. A commit is in the WAL
+file, in the operating system's hands, before ``commit()`` returns, so a killed
+orchestrator (SIGKILL, crash) loses nothing it committed; only a power cut can lose the
+last transactions, which a resumed run then redoes. ``synchronous=FULL`` (fsync per
+commit) would also survive that, at several milliseconds per clip.
+
+A clip's results and its ``done`` mark are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from midvbatch.errors import LedgerError
+
+LEDGER_NAME = "ledger.sqlite"
+STATES = ("pending", "running", "done", "failed", "dead")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS tasks (
+    id INTEGER PRIMARY KEY,
+    clip TEXT UNIQUE NOT NULL,
+    document TEXT NOT NULL,
+    code TEXT NOT NULL,
+    video TEXT,
+    frames INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 0,
+    cost REAL NOT NULL DEFAULT 0,
+    position INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    stage TEXT,
+    error_class TEXT,
+    error TEXT,
+    exitcode INTEGER,
+    signal INTEGER,
+    traceback TEXT,
+    not_before REAL,
+    started_at REAL,
+    finished_at REAL,
+    wall_seconds REAL,
+    stage_seconds TEXT,
+    cpu_seconds REAL,
+    peak_rss INTEGER,
+    frames_done INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tasks_queue ON tasks (state, priority DESC, position);
+CREATE TABLE IF NOT EXISTS frames (
+    task INTEGER NOT NULL REFERENCES tasks(id),
+    frame INTEGER NOT NULL,
+    time REAL,
+    seconds REAL,
+    result TEXT,
+    PRIMARY KEY (task, frame)
+);
+CREATE TABLE IF NOT EXISTS clips (
+    task INTEGER PRIMARY KEY REFERENCES tasks(id),
+    result TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    level TEXT NOT NULL,
+    clip TEXT,
+    attempt INTEGER,
+    stage TEXT,
+    message TEXT NOT NULL
+);
+"""
+
+
+@dataclass
+class TaskRow:
+    """A task as the ledger holds it."""
+
+    id: int
+    clip: str
+    document: str
+    code: str
+    video: str | None
+    frames: int
+    priority: int
+    cost: float
+    state: str
+    attempts: int
+    stage: str | None
+    error_class: str | None
+    error: str | None
+    exitcode: int | None
+    signal: int | None
+    traceback: str | None
+    not_before: float | None
+    started_at: float | None
+    finished_at: float | None
+    wall_seconds: float | None
+    cpu_seconds: float | None
+    peak_rss: int | None
+    frames_done: int
+
+
+_TASK_COLUMNS = ", ".join(TaskRow.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """A clip to enter in the ledger."""
+
+    clip: str
+    document: str
+    code: str
+    video: str | None
+    frames: int
+    priority: int
+    cost: float
+
+
+class Ledger:
+    """The run's SQLite ledger. Open one per process; only the orchestrator writes."""
+
+    def __init__(self, run_dir: str | Path, *, readonly: bool = False):
+        self.path = Path(run_dir) / LEDGER_NAME
+        if readonly:
+            if not self.path.is_file():
+                raise LedgerError("not a run folder (no ledger.sqlite)", path=Path(run_dir))
+            uri = f"file:{self.path}?mode=ro"
+            self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        else:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.executescript(_SCHEMA)
+            except sqlite3.DatabaseError as exc:
+                raise LedgerError(f"damaged ledger: {exc}", path=self.path) from None
+        self.db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run the block in one IMMEDIATE transaction; roll back if it raises."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # meta ------------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """Return a JSON value stored under key."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a JSON value under key (its own transaction)."""
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    # tasks -----------------------------------------------------------------------------
+
+    def add_tasks(self, tasks: Iterable[NewTask]) -> int:
+        """Enter clips not yet in the ledger; refresh priority and cost of pending ones. Return how many are new."""
+        with self.transaction() as db:
+            position = db.execute("SELECT COALESCE(MAX(position), 0) FROM tasks").fetchone()[0]
+            before = db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+            for t in tasks:
+                position += 1
+                db.execute(
+                    "INSERT INTO tasks (clip, document, code, video, frames, priority, cost, position) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (clip) DO UPDATE SET "
+                    "priority = excluded.priority, cost = excluded.cost, position = excluded.position "
+                    "WHERE state IN ('pending', 'failed')",
+                    (t.clip, t.document, t.code, t.video, t.frames, t.priority, t.cost, position),
+                )
+            return db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] - before
+
+    def recover(self) -> int:
+        """Return tasks left running by a dead orchestrator to pending; return how many."""
+        with self.transaction() as db:
+            cur = db.execute("UPDATE tasks SET state = 'pending', stage = NULL WHERE state = 'running'")
+            return cur.rowcount
+
+    def next_ready(self, limit: int, now: float, exclude: set[int] = frozenset()) -> list[TaskRow]:
+        """Return up to `limit` tasks ready to dispatch, in queue order.
+
+        Ready: pending, or failed whose not-before time has passed.
+        """
+        rows = self.db.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE state = 'pending' "
+            "OR (state = 'failed' AND (not_before IS NULL OR not_before <= ?)) "
+            "ORDER BY priority DESC, position LIMIT ?",
+            (now, limit + len(exclude)),
+        ).fetchall()
+        return [TaskRow(**dict(r)) for r in rows if r["id"] not in exclude][:limit]
+
+    def next_retry_time(self) -> float | None:
+        """Return when the next failed task may be retried; None if none waits."""
+        row = self.db.execute("SELECT MIN(COALESCE(not_before, 0)) FROM tasks WHERE state = 'failed'").fetchone()
+        return row[0]
+
+    def mark_running(self, task_id: int, now: float) -> int:
+        """Mark a task running and count the attempt; return the attempt number."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?, "
+                "stage = 'queued', not_before = NULL WHERE id = ?",
+                (now, task_id),
+            )
+            return db.execute("SELECT attempts FROM tasks WHERE id = ?", (task_id,)).fetchone()[0]
+
+    def set_stage(self, task_id: int, stage: str) -> None:
+        """Record the stage a running task has reached."""
+        self.db.execute("UPDATE tasks SET stage = ? WHERE id = ? AND state = 'running'", (stage, task_id))
+
+    def complete(
+        self,
+        task_id: int,
+        *,
+        now: float,
+        frames: list[dict] | None,
+        clip_result: dict | None,
+        wall_seconds: float,
+        stage_seconds: dict[str, float],
+        cpu_seconds: float | None,
+        peak_rss: int | None,
+        events: list[tuple[str, str]] = (),
+    ) -> None:
+        """Write a clip's results and mark it done, in one transaction."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM frames WHERE task = ?", (task_id,))
+            db.execute("DELETE FROM clips WHERE task = ?", (task_id,))
+            if frames:
+                db.executemany(
+                    "INSERT INTO frames (task, frame, time, seconds, result) VALUES (?, ?, ?, ?, ?)",
+                    [(task_id, f["frame"], f.get("time"), f.get("seconds"), json.dumps(f.get("result")))
+                     for f in frames],
+                )
+            if clip_result is not None:
+                db.execute("INSERT INTO clips (task, result) VALUES (?, ?)", (task_id, json.dumps(clip_result)))
+            db.execute(
+                "UPDATE tasks SET state = 'done', stage = NULL, finished_at = ?, wall_seconds = ?, "
+                "stage_seconds = ?, cpu_seconds = ?, peak_rss = ?, frames_done = ?, error_class = NULL, "
+                "error = NULL, exitcode = NULL, signal = NULL, traceback = NULL WHERE id = ?",
+                (now, wall_seconds, json.dumps(stage_seconds), cpu_seconds, peak_rss,
+                 len(frames or []), task_id),
+            )
+            self._events(db, events)
+
+    def fail(
+        self,
+        task_id: int,
+        *,
+        now: float,
+        state: str,
+        error_class: str,
+        error: str,
+        stage: str | None = None,
+        exitcode: int | None = None,
+        signal: int | None = None,
+        traceback: str | None = None,
+        not_before: float | None = None,
+        wall_seconds: float | None = None,
+        events: list[tuple[str, str]] = (),
+    ) -> None:
+        """Record a failed attempt: state 'failed' (will retry after not_before) or 'dead'."""
+        assert state in ("failed", "dead")
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE tasks SET state = ?, error_class = ?, error = ?, stage = COALESCE(?, stage), "
+                "exitcode = ?, signal = ?, traceback = ?, not_before = ?, finished_at = ?, wall_seconds = ? "
+                "WHERE id = ?",
+                (state, error_class, error, stage, exitcode, signal, traceback, not_before, now,
+                 wall_seconds, task_id),
+            )
+            self._events(db, events)
+
+    def release(self, task_ids: Iterable[int]) -> None:
+        """Return running tasks to pending without counting their attempt (interrupted)."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE tasks SET state = 'pending', stage = NULL, attempts = MAX(attempts - 1, 0) "
+                "WHERE id = ? AND state = 'running'",
+                [(i,) for i in task_ids],
+            )
+
+    def restart(self) -> None:
+        """Forget every result: all tasks back to pending with no attempts."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM frames")
+            db.execute("DELETE FROM clips")
+            db.execute(
+                "UPDATE tasks SET state = 'pending', attempts = 0, stage = NULL, error_class = NULL, "
+                "error = NULL, exitcode = NULL, signal = NULL, traceback = NULL, not_before = NULL, "
+                "started_at = NULL, finished_at = NULL, wall_seconds = NULL, stage_seconds = NULL, "
+                "cpu_seconds = NULL, peak_rss = NULL, frames_done = 0"
+            )
+
+    def _events(self, db: sqlite3.Connection, events: Iterable[tuple[str, str]]) -> None:
+        db.executemany(
+            "INSERT INTO events (ts, level, clip, attempt, stage, message) VALUES (?, ?, NULL, NULL, NULL, ?)",
+            [(time.time(), level, message) for level, message in events],
+        )
+
+    def log_event(self, level: str, message: str, clip: str | None = None, attempt: int | None = None,
+                  stage: str | None = None) -> None:
+        """Append an event."""
+        self.db.execute(
+            "INSERT INTO events (ts, level, clip, attempt, stage, message) VALUES (?, ?, ?, ?, ?, ?)",
+            (time.time(), level, clip, attempt, stage, message),
+        )
+
+    # reading ---------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Return the number of tasks in each state (every state present, zeros included)."""
+        counts = dict.fromkeys(STATES, 0)
+        for state, n in self.db.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state"):
+            counts[state] = n
+        return counts
+
+    def tasks(self, states: Iterable[str] | None = None) -> list[TaskRow]:
+        """Return tasks in queue order, optionally only those in `states`."""
+        sql = f"SELECT {_TASK_COLUMNS} FROM tasks"
+        args: tuple = ()
+        if states is not None:
+            states = tuple(states)
+            sql += f" WHERE state IN ({', '.join('?' * len(states))})"
+            args = states
+        sql += " ORDER BY priority DESC, position"
+        return [TaskRow(**dict(r)) for r in self.db.execute(sql, args)]
+
+    def frame_results(self) -> Iterator[sqlite3.Row]:
+        """Yield (clip, document, code, frame, time, seconds, result) of done clips, in queue order."""
+        yield from self.db.execute(
+            "SELECT t.clip, t.document, t.code, f.frame, f.time, f.seconds, f.result FROM frames f "
+            "JOIN tasks t ON t.id = f.task WHERE t.state = 'done' ORDER BY t.priority DESC, t.position, f.frame"
+        )
+
+    def clip_results(self) -> Iterator[sqlite3.Row]:
+        """Yield (clip, document, code, wall_seconds, result) of done clips with a clip result."""
+        yield from self.db.execute(
+            "SELECT t.clip, t.document, t.code, t.wall_seconds, c.result FROM clips c "
+            "JOIN tasks t ON t.id = c.task WHERE t.state = 'done' ORDER BY t.priority DESC, t.position"
+        )
+
+    def throughput(self, since: float) -> tuple[int, int]:
+        """Return (clips, frames) finished since the given time."""
+        row = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(frames_done), 0) FROM tasks WHERE state = 'done' AND finished_at >= ?",
+            (since,),
+        ).fetchone()
+        return row[0], row[1]
+
+    def remaining_frames(self) -> int:
+        """Return the estimated frames of every clip not yet done or dead."""
+        return self.db.execute(
+            "SELECT COALESCE(SUM(frames), 0) FROM tasks WHERE state NOT IN ('done', 'dead')"
+        ).fetchone()[0]

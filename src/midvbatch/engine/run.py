@@ -1,0 +1,359 @@
+"""The orchestrator: put every selected clip of a dataset through a processor, durably.
+
+The orchestrator alone writes the ledger and the screen. Each clip is one task; its
+results and its ``done`` mark are committed in one transaction, after its artifacts
+were moved from a temporary folder to their final names. Running the same command on
+the same run folder resumes: done clips are never run again, clips that were in flight
+when the previous orchestrator died are run again.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from rich.console import Console
+
+from midvbatch.config import RunConfig
+from midvbatch.dataset.catalog import MIDV500, get_catalog
+from midvbatch.dataset.layout import Clip, discover
+from midvbatch.engine.executor import Executor, make_executor
+from midvbatch.engine.ledger import Ledger, NewTask, TaskRow
+from midvbatch.engine.lock import RunLock
+from midvbatch.engine.progress import ProgressView, RateMeter, Snapshot, estimate_eta
+from midvbatch.engine.runlog import close_run_log, open_run_log
+from midvbatch.engine.scheduler import plan
+from midvbatch.errors import DatasetError, LedgerError
+from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
+
+EXIT_INTERRUPTED = 130
+SNAPSHOT_INTERVAL = 0.5  # seconds between stored snapshots
+RETRY_DELAY = 2.0  # seconds before the first retry; doubles each attempt, with jitter
+PERMANENT = ("permanent",)
+
+
+@dataclass
+class RunSummary:
+    """How a run ended."""
+
+    run_dir: Path
+    state: str  # finished | interrupted
+    counts: dict[str, int]
+    seconds: float
+    exit_code: int
+    snapshot: Snapshot | None = None
+
+
+@dataclass
+class _InFlight:
+    row: TaskRow
+    attempt: int
+    started: float
+    stage: str = "queued"
+    pid: int | None = None
+
+
+class _Stop:
+    """Ctrl-C once: finish what is in flight, dispatch nothing new. Twice (or SIGTERM): stop now."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.now = False
+        self.signal: int | None = None
+
+    def handle(self, signum, _frame) -> None:
+        self.signal = signum
+        if self.requested or signum == signal.SIGTERM:
+            self.now = True
+        self.requested = True
+
+
+def _owner() -> dict:
+    proc = psutil.Process()
+    return {"pid": proc.pid, "create_time": proc.create_time(), "host": os.uname().nodename}
+
+
+def _tmp_root(run_dir: Path) -> Path:
+    return run_dir / "tmp"
+
+
+def _move_artifacts(tmp: Path, run_dir: Path) -> int:
+    """Rename every file under tmp to the same relative path under run_dir; return how many."""
+    moved = 0
+    if not tmp.is_dir():
+        return 0
+    for dirpath, _, filenames in os.walk(tmp):
+        for name in filenames:
+            src = Path(dirpath) / name
+            dest = run_dir / src.relative_to(tmp)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dest)  # atomic: the final name holds a whole file or nothing
+            moved += 1
+    return moved
+
+
+def _retry_delay(attempt: int, base: float = RETRY_DELAY) -> float:
+    return base * (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+
+
+class Orchestrator:
+    """One run of a configuration over a run folder. Use :func:`run`."""
+
+    def __init__(self, config: RunConfig, *, restart: bool = False, console: Console | None = None,
+                 clock: Callable[[], float] = time.time, install_signals: bool = True):
+        self.config = config
+        self.restart = restart
+        self.console = console or Console(stderr=True)
+        self.clock = clock
+        self.install_signals = install_signals and threading.current_thread() is threading.main_thread()
+        self.run_dir = Path(config.out)
+        self.stop = _Stop()
+        self.in_flight: dict[int, _InFlight] = {}
+        self.clips: dict[str, Clip] = {}
+        self.meter = RateMeter()
+        self._last_snapshot = 0.0
+
+    # set-up ------------------------------------------------------------------------------
+
+    def _prepare_ledger(self, ledger: Ledger) -> None:
+        fingerprint = self.config.result_fingerprint()
+        stored = ledger.get_meta("fingerprint")
+        done = ledger.counts()["done"]
+        if stored is not None and stored != fingerprint:
+            if not self.restart:
+                before = ledger.get_meta("processor", "?")
+                raise LedgerError(
+                    f"this run folder holds results of another configuration (processor {before}, "
+                    f"{done} clip{'' if done == 1 else 's'} done); give --restart to discard them, or choose another --out",
+                    path=self.run_dir,
+                )
+        if self.restart and (stored is not None):
+            ledger.restart()
+            shutil.rmtree(self.run_dir / "frames", ignore_errors=True)
+            self.log.warning("restart: previous results discarded (%d clips were done)", done)
+        ledger.set_meta("fingerprint", fingerprint)
+        ledger.set_meta("processor", self.config.processor_spec())
+        ledger.set_meta("dataset", str(Path(self.config.dataset).resolve()))
+
+    def _discover(self) -> list:
+        dataset = discover(self.config.dataset, catalog=self.config.catalog)
+        self.clips = {c.id: c for c in dataset.clips}
+        planned = plan(dataset, self.config)
+        if not planned:
+            raise DatasetError("no clips to run", path=self.config.dataset)
+        return planned
+
+    def _enqueue(self, ledger: Ledger, planned: list) -> None:
+        ledger.add_tasks(
+            NewTask(p.clip.id, p.clip.document, p.clip.code, str(p.clip.video) if p.clip.video else None,
+                    p.frames, p.priority, p.cost)
+            for p in planned
+        )
+
+    def _spec(self, row: TaskRow, attempt: int) -> TaskSpec:
+        clip = self.clips.get(row.clip)
+        catalog = get_catalog(clip.catalog) if clip is not None and clip.catalog else MIDV500
+        options = dict(self.config.options)
+        if self.config.processor_spec() == "extract":
+            options.setdefault("image_format", self.config.image_format)
+        return TaskSpec(
+            task_id=row.id, attempt=attempt, clip=row.clip, document=row.document, code=row.code,
+            condition=clip.condition if clip else None, device=clip.device if clip else None,
+            video=str(clip.video) if clip is not None and clip.video else row.video,
+            ground_truth={k: str(p) for k, p in clip.ground_truth.items()} if clip else {},
+            frames=catalog.frames_per_clip, fps=float(catalog.sample_fps),
+            processor=self.config.processor_spec(), options=options,
+            output_dir=str(_tmp_root(self.run_dir) / f"{row.id}-{attempt}"),
+        )
+
+    # the loop ----------------------------------------------------------------------------
+
+    def _dispatch(self, ledger: Ledger, executor: Executor) -> int:
+        depth = executor.capacity * 2 if executor.capacity > 1 else 1
+        free = depth - len(self.in_flight)
+        if free <= 0:
+            return 0
+        rows = ledger.next_ready(free, self.clock(), exclude=set(self.in_flight))
+        for row in rows:
+            if row.clip not in self.clips and row.video is None:
+                ledger.mark_running(row.id, self.clock())
+                ledger.fail(row.id, now=self.clock(), state="dead", error_class="permanent",
+                            error="clip no longer found in the dataset")
+                continue
+            attempt = ledger.mark_running(row.id, self.clock())
+            self.in_flight[row.id] = _InFlight(row, attempt, self.clock())
+            executor.submit(self._spec(row, attempt))
+            self.log.debug("dispatched %s (attempt %d)", row.clip, attempt,
+                           extra={"clip": row.clip, "attempt": attempt, "stage": "queued"})
+        return len(rows)
+
+    def _finish(self, ledger: Ledger, outcome: ClipOutcome) -> None:
+        flight = self.in_flight.pop(outcome.task_id, None)
+        if flight is None:
+            return
+        row, attempt = flight.row, flight.attempt
+        tmp = _tmp_root(self.run_dir) / f"{row.id}-{attempt}"
+        extra = {"clip": row.clip, "attempt": attempt, "stage": outcome.stage}
+        now = self.clock()
+        if outcome.ok:
+            _move_artifacts(tmp, self.run_dir)
+            ledger.complete(
+                row.id, now=now, frames=outcome.frames, clip_result=outcome.clip_result,
+                wall_seconds=outcome.wall_seconds, stage_seconds=outcome.stage_seconds,
+                cpu_seconds=outcome.cpu_seconds, peak_rss=outcome.peak_rss,
+            )
+            self.meter.add(len(outcome.frames))
+            self.log.debug("done %s in %.2f s", row.clip, outcome.wall_seconds, extra=extra)
+        else:
+            retries_left = attempt <= self.config.retries
+            permanent = outcome.error_class in PERMANENT
+            state = "failed" if retries_left and not permanent else "dead"
+            not_before = now + _retry_delay(attempt) if state == "failed" else None
+            ledger.fail(
+                row.id, now=now, state=state, error_class=outcome.error_class or "error",
+                error=outcome.error or "unknown error", stage=outcome.stage, exitcode=outcome.exitcode,
+                signal=outcome.signal, traceback=outcome.traceback, not_before=not_before,
+                wall_seconds=outcome.wall_seconds,
+            )
+            if state == "failed":
+                self.log.warning("%s failed (%s: %s); retry %d of %d", row.clip, outcome.error_class,
+                                 outcome.error, attempt, self.config.retries, extra=extra)
+            else:
+                self.log.error("%s dead (%s: %s) after %d attempt(s)", row.clip, outcome.error_class,
+                               outcome.error, attempt, extra=extra)
+            if outcome.traceback:
+                self.log.debug("%s traceback:\n%s", row.clip, outcome.traceback, extra=extra)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def snapshot(self, ledger: Ledger, state: str) -> Snapshot:
+        """Build the current snapshot from the ledger and what is in flight."""
+        counts = ledger.counts()
+        total = sum(counts.values())
+        clips_rate, frames_rate = self.meter.rates()
+        remaining = total - counts["done"] - counts["dead"]
+        now = self.clock()
+        workers = [
+            {"clip": f.row.clip, "stage": f.stage, "pid": f.pid, "attempt": f.attempt,
+             "seconds": round(now - f.started, 1)}
+            for f in self.in_flight.values()
+        ]
+        return Snapshot(
+            state=state, total=total, pending=counts["pending"], running=len(self.in_flight),
+            done=counts["done"], failed=counts["failed"], dead=counts["dead"],
+            percent=round(100.0 * (counts["done"] + counts["dead"]) / total, 2) if total else 100.0,
+            eta_seconds=estimate_eta(remaining, ledger.remaining_frames(), clips_rate, frames_rate),
+            clips_per_second=round(clips_rate, 3), frames_per_second=round(frames_rate, 2),
+            workers=workers, elapsed_seconds=round(time.monotonic() - self.meter.started, 1),
+            updated_at=now, pid=os.getpid(),
+        )
+
+    def _publish(self, ledger: Ledger, view: ProgressView, state: str = "running", force: bool = False) -> Snapshot | None:
+        now = time.monotonic()
+        if not force and now - self._last_snapshot < SNAPSHOT_INTERVAL:
+            return None
+        self._last_snapshot = now
+        snap = self.snapshot(ledger, state)
+        ledger.set_meta("live", snap.to_dict())
+        view.update(snap, force=force)
+        return snap
+
+    def _loop(self, ledger: Ledger, executor: Executor, view: ProgressView) -> None:
+        while True:
+            for task_id, stage, pid in executor.stages():
+                flight = self.in_flight.get(task_id)
+                if flight is not None:
+                    flight.stage, flight.pid = stage, pid if pid is not None else flight.pid
+            for outcome in executor.completed(timeout=0.1 if self.in_flight else 0):
+                self._finish(ledger, outcome)
+            if self.stop.now:
+                return
+            if self.stop.requested:
+                if not self.in_flight:
+                    return
+            else:
+                self._dispatch(ledger, executor)
+                if not self.in_flight:
+                    waiting = ledger.next_retry_time()
+                    if waiting is None:
+                        return
+                    time.sleep(min(max(waiting - self.clock(), 0.01), 0.2))
+            self._publish(ledger, view)
+
+    def run(self) -> RunSummary:
+        """Run to the end, or until stopped; return the summary."""
+        started = time.monotonic()
+        planned = self._discover()  # bad input fails here, before the run folder exists
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise LedgerError("not a folder", path=self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(self.run_dir)
+        lock.acquire()
+        self.log = open_run_log(self.run_dir, self.config.log_level, self.console)
+        ledger = Ledger(self.run_dir)
+        previous = {}
+        try:
+            self._prepare_ledger(ledger)
+            self.config.save(self.run_dir / "config.toml")
+            self._enqueue(ledger, planned)
+            recovered = ledger.recover()
+            shutil.rmtree(_tmp_root(self.run_dir), ignore_errors=True)
+            ledger.set_meta("owner", _owner())
+            counts = ledger.counts()
+            if recovered or counts["done"]:
+                self.log.info("resuming: %d clips done, %d were in flight and run again", counts["done"], recovered)
+            workers = self.config.worker_count()
+            self.log.info("run %s: %d clips, processor %s, %s", self.run_dir, sum(counts.values()),
+                          self.config.processor_spec(),
+                          "inline" if workers == 0 else f"{workers} {self.config.pool} workers")
+            if self.install_signals:
+                previous = {s: signal.signal(s, self.stop.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+            executor = make_executor(workers, self.config.pool)
+            view = ProgressView(self.console)
+            try:
+                self._loop(ledger, executor, view)
+            finally:
+                if self.in_flight:
+                    for task_id in list(self.in_flight):
+                        executor.cancel(task_id)
+                    ledger.release(list(self.in_flight))
+                    self.log.warning("stopped: %d clips in flight returned to pending", len(self.in_flight))
+                    self.in_flight.clear()
+                executor.shutdown()
+                counts = ledger.counts()
+                unfinished = counts["pending"] + counts["running"] + counts["failed"]
+                state = "interrupted" if unfinished else "finished"
+                snap = self.snapshot(ledger, state)
+                ledger.set_meta("live", snap.to_dict())
+                view.close(snap)
+            if self.stop.requested:
+                exit_code = EXIT_INTERRUPTED
+                self.log.warning("interrupted: %d of %d clips done; run the same command again to resume",
+                                 counts["done"], sum(counts.values()))
+            else:
+                exit_code = 1 if counts["dead"] else 0
+                self.log.info("finished: %d done, %d dead in %.1f s", counts["done"], counts["dead"],
+                              time.monotonic() - started)
+            return RunSummary(self.run_dir, state, counts, time.monotonic() - started, exit_code, snap)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            ledger.set_meta("owner", None)
+            ledger.close()
+            close_run_log(self.log)
+            lock.release()
+
+
+def run(config: RunConfig, *, restart: bool = False, console: Console | None = None,
+        install_signals: bool = True) -> RunSummary:
+    """Run (or resume) `config` and return how it ended. Raises MidvBatchError for bad input."""
+    config.validate()
+    return Orchestrator(config, restart=restart, console=console, install_signals=install_signals).run()

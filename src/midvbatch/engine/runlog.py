@@ -1,0 +1,61 @@
+"""The run's log: JSON lines in RUN_DIR/logs/run.jsonl, and readable lines on the console.
+
+Every record carries timestamp, level, clip, attempt, stage and message; the file gets
+every level, the console what ``--log-level`` asks for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+LOGGER_NAME = "midvbatch.run"
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({
+            "ts": round(record.created, 6),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created)),
+            "level": record.levelname.lower(),
+            "clip": getattr(record, "clip", None),
+            "attempt": getattr(record, "attempt", None),
+            "stage": getattr(record, "stage", None),
+            "message": record.getMessage(),
+        }, ensure_ascii=False)
+
+
+def open_run_log(run_dir: Path, level: str, console: Console) -> logging.Logger:
+    """Return the run logger, writing JSON lines under run_dir/logs and readable lines to `console`."""
+    logs = run_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger(LOGGER_NAME)
+    close_run_log(logger)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    file_handler = logging.FileHandler(logs / "run.jsonl", encoding="utf-8")
+    file_handler.setFormatter(JsonLinesFormatter())
+    file_handler.setLevel(logging.DEBUG)
+    logger.addHandler(file_handler)
+    if console.is_terminal:
+        screen: logging.Handler = RichHandler(console=console, show_path=False, markup=False)
+    else:
+        screen = logging.StreamHandler(console.file)
+        screen.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    screen.setLevel(level.upper())
+    logger.addHandler(screen)
+    return logger
+
+
+def close_run_log(logger: logging.Logger) -> None:
+    """Detach and close the handlers of the run logger."""
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()

@@ -1,0 +1,69 @@
+"""The queue order: priority rules first, then the longest estimated work first.
+
+A clip's priority is the sum of the weights of the rules it matches (``clip=H*:10``
+matches clip codes, ``doc=05_*:5`` document names, ``id=TA01:3`` clip ids). Among equal
+priorities, the clip with the most estimated work goes first, so that a run does not
+end waiting on one long straggler. Work is estimated from the video's file size, which
+for phone video grows with length and frame size and costs one stat() per clip.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass
+
+from midvbatch.config import PriorityRule, RunConfig
+from midvbatch.dataset.catalog import MIDV500, get_catalog
+from midvbatch.dataset.layout import Clip, Dataset, select
+
+
+@dataclass(frozen=True)
+class PlannedClip:
+    """A clip in the queue, with what decided its place."""
+
+    clip: Clip
+    priority: int
+    cost: float  # estimated work, megabytes of video
+    frames: int  # annotated frames to read
+
+    def to_dict(self, position: int) -> dict:
+        """Return a JSON-ready record."""
+        return {
+            "position": position, "clip": self.clip.id, "document": self.clip.document,
+            "video": str(self.clip.video) if self.clip.video else None,
+            "priority": self.priority, "cost_mb": round(self.cost, 3), "frames": self.frames,
+        }
+
+
+def clip_priority(clip: Clip, rules: list[PriorityRule]) -> int:
+    """Return the sum of the weights of the rules `clip` matches."""
+    total = 0
+    for rule in rules:
+        value = {"clip": clip.code, "doc": clip.document, "id": clip.id}[rule.key]
+        if fnmatch.fnmatchcase(value, rule.pattern):
+            total += rule.weight
+    return total
+
+
+def estimated_cost(clip: Clip) -> float:
+    """Return the estimated work of a clip: its video's size in megabytes (0 if none)."""
+    if clip.video is None:
+        return 0.0
+    try:
+        return os.stat(clip.video).st_size / 1e6
+    except OSError:
+        return 0.0
+
+
+def plan(dataset: Dataset, config: RunConfig) -> list[PlannedClip]:
+    """Return the selected clips in the order a run takes them."""
+    rules = config.priority_rules()
+    planned = []
+    for clip in select(dataset, config.docs, config.clips):
+        catalog = get_catalog(clip.catalog) if clip.catalog else MIDV500
+        planned.append(PlannedClip(clip, clip_priority(clip, rules), estimated_cost(clip), catalog.frames_per_clip))
+    planned.sort(key=lambda p: (-p.priority, -p.cost, p.clip.id))
+    if config.limit is not None:
+        planned = planned[: config.limit]
+    return planned

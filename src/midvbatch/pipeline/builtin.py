@@ -1,0 +1,46 @@
+"""The built-in pipelines: frames (the throughput baseline), extract, probe."""
+
+from __future__ import annotations
+
+import cv2
+
+from midvbatch.config import IMAGE_FORMATS
+from midvbatch.errors import ProcessorError
+from midvbatch.pipeline.processor import ClipInfo, Frame, Processor
+from midvbatch.video.probe import probe
+
+
+class FramesProcessor(Processor):
+    """Decode the annotated frames and record each one's size: the throughput baseline."""
+
+    def process_frame(self, frame: Frame) -> dict:
+        """Return the frame's width and height."""
+        height, width = frame.image.shape[:2]
+        return {"width": width, "height": height}
+
+
+class ExtractProcessor(Processor):
+    """Write the annotated frames as images under RUN_DIR/frames/DOC/CLIP/CCDD_KK.<format>."""
+
+    def __init__(self, image_format: str = "png"):
+        if image_format not in IMAGE_FORMATS:
+            raise ProcessorError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, not {image_format!r}")
+        self.image_format = image_format
+
+    def process_frame(self, frame: Frame) -> dict:
+        """Write the frame and return its path relative to the run folder."""
+        clip = frame.clip
+        name = frame.id if clip.condition else f"{clip.code}_{frame.number:02d}"  # plain videos: stem_KK
+        relative = f"frames/{clip.document or '_'}/{clip.code}/{name}.{self.image_format}"
+        path = clip.artifact(relative)
+        if not cv2.imwrite(str(path), frame.image):
+            raise ProcessorError(f"could not write {relative}")
+        return {"path": relative, "bytes": path.stat().st_size}
+
+
+class ProbeProcessor(Processor):
+    """Record each clip's container metadata."""
+
+    def process_clip(self, clip: ClipInfo) -> dict:
+        """Return the probe of the clip's video."""
+        return probe(clip.video).to_dict()

@@ -1,0 +1,142 @@
+"""Put one clip through a processor: read frames, call it, collect JSON-ready results.
+
+Runs inside a worker (or inline). Never raises: every outcome, failure included, comes
+back as a :class:`ClipOutcome`, small enough to cross a process boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from midvbatch.dataset.groundtruth import load_frame_quad
+from midvbatch.errors import MidvBatchError, PermanentError, ProcessorError, TransientError
+from midvbatch.pipeline.processor import ClipInfo, Frame
+from midvbatch.video.reader import read_annotated_frames
+
+TRACEBACK_TAIL = 3000  # characters of traceback kept
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """The small description of one clip's work that a worker receives."""
+
+    task_id: int
+    attempt: int
+    clip: str
+    document: str
+    code: str
+    condition: str | None
+    device: str | None
+    video: str | None
+    ground_truth: dict[int, str]  # frame number -> JSON path
+    frames: int
+    fps: float
+    processor: str  # name or MODULE:FACTORY
+    options: dict[str, Any]
+    output_dir: str | None  # temporary folder for artifacts
+
+
+@dataclass
+class ClipOutcome:
+    """What became of one clip: results, or the failure with its reason."""
+
+    task_id: int
+    ok: bool
+    frames: list[dict] = field(default_factory=list)  # {"frame", "time", "seconds", "result"}
+    clip_result: dict | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    cpu_seconds: float | None = None
+    peak_rss: int | None = None
+    stage: str | None = None  # where it failed
+    error_class: str | None = None  # transient | permanent | timeout | crash | memory ...
+    error: str | None = None
+    traceback: str | None = None
+    exitcode: int | None = None
+    signal: int | None = None
+    pid: int | None = None
+
+
+def _check_json(value: Any, what: str) -> Any:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ProcessorError(f"{what} returned a value that cannot be stored as JSON: {exc}") from None
+    return value
+
+
+def _classify(exc: BaseException) -> str:
+    if isinstance(exc, TransientError):
+        return "transient"
+    if isinstance(exc, PermanentError):
+        return "permanent"
+    if isinstance(exc, (MemoryError,)):
+        return "memory"
+    if isinstance(exc, OSError):
+        return "transient"
+    return "error"  # unknown: retried until attempts run out
+
+
+def run_clip(spec: TaskSpec, processor: Any, report: Callable[[int, str], None] = lambda task, stage: None,
+             clock: Callable[[], float] = time.perf_counter) -> ClipOutcome:
+    """Run `processor` on the clip of `spec` and return the outcome; never raises."""
+    outcome = ClipOutcome(spec.task_id, ok=False)
+    stages = outcome.stage_seconds
+    start = clock()
+    cpu_start = time.process_time()
+    stage = "ground_truth"
+    try:
+        report(spec.task_id, stage)
+        truth = {int(k): load_frame_quad(p) for k, p in spec.ground_truth.items()}
+        clip = ClipInfo(
+            id=spec.clip, document=spec.document, code=spec.code, condition=spec.condition,
+            device=spec.device, video=Path(spec.video) if spec.video else None, frames=spec.frames,
+            fps=spec.fps, ground_truth=truth, output_dir=Path(spec.output_dir) if spec.output_dir else None,
+        )
+        stages[stage] = clock() - start
+        if hasattr(processor, "process_clip"):
+            stage = "process_clip"
+            report(spec.task_id, stage)
+            t0 = clock()
+            outcome.clip_result = _check_json(processor.process_clip(clip), "process_clip")
+            stages[stage] = clock() - t0
+        else:
+            if clip.video is None:
+                raise PermanentError("clip has no video file")
+            decode = process = 0.0
+            t0 = clock()
+            frames = read_annotated_frames(clip.video, count=spec.frames, fps=spec.fps)
+            for number in range(1, spec.frames + 1):
+                stage = "decode"
+                report(spec.task_id, f"decode {number}/{spec.frames}")
+                decoded = next(frames)
+                t1 = clock()
+                decode += t1 - t0
+                stage = "process_frame"
+                result = processor.process_frame(Frame(decoded.image, decoded.number, decoded.time, clip))
+                t0 = clock()
+                process += t0 - t1
+                outcome.frames.append({
+                    "frame": decoded.number, "time": round(decoded.time, 6), "seconds": round(t0 - t1, 6),
+                    "result": _check_json(result, "process_frame"),
+                })
+            frames.close()
+            stages["decode"], stages["process_frame"] = decode, process
+        outcome.ok = True
+        outcome.stage = None
+    except BaseException as exc:  # everything, so a worker never dies of a processor's error
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        outcome.stage = stage
+        outcome.error_class = _classify(exc)
+        outcome.error = str(exc) if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}"
+        outcome.traceback = traceback.format_exc()[-TRACEBACK_TAIL:]
+    outcome.wall_seconds = clock() - start
+    outcome.cpu_seconds = time.process_time() - cpu_start
+    return outcome

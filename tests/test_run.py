@@ -1,0 +1,324 @@
+"""The batch engine end to end: run, resume, refuse, plan, status, export, plugins."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import psutil
+import pytest
+from click.testing import CliRunner
+
+from midvbatch.cli import cli
+from midvbatch.config import RunConfig
+from midvbatch.dataset.synth import SynthConfig, synthesize
+from midvbatch.engine.run import run
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """Two documents, ten clips each, 180x320: the engine's everyday test dataset."""
+    root = tmp_path_factory.mktemp("dataset")
+    synthesize(root, SynthConfig(docs=2, seed=11))
+    return root
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join([str(TESTS), e.get("PYTHONPATH", "")])
+    return e
+
+
+def midvbatch(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "midvbatch.cli", *map(str, args)], capture_output=True,
+                          text=True, env=env(), timeout=kwargs.pop("timeout", 120), **kwargs)
+
+
+def start(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "midvbatch.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env())
+
+
+def ledger_rows(run_dir: Path, sql: str):
+    db = sqlite3.connect(run_dir / "ledger.sqlite")
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def wait_for(predicate, timeout=60.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting")
+
+
+def done_count(run_dir: Path) -> int:
+    try:
+        return ledger_rows(run_dir, "SELECT COUNT(*) FROM tasks WHERE state = 'done'")[0][0]
+    except sqlite3.Error:
+        return 0
+
+
+def assert_every_clip_once(run_dir: Path, clips: int = 20, frames: int = 30) -> None:
+    states = ledger_rows(run_dir, "SELECT state, COUNT(*) FROM tasks GROUP BY state")
+    assert states == [("done", clips)], states
+    rows = ledger_rows(run_dir, "SELECT task, frame FROM frames")
+    assert len(rows) == clips * frames == len(set(rows))
+    exported = midvbatch("export", run_dir).stdout.splitlines()
+    keys = [(json.loads(line)["clip"], json.loads(line)["frame"]) for line in exported]
+    assert len(keys) == len(set(keys)) == clips * frames
+
+
+def test_run_frames_pipeline_records_every_frame(dataset, tmp_path):
+    out = tmp_path / "run"
+    result = midvbatch("run", dataset, "--out", out, "--workers", 2)
+    assert result.returncode == 0, result.stderr
+    assert "finished: 20 done, 0 dead" in result.stdout
+    assert_every_clip_once(out)
+    records = [json.loads(line) for line in midvbatch("export", out).stdout.splitlines()]
+    assert {r["clip"] for r in records} == {f"{c}{d}" for c in ("TA", "TS", "KA", "KS", "HA", "HS", "PA", "PS", "CA", "CS") for d in ("01", "02")}
+    assert all(r["result"] == {"width": 180, "height": 320} for r in records)
+    assert sorted(r["frame"] for r in records if r["clip"] == "TA01") == list(range(1, 31))
+    timing = ledger_rows(out, "SELECT wall_seconds, stage_seconds, cpu_seconds, peak_rss, attempts FROM tasks")
+    for wall, stages, cpu, rss, attempts in timing:
+        assert wall > 0 and cpu >= 0 and rss > 10_000_000 and attempts == 1
+        assert set(json.loads(stages)) >= {"decode", "process_frame"}
+    config = (out / "config.toml").read_text()
+    assert 'pipeline = "frames"' in config and "workers = 2" in config
+    log = [json.loads(line) for line in (out / "logs" / "run.jsonl").read_text().splitlines()]
+    assert {"ts", "level", "clip", "attempt", "stage", "message"} <= set(log[0])
+    assert any(e["clip"] == "TA01" and e["attempt"] == 1 for e in log)
+
+
+def test_run_resume_runs_nothing_twice(dataset, tmp_path):
+    out = tmp_path / "run"
+    assert midvbatch("run", dataset, "--out", out, "--clips", "T*").returncode == 0
+    first = ledger_rows(out, "SELECT clip, finished_at FROM tasks ORDER BY clip")
+    again = midvbatch("run", dataset, "--out", out, "--clips", "T*")
+    assert again.returncode == 0, again.stderr
+    assert ledger_rows(out, "SELECT clip, finished_at FROM tasks ORDER BY clip") == first
+    assert "resuming: 4 clips done" in again.stderr
+    # widening the selection adds clips and runs only those
+    wider = midvbatch("run", dataset, "--out", out, "--clips", "T*", "--clips", "K*")
+    assert wider.returncode == 0
+    assert ledger_rows(out, "SELECT COUNT(*), SUM(attempts) FROM tasks WHERE state = 'done'") == [(8, 8)]
+
+
+def test_run_refuses_a_changed_configuration_unless_restart(dataset, tmp_path):
+    out = tmp_path / "run"
+    assert midvbatch("run", dataset, "--out", out, "--clips", "TA01").returncode == 0
+    refused = midvbatch("run", dataset, "--out", out, "--clips", "TA01", "--pipeline", "probe")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"Error: {out}: this run folder holds results of another configuration (processor frames, 1 clip done); "
+        "give --restart to discard them, or choose another --out"
+    ]
+    restarted = midvbatch("run", dataset, "--out", out, "--clips", "TA01", "--pipeline", "probe", "--restart")
+    assert restarted.returncode == 0, restarted.stderr
+    record = json.loads(midvbatch("export", out).stdout)
+    assert record["frame"] is None and record["result"]["codec"] == "h264"
+
+
+def test_run_plugin_processor_runs_in_workers_with_setup_once_per_worker(dataset, tmp_path):
+    out = tmp_path / "run"
+    result = midvbatch("run", dataset, "--out", out, "--processor", "processors:mean_colour", "--workers", 2,
+                       "--option", "delay=0")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in midvbatch("export", out).stdout.splitlines()]
+    assert len(records) == 600
+    assert all(r["result"]["has_quad"] and r["result"]["id"] == f"{r['clip']}_{r['frame']:02d}" for r in records)
+    assert {r["result"]["setups"] for r in records} == {1}
+    assert len({r["result"]["pid"] for r in records}) == 2
+    assert os.getpid() not in {r["result"]["pid"] for r in records}
+
+
+@pytest.mark.parametrize("workers, pool", [("0", "process"), ("2", "thread")])
+def test_run_inline_and_thread_pool(dataset, tmp_path, workers, pool):
+    out = tmp_path / "run"
+    result = midvbatch("run", dataset, "--out", out, "--processor", "processors:mean_colour", "--workers", workers,
+                       "--pool", pool, "--docs", "01_*")
+    assert result.returncode == 0, result.stderr
+    assert_every_clip_once(out, clips=10)
+    pids = {json.loads(line)["result"]["pid"] for line in midvbatch("export", out).stdout.splitlines()}
+    assert len(pids) == 1  # inline and threads: all in the orchestrator's process
+
+
+def test_run_extract_pipeline_writes_frames_under_final_names(dataset, tmp_path):
+    out = tmp_path / "run"
+    result = midvbatch("run", dataset, "--out", out, "--pipeline", "extract", "--image-format", "jpg", "--clips", "CA")
+    assert result.returncode == 0, result.stderr
+    files = sorted((out / "frames").rglob("*.jpg"))
+    assert [f.relative_to(out).as_posix() for f in files[:2]] == [
+        "frames/01_alb_id/CA/CA01_01.jpg", "frames/01_alb_id/CA/CA01_02.jpg"]
+    assert len(files) == 60
+    assert cv2.imread(str(files[0])).shape == (320, 180, 3)
+    assert not (out / "tmp").exists() or not any((out / "tmp").iterdir())
+
+
+def test_run_processor_output_that_is_not_json_fails_the_clip_with_reason(dataset, tmp_path):
+    out = tmp_path / "run"
+    result = midvbatch("run", dataset, "--out", out, "--processor", "processors:NotJson", "--clips", "TA",
+                       "--docs", "01_*")
+    assert result.returncode == 1
+    row = ledger_rows(out, "SELECT state, error_class, error FROM tasks")[0]
+    assert row[0] == "dead" and row[1] == "permanent"
+    assert "cannot be stored as JSON" in row[2]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nosuchmodule:make", "cannot import module 'nosuchmodule'"),
+    ("processors:nothing", "module 'processors' has no 'nothing'"),
+    ("nonesuch", "unknown processor 'nonesuch'"),
+])
+def test_run_bad_processor_fails_clips_with_a_clear_reason(dataset, tmp_path, spec, message):
+    out = tmp_path / "run"
+    result = midvbatch("run", dataset, "--out", out, "--processor", spec, "--clips", "TA01", "--workers", 0)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert message in ledger_rows(out, "SELECT error FROM tasks")[0][0]
+
+
+def test_run_bad_input_is_one_line(tmp_path, dataset):
+    result = midvbatch("run", tmp_path / "nowhere", "--out", tmp_path / "run")
+    assert result.returncode == 1
+    assert result.stderr == f"Error: {tmp_path / 'nowhere'}: no such folder\n"
+    assert not (tmp_path / "run").exists()
+    result = midvbatch("run", dataset, "--out", tmp_path / "run", "--priority", "colour=red:1")
+    assert result.returncode == 1 and "bad priority rule 'colour=red:1'" in result.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("workers = [\n")
+    result = midvbatch("run", dataset, "--out", tmp_path / "run", "--config", bad)
+    assert result.returncode == 1 and result.stderr.startswith(f"Error: {bad}: bad TOML")
+
+
+def test_run_options_from_toml_and_flags_win(dataset, tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text(f'dataset = "{dataset}"\nout = "{tmp_path / "run"}"\nclips = ["CS"]\nworkers = 1\n'
+                    'processor = "processors:mean_colour"\n[options]\ndelay = 0.0\n')
+    result = midvbatch("run", "--config", toml, "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    saved = (tmp_path / "run" / "config.toml").read_text()
+    assert "workers = 2" in saved and 'clips = [\n    "CS",\n]' in saved and "delay = 0.0" in saved
+    assert_every_clip_once(tmp_path / "run", clips=2)
+
+
+def test_plan_orders_by_priority_then_cost(dataset):
+    result = CliRunner().invoke(cli, ["plan", str(dataset), "--priority", "clip=H*:10", "--priority", "doc=02_*:5",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    queue = json.loads(result.output)
+    ids = [q["clip"] for q in queue]
+    assert ids[:2] == sorted(ids[:2], key=lambda c: -next(q["cost_mb"] for q in queue if q["clip"] == c))
+    assert set(ids[:2]) == {"HA02", "HS02"}  # 10 + 5
+    assert set(ids[2:4]) == {"HA01", "HS01"}  # 10
+    assert {q["priority"] for q in queue[4:12]} == {5}
+    for a, b in zip(queue, queue[1:]):
+        assert (a["priority"], a["cost_mb"]) >= (b["priority"], b["cost_mb"])
+    limited = json.loads(CliRunner().invoke(cli, ["plan", str(dataset), "--limit", "3", "--json"]).output)
+    assert [q["clip"] for q in limited] == [q["clip"] for q in sorted(queue, key=lambda q: (-q["cost_mb"], q["clip"]))][:3]
+
+
+def test_run_status_while_running_and_after(dataset, tmp_path):
+    out = tmp_path / "run"
+    proc = start("run", dataset, "--out", out, "--processor", "processors:mean_colour", "--option", "delay=0.02",
+                 "--workers", "2")
+    try:
+        def running():
+            r = midvbatch("status", out, "--json")
+            if r.returncode != 0:
+                return None
+            s = json.loads(r.stdout)
+            return s if s["state"] == "running" and s["workers"] and s["done"] >= 2 else None
+
+        snap = wait_for(running)
+        for key in ("total", "pending", "running", "done", "failed", "dead", "percent", "eta_seconds",
+                    "clips_per_second", "frames_per_second"):
+            assert key in snap
+        assert snap["total"] == 20 and 0 < snap["percent"] < 100
+        assert snap["workers"][0]["clip"] and snap["workers"][0]["stage"]
+        assert snap["frames_per_second"] > 0 and snap["eta_seconds"] > 0
+        second = midvbatch("run", dataset, "--out", out)
+        assert second.returncode == 1 and "another midvbatch run (pid" in second.stderr
+    finally:
+        proc.wait(timeout=120)
+    after = json.loads(midvbatch("status", out, "--json").stdout)
+    assert after["state"] == "finished" and after["done"] == 20 and after["workers"] == []
+
+
+def workers_of(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.mark.parametrize("after_done", [0, 3, 11])
+def test_run_survives_sigkill_of_the_orchestrator(dataset, tmp_path, after_done):
+    out = tmp_path / "run"
+    args = ("run", dataset, "--out", out, "--pipeline", "extract", "--workers", "2")
+    proc = start(*args)
+    wait_for(lambda: done_count(out) >= after_done and len(workers_of(proc.pid)) >= 2)
+    children = workers_of(proc.pid)
+    proc.kill()
+    proc.wait()
+    # workers notice their parent is gone and exit by themselves
+    wait_for(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children), timeout=10)
+    for f in (out / "frames").rglob("*.png") if (out / "frames").exists() else []:
+        assert cv2.imread(str(f)) is not None, f"partial artifact {f}"
+    resumed = midvbatch(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_every_clip_once(out)
+    assert len(list((out / "frames").rglob("*.png"))) == 600
+    assert not (out / "tmp").exists() or not any((out / "tmp").iterdir())
+
+
+def test_run_ctrl_c_finishes_in_flight_clips_and_exits_130(dataset, tmp_path):
+    out = tmp_path / "run"
+    args = ("run", dataset, "--out", out, "--processor", "processors:mean_colour", "--option", "delay=0.01",
+            "--workers", "2")
+    proc = start(*args)
+    wait_for(lambda: done_count(out) >= 2)
+    children = workers_of(proc.pid)
+    proc.send_signal(2)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    states = dict(ledger_rows(out, "SELECT state, COUNT(*) FROM tasks GROUP BY state"))
+    assert states.get("running", 0) == 0 and states["done"] < 20
+    wait_for(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children), timeout=10)
+    status = json.loads(midvbatch("status", out, "--json").stdout)
+    assert status["state"] == "interrupted"
+    resumed = midvbatch(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_every_clip_once(out)
+
+
+def test_run_library_call_returns_summary(dataset, tmp_path):
+    summary = run(RunConfig(dataset=str(dataset), out=str(tmp_path / "run"), clips=["PS"], workers=0),
+                  install_signals=False)
+    assert summary.state == "finished" and summary.exit_code == 0
+    assert summary.counts["done"] == 2
+
+
+def test_export_csv_flattens_results(dataset, tmp_path):
+    out = tmp_path / "run"
+    assert midvbatch("run", dataset, "--out", out, "--clips", "TA01").returncode == 0
+    result = midvbatch("export", out, "--format", "csv", "--out", tmp_path / "r.csv")
+    assert result.returncode == 0 and "wrote 30 records" in result.stdout
+    lines = (tmp_path / "r.csv").read_text().splitlines()
+    assert lines[0] == "clip,document,frame,time,seconds,result.width,result.height"
+    assert lines[1].startswith("TA01,01_alb_id,1,")
+    assert lines[1].endswith(",180,320")
