@@ -24,13 +24,15 @@ soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 demo: $(STAMP)
-	@echo "== midvbatch demo: synthesize a small MIDV-500-format dataset, list it, decode its annotated frames"
-	@echo "== (the batch engine, 'midvbatch run', is not built yet: this runs everything that exists end to end)"
-	rm -rf $(DEMO)/dataset
+	@echo "== midvbatch demo: synthesize a small MIDV-500-format dataset and run the batch engine on it"
+	rm -rf $(DEMO)
 	$(BIN)/midvbatch synth $(DEMO)/dataset --docs 2 --seed 7
 	$(BIN)/midvbatch ls $(DEMO)/dataset
-	$(BIN)/midvbatch frames $(DEMO)/dataset
-	@echo "== results: the dataset is in $(DEMO)/dataset; try: $(BIN)/midvbatch ls $(DEMO)/dataset --frames"
+	$(BIN)/midvbatch run $(DEMO)/dataset --out $(DEMO)/run --processor examples.find_document:make
+	$(BIN)/midvbatch status $(DEMO)/run
+	$(BIN)/midvbatch export $(DEMO)/run --out $(DEMO)/results.jsonl
+	@echo "== results: $(DEMO)/results.jsonl (one record per frame), run folder $(DEMO)/run"
+	@echo "== run the same 'midvbatch run' command again: it resumes and finds nothing left to do"
 
 clean:
 	rm -rf $(VENV) $(DEMO) build src/*.egg-info .pytest_cache

@@ -241,7 +241,7 @@ def test_run_status_while_running_and_after(dataset, tmp_path):
             if r.returncode != 0:
                 return None
             s = json.loads(r.stdout)
-            return s if s["state"] == "running" and s["workers"] and s["done"] >= 2 else None
+            return s if s["state"] == "running" and s["workers"] and s["frames_per_second"] > 0 else None
 
         snap = wait_for(running)
         for key in ("total", "pending", "running", "done", "failed", "dead", "percent", "eta_seconds",

@@ -120,8 +120,10 @@ class ProgressView:
             self._live.start()
 
     def _render(self, s: Snapshot):
-        bar = ProgressBar(total=max(s.total, 1), completed=s.done + s.dead, width=40)
-        head = Text(summary_line(s))
+        top = Table.grid(padding=(0, 1))
+        top.add_row(ProgressBar(total=max(s.total, 1), completed=s.done + s.dead, width=40),
+                    Text(f"{s.percent:.1f}%  ETA {format_seconds(s.eta_seconds)}"))
+        head = Text(summary_line(s), overflow="fold")
         table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
         table.add_column("worker")
         table.add_column("clip")
@@ -129,7 +131,7 @@ class ProgressView:
         table.add_column("for", justify="right")
         for w in s.workers:
             table.add_row(str(w.get("pid") or "-"), w["clip"], w.get("stage") or "", format_seconds(w.get("seconds")))
-        return Group(bar, head, table)
+        return Group(top, head, table)
 
     def update(self, snapshot: Snapshot, *, force: bool = False) -> None:
         """Show the snapshot (plain mode: only every `interval` seconds unless forced)."""
