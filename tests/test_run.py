@@ -96,6 +96,7 @@ def test_run_frames_pipeline_records_every_frame(dataset, tmp_path):
     for wall, stages, cpu, rss, attempts in timing:
         assert wall > 0 and cpu >= 0 and rss > 10_000_000 and attempts == 1
         assert set(json.loads(stages)) >= {"decode", "process_frame"}
+    assert ledger_rows(out, "SELECT COUNT(DISTINCT clip) FROM events WHERE message = 'done' AND attempt = 1") == [(20,)]
     config = (out / "config.toml").read_text()
     assert 'pipeline = "frames"' in config and "workers = 2" in config
     log = [json.loads(line) for line in (out / "logs" / "run.jsonl").read_text().splitlines()]
@@ -322,3 +323,29 @@ def test_export_csv_flattens_results(dataset, tmp_path):
     assert lines[0] == "clip,document,frame,time,seconds,result.width,result.height"
     assert lines[1].startswith("TA01,01_alb_id,1,")
     assert lines[1].endswith(",180,320")
+
+
+def test_run_processor_registered_by_entry_point(dataset, tmp_path):
+    site = tmp_path / "site"
+    info = site / "midvbatch_testplugin-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: midvbatch-testplugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[midvbatch.processors]\nmean-colour = processors:mean_colour\n")
+    e = env()
+    e["PYTHONPATH"] = os.pathsep.join([str(site), e["PYTHONPATH"]])
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "midvbatch.cli", "run", str(dataset), "--out", str(out),
+                             "--processor", "mean-colour", "--clips", "KS01"], capture_output=True, text=True,
+                            env=e, timeout=120)
+    assert result.returncode == 0, result.stderr
+    first = json.loads(midvbatch("export", out).stdout.splitlines()[0])
+    assert first["result"]["id"] == "KS01_01"
+
+
+def test_run_inline_debug_log_shows_the_traceback(dataset, tmp_path):
+    out = tmp_path / "run"
+    result = midvbatch("run", dataset, "--out", out, "--processor", "processors:NotJson", "--clips", "TS01",
+                       "--workers", 0, "--log-level", "debug")
+    assert result.returncode == 1
+    assert "TS01 dead (permanent" in result.stderr
+    assert "Traceback (most recent call last)" in result.stderr and "_check_json" in result.stderr

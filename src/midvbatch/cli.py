@@ -254,13 +254,15 @@ def _selection_options(func):
               help="Option for the processor's factory; VALUE is JSON or text (repeatable).")
 @click.option("--workers", metavar="N|auto", help="Worker count (default one per core; 0 runs clips inline, for debugging).")
 @click.option("--pool", type=click.Choice(["process", "thread"]), help="Worker processes (default) or threads.")
+@click.option("--decode-threads", metavar="N|auto",
+              help="FFmpeg decoding threads per worker (default auto: the cores shared among the workers).")
 @click.option("--image-format", type=click.Choice(["png", "jpg", "tif"]), help="Image format of --pipeline extract.")
 @click.option("--retries", type=int, metavar="N", help="Attempts after the first for a failing clip (default 2).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Console log level (default info).")
 @click.option("--restart", is_flag=True, help="Discard the results of a different configuration in RUN_DIR and start over.")
 @_selection_options
 @_user_errors
-def run_command(dataset_dir, out, pipeline, processor, options, workers, pool, image_format, retries, log_level,
+def run_command(dataset_dir, out, pipeline, processor, options, workers, pool, decode_threads, image_format, retries, log_level,
                 restart, docs, clips, limit, priority, catalog, config_file):
     """Run every clip of DATASET_DIR through a pipeline; resumes when RUN_DIR exists.
 
@@ -273,6 +275,7 @@ def run_command(dataset_dir, out, pipeline, processor, options, workers, pool, i
     config = build_config(dict(
         dataset=dataset_dir, out=out, pipeline=pipeline, processor=processor, options=options,
         workers=workers if workers in (None, "auto") else _int_or_text(workers), pool=pool,
+        decode_threads=decode_threads if decode_threads in (None, "auto") else _int_or_text(decode_threads),
         image_format=image_format, retries=retries, log_level=log_level, docs=docs, clips=clips,
         limit=limit, priority=priority, catalog=catalog,
     ), config_file)

@@ -59,6 +59,7 @@ class RunConfig:
     processor: str | None = None  # MODULE:FACTORY or a registered name; overrides pipeline
     options: dict[str, Any] = field(default_factory=dict)  # passed to the processor factory
     workers: int | str = "auto"
+    decode_threads: int | str = "auto"  # FFmpeg threads per worker; auto: cores // workers, at least 1
     pool: str = "process"
     docs: list[str] = field(default_factory=list)
     clips: list[str] = field(default_factory=list)
@@ -82,6 +83,7 @@ class RunConfig:
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
         self.worker_count()
+        self.decode_thread_count()
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             raise ConfigError(f"limit must be a positive number of clips, not {self.limit!r}")
         if not isinstance(self.retries, int) or self.retries < 0:
@@ -101,6 +103,19 @@ class RunConfig:
             raise ConfigError(f"workers must be a number or 'auto', not {self.workers!r}") from None
         if n < 0:
             raise ConfigError(f"workers must be 0 or more, not {n}")
+        return n
+
+    def decode_thread_count(self) -> int:
+        """Return FFmpeg's decoding threads per worker: 'auto' shares the cores among the workers."""
+        if self.decode_threads == "auto":
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            return max(1, cores // max(1, self.worker_count()))
+        try:
+            n = int(self.decode_threads)
+        except (TypeError, ValueError):
+            raise ConfigError(f"decode threads must be a number or 'auto', not {self.decode_threads!r}") from None
+        if n < 1:
+            raise ConfigError(f"decode threads must be 1 or more, not {n}")
         return n
 
     def priority_rules(self) -> list[PriorityRule]:

@@ -241,7 +241,6 @@ class Ledger:
         stage_seconds: dict[str, float],
         cpu_seconds: float | None,
         peak_rss: int | None,
-        events: list[tuple[str, str]] = (),
     ) -> None:
         """Write a clip's results and mark it done, in one transaction."""
         with self.transaction() as db:
@@ -262,7 +261,7 @@ class Ledger:
                 (now, wall_seconds, json.dumps(stage_seconds), cpu_seconds, peak_rss,
                  len(frames or []), task_id),
             )
-            self._events(db, events)
+            self._event(db, task_id, "info", "done", None)
 
     def fail(
         self,
@@ -278,7 +277,6 @@ class Ledger:
         traceback: str | None = None,
         not_before: float | None = None,
         wall_seconds: float | None = None,
-        events: list[tuple[str, str]] = (),
     ) -> None:
         """Record a failed attempt: state 'failed' (will retry after not_before) or 'dead'."""
         assert state in ("failed", "dead")
@@ -290,7 +288,8 @@ class Ledger:
                 (state, error_class, error, stage, exitcode, signal, traceback, not_before, now,
                  wall_seconds, task_id),
             )
-            self._events(db, events)
+            self._event(db, task_id, "warning" if state == "failed" else "error",
+                        f"{state}: {error_class}: {error}", stage)
 
     def release(self, task_ids: Iterable[int]) -> None:
         """Return running tasks to pending without counting their attempt (interrupted)."""
@@ -313,10 +312,11 @@ class Ledger:
                 "cpu_seconds = NULL, peak_rss = NULL, frames_done = 0"
             )
 
-    def _events(self, db: sqlite3.Connection, events: Iterable[tuple[str, str]]) -> None:
-        db.executemany(
-            "INSERT INTO events (ts, level, clip, attempt, stage, message) VALUES (?, ?, NULL, NULL, NULL, ?)",
-            [(time.time(), level, message) for level, message in events],
+    def _event(self, db: sqlite3.Connection, task_id: int, level: str, message: str, stage: str | None) -> None:
+        db.execute(
+            "INSERT INTO events (ts, level, clip, attempt, stage, message) "
+            "SELECT ?, ?, clip, attempts, ?, ? FROM tasks WHERE id = ?",
+            (time.time(), level, stage, message, task_id),
         )
 
     def log_event(self, level: str, message: str, clip: str | None = None, attempt: int | None = None,

@@ -173,6 +173,7 @@ class Orchestrator:
             frames=catalog.frames_per_clip, fps=float(catalog.sample_fps),
             processor=self.config.processor_spec(), options=options,
             output_dir=str(_tmp_root(self.run_dir) / f"{row.id}-{attempt}"),
+            decode_threads=self.config.decode_thread_count(),
         )
 
     # the loop ----------------------------------------------------------------------------
@@ -311,6 +312,8 @@ class Orchestrator:
             if recovered or counts["done"]:
                 self.log.info("resuming: %d clips done, %d were in flight and run again", counts["done"], recovered)
             workers = self.config.worker_count()
+            ledger.log_event("info", f"run started by pid {os.getpid()}: {sum(counts.values())} clips, "
+                                     f"{counts['done']} done, {recovered} recovered")
             self.log.info("run %s: %d clips, processor %s, %s", self.run_dir, sum(counts.values()),
                           self.config.processor_spec(),
                           "inline" if workers == 0 else f"{workers} {self.config.pool} workers")
@@ -333,6 +336,7 @@ class Orchestrator:
                 state = "interrupted" if unfinished else "finished"
                 snap = self.snapshot(ledger, state)
                 ledger.set_meta("live", snap.to_dict())
+                ledger.log_event("info", f"run {state}: {counts['done']} done, {counts['dead']} dead")
                 view.close(snap)
             if self.stop.requested:
                 exit_code = EXIT_INTERRUPTED

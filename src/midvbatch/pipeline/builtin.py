@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import cv2
-
 from midvbatch.config import IMAGE_FORMATS
 from midvbatch.errors import ProcessorError
 from midvbatch.pipeline.processor import ClipInfo, Frame, Processor
@@ -32,6 +30,8 @@ class ExtractProcessor(Processor):
         clip = frame.clip
         name = frame.id if clip.condition else f"{clip.code}_{frame.number:02d}"  # plain videos: stem_KK
         relative = f"frames/{clip.document or '_'}/{clip.code}/{name}.{self.image_format}"
+        import cv2  # here, not at import: workers of other pipelines need not load OpenCV
+
         path = clip.artifact(relative)
         if not cv2.imwrite(str(path), frame.image):
             raise ProcessorError(f"could not write {relative}")

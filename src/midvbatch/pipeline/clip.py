@@ -40,6 +40,7 @@ class TaskSpec:
     processor: str  # name or MODULE:FACTORY
     options: dict[str, Any]
     output_dir: str | None  # temporary folder for artifacts
+    decode_threads: int | None = None  # FFmpeg threads; None: FFmpeg decides
 
 
 @dataclass
@@ -111,7 +112,7 @@ def run_clip(spec: TaskSpec, processor: Any, report: Callable[[int, str], None] 
                 raise PermanentError("clip has no video file")
             decode = process = 0.0
             t0 = clock()
-            frames = read_annotated_frames(clip.video, count=spec.frames, fps=spec.fps)
+            frames = read_annotated_frames(clip.video, count=spec.frames, fps=spec.fps, threads=spec.decode_threads)
             for number in range(1, spec.frames + 1):
                 stage = "decode"
                 report(spec.task_id, f"decode {number}/{spec.frames}")

@@ -93,9 +93,12 @@ def read_annotated_frames(
     *,
     count: int = 30,
     fps: float = 10.0,
-    threads: bool = True,
+    threads: int | None = None,
 ) -> Iterator[AnnotatedFrame]:
     """Yield annotated frames 1..`count` of the video at `path`, sampled at `fps`.
+
+    `threads` is FFmpeg's decoding threads: None lets FFmpeg choose (one per core),
+    1 decodes on the calling thread only. With as many workers as cores, 1 is fastest.
 
     Raises VideoError naming the file if it cannot be opened or decoded, or if it ends
     before frame `count` (after yielding the frames it has).
@@ -103,8 +106,10 @@ def read_annotated_frames(
     path = Path(path)
     container, stream = open_video(path)
     try:
-        if threads:
+        if threads is None or threads > 1:
             stream.thread_type = "AUTO"
+            if threads:
+                stream.codec_context.thread_count = threads
         next_number = 1  # next annotated frame to yield
         pending: av.VideoFrame | None = None
         pending_index = -1
