@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+import psutil
 import pytest
+
+from midvbatch.dataset.synth import SynthConfig, synthesize
 
 REAL = Path(__file__).parent / "data" / "midv500-real"
 
@@ -68,3 +77,74 @@ def write_video(
 def real_data() -> Path:
     """The real MIDV-500 samples (see tests/data/midv500-real/SOURCES.md)."""
     return REAL
+
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """Two documents, ten clips each, 180x320: the engine's everyday test dataset."""
+    root = tmp_path_factory.mktemp("dataset")
+    synthesize(root, SynthConfig(docs=2, seed=11))
+    return root
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join([str(TESTS), e.get("PYTHONPATH", "")])
+    return e
+
+
+def midvbatch(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "midvbatch.cli", *map(str, args)], capture_output=True,
+                          text=True, env=env(), timeout=kwargs.pop("timeout", 120), **kwargs)
+
+
+def start(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "midvbatch.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env())
+
+
+def ledger_rows(run_dir: Path, sql: str):
+    db = sqlite3.connect(run_dir / "ledger.sqlite")
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def wait_for(predicate, timeout=60.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting")
+
+
+def done_count(run_dir: Path) -> int:
+    try:
+        return ledger_rows(run_dir, "SELECT COUNT(*) FROM tasks WHERE state = 'done'")[0][0]
+    except sqlite3.Error:
+        return 0
+
+
+def assert_every_clip_once(run_dir: Path, clips: int = 20, frames: int = 30) -> None:
+    states = ledger_rows(run_dir, "SELECT state, COUNT(*) FROM tasks GROUP BY state")
+    assert states == [("done", clips)], states
+    rows = ledger_rows(run_dir, "SELECT task, frame FROM frames")
+    assert len(rows) == clips * frames == len(set(rows))
+    exported = midvbatch("export", run_dir).stdout.splitlines()
+    keys = [(json.loads(line)["clip"], json.loads(line)["frame"]) for line in exported]
+    assert len(keys) == len(set(keys)) == clips * frames
+
+
+def workers_of(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+

@@ -11,8 +11,9 @@ from midvbatch.pipeline import Processor
 class MeanColour(Processor):
     """Per frame: the image's mean colour and whether a ground-truth quad was given; counts setup calls."""
 
-    def __init__(self, delay: float = 0.0):
+    def __init__(self, delay: float = 0.0, write: bool = False):
         self.delay = delay
+        self.write = write  # also write the frame as an artifact, frames/CCDD_KK.png
         self.setups = 0
 
     def setup(self):
@@ -21,6 +22,10 @@ class MeanColour(Processor):
     def process_frame(self, frame):
         if self.delay:
             time.sleep(self.delay)
+        if self.write:
+            import cv2
+
+            cv2.imwrite(str(frame.clip.artifact(f"frames/{frame.id}.png")), frame.image)
         b, g, r = (float(v) for v in frame.image.reshape(-1, 3).mean(axis=0))
         return {
             "id": frame.id, "mean": [round(b, 2), round(g, 2), round(r, 2)], "has_quad": frame.quad is not None,
@@ -28,9 +33,9 @@ class MeanColour(Processor):
         }
 
 
-def mean_colour(delay: float = 0.0):
+def mean_colour(delay: float = 0.0, write: bool = False):
     """Factory of MeanColour."""
-    return MeanColour(delay)
+    return MeanColour(delay, write)
 
 
 class ClipSize:
@@ -45,3 +50,62 @@ class NotJson(Processor):
 
     def process_frame(self, frame):
         return {"image": frame.image}
+
+
+class Faults(Processor):
+    """Fault injection, per clip id: faults={"TA01": "segfault", ...}; other clips succeed.
+
+    transient-once  raise TransientError on the first attempt, succeed after
+    permanent       raise PermanentError
+    error           raise ValueError (an unknown error: retried until attempts run out)
+    segfault        crash the interpreter with a real segmentation fault
+    exit3           os._exit(3)
+    sigkill         SIGKILL itself
+    hang            sleep far past any timeout
+    memory          allocate and touch `memory_mb` MiB, then wait to be killed
+    """
+
+    def __init__(self, faults: dict | None = None, state_dir: str = ".", memory_mb: int = 600,
+                 faults_file: str | None = None):
+        self.faults = faults or {}
+        self.state_dir = state_dir
+        self.memory_mb = memory_mb
+        self.faults_file = faults_file  # read at every clip: editing it "fixes the processor"
+
+    def process_frame(self, frame):
+        import ctypes
+        import signal
+        from pathlib import Path
+
+        import numpy as np
+
+        from midvbatch import PermanentError, TransientError
+
+        faults = self.faults
+        if self.faults_file:
+            import json
+
+            faults = json.loads(Path(self.faults_file).read_text())
+        fault = faults.get(frame.clip.id) if frame.number == 1 else None
+        if fault == "transient-once":
+            marker = Path(self.state_dir) / f"{frame.clip.id}.tried"
+            if not marker.exists():
+                marker.write_text("1")
+                raise TransientError("network hiccup (injected)")
+        elif fault == "permanent":
+            raise PermanentError("corrupt input (injected)")
+        elif fault == "error":
+            raise ValueError("unexpected (injected)")
+        elif fault == "segfault":
+            ctypes.string_at(0)
+        elif fault == "exit3":
+            os._exit(3)
+        elif fault == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif fault == "hang":
+            time.sleep(3600)
+        elif fault == "memory":
+            hog = np.ones(self.memory_mb * 2**20, np.uint8)  # touched: resident
+            time.sleep(60)
+            del hog
+        return {"ok": True}

@@ -51,7 +51,7 @@ def snap(**kw) -> Snapshot:
 
 
 def test_progress_summary_line_says_paused():
-    assert summary_line(snap()) == ("running: 8/20 done (40.0%), 2 running, 10 pending, 0 failed, 0 dead | "
+    assert summary_line(snap()) == ("running: 8/20 done, 0 dead (40.0%), 2 running, 10 pending, 0 failed | "
                                     "1.50 clips/s, 45.0 frames/s | ETA 1m15s")
     assert summary_line(snap(paused_reason="memory")).startswith("paused (memory): ")
 

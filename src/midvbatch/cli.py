@@ -259,11 +259,20 @@ def _selection_options(func):
 @click.option("--image-format", type=click.Choice(["png", "jpg", "tif"]), help="Image format of --pipeline extract.")
 @click.option("--retries", type=int, metavar="N", help="Attempts after the first for a failing clip (default 2).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Console log level (default info).")
+@click.option("--retry-delay", type=float, metavar="SECONDS", help="Wait before the first retry; doubles each attempt (default 2).")
+@click.option("--task-timeout", type=float, metavar="SECONDS", help="Kill a clip's worker after this long; the clip fails with 'timeout'.")
+@click.option("--max-failures", type=int, metavar="N", help="Stop dispatching once N clips are dead (default: never).")
+@click.option("--max-tasks-per-worker", type=int, metavar="N", help="Replace each worker after N clips, to contain leaks.")
+@click.option("--min-free-memory", metavar="SIZE|N%", help="Dispatch only while this much memory is available (default 10% of RAM or 1GiB, the smaller).")
+@click.option("--worker-memory", metavar="SIZE", help="Kill a worker whose resident memory passes SIZE (1GB, 512MiB); its clip fails with 'memory'.")
+@click.option("--min-free-disk", metavar="SIZE|N%", help="Dispatch only while RUN_DIR's disk has this much free plus the next clip's output (default 1GiB).")
+@click.option("--on-disk-full", type=click.Choice(["wait", "stop"]), help="Below --min-free-disk: wait for space (default) or stop cleanly.")
 @click.option("--restart", is_flag=True, help="Discard the results of a different configuration in RUN_DIR and start over.")
 @_selection_options
 @_user_errors
 def run_command(dataset_dir, out, pipeline, processor, options, workers, pool, decode_threads, image_format, retries, log_level,
-                restart, docs, clips, limit, priority, catalog, config_file):
+                retry_delay, task_timeout, max_failures, max_tasks_per_worker, min_free_memory, worker_memory,
+                min_free_disk, on_disk_full, restart, docs, clips, limit, priority, catalog, config_file):
     """Run every clip of DATASET_DIR through a pipeline; resumes when RUN_DIR exists.
 
     Exit status: 0 all clips done, 1 some clips dead (see the log), 130 interrupted
@@ -277,9 +286,14 @@ def run_command(dataset_dir, out, pipeline, processor, options, workers, pool, d
         workers=workers if workers in (None, "auto") else _int_or_text(workers), pool=pool,
         decode_threads=decode_threads if decode_threads in (None, "auto") else _int_or_text(decode_threads),
         image_format=image_format, retries=retries, log_level=log_level, docs=docs, clips=clips,
-        limit=limit, priority=priority, catalog=catalog,
+        limit=limit, priority=priority, catalog=catalog, retry_delay=retry_delay, task_timeout=task_timeout,
+        max_failures=max_failures, max_tasks_per_worker=max_tasks_per_worker, min_free_memory=min_free_memory,
+        worker_memory=worker_memory, min_free_disk=min_free_disk, on_disk_full=on_disk_full,
     ), config_file)
-    summary = run(config, restart=restart)
+    _print_summary(run(config, restart=restart))
+
+
+def _print_summary(summary) -> None:
     c = summary.counts
     click.echo(f"{summary.state}: {c['done']} done, {c['dead']} dead, "
                f"{c['pending'] + c['failed'] + c['running']} left, in {summary.seconds:.1f} s; results in {summary.run_dir}")
@@ -338,6 +352,52 @@ def status_command(run_dir, as_json, watch, interval):
         if not watch or snap.state in ("finished", "interrupted"):
             return
         time_module.sleep(interval)
+
+
+@cli.command("failures")
+@click.argument("run_dir", type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
+@_user_errors
+def failures_command(run_dir, as_json, as_csv):
+    """List every failed or dead clip of RUN_DIR: attempts, error class, message, signal or exit code, stage."""
+    import csv
+
+    from midvbatch.engine.failures import failures
+
+    records = failures(run_dir)
+    if as_json:
+        _echo_json(records)
+    elif as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(records[0]) if records else ["clip"])
+        writer.writeheader()
+        writer.writerows(records)
+    else:
+        for r in records:
+            how = f"signal {r['signal']}" if r["signal"] else f"exit code {r['exitcode']}" if r["exitcode"] is not None else ""
+            click.echo(f"{r['clip']:<20} {r['state']:<6} attempts {r['attempts']}  {r['error_class']}: {r['error']}"
+                       + (f" ({how})" if how else "") + (f" [stage {r['stage']}]" if r["stage"] else ""))
+            if r["traceback"]:
+                click.echo(f"    {r['traceback'].splitlines()[-1]}")
+        dead = sum(r["state"] == "dead" for r in records)
+        click.echo(f"{_plural(len(records), 'clip')} failed: {dead} dead, {len(records) - dead} waiting to retry")
+
+
+@cli.command("retry")
+@click.argument("run_dir", type=click.Path(path_type=str))
+@click.option("--clip", "clips", multiple=True, metavar="PATTERN", help="Dead clips whose id or code matches (repeatable).")
+@click.option("--all-dead", is_flag=True, help="Every dead clip.")
+@_user_errors
+def retry_command(run_dir, clips, all_dead):
+    """Put dead clips of RUN_DIR back in the queue with fresh attempts, then run them.
+
+    For after fixing a file or a processor; the run's saved configuration is used.
+    """
+    from midvbatch.engine.failures import retry
+
+    revived, summary = retry(run_dir, clips, all_dead)
+    click.echo(f"retrying {_plural(len(revived), 'clip')}: {' '.join(revived)}")
+    _print_summary(summary)
 
 
 @cli.command("export")

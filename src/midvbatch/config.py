@@ -23,7 +23,41 @@ from midvbatch.errors import ConfigError
 IMAGE_FORMATS = ("png", "jpg", "tif")
 POOLS = ("process", "thread")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+ON_DISK_FULL = ("wait", "stop")
 _PRIORITY = re.compile(r"^(clip|doc|id)=([^:]+):(-?\d+)$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
+          "t": 1000**4, "tb": 1000**4, "ki": 1024, "kib": 1024, "mi": 1024**2, "mib": 1024**2, "gi": 1024**3,
+          "gib": 1024**3, "ti": 1024**4, "tib": 1024**4}
+
+
+def parse_size(value: int | str, what: str = "size") -> int:
+    """Return bytes from 1GB (10^9), 512MiB (2^29), 1.5G or a plain number of bytes; raise ConfigError."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ConfigError(f"{what} must not be negative, not {value}")
+        return value
+    m = _SIZE.match(str(value))
+    if not m or m.group(2) is None and not str(value).strip():
+        raise ConfigError(f"{what} {value!r} is not a size like 1GB, 512MiB or a number of bytes")
+    unit = (m.group(2) or "").lower()
+    if unit not in _UNITS:
+        raise ConfigError(f"{what} {value!r} has an unknown unit {m.group(2)!r} (use KB, MB, GB, KiB, MiB, GiB)")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def parse_floor(value: int | str, total: int, what: str) -> int:
+    """Return bytes from a size or a percentage of `total` ('10%')."""
+    text = str(value).strip()
+    if text.endswith("%"):
+        try:
+            share = float(text[:-1])
+        except ValueError:
+            raise ConfigError(f"{what} {value!r} is not a percentage like 10%") from None
+        if not 0 <= share <= 100:
+            raise ConfigError(f"{what} {value!r} must be between 0% and 100%")
+        return int(total * share / 100)
+    return parse_size(value, what)
 
 
 @dataclass(frozen=True)
@@ -68,6 +102,14 @@ class RunConfig:
     image_format: str = "png"
     catalog: str | None = None
     retries: int = 2
+    retry_delay: float = 2.0  # seconds before the first retry; doubles each attempt, with jitter
+    task_timeout: float | None = None  # seconds a clip may run before its worker is killed
+    max_failures: int | None = None  # stop dispatching once this many clips are dead
+    max_tasks_per_worker: int | None = None  # recycle a worker after this many clips
+    min_free_memory: str | int | None = None  # default: 10% of RAM or 1 GiB, whichever is smaller
+    worker_memory: str | int | None = None  # kill a worker whose resident memory passes this
+    min_free_disk: str | int = "1GiB"
+    on_disk_full: str = "wait"
     log_level: str = "info"
 
     def validate(self) -> RunConfig:
@@ -88,6 +130,19 @@ class RunConfig:
             raise ConfigError(f"limit must be a positive number of clips, not {self.limit!r}")
         if not isinstance(self.retries, int) or self.retries < 0:
             raise ConfigError(f"retries must be 0 or more, not {self.retries!r}")
+        if not isinstance(self.retry_delay, (int, float)) or self.retry_delay < 0:
+            raise ConfigError(f"retry delay must be 0 or more seconds, not {self.retry_delay!r}")
+        if self.task_timeout is not None and (not isinstance(self.task_timeout, (int, float)) or self.task_timeout <= 0):
+            raise ConfigError(f"task timeout must be a positive number of seconds, not {self.task_timeout!r}")
+        for name in ("max_failures", "max_tasks_per_worker"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name.replace('_', '-')} must be a positive number, not {value!r}")
+        if self.on_disk_full not in ON_DISK_FULL:
+            raise ConfigError(f"on-disk-full must be one of {', '.join(ON_DISK_FULL)}, not {self.on_disk_full!r}")
+        self.memory_floor(1 << 30)
+        self.disk_floor(1 << 30)
+        self.worker_memory_limit()
         if not isinstance(self.options, dict):
             raise ConfigError("options must be a table of processor options")
         self.priority_rules()
@@ -117,6 +172,20 @@ class RunConfig:
         if n < 1:
             raise ConfigError(f"decode threads must be 1 or more, not {n}")
         return n
+
+    def memory_floor(self, total_memory: int) -> int:
+        """Return the available memory below which no clip is dispatched, in bytes."""
+        if self.min_free_memory is None:
+            return min(total_memory // 10, 1 << 30)
+        return parse_floor(self.min_free_memory, total_memory, "min-free-memory")
+
+    def disk_floor(self, disk_size: int) -> int:
+        """Return the free disk space below which no clip is dispatched, in bytes."""
+        return parse_floor(self.min_free_disk, disk_size, "min-free-disk")
+
+    def worker_memory_limit(self) -> int | None:
+        """Return the resident memory a worker may reach before it is killed, in bytes."""
+        return None if self.worker_memory is None else parse_size(self.worker_memory, "worker-memory")
 
     def priority_rules(self) -> list[PriorityRule]:
         """Return the parsed priority rules."""

@@ -107,7 +107,9 @@ class ProcessExecutor(_FutureExecutor):
     def __init__(self, workers: int, *, max_tasks: int = 0, task_timeout: float | None = None):
         super().__init__()
         context = multiprocessing.get_context("spawn")
-        self._queue = context.Queue()
+        # SimpleQueue writes to the pipe at once (no feeder thread), so a worker that dies
+        # right after reporting a stage has still reported it.
+        self._queue = context.SimpleQueue()
         self._timeout = task_timeout
         self.capacity = workers
         self._pool = pebble.ProcessPool(
@@ -121,11 +123,12 @@ class ProcessExecutor(_FutureExecutor):
 
     def stages(self) -> list[tuple[int, str, int | None]]:
         out = []
-        while True:
-            try:
-                out.append(self._queue.get_nowait())
-            except (queue_module.Empty, OSError, ValueError):
-                return out
+        try:
+            while not self._queue.empty():
+                out.append(self._queue.get())
+        except (OSError, EOFError, ValueError):
+            pass
+        return out
 
     def shutdown(self) -> None:
         self._pool.stop()
@@ -187,7 +190,7 @@ class InlineExecutor(Executor):
 def make_executor(workers: int, pool: str, **options) -> Executor:
     """Return the executor for `workers` (0: inline) and `pool` ('process' or 'thread')."""
     if workers == 0:
-        return InlineExecutor()
+        return InlineExecutor()  # debugging: no timeout
     if pool == "thread":
-        return ThreadExecutor(workers)
+        return ThreadExecutor(workers)  # threads cannot be killed: no timeout, no recycling
     return ProcessExecutor(workers, **options)

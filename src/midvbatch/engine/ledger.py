@@ -361,6 +361,23 @@ class Ledger:
             "JOIN tasks t ON t.id = c.task WHERE t.state = 'done' ORDER BY t.priority DESC, t.position"
         )
 
+    def error_counts(self) -> dict[str, int]:
+        """Return the number of failed and dead clips per error class."""
+        return dict(self.db.execute(
+            "SELECT error_class, COUNT(*) FROM tasks WHERE state IN ('failed', 'dead') GROUP BY error_class "
+            "ORDER BY error_class"
+        ).fetchall())
+
+    def revive(self, task_ids: Iterable[int]) -> int:
+        """Put dead clips back in the queue with fresh attempts; return how many."""
+        with self.transaction() as db:
+            return db.executemany(
+                "UPDATE tasks SET state = 'pending', attempts = 0, not_before = NULL, error_class = NULL, "
+                "error = NULL, exitcode = NULL, signal = NULL, traceback = NULL, stage = NULL "
+                "WHERE id = ? AND state = 'dead'",
+                [(i,) for i in task_ids],
+            ).rowcount
+
     def throughput(self, since: float) -> tuple[int, int]:
         """Return (clips, frames) finished since the given time."""
         row = self.db.execute(

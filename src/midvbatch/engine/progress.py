@@ -37,6 +37,7 @@ class Snapshot:
     frames_per_second: float = 0.0
     workers: list[dict] = field(default_factory=list)  # {"clip", "stage", "pid", "seconds"}
     paused_reason: str | None = None
+    errors: dict[str, int] = field(default_factory=dict)  # failed and dead clips per error class
     elapsed_seconds: float = 0.0
     updated_at: float = 0.0
     pid: int | None = None
@@ -98,10 +99,10 @@ def format_seconds(seconds: float | None) -> str:
 
 def summary_line(s: Snapshot) -> str:
     """One line saying where the run stands."""
-    state = f"paused ({s.paused_reason})" if s.paused_reason else s.state
+    state = f"paused ({s.paused_reason})" if s.paused_reason and s.state in ("running", "paused") else s.state
     return (
-        f"{state}: {s.done}/{s.total} done ({s.percent:.1f}%), {s.running} running, {s.pending} pending, "
-        f"{s.failed} failed, {s.dead} dead | {s.clips_per_second:.2f} clips/s, "
+        f"{state}: {s.done}/{s.total} done, {s.dead} dead ({s.percent:.1f}%), {s.running} running, "
+        f"{s.pending} pending, {s.failed} failed | {s.clips_per_second:.2f} clips/s, "
         f"{s.frames_per_second:.1f} frames/s | ETA {format_seconds(s.eta_seconds)}"
     )
 

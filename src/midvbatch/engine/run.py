@@ -30,6 +30,7 @@ from midvbatch.engine.executor import Executor, make_executor
 from midvbatch.engine.ledger import Ledger, NewTask, TaskRow
 from midvbatch.engine.lock import RunLock
 from midvbatch.engine.progress import ProgressView, RateMeter, Snapshot, estimate_eta
+from midvbatch.engine.resources import DiskReading, MemoryReading, Resources, disk_space, system_memory
 from midvbatch.engine.runlog import close_run_log, open_run_log
 from midvbatch.engine.scheduler import plan
 from midvbatch.errors import DatasetError, LedgerError
@@ -37,7 +38,7 @@ from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 
 EXIT_INTERRUPTED = 130
 SNAPSHOT_INTERVAL = 0.5  # seconds between stored snapshots
-RETRY_DELAY = 2.0  # seconds before the first retry; doubles each attempt, with jitter
+WATCH_INTERVAL = 0.2  # seconds between checks of the workers' memory
 PERMANENT = ("permanent",)
 
 
@@ -60,21 +61,30 @@ class _InFlight:
     started: float
     stage: str = "queued"
     pid: int | None = None
+    killed: str | None = None  # why the orchestrator killed its worker (memory)
 
 
 class _Stop:
-    """Ctrl-C once: finish what is in flight, dispatch nothing new. Twice (or SIGTERM): stop now."""
+    """Ctrl-C once: finish what is in flight, dispatch nothing new. Twice (or SIGTERM): stop now.
+
+    The run also stops itself (finishing what is in flight) when --max-failures clips are
+    dead or the disk is full with --on-disk-full stop; `reason` says which.
+    """
 
     def __init__(self) -> None:
         self.requested = False
         self.now = False
-        self.signal: int | None = None
+        self.reason: str | None = None  # "signal" | "max-failures" | "disk"
 
     def handle(self, signum, _frame) -> None:
-        self.signal = signum
         if self.requested or signum == signal.SIGTERM:
             self.now = True
         self.requested = True
+        self.reason = "signal"
+
+    def request(self, reason: str) -> None:
+        if not self.requested:
+            self.requested, self.reason = True, reason
 
 
 def _owner() -> dict:
@@ -87,7 +97,7 @@ def _tmp_root(run_dir: Path) -> Path:
 
 
 def _move_artifacts(tmp: Path, run_dir: Path) -> int:
-    """Rename every file under tmp to the same relative path under run_dir; return how many."""
+    """Rename every file under tmp to the same relative path under run_dir; return their bytes."""
     moved = 0
     if not tmp.is_dir():
         return 0
@@ -96,12 +106,13 @@ def _move_artifacts(tmp: Path, run_dir: Path) -> int:
             src = Path(dirpath) / name
             dest = run_dir / src.relative_to(tmp)
             dest.parent.mkdir(parents=True, exist_ok=True)
+            moved += src.stat().st_size
             os.replace(src, dest)  # atomic: the final name holds a whole file or nothing
-            moved += 1
     return moved
 
 
-def _retry_delay(attempt: int, base: float = RETRY_DELAY) -> float:
+def retry_delay(attempt: int, base: float) -> float:
+    """Seconds to wait before retrying after failed attempt `attempt`: base * 2^(attempt-1), +-20% jitter."""
     return base * (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
 
 
@@ -109,7 +120,8 @@ class Orchestrator:
     """One run of a configuration over a run folder. Use :func:`run`."""
 
     def __init__(self, config: RunConfig, *, restart: bool = False, console: Console | None = None,
-                 clock: Callable[[], float] = time.time, install_signals: bool = True):
+                 clock: Callable[[], float] = time.time, install_signals: bool = True,
+                 memory_reading: MemoryReading = system_memory, disk_reading: DiskReading = disk_space):
         self.config = config
         self.restart = restart
         self.console = console or Console(stderr=True)
@@ -121,6 +133,11 @@ class Orchestrator:
         self.clips: dict[str, Clip] = {}
         self.meter = RateMeter()
         self._last_snapshot = 0.0
+        self._last_watch = 0.0
+        self.memory_reading, self.disk_reading = memory_reading, disk_reading
+        self.paused: str | None = None
+        self.output_bytes = 0  # artifacts moved into place, to estimate the next clip's
+        self.output_clips = 0
 
     # set-up ------------------------------------------------------------------------------
 
@@ -184,7 +201,20 @@ class Orchestrator:
         if free <= 0:
             return 0
         rows = ledger.next_ready(free, self.clock(), exclude=set(self.in_flight))
+        if not rows:
+            self._set_paused(None, "")
+            return 0
         for row in rows:
+            estimate = self.output_bytes // self.output_clips if self.output_clips else 0
+            admission = self.resources.admit(estimate)
+            if not admission.ok:
+                self._set_paused(admission.reason, admission.detail)
+                if admission.reason == "disk" and self.config.on_disk_full == "stop":
+                    self.stop.request("disk")
+                    self.log.error("disk full (%s): stopping after the clips in flight (--on-disk-full stop)",
+                                   admission.detail)
+                break
+            self._set_paused(None, "")
             if row.clip not in self.clips and row.video is None:
                 ledger.mark_running(row.id, self.clock())
                 ledger.fail(row.id, now=self.clock(), state="dead", error_class="permanent",
@@ -197,6 +227,32 @@ class Orchestrator:
                            extra={"clip": row.clip, "attempt": attempt, "stage": "queued"})
         return len(rows)
 
+    def _set_paused(self, reason: str | None, detail: str) -> None:
+        if reason == self.paused:
+            return
+        if reason:
+            self.log.warning("paused (%s): %s; the run resumes by itself", reason, detail)
+        else:
+            self.log.info("resumed: %s is back above its floor", self.paused)
+        self.paused = reason
+
+    def _watch_workers(self) -> None:
+        """Kill workers whose resident memory passes --worker-memory."""
+        now = time.monotonic()
+        if self.resources.worker_limit is None or now - self._last_watch < WATCH_INTERVAL:
+            return
+        self._last_watch = now
+        for flight in self.in_flight.values():
+            if flight.pid is None or flight.killed:
+                continue
+            rss = self.resources.over_limit(flight.pid)
+            if rss is not None:
+                flight.killed = (f"worker memory {rss / 2**20:,.0f} MiB passed the limit of "
+                                 f"{self.resources.worker_limit / 2**20:,.0f} MiB")
+                self.log.warning("%s: %s; killing worker %d", flight.row.clip, flight.killed, flight.pid,
+                                 extra={"clip": flight.row.clip, "attempt": flight.attempt, "stage": flight.stage})
+                self.resources.kill(flight.pid)
+
     def _finish(self, ledger: Ledger, outcome: ClipOutcome) -> None:
         flight = self.in_flight.pop(outcome.task_id, None)
         if flight is None:
@@ -205,8 +261,16 @@ class Orchestrator:
         tmp = _tmp_root(self.run_dir) / f"{row.id}-{attempt}"
         extra = {"clip": row.clip, "attempt": attempt, "stage": outcome.stage}
         now = self.clock()
+        if flight.killed and not outcome.ok:
+            outcome.error_class, outcome.error = "memory", flight.killed
+        elif outcome.error_class == "timeout":
+            outcome.error = f"still running after {self.config.task_timeout:g} s; worker killed"
+        if outcome.stage is None and not outcome.ok:
+            outcome.stage = flight.stage.split(" ")[0] if flight.stage else None
         if outcome.ok:
-            _move_artifacts(tmp, self.run_dir)
+            moved = _move_artifacts(tmp, self.run_dir)
+            self.output_bytes += moved
+            self.output_clips += 1
             ledger.complete(
                 row.id, now=now, frames=outcome.frames, clip_result=outcome.clip_result,
                 wall_seconds=outcome.wall_seconds, stage_seconds=outcome.stage_seconds,
@@ -218,7 +282,7 @@ class Orchestrator:
             retries_left = attempt <= self.config.retries
             permanent = outcome.error_class in PERMANENT
             state = "failed" if retries_left and not permanent else "dead"
-            not_before = now + _retry_delay(attempt) if state == "failed" else None
+            not_before = now + retry_delay(attempt, self.config.retry_delay) if state == "failed" else None
             ledger.fail(
                 row.id, now=now, state=state, error_class=outcome.error_class or "error",
                 error=outcome.error or "unknown error", stage=outcome.stage, exitcode=outcome.exitcode,
@@ -233,6 +297,12 @@ class Orchestrator:
                                outcome.error, attempt, extra=extra)
             if outcome.traceback:
                 self.log.debug("%s traceback:\n%s", row.clip, outcome.traceback, extra=extra)
+            if state == "dead" and self.config.max_failures and ledger.counts()["dead"] >= self.config.max_failures:
+                if not self.stop.requested:
+                    self.log.error("%d clips dead (--max-failures %d): stopping after the clips in flight; "
+                                   "see midvbatch failures %s", ledger.counts()["dead"], self.config.max_failures,
+                                   self.run_dir)
+                self.stop.request("max-failures")
         shutil.rmtree(tmp, ignore_errors=True)
 
     def snapshot(self, ledger: Ledger, state: str) -> Snapshot:
@@ -254,7 +324,8 @@ class Orchestrator:
             eta_seconds=estimate_eta(remaining, ledger.remaining_frames(), clips_rate, frames_rate),
             clips_per_second=round(clips_rate, 3), frames_per_second=round(frames_rate, 2),
             workers=workers, elapsed_seconds=round(time.monotonic() - self.meter.started, 1),
-            updated_at=now, pid=os.getpid(),
+            updated_at=now, pid=os.getpid(), paused_reason=self.paused if state in ("running", "paused") else None,
+            errors=ledger.error_counts(),
         )
 
     def _publish(self, ledger: Ledger, view: ProgressView, state: str = "running", force: bool = False) -> Snapshot | None:
@@ -262,19 +333,22 @@ class Orchestrator:
         if not force and now - self._last_snapshot < SNAPSHOT_INTERVAL:
             return None
         self._last_snapshot = now
-        snap = self.snapshot(ledger, state)
+        snap = self.snapshot(ledger, "paused" if self.paused else state)
         ledger.set_meta("live", snap.to_dict())
         view.update(snap, force=force)
         return snap
 
     def _loop(self, ledger: Ledger, executor: Executor, view: ProgressView) -> None:
         while True:
+            outcomes = executor.completed(timeout=0.1 if self.in_flight else 0)
+            # stages after outcomes: a worker that died has written its last stage before dying
             for task_id, stage, pid in executor.stages():
                 flight = self.in_flight.get(task_id)
                 if flight is not None:
                     flight.stage, flight.pid = stage, pid if pid is not None else flight.pid
-            for outcome in executor.completed(timeout=0.1 if self.in_flight else 0):
+            for outcome in outcomes:
                 self._finish(ledger, outcome)
+            self._watch_workers()
             if self.stop.now:
                 return
             if self.stop.requested:
@@ -282,7 +356,9 @@ class Orchestrator:
                     return
             else:
                 self._dispatch(ledger, executor)
-                if not self.in_flight:
+                if not self.in_flight and self.paused:
+                    time.sleep(0.2)
+                elif not self.in_flight:
                     waiting = ledger.next_retry_time()
                     if waiting is None:
                         return
@@ -319,7 +395,13 @@ class Orchestrator:
                           "inline" if workers == 0 else f"{workers} {self.config.pool} workers")
             if self.install_signals:
                 previous = {s: signal.signal(s, self.stop.handle) for s in (signal.SIGINT, signal.SIGTERM)}
-            executor = make_executor(workers, self.config.pool)
+            self.resources = Resources(self.config, self.run_dir, memory_reading=self.memory_reading,
+                                       disk_reading=self.disk_reading)
+            if self.resources.worker_limit is not None and (workers == 0 or self.config.pool == "thread"):
+                self.log.warning("--worker-memory applies to worker processes only; not enforced with %s",
+                                 "--workers 0" if workers == 0 else "--pool thread")
+            executor = make_executor(workers, self.config.pool, task_timeout=self.config.task_timeout,
+                                     max_tasks=self.config.max_tasks_per_worker or 0)
             view = ProgressView(self.console)
             try:
                 self._loop(ledger, executor, view)
@@ -338,10 +420,15 @@ class Orchestrator:
                 ledger.set_meta("live", snap.to_dict())
                 ledger.log_event("info", f"run {state}: {counts['done']} done, {counts['dead']} dead")
                 view.close(snap)
-            if self.stop.requested:
+            if self.stop.reason == "signal":
                 exit_code = EXIT_INTERRUPTED
                 self.log.warning("interrupted: %d of %d clips done; run the same command again to resume",
                                  counts["done"], sum(counts.values()))
+            elif self.stop.requested:
+                exit_code = 1
+                why = "too many dead clips" if self.stop.reason == "max-failures" else "the disk is full"
+                self.log.error("stopped because %s: %d of %d clips done; fix it, then run the same command "
+                               "again (midvbatch retry for dead clips)", why, counts["done"], sum(counts.values()))
             else:
                 exit_code = 1 if counts["dead"] else 0
                 self.log.info("finished: %d done, %d dead in %.1f s", counts["done"], counts["dead"],
@@ -357,7 +444,12 @@ class Orchestrator:
 
 
 def run(config: RunConfig, *, restart: bool = False, console: Console | None = None,
-        install_signals: bool = True) -> RunSummary:
-    """Run (or resume) `config` and return how it ended. Raises MidvBatchError for bad input."""
+        install_signals: bool = True, memory_reading: MemoryReading = system_memory,
+        disk_reading: DiskReading = disk_space) -> RunSummary:
+    """Run (or resume) `config` and return how it ended. Raises MidvBatchError for bad input.
+
+    `memory_reading` and `disk_reading` replace the system's readings (for tests).
+    """
     config.validate()
-    return Orchestrator(config, restart=restart, console=console, install_signals=install_signals).run()
+    return Orchestrator(config, restart=restart, console=console, install_signals=install_signals,
+                        memory_reading=memory_reading, disk_reading=disk_reading).run()

@@ -34,6 +34,7 @@ def run_status(run_dir: str | Path) -> Snapshot:
     try:
         counts = ledger.counts()
         live = ledger.get_meta("live") or {}
+        errors = ledger.error_counts()
         running = _alive(ledger.get_meta("owner"))
     finally:
         ledger.close()
@@ -41,6 +42,7 @@ def run_status(run_dir: str | Path) -> Snapshot:
     snap = Snapshot(state="finished", **{k: v for k, v in live.items() if k in Snapshot.__dataclass_fields__ and k != "state"})
     snap.total = total
     snap.pending, snap.done, snap.failed, snap.dead = counts["pending"], counts["done"], counts["failed"], counts["dead"]
+    snap.errors = errors
     snap.percent = round(100.0 * (counts["done"] + counts["dead"]) / total, 2) if total else 100.0
     if running:
         snap.state = "paused" if live.get("paused_reason") else "running"

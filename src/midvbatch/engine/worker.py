@@ -40,8 +40,8 @@ def init_process(queue: Any, parent: int) -> None:
 
     def report(task: int, stage: str) -> None:
         try:
-            queue.put_nowait((task, stage, pid))
-        except Exception:  # a full or closed queue only costs a display update
+            queue.put((task, stage, pid))
+        except Exception:  # a closed queue only costs a display update
             pass
 
     _report = report

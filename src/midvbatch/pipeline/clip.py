@@ -120,6 +120,7 @@ def run_clip(spec: TaskSpec, processor: Any, report: Callable[[int, str], None] 
                 t1 = clock()
                 decode += t1 - t0
                 stage = "process_frame"
+                report(spec.task_id, f"process_frame {number}/{spec.frames}")
                 result = processor.process_frame(Frame(decoded.image, decoded.number, decoded.time, clip))
                 t0 = clock()
                 process += t0 - t1

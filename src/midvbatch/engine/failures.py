@@ -1,0 +1,70 @@
+"""What went wrong in a run, and putting dead clips back in the queue."""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+from midvbatch.config import build_config
+from midvbatch.engine.ledger import Ledger
+from midvbatch.errors import ConfigError, LedgerError
+
+
+def failures(run_dir: str | Path) -> list[dict]:
+    """Return every failed or dead clip: attempts, error class, message, signal or exit code, stage, traceback tail."""
+    if not Path(run_dir).is_dir():
+        raise LedgerError("no such run folder", path=run_dir)
+    ledger = Ledger(run_dir, readonly=True)
+    try:
+        return [
+            {
+                "clip": t.clip, "document": t.document, "state": t.state, "attempts": t.attempts,
+                "error_class": t.error_class, "error": t.error, "signal": t.signal, "exitcode": t.exitcode,
+                "stage": t.stage, "not_before": t.not_before, "traceback": _tail(t.traceback),
+            }
+            for t in ledger.tasks(states=("failed", "dead"))
+        ]
+    finally:
+        ledger.close()
+
+
+def _tail(traceback: str | None, lines: int = 6) -> str | None:
+    if not traceback:
+        return None
+    return "\n".join(traceback.rstrip().splitlines()[-lines:])
+
+
+def revive_dead(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), all_dead: bool = False) -> list[str]:
+    """Put dead clips matching `clips` (globs on id or code), or all dead clips, back in the queue.
+
+    Return the ids revived. Raises ConfigError when neither is asked or nothing matches.
+    """
+    if not clips and not all_dead:
+        raise ConfigError("say which dead clips to retry: --clip PATTERN (repeatable) or --all-dead")
+    if not Path(run_dir).is_dir():
+        raise LedgerError("no such run folder", path=run_dir)
+    ledger = Ledger(run_dir)
+    try:
+        dead = ledger.tasks(states=("dead",))
+        chosen = [t for t in dead if all_dead or any(
+            fnmatch.fnmatchcase(t.clip, p) or fnmatch.fnmatchcase(t.code, p) for p in clips)]
+        if not chosen:
+            what = "no dead clips" if not dead else f"no dead clip matches {' '.join(clips)}"
+            raise LedgerError(what, path=run_dir)
+        ledger.revive(t.id for t in chosen)
+        ledger.log_event("info", f"retry: {len(chosen)} dead clips back in the queue")
+        return [t.clip for t in chosen]
+    finally:
+        ledger.close()
+
+
+def retry(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), all_dead: bool = False, **run_options):
+    """Revive dead clips, then resume the run with its saved configuration; return (revived ids, RunSummary)."""
+    from midvbatch.engine.run import run
+
+    config_file = Path(run_dir) / "config.toml"
+    if not config_file.is_file():
+        raise LedgerError("not a run folder (no config.toml)", path=run_dir)
+    config = build_config({}, config_file)
+    revived = revive_dead(run_dir, clips, all_dead)
+    return revived, run(config, **run_options)

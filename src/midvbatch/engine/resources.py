@@ -1,0 +1,91 @@
+"""Admission control and worker memory: the run waits when memory or disk runs short.
+
+Readings are injectable functions so that pauses are tested deterministically: a
+:class:`Resources` takes ``memory_reading() -> (available, total)`` and
+``disk_reading(path) -> (free, total)``, by default psutil's and shutil's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from midvbatch.config import RunConfig
+
+MemoryReading = Callable[[], tuple[int, int]]
+DiskReading = Callable[[Path], tuple[int, int]]
+
+
+def system_memory() -> tuple[int, int]:
+    """Return (available, total) bytes of system memory."""
+    vm = psutil.virtual_memory()
+    return vm.available, vm.total
+
+
+def disk_space(path: Path) -> tuple[int, int]:
+    """Return (free, total) bytes of the filesystem holding `path`."""
+    usage = shutil.disk_usage(path)
+    return usage.free, usage.total
+
+
+@dataclass
+class Admission:
+    """Whether a clip may be dispatched now, and if not, why."""
+
+    ok: bool
+    reason: str | None = None  # "memory" | "disk"
+    detail: str = ""
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+class Resources:
+    """Memory and disk floors of a run, and the worker memory limit."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, *, memory_reading: MemoryReading = system_memory,
+                 disk_reading: DiskReading = disk_space):
+        self.run_dir = run_dir
+        self.memory_reading = memory_reading
+        self.disk_reading = disk_reading
+        _, total_memory = memory_reading()
+        _, disk_total = disk_reading(run_dir)
+        self.memory_floor = config.memory_floor(total_memory)
+        self.disk_floor = config.disk_floor(disk_total)
+        self.worker_limit = config.worker_memory_limit()
+
+    def admit(self, estimated_output: int) -> Admission:
+        """Return whether one more clip (writing about `estimated_output` bytes) may start."""
+        available, _ = self.memory_reading()
+        if available < self.memory_floor:
+            return Admission(False, "memory", f"{_mib(available)} available, floor {_mib(self.memory_floor)}")
+        free, _ = self.disk_reading(self.run_dir)
+        if free < self.disk_floor + estimated_output:
+            return Admission(False, "disk", f"{_mib(free)} free on {self.run_dir}, floor {_mib(self.disk_floor)} "
+                                            f"+ {_mib(estimated_output)} for the next clip")
+        return Admission(True)
+
+    def over_limit(self, pid: int) -> int | None:
+        """Return the worker's resident memory if it passes the limit, else None."""
+        if self.worker_limit is None:
+            return None
+        try:
+            rss = psutil.Process(pid).memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return None
+        return rss if rss > self.worker_limit else None
+
+    @staticmethod
+    def kill(pid: int) -> None:
+        """Kill a worker at once (SIGKILL): the pool replaces it."""
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

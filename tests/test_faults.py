@@ -1,0 +1,211 @@
+"""Error recovery and resources: injected faults, retries, timeouts, crashes, memory and disk floors."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import assert_every_clip_once, done_count, ledger_rows, midvbatch, start, wait_for, workers_of
+
+from midvbatch.config import RunConfig
+from midvbatch.engine.run import run
+from midvbatch.engine.status import run_status
+
+FAULTS = {
+    "TA01": "transient-once",
+    "TS01": "permanent",
+    "KA01": "error",
+    "KS01": "segfault",
+    "HA01": "exit3",
+    "HS01": "sigkill",
+    "PA01": "hang",
+    "PS01": "memory",
+}
+
+
+def tasks(run_dir: Path) -> dict[str, dict]:
+    db = sqlite3.connect(run_dir / "ledger.sqlite")
+    db.row_factory = sqlite3.Row
+    rows = {r["clip"]: dict(r) for r in db.execute("SELECT * FROM tasks")}
+    db.close()
+    return rows
+
+
+@pytest.mark.timeout(180)
+def test_faults_every_kind_is_isolated_classified_and_retried(dataset, tmp_path):
+    out = tmp_path / "run"
+    t0 = time.monotonic()
+    result = midvbatch("run", dataset, "--out", out, "--docs", "01_*", "--processor", "processors:Faults",
+                       "--option", f"faults={json.dumps(FAULTS)}", "--option", f"state_dir={tmp_path}",
+                       "--option", "memory_mb=700", "--workers", 2, "--retries", 1, "--retry-delay", "0.2",
+                       "--task-timeout", 3, "--worker-memory", "400MiB", timeout=170)
+    elapsed = time.monotonic() - t0
+    assert result.returncode == 1, result.stderr  # some clips dead
+    t = tasks(out)
+    assert {c for c, r in t.items() if r["state"] == "done"} == {"TA01", "CA01", "CS01"}
+    assert t["TA01"]["attempts"] == 2  # transient once, then done
+    expect = {  # clip: (error class, attempts)
+        "TS01": ("permanent", 1),  # never retried
+        "KA01": ("error", 2),
+        "KS01": ("crash", 2),
+        "HA01": ("crash", 2),
+        "HS01": ("crash", 2),
+        "PA01": ("timeout", 2),
+        "PS01": ("memory", 2),
+    }
+    for clip, (error_class, attempts) in expect.items():
+        assert (t[clip]["state"], t[clip]["error_class"], t[clip]["attempts"]) == ("dead", error_class, attempts), clip
+    assert t["KS01"]["signal"] == 11 and t["HS01"]["signal"] == 9
+    assert t["HA01"]["exitcode"] == 3 and "exited with code 3" in t["HA01"]["error"]
+    assert t["PA01"]["error"] == "still running after 3 s; worker killed"
+    assert "passed the limit of 400 MiB" in t["PS01"]["error"]
+    assert "corrupt input (injected)" in t["TS01"]["error"] and "PermanentError" in t["TS01"]["traceback"]
+    assert t["KA01"]["stage"] == "process_frame"
+    assert elapsed < 120
+    # the failures report
+    report = json.loads(midvbatch("failures", out, "--json").stdout)
+    assert {r["clip"] for r in report} == set(expect)
+    ks = next(r for r in report if r["clip"] == "KS01")
+    assert ks["signal"] == 11 and ks["error_class"] == "crash" and ks["attempts"] == 2
+    text = midvbatch("failures", out).stdout
+    assert "KS01" in text and "(signal 11)" in text and "7 clips failed: 7 dead" in text
+    csv_lines = midvbatch("failures", out, "--csv").stdout.splitlines()
+    assert csv_lines[0].startswith("clip,document,state,attempts,error_class") and len(csv_lines) >= 8
+    status = json.loads(midvbatch("status", out, "--json").stdout)
+    assert status["errors"] == {"crash": 3, "error": 1, "memory": 1, "permanent": 1, "timeout": 1}
+    assert not (out / "tmp").exists() or not any((out / "tmp").iterdir())
+
+
+def test_faults_retry_revives_dead_clips_with_fresh_attempts(dataset, tmp_path):
+    out = tmp_path / "run"
+    faults = tmp_path / "faults.json"  # the "processor" reads its faults here: editing it is fixing it
+    faults.write_text(json.dumps({"TA02": "permanent", "TS02": "permanent"}))
+    args = ("run", dataset, "--out", out, "--processor", "processors:Faults", "--option", f"faults_file={faults}",
+            "--clips", "T*", "--docs", "02_*")
+    assert midvbatch(*args).returncode == 1
+    assert {c for c, r in tasks(out).items() if r["state"] == "dead"} == {"TA02", "TS02"}
+    nothing = midvbatch("retry", out)
+    assert nothing.returncode == 1 and "--clip PATTERN (repeatable) or --all-dead" in nothing.stderr
+    assert midvbatch("retry", out, "--clip", "K*").stderr.strip().endswith("no dead clip matches K*")
+    faults.write_text(json.dumps({"TS02": "permanent"}))  # TA02 fixed
+    result = midvbatch("retry", out, "--clip", "TA*")
+    assert result.returncode == 1, result.stderr  # TS02 is still dead
+    assert "retrying 1 clip: TA02" in result.stdout
+    t = tasks(out)
+    assert (t["TA02"]["state"], t["TA02"]["attempts"]) == ("done", 1)
+    assert t["TS02"]["state"] == "dead"
+    faults.write_text("{}")
+    result = midvbatch("retry", out, "--all-dead")
+    assert result.returncode == 0 and "retrying 1 clip: TS02" in result.stdout
+    assert_every_clip_once(out, clips=2)
+
+
+def test_faults_max_failures_stops_dispatching(dataset, tmp_path):
+    out = tmp_path / "run"
+    faults = {c: "permanent" for c in ("TA01", "TS01", "KA01", "KS01")}
+    result = midvbatch("run", dataset, "--out", out, "--processor", "processors:Faults", "--option",
+                       f"faults={json.dumps(faults)}", "--max-failures", 2, "--workers", 1,
+                       "--priority", "clip=[TK]*:5", "--docs", "01_*")
+    assert result.returncode == 1
+    assert "--max-failures 2" in result.stderr and "stopped because too many dead clips" in result.stderr
+    t = tasks(out)
+    assert sum(r["state"] == "dead" for r in t.values()) in (2, 3)  # in flight when the second died: finished
+    assert sum(r["state"] == "pending" for r in t.values()) >= 5
+    assert json.loads(midvbatch("status", out, "--json").stdout)["state"] == "interrupted"
+
+
+class Reading:
+    """An injectable reading, low until told otherwise; counts its calls."""
+
+    def __init__(self, low: int, high: int, total: int):
+        self.low, self.high, self.total = low, high, total
+        self.ok = threading.Event()
+        self.calls = 0
+
+    def memory(self):
+        self.calls += 1
+        return (self.high if self.ok.is_set() else self.low), self.total
+
+    def disk(self, path):
+        self.calls += 1
+        return (self.high if self.ok.is_set() else self.low), self.total
+
+
+@pytest.mark.parametrize("kind", ["memory", "disk"])
+def test_faults_low_reading_pauses_then_resumes(dataset, tmp_path, kind):
+    out = tmp_path / "run"
+    reading = Reading(low=100 * 2**20, high=50 * 2**30, total=64 * 2**30)
+    normal = Reading(low=50 * 2**30, high=50 * 2**30, total=64 * 2**30)
+    config = RunConfig(dataset=str(dataset), out=str(out), clips=["C*"], workers=1,
+                       min_free_memory="2GiB", min_free_disk="2GiB")
+    summary = {}
+
+    def go():
+        summary["run"] = run(config, install_signals=False,
+                             memory_reading=reading.memory if kind == "memory" else normal.memory,
+                             disk_reading=reading.disk if kind == "disk" else normal.disk)
+
+    thread = threading.Thread(target=go)
+    thread.start()
+    try:
+        snap = wait_for(lambda: (s := _status(out)) and s.state == "paused" and s, timeout=30)
+        assert snap.paused_reason == kind and snap.done == 0 and snap.running == 0
+        time.sleep(0.5)
+        assert _status(out).done == 0  # still waiting
+        reading.ok.set()
+    finally:
+        reading.ok.set()
+        thread.join(timeout=60)
+    assert summary["run"].state == "finished" and summary["run"].counts["done"] == 4
+    log = (out / "logs" / "run.jsonl").read_text()
+    assert f"paused ({kind})" in log and f"resumed: {kind} is back" in log
+
+
+def _status(out):
+    try:
+        return run_status(out)
+    except Exception:
+        return None
+
+
+def test_faults_disk_full_with_stop_stops_cleanly(dataset, tmp_path):
+    out = tmp_path / "run"
+    config = RunConfig(dataset=str(dataset), out=str(out), clips=["C*"], workers=1, on_disk_full="stop")
+    summary = run(config, install_signals=False, disk_reading=lambda path: (10 * 2**20, 2**40))
+    assert summary.exit_code == 1 and summary.state == "interrupted"
+    assert summary.counts["pending"] == 4
+
+
+@pytest.mark.timeout(300)
+def test_faults_torture_sigkill_at_20_random_moments(dataset, tmp_path):
+    out = tmp_path / "run"
+    # about 12 s of work (20 clips x 30 frames x 40 ms / 2 workers), each frame written as an artifact
+    args = ("run", dataset, "--out", out, "--processor", "processors:mean_colour", "--option", "delay=0.04",
+            "--option", "write=true", "--workers", "2")
+    rng = random.Random(20261124)
+    kills = 0
+    while kills < 20:
+        proc = start(*args)
+        time.sleep(rng.uniform(0.1, 1.5))
+        if proc.poll() is not None:  # finished before the kill: nothing more to torture
+            break
+        children = workers_of(proc.pid)
+        proc.kill()
+        proc.wait()
+        kills += 1
+        wait_for(lambda: not any(c.is_running() and c.status() != "zombie" for c in children), timeout=10)
+    final = midvbatch(*args)
+    assert final.returncode == 0, final.stderr
+    assert kills == 20, f"the run finished after only {kills} kills"
+    assert_every_clip_once(out)
+    assert ledger_rows(out, "SELECT COUNT(*) FROM frames") == [(600,)]
+    pngs = list((out / "frames").rglob("*.png"))
+    assert len(pngs) == 600 and all(p.stat().st_size > 1000 for p in pngs)
+    assert not list(out.rglob("*.part")) and not list(out.rglob(".*.tmp"))
+    assert not (out / "tmp").exists() or not any((out / "tmp").iterdir())
+    assert done_count(out) == 20
