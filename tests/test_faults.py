@@ -209,3 +209,35 @@ def test_faults_torture_sigkill_at_20_random_moments(dataset, tmp_path):
     assert not list(out.rglob("*.part")) and not list(out.rglob(".*.tmp"))
     assert not (out / "tmp").exists() or not any((out / "tmp").iterdir())
     assert done_count(out) == 20
+
+
+def test_faults_corrupt_video_is_permanent_and_the_run_goes_on(dataset, tmp_path):
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(dataset / "01_alb_id", copy / "01_alb_id")
+    video = copy / "01_alb_id" / "videos" / "KS01.mp4"
+    video.write_bytes(video.read_bytes()[:2000])  # truncated download
+    (copy / "01_alb_id" / "videos" / "TA01.MOV").write_bytes(b"")  # zero bytes
+    out = tmp_path / "run"
+    result = midvbatch("run", copy, "--out", out, "--retry-delay", "0")
+    assert result.returncode == 1
+    t = tasks(out)
+    assert {c for c, r in t.items() if r["state"] == "dead"} == {"KS01", "TA01"}
+    for clip, name in (("KS01", "KS01.mp4"), ("TA01", "TA01.MOV")):
+        assert (t[clip]["error_class"], t[clip]["attempts"]) == ("permanent", 1)
+        assert name in t[clip]["error"]
+    assert "empty file" in t["TA01"]["error"]
+    assert sum(r["state"] == "done" for r in t.values()) == 8
+
+
+def test_faults_timeout_kills_within_a_second_of_the_limit(dataset, tmp_path):
+    out = tmp_path / "run"
+    result = midvbatch("run", dataset, "--out", out, "--clips", "PA01", "--processor", "processors:Faults",
+                       "--option", 'faults={"PA01": "hang"}', "--task-timeout", "2", "--retries", "0",
+                       "--workers", "1")
+    assert result.returncode == 1
+    row = tasks(out)["PA01"]
+    assert row["error_class"] == "timeout"
+    # from dispatch (which includes starting the worker, about half a second) to the failure
+    assert 2.0 <= row["finished_at"] - row["started_at"] < 2.0 + 1.0 + 1.5

@@ -259,7 +259,6 @@ class Orchestrator:
             return
         row, attempt = flight.row, flight.attempt
         tmp = _tmp_root(self.run_dir) / f"{row.id}-{attempt}"
-        extra = {"clip": row.clip, "attempt": attempt, "stage": outcome.stage}
         now = self.clock()
         if flight.killed and not outcome.ok:
             outcome.error_class, outcome.error = "memory", flight.killed
@@ -267,6 +266,7 @@ class Orchestrator:
             outcome.error = f"still running after {self.config.task_timeout:g} s; worker killed"
         if outcome.stage is None and not outcome.ok:
             outcome.stage = flight.stage.split(" ")[0] if flight.stage else None
+        extra = {"clip": row.clip, "attempt": attempt, "stage": outcome.stage}
         if outcome.ok:
             moved = _move_artifacts(tmp, self.run_dir)
             self.output_bytes += moved
@@ -390,7 +390,8 @@ class Orchestrator:
             workers = self.config.worker_count()
             ledger.log_event("info", f"run started by pid {os.getpid()}: {sum(counts.values())} clips, "
                                      f"{counts['done']} done, {recovered} recovered")
-            self.log.info("run %s: %d clips, processor %s, %s", self.run_dir, sum(counts.values()),
+            total = sum(counts.values())
+            self.log.info("run %s: %d clip%s, processor %s, %s", self.run_dir, total, "" if total == 1 else "s",
                           self.config.processor_spec(),
                           "inline" if workers == 0 else f"{workers} {self.config.pool} workers")
             if self.install_signals:
