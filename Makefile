@@ -18,20 +18,22 @@ $(STAMP): $(BIN)/python pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
+	@.ci/browser
 	$(BIN)/python -m pytest -q
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 demo: $(STAMP)
-	@echo "== midvbatch demo: synthesize a small MIDV-500-format dataset and run the batch engine on it"
+	@echo "== midvbatch demo: synthesize a small MIDV-500-format dataset, localize the document in its 600 annotated frames, score and report"
 	rm -rf $(DEMO)
 	$(BIN)/midvbatch synth $(DEMO)/dataset --docs 2 --seed 7
 	$(BIN)/midvbatch ls $(DEMO)/dataset
-	$(BIN)/midvbatch run $(DEMO)/dataset --out $(DEMO)/run --processor examples.find_document:make
-	$(BIN)/midvbatch status $(DEMO)/run
+	$(BIN)/midvbatch run $(DEMO)/dataset --out $(DEMO)/run
+	$(BIN)/midvbatch report $(DEMO)/run
+	$(BIN)/midvbatch report $(DEMO)/run --format html --out $(DEMO)/report.html
 	$(BIN)/midvbatch export $(DEMO)/run --out $(DEMO)/results.jsonl
-	@echo "== results: $(DEMO)/results.jsonl (one record per frame), run folder $(DEMO)/run"
+	@echo "== results: $(DEMO)/report.html (open it in a browser), $(DEMO)/results.jsonl (one record per frame), run folder $(DEMO)/run"
 	@echo "== run the same 'midvbatch run' command again: it resumes and finds nothing left to do"
 
 clean:

@@ -23,7 +23,7 @@ from midvbatch.engine.run import run
 
 def test_run_frames_pipeline_records_every_frame(dataset, tmp_path):
     out = tmp_path / "run"
-    result = midvbatch("run", dataset, "--out", out, "--workers", 2)
+    result = midvbatch("run", dataset, "--out", out, "--pipeline", "frames", "--workers", 2)
     assert result.returncode == 0, result.stderr
     assert "finished: 20 done, 0 dead" in result.stdout
     assert_every_clip_once(out)
@@ -59,7 +59,7 @@ def test_run_resume_runs_nothing_twice(dataset, tmp_path):
 
 def test_run_refuses_a_changed_configuration_unless_restart(dataset, tmp_path):
     out = tmp_path / "run"
-    assert midvbatch("run", dataset, "--out", out, "--clips", "TA01").returncode == 0
+    assert midvbatch("run", dataset, "--out", out, "--clips", "TA01", "--pipeline", "frames").returncode == 0
     refused = midvbatch("run", dataset, "--out", out, "--clips", "TA01", "--pipeline", "probe")
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
@@ -248,7 +248,7 @@ def test_run_library_call_returns_summary(dataset, tmp_path):
 
 def test_export_csv_flattens_results(dataset, tmp_path):
     out = tmp_path / "run"
-    assert midvbatch("run", dataset, "--out", out, "--clips", "TA01").returncode == 0
+    assert midvbatch("run", dataset, "--out", out, "--clips", "TA01", "--pipeline", "frames").returncode == 0
     result = midvbatch("export", out, "--format", "csv", "--out", tmp_path / "r.csv")
     assert result.returncode == 0 and "wrote 30 records" in result.stdout
     lines = (tmp_path / "r.csv").read_text().splitlines()

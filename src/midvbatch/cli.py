@@ -247,8 +247,8 @@ def _selection_options(func):
 @cli.command("run")
 @click.argument("dataset_dir", required=False, type=click.Path(file_okay=False, path_type=str))
 @click.option("--out", metavar="RUN_DIR", help="Run folder: ledger, logs, artifacts. Run again to resume.")
-@click.option("--pipeline", type=click.Choice(["frames", "extract", "probe"]),
-              help="Built-in pipeline (default frames).")
+@click.option("--pipeline", type=click.Choice(["localize", "ground-truth", "frames", "extract", "probe"]),
+              help="Built-in pipeline (default localize).")
 @click.option("--processor", metavar="MODULE:FACTORY", help="Your processor: MODULE:FACTORY or a registered name.")
 @click.option("--option", "options", multiple=True, callback=_option, metavar="KEY=VALUE",
               help="Option for the processor's factory; VALUE is JSON or text (repeatable).")
@@ -267,12 +267,16 @@ def _selection_options(func):
 @click.option("--worker-memory", metavar="SIZE", help="Kill a worker whose resident memory passes SIZE (1GB, 512MiB); its clip fails with 'memory'.")
 @click.option("--min-free-disk", metavar="SIZE|N%", help="Dispatch only while RUN_DIR's disk has this much free plus the next clip's output (default 1GiB).")
 @click.option("--on-disk-full", type=click.Choice(["wait", "stop"]), help="Below --min-free-disk: wait for space (default) or stop cleanly.")
+@click.option("--strict", is_flag=True, default=None, help="Refuse to start when a selected clip is invalid.")
+@click.option("--no-check", "no_check", is_flag=True, default=None,
+              help="Skip the checks of the clips before the run (they are cached; a resume does not redo them).")
 @click.option("--restart", is_flag=True, help="Discard the results of a different configuration in RUN_DIR and start over.")
 @_selection_options
 @_user_errors
 def run_command(dataset_dir, out, pipeline, processor, options, workers, pool, decode_threads, image_format, retries, log_level,
                 retry_delay, task_timeout, max_failures, max_tasks_per_worker, min_free_memory, worker_memory,
-                min_free_disk, on_disk_full, restart, docs, clips, limit, priority, catalog, config_file):
+                min_free_disk, on_disk_full, strict, no_check, restart, docs, clips, limit, priority, catalog,
+                config_file):
     """Run every clip of DATASET_DIR through a pipeline; resumes when RUN_DIR exists.
 
     Exit status: 0 all clips done, 1 some clips dead (see the log), 130 interrupted
@@ -288,7 +292,8 @@ def run_command(dataset_dir, out, pipeline, processor, options, workers, pool, d
         image_format=image_format, retries=retries, log_level=log_level, docs=docs, clips=clips,
         limit=limit, priority=priority, catalog=catalog, retry_delay=retry_delay, task_timeout=task_timeout,
         max_failures=max_failures, max_tasks_per_worker=max_tasks_per_worker, min_free_memory=min_free_memory,
-        worker_memory=worker_memory, min_free_disk=min_free_disk, on_disk_full=on_disk_full,
+        worker_memory=worker_memory, min_free_disk=min_free_disk, on_disk_full=on_disk_full, strict=strict,
+        check=False if no_check else None,
     ), config_file)
     _print_summary(run(config, restart=restart))
 
@@ -400,19 +405,115 @@ def retry_command(run_dir, clips, all_dead):
     _print_summary(summary)
 
 
+@cli.command("fetch")
+@click.option("--dataset", default="midv500", show_default=True, metavar="NAME", help="Dataset to fetch: midv500 or midv2019.")
+@click.option("--dest", required=True, type=click.Path(path_type=str), metavar="DIR",
+              help="Folder to put the documents in (created); run again to resume.")
+@click.option("--docs", multiple=True, metavar="PATTERN", help="Only documents matching this glob, e.g. '0[1-5]_*' (repeatable).")
+@click.option("--mirror", metavar="URL", help="ftp://, http:// or https:// folder holding NN_name.zip and md5.txt, instead of the official one.")
+@click.option("--jobs", default=2, show_default=True, type=click.IntRange(min=1), help="Archives fetched at once.")
+@click.option("--from-archives", type=click.Path(path_type=str), metavar="DIR",
+              help="Import archives downloaded by hand from DIR (no network); default: every archive there.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_user_errors
+def fetch_command(dataset, dest, docs, mirror, jobs, from_archives, as_json):
+    """Download, verify (md5.txt) and unpack the dataset's archives into DIR.
+
+    Downloads resume where they stopped; documents already fetched are skipped. Exit
+    status: 0 when every asked document is present, 1 when some failed (each listed
+    with the reason; the others are completed), 130 when interrupted.
+    """
+    from midvbatch.dataset.fetch import FetchProgress, fetch
+
+    try:
+        report = fetch(dest, catalog=dataset, docs=docs, mirror=mirror, jobs=jobs,
+                       from_archives=from_archives, progress=FetchProgress())
+    except KeyboardInterrupt:
+        click.echo("interrupted: partial downloads are kept; run the same command again to resume", err=True)
+        sys.exit(130)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        width = max(len(d.document) for d in report.documents)
+        for d in report.documents:
+            click.echo(f"{d.document:<{width}}  {d.describe()}")
+        click.echo(report.summary())
+    if report.failed:
+        sys.exit(1)
+
+
+@cli.command("validate")
+@click.argument("dataset_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--deep", is_flag=True, help="Also decode every annotated frame and compare it with its extracted TIFF.")
+@click.option("--catalog", metavar="NAME", help="Dataset the folder holds (midv500, midv2019); guessed by default.")
+@click.option("--jobs", type=int, default=2, show_default=True, help="Clips checked at once.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_user_errors
+def validate_command(dataset_dir, deep, catalog, jobs, as_json):
+    """Check DATASET_DIR: structure, ground truth, videos, archives; exit status 1 if any error.
+
+    Warnings (the irregular template files real MIDV-500 has) and notes (documents not
+    present, extra files) do not fail validation.
+    """
+    from midvbatch.dataset.validate import validate
+
+    report = validate(dataset_dir, deep=deep, catalog=catalog, jobs=jobs)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=1))
+    else:
+        counts = report.counts()
+        n = {sev: sum(counts.get(sev, {}).values()) for sev in ("error", "warning", "note")}
+        click.echo(f"{report.root}: {_plural(report.clips, 'clip')} checked{' deeply' if deep else ''}: "
+                   f"{_plural(n['error'], 'error')}, {_plural(n['warning'], 'warning')}, {_plural(n['note'], 'note')}")
+        for severity in ("error", "warning", "note"):
+            for kind, count in counts.get(severity, {}).items():
+                click.echo(f"  {severity:<8}{kind:<15}{count}")
+        order = {"error": 0, "warning": 1, "note": 2}
+        for p in sorted(report.problems, key=lambda p: order[p.severity]):
+            click.echo(f"{p.severity:<8}{p.kind:<15}{p}")
+    if not report.ok:
+        sys.exit(1)
+
+
 @cli.command("export")
 @click.argument("run_dir", type=click.Path(path_type=str))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True,
-              help="JSON lines or CSV (result fields become result.KEY columns).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "coco", "smartengines"]), default="jsonl",
+              show_default=True, help="JSON lines, CSV (result fields become result.KEY columns), COCO, or the "
+                                      "report.json of the reference evaluation.")
+@click.option("--predictions", is_flag=True, help="coco: the predicted quads instead of the ground truth.")
+@click.option("--subset", metavar="NAME", help="smartengines: write the runlist of this visibility subset instead.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=str), help="Write to this file instead of standard output.")
 @_user_errors
-def export_command(run_dir, fmt, out):
+def export_command(run_dir, fmt, predictions, subset, out):
     """Export the results of RUN_DIR: one record per frame, or per clip for clip processors."""
     from midvbatch.engine.export import export_results
 
-    count = export_results(run_dir, fmt, out)
+    count = export_results(run_dir, fmt, out, predictions=predictions, subset=subset)
     if out:
         click.echo(f"wrote {_plural(count, 'record')} to {out}")
+
+
+@cli.command("report")
+@click.argument("run_dir", type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json", "csv"]), default="md", show_default=True,
+              help="Markdown (the terminal), a self-contained HTML page with plots, JSON or CSV.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=str),
+              help="Write to this file (html also writes its plots as PNG beside it, in NAME-plots/).")
+@_user_errors
+def report_command(run_dir, fmt, out):
+    """Report the accuracy (MIDV-500 protocol) and speed of RUN_DIR, overall and per group.
+
+    Works on a run that is still going or was interrupted (the report says so).
+    """
+    from midvbatch.report import write_report
+
+    text = write_report(run_dir, fmt, out)
+    if out:
+        click.echo(f"wrote {fmt} report to {out}")
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
 
 
 def main() -> None:

@@ -89,7 +89,7 @@ class RunConfig:
 
     dataset: str = ""
     out: str = ""
-    pipeline: str = "frames"
+    pipeline: str = "localize"
     processor: str | None = None  # MODULE:FACTORY or a registered name; overrides pipeline
     options: dict[str, Any] = field(default_factory=dict)  # passed to the processor factory
     workers: int | str = "auto"
@@ -111,6 +111,8 @@ class RunConfig:
     min_free_disk: str | int = "1GiB"
     on_disk_full: str = "wait"
     log_level: str = "info"
+    check: bool = True  # validate the clips before running them
+    strict: bool = False  # refuse to start when a selected clip is invalid
 
     def validate(self) -> RunConfig:
         """Check every option; raise ConfigError naming the first bad one. Return self."""

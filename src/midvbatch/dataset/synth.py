@@ -34,7 +34,7 @@ from midvbatch.dataset.catalog import Catalog, ClipKind, document_number, get_ca
 from midvbatch.dataset.groundtruth import Quad, write_frame_quad, write_template
 from midvbatch.errors import DatasetError, SynthError
 from midvbatch.video._open import ffmpeg_reason
-from midvbatch.video.reader import source_indices
+from midvbatch.video.reader import read_annotated_frames, source_indices
 
 _CRF = "20"
 _PRESET = "veryfast"
@@ -91,7 +91,8 @@ def synthesize(
     Writes, per document NAME and clip code CC: ``NAME/videos/CCDD.ext``,
     ``NAME/ground_truth/NAME.json``, ``NAME/images/NAME.tif``,
     ``NAME/ground_truth/CC/CCDD_KK.json`` for the annotated frames and, with
-    `config.with_frames`, ``NAME/images/CC/CCDD_KK.tif``. Existing files are replaced.
+    `config.with_frames`, ``NAME/images/CC/CCDD_KK.tif`` (decoded from the written video,
+    as MIDV-500's were extracted with FFmpeg). Existing files are replaced.
     `progress` is called with 'NAME/CC' after each clip. Raises SynthError for options
     that cannot be honoured (checked before anything is written) or an unwritable folder.
     """
@@ -373,11 +374,13 @@ class _Clip:
         video = folder / "videos" / f"{code}{self.number:02d}{self.kind.device.container}"
         with _Encoder(video, self.rate, w, h, rotated=self.kind.device.rotated) as encoder:
             for i in range(len(self.times)):
-                frame = _render.render_frame(scene, quads[i], i, w, h)
-                if config.with_frames:
-                    for frame_id in wanted.get(i, ()):
-                        _imwrite(frames_dir / f"{frame_id}.tif", frame)
-                encoder.write(frame)
+                encoder.write(_render.render_frame(scene, quads[i], i, w, h))
+        if config.with_frames:
+            # As in MIDV-500, the extracted frames are decoded from the video, not the
+            # pristine renders: a decoded annotated frame and its TIFF are the same picture.
+            for frame in read_annotated_frames(video, count=len(self.picks), fps=self.catalog.sample_fps):
+                for frame_id in wanted.get(frame.source_index, ()):
+                    _imwrite(frames_dir / f"{frame_id}.tif", frame.image)
         return video
 
 

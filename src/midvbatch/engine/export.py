@@ -7,12 +7,12 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from midvbatch.engine.ledger import Ledger
-from midvbatch.errors import LedgerError
+from midvbatch.errors import LedgerError, MidvBatchError
 
-FORMATS = ("jsonl", "csv")
+FORMATS = ("jsonl", "csv", "coco", "smartengines")
 
 
 def result_records(run_dir: str | Path) -> Iterator[dict]:
@@ -20,10 +20,13 @@ def result_records(run_dir: str | Path) -> Iterator[dict]:
     ledger = Ledger(run_dir, readonly=True)
     try:
         for row in ledger.frame_results():
-            yield {
+            record = {
                 "clip": row["clip"], "document": row["document"], "frame": row["frame"],
                 "time": row["time"], "seconds": row["seconds"], "result": json.loads(row["result"]),
             }
+            if row["scores"] is not None:
+                record["scores"] = json.loads(row["scores"])
+            yield record
         for row in ledger.clip_results():
             yield {
                 "clip": row["clip"], "document": row["document"], "frame": None,
@@ -34,7 +37,9 @@ def result_records(run_dir: str | Path) -> Iterator[dict]:
 
 
 def _flatten(record: dict) -> dict:
-    flat = {k: v for k, v in record.items() if k != "result"}
+    flat = {k: v for k, v in record.items() if k not in ("result", "scores")}
+    for key, value in (record.get("scores") or {}).items():
+        flat[f"scores.{key}"] = value
     result = record["result"]
     if isinstance(result, dict):
         for key, value in result.items():
@@ -44,16 +49,36 @@ def _flatten(record: dict) -> dict:
     return flat
 
 
-def export_results(run_dir: str | Path, fmt: str, out: str | Path | None = None) -> int:
-    """Write the run's results as JSON lines or CSV to `out` (default stdout); return the record count."""
+def export_results(run_dir: str | Path, fmt: str, out: str | Path | None = None, *, predictions: bool = False,
+                   subset: str | None = None) -> int:
+    """Write the run's results to `out` (default stdout); return the record count.
+
+    Formats: jsonl and csv (one record per frame), coco (ground truth, or with
+    `predictions` the predicted quads), smartengines (report.json for the reference
+    evaluation; with `subset`, that subset's runlist instead).
+    """
     if fmt not in FORMATS:
-        raise LedgerError(f"unknown export format {fmt!r} (use {' or '.join(FORMATS)})")
+        raise LedgerError(f"unknown export format {fmt!r} (use {', '.join(FORMATS)})")
     if not Path(run_dir).is_dir():
         raise LedgerError("no such run folder", path=run_dir)
+    if fmt == "smartengines" and subset is not None:
+        ids = runlist(run_dir, subset)
+        text = "".join(f"{i}\n" for i in ids)
+        count = len(ids)
+    elif fmt == "coco":
+        document = coco_document(run_dir, predictions)
+        text, count = json.dumps(document), len(document["annotations"])
+    elif fmt == "smartengines":
+        records = smartengines_report(run_dir)
+        text, count = json.dumps(records, indent=1), len(records)
+    else:
+        text = None
     stream: IO[str] = open(out, "w", newline="", encoding="utf-8") if out else sys.stdout
-    count = 0
     try:
-        if fmt == "jsonl":
+        if text is not None:
+            stream.write(text if text.endswith("\n") or not text else text + "\n")
+        elif fmt == "jsonl":
+            count = 0
             for record in result_records(run_dir):
                 stream.write(json.dumps(record, ensure_ascii=False) + "\n")
                 count += 1
@@ -70,3 +95,108 @@ def export_results(run_dir: str | Path, fmt: str, out: str | Path | None = None)
         if out:
             stream.close()
     return count
+
+
+# ---------------------------------------------------------------- formats of other tools
+
+COCO_CATEGORY = {"name": "id_card", "id": 1}
+
+
+def _annotated_frames(run_dir: str | Path) -> Iterator[dict]:
+    """Yield, for every scored or done frame of the run: ids, sizes, ground truth, prediction, subsets."""
+    from midvbatch.dataset.frames import clip_frame_truths
+    from midvbatch.dataset.layout import discover
+
+    ledger = Ledger(run_dir, readonly=True)
+    try:
+        dataset_dir = ledger.get_meta("dataset")
+        predicted: dict[tuple[str, int], Any] = {}
+        for row in ledger.frame_results():
+            result = json.loads(row["result"])
+            predicted[(row["clip"], row["frame"])] = result.get("quad") if isinstance(result, dict) else None
+        done = [t.clip for t in ledger.tasks(states=("done",))]
+    finally:
+        ledger.close()
+    if dataset_dir is None:
+        raise LedgerError("the run does not say which dataset it ran on", path=run_dir)
+    dataset = discover(dataset_dir)
+    templates = {d.name: d.template_image for d in dataset.documents}
+    for clip_id in done:
+        try:
+            clip = dataset.clip(clip_id)
+        except MidvBatchError:
+            continue  # gone from the dataset since the run
+        for truth in clip_frame_truths(clip):
+            yield {
+                "id": truth.id, "clip": clip, "frame": truth.number, "width": truth.width, "height": truth.height,
+                "file_name": f"{clip.document}/images/{clip.code}/{truth.id}.tif",
+                "truth": truth.quad, "subsets": truth.subsets,
+                "predicted": predicted.get((clip_id, truth.number)),
+                "template": templates.get(clip.document),
+            }
+
+
+def _bbox(points, width: int, height: int) -> list[float]:
+    xs = [min(max(p[0], 0), width) for p in points]
+    ys = [min(max(p[1], 0), height) for p in points]
+    return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+
+
+def coco_document(run_dir: str | Path, predictions: bool = False) -> dict:
+    """Return COCO instance segmentation of the run's frames: ground truth, or the predicted quads.
+
+    As the `midv500` package writes it: per frame an image (file_name DOC/images/CC/CCDD_KK.tif,
+    width, height) and an annotation with `segmentation` the quad as given (unclipped), `bbox`
+    clipped to the frame and `area` the bbox's.
+    """
+    images, annotations = [], []
+    for frame in _annotated_frames(run_dir):
+        image_id = len(images)
+        images.append({"file_name": frame["file_name"], "height": frame["height"], "width": frame["width"],
+                       "id": image_id})
+        points = frame["predicted"] if predictions else frame["truth"].to_list()
+        if not points:
+            continue
+        bbox = _bbox(points, frame["width"], frame["height"])
+        annotations.append({
+            "iscrowd": 0, "image_id": image_id, "category_id": 1, "ignore": 0, "id": len(annotations),
+            "bbox": bbox, "area": bbox[2] * bbox[3], "segmentation": [[v for p in points for v in p]],
+        })
+    return {"images": images, "annotations": annotations, "categories": [COCO_CATEGORY]}
+
+
+def smartengines_report(run_dir: str | Path) -> list[dict]:
+    """Return the report.json records the reference evaluation (run_stat.py) reads, one per frame."""
+    from midvbatch.metrics import template_size
+
+    records, sizes = [], {}
+    for frame in _annotated_frames(run_dir):
+        document = frame["clip"].document
+        if document not in sizes:
+            image = frame["template"]
+            dims = None
+            if image is not None:
+                import cv2
+
+                picture = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
+                dims = (picture.shape[1], picture.shape[0]) if picture is not None else None
+            try:
+                sizes[document] = list(template_size(document, dims))
+            except ValueError:
+                sizes[document] = [856, 540]
+        predicted = frame["predicted"]
+        records.append({
+            "origin_image_path": frame["file_name"], "size": [frame["width"], frame["height"]],
+            "template_size": sizes[document], "ground_truth_quad": frame["truth"].to_list(),
+            "system_result_quad_exists": bool(predicted), "system_result_quad": predicted or [],
+        })
+    return records
+
+
+def runlist(run_dir: str | Path, subset: str) -> list[str]:
+    """Return the ids (CCDD_KK) of the run's frames in a visibility subset, in the runlists' format."""
+    from midvbatch.dataset.visibility import SUBSETS
+
+    if subset not in SUBSETS:
+        raise LedgerError(f"unknown subset {subset!r} (one of {', '.join(SUBSETS)})")
+    return [f["id"] for f in _annotated_frames(run_dir) if subset in f["subsets"]]

@@ -65,11 +65,17 @@ CREATE TABLE IF NOT EXISTS frames (
     time REAL,
     seconds REAL,
     result TEXT,
+    scores TEXT,
     PRIMARY KEY (task, frame)
 );
 CREATE TABLE IF NOT EXISTS clips (
     task INTEGER PRIMARY KEY REFERENCES tasks(id),
     result TEXT
+);
+CREATE TABLE IF NOT EXISTS validation (
+    clip TEXT PRIMARY KEY,
+    signature TEXT NOT NULL,
+    errors TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
@@ -248,8 +254,9 @@ class Ledger:
             db.execute("DELETE FROM clips WHERE task = ?", (task_id,))
             if frames:
                 db.executemany(
-                    "INSERT INTO frames (task, frame, time, seconds, result) VALUES (?, ?, ?, ?, ?)",
-                    [(task_id, f["frame"], f.get("time"), f.get("seconds"), json.dumps(f.get("result")))
+                    "INSERT INTO frames (task, frame, time, seconds, result, scores) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(task_id, f["frame"], f.get("time"), f.get("seconds"), json.dumps(f.get("result")),
+                      json.dumps(f["scores"]) if f.get("scores") is not None else None)
                      for f in frames],
                 )
             if clip_result is not None:
@@ -350,7 +357,7 @@ class Ledger:
     def frame_results(self) -> Iterator[sqlite3.Row]:
         """Yield (clip, document, code, frame, time, seconds, result) of done clips, in queue order."""
         yield from self.db.execute(
-            "SELECT t.clip, t.document, t.code, f.frame, f.time, f.seconds, f.result FROM frames f "
+            "SELECT t.clip, t.document, t.code, f.frame, f.time, f.seconds, f.result, f.scores FROM frames f "
             "JOIN tasks t ON t.id = f.task WHERE t.state = 'done' ORDER BY t.priority DESC, t.position, f.frame"
         )
 
@@ -360,6 +367,17 @@ class Ledger:
             "SELECT t.clip, t.document, t.code, t.wall_seconds, c.result FROM clips c "
             "JOIN tasks t ON t.id = c.task WHERE t.state = 'done' ORDER BY t.priority DESC, t.position"
         )
+
+    def validation_cache(self) -> dict[str, tuple[str, list[str]]]:
+        """Return {clip: (signature of its files, error messages)} from earlier validations."""
+        return {clip: (sig, json.loads(errors)) for clip, sig, errors in
+                self.db.execute("SELECT clip, signature, errors FROM validation")}
+
+    def store_validation(self, results: Iterable[tuple[str, str, list[str]]]) -> None:
+        """Remember (clip, signature, error messages) of clips just validated."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO validation (clip, signature, errors) VALUES (?, ?, ?)",
+                           [(clip, sig, json.dumps(errors)) for clip, sig, errors in results])
 
     def error_counts(self) -> dict[str, int]:
         """Return the number of failed and dead clips per error class."""

@@ -136,6 +136,8 @@ class Orchestrator:
         self._last_watch = 0.0
         self.memory_reading, self.disk_reading = memory_reading, disk_reading
         self.paused: str | None = None
+        self._templates: dict[str, tuple[int, int] | None] = {}
+        self.template_images: dict[str, Path] = {}
         self.output_bytes = 0  # artifacts moved into place, to estimate the next clip's
         self.output_clips = 0
 
@@ -164,6 +166,7 @@ class Orchestrator:
     def _discover(self) -> list:
         dataset = discover(self.config.dataset, catalog=self.config.catalog)
         self.clips = {c.id: c for c in dataset.clips}
+        self.template_images = {d.name: d.template_image for d in dataset.documents if d.template_image}
         planned = plan(dataset, self.config)
         if not planned:
             raise DatasetError("no clips to run", path=self.config.dataset)
@@ -175,6 +178,45 @@ class Orchestrator:
                     p.frames, p.priority, p.cost)
             for p in planned
         )
+
+    def _check_clips(self, ledger: Ledger) -> None:
+        """Validate the clips still to run (fast checks, cached by file size and time); set invalid ones aside."""
+        from midvbatch.dataset.validate import check_clips, clip_signature
+
+        rows = [r for r in ledger.tasks(states=("pending", "failed", "dead"))
+                if (r.state != "dead" or r.error_class == "invalid") and r.clip in self.clips]
+        cache = ledger.validation_cache()
+        errors: dict[str, list[str]] = {}
+        fresh = []
+        for row in rows:
+            clip = self.clips[row.clip]
+            signature = clip_signature(clip)
+            if cache.get(row.clip, (None,))[0] == signature:
+                errors[row.clip] = cache[row.clip][1]
+            else:
+                fresh.append((clip, signature))
+        if fresh:
+            started = time.monotonic()
+            found = check_clips([c for c, _ in fresh], jobs=max(2, self.config.worker_count()))
+            results = [(c.id, sig, [str(p) for p in found.get(c.id, [])]) for c, sig in fresh]
+            ledger.store_validation(results)
+            errors.update({clip: msgs for clip, _, msgs in results})
+            self.log.info("checked %d clips in %.1f s", len(fresh), time.monotonic() - started)
+        invalid = {clip: msgs for clip, msgs in errors.items() if msgs}
+        if invalid and self.config.strict:
+            first = next(iter(invalid.values()))[0]
+            raise DatasetError(f"{len(invalid)} selected clip(s) invalid, first: {first}; `midvbatch validate` "
+                               "lists them all (or run without --strict to set them aside)", path=self.config.dataset)
+        for row in rows:
+            msgs = invalid.get(row.clip)
+            if msgs and row.state != "dead":
+                more = f" (+{len(msgs) - 1} more)" if len(msgs) > 1 else ""
+                ledger.fail(row.id, now=self.clock(), state="dead", error_class="invalid",
+                            error=f"invalid: {msgs[0]}{more}", stage="check")
+                self.log.error("%s invalid: %s%s", row.clip, msgs[0], more, extra={"clip": row.clip, "stage": "check"})
+            elif not msgs and row.state == "dead":
+                ledger.revive([row.id])  # its files were fixed since
+                self.log.info("%s valid again: back in the queue", row.clip, extra={"clip": row.clip})
 
     def _spec(self, row: TaskRow, attempt: int) -> TaskSpec:
         clip = self.clips.get(row.clip)
@@ -191,7 +233,26 @@ class Orchestrator:
             processor=self.config.processor_spec(), options=options,
             output_dir=str(_tmp_root(self.run_dir) / f"{row.id}-{attempt}"),
             decode_threads=self.config.decode_thread_count(),
+            template_size=self._template_size(row.document),
         )
+
+    def _template_size(self, document: str) -> tuple[int, int] | None:
+        """The template rectangle of a document for scoring, cached per document."""
+        if document not in self._templates:
+            from midvbatch.metrics import template_size
+
+            image = self.template_images.get(document)
+            size = None
+            if image is not None:
+                import cv2
+
+                picture = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
+                size = (picture.shape[1], picture.shape[0]) if picture is not None else None
+            try:
+                self._templates[document] = template_size(document, size)
+            except ValueError:  # neither a known format nor a template image: an ID-1 card's shape
+                self._templates[document] = None
+        return self._templates[document]
 
     # the loop ----------------------------------------------------------------------------
 
@@ -383,6 +444,8 @@ class Orchestrator:
             self._enqueue(ledger, planned)
             recovered = ledger.recover()
             shutil.rmtree(_tmp_root(self.run_dir), ignore_errors=True)
+            if self.config.check:
+                self._check_clips(ledger)
             ledger.set_meta("owner", _owner())
             counts = ledger.counts()
             if recovered or counts["done"]:

@@ -38,6 +38,18 @@ class ExtractProcessor(Processor):
         return {"path": relative, "bytes": path.stat().st_size}
 
 
+class GroundTruthProcessor(Processor):
+    """Return each frame's ground-truth quad as the prediction: every score must be perfect.
+
+    The end-to-end check of the scoring path.
+    """
+
+    def process_frame(self, frame: Frame) -> dict:
+        """Return {"quad": the ground truth, or None where the dataset has none}."""
+        quad = frame.quad
+        return {"quad": quad.to_list() if quad is not None else None}
+
+
 class ProbeProcessor(Processor):
     """Record each clip's container metadata."""
 

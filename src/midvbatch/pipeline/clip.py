@@ -41,6 +41,7 @@ class TaskSpec:
     options: dict[str, Any]
     output_dir: str | None  # temporary folder for artifacts
     decode_threads: int | None = None  # FFmpeg threads; None: FFmpeg decides
+    template_size: tuple[int, int] | None = None  # (w, h) for the scores; None: no scoring
 
 
 @dataclass
@@ -72,6 +73,21 @@ def _check_json(value: Any, what: str) -> Any:
     return value
 
 
+def _score(predicted: Any, truth, shape: tuple[int, ...], clip: ClipInfo) -> dict:
+    """Score a predicted quad against the frame's ground truth (the MIDV-500 protocol)."""
+    from midvbatch.metrics import score_frame, template_size
+
+    from midvbatch.dataset.visibility import subsets
+
+    try:
+        size = clip.template_size or template_size(clip.document, None)
+    except ValueError:  # an unknown document without a template image: assume an ID-1 card
+        size = (856, 540)
+    scores = score_frame(predicted, truth, (shape[1], shape[0]), size).to_dict()
+    scores["subsets"] = subsets(truth, shape[1], shape[0])
+    return scores
+
+
 def _classify(exc: BaseException) -> str:
     if isinstance(exc, TransientError):
         return "transient"
@@ -99,6 +115,7 @@ def run_clip(spec: TaskSpec, processor: Any, report: Callable[[int, str], None] 
             id=spec.clip, document=spec.document, code=spec.code, condition=spec.condition,
             device=spec.device, video=Path(spec.video) if spec.video else None, frames=spec.frames,
             fps=spec.fps, ground_truth=truth, output_dir=Path(spec.output_dir) if spec.output_dir else None,
+            template_size=spec.template_size,
         )
         stages[stage] = clock() - start
         if hasattr(processor, "process_clip"):
@@ -124,10 +141,15 @@ def run_clip(spec: TaskSpec, processor: Any, report: Callable[[int, str], None] 
                 result = processor.process_frame(Frame(decoded.image, decoded.number, decoded.time, clip))
                 t0 = clock()
                 process += t0 - t1
-                outcome.frames.append({
+                record = {
                     "frame": decoded.number, "time": round(decoded.time, 6), "seconds": round(t0 - t1, 6),
                     "result": _check_json(result, "process_frame"),
-                })
+                }
+                if isinstance(result, dict) and "quad" in result and decoded.number in truth:
+                    stage = "score"
+                    record["scores"] = _score(result["quad"], truth[decoded.number], decoded.image.shape, clip)
+                    t0 = clock()
+                outcome.frames.append(record)
             frames.close()
             stages["decode"], stages["process_frame"] = decode, process
         outcome.ok = True

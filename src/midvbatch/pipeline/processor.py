@@ -42,6 +42,7 @@ class ClipInfo:
     fps: float  # annotated-frame sampling rate
     ground_truth: dict[int, Quad] = field(default_factory=dict)  # frame number -> quad
     output_dir: Path | None = None  # write artifacts here; moved into RUN_DIR on success
+    template_size: tuple[int, int] | None = None  # (w, h) of the document's template rectangle
 
     def artifact(self, relative: str | Path) -> Path:
         """Return where to write an artifact that ends up at RUN_DIR/`relative`."""
@@ -86,9 +87,15 @@ Factory = Callable[..., Any]
 
 
 def _builtin() -> dict[str, Factory]:
-    from midvbatch.pipeline import builtin
+    from midvbatch.pipeline import builtin, localize
 
-    return {"frames": builtin.FramesProcessor, "extract": builtin.ExtractProcessor, "probe": builtin.ProbeProcessor}
+    return {
+        "localize": localize.make,
+        "ground-truth": builtin.GroundTruthProcessor,
+        "frames": builtin.FramesProcessor,
+        "extract": builtin.ExtractProcessor,
+        "probe": builtin.ProbeProcessor,
+    }
 
 
 def processor_registry() -> dict[str, Factory]:

@@ -1,0 +1,746 @@
+"""Fetch a MIDV dataset's archives: resumable downloads, md5 checks, safe extraction.
+
+Everything lives under the destination DEST::
+
+    DEST/NAME/                     a complete document, moved into place only when whole
+    DEST/.fetch/NAME.zip.part      a download in progress; the next attempt resumes it
+    DEST/.fetch/NAME.zip           downloaded, not yet extracted (the next fetch reuses it)
+    DEST/.fetch/NAME.zip.bad       failed its md5 check or was refused: never extracted
+    DEST/.fetch/NAME.extracting/   an extraction in progress
+    DEST/.fetch/md5.txt            the checksums read from the source
+    DEST/.fetch/state.json         md5, size and source of every document fetched
+    DEST/.fetch/lock               held (flock) while a fetch writes to DEST
+
+Archives come over HTTP(S) (resumed with ``Range``) or FTP (resumed with ``REST``), or
+from a local folder. Every document gets one :class:`DocumentOutcome`; one failing
+document never stops the others.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import fnmatch
+import ftplib
+import http.client
+import json
+import os
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn,
+                           TimeRemainingColumn, TransferSpeedColumn)
+
+from midvbatch import __version__
+from midvbatch.dataset.archive import (ArchiveError, ExtractLimits, file_md5, has_document_structure,
+                                      parse_md5_list, unpack_document)
+from midvbatch.dataset.catalog import Catalog, document_number, get_catalog
+from midvbatch.errors import MidvBatchError
+
+_CHUNK = 256 << 10
+LABELS = {"fetched": "fetched", "present": "already present",
+          "unverified": "present (not verified)", "failed": "FAILED"}
+
+
+class FetchError(MidvBatchError):
+    """Fetch options that cannot be honoured: bad mirror URL, destination, archive folder, selection."""
+
+
+class _Transient(Exception):
+    """An attempt that failed in a way worth retrying (connection lost, 5xx, FTP 4xx)."""
+
+    def __init__(self, message: str, progressed: bool = False):
+        super().__init__(message)
+        self.progressed = progressed  # bytes arrived: the next attempt starts further on
+
+
+class _Permanent(Exception):
+    """A document that will fail again the same way (404, FTP 550, retries used up)."""
+
+
+class _GaveUp(_Permanent):
+    """A transfer that kept failing transiently until its retries were used up."""
+
+
+class _Stopped(Exception):
+    """The fetch was interrupted (Ctrl-C): threads stop at their next chunk."""
+
+
+class _LocalError(Exception):
+    """Writing to the destination failed (disk full, permissions): not the network's fault."""
+
+
+@dataclass
+class DocumentOutcome:
+    """What happened to one document: fetched, present, unverified (present, not recorded) or failed."""
+
+    document: str
+    status: str  # fetched | present | unverified | failed
+    reason: str | None = None  # why it failed
+    source: str | None = None  # the archive's URL or path
+    bytes_downloaded: int = 0  # transferred by this fetch, over all attempts
+    bytes_resumed: int = 0  # not transferred again thanks to resuming (sum of resume offsets)
+    md5: str | None = None
+    verified: bool = False  # the md5 matched a line of md5.txt
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        """Say in a few words what happened, as the CLI prints it after the document's name."""
+        if self.status == "failed":
+            return f"FAILED: {self.reason}"
+        if self.status != "fetched":
+            return LABELS[self.status]
+        details = [f"{_mb(self.bytes_downloaded)} downloaded"] if self.bytes_downloaded else []
+        if self.bytes_resumed:
+            details.append(f"{_mb(self.bytes_resumed)} resumed")
+        details.append("md5 ok" if self.verified else "md5 not checked")
+        return f"fetched ({', '.join(details)})"
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict."""
+        return {**asdict(self), "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class FetchReport:
+    """The outcome of :func:`fetch`: one outcome per asked document, in catalog order."""
+
+    dest: Path
+    dataset: str
+    source: str  # the folder URL or local folder the archives came from
+    documents: list[DocumentOutcome]
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def with_status(self, status: str) -> list[DocumentOutcome]:
+        """Return the outcomes with this status."""
+        return [d for d in self.documents if d.status == status]
+
+    @property
+    def failed(self) -> list[DocumentOutcome]:
+        """The documents that could not be fetched."""
+        return self.with_status("failed")
+
+    def summary(self) -> str:
+        """One line: counts per status, bytes downloaded, time, destination."""
+        counts = [f"{len(self.with_status(s))} {LABELS[s].lower()}" for s in LABELS if self.with_status(s)]
+        downloaded = sum(d.bytes_downloaded for d in self.documents)
+        return (f"{len(self.documents)} documents: {', '.join(counts) or 'none'}; "
+                f"{_mb(downloaded)} downloaded in {self.seconds:.1f} s into {self.dest}")
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict."""
+        return {"dest": str(self.dest), "dataset": self.dataset, "source": self.source,
+                "seconds": round(self.seconds, 3), "warnings": self.warnings,
+                "documents": [d.to_dict() for d in self.documents]}
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = round(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class FetchProgress:
+    """Show a fetch's progress with ETA: rich bars on a terminal, else plain lines.
+
+    Download threads call it, so every method takes a lock. Without a terminal, a
+    summary line is printed every `interval` seconds and one line per finished archive.
+    `console` defaults to standard error; `clock` is injectable for tests.
+    """
+
+    def __init__(self, console: Console | None = None, *, interval: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.console = console if console is not None else Console(stderr=True)
+        self.interval, self.clock = interval, clock
+        self._lock = threading.RLock()
+        self._names: list[str] = []
+        self._size: dict[str, int | None] = {}  # whole archive, once the server said
+        self._have: dict[str, int] = {}  # bytes in the partial file
+        self._stage: dict[str, str] = {}
+        self._ended: set[str] = set()
+        self._downloaded = 0
+        self._started = clock()
+        self._last_line = clock()
+        self._bars: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+
+    def begin(self, names: Iterable[str]) -> None:
+        """Start showing a fetch of these documents."""
+        with self._lock:
+            self._names = list(names)
+            self._started = self._last_line = self.clock()
+            if self.console.is_terminal and self._names:
+                self._bars = Progress(
+                    TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    TimeRemainingColumn(), console=self.console, get_time=self.clock)
+                self._tasks[""] = self._bars.add_task(f"all {len(self._names)} archives", total=None)
+                self._bars.start()
+
+    def start(self, name: str, total: int | None, have: int) -> None:
+        """Note that a transfer of `total` bytes (None: unknown) begins with `have` on disk."""
+        with self._lock:
+            self._size[name], self._have[name] = total, have
+            if self._bars is not None:
+                if name in self._tasks:
+                    self._bars.reset(self._tasks[name], total=total, completed=have)
+                else:
+                    self._tasks[name] = self._bars.add_task(name, total=total, completed=have)
+            self._refresh()
+
+    def advance(self, name: str, n: int) -> None:
+        """Count `n` more bytes received for `name`."""
+        with self._lock:
+            self._have[name] = self._have.get(name, 0) + n
+            self._downloaded += n
+            if self._bars is not None:
+                self._bars.advance(self._tasks[name], n)
+            self._refresh()
+
+    def stage(self, name: str, text: str) -> None:
+        """Show what is being done to a document now ('verifying', 'extracting')."""
+        with self._lock:
+            self._stage[name] = text
+            if self._bars is not None:
+                if name not in self._tasks:
+                    self._tasks[name] = self._bars.add_task(name, total=None)
+                self._bars.update(self._tasks[name], description=f"{name} ({text})")
+
+    def end(self, name: str, text: str) -> None:
+        """Show that a document is finished, with its outcome."""
+        with self._lock:
+            self._ended.add(name)
+            self._stage.pop(name, None)
+            if self._bars is not None:
+                if name in self._tasks:
+                    self._bars.remove_task(self._tasks.pop(name))
+                self._bars.console.print(f"{name}: {text}", highlight=False, markup=False)
+            else:
+                self.console.print(f"{name}: {text}", highlight=False, markup=False, soft_wrap=True)
+            self._refresh()
+
+    def close(self) -> None:
+        """Stop the bars, leaving the last state on screen."""
+        with self._lock:
+            if self._bars is not None:
+                self._bars.stop()
+                self._bars = None
+
+    def _remaining(self) -> float | None:
+        """Bytes left to download: known sizes, plus the mean size for archives not started."""
+        sizes = [s for s in self._size.values() if s]
+        left: float = sum(max(s - self._have[n], 0) for n, s in self._size.items() if s and n not in self._ended)
+        unstarted = sum(1 for n in self._names if n not in self._size and n not in self._ended)
+        if unstarted:
+            if not sizes:
+                return None
+            left += unstarted * sum(sizes) / len(sizes)
+        return left
+
+    def line(self) -> str:
+        """One line: archives finished, bytes, rate, ETA, what each active archive is at."""
+        elapsed = max(self.clock() - self._started, 1e-9)
+        rate = self._downloaded / elapsed
+        remaining = self._remaining()
+        eta = remaining / rate if remaining is not None and rate > 0 else (0.0 if remaining == 0 else None)
+        active = []
+        for name in self._names:
+            if name in self._ended or (name not in self._size and name not in self._stage):
+                continue
+            size = self._size.get(name)
+            pct = f"{100 * self._have.get(name, 0) / size:.0f}%" if size else _mb(self._have.get(name, 0))
+            active.append(f"{name} {self._stage.get(name, pct)}")
+        return (f"fetch: {len(self._ended)}/{len(self._names)} archives done, {_mb(self._downloaded)} downloaded, "
+                f"{rate / 1e6:.1f} MB/s, ETA {_duration(eta)}" + (" | " + ", ".join(active) if active else ""))
+
+    def _refresh(self) -> None:
+        if self._bars is not None:
+            remaining = self._remaining()
+            total = None if remaining is None else self._downloaded + remaining
+            self._bars.update(self._tasks[""], completed=self._downloaded, total=total)
+            return
+        now = self.clock()
+        if now - self._last_line >= self.interval:
+            self._last_line = now
+            self.console.print(self.line(), highlight=False, markup=False, soft_wrap=True)
+
+
+class _Silent:
+    """Progress that shows nothing: the default of the library function."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+
+# --- transfers ------------------------------------------------------------------------
+
+
+class _Tally:
+    """Bytes of one document's transfers, passed on to the progress display."""
+
+    def __init__(self, name: str, view, stop: threading.Event):
+        self.name, self.view, self.stop = name, view, stop
+        self.downloaded = self.resumed = 0
+
+    def start(self, total: int | None, have: int, resumed: bool) -> None:
+        self.resumed += have if resumed else 0
+        self.view.start(self.name, total, have)
+
+    def add(self, chunk: bytes, out) -> None:
+        if self.stop.is_set():
+            raise _Stopped()
+        try:
+            out.write(chunk)
+        except OSError as exc:  # raised inside ftplib's callback: must not look like a network error
+            raise _LocalError(f"{exc.filename or out.name}: {exc.strerror}") from None
+        self.downloaded += len(chunk)
+        self.view.advance(self.name, len(chunk))
+
+
+def _reason(exc: BaseException) -> str:
+    """Say what went wrong in a few words: 'Connection refused', 'timed out'."""
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        if not isinstance(exc.reason, BaseException):
+            return str(exc.reason)
+        exc = exc.reason
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _range_total(header: str | None) -> tuple[int | None, int | None]:
+    """Return (first byte, total size) of a Content-Range header; None where absent or '*'."""
+    m = re.match(r"bytes\s+(\d+|\*)(?:-\d+)?/(\d+|\*)", header or "")
+    if not m:
+        return None, None
+    return tuple(None if g == "*" else int(g) for g in m.groups())  # type: ignore[return-value]
+
+
+def _http_failure(exc: urllib.error.HTTPError, url: str) -> Exception:
+    """Classify an HTTP error status: 5xx, 408 and 429 are worth retrying, the rest is final."""
+    if exc.code >= 500 or exc.code in (408, 429):
+        return _Transient(f"HTTP {exc.code} {exc.reason}")
+    return _Permanent(f"{url}: HTTP {exc.code} {exc.reason}")
+
+
+def _http_download(url: str, part: Path, timeout: float, tally: _Tally) -> None:
+    """Download `url` into `part`, resuming from its size with a Range request."""
+    have = _size_of(part)
+    headers = {"User-Agent": f"midvbatch/{__version__}"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 416 and have:
+            _, total = _range_total(exc.headers.get("Content-Range"))
+            if total == have:  # already complete
+                tally.start(total, have, resumed=True)
+                return
+            part.unlink()
+            raise _Transient("partial download does not fit the file on the server; starting over", True) from None
+        raise _http_failure(exc, url) from None
+    except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
+        raise _Transient(_reason(exc)) from None
+    with response:
+        length = response.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        mode, resumed = "ab", False
+        if have and response.status == 206:
+            first, total = _range_total(response.headers.get("Content-Range"))
+            if first != have:
+                part.unlink()
+                raise _Transient(f"server resumed at byte {first}, not {have}; starting over", True)
+            resumed = True
+        else:
+            mode, have = "wb", 0  # a 200 to a range request is the whole file: start over
+            total = length
+        tally.start(total, have, resumed)
+        got = 0
+        with open(part, mode) as out:
+            while True:
+                try:  # read1: what has arrived, so a cut loses nothing already received
+                    chunk = response.read1(_CHUNK)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise _Transient(f"connection lost after {have + got} bytes: {_reason(exc)}", got > 0) from None
+                if not chunk:
+                    break
+                tally.add(chunk, out)
+                got += len(chunk)
+    if total is not None and have + got < total:
+        raise _Transient(f"connection closed after {have + got} of {total} bytes", got > 0)
+
+
+@contextmanager
+def _ftp_session(url: str, timeout: float) -> Iterator[tuple[ftplib.FTP, str]]:
+    """Log in to the server of an ftp:// URL (anonymous unless it names a user); yield (ftp, path)."""
+    parts = urlsplit(url)
+    ftp = ftplib.FTP(timeout=timeout)
+    try:
+        ftp.connect(parts.hostname or "", parts.port or 21)
+        ftp.login(unquote(parts.username or "anonymous"), unquote(parts.password or "anonymous@"))
+        ftp.voidcmd("TYPE I")  # binary: SIZE and REST count bytes
+        yield ftp, unquote(parts.path)
+    finally:
+        ftp.close()
+
+
+@contextmanager
+def _ftp_errors(url: str) -> Iterator[None]:
+    """Sort ftplib's exceptions into transient (4xx, lost connection) and permanent (5xx)."""
+    try:
+        yield
+    except ftplib.error_perm as exc:
+        raise _Permanent(f"{url}: FTP {str(exc).strip()}") from None
+    except ftplib.error_temp as exc:
+        raise _Transient(f"FTP {str(exc).strip()}") from None
+    except (ftplib.Error, OSError, EOFError) as exc:
+        raise _Transient(_reason(exc)) from None
+
+
+def _ftp_download(url: str, part: Path, timeout: float, tally: _Tally) -> None:
+    """Download `url` into `part`, resuming from its size with REST."""
+    have = _size_of(part)
+    got = 0
+    with _ftp_errors(url), _ftp_session(url, timeout) as (ftp, path):
+        try:
+            total = ftp.size(path)
+        except ftplib.error_perm as exc:
+            if str(exc).startswith("550"):  # no such file
+                raise
+            total = None  # SIZE not implemented: transfer anyway, size unknown
+        if total is not None and have > total:
+            part.unlink()
+            have = 0
+        tally.start(total, have, resumed=have > 0)
+        if total is not None and have == total:
+            return
+        with open(part, "ab") as out:
+
+            def write(block: bytes) -> None:
+                nonlocal got
+                tally.add(block, out)
+                got += len(block)
+
+            try:
+                ftp.retrbinary(f"RETR {path}", write, blocksize=_CHUNK, rest=have or None)
+            except ftplib.error_perm as exc:
+                if have and str(exc)[:3] in ("500", "501", "502", "504"):  # REST not understood
+                    part.unlink()
+                    raise _Transient("server cannot resume (REST); starting over", True) from None
+                raise
+            except (ftplib.error_temp, OSError, EOFError) as exc:
+                raise _Transient(f"connection lost after {have + got} bytes: {_reason(exc)}", got > 0) from None
+    if total is not None and have + got < total:
+        raise _Transient(f"connection closed after {have + got} of {total} bytes", got > 0)
+
+
+def _read_small(url: str, timeout: float) -> bytes | None:
+    """Return a small file's bytes (md5.txt), or None when the server says it has none."""
+    if url.startswith("ftp:"):
+        blocks: list[bytes] = []
+        try:
+            with _ftp_errors(url), _ftp_session(url, timeout) as (ftp, path):
+                ftp.retrbinary(f"RETR {path}", blocks.append)
+        except _Permanent as exc:
+            if " 550" in str(exc):
+                return None
+            raise
+        return b"".join(blocks)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code in (404, 410):
+            return None
+        raise _http_failure(exc, url) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise _Transient(_reason(exc)) from None
+
+
+def _retrying(attempt: Callable[[], object], retries: int, delay: float, stop: threading.Event):
+    """Call `attempt` until it succeeds, retrying _Transient failures with exponential backoff.
+
+    `retries` counts failures in a row that brought no bytes: an attempt that made
+    progress (a connection cut mid-file) resets the count, so a long download over a
+    flaky link finishes. Raises _Permanent once the retries are used up.
+    """
+    failures = attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return attempt()
+        except _Transient as exc:
+            failures = 0 if exc.progressed else failures + 1
+            if failures > retries:
+                raise _GaveUp(f"{exc} (gave up after {attempts} attempts)") from None
+            if stop.wait(delay * 2 ** max(failures - 1, 0)):
+                raise _Stopped() from None
+
+
+# --- the fetch ------------------------------------------------------------------------
+
+
+class _State:
+    """DEST/.fetch/state.json: md5, size and source of every document fetched (thread-safe)."""
+
+    def __init__(self, path: Path, warnings: list[str]):
+        self.path = path
+        self.lock = threading.Lock()
+        self.documents: dict[str, dict] = {}
+        if path.is_file():
+            try:
+                self.documents = dict(json.loads(path.read_text())["documents"])
+            except (ValueError, KeyError, TypeError, OSError) as exc:
+                warnings.append(f"{path}: unreadable ({_reason(exc)}); documents present are not verified")
+
+    def record(self, name: str, entry: dict | None) -> None:
+        """Store (or with None, forget) a document's entry and write the file atomically."""
+        with self.lock:
+            if entry is None:
+                self.documents.pop(name, None)
+            else:
+                self.documents[name] = entry
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"version": 1, "documents": self.documents}, indent=1, sort_keys=True))
+            os.replace(tmp, self.path)
+
+
+@dataclass
+class _Job:
+    """What every document's fetch shares."""
+
+    catalog: Catalog
+    dest: Path
+    work: Path
+    base: str | None  # folder URL, or None with local
+    local: Path | None
+    md5s: dict[str, str] | None
+    state: _State
+    view: object
+    stop: threading.Event
+    retries: int
+    retry_delay: float
+    timeout: float
+    limits: ExtractLimits
+    warnings: list[str]
+
+
+def _fetch_one(job: _Job, name: str) -> DocumentOutcome:
+    """Download (or find), verify, extract and install one document; never raises for its failures."""
+    started = time.monotonic()
+    tally = _Tally(name, job.view, job.stop)
+    out = DocumentOutcome(name, "failed")
+    archive: Path | None = None
+    try:
+        if job.local is not None:
+            archive = job.local / f"{name}.zip"
+            out.source = str(archive)
+            if not archive.is_file():
+                raise _Permanent(f"no {name}.zip in {job.local}")
+        else:
+            url = out.source = f"{job.base}/{name}.zip"
+            archive = job.work / f"{name}.zip"
+            if not archive.is_file():  # else: downloaded by an earlier fetch, not yet extracted
+                part = archive.with_name(f"{name}.zip.part")
+                fetcher = _ftp_download if url.startswith("ftp:") else _http_download
+                _retrying(lambda: fetcher(url, part, job.timeout, tally), job.retries, job.retry_delay, job.stop)
+                os.replace(part, archive)
+        job.view.stage(name, "verifying")
+        out.md5 = file_md5(archive)
+        expected = job.md5s.get(f"{name}.zip") if job.md5s is not None else None
+        if job.md5s is not None and expected is None:
+            job.warnings.append(f"{name}: md5.txt has no line for {name}.zip; archive not checked")
+        if expected is not None and expected != out.md5:
+            raise ArchiveError(f"md5 mismatch: expected {expected}, got {out.md5}")
+        out.verified = expected is not None
+        job.view.stage(name, "extracting")
+        unpack_document(archive, job.dest / name, job.work / f"{name}.extracting", job.limits)
+        job.state.record(name, {"md5": out.md5, "size": archive.stat().st_size, "verified": out.verified,
+                                "source": out.source, "fetched": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        if job.local is None:
+            archive.unlink()
+        out.status = "fetched"
+    except ArchiveError as exc:  # md5 mismatch, refused, corrupt, no document inside
+        out.reason = str(exc)
+        if job.local is None and archive is not None and archive.is_file():
+            # Set aside, never extracted; the next fetch downloads it anew.
+            bad = archive.with_name(f"{name}.zip.bad")
+            os.replace(archive, bad)
+            out.reason += f"; set aside as {bad}"
+    except (_Permanent, _LocalError) as exc:
+        out.reason = str(exc)
+    except OSError as exc:
+        out.reason = f"{exc.filename}: {exc.strerror}" if exc.filename else _reason(exc)
+    out.bytes_downloaded, out.bytes_resumed = tally.downloaded, tally.resumed
+    out.seconds = time.monotonic() - started
+    job.view.end(name, out.describe())
+    return out
+
+
+def _check_base(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a bad port
+    except ValueError as exc:
+        raise FetchError(f"bad mirror URL {url!r}: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https", "ftp") or not parts.hostname:
+        raise FetchError(f"bad mirror URL {url!r}: give an ftp://, http:// or https:// folder URL")
+    return url.rstrip("/")
+
+
+def _select(catalog: Catalog, docs: Iterable[str], local: Path | None) -> list[str]:
+    docs = list(docs)
+    names = list(catalog.documents)
+    if local is not None and not docs:  # by default, the archives the folder holds
+        names = [n for n in names if (local / f"{n}.zip").is_file()]
+        if not names:
+            raise FetchError(f"holds no {catalog.title} archive (NN_name.zip)", path=local)
+    chosen = [n for n in names if not docs or any(
+        fnmatch.fnmatchcase(n, p) or (p.isdigit() and int(p) == document_number(n)) for p in docs)]
+    if not chosen:
+        raise FetchError(f"no {catalog.title} document matches {' '.join('--docs ' + p for p in docs)}")
+    return chosen
+
+
+def _checksums(job: _Job) -> dict[str, str] | None:
+    """Read md5.txt from the source (and keep a copy); None, with a warning, when there is none."""
+    if job.local is not None:
+        where = str(job.local / "md5.txt")
+        data = (job.local / "md5.txt").read_bytes() if (job.local / "md5.txt").is_file() else None
+    else:
+        where = f"{job.base}/md5.txt"
+        try:
+            data = _retrying(lambda: _read_small(where, job.timeout), job.retries, job.retry_delay, job.stop)
+        except _GaveUp as exc:  # the source is unreachable: no archive would come either
+            raise FetchError(f"cannot read {where}: {exc}") from None
+        except _Permanent as exc:
+            job.warnings.append(f"{exc}: archives are not checked")
+            return None
+        if data is not None:
+            (job.work / "md5.txt").write_bytes(data)
+    if data is None:
+        job.warnings.append(f"no md5.txt at {where}: archives are not checked")
+        return None
+    return parse_md5_list(data.decode("utf-8-sig", "replace"))
+
+
+def _already_there(job: _Job, name: str) -> DocumentOutcome | None:
+    """Return the outcome of a document that needs no fetching, None for one to fetch."""
+    folder = job.dest / name
+    entry = job.state.documents.get(name)
+    if folder.is_dir() and entry is not None:
+        return DocumentOutcome(name, "present", md5=entry.get("md5"), verified=bool(entry.get("verified")))
+    if folder.is_dir() and (has_document_structure(folder) or has_document_structure(folder / name)):
+        return DocumentOutcome(name, "unverified")  # unzipped by hand, say
+    if folder.is_file() or folder.is_dir() and any(folder.iterdir()):
+        return DocumentOutcome(name, "failed", reason=f"{folder} exists and is not a document folder; "
+                                                      "move it away and fetch again")
+    if entry is not None:
+        job.state.record(name, None)  # recorded, then deleted by hand: fetch it again
+    return None
+
+
+@contextmanager
+def _locked(path: Path, dest: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FetchError("another fetch is writing to this folder", path=dest) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def fetch(
+    dest: str | Path,
+    catalog: str = "midv500",
+    docs: Iterable[str] = (),
+    mirror: str | None = None,
+    jobs: int = 2,
+    from_archives: str | Path | None = None,
+    progress: FetchProgress | None = None,
+    retries: int = 4,
+    retry_delay: float = 1.0,
+    timeout: float = 30.0,
+    limits: ExtractLimits = ExtractLimits(),
+) -> FetchReport:
+    """Download, verify and extract a dataset's archives into `dest`, one folder per document.
+
+    `docs` are globs (or numbers) on document names, default all (with `from_archives`:
+    the archives that folder holds). `mirror` replaces the catalog's archive folder URL
+    (ftp, http or https). `jobs` archives are fetched at once. `retries` is how many
+    failed attempts in a row, waiting `retry_delay` seconds and doubling, a transfer
+    gets; `timeout` is per socket operation, in seconds. Documents already fetched (or
+    present) are skipped without touching the network. Raises FetchError (or
+    DatasetError for an unknown dataset) for options that cannot be honoured; a
+    document that fails is reported in its outcome, never raised.
+    """
+    started = time.monotonic()
+    cat = get_catalog(catalog)
+    if jobs < 1:
+        raise FetchError(f"jobs must be at least 1, not {jobs}")
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise FetchError("exists and is not a folder", path=dest)
+    local = Path(from_archives) if from_archives is not None else None
+    if local is not None and not local.is_dir():
+        raise FetchError("no such folder" if not local.exists() else "not a folder", path=local)
+    base = None if local is not None else _check_base(mirror or cat.archive_base)
+    names = _select(cat, docs, local)
+    work = dest / ".fetch"
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FetchError(f"cannot create: {exc.strerror}", path=work) from None
+    warnings: list[str] = []
+    view = progress if progress is not None else _Silent()
+    with _locked(work / "lock", dest):
+        job = _Job(cat, dest, work, base, local, None, _State(work / "state.json", warnings), view,
+                   threading.Event(), retries, retry_delay, timeout, limits, warnings)
+        outcomes = {name: outcome for name in names if (outcome := _already_there(job, name)) is not None}
+        todo = [n for n in names if n not in outcomes]
+        if todo:
+            job.md5s = _checksums(job)
+            view.begin(todo)
+            try:
+                with ThreadPoolExecutor(jobs, thread_name_prefix="midvbatch-fetch") as pool:
+                    futures = {pool.submit(_fetch_one, job, name): name for name in todo}
+                    try:
+                        for future in as_completed(futures):
+                            outcomes[futures[future]] = future.result()
+                    except BaseException:
+                        # Ctrl-C: transfers stop at their next chunk; partial files stay for resuming.
+                        job.stop.set()
+                        pool.shutdown(wait=True, cancel_futures=True)
+                        raise
+            finally:
+                view.close()
+    source = str(local) if local is not None else str(base)
+    return FetchReport(dest, cat.name, source, [outcomes[n] for n in names], warnings,
+                       time.monotonic() - started)

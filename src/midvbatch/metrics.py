@@ -1,0 +1,514 @@
+"""Document-localization metrics of MIDV-500, as Smart Engines publish them.
+
+The protocol is the one of github.com/SmartEngines/hough_document_localization
+(``metrics.py`` and ``run_stat.py``; Tropin et al., Computer Optics 45(5), 2021),
+reimplemented here. For each frame, a predicted quad is scored against the ground-truth
+quad with four metrics:
+
+- ``iou``: Jaccard index of the two quads in frame pixels (exact polygon areas);
+- ``iou_gt``: Jaccard index in the template's coordinates (SmartDoc-15): the prediction
+  is warped by the homography taking the ground truth onto the template rectangle;
+- ``mean_iou``: mean of the foreground and background Jaccard indices of the two quads
+  rasterized in the frame, with OpenCV exactly as the reference does;
+- ``min_d``: the largest corner distance, in template units, after the homography
+  taking the prediction onto the template rectangle, minimized over the 4 cyclic
+  relabelings of the corners, divided by the template perimeter.
+
+A frame is correct when iou, iou_gt or mean_iou is >= 0.9, or min_d <= 0.017 (with the
+reference's 1e-10 tolerance). A frame without prediction scores 0 and has no min_d.
+
+Where the reference is undefined, this module decides (and says so):
+
+- a quad's region is the set of points it winds around, so a self-intersecting
+  ("bow-tie") quad covers both its lobes; the reference mixes shoelace areas with
+  polygon-clipper intersections there and can leave [0, 1];
+- a prediction that crosses the ground truth's vanishing line warps to an unbounded
+  region, so its iou_gt is 0 (the reference warps its corners through infinity);
+- a prediction without a homography onto the template (three corners on a line) has
+  ``min_d = inf``, the worst score; so has a ground-truth corner on the prediction's
+  vanishing line (where the reference's ``assert d != 0`` fails);
+- a 0/0 term of mean_iou (no foreground or no background pixel at all, where the
+  reference stops in ``breakpoint()``) counts as 0;
+- a prediction that is not four finite corners is scored as no prediction;
+- a prediction reaching beyond 2**20 pixels is cut to that box before rasterization
+  (the reference's int32 cast is undefined past 2**31, and OpenCV walks every row).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from midvbatch.dataset.groundtruth import Quad
+
+METRICS: tuple[str, ...] = ("iou", "iou_gt", "mean_iou", "min_d")
+THRESHOLDS: dict[str, float] = {"iou": 0.9, "iou_gt": 0.9, "mean_iou": 0.9, "min_d": 0.017}
+# run_stat.py compares with `score > THRESHOLD - 1e-10` and `score < RESIDUALS_THRESHOLD + 1e-10`.
+_TOLERANCE = 1e-10
+
+# Physical size in tenths of a millimetre (ISO/IEC 7810), as the reference's report.json
+# gives it ("template_size": [856, 540] for 01_alb_id; the report itself is not public
+# beyond that example). Only formats known for sure are listed: any other document falls
+# back to its template image, whose aspect ratio is right, and the aspect ratio is all
+# that matters (iou_gt does not depend on the size at all, min_d only on w / h).
+ID1 = (856, 540)  # 85.60 x 53.98 mm: cards
+ID3 = (1250, 880)  # 125 x 88 mm: passport data pages
+_ID1_DOCUMENTS = (
+    "alb_id", "aut_drvlic_new", "aut_id", "chl_id", "chn_homereturn", "chn_id", "cze_id",
+    "deu_drvlic_new", "deu_id_new", "esp_drvlic", "esp_id_new", "esp_id_old", "est_id",
+    "fin_drvlic", "fin_id", "hrv_drvlic", "irn_drvlic", "ita_drvlic", "jpn_drvlic",
+    "mac_id", "nor_drvlic", "pol_drvlic", "prt_id", "rou_drvlic", "srb_id", "svk_id",
+    "tur_id", "ukr_id", "usa_bordercrossing", "usa_passportcard", "xpo_id",
+)  # fmt: skip
+_ID3_DOCUMENTS = (
+    "aze_passport", "bra_passport", "cze_passport", "deu_passport_new", "deu_passport_old",
+    "dza_passport", "grc_passport", "hrv_passport", "hun_passport", "lva_passport",
+    "mda_passport", "srb_passport", "ukr_passport", "ury_passport",
+)  # fmt: skip
+TEMPLATE_SIZES: dict[str, tuple[int, int]] = {
+    **{name: ID1 for name in _ID1_DOCUMENTS},
+    **{name: ID3 for name in _ID3_DOCUMENTS},
+}
+
+
+def template_size(
+    document: str, template_image_size: tuple[int, int] | None = None
+) -> tuple[int, int]:
+    """Return the (width, height) of a document's template rectangle for the metrics.
+
+    `document` is a folder name such as ``01_alb_id`` (the number is optional). Known
+    physical formats come first, in tenths of a millimetre (856 x 540 for an ID-1 card);
+    other documents get `template_image_size`, the template image's (width, height) in
+    pixels. Raises ValueError when neither is known.
+    """
+    name = document.rsplit("/", 1)[-1]
+    head, _, rest = name.partition("_")
+    if head.isdigit() and rest:
+        name = rest
+    if name in TEMPLATE_SIZES:
+        return TEMPLATE_SIZES[name]
+    if template_image_size is not None:
+        w, h = (int(v) for v in template_image_size)
+        if w > 0 and h > 0:
+            return (w, h)
+        raise ValueError(f"template image size must be positive, got {template_image_size!r}")
+    raise ValueError(
+        f"no known physical size for document {document!r}: pass its template image size"
+    )
+
+
+@dataclass(frozen=True)
+class FrameScore:
+    """The four scores of one frame; ``min_d`` is None when there was no prediction."""
+
+    iou: float
+    iou_gt: float
+    mean_iou: float
+    min_d: float | None
+
+    def correct(self, metric: str = "iou_gt") -> bool:
+        """Tell whether the frame passes the threshold of `metric` (a name in METRICS)."""
+        if metric not in THRESHOLDS:
+            raise ValueError(f"unknown metric {metric!r}, expected one of {', '.join(METRICS)}")
+        value = getattr(self, metric)
+        if metric == "min_d":
+            return value is not None and value < THRESHOLDS[metric] + _TOLERANCE
+        return value > THRESHOLDS[metric] - _TOLERANCE
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the scores and ``correct`` (by iou_gt) as a JSON-ready dict.
+
+        ``min_d`` may be ``inf`` (no homography), which json writes as ``Infinity``.
+        """
+        return {
+            "iou": self.iou,
+            "iou_gt": self.iou_gt,
+            "mean_iou": self.mean_iou,
+            "min_d": self.min_d,
+            "correct": self.correct(),
+        }
+
+
+MISSING = FrameScore(0.0, 0.0, 0.0, None)  # the score of a frame without prediction
+
+
+# --- quads ------------------------------------------------------------------------------
+
+
+def _as_corners(quad: Any) -> np.ndarray | None:
+    """Return a (4, 2) float64 array of finite corners, or None if `quad` is not one."""
+    if isinstance(quad, Quad):
+        quad = quad.points
+    try:
+        arr = np.asarray(quad, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if arr.size != 8 or arr.ndim not in (1, 2) or (arr.ndim == 2 and arr.shape != (4, 2)):
+        return None
+    arr = arr.reshape(4, 2)
+    if not np.isfinite(arr).all():
+        return None
+    return arr
+
+
+def _require_corners(quad: Any, what: str) -> np.ndarray:
+    arr = _as_corners(quad)
+    if arr is None:
+        raise ValueError(f"{what} must be 4 finite [x, y] corners, got {quad!r}")
+    return arr
+
+
+def _rect(size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    return np.array([[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]])
+
+
+def _positive_size(size: Any, what: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be (width, height), got {size!r}") from None
+    if w <= 0 or h <= 0:
+        raise ValueError(f"{what} must be positive, got {size!r}")
+    return w, h
+
+
+# --- exact polygon areas ----------------------------------------------------------------
+
+Point = tuple[float, float]
+Pieces = list[tuple[int, list[Point]]]  # a region as sum(coefficient * convex polygon)
+
+
+def _area(poly: list[Point]) -> float:
+    """Signed shoelace area (positive counter-clockwise in x-right, y-up axes)."""
+    s = 0.0
+    x0, y0 = poly[-1]
+    for x1, y1 in poly:
+        s += x0 * y1 - x1 * y0
+        x0, y0 = x1, y1
+    return s / 2.0
+
+
+def _cross(o: Point, a: Point, b: Point) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def _clip(subject: list[Point], clip: list[Point]) -> list[Point]:
+    """Intersect two convex polygons; `clip` must have a positive signed area."""
+    out = subject
+    a = clip[-1]
+    for b in clip:
+        if not out:
+            break
+        pts, out = out, []
+        ex, ey = b[0] - a[0], b[1] - a[1]
+        p = pts[-1]
+        cp = ex * (p[1] - a[1]) - ey * (p[0] - a[0])
+        for q in pts:
+            cq = ex * (q[1] - a[1]) - ey * (q[0] - a[0])
+            if cq >= 0.0:
+                if cp < 0.0:
+                    t = cp / (cp - cq)
+                    out.append((p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])))
+                out.append(q)
+            elif cp >= 0.0:
+                t = cp / (cp - cq)
+                out.append((p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])))
+            p, cp = q, cq
+        a = b
+    return out if len(out) >= 3 else []
+
+
+def _tidy(poly: list[Point]) -> list[Point]:
+    """Return a convex polygon counter-clockwise without its negligible corners, or [].
+
+    A clipping edge must have a direction: corners closer than 1e-12 of the polygon's
+    extent to their neighbour, or turning by less than that (rounding spikes left by an
+    earlier clip), are dropped. What remains differs from `poly` by a negligible area.
+    """
+    if len(poly) < 3:
+        return []
+    if _area(poly) < 0:
+        poly = poly[::-1]
+    xs, ys = [p[0] for p in poly], [p[1] for p in poly]
+    extent = max(max(xs) - min(xs), max(ys) - min(ys))
+    tol = 1e-12 * extent
+    eps = tol * extent
+    pts = list(poly)
+    changed = True
+    while changed and len(pts) >= 3:
+        changed = False
+        for i in range(len(pts)):
+            prev, cur, nxt = pts[i - 1], pts[i], pts[(i + 1) % len(pts)]
+            short = abs(cur[0] - prev[0]) <= tol and abs(cur[1] - prev[1]) <= tol
+            if short or _cross(prev, cur, nxt) <= eps:
+                del pts[i]
+                changed = True
+                break
+    return pts if len(pts) >= 3 else []
+
+
+def _convex_pieces(quad: list[Point]) -> Pieces:
+    """Write the region a quad winds around as sum(c * convex piece), pieces counter-clockwise.
+
+    A strictly convex quad is its own piece. Otherwise split it along the diagonal p0-p2
+    into triangles T1 = p0 p1 p2 and T2 = p0 p2 p3: if they turn the same way they lie on
+    either side of the diagonal and the region is T1 + T2; if not (a concave quad, a
+    bow-tie) the region is their symmetric difference T1 + T2 - 2 (T1 & T2). This covers
+    every 4-corner polygon, degenerate ones included, without case analysis of crossings.
+    """
+    turns = [_cross(quad[i - 1], quad[i], quad[(i + 1) % 4]) for i in range(4)]
+    if all(t > 0 for t in turns) or all(t < 0 for t in turns):
+        whole = _tidy(quad)
+        return [(1, whole)] if whole else []
+    p0, p1, p2, p3 = quad
+    t1, t2 = _tidy([p0, p1, p2]), _tidy([p0, p2, p3])
+    pieces: Pieces = [(1, t) for t in (t1, t2) if t]
+    if t1 and t2 and _cross(p0, p1, p2) * _cross(p0, p2, p3) < 0.0:
+        both = _tidy(_clip(t1, t2))
+        if both:
+            pieces.append((-2, both))
+    return pieces
+
+
+def _pieces_area(pieces: Pieces) -> float:
+    return sum(c * _area(p) for c, p in pieces)
+
+
+def _iou_of_pieces(pa: Pieces, pb: Pieces) -> float:
+    area_a, area_b = _pieces_area(pa), _pieces_area(pb)
+    inter = 0.0
+    for ca, a in pa:
+        for cb, b in pb:
+            part = _clip(a, b)
+            if part:
+                inter += ca * cb * _area(part)
+    if not math.isfinite(inter + area_a + area_b):
+        return 0.0  # coordinates so large that their products overflow: score as worst
+    # Rounding may push the intersection a hair past the smaller area (the reference
+    # clamps the same way); an empty union (two zero-area quads) scores 0.
+    inter = min(max(inter, 0.0), area_a, area_b)
+    union = area_a + area_b - inter
+    if union <= 0.0:
+        return 0.0
+    return min(1.0, max(0.0, inter / union))
+
+
+def _points(arr: np.ndarray) -> list[Point]:
+    return [(float(x), float(y)) for x, y in arr]
+
+
+def polygon_iou(a: Any, b: Any) -> float:
+    """Return the Jaccard index of two quads, from exact areas (no rasterization).
+
+    Quads are Quad values or 4 [x, y] corners in any order of travel. A self-intersecting
+    quad covers both lobes of its bow-tie. The result is in [0, 1]; 0 when both quads have
+    zero area. Raises ValueError when a quad is not 4 finite corners.
+    """
+    pa = _convex_pieces(_points(_require_corners(a, "quad a")))
+    pb = _convex_pieces(_points(_require_corners(b, "quad b")))
+    return _iou_of_pieces(pa, pb)
+
+
+# --- homographies -----------------------------------------------------------------------
+
+
+def _has_three_collinear(q: np.ndarray) -> bool:
+    extent = float(np.ptp(q, axis=0).max())
+    scale = extent * extent  # not **, which raises on overflow
+    for i, j, k in ((0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3)):
+        if abs(_cross(tuple(q[i]), tuple(q[j]), tuple(q[k]))) <= 1e-12 * scale:
+            return True
+    return False
+
+
+def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
+    """Return the 3x3 homography taking the 4 `src` corners onto `dst`, or None if none.
+
+    Solved in float64 (the reference rounds corners to float32 first: differences are
+    of the order of 1e-7 in the scores). A homography between quads exists only when no
+    three corners of either are on one line.
+    """
+    if _has_three_collinear(src) or _has_three_collinear(dst):
+        return None
+    a = np.zeros((8, 8))
+    x, y = src[:, 0], src[:, 1]
+    u, v = dst[:, 0], dst[:, 1]
+    a[0::2, 0], a[0::2, 1], a[0::2, 2] = x, y, 1.0
+    a[1::2, 3], a[1::2, 4], a[1::2, 5] = x, y, 1.0
+    a[0::2, 6], a[0::2, 7] = -u * x, -u * y
+    a[1::2, 6], a[1::2, 7] = -v * x, -v * y
+    rhs = np.empty(8)
+    rhs[0::2], rhs[1::2] = u, v
+    try:
+        h = np.linalg.solve(a, rhs)
+    except np.linalg.LinAlgError:
+        return None
+    if not np.isfinite(h).all():
+        return None
+    return np.append(h, 1.0).reshape(3, 3)
+
+
+def _homogeneous(h: np.ndarray, q: np.ndarray) -> np.ndarray:
+    return np.hstack([q, np.ones((len(q), 1))]) @ h.T
+
+
+# --- the four metrics -------------------------------------------------------------------
+
+
+def _iou_gt(pred: np.ndarray, gt: np.ndarray, rect: np.ndarray) -> float:
+    h = _homography(gt, rect)
+    if h is None:
+        return 0.0
+    w_gt = _homogeneous(h, gt)[:, 2]
+    side = 1.0 if w_gt.sum() > 0 else -1.0
+    mapped = _homogeneous(h, pred)
+    w = mapped[:, 2] * side
+    if (w <= 0.0).any():
+        # The prediction reaches the ground truth's vanishing line: its warped region is
+        # unbounded (or entirely off the rectangle), so the Jaccard index is 0.
+        return 0.0
+    warped = mapped[:, :2] / mapped[:, 2:3]
+    return _iou_of_pieces(_convex_pieces(_points(warped)), [(1, _points(rect))])
+
+
+# OpenCV walks every scanline from a polygon's top to its bottom, even off the image:
+# corners a million pixels away cost a millisecond, 2**31 pixels away seconds.
+_RASTER_LIMIT = float(2**20)
+_RASTER_BOX = [
+    (-_RASTER_LIMIT, -_RASTER_LIMIT), (_RASTER_LIMIT, -_RASTER_LIMIT),
+    (_RASTER_LIMIT, _RASTER_LIMIT), (-_RASTER_LIMIT, _RASTER_LIMIT),
+]  # fmt: skip
+
+
+def _raster_corners(q: np.ndarray) -> np.ndarray:
+    """Return the polygon's corners as the reference draws them: truncated toward zero.
+
+    A quad reaching beyond 2**20 pixels (no real prediction does) is first cut to that
+    box, which keeps its region but not the reference's exact edge pixels.
+    """
+    if np.abs(q).max() > _RASTER_LIMIT:
+        q = np.array(_clip(_points(q), _RASTER_BOX), np.float64).reshape(-1, 2)
+    return np.trunc(q).astype(np.int64)
+
+
+def _fill(canvas: np.ndarray, corners: np.ndarray, shift: np.ndarray) -> None:
+    if len(corners):
+        cv2.fillConvexPoly(canvas, (corners - shift).astype(np.int32), 1)
+
+
+def _mean_iou(pred: np.ndarray, gt: np.ndarray, frame: tuple[int, int]) -> float:
+    """Rasterize like the reference (int32 truncation, cv2.fillConvexPoly, W x H frame).
+
+    Only the union's bounding box, clipped to the frame, is drawn: OpenCV's rasterization
+    is the same under integer shifts as long as the clipping edges stay the frame's, and
+    every pixel outside the box is background for both quads.
+    """
+    width, height = frame
+    a, b = _raster_corners(pred), _raster_corners(gt)
+    count_a = count_b = count_ab = 0
+    both = np.vstack([a, b])
+    if len(both):
+        x0, y0 = max(0, int(both[:, 0].min())), max(0, int(both[:, 1].min()))
+        x1, y1 = min(width - 1, int(both[:, 0].max())), min(height - 1, int(both[:, 1].max()))
+        if x0 <= x1 and y0 <= y1:
+            shift = np.array([x0, y0], np.int64)
+            canvas_a = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
+            canvas_b = np.zeros_like(canvas_a)
+            _fill(canvas_a, a, shift)
+            _fill(canvas_b, b, shift)
+            count_a = cv2.countNonZero(canvas_a)
+            count_b = cv2.countNonZero(canvas_b)
+            count_ab = cv2.countNonZero(cv2.bitwise_and(canvas_a, canvas_b))
+    total = width * height
+    union = count_a + count_b - count_ab
+    fg = count_ab / union if union else 0.0
+    bg_union = total - count_ab
+    bg = (total - union) / bg_union if bg_union else 0.0
+    return (fg + bg) / 2.0
+
+
+def _orient(q: np.ndarray) -> np.ndarray:
+    """Give the quad the reference's orientation, judged (as it does) at corner 1 only."""
+    (ax, ay), (bx, by) = q[1] - q[0], q[2] - q[1]
+    if ax * by - ay * bx > 0:
+        return q
+    return q[[1, 0, 3, 2]]
+
+
+def _min_d(pred: np.ndarray, gt: np.ndarray, size: tuple[int, int], rect: np.ndarray) -> float:
+    pred, gt = _orient(pred), _orient(gt)
+    h = _homography(pred, rect)
+    if h is None:
+        return math.inf
+    mapped = _homogeneous(h, gt)
+    d = mapped[:, 2]
+    if (d == 0.0).any():
+        return math.inf
+    corners = mapped[:, :2] / d[:, None]
+    worst = min(
+        float(np.hypot(*(np.roll(corners, k, axis=0) - rect).T).max()) for k in range(4)
+    )
+    score = worst / (2.0 * (size[0] + size[1]))
+    return score if math.isfinite(score) else math.inf  # overflow on absurd corners
+
+
+def score_frame(
+    pred: Any,
+    gt: Any,
+    frame_size: tuple[int, int],
+    template_size: tuple[int, int],
+) -> FrameScore:
+    """Score one frame's predicted quad against its ground truth.
+
+    `pred` is a Quad, 4 [x, y] corners (or a flat list of 8 numbers) in frame pixels, or
+    None when the processor found no document; anything that is not 4 finite corners is
+    scored as None. `gt` is the ground-truth quad; corners outside the frame are normal.
+    `frame_size` is the frame's (W, H) in pixels; `template_size` is the template's
+    (w, h) (see template_size()). Never raises for a bad prediction; raises ValueError
+    for a malformed ground truth or size.
+    """
+    truth = _require_corners(gt, "ground-truth quad")
+    frame = _positive_size(frame_size, "frame size")
+    size = _positive_size(template_size, "template size")
+    corners = _as_corners(pred) if pred is not None else None
+    if corners is None:
+        return MISSING
+    rect = _rect(size)
+    # Absurd but finite corners (1e200) overflow; the results are guarded, the warnings noise.
+    with np.errstate(all="ignore"):
+        return FrameScore(
+            iou=_iou_of_pieces(_convex_pieces(_points(corners)), _convex_pieces(_points(truth))),
+            iou_gt=_iou_gt(corners, truth, rect),
+            mean_iou=_mean_iou(corners, truth, frame),
+            min_d=_min_d(corners, truth, size, rect),
+        )
+
+
+def aggregate(scores: Iterable[FrameScore]) -> dict[str, Any]:
+    """Summarize frames as run_stat.py does: accuracy and mean of each metric.
+
+    Keys: ``frames``; ``accuracy`` (the headline, iou_gt's); ``accuracy_<metric>`` (share
+    of frames that pass, frames without prediction counting as failures); ``mean_<metric>``
+    (frames without prediction count 0 for the iou metrics and are skipped for min_d);
+    ``missing`` (frames without prediction). Note that ``mean_iou`` is the mean of *iou*;
+    the mean of the mean_iou metric is ``mean_mean_iou``. Shares and means are None when
+    there is no frame (or, for min_d, no frame with a prediction).
+    """
+    frames = list(scores)
+    n = len(frames)
+    out: dict[str, Any] = {"frames": n}
+    for metric in METRICS:
+        out[f"accuracy_{metric}"] = sum(f.correct(metric) for f in frames) / n if n else None
+    for metric in METRICS:
+        values = [getattr(f, metric) for f in frames]
+        values = [v for v in values if v is not None]
+        out[f"mean_{metric}"] = math.fsum(values) / len(values) if values else None
+    out["accuracy"] = out["accuracy_iou_gt"]
+    out["missing"] = sum(f.min_d is None for f in frames)
+    return out

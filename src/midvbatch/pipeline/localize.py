@@ -1,0 +1,250 @@
+"""A classical document localizer: the best-supported quadrilateral of the frame's edges.
+
+The baseline of the built-in ``localize`` pipeline. Per frame:
+
+1. work on a copy scaled to about `work_height` pixels high (speed; corners are mapped back);
+2. edges: Canny on the lightness and the saturation channels, so that a document shows
+   whether it differs from its background in brightness or in colour;
+3. candidates: the outer contours of the (closed) edge map and of Otsu segmentations,
+   each reduced to a convex quadrilateral (polygon approximation, else the minimum-area
+   rectangle);
+4. each candidate is scored by how much of its four sides lies on edges (a distance
+   transform of the edge map), the weakest side weighing most;
+5. the winner's sides are refitted to the edge pixels along them (robust line fit), and
+   the corners are the intersections of adjacent sides, so a corner out of view is
+   extrapolated;
+6. corners are ordered top-left, top-right, bottom-right, bottom-left, with the top
+   being a long side for a landscape document and a short side for a portrait one.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from midvbatch.pipeline.processor import Frame, Processor
+
+_BINS = 8  # gradient orientation bins over 180 degrees
+
+
+def order_corners(quad: np.ndarray) -> np.ndarray:
+    """Return the 4 corners clockwise on screen from the top-left of the document."""
+    quad = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+    centre = quad.mean(axis=0)
+    angles = np.arctan2(quad[:, 1] - centre[1], quad[:, 0] - centre[0])
+    quad = quad[np.argsort(angles)]  # clockwise on screen (y down), starting anywhere
+    sides = [np.linalg.norm(quad[(i + 1) % 4] - quad[i]) for i in range(4)]
+    # the top side: of the two sides that face up the most, the longer pair for a landscape document
+    long_first = sides[0] + sides[2] >= sides[1] + sides[3]
+    candidates = [0, 2] if long_first else [1, 3]
+    top = min(candidates, key=lambda i: (quad[i][1] + quad[(i + 1) % 4][1]))
+    return np.roll(quad, -top, axis=0)
+
+
+def _line_intersection(l1, l2):
+    (vx1, vy1, x1, y1), (vx2, vy2, x2, y2) = l1, l2
+    det = vx1 * (-vy2) - vy1 * (-vx2)
+    if abs(det) < 1e-9:
+        return None
+    t = ((x2 - x1) * (-vy2) - (y2 - y1) * (-vx2)) / det
+    return np.array([x1 + t * vx1, y1 + t * vy1])
+
+
+class Localizer(Processor):
+    """Find the document's quadrilateral in a frame with OpenCV; None when nothing fits."""
+
+    def __init__(self, work_height: int = 480, min_area: float = 0.04, min_support: float = 0.35):
+        self.work_height = work_height
+        self.min_area = min_area  # of the frame's area
+        self.min_support = min_support  # share of the perimeter on edges, below which nothing is found
+
+    def process_frame(self, frame: Frame) -> dict:
+        """Return {"quad": [[x, y] x 4] or None, "confidence": edge support 0..1}."""
+        quad, confidence = self.locate(frame.image)
+        return {
+            "quad": None if quad is None else [[round(float(x), 2), round(float(y), 2)] for x, y in quad],
+            "confidence": round(float(confidence), 4),
+        }
+
+    # --------------------------------------------------------------------------------
+
+    def locate(self, image: np.ndarray) -> tuple[np.ndarray | None, float]:
+        """Return (quad in image pixels or None, confidence)."""
+        height, width = image.shape[:2]
+        scale = min(1.0, self.work_height / height)
+        small = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA) \
+            if scale < 1.0 else image
+        edges = self._edges(small)
+        bins = self._orientations(small, edges)
+        # one distance map per orientation: a side is supported by edges running along it
+        dists = [cv2.distanceTransform(np.where(bins == b, 0, 255).astype(np.uint8), cv2.DIST_L2, 3)
+                 for b in range(_BINS)]
+        scored = sorted(((self._support(q, dists), i, q) for i, q in enumerate(self._candidates(small, edges))),
+                        key=lambda x: x[:2], reverse=True)
+        best, best_score = None, 0.0
+        for score, _, quad in scored[:3]:
+            # an inner rectangle of the document (below a header band) is as well supported as
+            # its outline: push each side outwards while it stays on edges
+            quad, score = self._expand(quad, score, dists)
+            if best is None or score > best_score + 0.03 or (
+                    score > best_score - 0.03 and cv2.contourArea(quad.astype(np.float32))
+                    > cv2.contourArea(best.astype(np.float32))):
+                best, best_score = quad, score
+        if best is None or best_score < self.min_support:
+            return None, best_score
+        refined = self._refine(best, bins)
+        if refined is not None and self._support(refined, dists) >= best_score * 0.95:
+            best = refined
+        return order_corners(best / scale), best_score
+
+    def _edges(self, image: np.ndarray) -> np.ndarray:
+        # Lab: lightness and two colour axes, so a document shows whether it differs from its
+        # background in brightness or in hue (a dark red band on a brown table).
+        lab = cv2.cvtColor(cv2.GaussianBlur(image, (5, 5), 0), cv2.COLOR_BGR2LAB)
+        out = np.zeros(image.shape[:2], np.uint8)
+        for i, (lo, hi) in enumerate(((30, 90), (12, 36), (12, 36))):
+            out |= cv2.Canny(lab[:, :, i], lo, hi)
+        return out
+
+    @staticmethod
+    def _orientations(image: np.ndarray, edges: np.ndarray) -> np.ndarray:
+        """Return each edge pixel's gradient orientation bin (0..7 over 180 degrees), -1 elsewhere."""
+        lab = cv2.cvtColor(cv2.GaussianBlur(image, (5, 5), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
+        gx = np.stack([cv2.Sobel(lab[:, :, i], cv2.CV_32F, 1, 0, ksize=3) for i in range(3)])
+        gy = np.stack([cv2.Sobel(lab[:, :, i], cv2.CV_32F, 0, 1, ksize=3) for i in range(3)])
+        strongest = np.argmax(gx * gx + gy * gy, axis=0)[None]
+        gx = np.take_along_axis(gx, strongest, 0)[0]
+        gy = np.take_along_axis(gy, strongest, 0)[0]
+        angle = np.mod(np.arctan2(gy, gx), np.pi)
+        bins = (np.floor(angle / (np.pi / _BINS)).astype(np.int8)) % _BINS
+        return np.where(edges > 0, bins, -1).astype(np.int8)
+
+    def _candidates(self, image: np.ndarray, edges: np.ndarray):
+        h, w = edges.shape
+        min_area = self.min_area * w * h
+        masks = [cv2.morphologyEx(edges, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))]
+        gray = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+        _, otsu = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        masks += [otsu, 255 - otsu]
+        for mask in masks:
+            contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+            for contour in sorted(contours, key=cv2.contourArea, reverse=True)[:8]:
+                hull = cv2.convexHull(contour)
+                if cv2.contourArea(hull) < min_area:
+                    continue
+                perimeter = cv2.arcLength(hull, True)
+                quad = None
+                for eps in (0.01, 0.02, 0.03, 0.05, 0.08):
+                    approx = cv2.approxPolyDP(hull, eps * perimeter, True)
+                    if len(approx) == 4:
+                        quad = approx.reshape(4, 2).astype(np.float64)
+                        break
+                    if len(approx) < 4:
+                        break
+                if quad is None:
+                    quad = cv2.boxPoints(cv2.minAreaRect(hull)).astype(np.float64)
+                yield quad
+
+    @staticmethod
+    def _side_bins(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+        """The orientation bins of a side's normal: the nearest and its closest neighbour."""
+        d = b - a
+        normal = np.mod(np.arctan2(d[0], -d[1]), np.pi)  # gradients cross the side at right angles
+        x = normal / (np.pi / _BINS)
+        nearest = int(np.floor(x)) % _BINS
+        other = (nearest + (1 if x - np.floor(x) >= 0.5 else -1)) % _BINS
+        return nearest, other
+
+    @classmethod
+    def _support(cls, quad: np.ndarray, dists: list[np.ndarray], samples: int = 40) -> float:
+        h, w = dists[0].shape
+        shares = []
+        for i in range(4):
+            a, b = quad[i], quad[(i + 1) % 4]
+            t = np.linspace(0.05, 0.95, samples)[:, None]
+            pts = a + t * (b - a)
+            inside = (pts[:, 0] >= 0) & (pts[:, 0] < w - 1) & (pts[:, 1] >= 0) & (pts[:, 1] < h - 1)
+            if not inside.any():
+                shares.append(0.0)
+                continue
+            pts = pts[inside].astype(int)
+            b1, b2 = cls._side_bins(a, b)
+            near = np.minimum(dists[b1][pts[:, 1], pts[:, 0]], dists[b2][pts[:, 1], pts[:, 0]])
+            # a side cut by the frame's border counts for what is visible of it
+            shares.append(float((near <= 2.0).mean()) * (0.5 + 0.5 * inside.mean()))
+        shares.sort()
+        return 0.5 * shares[0] + 0.5 * float(np.mean(shares))
+
+    @classmethod
+    def _expand(cls, quad: np.ndarray, score: float, dists: list[np.ndarray], reach: float = 0.25,
+                tolerance: float = 0.04) -> tuple[np.ndarray, float]:
+        """Move each side outwards, one pixel at a time, to the farthest place still on edges."""
+        quad = quad.copy()
+        centre = quad.mean(axis=0)
+        size = np.sqrt(max(cv2.contourArea(quad.astype(np.float32)), 1.0))
+        for i in range(4):
+            a, b = quad[i], quad[(i + 1) % 4]
+            d = (b - a) / (np.linalg.norm(b - a) + 1e-9)
+            normal = np.array([-d[1], d[0]])
+            if normal @ ((a + b) / 2 - centre) < 0:
+                normal = -normal
+            prev_dir = quad[i] - quad[i - 1]
+            next_dir = quad[(i + 2) % 4] - quad[(i + 1) % 4]
+            best_q, best_s = quad, score
+            for step in range(1, int(reach * size) + 1):
+                # slide the side's ends along the neighbouring sides' lines
+                ta = _line_intersection((*(prev_dir / (np.linalg.norm(prev_dir) + 1e-9)), *quad[i - 1]),
+                                        (*d, *(a + step * normal)))
+                tb = _line_intersection((*(next_dir / (np.linalg.norm(next_dir) + 1e-9)), *quad[(i + 1) % 4]),
+                                        (*d, *(a + step * normal)))
+                if ta is None or tb is None:
+                    break
+                trial = quad.copy()
+                trial[i], trial[(i + 1) % 4] = ta, tb
+                s = cls._support(trial, dists)
+                if s >= score - tolerance:
+                    best_q, best_s = trial, s
+            quad, score = best_q, max(best_s, min(score, best_s))
+        return quad, score
+
+    @classmethod
+    def _refine(cls, quad: np.ndarray, bins: np.ndarray, band: float = 4.0) -> np.ndarray | None:
+        ys, xs = np.nonzero(bins >= 0)
+        if len(xs) < 20:
+            return None
+        points = np.stack([xs, ys], axis=1).astype(np.float64)
+        point_bins = bins[ys, xs]
+        lines = []
+        for i in range(4):
+            a, b = quad[i], quad[(i + 1) % 4]
+            d = b - a
+            length = np.linalg.norm(d)
+            if length < 10:
+                return None
+            u = d / length
+            rel = points - a
+            along = rel @ u
+            across = np.abs(rel[:, 0] * u[1] - rel[:, 1] * u[0])
+            b1, b2 = cls._side_bins(a, b)
+            keep = (across <= band) & (along > 0.1 * length) & (along < 0.9 * length) & \
+                ((point_bins == b1) | (point_bins == b2))
+            near = points[keep]
+            if len(near) < 10:
+                return None
+            vx, vy, x0, y0 = cv2.fitLine(near.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+            lines.append((vx, vy, x0, y0))
+        corners = []
+        for i in range(4):
+            p = _line_intersection(lines[i - 1], lines[i])
+            if p is None or np.linalg.norm(p - quad[i]) > 0.25 * max(bins.shape):
+                return None
+            corners.append(p)
+        refined = np.array(corners)
+        if not cv2.isContourConvex(refined.astype(np.float32)):
+            return None
+        return refined
+
+
+def make(work_height: int = 480, min_area: float = 0.04, min_support: float = 0.35) -> Localizer:
+    """Factory of the built-in localize pipeline."""
+    return Localizer(work_height=work_height, min_area=min_area, min_support=min_support)

@@ -1,0 +1,175 @@
+"""Scoring end to end and the report: ground truth scores perfectly, localize scores well, HTML renders."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import ledger_rows, midvbatch
+
+from midvbatch.config import RunConfig
+from midvbatch.engine.run import run
+from midvbatch.report import build_report, write_report
+
+CHECKER = (
+    "<script>window.__errors=[];window.addEventListener('error',function(e){window.__errors.push("
+    "String(e.message||(e.target&&e.target.src)||'error'))},true);window.addEventListener('load',function(){"
+    "var b=[];for(var i=0;i<document.images.length;i++){var im=document.images[i];"
+    "if(!im.complete||im.naturalWidth===0)b.push(im.alt)}document.body.setAttribute('data-check',"
+    "JSON.stringify({images:document.images.length,broken:b,errors:window.__errors}))});</script>"
+)
+
+
+@pytest.fixture(scope="module")
+def gt_run(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("gt") / "run"
+    result = midvbatch("run", dataset, "--out", out, "--pipeline", "ground-truth")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def localize_run(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("loc") / "run"
+    result = midvbatch("run", dataset, "--out", out)  # localize is the default pipeline
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_report_ground_truth_pipeline_is_perfect_in_every_table(gt_run):
+    data = json.loads(midvbatch("report", gt_run, "--format", "json").stdout)
+    assert data["overall"]["accuracy"] == 1.0 and data["overall"]["frames"] == 600
+    for grouping in ("by_condition", "by_device", "by_document", "by_clip", "by_subset"):
+        for key, agg in data[grouping].items():
+            if agg["frames"]:
+                assert agg["accuracy"] == 1.0 and agg["accuracy_min_d"] == 1.0, (grouping, key)
+    assert set(data["by_condition"]) == {"T (table)", "K (keyboard)", "H (hand)", "P (partial)", "C (clutter)"}
+    assert data["by_subset"]["four_vertices_in_frame"]["frames"] < 600  # P clips leave the frame
+    record = json.loads(midvbatch("export", gt_run).stdout.splitlines()[0])
+    assert record["scores"]["iou_gt"] == pytest.approx(1.0) and record["scores"]["correct"] is True
+    assert record["scores"]["min_d"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_report_localize_is_accurate_on_clean_conditions(localize_run):
+    report = build_report(localize_run)
+    conditions = report.groups["condition"]
+    assert conditions["T (table)"]["accuracy"] >= 0.8
+    assert report.overall["frames"] == 600
+    assert report.speed["frames_per_second"] > 0 and report.speed["latency_p95"] >= report.speed["latency_p50"]
+    text = midvbatch("report", localize_run).stdout
+    assert text.startswith(f"# midvbatch report: {localize_run}")
+    assert "### By condition" in text and "### Worst clips" in text
+
+
+def test_report_csv_has_every_grouping(localize_run):
+    lines = midvbatch("report", localize_run, "--format", "csv").stdout.splitlines()
+    assert lines[0].startswith("grouping,group,frames,accuracy")
+    groupings = {line.split(",")[0] for line in lines[1:]}
+    assert groupings == {"overall", "condition", "device", "document", "clip", "subset"}
+
+
+def test_report_on_an_interrupted_run_says_so(dataset, tmp_path):
+    out = tmp_path / "run"
+    run(RunConfig(dataset=str(dataset), out=str(out), clips=["TA01"], pipeline="ground-truth", workers=0),
+        install_signals=False)
+    # widen the selection without running: pending clips
+    from midvbatch.engine.ledger import Ledger, NewTask
+
+    ledger = Ledger(out)
+    ledger.add_tasks([NewTask("TS01", "01_alb_id", "TS", None, 30, 0, 0.0)])
+    ledger.close()
+    text = write_report(out, "md")
+    assert "The run was interrupted" in text and "1 of 2 clips done" in text
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_report_html_is_self_contained_and_renders_in_chromium(localize_run, tmp_path):
+    page = tmp_path / "report.html"
+    result = midvbatch("report", localize_run, "--format", "html", "--out", page)
+    assert result.returncode == 0, result.stderr
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text and "<script" not in text
+    plots = sorted((tmp_path / "report-plots").glob("*.png"))
+    assert [p.stem for p in plots] == ["accuracy_by_condition", "accuracy_by_document", "iou_distribution",
+                                       "latency_distribution"]
+    for plot in plots:
+        image = cv2.imread(str(plot))
+        assert image is not None and image.shape[0] > 100 and float(np.std(image)) > 5, plot  # not blank
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (make test installs Debian's chromium when it can)")
+    checked = tmp_path / "checked.html"
+    checked.write_text(text.replace("<head>", "<head>" + CHECKER, 1))
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=10000", "--dump-dom", checked.as_uri()],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
+    ).stdout
+    marker = dom.split('data-check="', 1)[1].split('"', 1)[0].replace("&quot;", '"')
+    check = json.loads(marker)
+    assert check["broken"] == [] and check["errors"] == []
+    assert check["images"] >= 4 + 3  # the plots and the worst clips' thumbnails
+
+
+def test_report_scores_the_real_frame(real_data, tmp_path):
+    """The real 1080x1920 frame of 43_tur_id, as a one-frame video, localized and scored."""
+    from conftest import write_video
+
+    frame = cv2.imread(str(real_data / "43_tur_id" / "images" / "CA" / "CA43_01.tif"))
+    doc = tmp_path / "data" / "43_tur_id"
+    (doc / "videos").mkdir(parents=True)
+    (doc / "ground_truth" / "CA").mkdir(parents=True)
+    shutil.copy(real_data / "43_tur_id" / "ground_truth" / "CA" / "CA43_01.json",
+                doc / "ground_truth" / "CA" / "CA43_01.json")
+    write_video(doc / "videos" / "CA43.mp4", frames=95, rate=30, width=1080, height=1920,
+                draw=lambda i, w, h: frame)
+    out = tmp_path / "run"
+    result = midvbatch("run", tmp_path / "data", "--out", out, "--workers", 1)
+    assert result.returncode == 0, result.stderr
+    rows = ledger_rows(out, "SELECT scores FROM frames WHERE frame = 1")
+    scores = json.loads(rows[0][0])
+    assert 0.0 <= scores["iou_gt"] <= 1.0 and scores["iou"] > 0.8, scores
+
+
+def test_report_coco_bbox_matches_the_midv500_package(real_data):
+    from midvbatch.engine.export import _bbox
+
+    coco = json.loads((real_data / "midv500_coco.json").read_text())
+    for a in coco["annotations"]:
+        seg = a["segmentation"][0]
+        points = list(zip(seg[0::2], seg[1::2]))
+        assert _bbox(points, 1080, 1920) == a["bbox"], a
+        assert a["area"] == a["bbox"][2] * a["bbox"][3]
+
+
+def test_report_exports_coco_and_smartengines(gt_run, tmp_path):
+    coco = json.loads(midvbatch("export", gt_run, "--format", "coco").stdout)
+    assert len(coco["images"]) == len(coco["annotations"]) == 600
+    assert coco["categories"] == [{"name": "id_card", "id": 1}]
+    first = coco["images"][0]
+    assert first["file_name"].endswith(".tif") and (first["width"], first["height"]) == (180, 320)
+    predicted = json.loads(midvbatch("export", gt_run, "--format", "coco", "--predictions").stdout)
+    assert [a["segmentation"] for a in predicted["annotations"]] == [a["segmentation"] for a in coco["annotations"]]
+    records = json.loads(midvbatch("export", gt_run, "--format", "smartengines").stdout)
+    assert len(records) == 600
+    r = records[0]
+    assert set(r) == {"origin_image_path", "size", "template_size", "ground_truth_quad",
+                      "system_result_quad_exists", "system_result_quad"}
+    assert r["origin_image_path"].endswith(".tif") and r["size"] == [180, 320]
+    assert r["template_size"] == [856, 540] and r["system_result_quad"] == r["ground_truth_quad"]
+    lst = midvbatch("export", gt_run, "--format", "smartengines", "--subset", "four_vertices_in_frame").stdout.split()
+    report = json.loads(midvbatch("report", gt_run, "--format", "json").stdout)
+    assert len(lst) == report["by_subset"]["four_vertices_in_frame"]["frames"]
+    assert all(len(x) == 7 and x[4] == "_" for x in lst)
+    bad = midvbatch("export", gt_run, "--format", "smartengines", "--subset", "nonsense")
+    assert bad.returncode == 1 and "unknown subset 'nonsense'" in bad.stderr
