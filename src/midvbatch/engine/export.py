@@ -39,7 +39,7 @@ def result_records(run_dir: str | Path) -> Iterator[dict]:
 def _flatten(record: dict) -> dict:
     flat = {k: v for k, v in record.items() if k not in ("result", "scores")}
     for key, value in (record.get("scores") or {}).items():
-        flat[f"scores.{key}"] = value
+        flat[f"scores.{key}"] = json.dumps(value) if isinstance(value, (dict, list)) else value
     result = record["result"]
     if isinstance(result, dict):
         for key, value in result.items():
