@@ -60,6 +60,22 @@ def parse_floor(value: int | str, total: int, what: str) -> int:
     return parse_size(value, what)
 
 
+def cpu_cores() -> int:
+    """Return the cores this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _count(value: Any, what: str, *, minimum: int) -> int:
+    """Return `value` as an int of at least `minimum`, else raise ConfigError naming `what`."""
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a number or 'auto', not {value!r}") from None
+    if n < minimum:
+        raise ConfigError(f"{what} must be {minimum} or more, not {n}")
+    return n
+
+
 @dataclass(frozen=True)
 class PriorityRule:
     """`key=PATTERN:WEIGHT`: clips whose key matches the glob get WEIGHT added."""
@@ -153,27 +169,14 @@ class RunConfig:
     def worker_count(self) -> int:
         """Return the number of workers: 'auto' is one per core; 0 runs clips inline."""
         if self.workers == "auto":
-            return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-        try:
-            n = int(self.workers)
-        except (TypeError, ValueError):
-            raise ConfigError(f"workers must be a number or 'auto', not {self.workers!r}") from None
-        if n < 0:
-            raise ConfigError(f"workers must be 0 or more, not {n}")
-        return n
+            return cpu_cores()
+        return _count(self.workers, "workers", minimum=0)
 
     def decode_thread_count(self) -> int:
         """Return FFmpeg's decoding threads per worker: 'auto' shares the cores among the workers."""
         if self.decode_threads == "auto":
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-            return max(1, cores // max(1, self.worker_count()))
-        try:
-            n = int(self.decode_threads)
-        except (TypeError, ValueError):
-            raise ConfigError(f"decode threads must be a number or 'auto', not {self.decode_threads!r}") from None
-        if n < 1:
-            raise ConfigError(f"decode threads must be 1 or more, not {n}")
-        return n
+            return max(1, cpu_cores() // max(1, self.worker_count()))
+        return _count(self.decode_threads, "decode threads", minimum=1)
 
     def memory_floor(self, total_memory: int) -> int:
         """Return the available memory below which no clip is dispatched, in bytes."""
