@@ -297,24 +297,18 @@ def plots(report: Report) -> dict[str, bytes]:
     return out
 
 
-def _thumbnail(run_dir: Path, worst: dict[str, Any]) -> bytes | None:
+def _thumbnail(dataset, worst: dict[str, Any]) -> bytes | None:
     """Decode a clip's worst frame and draw ground truth (green) and prediction (red) on it; JPEG bytes."""
     import cv2
 
     from midvbatch.dataset.groundtruth import load_frame_quad
-    from midvbatch.dataset.layout import discover
     from midvbatch.video.reader import read_annotated_frames
 
-    ledger = Ledger(run_dir, readonly=True)
     try:
-        dataset = ledger.get_meta("dataset")
-    finally:
-        ledger.close()
-    try:
-        clip = discover(dataset).clip(worst["clip"])
+        clip = dataset.clip(worst["clip"])
         frame = next(f for f in read_annotated_frames(clip.video, count=worst["worst_frame"])
                      if f.number == worst["worst_frame"])
-    except (MidvBatchError, StopIteration):
+    except (MidvBatchError, StopIteration, TypeError):
         return None
     image = frame.image.copy()
     thickness = max(2, image.shape[1] // 200)
@@ -341,7 +335,7 @@ def _html_table(title: str, table: dict[str, dict[str, Any]]) -> str:
     return f"<h3>{html.escape(title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render_html(report: Report, run_dir: str | Path, plot_dir: Path | None = None) -> str:
+def render_html(report: Report, plot_dir: Path | None = None) -> str:
     """Render a self-contained HTML page; with `plot_dir`, also write each plot there as PNG."""
     run = report.run
     images = plots(report)
@@ -369,9 +363,15 @@ def render_html(report: Report, run_dir: str | Path, plot_dir: Path | None = Non
                  f"frames/s; latency p50 {_fmt(s['latency_p50'], 4)} s, p95 {_fmt(s['latency_p95'], 4)} s, "
                  f"max {_fmt(s['latency_max'], 4)} s.</p>")
     if report.worst:
+        from midvbatch.dataset.layout import discover
+
+        try:
+            dataset = discover(run["dataset"])
+        except MidvBatchError:  # the dataset moved since the run: no thumbnails
+            dataset = None
         cells = []
         for w in report.worst:
-            thumb = _thumbnail(Path(run_dir), w)
+            thumb = _thumbnail(dataset, w) if dataset is not None else None
             img = f"<img alt='{html.escape(w['clip'])}' src='{_data_uri(thumb, 'image/jpeg')}'>" if thumb else ""
             cells.append(f"<figure class='thumb'>{img}<figcaption>{html.escape(w['clip'])} frame {w['worst_frame']}: "
                          f"iou_gt {_fmt(w['worst_iou_gt'])} (clip accuracy {_fmt(w['accuracy'])})</figcaption></figure>")
@@ -398,7 +398,7 @@ def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = 
         text = render_csv(report)
     else:
         plot_dir = Path(out).with_suffix("") if out else None
-        text = render_html(report, run_dir, plot_dir=Path(f"{plot_dir}-plots") if plot_dir else None)
+        text = render_html(report, plot_dir=Path(f"{plot_dir}-plots") if plot_dir else None)
     if out:
         Path(out).write_text(text)
     return text
