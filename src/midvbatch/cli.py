@@ -253,7 +253,9 @@ def _selection_options(func):
 @click.option("--option", "options", multiple=True, callback=_option, metavar="KEY=VALUE",
               help="Option for the processor's factory; VALUE is JSON or text (repeatable).")
 @click.option("--workers", metavar="N|auto", help="Worker count (default one per core; 0 runs clips inline, for debugging).")
-@click.option("--pool", type=click.Choice(["process", "thread"]), help="Worker processes (default) or threads.")
+@click.option("--pool", type=click.Choice(["process", "thread", "dask"]),
+              help="Worker processes (default), threads, or a Dask cluster (see --scheduler).")
+@click.option("--scheduler", metavar="ADDRESS", help="With --pool dask: the scheduler (tcp://host:8786), or 'local'.")
 @click.option("--decode-threads", metavar="N|auto",
               help="FFmpeg decoding threads per worker (default auto: the cores shared among the workers).")
 @click.option("--image-format", type=click.Choice(["png", "jpg", "tif"]), help="Image format of --pipeline extract.")
@@ -273,7 +275,7 @@ def _selection_options(func):
 @click.option("--restart", is_flag=True, help="Discard the results of a different configuration in RUN_DIR and start over.")
 @_selection_options
 @_user_errors
-def run_command(dataset_dir, out, pipeline, processor, options, workers, pool, decode_threads, image_format, retries, log_level,
+def run_command(dataset_dir, out, pipeline, processor, options, workers, pool, scheduler, decode_threads, image_format, retries, log_level,
                 retry_delay, task_timeout, max_failures, max_tasks_per_worker, min_free_memory, worker_memory,
                 min_free_disk, on_disk_full, strict, no_check, restart, docs, clips, limit, priority, catalog,
                 config_file):
@@ -287,7 +289,7 @@ def run_command(dataset_dir, out, pipeline, processor, options, workers, pool, d
 
     config = build_config(dict(
         dataset=dataset_dir, out=out, pipeline=pipeline, processor=processor, options=options,
-        workers=workers if workers in (None, "auto") else _int_or_text(workers), pool=pool,
+        workers=workers if workers in (None, "auto") else _int_or_text(workers), pool=pool, scheduler=scheduler,
         decode_threads=decode_threads if decode_threads in (None, "auto") else _int_or_text(decode_threads),
         image_format=image_format, retries=retries, log_level=log_level, docs=docs, clips=clips,
         limit=limit, priority=priority, catalog=catalog, retry_delay=retry_delay, task_timeout=task_timeout,

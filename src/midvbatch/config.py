@@ -21,7 +21,7 @@ import tomli_w
 from midvbatch.errors import ConfigError
 
 IMAGE_FORMATS = ("png", "jpg", "tif")
-POOLS = ("process", "thread")
+POOLS = ("process", "thread", "dask")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 ON_DISK_FULL = ("wait", "stop")
 _PRIORITY = re.compile(r"^(clip|doc|id)=([^:]+):(-?\d+)$")
@@ -111,6 +111,7 @@ class RunConfig:
     workers: int | str = "auto"
     decode_threads: int | str = "auto"  # FFmpeg threads per worker; auto: cores // workers, at least 1
     pool: str = "process"
+    scheduler: str | None = None  # with pool "dask": the scheduler's address, or "local"
     docs: list[str] = field(default_factory=list)
     clips: list[str] = field(default_factory=list)
     limit: int | None = None

@@ -187,8 +187,16 @@ class InlineExecutor(Executor):
         worker.close_processors()
 
 
-def make_executor(workers: int, pool: str, **options) -> Executor:
-    """Return the executor for `workers` (0: inline) and `pool` ('process' or 'thread')."""
+def make_executor(workers: int, pool: str, *, scheduler: str | None = None, **options) -> Executor:
+    """Return the executor for `workers` (0: inline) and `pool` ('process', 'thread' or 'dask').
+
+    With pool 'dask', clips go to the Dask scheduler at `scheduler` ('local' or None: a
+    local cluster of `workers` processes).
+    """
+    if pool == "dask":
+        from midvbatch.engine.dask import DaskExecutor
+
+        return DaskExecutor(scheduler, workers or 1)
     if workers == 0:
         return InlineExecutor()  # debugging: no timeout
     if pool == "thread":

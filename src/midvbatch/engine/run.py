@@ -456,16 +456,22 @@ class Orchestrator:
             total = sum(counts.values())
             self.log.info("run %s: %d clip%s, processor %s, %s", self.run_dir, total, "" if total == 1 else "s",
                           self.config.processor_spec(),
-                          "inline" if workers == 0 else f"{workers} {self.config.pool} workers")
+                          "inline" if workers == 0 and self.config.pool != "dask" else
+                          f"Dask scheduler {self.config.scheduler or 'local'}" if self.config.pool == "dask" else
+                          f"{workers} {self.config.pool} workers")
             if self.install_signals:
                 previous = {s: signal.signal(s, self.stop.handle) for s in (signal.SIGINT, signal.SIGTERM)}
             self.resources = Resources(self.config, self.run_dir, memory_reading=self.memory_reading,
                                        disk_reading=self.disk_reading)
-            if self.resources.worker_limit is not None and (workers == 0 or self.config.pool == "thread"):
-                self.log.warning("--worker-memory applies to worker processes only; not enforced with %s",
-                                 "--workers 0" if workers == 0 else "--pool thread")
-            executor = make_executor(workers, self.config.pool, task_timeout=self.config.task_timeout,
-                                     max_tasks=self.config.max_tasks_per_worker or 0)
+            if self.resources.worker_limit is not None and (workers == 0 or self.config.pool != "process"):
+                self.log.warning("--worker-memory applies to local worker processes only; not enforced with %s",
+                                 "--workers 0" if workers == 0 else f"--pool {self.config.pool}")
+            if self.config.pool == "dask" and self.config.task_timeout:
+                self.log.warning("--task-timeout is not enforced on a Dask cluster")
+            executor = make_executor(workers, self.config.pool, scheduler=self.config.scheduler,
+                                     **({} if self.config.pool == "dask" else {
+                                         "task_timeout": self.config.task_timeout,
+                                         "max_tasks": self.config.max_tasks_per_worker or 0}))
             view = ProgressView(self.console)
             try:
                 self._loop(ledger, executor, view)

@@ -1,0 +1,79 @@
+"""Running clips on a Dask distributed cluster: the same Executor interface, beyond one machine.
+
+The orchestrator, the ledger and the run folder stay on the machine that runs
+``midvbatch run``; Dask workers receive the same small TaskSpecs and return the same
+ClipOutcomes. Workers need midvbatch (and your processor's module) installed, and must
+see the dataset and the run folder at the same paths (a shared filesystem), since they
+read the videos and write artifacts to RUN_DIR/tmp.
+"""
+
+from __future__ import annotations
+
+import time
+
+from midvbatch.engine import worker
+from midvbatch.engine.executor import Executor, _crash_outcome
+from midvbatch.errors import ConfigError
+from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
+
+
+class DaskExecutor(Executor):
+    """Submit clips to a Dask scheduler (`address`), or to a local cluster of `workers` processes."""
+
+    def __init__(self, address: str | None, workers: int = 2):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ConfigError("the dask executor needs the distributed package: pip install 'midvbatch[dask]'") from None
+        self._cluster = None
+        try:
+            if address in (None, "local"):
+                self._cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                                             dashboard_address=None)
+                self.client = Client(self._cluster)
+            else:
+                self.client = Client(address, timeout=10)
+        except OSError as exc:
+            raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        self.capacity = max(1, sum(self.client.nthreads().values()))
+        self._futures: dict = {}
+
+    def submit(self, spec: TaskSpec) -> None:
+        key = f"midvbatch-{spec.clip}-{spec.task_id}-{spec.attempt}"
+        self._futures[self.client.submit(worker.run_task, spec, key=key, pure=False, retries=0)] = spec.task_id
+
+    def cancel(self, task_id: int) -> None:
+        for future, tid in list(self._futures.items()):
+            if tid == task_id:
+                future.cancel()
+                del self._futures[future]
+
+    def in_flight(self) -> list[int]:
+        return list(self._futures.values())
+
+    def completed(self, timeout: float) -> list[ClipOutcome]:
+        deadline = time.monotonic() + timeout
+        while True:
+            done = [f for f in self._futures if f.done()]
+            if done or time.monotonic() >= deadline or not self._futures:
+                break
+            time.sleep(0.02)
+        outcomes = []
+        for future in done:
+            task_id = self._futures.pop(future)
+            if future.status == "finished":
+                outcomes.append(future.result())
+            elif future.status != "cancelled":
+                exc = future.exception()
+                outcome = _crash_outcome(task_id, exc)
+                if type(exc).__name__ == "KilledWorker":
+                    outcome.error_class, outcome.error = "crash", f"Dask worker died running it ({exc})"
+                outcomes.append(outcome)
+        return outcomes
+
+    def shutdown(self) -> None:
+        for future in self._futures:
+            future.cancel()
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()

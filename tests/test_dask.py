@@ -1,0 +1,50 @@
+"""Scale-out: the same run on a Dask cluster, reached through the scheduler's address."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import TESTS, assert_every_clip_once, midvbatch
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A real Dask scheduler and two worker processes on 127.0.0.1 (workers import the tests' processors)."""
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as local:
+        yield local.scheduler_address
+
+
+def test_dask_run_on_a_cluster_records_every_clip_once(dataset, tmp_path, cluster):
+    out = tmp_path / "run"
+    args = ("run", dataset, "--out", out, "--pool", "dask", "--scheduler", cluster, "--processor",
+            "processors:mean_colour", "--docs", "01_*")
+    result = midvbatch(*args)
+    assert result.returncode == 0, result.stderr
+    assert f"Dask scheduler {cluster}" in result.stderr
+    assert_every_clip_once(out, clips=10)
+    pids = {__import__("json").loads(line)["result"]["pid"] for line in midvbatch("export", out).stdout.splitlines()}
+    assert len(pids) == 2  # both Dask workers took clips
+    again = midvbatch(*args)
+    assert again.returncode == 0 and "resuming: 10 clips done" in again.stderr
+
+
+def test_dask_processor_errors_are_classified_as_locally(dataset, tmp_path, cluster):
+    out = tmp_path / "run"
+    result = midvbatch("run", dataset, "--out", out, "--pool", "dask", "--scheduler", cluster, "--processor",
+                       "processors:Faults", "--option", '{"TS01": "permanent"}'.join(["faults=", ""]),
+                       "--clips", "T*", "--docs", "01_*")
+    assert result.returncode == 1
+    assert "TS01 dead (permanent: corrupt input (injected))" in result.stderr
+
+
+def test_dask_unreachable_scheduler_is_one_line(dataset, tmp_path):
+    result = midvbatch("run", dataset, "--out", tmp_path / "run", "--pool", "dask", "--scheduler",
+                       "tcp://127.0.0.1:9", "--clips", "TA01", timeout=120)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
