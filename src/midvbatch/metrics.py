@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -101,6 +102,23 @@ def template_size(
         f"no known physical size for document {document!r}: pass its template image size"
     )
 
+
+
+def document_template_size(document: str, template_image: str | Path | None) -> tuple[int, int]:
+    """Return a document's template size, reading its template image only when the format is unknown.
+
+    Falls back to an ID-1 card (856 x 540) when the format is unknown and the image is
+    missing or unreadable: only min_d depends on the size, through w / h.
+    """
+    try:
+        return template_size(document)
+    except ValueError:
+        pass
+    if template_image is not None:
+        picture = cv2.imread(str(template_image), cv2.IMREAD_UNCHANGED)
+        if picture is not None:
+            return template_size(document, (picture.shape[1], picture.shape[0]))
+    return ID1
 
 @dataclass(frozen=True)
 class FrameScore:

@@ -167,23 +167,13 @@ def coco_document(run_dir: str | Path, predictions: bool = False) -> dict:
 
 def smartengines_report(run_dir: str | Path) -> list[dict]:
     """Return the report.json records the reference evaluation (run_stat.py) reads, one per frame."""
-    from midvbatch.metrics import template_size
+    from midvbatch.metrics import document_template_size
 
     records, sizes = [], {}
     for frame in _annotated_frames(run_dir):
         document = frame["clip"].document
         if document not in sizes:
-            image = frame["template"]
-            dims = None
-            if image is not None:
-                import cv2
-
-                picture = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
-                dims = (picture.shape[1], picture.shape[0]) if picture is not None else None
-            try:
-                sizes[document] = list(template_size(document, dims))
-            except ValueError:
-                sizes[document] = [856, 540]
+            sizes[document] = list(document_template_size(document, frame["template"]))
         predicted = frame["predicted"]
         records.append({
             "origin_image_path": frame["file_name"], "size": [frame["width"], frame["height"]],

@@ -136,7 +136,7 @@ class Orchestrator:
         self._last_watch = 0.0
         self.memory_reading, self.disk_reading = memory_reading, disk_reading
         self.paused: str | None = None
-        self._templates: dict[str, tuple[int, int] | None] = {}
+        self._templates: dict[str, tuple[int, int]] = {}
         self.template_images: dict[str, Path] = {}
         self.output_bytes = 0  # artifacts moved into place, to estimate the next clip's
         self.output_clips = 0
@@ -236,22 +236,12 @@ class Orchestrator:
             template_size=self._template_size(row.document),
         )
 
-    def _template_size(self, document: str) -> tuple[int, int] | None:
+    def _template_size(self, document: str) -> tuple[int, int]:
         """The template rectangle of a document for scoring, cached per document."""
         if document not in self._templates:
-            from midvbatch.metrics import template_size
+            from midvbatch.metrics import document_template_size
 
-            image = self.template_images.get(document)
-            size = None
-            if image is not None:
-                import cv2
-
-                picture = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
-                size = (picture.shape[1], picture.shape[0]) if picture is not None else None
-            try:
-                self._templates[document] = template_size(document, size)
-            except ValueError:  # neither a known format nor a template image: an ID-1 card's shape
-                self._templates[document] = None
+            self._templates[document] = document_template_size(document, self.template_images.get(document))
         return self._templates[document]
 
     # the loop ----------------------------------------------------------------------------

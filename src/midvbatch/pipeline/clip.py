@@ -41,7 +41,7 @@ class TaskSpec:
     options: dict[str, Any]
     output_dir: str | None  # temporary folder for artifacts
     decode_threads: int | None = None  # FFmpeg threads; None: FFmpeg decides
-    template_size: tuple[int, int] | None = None  # (w, h) for the scores; None: no scoring
+    template_size: tuple[int, int] | None = None  # (w, h) for the scores; None: an ID-1 card
 
 
 @dataclass
@@ -75,14 +75,11 @@ def _check_json(value: Any, what: str) -> Any:
 
 def _score(predicted: Any, truth, shape: tuple[int, ...], clip: ClipInfo) -> dict:
     """Score a predicted quad against the frame's ground truth (the MIDV-500 protocol)."""
-    from midvbatch.metrics import score_frame, template_size
+    from midvbatch.metrics import ID1, score_frame
 
     from midvbatch.dataset.visibility import subsets
 
-    try:
-        size = clip.template_size or template_size(clip.document, None)
-    except ValueError:  # an unknown document without a template image: assume an ID-1 card
-        size = (856, 540)
+    size = clip.template_size or ID1  # the orchestrator sends it; an ID-1 card for direct callers
     scores = score_frame(predicted, truth, (shape[1], shape[0]), size).to_dict()
     scores["subsets"] = subsets(truth, shape[1], shape[0])
     return scores
