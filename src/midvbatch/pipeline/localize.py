@@ -156,55 +156,78 @@ class Localizer(Processor):
         return nearest, other
 
     @classmethod
-    def _support(cls, quad: np.ndarray, dists: list[np.ndarray], samples: int = 40) -> float:
+    def _shares(cls, starts: np.ndarray, ends: np.ndarray, dists: list[np.ndarray],
+                samples: int = 40) -> np.ndarray:
+        """Edge support of K sides with one direction, (K, 2) starts and ends: a share 0..1 each.
+
+        The share of sample points with an edge of the side's orientation within 2 px; a side
+        cut by the frame's border counts for what is visible of it.
+        """
         h, w = dists[0].shape
-        shares = []
-        for i in range(4):
-            a, b = quad[i], quad[(i + 1) % 4]
-            t = np.linspace(0.05, 0.95, samples)[:, None]
-            pts = a + t * (b - a)
-            inside = (pts[:, 0] >= 0) & (pts[:, 0] < w - 1) & (pts[:, 1] >= 0) & (pts[:, 1] < h - 1)
-            if not inside.any():
-                shares.append(0.0)
-                continue
-            pts = pts[inside].astype(int)
-            b1, b2 = cls._side_bins(a, b)
-            near = np.minimum(dists[b1][pts[:, 1], pts[:, 0]], dists[b2][pts[:, 1], pts[:, 0]])
-            # a side cut by the frame's border counts for what is visible of it
-            shares.append(float((near <= 2.0).mean()) * (0.5 + 0.5 * inside.mean()))
-        shares.sort()
-        return 0.5 * shares[0] + 0.5 * float(np.mean(shares))
+        b1, b2 = cls._side_bins(starts[0], ends[0])
+        t = np.linspace(0.05, 0.95, samples)
+        pts = starts[:, None, :] + t[None, :, None] * (ends - starts)[:, None, :]
+        x, y = pts[..., 0], pts[..., 1]
+        inside = (x >= 0) & (x < w - 1) & (y >= 0) & (y < h - 1)
+        xi = np.clip(x, 0, w - 1).astype(int)
+        yi = np.clip(y, 0, h - 1).astype(int)
+        on = (np.minimum(dists[b1][yi, xi], dists[b2][yi, xi]) <= 2.0) & inside
+        visible = inside.sum(axis=1)
+        share = np.where(visible > 0, on.sum(axis=1) / np.maximum(visible, 1), 0.0)
+        return share * (0.5 + 0.5 * visible / samples)
+
+    @staticmethod
+    def _combine(shares: np.ndarray) -> np.ndarray:
+        """Score from the 4 sides' shares (last axis): the weakest side weighs most."""
+        return 0.5 * shares.min(axis=-1) + 0.5 * shares.mean(axis=-1)
+
+    @classmethod
+    def _support(cls, quad: np.ndarray, dists: list[np.ndarray]) -> float:
+        shares = np.array([cls._shares(quad[i][None], quad[(i + 1) % 4][None], dists)[0] for i in range(4)])
+        return float(cls._combine(shares))
 
     @classmethod
     def _expand(cls, quad: np.ndarray, score: float, dists: list[np.ndarray], reach: float = 0.25,
                 tolerance: float = 0.04) -> tuple[np.ndarray, float]:
-        """Move each side outwards, one pixel at a time, to the farthest place still on edges."""
+        """Move each side outwards, to the farthest place (1 px steps) where the quad stays on edges."""
         quad = quad.copy()
         centre = quad.mean(axis=0)
         size = np.sqrt(max(cv2.contourArea(quad.astype(np.float32)), 1.0))
+        steps = np.arange(1, int(reach * size) + 1, dtype=np.float64)[:, None]
+        if not len(steps):
+            return quad, score
         for i in range(4):
-            a, b = quad[i], quad[(i + 1) % 4]
+            p0, a, b, p3 = quad[i - 1], quad[i], quad[(i + 1) % 4], quad[(i + 2) % 4]
             d = (b - a) / (np.linalg.norm(b - a) + 1e-9)
             normal = np.array([-d[1], d[0]])
             if normal @ ((a + b) / 2 - centre) < 0:
                 normal = -normal
-            prev_dir = quad[i] - quad[i - 1]
-            next_dir = quad[(i + 2) % 4] - quad[(i + 1) % 4]
-            best_q, best_s = quad, score
-            for step in range(1, int(reach * size) + 1):
-                # slide the side's ends along the neighbouring sides' lines
-                ta = _line_intersection((*(prev_dir / (np.linalg.norm(prev_dir) + 1e-9)), *quad[i - 1]),
-                                        (*d, *(a + step * normal)))
-                tb = _line_intersection((*(next_dir / (np.linalg.norm(next_dir) + 1e-9)), *quad[(i + 1) % 4]),
-                                        (*d, *(a + step * normal)))
-                if ta is None or tb is None:
-                    break
-                trial = quad.copy()
-                trial[i], trial[(i + 1) % 4] = ta, tb
-                s = cls._support(trial, dists)
-                if s >= score - tolerance:
-                    best_q, best_s = trial, s
-            quad, score = best_q, max(best_s, min(score, best_s))
+            shifted = a + steps * normal  # a point of the moved side, per step
+
+            def slide(origin, direction):
+                # where the moved side meets the neighbour's line origin + s * direction
+                denom = direction[0] * d[1] - direction[1] * d[0]
+                if abs(denom) < 1e-9:
+                    return None
+                rel = shifted - origin
+                return origin + ((rel[:, 0] * d[1] - rel[:, 1] * d[0]) / denom)[:, None] * direction
+
+            ta, tb = slide(p0, a - p0), slide(b, p3 - b)
+            if ta is None or tb is None:
+                continue
+            k = len(steps)
+            shares = np.stack([
+                cls._shares(np.repeat(p0[None], k, 0), ta, dists),  # side i-1, its end slides
+                cls._shares(ta, tb, dists),  # side i, moved
+                cls._shares(tb, np.repeat(p3[None], k, 0), dists),  # side i+1, its start slides
+                np.full(k, cls._shares(p3[None], p0[None], dists)[0]),  # side i+2, unchanged
+            ], axis=1)
+            scores = cls._combine(shares)
+            ok = np.nonzero(scores >= score - tolerance)[0]
+            if len(ok):
+                j = ok[-1]
+                quad[i], quad[(i + 1) % 4] = ta[j], tb[j]
+                score = max(float(scores[j]), min(score, float(scores[j])))
         return quad, score
 
     @classmethod
