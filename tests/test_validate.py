@@ -147,3 +147,13 @@ def test_validate_run_sets_invalid_clips_aside_and_strict_refuses(pristine, tmp_
     strict = midvbatch("run", root, "--out", tmp_path / "strict", "--strict")
     assert strict.returncode == 1
     assert "selected clip(s) invalid" in strict.stderr and len(strict.stderr.strip().splitlines()) <= 3
+
+
+def test_validate_run_sets_clips_without_video_aside(real_data, tmp_path):
+    out = tmp_path / "run"
+    result = midvbatch("run", real_data, "--out", out)
+    assert result.returncode == 1
+    rows = ledger_rows(out, "SELECT clip, state, error_class, error FROM tasks ORDER BY clip")
+    assert [(c, s, e) for c, s, e, _ in rows] == [("CA43", "dead", "invalid"), ("CS43", "dead", "invalid"),
+                                                  ("HA01", "dead", "invalid")]
+    assert all(msg.endswith("no video file") for *_, msg in rows)

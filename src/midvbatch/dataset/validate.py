@@ -300,6 +300,8 @@ def check_clips(clips: Iterable[Clip], jobs: int = 2) -> dict[str, list[Problem]
     out = {}
     for clip, problems in zip(clips, results):
         errors = [p for p in problems if p.severity == ERROR]
+        if clip.video is None:  # validate() reports this with the dataset's structure
+            errors.insert(0, Problem(ERROR, "missing", str(clip.document or "."), "no video file", clip.id))
         if errors:
             out[clip.id] = errors
     return out
