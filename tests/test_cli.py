@@ -54,3 +54,14 @@ def test_cli_unknown_option_is_a_usage_error():
     result = CliRunner().invoke(cli, ["ls", "--bogus", "x"])
     assert result.exit_code == 2
     assert "No such option" in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["status", "{d}"], ["report", "{d}"], ["export", "{d}"], ["failures", "{d}"], ["retry", "{d}", "--all-dead"],
+    ["report", "{d}/absent"], ["status", "{d}/absent"], ["validate", "{d}/absent"], ["plan", "{d}/absent"],
+])
+def test_cli_commands_on_something_that_is_not_a_run_or_dataset_say_so_in_one_line(tmp_path, args):
+    result = CliRunner().invoke(cli, [a.format(d=tmp_path) for a in args])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
+    assert "Traceback" not in result.output
