@@ -66,7 +66,8 @@ class Faults(Processor):
     """
 
     def __init__(self, faults: dict | None = None, state_dir: str = ".", memory_mb: int = 600,
-                 faults_file: str | None = None):
+                 faults_file: str | None = None, delay: float = 0.0):
+        self.delay = delay  # seconds per frame, to make runs long enough to interrupt
         self.faults = faults or {}
         self.state_dir = state_dir
         self.memory_mb = memory_mb
@@ -87,6 +88,8 @@ class Faults(Processor):
 
             faults = json.loads(Path(self.faults_file).read_text())
         fault = faults.get(frame.clip.id) if frame.number == 1 else None
+        if self.delay:
+            time.sleep(self.delay)
         if fault == "transient-once":
             marker = Path(self.state_dir) / f"{frame.clip.id}.tried"
             if not marker.exists():

@@ -209,6 +209,8 @@ def test_faults_torture_sigkill_at_20_random_moments(dataset, tmp_path):
     assert not list(out.rglob("*.part")) and not list(out.rglob(".*.tmp"))
     assert not (out / "tmp").exists() or not any((out / "tmp").iterdir())
     assert done_count(out) == 20
+    # attempts cut short by a killed orchestrator are not counted against the clip
+    assert ledger_rows(out, "SELECT MAX(attempts) FROM tasks") == [(1,)]
 
 
 def test_faults_corrupt_video_is_permanent_and_the_run_goes_on(dataset, tmp_path):

@@ -199,9 +199,14 @@ class Ledger:
             return db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] - before
 
     def recover(self) -> int:
-        """Return tasks left running by a dead orchestrator to pending; return how many."""
+        """Return tasks left running by a dead orchestrator to pending; return how many.
+
+        Their attempt is not counted: it was cut short, it did not fail, so a run killed
+        many times does not use up a clip's retries.
+        """
         with self.transaction() as db:
-            cur = db.execute("UPDATE tasks SET state = 'pending', stage = NULL WHERE state = 'running'")
+            cur = db.execute("UPDATE tasks SET state = 'pending', stage = NULL, attempts = MAX(attempts - 1, 0) "
+                             "WHERE state = 'running'")
             return cur.rowcount
 
     def next_ready(self, limit: int, now: float, exclude: set[int] = frozenset()) -> list[TaskRow]:
