@@ -22,7 +22,7 @@ def test_soak_100_sigkills_with_transient_faults_and_sigints(dataset, tmp_path):
             "--retry-delay", "0.1",
             "--workers", "2")
     rng = random.Random(7)
-    interrupts = 0
+    interrupts = kills = 0
     for i in range(110):
         proc = start(*args)
         time.sleep(rng.uniform(0.05, 1.0))
@@ -36,6 +36,7 @@ def test_soak_100_sigkills_with_transient_faults_and_sigints(dataset, tmp_path):
         else:
             proc.kill()
             proc.wait()
+            kills += 1
         wait_for(lambda: not any(c.is_running() and c.status() != "zombie" for c in children), timeout=10)
     final = midvbatch(*args, timeout=600)
     assert final.returncode == 0, final.stderr
@@ -43,6 +44,8 @@ def test_soak_100_sigkills_with_transient_faults_and_sigints(dataset, tmp_path):
     assert ledger_rows(out, "SELECT COUNT(*) FROM frames") == [(600,)]
     assert not (out / "tmp").exists() or not any((out / "tmp").iterdir())
     attempts = dict(ledger_rows(out, "SELECT clip, attempts FROM tasks"))
-    assert {c: a for c, a in attempts.items() if c in faults} == {c: 2 for c in faults}
+    # 2 where the transient failure was recorded; 1 where the orchestrator died before hearing of it
+    assert {a for c, a in attempts.items() if c in faults} <= {1, 2}
+    assert any(a == 2 for c, a in attempts.items() if c in faults)
     assert {a for c, a in attempts.items() if c not in faults} == {1}
-    assert interrupts >= 1
+    assert interrupts >= 1 and kills >= 50, (interrupts, kills)
