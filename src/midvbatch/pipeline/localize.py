@@ -2,7 +2,8 @@
 
 The baseline of the built-in ``localize`` pipeline. Per frame:
 
-1. work on a copy scaled to about `work_height` pixels high (speed; corners are mapped back);
+1. work on copies scaled to 480 and 640 pixels high (`work_heights`; corners are mapped
+   back), and keep the better supported answer;
 2. edges: Canny on the lightness and the saturation channels, so that a document shows
    whether it differs from its background in brightness or in colour;
 3. candidates: the outer contours of the (closed) edge map and of Otsu segmentations,
@@ -53,8 +54,9 @@ def _line_intersection(l1, l2):
 class Localizer(Processor):
     """Find the document's quadrilateral in a frame with OpenCV; None when nothing fits."""
 
-    def __init__(self, work_height: int = 480, min_area: float = 0.04, min_support: float = 0.35):
-        self.work_height = work_height
+    def __init__(self, work_heights: tuple[int, ...] | list[int] = (480, 640), min_area: float = 0.04,
+                 min_support: float = 0.25):
+        self.work_heights = tuple(int(h) for h in work_heights)  # the frame is searched at each height
         self.min_area = min_area  # of the frame's area
         self.min_support = min_support  # share of the perimeter on edges, below which nothing is found
 
@@ -69,11 +71,25 @@ class Localizer(Processor):
     # --------------------------------------------------------------------------------
 
     def locate(self, image: np.ndarray) -> tuple[np.ndarray | None, float]:
-        """Return (quad in image pixels or None, confidence)."""
+        """Return (quad in image pixels or None, confidence): the best-supported over the work heights.
+
+        Edge and blur sizes are in pixels, so what is found depends on the scale; searching
+        at two heights and keeping the better supported answer is more robust than either
+        (measured in docs/scoring.md).
+        """
+        best, best_score = None, 0.0
+        # never upscale: a frame smaller than a work height is searched at its own size, once
+        for work_height in sorted({min(h, image.shape[0]) for h in self.work_heights}):
+            quad, score = self._locate_at(image, work_height)
+            if quad is not None and score > best_score:
+                best, best_score = quad, score
+        return best, best_score
+
+    def _locate_at(self, image: np.ndarray, work_height: int) -> tuple[np.ndarray | None, float]:
         height, width = image.shape[:2]
-        scale = min(1.0, self.work_height / height)
-        small = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA) \
-            if scale < 1.0 else image
+        scale = work_height / height
+        small = cv2.resize(image, (round(width * scale), round(height * scale)),
+                           interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR) if scale != 1.0 else image
         edges = self._edges(small)
         bins = self._orientations(small, edges)
         # one distance map per orientation: a side is supported by edges running along it
@@ -268,6 +284,7 @@ class Localizer(Processor):
         return refined
 
 
-def make(work_height: int = 480, min_area: float = 0.04, min_support: float = 0.35) -> Localizer:
-    """Factory of the built-in localize pipeline."""
-    return Localizer(work_height=work_height, min_area=min_area, min_support=min_support)
+def make(work_heights: tuple[int, ...] | list[int] = (480, 640), min_area: float = 0.04,
+         min_support: float = 0.25) -> Localizer:
+    """Factory of the built-in localize pipeline (options: --option work_heights=[480,640] ...)."""
+    return Localizer(work_heights=work_heights, min_area=min_area, min_support=min_support)
