@@ -62,6 +62,7 @@ def test_report_localize_is_accurate_on_clean_conditions(localize_run):
     assert conditions["T (table)"]["accuracy"] >= 0.8
     assert report.overall["frames"] == 600
     assert report.speed["frames_per_second"] > 0 and report.speed["latency_p95"] >= report.speed["latency_p50"]
+    assert set(report.speed["stage_seconds_per_frame"]) >= {"decode", "process_frame", "score"}
     text = midvbatch("report", localize_run).stdout
     assert text.startswith(f"# midvbatch report: {localize_run}")
     assert "### By condition" in text and "### Worst clips" in text

@@ -124,7 +124,7 @@ def run_clip(spec: TaskSpec, processor: Any, report: Callable[[int, str], None] 
         else:
             if clip.video is None:
                 raise PermanentError("clip has no video file")
-            decode = process = 0.0
+            decode = process = scoring = 0.0
             t0 = clock()
             frames = read_annotated_frames(clip.video, count=spec.frames, fps=spec.fps, threads=spec.decode_threads)
             for number in range(1, spec.frames + 1):
@@ -145,10 +145,14 @@ def run_clip(spec: TaskSpec, processor: Any, report: Callable[[int, str], None] 
                 if isinstance(result, dict) and "quad" in result and decoded.number in truth:
                     stage = "score"
                     record["scores"] = _score(result["quad"], truth[decoded.number], decoded.image.shape, clip)
-                    t0 = clock()
+                    t2 = clock()
+                    scoring += t2 - t0
+                    t0 = t2
                 outcome.frames.append(record)
             frames.close()
             stages["decode"], stages["process_frame"] = decode, process
+            if scoring:
+                stages["score"] = scoring
         outcome.ok = True
         outcome.stage = None
     except BaseException as exc:  # everything, so a worker never dies of a processor's error
