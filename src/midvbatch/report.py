@@ -310,15 +310,14 @@ def _thumbnail(dataset, worst: dict[str, Any]) -> bytes | None:
                      if f.number == worst["worst_frame"])
     except (MidvBatchError, StopIteration, TypeError):
         return None
-    image = frame.image.copy()
-    thickness = max(2, image.shape[1] // 200)
+    scale = 240 / frame.image.shape[0]
+    image = cv2.resize(frame.image, (max(1, round(frame.image.shape[1] * scale)), 240), interpolation=cv2.INTER_AREA)
+    # drawn after scaling down, so the lines stay visible at thumbnail size
     if worst["worst_frame"] in clip.ground_truth:
         truth = load_frame_quad(clip.ground_truth[worst["worst_frame"]])
-        cv2.polylines(image, [np.int32(np.round(truth.points))], True, (60, 200, 60), thickness)
+        cv2.polylines(image, [np.int32(np.round(np.array(truth.points) * scale))], True, (60, 200, 60), 2)
     if worst.get("predicted"):
-        cv2.polylines(image, [np.int32(np.round(worst["predicted"]))], True, (60, 60, 230), thickness)
-    scale = 240 / image.shape[0]
-    image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), 240), interpolation=cv2.INTER_AREA)
+        cv2.polylines(image, [np.int32(np.round(np.array(worst["predicted"]) * scale))], True, (60, 60, 230), 2)
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
     return data.tobytes() if ok else None
 
