@@ -65,3 +65,30 @@ def test_cli_commands_on_something_that_is_not_a_run_or_dataset_say_so_in_one_li
     assert result.exit_code == 1, result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_unwritable_outputs_and_damaged_ledger_are_one_line(tmp_path, dataset):
+    from conftest import midvbatch
+
+    run_dir = tmp_path / "run"
+    assert midvbatch("run", dataset, "--out", run_dir, "--clips", "TA01", "--pipeline", "ground-truth").returncode == 0
+    for args in (["report", run_dir, "--out", tmp_path / "no" / "x.md"],
+                 ["export", run_dir, "--out", tmp_path / "no" / "x.jsonl"]):
+        result = midvbatch(*args)
+        assert result.returncode == 1 and result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    result = midvbatch("run", dataset, "--out", a_file / "run", "--clips", "TA01")
+    assert result.returncode == 1 and "cannot create the run folder" in result.stderr
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "ledger.sqlite").write_bytes(b"not a database at all" * 100)
+    for command in ("status", "report", "export", "failures"):
+        result = midvbatch(command, damaged)
+        assert result.returncode == 1 and "damaged ledger" in result.stderr, (command, result.stderr)
+    toml = tmp_path / "bad.toml"
+    for text, message in (('docs = 5\n', "docs must be a list"), ('catalog = 5\n', "catalog must be text"),
+                          ('pipeline = "nonesuch"\n', "unknown pipeline 'nonesuch'")):
+        toml.write_text(f'dataset = "{dataset}"\nout = "{tmp_path / "r2"}"\n' + text)
+        result = midvbatch("run", "--config", toml)
+        assert result.returncode == 1 and message in result.stderr, result.stderr

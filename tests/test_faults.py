@@ -243,3 +243,30 @@ def test_faults_timeout_kills_within_a_second_of_the_limit(dataset, tmp_path):
     assert row["error_class"] == "timeout"
     # from dispatch (which includes starting the worker, about half a second) to the failure
     assert 2.0 <= row["finished_at"] - row["started_at"] < 2.0 + 1.0 + 1.5
+
+
+def test_faults_retry_works_from_another_directory_with_relative_paths(dataset, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import env
+
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(dataset / "01_alb_id", work / "ds" / "01_alb_id")
+    faults = work / "faults.json"
+    faults.write_text(json.dumps({"TA01": "permanent"}))
+
+    def cli(*args, cwd):
+        return subprocess.run([sys.executable, "-m", "midvbatch.cli", *map(str, args)], cwd=cwd, env=env(),
+                              capture_output=True, text=True, timeout=120)
+
+    first = cli("run", "ds", "--out", "run", "--clips", "T*", "--processor", "processors:Faults", "--option",
+                f"faults_file={faults}", cwd=work)
+    assert first.returncode == 1, first.stderr
+    faults.write_text("{}")
+    again = cli("retry", work / "run", "--all-dead", cwd=tmp_path)  # from elsewhere
+    assert again.returncode == 0, again.stderr
+    assert not (tmp_path / "run").exists()
+    assert tasks(work / "run")["TA01"]["state"] == "done"

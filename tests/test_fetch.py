@@ -637,3 +637,16 @@ def test_fetch_cli_from_archives_in_a_subprocess(archives, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "01_alb_id: fetched" in result.stderr  # plain progress lines: no terminal
     assert result.stdout.splitlines()[-1].startswith("2 documents: 2 fetched; 0.0 MB downloaded")
+
+
+def test_fetch_archive_with_clashing_file_and_folder_is_refused(tmp_path):
+    import zipfile as _zip
+
+    from midvbatch.dataset.archive import ArchiveError, ExtractLimits, extract_zip
+
+    archive = tmp_path / "01_alb_id.zip"
+    with _zip.ZipFile(archive, "w") as zf:
+        zf.writestr("01_alb_id/x", "a file")
+        zf.writestr("01_alb_id/x/y", "under a file of the same name")
+    with pytest.raises(ArchiveError, match="clashes with another entry"):
+        extract_zip(archive, tmp_path / "out", ExtractLimits())

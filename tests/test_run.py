@@ -225,12 +225,15 @@ def test_run_ctrl_c_finishes_in_flight_clips_and_exits_130(dataset, tmp_path):
     proc = start(*args)
     wait_for(lambda: done_count(out) >= 2)
     children = workers_of(proc.pid)
+    signalled = time.time()
     proc.send_signal(2)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr
     states = dict(ledger_rows(out, "SELECT state, COUNT(*) FROM tasks GROUP BY state"))
     assert states.get("running", 0) == 0 and states["done"] < 20
+    # no new clip starts after Ctrl-C: at most the 2 running ones finish afterwards
+    assert ledger_rows(out, f"SELECT COUNT(*) FROM tasks WHERE finished_at > {signalled}")[0][0] <= 2
     wait_for(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children), timeout=10)
     status = json.loads(midvbatch("status", out, "--json").stdout)
     assert status["state"] == "interrupted"
@@ -281,3 +284,29 @@ def test_run_inline_debug_log_shows_the_traceback(dataset, tmp_path):
     assert result.returncode == 1
     assert "TS01 dead (permanent" in result.stderr
     assert "Traceback (most recent call last)" in result.stderr and "_check_json" in result.stderr
+
+
+def test_run_artifact_paths_cannot_leave_tmp_or_touch_the_run_files(tmp_path):
+    from midvbatch.errors import ProcessorError
+    from midvbatch.pipeline.processor import ClipInfo
+
+    clip = ClipInfo("TA01", "01_alb_id", "TA", "table", None, None, 30, 10.0, output_dir=tmp_path / "tmp" / "1-1")
+    assert clip.artifact("frames/a.png") == tmp_path / "tmp" / "1-1" / "frames" / "a.png"
+    for bad in ("/etc/passwd", "../x", "frames/../../x", "ledger.sqlite", "ledger.sqlite-wal", "lock", "config.toml",
+                "logs/run.jsonl", "tmp/x"):
+        with pytest.raises(ProcessorError, match="must be relative"):
+            clip.artifact(bad)
+
+
+def test_run_extract_on_plain_videos_keeps_same_stem_videos_apart(tmp_path):
+    from conftest import write_video
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    write_video(folder / "x.mov", frames=95)
+    write_video(folder / "x.mp4", frames=95)
+    out = tmp_path / "run"
+    result = midvbatch("run", folder, "--out", out, "--pipeline", "extract")
+    assert result.returncode == 0, result.stderr
+    files = sorted(p.relative_to(out).as_posix() for p in (out / "frames").rglob("*.png"))
+    assert len(files) == 60 and files[0] == "frames/x.mov/01.png" and files[-1] == "frames/x.mp4/30.png"

@@ -21,6 +21,7 @@ import tomli_w
 from midvbatch.errors import ConfigError
 
 IMAGE_FORMATS = ("png", "jpg", "tif")
+PIPELINES = ("localize", "ground-truth", "frames", "extract", "probe")
 POOLS = ("process", "thread", "dask")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 ON_DISK_FULL = ("wait", "stop")
@@ -135,6 +136,8 @@ class RunConfig:
         """Check every option; raise ConfigError naming the first bad one. Return self."""
         if not self.dataset:
             raise ConfigError("no dataset given")
+        if self.processor is None and self.pipeline not in PIPELINES:
+            raise ConfigError(f"unknown pipeline {self.pipeline!r} (one of {', '.join(PIPELINES)})")
         if not self.out:
             raise ConfigError("no run folder given (--out RUN_DIR)")
         if self.pool not in POOLS:
@@ -164,6 +167,18 @@ class RunConfig:
         self.worker_memory_limit()
         if not isinstance(self.options, dict):
             raise ConfigError("options must be a table of processor options")
+        for name in ("docs", "clips", "priority"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{name} must be a list of patterns, not {value!r}")
+        for name in ("dataset", "out", "pipeline"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be text, not {getattr(self, name)!r}")
+        for name in ("processor", "catalog", "scheduler"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be text, not {getattr(self, name)!r}")
+        if isinstance(self.task_timeout, bool) or isinstance(self.workers, (bool, float)):
+            raise ConfigError("task timeout must be seconds and workers a whole number")
         self.priority_rules()
         return self
 
@@ -214,9 +229,15 @@ class RunConfig:
         """Return the configuration as plain data, None values left out (TOML has no null)."""
         return {k: v for k, v in asdict(self).items() if v is not None}
 
-    def save(self, path: str | Path) -> None:
-        """Write the configuration as TOML."""
-        Path(path).write_text(tomli_w.dumps(self.to_dict()))
+    def save(self, path: str | Path, *, resolve: bool = False) -> None:
+        """Write the configuration as TOML; `resolve` makes the dataset and out paths absolute.
+
+        Absolute paths let `midvbatch retry RUN_DIR` run from any directory.
+        """
+        data = self.to_dict()
+        if resolve:
+            data["dataset"], data["out"] = str(Path(self.dataset).resolve()), str(Path(self.out).resolve())
+        Path(path).write_text(tomli_w.dumps(data))
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

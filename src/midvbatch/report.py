@@ -339,7 +339,7 @@ def render_html(report: Report, plot_dir: Path | None = None) -> str:
     run = report.run
     images = plots(report)
     if plot_dir is not None:
-        plot_dir.mkdir(parents=True, exist_ok=True)
+        plot_dir.mkdir(exist_ok=True)
         for name, data in images.items():
             (plot_dir / f"{name}.png").write_bytes(data)
     parts = [f"<h1>midvbatch report</h1><p>Run <code>{html.escape(run['run_dir'])}</code>: processor "
@@ -392,13 +392,21 @@ def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = 
     if fmt == "md":
         text = render_markdown(report)
     elif fmt == "json":
-        text = json.dumps(report.to_dict(), indent=1)
+        from midvbatch.engine.export import json_safe
+
+        text = json.dumps(json_safe(report.to_dict()), indent=1)
     elif fmt == "csv":
         text = render_csv(report)
     else:
         plot_dir = Path(out).with_suffix("") if out else None
-        text = render_html(report, plot_dir=Path(f"{plot_dir}-plots") if plot_dir else None)
+        try:
+            text = render_html(report, plot_dir=Path(f"{plot_dir}-plots") if plot_dir else None)
+        except OSError as exc:  # the plots' folder beside --out cannot be made
+            raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
     if out:
-        Path(out).write_text(text)
+        try:
+            Path(out).write_text(text)
+        except OSError as exc:
+            raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
     return text
 

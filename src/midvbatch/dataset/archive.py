@@ -188,11 +188,15 @@ def extract_zip(archive: str | Path, dest: str | Path,
                 # symlink, so a target outside dest means a bug here, not a bad archive.
                 if os.path.commonpath([root, os.path.realpath(os.path.dirname(target))]) != root:
                     raise _entry_error(archive, info.filename, "would be written outside the destination")
-                if info.is_dir():
-                    os.makedirs(target, exist_ok=True)
-                    continue
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                written += _copy_entry(zf, info, target, archive)
+                try:
+                    if info.is_dir():
+                        os.makedirs(target, exist_ok=True)
+                        continue
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    written += _copy_entry(zf, info, target, archive)
+                except (FileExistsError, NotADirectoryError, IsADirectoryError):
+                    raise _entry_error(archive, info.filename, "clashes with another entry (a file and a folder "
+                                                               "of one name)") from None
                 files += 1
     except zipfile.BadZipFile as exc:
         raise ArchiveError(f"corrupt zip archive: {exc}", path=archive) from None

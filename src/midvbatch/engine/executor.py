@@ -44,6 +44,10 @@ class Executor(ABC):
         """Return (task id, stage, worker pid) messages received since the last call."""
         return []
 
+    def cancel_queued(self) -> list[int]:
+        """Withdraw the tasks submitted but not started yet; return their ids."""
+        return []
+
     @abstractmethod
     def shutdown(self) -> None:
         """Stop the workers (in-flight tasks are abandoned)."""
@@ -82,6 +86,14 @@ class _FutureExecutor(Executor):
             if tid == task_id:
                 future.cancel()
                 del self._futures[future]
+
+    def cancel_queued(self) -> list[int]:
+        withdrawn = []
+        for future, tid in list(self._futures.items()):
+            if not future.running() and not future.done() and future.cancel():
+                del self._futures[future]
+                withdrawn.append(tid)
+        return withdrawn
 
     def completed(self, timeout: float) -> list[ClipOutcome]:
         if not self._futures:
@@ -176,6 +188,11 @@ class InlineExecutor(Executor):
 
     def cancel(self, task_id: int) -> None:
         self._pending = [s for s in self._pending if s.task_id != task_id]
+
+    def cancel_queued(self) -> list[int]:
+        withdrawn = [s.task_id for s in self._pending]  # inline: nothing runs between calls
+        self._pending = []
+        return withdrawn
 
     def completed(self, timeout: float) -> list[ClipOutcome]:
         if not self._pending:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,17 @@ from midvbatch.engine.ledger import Ledger
 from midvbatch.errors import LedgerError, MidvBatchError
 
 FORMATS = ("jsonl", "csv", "coco", "smartengines")
+
+
+def json_safe(value: Any) -> Any:
+    """Replace non-finite floats (min_d is inf without a homography) with None: strict JSON has no Infinity."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def result_records(run_dir: str | Path) -> Iterator[dict]:
@@ -73,14 +85,17 @@ def export_results(run_dir: str | Path, fmt: str, out: str | Path | None = None,
         text, count = json.dumps(records, indent=1), len(records)
     else:
         text = None
-    stream: IO[str] = open(out, "w", newline="", encoding="utf-8") if out else sys.stdout
+    try:
+        stream: IO[str] = open(out, "w", newline="", encoding="utf-8") if out else sys.stdout
+    except OSError as exc:
+        raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
     try:
         if text is not None:
             stream.write(text if text.endswith("\n") or not text else text + "\n")
         elif fmt == "jsonl":
             count = 0
             for record in result_records(run_dir):
-                stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+                stream.write(json.dumps(json_safe(record), ensure_ascii=False) + "\n")
                 count += 1
         else:
             rows = [_flatten(r) for r in result_records(run_dir)]  # columns come from every result

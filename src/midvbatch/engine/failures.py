@@ -6,6 +6,7 @@ import fnmatch
 from pathlib import Path
 
 from midvbatch.config import build_config
+from midvbatch.dataset.layout import discover
 from midvbatch.engine.ledger import Ledger
 from midvbatch.errors import ConfigError, LedgerError
 
@@ -43,6 +44,10 @@ def revive_dead(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), al
         raise ConfigError("say which dead clips to retry: --clip PATTERN (repeatable) or --all-dead")
     if not Path(run_dir).is_dir():
         raise LedgerError("no such run folder", path=run_dir)
+    from midvbatch.engine.lock import RunLock
+
+    lock = RunLock(run_dir)
+    lock.acquire()  # only one writer: refused while a run is alive
     ledger = Ledger(run_dir)
     try:
         dead = ledger.tasks(states=("dead",))
@@ -56,6 +61,7 @@ def revive_dead(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), al
         return [t.clip for t in chosen]
     finally:
         ledger.close()
+        lock.release()
 
 
 def retry(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), all_dead: bool = False, **run_options):
@@ -65,6 +71,7 @@ def retry(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), all_dead
     config_file = Path(run_dir) / "config.toml"
     if not config_file.is_file():
         raise LedgerError("not a run folder (no config.toml)", path=run_dir)
-    config = build_config({}, config_file)
+    config = build_config({"out": str(run_dir)}, config_file)  # this folder, wherever retry runs from
+    discover(config.dataset, catalog=config.catalog)  # a dataset that moved fails before anything is revived
     revived = revive_dead(run_dir, clips, all_dead)
     return revived, run(config, **run_options)

@@ -144,6 +144,11 @@ class Ledger:
                 raise LedgerError("not a run folder (no ledger.sqlite)", path=Path(run_dir))
             uri = f"file:{self.path}?mode=ro"
             self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            try:
+                self.db.execute("SELECT COUNT(*) FROM tasks").fetchone()
+            except sqlite3.DatabaseError as exc:
+                self.db.close()
+                raise LedgerError(f"damaged ledger: {exc}", path=self.path) from None
         else:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             try:

@@ -136,6 +136,8 @@ class Orchestrator:
         self._last_watch = 0.0
         self.memory_reading, self.disk_reading = memory_reading, disk_reading
         self.paused: str | None = None
+        self._withdrawn = False  # queued clips withdrawn after a stop was asked
+        self.dead_this_run = 0  # clips that died in this session, for --max-failures
         self._templates: dict[str, tuple[int, int]] = {}
         self.template_images: dict[str, Path] = {}
         self.output_bytes = 0  # artifacts moved into place, to estimate the next clip's
@@ -319,9 +321,15 @@ class Orchestrator:
             outcome.stage = flight.stage.split(" ")[0] if flight.stage else None
         extra = {"clip": row.clip, "attempt": attempt, "stage": outcome.stage}
         if outcome.ok:
-            moved = _move_artifacts(tmp, self.run_dir)
-            self.output_bytes += moved
-            self.output_clips += 1
+            try:
+                moved = _move_artifacts(tmp, self.run_dir)
+            except OSError as exc:  # e.g. a file where an artifact needs a folder: this clip's problem
+                outcome.ok, outcome.error_class, outcome.stage = False, "permanent", "artifacts"
+                outcome.error = f"cannot move its artifacts into the run folder: {exc}"
+            else:
+                self.output_bytes += moved
+                self.output_clips += 1
+        if outcome.ok:
             ledger.complete(
                 row.id, now=now, frames=outcome.frames, clip_result=outcome.clip_result,
                 wall_seconds=outcome.wall_seconds, stage_seconds=outcome.stage_seconds,
@@ -348,10 +356,12 @@ class Orchestrator:
                                outcome.error, attempt, extra=extra)
             if outcome.traceback:
                 self.log.debug("%s traceback:\n%s", row.clip, outcome.traceback, extra=extra)
-            if state == "dead" and self.config.max_failures and ledger.counts()["dead"] >= self.config.max_failures:
+            if state == "dead":
+                self.dead_this_run += 1
+            if state == "dead" and self.config.max_failures and self.dead_this_run >= self.config.max_failures:
                 if not self.stop.requested:
-                    self.log.error("%d clips dead (--max-failures %d): stopping after the clips in flight; "
-                                   "see midvbatch failures %s", ledger.counts()["dead"], self.config.max_failures,
+                    self.log.error("%d clips died in this run (--max-failures %d): stopping after the clips in "
+                                   "flight; see midvbatch failures %s", self.dead_this_run, self.config.max_failures,
                                    self.run_dir)
                 self.stop.request("max-failures")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -403,13 +413,21 @@ class Orchestrator:
             if self.stop.now:
                 return
             if self.stop.requested:
+                if not self._withdrawn:
+                    # no new clip starts: those submitted but not started go back to pending
+                    self._withdrawn = True
+                    queued = [t for t in executor.cancel_queued() if t in self.in_flight]
+                    if queued:
+                        ledger.release(queued)
+                        for task_id in queued:
+                            del self.in_flight[task_id]
                 if not self.in_flight:
                     return
             else:
-                self._dispatch(ledger, executor)
+                fetched = self._dispatch(ledger, executor)
                 if not self.in_flight and self.paused:
                     time.sleep(0.2)
-                elif not self.in_flight:
+                elif not self.in_flight and not fetched:  # (fetched rows may all have been set aside)
                     waiting = ledger.next_retry_time()
                     if waiting is None:
                         return
@@ -422,7 +440,10 @@ class Orchestrator:
         planned = self._discover()  # bad input fails here, before the run folder exists
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise LedgerError("not a folder", path=self.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerError(f"cannot create the run folder: {exc.strerror or exc}", path=self.run_dir) from None
         lock = RunLock(self.run_dir)
         lock.acquire()
         self.log = open_run_log(self.run_dir, self.config.log_level, self.console)
@@ -430,7 +451,7 @@ class Orchestrator:
         previous = {}
         try:
             self._prepare_ledger(ledger)
-            self.config.save(self.run_dir / "config.toml")
+            self.config.save(self.run_dir / "config.toml", resolve=True)
             self._enqueue(ledger, planned)
             recovered = ledger.recover()
             shutil.rmtree(_tmp_root(self.run_dir), ignore_errors=True)
@@ -456,8 +477,9 @@ class Orchestrator:
             if self.resources.worker_limit is not None and (workers == 0 or self.config.pool != "process"):
                 self.log.warning("--worker-memory applies to local worker processes only; not enforced with %s",
                                  "--workers 0" if workers == 0 else f"--pool {self.config.pool}")
-            if self.config.pool == "dask" and self.config.task_timeout:
-                self.log.warning("--task-timeout is not enforced on a Dask cluster")
+            if self.config.task_timeout and (workers == 0 or self.config.pool != "process"):
+                self.log.warning("--task-timeout applies to local worker processes only; not enforced with %s",
+                                 "--workers 0" if workers == 0 else f"--pool {self.config.pool}")
             executor = make_executor(workers, self.config.pool, scheduler=self.config.scheduler,
                                      **({} if self.config.pool == "dask" else {
                                          "task_timeout": self.config.task_timeout,

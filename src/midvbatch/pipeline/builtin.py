@@ -28,8 +28,10 @@ class ExtractProcessor(Processor):
     def process_frame(self, frame: Frame) -> dict:
         """Write the frame and return its path relative to the run folder."""
         clip = frame.clip
-        name = frame.id if clip.condition else f"{clip.code}_{frame.number:02d}"  # plain videos: stem_KK
-        relative = f"frames/{clip.document or '_'}/{clip.code}/{name}.{self.image_format}"
+        if clip.condition:  # MIDV: frames/DOC/CLIP/CCDD_KK
+            relative = f"frames/{clip.document}/{clip.code}/{frame.id}.{self.image_format}"
+        else:  # a plain video: its relative path (suffix included, so x.mov and x.mp4 differ) as the folder
+            relative = f"frames/{clip.id}/{frame.number:02d}.{self.image_format}"
         import cv2  # here, not at import: workers of other pipelines need not load OpenCV
 
         path = clip.artifact(relative)

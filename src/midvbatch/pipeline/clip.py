@@ -73,6 +73,22 @@ def _check_json(value: Any, what: str) -> Any:
     return value
 
 
+def _normal_quad(result: dict) -> dict:
+    """Store a predicted quad as 4 [x, y] corners; one that is not 4 finite corners as None (kept in quad_raw)."""
+    from midvbatch.metrics import _as_corners
+
+    raw = result["quad"]
+    if raw is None:
+        return result
+    corners = _as_corners(raw)
+    fixed = dict(result)
+    if corners is None:
+        fixed["quad"], fixed["quad_raw"] = None, str(raw)[:200]  # as text: it may hold NaN
+    else:
+        fixed["quad"] = [[float(x), float(y)] for x, y in corners]
+    return fixed
+
+
 def _score(predicted: Any, truth, shape: tuple[int, ...], clip: ClipInfo) -> dict:
     """Score a predicted quad against the frame's ground truth (the MIDV-500 protocol)."""
     from midvbatch.metrics import ID1, score_frame
@@ -138,6 +154,8 @@ def run_clip(spec: TaskSpec, processor: Any, report: Callable[[int, str], None] 
                 result = processor.process_frame(Frame(decoded.image, decoded.number, decoded.time, clip))
                 t0 = clock()
                 process += t0 - t1
+                if isinstance(result, dict) and "quad" in result:
+                    result = _normal_quad(result)
                 record = {
                     "frame": decoded.number, "time": round(decoded.time, 6), "seconds": round(t0 - t1, 6),
                     "result": _check_json(result, "process_frame"),

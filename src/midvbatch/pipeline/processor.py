@@ -26,6 +26,7 @@ from midvbatch.dataset.groundtruth import Quad
 from midvbatch.errors import ProcessorError
 
 ENTRY_POINT_GROUP = "midvbatch.processors"
+RESERVED = ("ledger.sqlite", "lock", "config.toml", "logs", "tmp")  # the run folder's own files
 
 
 @dataclass
@@ -48,7 +49,12 @@ class ClipInfo:
         """Return where to write an artifact that ends up at RUN_DIR/`relative`."""
         if self.output_dir is None:
             raise ProcessorError("this run keeps no artifacts")
-        path = self.output_dir / relative
+        rel = Path(relative)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts or rel.parts[0] in RESERVED or \
+                rel.parts[0].startswith("ledger.sqlite"):
+            raise ProcessorError(f"artifact path {str(relative)!r} must be relative, inside the run folder, and "
+                                 f"not one of the run's own files ({', '.join(RESERVED)})")
+        path = self.output_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
