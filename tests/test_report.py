@@ -174,3 +174,11 @@ def test_report_exports_coco_and_smartengines(gt_run, tmp_path):
     assert all(len(x) == 7 and x[4] == "_" for x in lst)
     bad = midvbatch("export", gt_run, "--format", "smartengines", "--subset", "nonsense")
     assert bad.returncode == 1 and "unknown subset 'nonsense'" in bad.stderr
+
+
+def test_report_speed_leaves_out_the_time_between_sessions():
+    from midvbatch.report import busy_seconds
+
+    assert busy_seconds([]) == 0.0
+    assert busy_seconds([(0, 2), (1, 3), (100, 101)]) == 4.0  # 0..3 and 100..101: not the 97 s gap
+    assert busy_seconds([(5, 6), (0, 10)]) == 10.0

@@ -79,6 +79,24 @@ def _condition_device(code: str) -> tuple[str, str]:
     return "-", "-"
 
 
+def busy_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Return the length of the union of (start, end) intervals: the time clips were running.
+
+    A resumed run's pause between sessions is not counted in its speed.
+    """
+    total, current_start, current_end = 0.0, None, None
+    for start, end in sorted(intervals):
+        if current_end is None or start > current_end:
+            if current_end is not None:
+                total += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    if current_end is not None:
+        total += current_end - current_start
+    return total
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
@@ -138,7 +156,7 @@ def build_report(run_dir: str | Path) -> Report:
     for stages in stage_rows:
         for stage, seconds in json.loads(stages or "{}").items():
             stage_totals[stage] += seconds
-    span = (max(t.finished_at for t in tasks) - min(t.started_at for t in tasks)) if tasks else 0.0
+    span = busy_seconds([(t.started_at, t.finished_at) for t in tasks if t.started_at and t.finished_at])
     report.speed = {
         "frames": frames_done, "clips": len(tasks), "wall_seconds": round(span, 3),
         "frames_per_second": round(frames_done / span, 2) if span > 0 else None,
