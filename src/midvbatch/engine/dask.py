@@ -12,12 +12,12 @@ from __future__ import annotations
 import time
 
 from midvbatch.engine import worker
-from midvbatch.engine.executor import Executor, _crash_outcome
+from midvbatch.engine.executor import _crash_outcome, _FutureExecutor
 from midvbatch.errors import ConfigError
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 
 
-class DaskExecutor(Executor):
+class DaskExecutor(_FutureExecutor):
     """Submit clips to a Dask scheduler (`address`), or to a local cluster of `workers` processes."""
 
     def __init__(self, address: str | None, workers: int = 2):
@@ -25,6 +25,7 @@ class DaskExecutor(Executor):
             from distributed import Client, LocalCluster
         except ImportError:
             raise ConfigError("the dask executor needs the distributed package: pip install 'midvbatch[dask]'") from None
+        super().__init__()
         self._cluster = None
         try:
             if address in (None, "local"):
@@ -36,20 +37,13 @@ class DaskExecutor(Executor):
         except OSError as exc:
             raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         self.capacity = max(1, sum(self.client.nthreads().values()))
-        self._futures: dict = {}
 
     def submit(self, spec: TaskSpec) -> None:
         key = f"midvbatch-{spec.clip}-{spec.task_id}-{spec.attempt}"
         self._futures[self.client.submit(worker.run_task, spec, key=key, pure=False, retries=0)] = spec.task_id
 
-    def cancel(self, task_id: int) -> None:
-        for future, tid in list(self._futures.items()):
-            if tid == task_id:
-                future.cancel()
-                del self._futures[future]
-
-    def in_flight(self) -> list[int]:
-        return list(self._futures.values())
+    def cancel_queued(self) -> list[int]:
+        return []  # Dask does not say whether a pending task has started: let them all finish
 
     def completed(self, timeout: float) -> list[ClipOutcome]:
         deadline = time.monotonic() + timeout
