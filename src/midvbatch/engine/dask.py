@@ -30,7 +30,7 @@ class DaskExecutor(_FutureExecutor):
         try:
             if address in (None, "local"):
                 self._cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                                             dashboard_address=None)
+                                             dashboard_address=":0")
                 self.client = Client(self._cluster)
             else:
                 self.client = Client(address, timeout=10)
