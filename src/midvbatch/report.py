@@ -26,7 +26,7 @@ from midvbatch.dataset.visibility import SUBSETS
 from midvbatch.engine.ledger import Ledger
 from midvbatch.engine.status import run_status
 from midvbatch.errors import LedgerError, MidvBatchError
-from midvbatch.metrics import METRICS, THRESHOLDS, FrameScore, aggregate
+from midvbatch.metrics import THRESHOLDS, FrameScore, aggregate
 
 FORMATS = ("md", "html", "json", "csv")
 WORST_CLIPS = 6
@@ -172,14 +172,14 @@ def build_report(run_dir: str | Path) -> Report:
     by_clip = defaultdict(list)
     for r in rows:
         by_clip[r.clip].append(r)
-    ranked = sorted(by_clip.items(), key=lambda kv: (aggregate(x.score for x in kv[1])["accuracy"],
-                                                    np.mean([x.score.iou_gt for x in kv[1]])))
-    for clip, frames in ranked[:WORST_CLIPS]:
-        worst = min(frames, key=lambda x: x.score.iou_gt)
-        agg = aggregate(x.score for x in frames)
+    per_clip = report.groups["clip"]  # the aggregates already made: rank by them
+    ranked = sorted(by_clip, key=lambda c: (per_clip[c]["accuracy"], per_clip[c]["mean_iou_gt"]))
+    for clip in ranked[:WORST_CLIPS]:
+        worst = min(by_clip[clip], key=lambda x: x.score.iou_gt)
         report.worst.append({
-            "clip": clip, "document": worst.document, "accuracy": agg["accuracy"], "mean_iou_gt": agg["mean_iou_gt"],
-            "worst_frame": worst.frame, "worst_iou_gt": worst.score.iou_gt, "predicted": worst.predicted,
+            "clip": clip, "document": worst.document, "accuracy": per_clip[clip]["accuracy"],
+            "mean_iou_gt": per_clip[clip]["mean_iou_gt"], "worst_frame": worst.frame,
+            "worst_iou_gt": worst.score.iou_gt, "predicted": worst.predicted,
         })
     return report
 

@@ -16,6 +16,7 @@ without ground truth.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -104,12 +105,16 @@ class Dataset:
     clips: list[Clip]
     missing: list[Missing]
 
+    @functools.cached_property
+    def _by_id(self) -> dict[str, Clip]:
+        return {c.id: c for c in self.clips}
+
     def clip(self, clip_id: str) -> Clip:
         """Return the clip with this id; raise DatasetError if there is none."""
-        for c in self.clips:
-            if c.id == clip_id:
-                return c
-        raise DatasetError(f"no clip {clip_id!r}", path=self.root)
+        try:
+            return self._by_id[clip_id]  # exports look up every clip of a run: not a scan each
+        except KeyError:
+            raise DatasetError(f"no clip {clip_id!r}", path=self.root) from None
 
     def to_dict(self) -> dict:
         """Return a JSON-ready summary: root, catalog, clips and missing parts."""

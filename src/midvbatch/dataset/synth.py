@@ -198,8 +198,7 @@ def _select_documents(catalog: Catalog, docs: str | int) -> list[str]:
         return list(catalog.documents[:count])
     if not isinstance(docs, str) or not docs.strip():
         raise SynthError(f"docs must be a count or a name pattern like '0[1-5]_*', got {docs!r}")
-    patterns = [p.strip() for p in docs.split(",") if p.strip()]
-    chosen = [d for d in catalog.documents if any(fnmatch.fnmatchcase(d, p) for p in patterns)]
+    chosen = _matching(catalog.documents, docs)
     if not chosen:
         raise SynthError(
             f"docs pattern {docs!r} matches no {catalog.title} document "
@@ -208,12 +207,17 @@ def _select_documents(catalog: Catalog, docs: str | int) -> list[str]:
     return chosen
 
 
+def _matching(names, patterns: str) -> list[str]:
+    """Return the names matching any of the comma-separated globs, in their own order."""
+    globs = [p.strip() for p in patterns.split(",") if p.strip()]
+    return [n for n in names if any(fnmatch.fnmatchcase(n, g) for g in globs)]
+
+
 def _select_clips(catalog: Catalog, clips: str) -> list[str]:
     """Resolve comma-separated globs on clip codes to codes, catalog order (TA, TS, KA, ...)."""
     if not isinstance(clips, str) or not clips.strip():
         raise SynthError(f"clips must be a clip code pattern like 'T*', got {clips!r}")
-    patterns = [p.strip().upper() for p in clips.split(",") if p.strip()]
-    chosen = [c for c in catalog.clip_codes if any(fnmatch.fnmatchcase(c, p) for p in patterns)]
+    chosen = _matching(catalog.clip_codes, clips.upper())
     if not chosen:
         raise SynthError(
             f"clips pattern {clips!r} matches no {catalog.title} clip code "
