@@ -63,10 +63,15 @@ class Faults(Processor):
     sigkill         SIGKILL itself
     hang            sleep far past any timeout
     memory          allocate and touch `memory_mb` MiB, then wait to be killed
+    exit0           raise SystemExit(0), as a sys.exit() in a processor would
+    chdir           change the working directory (to `state_dir`) at every frame
+    child           start a `sleep 600` subprocess (its pid in state_dir/CLIP.child) and leave it running
+    flood           print 1 MB to stdout and stderr at every frame
     """
 
     def __init__(self, faults: dict | None = None, state_dir: str = ".", memory_mb: int = 600,
-                 faults_file: str | None = None, delay: float = 0.0):
+                 faults_file: str | None = None, delay: float = 0.0, write: bool = False):
+        self.write = write  # also write an artifact per frame, frames/CCDD_KK.txt
         self.delay = delay  # seconds per frame, to make runs long enough to interrupt
         self.faults = faults or {}
         self.state_dir = state_dir
@@ -88,6 +93,15 @@ class Faults(Processor):
 
             faults = json.loads(Path(self.faults_file).read_text())
         fault = faults.get(frame.clip.id) if frame.number == 1 else None
+        if faults.get(frame.clip.id) == "chdir" or faults.get("*") == "chdir":
+            os.chdir(self.state_dir)
+        if faults.get(frame.clip.id) == "flood" or faults.get("*") == "flood":
+            import sys
+
+            sys.stdout.write("o" * 1_000_000 + "\n")
+            sys.stderr.write("e" * 1_000_000 + "\n")
+        if self.write:
+            frame.clip.artifact(f"frames/{frame.id}.txt").write_text(frame.id)
         if self.delay:
             time.sleep(self.delay)
         if fault == "transient-once":
@@ -107,6 +121,13 @@ class Faults(Processor):
             os.kill(os.getpid(), signal.SIGKILL)
         elif fault == "hang":
             time.sleep(3600)
+        elif fault == "exit0":
+            raise SystemExit(0)
+        elif fault == "child":
+            import subprocess
+
+            child = subprocess.Popen(["sleep", "600"])
+            (Path(self.state_dir) / f"{frame.clip.id}.child").write_text(str(child.pid))
         elif fault == "memory":
             hog = np.ones(self.memory_mb * 2**20, np.uint8)  # touched: resident
             time.sleep(60)

@@ -118,17 +118,23 @@ def test_run_processor_output_that_is_not_json_fails_the_clip_with_reason(datase
     assert "cannot be stored as JSON" in row[2]
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("nosuchmodule:make", "cannot import module 'nosuchmodule'"),
-    ("processors:nothing", "module 'processors' has no 'nothing'"),
-    ("nonesuch", "unknown processor 'nonesuch'"),
+@pytest.mark.parametrize("args, message", [
+    (["--processor", "nosuchmodule:make"], "cannot import module 'nosuchmodule'"),
+    (["--processor", "processors:nothing"], "module 'processors' has no 'nothing'"),
+    (["--processor", "nonesuch"], "unknown processor 'nonesuch'"),
+    (["--processor", "processors:Faults", "--option", "dleay=1"], "does not take these options"),
+    (["--pipeline", "ground-truth", "--option", "colour=red"], "does not take these options"),
 ])
-def test_run_bad_processor_fails_clips_with_a_clear_reason(dataset, tmp_path, spec, message):
+def test_run_bad_processor_is_refused_before_anything_is_created(dataset, tmp_path, args, message):
     out = tmp_path / "run"
-    result = midvbatch("run", dataset, "--out", out, "--processor", spec, "--clips", "TA01", "--workers", 0)
+    result = midvbatch("run", dataset, "--out", out, *args, "--clips", "TA01", "--workers", 0)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert message in ledger_rows(out, "SELECT error FROM tasks")[0][0]
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr
+    assert not out.exists()  # nothing created: the corrected command just works
+    fixed = midvbatch("run", dataset, "--out", out, "--pipeline", "ground-truth", "--clips", "TA01", "--workers", 0)
+    assert fixed.returncode == 0, fixed.stderr
 
 
 def test_run_bad_input_is_one_line(tmp_path, dataset):

@@ -26,6 +26,8 @@ from midvbatch.dataset.visibility import SUBSETS
 from midvbatch.engine.ledger import Ledger
 from midvbatch.engine.status import run_status
 from midvbatch.errors import LedgerError, MidvBatchError
+from midvbatch.fileio import write_atomic
+from midvbatch.runfolder import check_output_path
 from midvbatch.metrics import THRESHOLDS, FrameScore, aggregate
 
 FORMATS = ("md", "html", "json", "csv")
@@ -359,7 +361,7 @@ def render_html(report: Report, plot_dir: Path | None = None) -> str:
     if plot_dir is not None:
         plot_dir.mkdir(exist_ok=True)
         for name, data in images.items():
-            (plot_dir / f"{name}.png").write_bytes(data)
+            write_atomic(plot_dir / f"{name}.png", data)
     parts = [f"<h1>midvbatch report</h1><p>Run <code>{html.escape(run['run_dir'])}</code>: processor "
              f"<code>{html.escape(str(run['processor']))}</code> on <code>{html.escape(str(run['dataset']))}</code>."
              f"</p><p class='state'>{html.escape(_state_line(run).replace('**', ''))}</p>"]
@@ -406,6 +408,10 @@ def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = 
     """Build the report and render it as `fmt`; write it to `out` if given; return the text."""
     if fmt not in FORMATS:
         raise LedgerError(f"unknown report format {fmt!r} (use {', '.join(FORMATS)})")
+    if out:
+        check_output_path(out)  # never over the run folder's own files
+        if fmt == "html":
+            check_output_path(f"{Path(out).with_suffix('')}-plots/x.png")
     report = build_report(run_dir)
     if fmt == "md":
         text = render_markdown(report)
@@ -423,7 +429,7 @@ def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = 
             raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
     if out:
         try:
-            Path(out).write_text(text)
+            write_atomic(out, text)
         except OSError as exc:
             raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
     return text

@@ -15,7 +15,8 @@ import os
 import queue as queue_module
 import signal as signal_module
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pebble
 
@@ -109,14 +110,43 @@ class _FutureExecutor(Executor):
         return outcomes
 
 
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Hold back Ctrl-C while workers may be started: they inherit the blocked signal.
+
+    A worker killed by a Ctrl-C while still importing would break the pool; blocked, the
+    signal waits, the orchestrator gets it when this block ends, and workers ignore it.
+    """
+    try:
+        old = signal_module.pthread_sigmask(signal_module.SIG_BLOCK, {signal_module.SIGINT})
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal_module.pthread_sigmask(signal_module.SIG_SETMASK, old)
+
+
+def kill_group(pid: int) -> None:
+    """Kill the process group a worker led (the worker and whatever its processor started)."""
+    try:
+        os.killpg(pid, signal_module.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 class ProcessExecutor(_FutureExecutor):
     """A supervised pool of worker processes (pebble), started with 'spawn'.
 
     Spawned workers inherit no descriptors, so the run lock stays with the orchestrator,
-    and they watch their parent so that none outlives it.
+    and they watch their parent so that none outlives it. Each leads its own process
+    group; the groups of every worker seen are killed at shutdown, so nothing a
+    processor started outlives the run. Processor output goes to `log_dir`.
     """
 
-    def __init__(self, workers: int, *, max_tasks: int = 0, task_timeout: float | None = None):
+    def __init__(self, workers: int, *, max_tasks: int = 0, task_timeout: float | None = None,
+                 log_dir: str | os.PathLike | None = None):
         super().__init__()
         context = multiprocessing.get_context("spawn")
         # SimpleQueue writes to the pipe at once (no feeder thread), so a worker that dies
@@ -124,20 +154,26 @@ class ProcessExecutor(_FutureExecutor):
         self._queue = context.SimpleQueue()
         self._timeout = task_timeout
         self.capacity = workers
-        self._pool = pebble.ProcessPool(
-            max_workers=workers, max_tasks=max_tasks, initializer=worker.init_process,
-            initargs=(self._queue, os.getpid()), context=context,
-        )
+        self.worker_pids: set[int] = set()
+        with _sigint_blocked():
+            self._pool = pebble.ProcessPool(
+                max_workers=workers, max_tasks=max_tasks, initializer=worker.init_process,
+                initargs=(self._queue, os.getpid(), str(log_dir) if log_dir is not None else None), context=context,
+            )
 
     def submit(self, spec: TaskSpec) -> None:
-        future = self._pool.schedule(worker.run_task, args=(spec,), timeout=self._timeout)
+        with _sigint_blocked():  # the first schedule starts the pool's workers and threads
+            future = self._pool.schedule(worker.run_task, args=(spec,), timeout=self._timeout)
         self._futures[future] = spec.task_id
 
     def stages(self) -> list[tuple[int, str, int | None]]:
         out = []
         try:
             while not self._queue.empty():
-                out.append(self._queue.get())
+                message = self._queue.get()
+                out.append(message)
+                if message[2] is not None:
+                    self.worker_pids.add(message[2])
         except (OSError, EOFError, ValueError):
             pass
         return out
@@ -146,6 +182,8 @@ class ProcessExecutor(_FutureExecutor):
         self._pool.stop()
         self._pool.join(timeout=10)
         self._queue.close()
+        for pid in self.worker_pids:
+            kill_group(pid)
 
 
 class ThreadExecutor(_FutureExecutor):

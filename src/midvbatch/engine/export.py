@@ -12,6 +12,8 @@ from typing import IO, Any
 
 from midvbatch.engine.ledger import Ledger
 from midvbatch.errors import LedgerError, MidvBatchError
+from midvbatch.fileio import atomic_output
+from midvbatch.runfolder import check_output_path
 
 FORMATS = ("jsonl", "csv", "coco", "smartengines")
 
@@ -73,6 +75,8 @@ def export_results(run_dir: str | Path, fmt: str, out: str | Path | None = None,
         raise LedgerError(f"unknown export format {fmt!r} (use {', '.join(FORMATS)})")
     if not Path(run_dir).is_dir():
         raise LedgerError("no such run folder", path=run_dir)
+    if out:
+        check_output_path(out)  # never over the run folder's own files
     if fmt == "smartengines" and subset is not None:
         ids = runlist(run_dir, subset)
         text = "".join(f"{i}\n" for i in ids)
@@ -85,30 +89,32 @@ def export_results(run_dir: str | Path, fmt: str, out: str | Path | None = None,
         text, count = json.dumps(records, indent=1), len(records)
     else:
         text = None
+    if not out:
+        return _write_results(sys.stdout, run_dir, fmt, text, count if text is not None else 0)
     try:
-        stream: IO[str] = open(out, "w", newline="", encoding="utf-8") if out else sys.stdout
+        with atomic_output(out, "w", newline="", encoding="utf-8") as stream:  # a reader never sees half a file
+            return _write_results(stream, run_dir, fmt, text, count if text is not None else 0)
     except OSError as exc:
         raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
-    try:
-        if text is not None:
-            stream.write(text if text.endswith("\n") or not text else text + "\n")
-        elif fmt == "jsonl":
-            count = 0
-            for record in result_records(run_dir):
-                stream.write(json.dumps(json_safe(record), ensure_ascii=False) + "\n")
-                count += 1
-        else:
-            rows = [_flatten(r) for r in result_records(run_dir)]  # columns come from every result
-            columns: dict[str, None] = dict.fromkeys(["clip", "document", "frame", "time", "seconds"])
-            for row in rows:
-                columns.update(dict.fromkeys(row))
-            writer = csv.DictWriter(stream, fieldnames=list(columns))
-            writer.writeheader()
-            writer.writerows(rows)
-            count = len(rows)
-    finally:
-        if out:
-            stream.close()
+
+
+def _write_results(stream: IO[str], run_dir: str | Path, fmt: str, text: str | None, count: int) -> int:
+    if text is not None:
+        stream.write(text if text.endswith("\n") or not text else text + "\n")
+    elif fmt == "jsonl":
+        count = 0
+        for record in result_records(run_dir):
+            stream.write(json.dumps(json_safe(record), ensure_ascii=False) + "\n")
+            count += 1
+    else:
+        rows = [_flatten(r) for r in result_records(run_dir)]  # columns come from every result
+        columns: dict[str, None] = dict.fromkeys(["clip", "document", "frame", "time", "seconds"])
+        for row in rows:
+            columns.update(dict.fromkeys(row))
+        writer = csv.DictWriter(stream, fieldnames=list(columns))
+        writer.writeheader()
+        writer.writerows(rows)
+        count = len(rows)
     return count
 
 

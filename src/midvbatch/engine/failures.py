@@ -9,6 +9,7 @@ from midvbatch.config import build_config
 from midvbatch.dataset.layout import discover
 from midvbatch.engine.ledger import Ledger
 from midvbatch.errors import ConfigError, LedgerError
+from midvbatch.runfolder import CONFIG
 
 
 def failures(run_dir: str | Path) -> list[dict]:
@@ -68,7 +69,7 @@ def retry(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), all_dead
     """Revive dead clips, then resume the run with its saved configuration; return (revived ids, RunSummary)."""
     from midvbatch.engine.run import run
 
-    config_file = Path(run_dir) / "config.toml"
+    config_file = Path(run_dir) / CONFIG
     if not config_file.is_file():
         raise LedgerError("not a run folder (no config.toml)", path=run_dir)
     config = build_config({"out": str(run_dir)}, config_file)  # this folder, wherever retry runs from

@@ -16,7 +16,10 @@ A clip's results and its ``done`` mark are written in one transaction.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -25,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from midvbatch.errors import LedgerError
+from midvbatch.runfolder import LEDGER as LEDGER_NAME
 
-LEDGER_NAME = "ledger.sqlite"
 STATES = ("pending", "running", "done", "failed", "dead")
 
 _SCHEMA = """
@@ -77,6 +80,12 @@ CREATE TABLE IF NOT EXISTS validation (
     signature TEXT NOT NULL,
     errors TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS artifacts (
+    path TEXT PRIMARY KEY,
+    task INTEGER NOT NULL,
+    bytes INTEGER,
+    mtime_ns INTEGER
+);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     ts REAL NOT NULL,
@@ -121,6 +130,77 @@ class TaskRow:
 _TASK_COLUMNS = ", ".join(TaskRow.__dataclass_fields__)
 
 
+def _ledger_error(exc: sqlite3.Error, path: Path) -> LedgerError:
+    """Say in one line what an SQLite error means for the user."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    text = str(exc)
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return LedgerError(f"the disk is full ({text}); the run stopped cleanly: free some space, then run "
+                           "the same command again to resume", path=path)
+    if code == sqlite3.SQLITE_READONLY or "readonly" in text:
+        return LedgerError(f"cannot write the ledger ({text}): is the run folder read-only?", path=path)
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError) or \
+            code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return LedgerError(f"damaged ledger: {text}", path=path)
+    return LedgerError(f"ledger error: {text}", path=path)
+
+
+class _Cursor:
+    """A cursor whose SQLite errors are LedgerErrors."""
+
+    def __init__(self, cursor: sqlite3.Cursor, path: Path):
+        self._cursor, self._path = cursor, path
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def fetchone(self) -> Any:
+        try:
+            return self._cursor.fetchone()
+        except sqlite3.Error as exc:
+            raise _ledger_error(exc, self._path) from None
+
+    def fetchall(self) -> list:
+        try:
+            return self._cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise _ledger_error(exc, self._path) from None
+
+    def __iter__(self) -> Iterator:
+        try:
+            yield from self._cursor
+        except sqlite3.Error as exc:
+            raise _ledger_error(exc, self._path) from None
+
+
+class _Connection:
+    """An SQLite connection whose errors (damaged file, full disk) are LedgerErrors."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path):
+        self._db, self._path = db, path
+
+    def execute(self, sql: str, args: Any = ()) -> _Cursor:
+        try:
+            return _Cursor(self._db.execute(sql, args), self._path)
+        except sqlite3.Error as exc:
+            raise _ledger_error(exc, self._path) from None
+
+    def executemany(self, sql: str, rows: Iterable) -> _Cursor:
+        try:
+            return _Cursor(self._db.executemany(sql, rows), self._path)
+        except sqlite3.Error as exc:
+            raise _ledger_error(exc, self._path) from None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._db.in_transaction
+
+    def close(self) -> None:
+        self._db.close()
+
+
+
 @dataclass(frozen=True)
 class NewTask:
     """A clip to enter in the ledger."""
@@ -135,42 +215,136 @@ class NewTask:
 
 
 class Ledger:
-    """The run's SQLite ledger. Open one per process; only the orchestrator writes."""
+    """The run's SQLite ledger. Open one per process; only the orchestrator writes.
 
-    def __init__(self, run_dir: str | Path, *, readonly: bool = False):
+    Every SQLite error (a damaged file, a full disk) surfaces as a LedgerError: one line,
+    never a traceback.
+    """
+
+    def __init__(self, run_dir: str | Path, *, readonly: bool = False, check: bool = False):
         self.path = Path(run_dir) / LEDGER_NAME
+        self._copy: Path | None = None
         if readonly:
             if not self.path.is_file():
                 raise LedgerError("not a run folder (no ledger.sqlite)", path=Path(run_dir))
-            uri = f"file:{self.path}?mode=ro"
-            self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
-            try:
-                self.db.execute("SELECT COUNT(*) FROM tasks").fetchone()
-            except sqlite3.DatabaseError as exc:
-                self.db.close()
-                raise LedgerError(f"damaged ledger: {exc}", path=self.path) from None
+            raw = self._open_readonly()
+            self._check_marker(raw, Path(run_dir))
         else:
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             try:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=NORMAL")
-                self.db.executescript(_SCHEMA)
+                raw = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise LedgerError(f"cannot open the ledger: {exc}", path=self.path) from None
+            try:
+                raw.execute("PRAGMA journal_mode=WAL")
+                raw.execute("PRAGMA synchronous=NORMAL")
+                if check:
+                    problems = [r[0] for r in raw.execute("PRAGMA quick_check(3)")]
+                    if problems != ["ok"]:
+                        raise sqlite3.DatabaseError("; ".join(problems))
+                raw.executescript(_SCHEMA)
             except sqlite3.DatabaseError as exc:
-                raise LedgerError(f"damaged ledger: {exc}", path=self.path) from None
-        self.db.row_factory = sqlite3.Row
+                raw.close()
+                raise LedgerError(f"damaged ledger: {exc}; start a new run folder (or --restart into a new --out)",
+                                  path=self.path) from None
+            self.identity = self._identity()
+        raw.row_factory = sqlite3.Row
+        self.db = _Connection(raw, self.path)
+
+    def _check_marker(self, raw: sqlite3.Connection, run_dir: Path) -> None:
+        """Refuse a ledger that is not its run folder's own (copied or swapped in from another run)."""
+        from midvbatch.runfolder import read_marker
+
+        try:
+            row = raw.execute("SELECT value FROM meta WHERE key = 'run_id'").fetchone()
+        except sqlite3.Error:
+            return  # an older ledger: no id to compare
+        marker = read_marker(run_dir)
+        if row and marker is not None and json.loads(row[0]) != marker.run_id:
+            raw.close()
+            self._drop_copy()
+            raise LedgerError("the ledger is not this run folder's own (its run id differs from "
+                              "midvbatch-run.json)", path=self.path)
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """Open read-only; a folder we may not write (archived, shared) is read from a private copy."""
+        try:
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30, isolation_level=None)
+            db.execute("SELECT COUNT(*) FROM tasks").fetchone()
+            return db
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc) and "unable to open" not in str(exc):
+                if "no such table" in str(exc):
+                    raise LedgerError("not a run folder (the ledger has no tasks)", path=self.path) from None
+                raise LedgerError(f"cannot read the ledger: {exc}", path=self.path) from None
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"damaged ledger: {exc}", path=self.path) from None
+        # a WAL ledger in a folder we cannot write: SQLite cannot share it, so read a copy
+        try:
+            copy = Path(tempfile.mkdtemp(prefix="midvbatch-ledger-")) / LEDGER_NAME
+            self._copy = copy
+            shutil.copyfile(self.path, copy)
+            wal = self.path.with_name(LEDGER_NAME + "-wal")
+            if wal.is_file():
+                shutil.copyfile(wal, copy.with_name(LEDGER_NAME + "-wal"))
+            db = sqlite3.connect(copy, timeout=30, isolation_level=None)
+            db.execute("SELECT COUNT(*) FROM tasks").fetchone()
+            return db
+        except OSError as exc:
+            self._drop_copy()
+            raise LedgerError(f"cannot read the ledger: {exc.strerror or exc}", path=self.path) from None
+        except sqlite3.DatabaseError as exc:
+            self._drop_copy()
+            raise LedgerError(f"damaged ledger: {exc}", path=self.path) from None
+
+    def _drop_copy(self) -> None:
+        if self._copy is not None:
+            shutil.rmtree(self._copy.parent, ignore_errors=True)
+            self._copy = None
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def check_identity(self) -> None:
+        """Raise LedgerError if the ledger file was deleted or replaced since it was opened.
+
+        An open SQLite file that was unlinked still takes writes, which then reach no one.
+        """
+        now = self._identity()
+        if now != self.identity:
+            what = "deleted" if now is None else "replaced by another file"
+            raise LedgerError(f"the ledger was {what} while the run was running; stopping. Results of clips "
+                              "finished since then are lost: run the same command again (with --restart if "
+                              "the ledger is gone) to redo them", path=self.path)
+
+    def finish(self) -> None:
+        """Fold the WAL into the ledger file and leave it in rollback mode, readable from a read-only folder."""
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.Error:
+            pass  # the next run or reader copes with a WAL file
 
     def close(self) -> None:
         """Close the connection."""
         self.db.close()
+        self._drop_copy()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[_Connection]:
         """Run the block in one IMMEDIATE transaction; roll back if it raises."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                try:
+                    self.db.execute("ROLLBACK")
+                except LedgerError:
+                    pass  # the first error says what went wrong
             raise
         self.db.execute("COMMIT")
 
@@ -257,9 +431,15 @@ class Ledger:
         stage_seconds: dict[str, float],
         cpu_seconds: float | None,
         peak_rss: int | None,
+        artifacts: Iterable[tuple[str, int, int]] = (),
     ) -> None:
-        """Write a clip's results and mark it done, in one transaction."""
+        """Write a clip's results and mark it done, in one transaction.
+
+        `artifacts`: (path, bytes, mtime_ns) of the files moved into place, claimed before.
+        """
         with self.transaction() as db:
+            db.executemany("UPDATE artifacts SET bytes = ?, mtime_ns = ? WHERE path = ?",
+                           [(size, mtime, path) for path, size, mtime in artifacts])
             db.execute("DELETE FROM frames WHERE task = ?", (task_id,))
             db.execute("DELETE FROM clips WHERE task = ?", (task_id,))
             if frames:
@@ -318,18 +498,29 @@ class Ledger:
             )
 
     def restart(self) -> None:
-        """Forget every result: all tasks back to pending with no attempts."""
+        """Forget every task and result (the events stay); artifacts must be removed first (see artifacts())."""
         with self.transaction() as db:
-            db.execute("DELETE FROM frames")
-            db.execute("DELETE FROM clips")
-            db.execute(
-                "UPDATE tasks SET state = 'pending', attempts = 0, stage = NULL, error_class = NULL, "
-                "error = NULL, exitcode = NULL, signal = NULL, traceback = NULL, not_before = NULL, "
-                "started_at = NULL, finished_at = NULL, wall_seconds = NULL, stage_seconds = NULL, "
-                "cpu_seconds = NULL, peak_rss = NULL, frames_done = 0"
-            )
+            for table in ("frames", "clips", "artifacts", "validation", "tasks"):
+                db.execute(f"DELETE FROM {table}")
 
-    def _event(self, db: sqlite3.Connection, task_id: int, level: str, message: str, stage: str | None) -> None:
+    # artifacts -------------------------------------------------------------------------
+
+    def claim_artifacts(self, task_id: int, paths: Iterable[str]) -> None:
+        """Record, before they are moved into place, the run-folder paths a task's artifacts will take."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO artifacts (path, task) VALUES (?, ?)",
+                           [(p, task_id) for p in paths])
+
+    def artifact_owner(self, path: str) -> int | None:
+        """Return the task whose artifact `path` (relative to the run folder) is, None if midvbatch did not write it."""
+        row = self.db.execute("SELECT task FROM artifacts WHERE path = ?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def artifacts(self) -> list[tuple[str, int | None, int | None]]:
+        """Return (path, bytes, mtime_ns) of every artifact moved into place."""
+        return [tuple(r) for r in self.db.execute("SELECT path, bytes, mtime_ns FROM artifacts")]
+
+    def _event(self, db: _Connection, task_id: int, level: str, message: str, stage: str | None) -> None:
         db.execute(
             "INSERT INTO events (ts, level, clip, attempt, stage, message) "
             "SELECT ?, ?, clip, attempts, ?, ? FROM tasks WHERE id = ?",

@@ -11,18 +11,22 @@ import os
 from pathlib import Path
 
 from midvbatch.errors import LedgerError
+from midvbatch.runfolder import LOCK
 
 
 class RunLock:
     """The exclusive lock of a run folder, held while the orchestrator lives."""
 
     def __init__(self, run_dir: str | Path):
-        self.path = Path(run_dir) / "lock"
+        self.path = Path(run_dir) / LOCK
         self._fd: int | None = None
 
     def acquire(self) -> None:
         """Take the lock or raise LedgerError naming the process that holds it."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise LedgerError(f"cannot take the run folder's lock: {exc.strerror or exc}", path=self.path) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

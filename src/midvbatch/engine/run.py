@@ -9,8 +9,12 @@ when the previous orchestrator died are run again.
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import hashlib
 import os
 import random
+import re
 import shutil
 import signal
 import threading
@@ -20,12 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+import tomli_w
 from rich.console import Console
 
 from midvbatch.config import RunConfig
 from midvbatch.dataset.catalog import MIDV500, get_catalog
 from midvbatch.dataset.layout import Clip, discover
-from midvbatch.engine.executor import Executor, make_executor
+from midvbatch.engine.executor import Executor, kill_group, make_executor
 from midvbatch.engine.ledger import Ledger, NewTask, TaskRow
 from midvbatch.engine.lock import RunLock
 from midvbatch.engine.progress import ProgressView, RateMeter, Snapshot, estimate_eta
@@ -33,7 +38,9 @@ from midvbatch.engine.resources import DiskReading, MemoryReading, Resources, di
 from midvbatch.engine.runlog import close_run_log, open_run_log
 from midvbatch.engine.scheduler import plan
 from midvbatch.errors import DatasetError, LedgerError
+from midvbatch.fileio import write_atomic
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
+from midvbatch.runfolder import CONFIG, LOGS, TMP, kind_of_folder, read_marker, write_marker
 
 EXIT_INTERRUPTED = 130
 SNAPSHOT_INTERVAL = 0.5  # seconds between stored snapshots
@@ -92,22 +99,95 @@ def _owner() -> dict:
 
 
 def _tmp_root(run_dir: Path) -> Path:
-    return run_dir / "tmp"
+    return run_dir / TMP
 
 
-def _move_artifacts(tmp: Path, run_dir: Path) -> int:
-    """Rename every file under tmp to the same relative path under run_dir; return their bytes."""
-    moved = 0
+_ATTEMPT_FOLDER = re.compile(r"^\d+-\d+$")
+
+
+def _clear_tmp(run_dir: Path) -> None:
+    """Remove what attempts left in RUN_DIR/tmp (folders TASK-ATTEMPT, which only midvbatch writes)."""
+    tmp = _tmp_root(run_dir)
+    if not tmp.is_dir() or tmp.is_symlink():
+        return
+    for entry in os.scandir(tmp):
+        if _ATTEMPT_FOLDER.match(entry.name) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+class ArtifactClash(Exception):
+    """An artifact would overwrite a file of the run folder that midvbatch did not write."""
+
+
+def _move_artifacts(tmp: Path, run_dir: Path, ledger: Ledger, task_id: int) -> tuple[int, list[tuple[str, int, int]]]:
+    """Rename every file under tmp to the same relative path under run_dir.
+
+    The destinations are claimed in the ledger first, so that a run killed between the
+    renames and the clip's commit knows on resume that those files are its own. A
+    destination that exists and was not written by midvbatch is never overwritten.
+    Return (bytes moved, [(path, bytes, mtime_ns)]).
+    """
     if not tmp.is_dir():
-        return 0
+        return 0, []
+    files = []
     for dirpath, _, filenames in os.walk(tmp):
         for name in filenames:
             src = Path(dirpath) / name
-            dest = run_dir / src.relative_to(tmp)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            moved += src.stat().st_size
-            os.replace(src, dest)  # atomic: the final name holds a whole file or nothing
-    return moved
+            relative = src.relative_to(tmp).as_posix()
+            dest = run_dir / relative
+            if (dest.exists() or dest.is_symlink()) and ledger.artifact_owner(relative) is None:
+                raise ArtifactClash(f"its artifact {relative} would overwrite a file midvbatch did not write "
+                                    f"({dest}); move that file away, then retry the clip")
+            files.append((src, relative, dest))
+    ledger.claim_artifacts(task_id, [relative for _, relative, _ in files])
+    moved, recorded = 0, []
+    for src, relative, dest in files:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        st = src.stat()
+        os.replace(src, dest)  # atomic: the final name holds a whole file or nothing
+        moved += st.st_size
+        recorded.append((relative, st.st_size, st.st_mtime_ns))
+    return moved, recorded
+
+
+def _remove_artifacts(ledger: Ledger, run_dir: Path) -> int:
+    """Delete the artifacts the ledger records, only where the file is still the one midvbatch wrote; return how many."""
+    removed = 0
+    folders = set()
+    for relative, size, mtime in ledger.artifacts():
+        path = run_dir / relative
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if size is not None and (st.st_size, st.st_mtime_ns) != (size, mtime):
+            continue  # replaced since: not ours any more
+        try:
+            path.unlink()
+            removed += 1
+        except OSError:
+            continue
+        folders.update(p for p in path.parents if run_dir in p.parents)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()  # only when empty: a user's file keeps its folder
+        except OSError:
+            pass
+    return removed
+
+
+def _dataset_identity(dataset) -> dict:
+    """The dataset a run works on: its absolute root, and a fingerprint of the clips found and their files' sizes."""
+    digest = hashlib.sha256()
+    for clip in sorted(dataset.clips, key=lambda c: c.id):
+        try:
+            size = clip.video.stat().st_size if clip.video is not None else -1
+        except OSError:
+            size = -1
+        name = clip.video.name if clip.video is not None else ""
+        digest.update(f"{clip.id}\t{name}\t{size}\t{len(clip.ground_truth)}\n".encode())
+    return {"path": str(Path(dataset.root).resolve()), "fingerprint": digest.hexdigest()[:24],
+            "clips": len(dataset.clips)}
 
 
 def retry_delay(attempt: int, base: float) -> float:
@@ -126,7 +206,8 @@ class Orchestrator:
         self.console = console or Console(stderr=True)
         self.clock = clock
         self.install_signals = install_signals and threading.current_thread() is threading.main_thread()
-        self.run_dir = Path(config.out)
+        self.run_dir = Path(os.path.abspath(config.out))
+        self.working_dir = os.getcwd()  # where MODULE of --processor MODULE:FACTORY was found
         self.stop = _Stop()
         self.in_flight: dict[int, _InFlight] = {}
         self.clips: dict[str, Clip] = {}
@@ -144,28 +225,78 @@ class Orchestrator:
 
     # set-up ------------------------------------------------------------------------------
 
-    def _prepare_ledger(self, ledger: Ledger) -> None:
+    def _claim_folder(self) -> tuple[str, bool]:
+        """Make sure RUN_DIR is ours (create it, or find our marker); return (run id, whether it is new).
+
+        An existing folder that is not empty and holds no run marker is refused: midvbatch
+        deletes or overwrites only what it can prove it created.
+        """
+        kind = kind_of_folder(self.run_dir)
+        if kind == "foreign":
+            raise LedgerError("exists, is not empty and is not a midvbatch run folder (no midvbatch-run.json); "
+                              "give --out a new or empty folder: nothing here was touched", path=self.run_dir)
+        try:
+            if kind == "missing":
+                self.run_dir.mkdir(parents=True)
+            if kind == "run":
+                marker = read_marker(self.run_dir)
+                assert marker is not None
+                return marker.run_id, False
+            if kind == "legacy":  # a run folder of an earlier midvbatch: adopt it if its ledger is one
+                probe = Ledger(self.run_dir, readonly=True)
+                try:
+                    if probe.get_meta("fingerprint") is None:
+                        raise LedgerError("exists and holds a ledger.sqlite that no midvbatch run wrote; "
+                                          "give --out a new or empty folder", path=self.run_dir)
+                finally:
+                    probe.close()
+            return write_marker(self.run_dir).run_id, kind != "legacy"
+        except PermissionError as exc:
+            raise LedgerError(f"cannot write the run folder: {exc.strerror or exc}", path=self.run_dir) from None
+        except OSError as exc:
+            raise LedgerError(f"cannot create the run folder: {exc.strerror or exc}", path=self.run_dir) from None
+
+    def _prepare_ledger(self, ledger: Ledger, run_id: str, dataset_identity: dict) -> None:
+        stored_id = ledger.get_meta("run_id")
+        if stored_id is not None and stored_id != run_id:
+            raise LedgerError("the ledger is not this run folder's own (its run id differs from midvbatch-run.json: "
+                              "copied in from another run?); use the run folder it came from", path=ledger.path)
+        if stored_id is None and ledger.counts() != dict.fromkeys(ledger.counts(), 0) \
+                and ledger.get_meta("fingerprint") is None:
+            raise LedgerError("the ledger holds tasks but no run configuration: not a midvbatch ledger",
+                              path=ledger.path)
         fingerprint = self.config.result_fingerprint()
         stored = ledger.get_meta("fingerprint")
         done = ledger.counts()["done"]
-        if stored is not None and stored != fingerprint:
-            if not self.restart:
-                before = ledger.get_meta("processor", "?")
+        clips_done = f"{done} clip{'' if done == 1 else 's'} done"
+        if stored is not None and stored != fingerprint and not self.restart:
+            before = ledger.get_meta("processor", "?")
+            raise LedgerError(
+                f"this run folder holds results of another configuration (processor {before}, {clips_done}); "
+                "give --restart to discard them, or choose another --out", path=self.run_dir)
+        before_ds = ledger.get_meta("dataset_identity")
+        if stored is not None and before_ds and not self.restart and before_ds["path"] != dataset_identity["path"]:
+            if before_ds.get("fingerprint") != dataset_identity["fingerprint"]:
                 raise LedgerError(
-                    f"this run folder holds results of another configuration (processor {before}, "
-                    f"{done} clip{'' if done == 1 else 's'} done); give --restart to discard them, or choose another --out",
-                    path=self.run_dir,
-                )
-        if self.restart and (stored is not None):
+                    f"this run folder holds results of the dataset {before_ds['path']} ({clips_done}), not of "
+                    f"{dataset_identity['path']}: point at the original dataset, give --restart to discard those "
+                    "results, or choose another --out", path=self.run_dir)
+            self.log.warning("the dataset moved from %s to %s (same clips, same file sizes): going on with it",
+                             before_ds["path"], dataset_identity["path"])
+        if self.restart and stored is not None:
+            removed = _remove_artifacts(ledger, self.run_dir)
             ledger.restart()
-            shutil.rmtree(self.run_dir / "frames", ignore_errors=True)
-            self.log.warning("restart: previous results discarded (%d clips were done)", done)
+            self.log.warning("restart: previous results discarded (%d clips were done, %d artifacts removed)",
+                             done, removed)
+        ledger.set_meta("run_id", run_id)
         ledger.set_meta("fingerprint", fingerprint)
         ledger.set_meta("processor", self.config.processor_spec())
-        ledger.set_meta("dataset", str(Path(self.config.dataset).resolve()))
+        ledger.set_meta("dataset", dataset_identity["path"])
+        ledger.set_meta("dataset_identity", dataset_identity)
 
     def _discover(self) -> list:
         dataset = discover(self.config.dataset, catalog=self.config.catalog)
+        self.dataset_identity = _dataset_identity(dataset)
         self.clips = {c.id: c for c in dataset.clips}
         self.template_images = {d.name: d.template_image for d in dataset.documents if d.template_image}
         planned = plan(dataset, self.config)
@@ -235,6 +366,7 @@ class Orchestrator:
             output_dir=str(_tmp_root(self.run_dir) / f"{row.id}-{attempt}"),
             decode_threads=self.config.decode_thread_count(),
             template_size=self._template_size(row.document),
+            working_dir=self.working_dir,
         )
 
     def _template_size(self, document: str) -> tuple[int, int]:
@@ -304,6 +436,7 @@ class Orchestrator:
                 self.log.warning("%s: %s; killing worker %d", flight.row.clip, flight.killed, flight.pid,
                                  extra={"clip": flight.row.clip, "attempt": flight.attempt, "stage": flight.stage})
                 self.resources.kill(flight.pid)
+                kill_group(flight.pid)  # and what its processor started
 
     def _finish(self, ledger: Ledger, outcome: ClipOutcome) -> None:
         flight = self.in_flight.pop(outcome.task_id, None)
@@ -312,6 +445,8 @@ class Orchestrator:
         row, attempt = flight.row, flight.attempt
         tmp = _tmp_root(self.run_dir) / f"{row.id}-{attempt}"
         now = self.clock()
+        if not outcome.ok and outcome.error_class in ("crash", "timeout") and flight.pid is not None:
+            kill_group(flight.pid)  # the worker is gone: so goes what its processor started
         if flight.killed and not outcome.ok:
             outcome.error_class, outcome.error = "memory", flight.killed
         elif outcome.error_class == "timeout":
@@ -319,10 +454,17 @@ class Orchestrator:
         if outcome.stage is None and not outcome.ok:
             outcome.stage = flight.stage.split(" ")[0] if flight.stage else None
         extra = {"clip": row.clip, "attempt": attempt, "stage": outcome.stage}
+        artifacts: list[tuple[str, int, int]] = []
         if outcome.ok:
             try:
-                moved = _move_artifacts(tmp, self.run_dir)
+                moved, artifacts = _move_artifacts(tmp, self.run_dir, ledger, row.id)
+            except ArtifactClash as exc:
+                outcome.ok, outcome.error_class, outcome.stage = False, "permanent", "artifacts"
+                outcome.error = str(exc)
             except OSError as exc:  # e.g. a file where an artifact needs a folder: this clip's problem
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise LedgerError(f"the disk is full ({exc.strerror}); the run stopped cleanly: free some "
+                                      "space, then run the same command again to resume", path=self.run_dir) from None
                 outcome.ok, outcome.error_class, outcome.stage = False, "permanent", "artifacts"
                 outcome.error = f"cannot move its artifacts into the run folder: {exc}"
             else:
@@ -332,7 +474,7 @@ class Orchestrator:
             ledger.complete(
                 row.id, now=now, frames=outcome.frames, clip_result=outcome.clip_result,
                 wall_seconds=outcome.wall_seconds, stage_seconds=outcome.stage_seconds,
-                cpu_seconds=outcome.cpu_seconds, peak_rss=outcome.peak_rss,
+                cpu_seconds=outcome.cpu_seconds, peak_rss=outcome.peak_rss, artifacts=artifacts,
             )
             self.meter.add(len(outcome.frames))
             self.log.debug("done %s in %.2f s", row.clip, outcome.wall_seconds, extra=extra)
@@ -393,6 +535,7 @@ class Orchestrator:
         if not force and now - self._last_snapshot < SNAPSHOT_INTERVAL:
             return None
         self._last_snapshot = now
+        ledger.check_identity()  # a deleted or replaced ledger would swallow every result from here on
         snap = self.snapshot(ledger, "paused" if self.paused else state)
         ledger.set_meta("live", snap.to_dict())
         view.update(snap, force=force)
@@ -437,29 +580,27 @@ class Orchestrator:
         """Run to the end, or until stopped; return the summary."""
         started = time.monotonic()
         planned = self._discover()  # bad input fails here, before the run folder exists
-        if self.run_dir.exists() and not self.run_dir.is_dir():
-            raise LedgerError("not a folder", path=self.run_dir)
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LedgerError(f"cannot create the run folder: {exc.strerror or exc}", path=self.run_dir) from None
+        run_id, _ = self._claim_folder()
         lock = RunLock(self.run_dir)
         lock.acquire()
-        self.log = open_run_log(self.run_dir, self.config.log_level, self.console)
-        ledger = Ledger(self.run_dir)
-        previous = {}
+        previous: dict = {}
+        ledger: Ledger | None = None
         try:
-            self._prepare_ledger(ledger)
-            self.config.save(self.run_dir / "config.toml", resolve=True)
+            self.log = open_run_log(self.run_dir, self.config.log_level, self.console)
+            ledger = Ledger(self.run_dir, check=True)
+            self._prepare_ledger(ledger, run_id, self.dataset_identity)
+            write_atomic(self.run_dir / CONFIG, tomli_w.dumps(self.config.to_dict()))
             self._enqueue(ledger, planned)
             recovered = ledger.recover()
-            shutil.rmtree(_tmp_root(self.run_dir), ignore_errors=True)
+            _clear_tmp(self.run_dir)
             if self.config.check:
                 self._check_clips(ledger)
             ledger.set_meta("owner", _owner())
             counts = ledger.counts()
             if recovered or counts["done"]:
                 self.log.info("resuming: %d clips done, %d were in flight and run again", counts["done"], recovered)
+            for note in getattr(self.config, "adjustments", ()):
+                self.log.warning("%s", note)
             workers = self.config.worker_count()
             ledger.log_event("info", f"run started by pid {os.getpid()}: {sum(counts.values())} clips, "
                                      f"{counts['done']} done, {recovered} recovered")
@@ -470,10 +611,12 @@ class Orchestrator:
                           f"Dask scheduler {self.config.scheduler or 'local'}" if self.config.pool == "dask" else
                           f"{workers} {self.config.pool} workers")
             if self.install_signals:
+                # from here a Ctrl-C is a request to stop, handled by the loop: never a KeyboardInterrupt
                 previous = {s: signal.signal(s, self.stop.handle) for s in (signal.SIGINT, signal.SIGTERM)}
             self.resources = Resources(self.config, self.run_dir, memory_reading=self.memory_reading,
                                        disk_reading=self.disk_reading)
-            if self.resources.worker_limit is not None and (workers == 0 or self.config.pool != "process"):
+            if self.resources.worker_limit is not None and self.config.worker_memory is not None and \
+                    (workers == 0 or self.config.pool != "process"):
                 self.log.warning("--worker-memory applies to local worker processes only; not enforced with %s",
                                  "--workers 0" if workers == 0 else f"--pool {self.config.pool}")
             if self.config.task_timeout and (workers == 0 or self.config.pool != "process"):
@@ -482,25 +625,20 @@ class Orchestrator:
             executor = make_executor(workers, self.config.pool, scheduler=self.config.scheduler,
                                      **({} if self.config.pool == "dask" else {
                                          "task_timeout": self.config.task_timeout,
-                                         "max_tasks": self.config.max_tasks_per_worker or 0}))
+                                         "max_tasks": self.config.max_tasks_per_worker or 0,
+                                         "log_dir": self.run_dir / LOGS}))
             view = ProgressView(self.console)
+            failure: BaseException | None = None
             try:
                 self._loop(ledger, executor, view)
+                ledger.check_identity()
+            except BaseException as exc:  # the ledger gone or failing (disk full): stop, say why, lose nothing
+                failure = exc
+                raise
             finally:
-                if self.in_flight:
-                    for task_id in list(self.in_flight):
-                        executor.cancel(task_id)
-                    ledger.release(list(self.in_flight))
-                    self.log.warning("stopped: %d clips in flight returned to pending", len(self.in_flight))
-                    self.in_flight.clear()
-                executor.shutdown()
-                counts = ledger.counts()
-                unfinished = counts["pending"] + counts["running"] + counts["failed"]
-                state = "interrupted" if unfinished else "finished"
-                snap = self.snapshot(ledger, state)
-                ledger.set_meta("live", snap.to_dict())
-                ledger.log_event("info", f"run {state}: {counts['done']} done, {counts['dead']} dead")
-                view.close(snap)
+                self._shut_down(ledger, executor, view, failure)
+            counts = ledger.counts()
+            snap = self._final_snapshot
             if self.stop.reason == "signal":
                 exit_code = EXIT_INTERRUPTED
                 self.log.warning("interrupted: %d of %d clips done; run the same command again to resume",
@@ -514,14 +652,51 @@ class Orchestrator:
                 exit_code = 1 if counts["dead"] else 0
                 self.log.info("finished: %d done, %d dead in %.1f s", counts["done"], counts["dead"],
                               time.monotonic() - started)
-            return RunSummary(self.run_dir, state, counts, time.monotonic() - started, exit_code, snap)
+            return RunSummary(self.run_dir, snap.state if snap else "interrupted", counts,
+                              time.monotonic() - started, exit_code, snap)
         finally:
+            if ledger is not None:
+                try:
+                    ledger.set_meta("owner", None)
+                    if not (self.in_flight or ledger.counts()["running"]):
+                        ledger.finish()
+                except LedgerError:
+                    pass  # the error that stopped the run is the one to report
+                ledger.close()
+            if hasattr(self, "log"):
+                close_run_log(self.log)
+            lock.release()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-            ledger.set_meta("owner", None)
-            ledger.close()
-            close_run_log(self.log)
-            lock.release()
+
+    def _shut_down(self, ledger: Ledger, executor: Executor, view: ProgressView,
+                   failure: BaseException | None) -> None:
+        """Stop the workers, return what was in flight to pending, store the last snapshot.
+
+        After a ledger failure (deleted, disk full) only what still works is done.
+        """
+        self._final_snapshot: Snapshot | None = None
+        in_flight = list(self.in_flight)
+        for task_id in in_flight:
+            executor.cancel(task_id)
+        executor.shutdown()
+        try:
+            if in_flight:
+                ledger.release(in_flight)
+                self.log.warning("stopped: %d clips in flight returned to pending", len(in_flight))
+            self.in_flight.clear()
+            counts = ledger.counts()
+            unfinished = counts["pending"] + counts["running"] + counts["failed"]
+            state = "interrupted" if unfinished or failure is not None else "finished"
+            snap = self.snapshot(ledger, state)
+            ledger.set_meta("live", snap.to_dict())
+            ledger.log_event("info", f"run {state}: {counts['done']} done, {counts['dead']} dead")
+            self._final_snapshot = snap
+            view.close(snap)
+        except LedgerError:
+            if failure is None:
+                raise
+            view.close(None)
 
 
 def run(config: RunConfig, *, restart: bool = False, console: Console | None = None,
@@ -529,8 +704,16 @@ def run(config: RunConfig, *, restart: bool = False, console: Console | None = N
         disk_reading: DiskReading = disk_space) -> RunSummary:
     """Run (or resume) `config` and return how it ended. Raises MidvBatchError for bad input.
 
-    `memory_reading` and `disk_reading` replace the system's readings (for tests).
+    Paths are made absolute first, so a processor that changes the working directory
+    cannot send results elsewhere; the processor and its options are checked before
+    anything is created. `memory_reading` and `disk_reading` replace the system's
+    readings (for tests).
     """
+    from midvbatch.pipeline.processor import check_processor
+
     config.validate()
+    config = dataclasses.replace(config, dataset=os.path.abspath(config.dataset), out=os.path.abspath(config.out))
+    config.validate()
+    check_processor(config.processor_spec(), config.options)
     return Orchestrator(config, restart=restart, console=console, install_signals=install_signals,
                         memory_reading=memory_reading, disk_reading=disk_reading).run()

@@ -14,6 +14,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.logging import RichHandler
 
+from midvbatch.errors import LedgerError
+from midvbatch.runfolder import LOGS, RUN_LOG
+
 LOGGER_NAME = "midvbatch.run"
 
 
@@ -32,22 +35,42 @@ class JsonLinesFormatter(logging.Formatter):
         }, ensure_ascii=False)
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """A log file that a full disk silences instead of printing a traceback per record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
+class _QuietStreamHandler(logging.StreamHandler):
+    """Console lines; a closed terminal loses them quietly."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def open_run_log(run_dir: Path, level: str, console: Console) -> logging.Logger:
     """Return the run logger, writing JSON lines under run_dir/logs and readable lines to `console`."""
-    logs = run_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = run_dir / LOGS
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LedgerError(f"cannot create the log folder: {exc.strerror or exc}", path=logs) from None
     logger = logging.getLogger(LOGGER_NAME)
     close_run_log(logger)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
-    file_handler = logging.FileHandler(logs / "run.jsonl", encoding="utf-8")
+    try:
+        file_handler = _QuietFileHandler(logs / RUN_LOG, encoding="utf-8")
+    except OSError as exc:
+        raise LedgerError(f"cannot write the log: {exc.strerror or exc}", path=logs / RUN_LOG) from None
     file_handler.setFormatter(JsonLinesFormatter())
     file_handler.setLevel(logging.DEBUG)
     logger.addHandler(file_handler)
     if console.is_terminal:
         screen: logging.Handler = RichHandler(console=console, show_path=False, markup=False)
     else:
-        screen = logging.StreamHandler(console.file)
+        screen = _QuietStreamHandler(console.file)
         screen.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     screen.setLevel(level.upper())
     logger.addHandler(screen)

@@ -1,41 +1,145 @@
 """The worker side: process set-up, one processor per worker, one clip per call.
 
 Workers receive a TaskSpec and return a ClipOutcome; they never touch the ledger or
-the screen. Stage changes go back through a queue given at start-up. A worker whose
-parent (the orchestrator) dies exits by itself within half a second.
+the screen. Stage changes go back through a queue given at start-up.
+
+A worker process leads its own process group, so a Ctrl-C in the terminal reaches only
+the orchestrator, and whatever the processor starts (subprocesses, and theirs) goes
+with the worker: when the worker ends (stopped, recycled, orphaned) it kills its group.
+The kernel tells it when the orchestrator dies (PR_SET_PDEATHSIG), and a watch thread
+checks its parent every 0.1 s besides. The processor's own output (print, warnings,
+native libraries writing to descriptors 1 and 2) goes to RUN_DIR/logs/worker-PID.log,
+capped in size, not to the terminal.
 """
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import os
 import resource
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec, run_clip
 from midvbatch.pipeline.processor import make_processor
 
-PARENT_POLL_SECONDS = 0.5
+PARENT_POLL_SECONDS = 0.1
+OUTPUT_LIMIT = 64 << 20  # bytes of processor output kept per worker log
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 
 _report: Callable[[int, str], None] = lambda task, stage: None
 _local = threading.local()  # processors, one per worker thread (thread pool) or process
+
+
+def _end_group(*_args: Any) -> None:
+    """Kill this worker's process group (the worker and what its processor started), then exit."""
+    _kill_children()
+    try:
+        os.killpg(os.getpgrp(), signal.SIGKILL) if os.getpgrp() == os.getpid() else None
+    finally:
+        os._exit(70)
+
+
+def _kill_children() -> None:
+    """Kill the processes this worker is parent of (with the subreaper flag: every descendant left)."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/children") as f:
+                children = [int(p) for p in f.read().split()]
+        except (OSError, ValueError):
+            continue
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def _watch_parent(parent: int) -> None:
     while True:
         time.sleep(PARENT_POLL_SECONDS)
         if os.getppid() != parent:
-            os._exit(70)  # orphaned: the orchestrator is gone, nobody wants our result
+            _end_group()  # orphaned: the orchestrator is gone, nobody wants our result
 
 
-def init_process(queue: Any, parent: int) -> None:
-    """Set up a worker process: ignore Ctrl-C (the orchestrator decides), watch the parent, report stages."""
+def _prctl(option: int, value: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the watch thread alone
+        pass
+
+
+def _capture_output(log_file: Path, limit: int = OUTPUT_LIMIT) -> None:
+    """Send descriptors 1 and 2 through a pipe to `log_file`, keeping at most `limit` bytes."""
+    read_end, write_end = os.pipe()
+    try:
+        log = open(log_file, "ab", buffering=0)
+    except OSError:
+        log = None
+    os.dup2(write_end, 1)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def drain() -> None:
+        kept = 0
+        while True:
+            try:
+                chunk = os.read(read_end, 1 << 16)
+            except OSError:
+                return
+            if not chunk:
+                return
+            if log is None or kept >= limit:
+                continue
+            piece = chunk[: limit - kept]
+            try:
+                log.write(piece)
+                kept += len(piece)
+                if kept >= limit:
+                    log.write(f"\n[midvbatch: more output than {limit:,} bytes; the rest is discarded]\n".encode())
+            except OSError:
+                pass
+
+    threading.Thread(target=drain, daemon=True, name="output").start()
+
+
+def init_process(queue: Any, parent: int, log_dir: str | None = None) -> None:
+    """Set up a worker process: its own process group, die with the parent, quiet Ctrl-C, stage reports.
+
+    The orchestrator starts workers with SIGINT blocked, so a Ctrl-C during start-up is
+    not a KeyboardInterrupt here; it is ignored, then unblocked.
+    """
     global _report
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
+    signal.signal(signal.SIGTERM, _end_group)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    if os.getppid() != parent:  # the orchestrator died before the kernel was told to tell us
+        _end_group()
+    atexit.register(_kill_children)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
+    if log_dir is not None:
+        try:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            _capture_output(Path(log_dir) / f"worker-{os.getpid()}.log")
+        except OSError:
+            pass
     pid = os.getpid()
 
     def report(task: int, stage: str) -> None:
@@ -59,7 +163,7 @@ def _processor(spec: TaskSpec) -> Any:
         cache = _local.processors = {}
     key = (spec.processor, repr(sorted(spec.options.items())))
     if key not in cache:
-        processor = make_processor(spec.processor, spec.options)
+        processor = make_processor(spec.processor, spec.options, import_dir=spec.working_dir)
         if hasattr(processor, "setup"):
             _report(spec.task_id, "setup")
             processor.setup()
@@ -76,19 +180,41 @@ def close_processors() -> None:
 
 
 def run_task(spec: TaskSpec) -> ClipOutcome:
-    """Run one clip; never raises (a processor that cannot be built fails the clip)."""
-    start = time.perf_counter()
-    try:
-        processor = _processor(spec)
-    except Exception as exc:
-        from midvbatch.errors import MidvBatchError
+    """Run one clip; never raises (a processor that cannot be built fails the clip).
 
-        return ClipOutcome(
-            spec.task_id, ok=False, stage="setup", error_class="permanent" if isinstance(exc, MidvBatchError) else "error",
-            error=str(exc) if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}",
-            wall_seconds=time.perf_counter() - start, pid=os.getpid(),
-        )
-    outcome = run_clip(spec, processor, _report)
-    outcome.peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    outcome.pid = os.getpid()
-    return outcome
+    The working directory is put back after the clip: a processor that changes it
+    affects neither the next clip nor (inline) the orchestrator.
+    """
+    start = time.perf_counter()
+    cwd = spec.working_dir or os.getcwd()
+    try:
+        try:
+            processor = _processor(spec)
+        except BaseException as exc:  # SystemExit from a plugin's import included
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            from midvbatch.errors import MidvBatchError
+
+            return ClipOutcome(
+                spec.task_id, ok=False, stage="setup",
+                error_class="permanent" if isinstance(exc, MidvBatchError) else "error",
+                error=str(exc) if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}",
+                wall_seconds=time.perf_counter() - start, pid=os.getpid(),
+            )
+        outcome = run_clip(spec, processor, _report)
+        outcome.peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+        outcome.pid = os.getpid()
+        return outcome
+    finally:
+        try:
+            if os.getcwd() != cwd:
+                os.chdir(cwd)
+        except OSError:
+            try:
+                os.chdir(cwd)
+            except OSError:
+                pass
+        try:
+            sys.stdout.flush()  # the processor's prints reach its log now, not at exit
+        except (AttributeError, OSError, ValueError):
+            pass

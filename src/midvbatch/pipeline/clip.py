@@ -42,6 +42,7 @@ class TaskSpec:
     output_dir: str | None  # temporary folder for artifacts
     decode_threads: int | None = None  # FFmpeg threads; None: FFmpeg decides
     template_size: tuple[int, int] | None = None  # (w, h) for the scores; None: an ID-1 card
+    working_dir: str | None = None  # the orchestrator's working directory: MODULE of MODULE:FACTORY is found there
 
 
 @dataclass
@@ -174,11 +175,14 @@ def run_clip(spec: TaskSpec, processor: Any, report: Callable[[int, str], None] 
         outcome.ok = True
         outcome.stage = None
     except BaseException as exc:  # everything, so a worker never dies of a processor's error
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
+        if isinstance(exc, KeyboardInterrupt):
+            raise  # workers ignore SIGINT: this is a real Ctrl-C in an inline run, for the orchestrator
         outcome.stage = stage
         outcome.error_class = _classify(exc)
-        outcome.error = str(exc) if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, SystemExit):  # sys.exit() in a processor ends its clip, not midvbatch
+            outcome.error = f"the processor called sys.exit({exc.code!r})"
+        else:
+            outcome.error = str(exc) if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}"
         outcome.traceback = traceback.format_exc()[-TRACEBACK_TAIL:]
     outcome.wall_seconds = clock() - start
     outcome.cpu_seconds = time.process_time() - cpu_start

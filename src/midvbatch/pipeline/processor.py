@@ -12,6 +12,7 @@ entry points of group ``midvbatch.processors``) or as ``MODULE:FACTORY``.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -24,9 +25,9 @@ import numpy as np
 
 from midvbatch.dataset.groundtruth import Quad
 from midvbatch.errors import ProcessorError
+from midvbatch.runfolder import RESERVED, is_reserved
 
 ENTRY_POINT_GROUP = "midvbatch.processors"
-RESERVED = ("ledger.sqlite", "lock", "config.toml", "logs", "tmp")  # the run folder's own files
 
 
 @dataclass
@@ -50,8 +51,7 @@ class ClipInfo:
         if self.output_dir is None:
             raise ProcessorError("this run keeps no artifacts")
         rel = Path(relative)
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts or rel.parts[0] in RESERVED or \
-                rel.parts[0].startswith("ledger.sqlite"):
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts or is_reserved(rel):
             raise ProcessorError(f"artifact path {str(relative)!r} must be relative, inside the run folder, and "
                                  f"not one of the run's own files ({', '.join(RESERVED)})")
         path = self.output_dir / rel
@@ -112,11 +112,11 @@ def processor_registry() -> dict[str, Factory]:
     return registry
 
 
-def load_processor_factory(spec: str) -> Factory:
+def load_processor_factory(spec: str, import_dir: str | None = None) -> Factory:
     """Return the factory named by `spec`: a registered name or MODULE:FACTORY.
 
-    MODULE is imported from the current directory or PYTHONPATH. Raises ProcessorError
-    with what went wrong.
+    MODULE is imported from `import_dir` (default: the current directory) or PYTHONPATH.
+    Raises ProcessorError with what went wrong.
     """
     if ":" not in spec:
         registry = processor_registry()
@@ -133,13 +133,14 @@ def load_processor_factory(spec: str) -> Factory:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ProcessorError(f"bad processor {spec!r}: expected MODULE:FACTORY")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    where = import_dir or os.getcwd()
+    if where not in sys.path:
+        sys.path.insert(0, where)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ProcessorError(f"cannot import module {module_name!r} of processor {spec!r}: {exc}") from None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ProcessorError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
     factory = module
     for part in attr.split("."):
@@ -151,9 +152,30 @@ def load_processor_factory(spec: str) -> Factory:
     return factory
 
 
-def make_processor(spec: str, options: dict[str, Any]) -> Any:
+def check_processor(spec: str, options: dict[str, Any], import_dir: str | None = None) -> Factory:
+    """Check, without building it, that the processor `spec` exists and takes `options`; return its factory.
+
+    A run calls this before it creates anything, so a misspelt --processor or --option
+    is one line, not a run folder full of dead clips. Raises ProcessorError.
+    """
+    factory = load_processor_factory(spec, import_dir)
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # some builtins have none: nothing to check
+        return factory
+    try:
+        signature.bind(**options)
+    except TypeError as exc:
+        accepted = [p.name for p in signature.parameters.values()
+                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        hint = f" (it takes: {', '.join(accepted)})" if accepted else " (it takes no options)"
+        raise ProcessorError(f"processor {spec!r} does not take these options: {exc}{hint}") from None
+    return factory
+
+
+def make_processor(spec: str, options: dict[str, Any], import_dir: str | None = None) -> Any:
     """Build the processor named by `spec` with `options`; check it has a process method."""
-    factory = load_processor_factory(spec)
+    factory = load_processor_factory(spec, import_dir)
     try:
         processor = factory(**options)
     except TypeError as exc:

@@ -1,0 +1,181 @@
+"""Reading input files with limits, and writing outputs atomically: the one way to do each.
+
+Every file a user hands midvbatch (ground truth, templates, TOML, md5 lists, COCO files,
+videos) is opened as a *regular file only* (a FIFO would hang the reader, /dev/zero would
+fill memory), read up to a size cap, and parsed with every parse error caught: a damaged
+file becomes one :class:`MidvBatchError` line naming it, never a traceback.
+
+Every output is written to a temporary name beside its final one and renamed into
+place, so a reader never sees half a file and a crash leaves the old file whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from midvbatch.errors import MidvBatchError
+
+MiB = 1 << 20
+JSON_LIMIT = 64 * MiB  # ground truth and templates are kilobytes; MIDV-2020's VIA files a few MB
+TEXT_LIMIT = 4 * MiB  # TOML configurations, md5 lists
+IMAGE_LIMIT = 256 * MiB  # an extracted frame: 8K as an uncompressed TIFF is 100 MB
+
+
+def _describe(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _missing(path: str | Path) -> str:
+    return "a broken symbolic link" if os.path.islink(path) else "no such file"
+
+
+def check_regular_file(path: str | Path, error: type[MidvBatchError] = MidvBatchError, what: str = "") -> int:
+    """Return the size of `path` if it is a regular file (links followed); else raise `error` naming it.
+
+    Never blocks: a FIFO is refused by its type, without opening it.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise error(_missing(path), path=path) from None
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror or exc}", path=path) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{_describe(st.st_mode)}, not {what or 'a regular file'}", path=path)
+    return st.st_size
+
+
+def _open_regular(path: str | Path, error: type[MidvBatchError], what: str) -> tuple[int, int]:
+    """Open `path` for reading if it is a regular file; return (descriptor, size). Never blocks."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # NONBLOCK: a FIFO opens, then is refused
+    except FileNotFoundError:
+        raise error(_missing(path), path=path) from None
+    except IsADirectoryError:
+        raise error(f"a folder, not {what}", path=path) from None
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror or exc}", path=path) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise error(f"{_describe(st.st_mode)}, not {what}", path=path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st.st_size
+
+
+def open_regular(path: str | Path, error: type[MidvBatchError] = MidvBatchError, what: str = "a file") -> IO[bytes]:
+    """Open the regular file `path` for reading in binary, to stream it (md5 of an archive, say).
+
+    A FIFO, device, folder or missing file raises `error` naming it, without blocking.
+    """
+    fd, _ = _open_regular(path, error, what)
+    return os.fdopen(fd, "rb")
+
+
+def read_bytes(path: str | Path, limit: int, error: type[MidvBatchError] = MidvBatchError,
+               what: str = "a file") -> bytes:
+    """Return the bytes of the regular file `path`, at most `limit`; raise `error` naming the file otherwise."""
+    fd, size = _open_regular(path, error, what)
+    try:
+        if size > limit:
+            raise error(f"{size:,} bytes, more than the {limit:,} bytes {what} may have", path=path)
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, min(1 * MiB, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # it grew while we read it
+                raise error(f"more than the {limit:,} bytes {what} may have", path=path)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror or exc}", path=path) from None
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str | Path, limit: int = TEXT_LIMIT, error: type[MidvBatchError] = MidvBatchError,
+              what: str = "a text file") -> str:
+    """Return the UTF-8 text of `path` (regular file, at most `limit` bytes); raise `error` otherwise."""
+    raw = read_bytes(path, limit, error, what)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"not UTF-8 text (byte {exc.start})", path=path) from None
+
+
+def parse_json(raw: bytes | str, path: str | Path, error: type[MidvBatchError] = MidvBatchError) -> Any:
+    """Parse JSON; any failure (syntax, encoding, nesting too deep, a number too long) raises `error`."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise error(f"bad JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", path=path) from None
+    except UnicodeDecodeError:
+        raise error("bad JSON: not UTF-8 text", path=path) from None
+    except RecursionError:
+        raise error("bad JSON: nested too deeply", path=path) from None
+    except MemoryError:
+        raise error("bad JSON: too large to hold in memory", path=path) from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        if "integer string conversion" in str(exc):
+            raise error(f"bad JSON: a number of more than {sys.get_int_max_str_digits():,} digits",
+                        path=path) from None
+        raise error(f"bad JSON: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", path=path) from None
+
+
+def read_json(path: str | Path, limit: int = JSON_LIMIT, error: type[MidvBatchError] = MidvBatchError) -> Any:
+    """Read and parse the JSON file `path` with limits; raise `error` naming it on any problem."""
+    raw = read_bytes(path, limit, error, "a JSON file")
+    if not raw.strip():
+        raise error("empty file, expected JSON", path=path)
+    return parse_json(raw, path, error)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+@contextmanager
+def atomic_output(path: str | Path, mode: str = "w", **open_args: Any) -> Iterator[IO]:
+    """Open a temporary file beside `path`; on success rename it to `path`, on failure remove it.
+
+    A reader of `path` sees the old file or the whole new one, never half of it.
+    """
+    path = Path(path)
+    tmp = _temporary(path)
+    try:
+        with open(tmp, mode, **open_args) as stream:
+            yield stream
+            stream.flush()
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Write `data` to `path` through a temporary file and a rename."""
+    if isinstance(data, str):
+        with atomic_output(path, "w", encoding="utf-8") as stream:
+            stream.write(data)
+    else:
+        with atomic_output(path, "wb") as stream:
+            stream.write(data)

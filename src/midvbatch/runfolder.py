@@ -1,0 +1,120 @@
+"""The run folder: the names of its own files, and the marker that proves midvbatch made it.
+
+midvbatch deletes or overwrites only what it can prove it created. A run folder proves
+itself by its marker, ``midvbatch-run.json``, holding the run's identity (a random id,
+also stored in the ledger): ``run`` refuses an existing non-empty folder without one, and
+readers refuse a ledger whose id is not the marker's (a ledger copied or swapped in).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from midvbatch.errors import LedgerError
+from midvbatch.fileio import parse_json, read_bytes, write_atomic
+
+MARKER = "midvbatch-run.json"
+LEDGER = "ledger.sqlite"
+CONFIG = "config.toml"
+LOCK = "lock"
+LOGS = "logs"
+TMP = "tmp"
+RUN_LOG = "run.jsonl"
+# the run folder's own files and folders: no artifact and no output may take these names
+RESERVED = (MARKER, LEDGER, f"{LEDGER}-wal", f"{LEDGER}-shm", f"{LEDGER}-journal", CONFIG, LOCK, LOGS, TMP)
+
+
+@dataclass(frozen=True)
+class Marker:
+    """The identity of a run folder."""
+
+    run_id: str
+    created: float
+    version: str
+
+    def to_dict(self) -> dict:
+        """Return the marker as JSON-ready data."""
+        return {"midvbatch_run": self.run_id, "created": self.created, "version": self.version}
+
+
+def read_marker(run_dir: str | Path) -> Marker | None:
+    """Return the run folder's marker, None if it has none; raise LedgerError if it is damaged."""
+    path = Path(run_dir) / MARKER
+    if not path.exists() and not path.is_symlink():
+        return None
+    data = parse_json(read_bytes(path, 1 << 16, LedgerError, "a run marker"), path, LedgerError)
+    if not isinstance(data, dict) or not isinstance(data.get("midvbatch_run"), str):
+        raise LedgerError("damaged run marker (no midvbatch_run id)", path=path)
+    created = data.get("created")
+    return Marker(data["midvbatch_run"], float(created) if isinstance(created, (int, float)) else 0.0,
+                  str(data.get("version", "")))
+
+
+def write_marker(run_dir: str | Path) -> Marker:
+    """Mark `run_dir` as a run folder with a new identity; return it."""
+    from midvbatch import __version__
+
+    marker = Marker(uuid.uuid4().hex, time.time(), __version__)
+    write_atomic(Path(run_dir) / MARKER, json.dumps(marker.to_dict(), indent=1) + "\n")
+    return marker
+
+
+def kind_of_folder(run_dir: str | Path) -> str:
+    """Say what `run_dir` is: 'missing', 'empty', 'run' (has a marker), 'legacy' (a run folder of a
+    midvbatch that wrote no marker: ledger and config, nothing foreign), or 'foreign'.
+
+    Raises LedgerError if it is not a folder or cannot be listed.
+    """
+    path = Path(run_dir)
+    if not path.exists():
+        return "missing"
+    if not path.is_dir():
+        raise LedgerError("not a folder", path=path)
+    try:
+        names = set(os.listdir(path))
+    except OSError as exc:
+        raise LedgerError(f"cannot list the folder: {exc.strerror or exc}", path=path) from None
+    if not names:
+        return "empty"
+    if MARKER in names:
+        return "run"
+    if LEDGER in names and CONFIG in names:
+        return "legacy"
+    return "foreign"
+
+
+def is_reserved(relative: str | Path) -> bool:
+    """True if a path relative to a run folder names one of the run folder's own files."""
+    parts = Path(relative).parts
+    return bool(parts) and (parts[0] in RESERVED or parts[0].startswith(LEDGER))
+
+
+def run_folder_of(path: str | Path) -> Path | None:
+    """Return the run folder that holds `path` (the nearest folder above it with a marker), or None."""
+    here = Path(os.path.abspath(path)).parent
+    for folder in (here, *here.parents):
+        if (folder / MARKER).is_file() or (folder / LEDGER).is_file() and (folder / CONFIG).is_file():
+            return folder
+    return None
+
+
+def check_output_path(out: str | Path) -> Path:
+    """Refuse an output file that would overwrite a run folder's own files or a folder; return it absolute.
+
+    Raises LedgerError naming the path.
+    """
+    target = Path(os.path.abspath(out))
+    if target.is_dir():
+        raise LedgerError("is a folder; give a file name for the output", path=out)
+    folder = run_folder_of(target)
+    if folder is not None:
+        relative = target.relative_to(folder)
+        if is_reserved(relative):
+            raise LedgerError(f"is one of the run folder's own files ({relative.parts[0]}); "
+                              "write the output elsewhere", path=out)
+    return target
