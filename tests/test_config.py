@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from midvbatch.config import PriorityRule, RunConfig, build_config, parse_floor, parse_size
+from midvbatch.config import (
+    Machine,
+    PriorityRule,
+    RunConfig,
+    build_config,
+    load_toml,
+    parse_floor,
+    parse_size,
+)
+from midvbatch.engine.resources import Resources
 from midvbatch.errors import ConfigError
+
+GIB = 2**30
+SMALL = Machine(cores=2, memory=24 * GIB, disk=100 * GIB)  # the figures the options are checked against
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -16,7 +28,8 @@ def test_config_parse_size(text, expected):
     assert parse_size(text) == expected
 
 
-@pytest.mark.parametrize("text", ["12XB", "", "GB", "-5", "1.2.3MB"])
+@pytest.mark.parametrize("text", ["12XB", "", "GB", "-5", "1.2.3MB", "9" * 5000 + "GB", "99999999999999999999999",
+                                  "nan", "inf", "1e309", 2**70, True])
 def test_config_parse_size_rejects(text):
     with pytest.raises(ConfigError):
         parse_size(text)
@@ -46,17 +59,128 @@ def test_config_flags_over_toml_over_defaults(tmp_path):
     ({"pool": "gpu"}, "pool must be one of"),
     ({"workers": "many"}, "workers must be a number or 'auto'"),
     ({"decode_threads": 0}, "decode threads must be 1 or more"),
-    ({"retries": -1}, "retries must be 0 or more"),
+    ({"workers": float("inf")}, "workers must be a number or 'auto'"),
+    ({"workers": "9" * 5000}, "workers must be a number or 'auto'"),
+    ({"workers": -1}, "workers must be 0 or more"),
+    ({"retries": -1}, "retries must be a whole number between 0 and 100"),
+    ({"retries": 101}, "retries must be a whole number between 0 and 100"),
+    ({"retries": True}, "retries must be a whole number"),
     ({"limit": 0}, "limit must be a positive number"),
-    ({"task_timeout": 0}, "task timeout must be a positive number"),
+    ({"task_timeout": 0}, "task timeout must be a number of seconds, more than 0 and at most 604800"),
+    ({"task_timeout": float("nan")}, "task timeout must be a number of seconds"),
+    ({"task_timeout": 8 * 86400}, "task timeout must be a number of seconds"),
+    ({"retry_delay": float("inf")}, "retry delay must be a number of seconds, at least 0 and at most 3600, not inf"),
+    ({"retry_delay": -1}, "retry delay must be"),
+    ({"max_failures": 0}, "max-failures must be a whole number 1 or more"),
+    ({"max_tasks_per_worker": 2.5}, "max-tasks-per-worker must be a whole number"),
+    ({"options": {"a": float("nan")}}, "option a is nan; processor options must be finite"),
+    ({"options": {"a": {"b": [1, float("-inf")]}}}, r"option a\.b\[1\] is -inf"),
+    ({"worker_memory": "1MiB"}, "worker-memory '1MiB' is below the 64 MiB a worker needs"),
+    ({"worker_memory": 0}, "is below the 64 MiB"),
+    ({"min_free_memory": "24GiB"}, "min-free-memory '24GiB' can never be met: this machine has 24.0 GiB"),
+    ({"min_free_memory": "100%"}, "can never be met"),
+    ({"min_free_disk": "1TB"}, "min-free-disk '1TB' can never be met: the run folder's disk holds 100.0 GiB"),
+    ({"priority": ["clip=T*:99999999999999999999999"]}, "the weight must be between -1000000000 and 1000000000"),
+    ({"priority": ["clip=T*:-" + "9" * 5000]}, "the weight must be between"),
+    ({"check": "yes"}, "check must be true or false"),
     ({"on_disk_full": "panic"}, "on-disk-full must be one of"),
     ({"worker_memory": "lots"}, "worker-memory 'lots' is not a size"),
     ({"priority": ["clip=H*"]}, "bad priority rule 'clip=H\\*'"),
 ])
 def test_config_bad_values_raise_one_line(values, message):
     with pytest.raises(ConfigError, match=message) as info:
-        RunConfig(dataset="d", out="o", **values).validate()
-    assert "\n" not in str(info.value)
+        RunConfig(dataset="d", out="o", **values).validate(SMALL)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize("workers, threads, expected, notes", [
+    (10000, "auto", (8, 1), ["workers capped at 8 (asked 10000): 4 per core on 2 cores"]),
+    (3, 1000, (3, 8), ["decode threads capped at 8 (asked 1000): 4 per core on 2 cores"]),
+    ("auto", "auto", (2, 1), []),
+    (8, 8, (8, 8), []),
+])
+def test_config_caps_workers_and_decode_threads_to_the_machine(workers, threads, expected, notes):
+    config = RunConfig(dataset="d", out="o", workers=workers, decode_threads=threads, worker_memory="none")
+    config.validate(SMALL)
+    assert (config.worker_count(), config.decode_thread_count()) == expected
+    assert config.adjustments == notes
+    assert config.workers == workers  # saved as asked: a bigger machine resuming the run honours more
+
+
+def test_config_caps_workers_to_the_memory():
+    config = RunConfig(dataset="d", out="o", workers=64, worker_memory="none").validate(Machine(32, GIB))
+    assert config.worker_count() == 4
+    assert config.adjustments == ["workers capped at 4 (asked 64): 256 MiB each of 1.0 GiB of memory"]
+
+
+def test_config_default_worker_memory_limit_shares_the_memory():
+    config = RunConfig(dataset="d", out="o").validate(SMALL)
+    assert config.worker_memory_limit() == int(0.8 * 24 * GIB / 2)
+    note = "worker memory limit 9.6 GiB each (default: 80% of 24.0 GiB over 2 workers; --worker-memory none turns it off)"
+    assert config.adjustments == [note]
+    assert RunConfig(dataset="d", out="o", workers=1).validate(SMALL).worker_memory_limit() == int(0.8 * 24 * GIB)
+    tiny = RunConfig(dataset="d", out="o", workers=8).validate(Machine(2, 512 * 2**20))
+    assert (tiny.worker_count(), tiny.worker_memory_limit()) == (2, int(0.8 * 512 * 2**20 / 2))  # the capped count
+
+
+@pytest.mark.parametrize("values", [{"worker_memory": "none"}, {"worker_memory": "None"}, {"workers": 0},
+                                    {"pool": "thread"}, {"pool": "dask"}])
+def test_config_no_worker_memory_limit_when_off_or_unenforceable(values):
+    config = RunConfig(dataset="d", out="o", **values).validate(SMALL)
+    assert config.worker_memory_limit() is None and config.adjustments == []
+
+
+def test_config_worker_memory_above_the_machine_is_capped_with_a_note():
+    config = RunConfig(dataset="d", out="o", worker_memory="100GiB").validate(SMALL)
+    assert config.worker_memory_limit() == 24 * GIB
+    assert config.adjustments == ["worker memory capped at 24.0 GiB (asked '100GiB'): the machine's memory"]
+    assert RunConfig(dataset="d", out="o", worker_memory="2GiB").validate(SMALL).adjustments == []
+
+
+def test_config_adjustments_are_neither_saved_nor_fingerprinted(tmp_path):
+    config = RunConfig(dataset="d", out="o", workers=10000).validate(SMALL)
+    assert config.adjustments and "adjustments" not in config.to_dict()
+    config.save(tmp_path / "c.toml")
+    assert "adjustments" not in load_toml(tmp_path / "c.toml")
+    assert config.result_fingerprint() == RunConfig(dataset="d", out="o").result_fingerprint()
+    config.validate(SMALL)
+    assert len(config.adjustments) == 2  # validate() again does not repeat the notes
+
+
+@pytest.mark.parametrize("text, message", [
+    ("task_timeout = nan\n", "task timeout must be a number of seconds"),
+    ("retry_delay = inf\n", "retry delay must be a number of seconds"),
+    ("retries = 1e3\n", "retries must be a whole number"),
+    ("workers = 2.5\n", "workers must be a number or 'auto'"),
+    ("worker_memory = \"64KiB\"\n", "below the 64 MiB"),
+    ("[options]\nmin_area = -inf\n", "option min_area is -inf"),
+])
+def test_config_toml_values_are_bounded_too(tmp_path, text, message):
+    toml = tmp_path / "run.toml"
+    toml.write_text('dataset = "d"\nout = "o"\n' + text)
+    with pytest.raises(ConfigError, match=message):
+        build_config({}, toml)
+
+
+def test_config_file_that_is_a_fifo_or_a_folder_is_refused(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo")
+    for path, message in ((tmp_path / "fifo", "not a regular file"), (tmp_path, "not a regular file")):
+        with pytest.raises(ConfigError, match=message):
+            load_toml(path)
+
+
+def test_config_resources_use_the_readings_for_the_default_limit_and_the_floors(tmp_path):
+    config = RunConfig(dataset="d", out=str(tmp_path), workers=2).validate(SMALL)
+    resources = Resources(config, tmp_path, memory_reading=lambda: (6 * GIB, 8 * GIB),
+                          disk_reading=lambda path: (50 * GIB, 100 * GIB))
+    assert resources.worker_limit == int(0.8 * 8 * GIB / 2)
+    assert resources.disk_floor == GIB and resources.memory_floor == 8 * GIB // 10
+    config = RunConfig(dataset="d", out=str(tmp_path), min_free_memory="12GiB").validate(SMALL)
+    with pytest.raises(ConfigError, match="min-free-memory '12GiB' can never be met: this machine has 8.0 GiB"):
+        Resources(config, tmp_path, memory_reading=lambda: (6 * GIB, 8 * GIB),
+                  disk_reading=lambda path: (50 * GIB, 100 * GIB))
 
 
 def test_config_unknown_toml_key_names_the_file(tmp_path):

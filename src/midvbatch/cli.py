@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import os
 import re
 import sys
 
 import click
 
 from midvbatch import __version__
+from midvbatch.config import MAX_JOBS, MAX_RETRIES, MAX_RETRY_DELAY, MAX_TASK_TIMEOUT
 from midvbatch.errors import MidvBatchError
 
 
@@ -60,6 +63,60 @@ def _size(ctx, param, value):
     return int(m.group(1)), int(m.group(2))
 
 
+def _cut(value, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+class _Seconds(click.ParamType):
+    """Finite seconds from `low` (excluded when `above`) to `high`: nan, inf and 1e309 are usage errors."""
+
+    name = "seconds"
+
+    def __init__(self, low: float, high: float, *, above: bool = False):
+        self.low, self.high, self.above = low, high, above
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            self.fail(f"{_cut(value)} is not a number of seconds", param, ctx)
+        if not (math.isfinite(number) and self.low <= number <= self.high) or self.above and number == self.low:
+            lower = f"more than {self.low:g}" if self.above else f"{self.low:g}"
+            self.fail(f"{_cut(value)} is not between {lower} and {self.high:g} seconds", param, ctx)
+        return number
+
+
+class _Path(click.Path):
+    """click.Path that refuses, as a usage error, a name longer than the system can hold (255 bytes, 4096 in all)."""
+
+    def convert(self, value, param, ctx):
+        name = os.fsencode(value)
+        if len(name) >= 4096 or any(len(part) > 255 for part in name.split(b"/")):
+            self.fail(f"{_cut(os.fsdecode(name))} is too long for a file name", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class _Count(click.ParamType):
+    """A whole number of at least `minimum`, or 'auto'; capped to the machine later, by RunConfig."""
+
+    name = "count"
+
+    def __init__(self, minimum: int):
+        self.minimum = minimum
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool) or value == "auto":
+            return value
+        try:
+            number = int(str(value).strip())
+        except ValueError:  # also for digit strings too long for int()
+            self.fail(f"{_cut(value)} is not a whole number or 'auto'", param, ctx)
+        if number < self.minimum:
+            self.fail(f"{number} is less than {self.minimum}", param, ctx)
+        return number
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="midvbatch")
 def cli():
@@ -81,7 +138,7 @@ _MISSING_LABELS = {
 
 
 @cli.command("ls")
-@click.argument("dataset_dir", type=click.Path(file_okay=False, path_type=str))
+@click.argument("dataset_dir", type=_Path(file_okay=False, path_type=str))
 @click.option("--docs", multiple=True, metavar="PATTERN", help="Only documents matching this glob (repeatable).")
 @click.option("--clips", multiple=True, metavar="PATTERN", help="Only clips whose code or id matches (repeatable).")
 @click.option("--frames", "show_frames", is_flag=True, help="One record per annotated frame: quad and visibility subsets.")
@@ -137,7 +194,7 @@ def ls_command(dataset_dir, docs, clips, show_frames, show_missing, catalog, as_
 
 
 @cli.command("probe")
-@click.argument("video", type=click.Path(path_type=str))
+@click.argument("video", type=_Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_user_errors
 def probe_command(video, as_json):
@@ -182,7 +239,7 @@ def synth_command(out_dir, docs, clips, size, seconds, seed, with_frames, trajec
 
 
 @cli.command("frames")
-@click.argument("dataset_dir", type=click.Path(file_okay=False, path_type=str))
+@click.argument("dataset_dir", type=_Path(file_okay=False, path_type=str))
 @click.option("--docs", multiple=True, metavar="PATTERN", help="Only documents matching this glob (repeatable).")
 @click.option("--clips", multiple=True, metavar="PATTERN", help="Only clips whose code or id matches (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -224,20 +281,33 @@ def _option(ctx, param, values):
             raise click.BadParameter(f"{item!r} is not KEY=VALUE")
         try:
             options[key] = json.loads(raw)
-        except json.JSONDecodeError:
+        except ValueError:  # JSONDecodeError, or an integer of 4300+ digits
             options[key] = raw
+        if any(isinstance(v, float) and not math.isfinite(v) for v in _numbers(options[key])):  # NaN, Infinity, 1e999
+            raise click.BadParameter(f"{_cut(item)}: processor options must be finite numbers")
     return options or None
+
+
+def _numbers(value):
+    """Yield the numbers in a JSON value."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        for v in value:
+            yield from _numbers(v)
+    elif isinstance(value, (int, float)):
+        yield value
 
 
 def _selection_options(func):
     for decorator in reversed([
         click.option("--docs", multiple=True, metavar="PATTERN", help="Only documents matching this glob (repeatable)."),
         click.option("--clips", multiple=True, metavar="PATTERN", help="Only clips whose code or id matches (repeatable)."),
-        click.option("--limit", type=int, metavar="N", help="Only the first N clips of the queue."),
+        click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the first N clips of the queue."),
         click.option("--priority", multiple=True, metavar="RULE",
                      help="KEY=PATTERN:WEIGHT with KEY clip, doc or id, e.g. 'clip=H*:10'; higher goes first (repeatable)."),
         click.option("--catalog", metavar="NAME", help="Dataset the folder holds (midv500, midv2019); guessed by default."),
-        click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=str), metavar="FILE.toml",
+        click.option("--config", "config_file", type=_Path(dir_okay=False, path_type=str), metavar="FILE.toml",
                      help="Read options from a TOML file; flags given here win."),
     ]):
         func = decorator(func)
@@ -245,29 +315,34 @@ def _selection_options(func):
 
 
 @cli.command("run")
-@click.argument("dataset_dir", required=False, type=click.Path(file_okay=False, path_type=str))
-@click.option("--out", metavar="RUN_DIR", help="Run folder: ledger, logs, artifacts. Run again to resume.")
+@click.argument("dataset_dir", required=False, type=_Path(file_okay=False, path_type=str))
+@click.option("--out", type=_Path(path_type=str), metavar="RUN_DIR", help="Run folder: ledger, logs, artifacts. Run again to resume.")
 @click.option("--pipeline", type=click.Choice(["localize", "ground-truth", "frames", "extract", "probe"]),
               help="Built-in pipeline (default localize).")
 @click.option("--processor", metavar="MODULE:FACTORY", help="Your processor: MODULE:FACTORY or a registered name.")
 @click.option("--option", "options", multiple=True, callback=_option, metavar="KEY=VALUE",
               help="Option for the processor's factory; VALUE is JSON or text (repeatable).")
-@click.option("--workers", metavar="N|auto", help="Worker count (default one per core; 0 runs clips inline, for debugging).")
+@click.option("--workers", type=_Count(0), metavar="N|auto", help="Worker count (default one per core; 0 runs clips inline, for debugging).")
 @click.option("--pool", type=click.Choice(["process", "thread", "dask"]),
               help="Worker processes (default), threads, or a Dask cluster (see --scheduler).")
 @click.option("--scheduler", metavar="ADDRESS", help="With --pool dask: the scheduler (tcp://host:8786), or 'local'.")
-@click.option("--decode-threads", metavar="N|auto",
+@click.option("--decode-threads", type=_Count(1), metavar="N|auto",
               help="FFmpeg decoding threads per worker (default auto: the cores shared among the workers).")
 @click.option("--image-format", type=click.Choice(["png", "jpg", "tif"]), help="Image format of --pipeline extract.")
-@click.option("--retries", type=int, metavar="N", help="Attempts after the first for a failing clip (default 2).")
+@click.option("--retries", type=click.IntRange(0, MAX_RETRIES), metavar="N",
+              help="Attempts after the first for a failing clip (default 2).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Console log level (default info).")
-@click.option("--retry-delay", type=float, metavar="SECONDS", help="Wait before the first retry; doubles each attempt (default 2).")
-@click.option("--task-timeout", type=float, metavar="SECONDS", help="Kill a clip's worker after this long; the clip fails with 'timeout'.")
-@click.option("--max-failures", type=int, metavar="N", help="Stop dispatching once N clips are dead (default: never).")
-@click.option("--max-tasks-per-worker", type=int, metavar="N", help="Replace each worker after N clips, to contain leaks.")
+@click.option("--retry-delay", type=_Seconds(0, MAX_RETRY_DELAY), metavar="SECONDS",
+              help="Wait before the first retry; doubles each attempt, at most 1 hour (default 2; 0 to 3600).")
+@click.option("--task-timeout", type=_Seconds(0, MAX_TASK_TIMEOUT, above=True), metavar="SECONDS", help="Kill a clip's worker after this long; the clip fails with 'timeout'.")
+@click.option("--max-failures", type=click.IntRange(min=1), metavar="N", help="Stop dispatching once N clips are dead (default: never).")
+@click.option("--max-tasks-per-worker", type=click.IntRange(min=1), metavar="N", help="Replace each worker after N clips, to contain leaks.")
 @click.option("--min-free-memory", metavar="SIZE|N%", help="Dispatch only while this much memory is available (default 10% of RAM or 1GiB, the smaller).")
-@click.option("--worker-memory", metavar="SIZE", help="Kill a worker whose resident memory passes SIZE (1GB, 512MiB); its clip fails with 'memory'.")
-@click.option("--min-free-disk", metavar="SIZE|N%", help="Dispatch only while RUN_DIR's disk has this much free plus the next clip's output (default 1GiB).")
+@click.option("--worker-memory", metavar="SIZE|none",
+              help="Kill a worker whose resident memory passes SIZE (1GB, 512MiB); its clip fails with 'memory' "
+                   "(default 80% of RAM shared among the workers; none: no limit).")
+@click.option("--min-free-disk", metavar="SIZE|N%", help="Dispatch only while RUN_DIR's disk has this much free plus the next clip's output "
+                   "(default 1GiB or 10% of the disk, the smaller).")
 @click.option("--on-disk-full", type=click.Choice(["wait", "stop"]), help="Below --min-free-disk: wait for space (default) or stop cleanly.")
 @click.option("--strict", is_flag=True, default=None, help="Refuse to start when a selected clip is invalid.")
 @click.option("--no-check", "no_check", is_flag=True, default=None,
@@ -307,12 +382,14 @@ def _print_summary(summary) -> None:
     sys.exit(summary.exit_code)
 
 
-def _int_or_text(value: str):
-    return int(value) if value.lstrip("-").isdigit() else value
+def _int_or_text(value):
+    if not isinstance(value, str):  # --workers and --decode-threads arrive as int or 'auto' (_Count)
+        return value
+    return int(value) if value.lstrip("-").isdigit() and len(value) < 100 else value
 
 
 @cli.command("plan")
-@click.argument("dataset_dir", required=False, type=click.Path(file_okay=False, path_type=str))
+@click.argument("dataset_dir", required=False, type=_Path(file_okay=False, path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_selection_options
 @_user_errors
@@ -336,10 +413,10 @@ def plan_command(dataset_dir, as_json, docs, clips, limit, priority, catalog, co
 
 
 @cli.command("status")
-@click.argument("run_dir", type=click.Path(path_type=str))
+@click.argument("run_dir", type=_Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--watch", is_flag=True, help="Refresh every --interval seconds until the run ends.")
-@click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between refreshes of --watch.")
+@click.option("--interval", type=_Seconds(0.1, 3600), default=2.0, show_default=True, help="Seconds between refreshes of --watch.")
 @_user_errors
 def status_command(run_dir, as_json, watch, interval):
     """Print where the run in RUN_DIR stands; works during the run, from another shell, and after."""
@@ -362,7 +439,7 @@ def status_command(run_dir, as_json, watch, interval):
 
 
 @cli.command("failures")
-@click.argument("run_dir", type=click.Path(path_type=str))
+@click.argument("run_dir", type=_Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
 @_user_errors
@@ -391,7 +468,7 @@ def failures_command(run_dir, as_json, as_csv):
 
 
 @cli.command("retry")
-@click.argument("run_dir", type=click.Path(path_type=str))
+@click.argument("run_dir", type=_Path(path_type=str))
 @click.option("--clip", "clips", multiple=True, metavar="PATTERN", help="Dead clips whose id or code matches (repeatable).")
 @click.option("--all-dead", is_flag=True, help="Every dead clip.")
 @_user_errors
@@ -409,12 +486,12 @@ def retry_command(run_dir, clips, all_dead):
 
 @cli.command("fetch")
 @click.option("--dataset", default="midv500", show_default=True, metavar="NAME", help="Dataset to fetch: midv500 or midv2019.")
-@click.option("--dest", required=True, type=click.Path(path_type=str), metavar="DIR",
+@click.option("--dest", required=True, type=_Path(path_type=str), metavar="DIR",
               help="Folder to put the documents in (created); run again to resume.")
 @click.option("--docs", multiple=True, metavar="PATTERN", help="Only documents matching this glob, e.g. '0[1-5]_*' (repeatable).")
 @click.option("--mirror", metavar="URL", help="ftp://, http:// or https:// folder holding NN_name.zip and md5.txt, instead of the official one.")
-@click.option("--jobs", default=2, show_default=True, type=click.IntRange(min=1), help="Archives fetched at once.")
-@click.option("--from-archives", type=click.Path(path_type=str), metavar="DIR",
+@click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, MAX_JOBS), help="Archives fetched at once.")
+@click.option("--from-archives", type=_Path(path_type=str), metavar="DIR",
               help="Import archives downloaded by hand from DIR (no network); default: every archive there.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_user_errors
@@ -447,10 +524,10 @@ def fetch_command(dataset, dest, docs, mirror, jobs, from_archives, as_json):
 
 
 @cli.command("validate")
-@click.argument("dataset_dir", type=click.Path(file_okay=False, path_type=str))
+@click.argument("dataset_dir", type=_Path(file_okay=False, path_type=str))
 @click.option("--deep", is_flag=True, help="Also decode every annotated frame and compare it with its extracted TIFF.")
 @click.option("--catalog", metavar="NAME", help="Dataset the folder holds (midv500, midv2019); guessed by default.")
-@click.option("--jobs", type=int, default=2, show_default=True, help="Clips checked at once.")
+@click.option("--jobs", type=click.IntRange(1, MAX_JOBS), default=2, show_default=True, help="Clips checked at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @_user_errors
 def validate_command(dataset_dir, deep, catalog, jobs, as_json):
@@ -480,13 +557,13 @@ def validate_command(dataset_dir, deep, catalog, jobs, as_json):
 
 
 @cli.command("export")
-@click.argument("run_dir", type=click.Path(path_type=str))
+@click.argument("run_dir", type=_Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "coco", "smartengines"]), default="jsonl",
               show_default=True, help="JSON lines, CSV (result fields become result.KEY columns), COCO, or the "
                                       "report.json of the reference evaluation.")
 @click.option("--predictions", is_flag=True, help="coco: the predicted quads instead of the ground truth.")
 @click.option("--subset", metavar="NAME", help="smartengines: write the runlist of this visibility subset instead.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=str), help="Write to this file instead of standard output.")
+@click.option("--out", type=_Path(dir_okay=False, path_type=str), help="Write to this file instead of standard output.")
 @_user_errors
 def export_command(run_dir, fmt, predictions, subset, out):
     """Export the results of RUN_DIR: one record per frame, or per clip for clip processors."""
@@ -498,10 +575,10 @@ def export_command(run_dir, fmt, predictions, subset, out):
 
 
 @cli.command("report")
-@click.argument("run_dir", type=click.Path(path_type=str))
+@click.argument("run_dir", type=_Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice(["md", "html", "json", "csv"]), default="md", show_default=True,
               help="Markdown (the terminal), a self-contained HTML page with plots, JSON or CSV.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=str),
+@click.option("--out", type=_Path(dir_okay=False, path_type=str),
               help="Write to this file (html also writes its plots as PNG beside it, in NAME-plots/).")
 @_user_errors
 def report_command(run_dir, fmt, out):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
+import shutil
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -26,7 +28,18 @@ POOLS = ("process", "thread", "dask")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 ON_DISK_FULL = ("wait", "stop")
 _PRIORITY = re.compile(r"^(clip|doc|id)=([^:]+):(-?\d+)$")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.I)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+MAX_SIZE = 2**60  # 1 EiB: larger than any machine's memory or disk
+MIN_WORKER_MEMORY = 64 * 2**20  # below this a worker process cannot even start Python and PyAV
+WORKER_MEMORY_SHARE = 0.8  # default worker memory limit: this share of RAM, split among the workers
+MEMORY_PER_WORKER = 256 * 2**20  # a worker holds at least this much; caps --workers on small machines
+WORKERS_PER_CORE = 4  # more workers (or decode threads) than this per core only thrash
+MAX_RETRIES = 100
+MAX_RETRY_DELAY = 3600.0  # seconds: the longest --retry-delay
+MAX_RETRY_WAIT = 3600.0  # the exponential backoff never waits longer than this per retry
+MAX_TASK_TIMEOUT = 7 * 86400.0  # seconds: one week
+MAX_JOBS = 64  # --jobs of fetch and validate: archives or clips at once
+MAX_PRIORITY = 10**9  # |weight| of a priority rule; the ledger stores priorities as 64-bit integers
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
           "t": 1000**4, "tb": 1000**4, "ki": 1024, "kib": 1024, "mi": 1024**2, "mib": 1024**2, "gi": 1024**3,
           "gib": 1024**3, "ti": 1024**4, "tib": 1024**4}
@@ -36,15 +49,20 @@ def parse_size(value: int | str, what: str = "size") -> int:
     """Return bytes from 1GB (10^9), 512MiB (2^29), 1.5G or a plain number of bytes; raise ConfigError."""
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
-            raise ConfigError(f"{what} must not be negative, not {value}")
+            raise ConfigError(f"{what} must not be negative, not {_show(value)}")
+        if value > MAX_SIZE:
+            raise ConfigError(f"{what} {_show(value)} is too large (at most 1EiB)")
         return value
     m = _SIZE.match(str(value))
     if not m or m.group(2) is None and not str(value).strip():
-        raise ConfigError(f"{what} {value!r} is not a size like 1GB, 512MiB or a number of bytes")
+        raise ConfigError(f"{what} {_show(value)} is not a size like 1GB, 512MiB or a number of bytes")
     unit = (m.group(2) or "").lower()
     if unit not in _UNITS:
-        raise ConfigError(f"{what} {value!r} has an unknown unit {m.group(2)!r} (use KB, MB, GB, KiB, MiB, GiB)")
-    return int(float(m.group(1)) * _UNITS[unit])
+        raise ConfigError(f"{what} {_show(value)} has an unknown unit {m.group(2)!r} (use KB, MB, GB, KiB, MiB, GiB)")
+    number = float(m.group(1)) * _UNITS[unit]  # a long digit string is inf, never an error
+    if not number <= MAX_SIZE:
+        raise ConfigError(f"{what} {_show(value)} is too large (at most 1EiB)")
+    return int(number)
 
 
 def parse_floor(value: int | str, total: int, what: str) -> int:
@@ -54,9 +72,9 @@ def parse_floor(value: int | str, total: int, what: str) -> int:
         try:
             share = float(text[:-1])
         except ValueError:
-            raise ConfigError(f"{what} {value!r} is not a percentage like 10%") from None
-        if not 0 <= share <= 100:
-            raise ConfigError(f"{what} {value!r} must be between 0% and 100%")
+            raise ConfigError(f"{what} {_show(value)} is not a percentage like 10%") from None
+        if not 0 <= share <= 100:  # also nan
+            raise ConfigError(f"{what} {_show(value)} must be between 0% and 100%")
         return int(total * share / 100)
     return parse_size(value, what)
 
@@ -66,15 +84,85 @@ def cpu_cores() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+def _show(value: Any, width: int = 40) -> str:
+    """Return repr(value) cut to `width` characters, so that an error stays one short line."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
 def _count(value: Any, what: str, *, minimum: int) -> int:
     """Return `value` as an int of at least `minimum`, else raise ConfigError naming `what`."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"{what} must be a number or 'auto', not {_show(value)}")
     try:
         n = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what} must be a number or 'auto', not {value!r}") from None
+    except ValueError:  # also a digit string too long for int()
+        raise ConfigError(f"{what} must be a number or 'auto', not {_show(value)}") from None
     if n < minimum:
         raise ConfigError(f"{what} must be {minimum} or more, not {n}")
     return n
+
+
+def _whole(value: Any, what: str, low: int, high: int | None = None) -> int:
+    """Return `value` if it is an int in [low, high], else raise ConfigError naming `what`."""
+    bounds = f"between {low} and {high}" if high is not None else f"{low} or more"
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or high is not None and value > high:
+        raise ConfigError(f"{what} must be a whole number {bounds}, not {_show(value)}")
+    return value
+
+
+def _seconds(value: Any, what: str, low: float, high: float, *, above: bool = False) -> float:
+    """Return `value` as finite seconds in [low, high] (`above`: low itself excluded), else raise ConfigError."""
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float))
+          and (not isinstance(value, float) or math.isfinite(value))
+          and (value > low if above else value >= low) and value <= high)
+    if not ok:
+        lower = f"more than {low:g}" if above else f"at least {low:g}"
+        raise ConfigError(f"{what} must be a number of seconds, {lower} and at most {high:g}, not {_show(value)}")
+    return float(value)
+
+
+def _finite(value: Any, where: str) -> None:
+    """Raise ConfigError if `value` holds a float that is nan or infinite (JSON and TOML both allow them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"option {where} is {value}; processor options must be finite numbers")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _finite(v, f"{where}[{i}]")
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the computer can honour: cores, total memory and the run folder's disk size, in bytes."""
+
+    cores: int
+    memory: int
+    disk: int | None = None  # None: unknown (the check of --min-free-disk waits for the run's own reading)
+
+    @classmethod
+    def current(cls, path: str | Path | None = None) -> Machine:
+        """Read this machine; `disk` is the size of the filesystem that holds (or will hold) `path`."""
+        import psutil  # here, not at import time: the CLI imports this module for its bounds
+
+        return cls(cpu_cores(), psutil.virtual_memory().total, _disk_size(path) if path else None)
+
+
+def _disk_size(path: str | Path) -> int | None:
+    """Return the size of the filesystem of `path` or of its nearest existing parent, None if unreadable."""
+    try:
+        where = Path(path).absolute()
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        return shutil.disk_usage(where).total
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -91,10 +179,15 @@ class PriorityRule:
         m = _PRIORITY.match(text.strip())
         if not m:
             raise ConfigError(
-                f"bad priority rule {text!r}: expected KEY=PATTERN:WEIGHT with KEY clip, doc or id, "
+                f"bad priority rule {_show(text)}: expected KEY=PATTERN:WEIGHT with KEY clip, doc or id, "
                 "e.g. 'clip=H*:10'"
             )
-        return cls(m.group(1), m.group(2), int(m.group(3)))
+        digits = m.group(3).lstrip("-").lstrip("0")
+        weight = int(m.group(3)) if len(digits) <= 10 else MAX_PRIORITY + 1  # int() refuses 4300+ digits
+        if abs(weight) > MAX_PRIORITY:
+            raise ConfigError(f"bad priority rule {_show(text)}: the weight must be between "
+                              f"-{MAX_PRIORITY} and {MAX_PRIORITY}")
+        return cls(m.group(1), m.group(2), weight)
 
     def __str__(self) -> str:
         return f"{self.key}={self.pattern}:{self.weight}"
@@ -125,88 +218,186 @@ class RunConfig:
     max_failures: int | None = None  # stop dispatching once this many clips are dead
     max_tasks_per_worker: int | None = None  # recycle a worker after this many clips
     min_free_memory: str | int | None = None  # default: 10% of RAM or 1 GiB, whichever is smaller
-    worker_memory: str | int | None = None  # kill a worker whose resident memory passes this
-    min_free_disk: str | int = "1GiB"
+    worker_memory: str | int | None = None  # kill a worker past this; default 80% of RAM / workers; "none": never
+    min_free_disk: str | int | None = None  # default: 1 GiB or 10% of the disk, whichever is smaller
     on_disk_full: str = "wait"
     log_level: str = "info"
     check: bool = True  # validate the clips before running them
     strict: bool = False  # refuse to start when a selected clip is invalid
 
-    def validate(self) -> RunConfig:
-        """Check every option; raise ConfigError naming the first bad one. Return self."""
-        if not self.dataset:
-            raise ConfigError("no dataset given")
-        if self.processor is None and self.pipeline not in PIPELINES:
-            raise ConfigError(f"unknown pipeline {self.pipeline!r} (one of {', '.join(PIPELINES)})")
-        if not self.out:
-            raise ConfigError("no run folder given (--out RUN_DIR)")
-        if self.pool not in POOLS:
-            raise ConfigError(f"pool must be one of {', '.join(POOLS)}, not {self.pool!r}")
-        if self.image_format not in IMAGE_FORMATS:
-            raise ConfigError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, not {self.image_format!r}")
-        if self.log_level not in LOG_LEVELS:
-            raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
-        self.worker_count()
-        self.decode_thread_count()
-        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
-            raise ConfigError(f"limit must be a positive number of clips, not {self.limit!r}")
-        if not isinstance(self.retries, int) or self.retries < 0:
-            raise ConfigError(f"retries must be 0 or more, not {self.retries!r}")
-        if not isinstance(self.retry_delay, (int, float)) or self.retry_delay < 0:
-            raise ConfigError(f"retry delay must be 0 or more seconds, not {self.retry_delay!r}")
-        if self.task_timeout is not None and (not isinstance(self.task_timeout, (int, float)) or self.task_timeout <= 0):
-            raise ConfigError(f"task timeout must be a positive number of seconds, not {self.task_timeout!r}")
-        for name in ("max_failures", "max_tasks_per_worker"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name.replace('_', '-')} must be a positive number, not {value!r}")
-        if self.on_disk_full not in ON_DISK_FULL:
-            raise ConfigError(f"on-disk-full must be one of {', '.join(ON_DISK_FULL)}, not {self.on_disk_full!r}")
-        self.memory_floor(1 << 30)
-        self.disk_floor(1 << 30)
-        self.worker_memory_limit()
-        if not isinstance(self.options, dict):
-            raise ConfigError("options must be a table of processor options")
+    def __post_init__(self) -> None:
+        # Not fields: neither saved in config.toml nor part of the fingerprint.
+        self.adjustments: list[str] = []  # what validate() capped or derived from the machine, one line each
+        self._machine: Machine | None = None
+
+    def machine(self) -> Machine:
+        """Return the machine the options are checked against: the one given to validate(), else this one."""
+        if self._machine is None:
+            self._machine = Machine.current(self.out or None)
+        return self._machine
+
+    def validate(self, machine: Machine | None = None) -> RunConfig:
+        """Check every option; raise ConfigError naming the first bad one. Return self.
+
+        Options the machine cannot honour are capped (--workers, --decode-threads,
+        --worker-memory) or refused (floors it can never meet); `adjustments` says in one
+        line each what was capped and what default was derived from the machine. `machine`
+        replaces this computer's figures (for tests).
+        """
+        if machine is not None:
+            self._machine = machine
+        self.adjustments = []
         for name in ("docs", "clips", "priority"):
             value = getattr(self, name)
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{name} must be a list of patterns, not {value!r}")
+                raise ConfigError(f"{name} must be a list of patterns, not {_show(value)}")
         for name in ("dataset", "out", "pipeline"):
             if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name} must be text, not {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be text, not {_show(getattr(self, name))}")
         for name in ("processor", "catalog", "scheduler"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name} must be text, not {getattr(self, name)!r}")
-        if isinstance(self.task_timeout, bool) or isinstance(self.workers, (bool, float)):
-            raise ConfigError("task timeout must be seconds and workers a whole number")
+                raise ConfigError(f"{name} must be text, not {_show(getattr(self, name))}")
+        for name in ("dataset", "out"):
+            text = os.fsencode(getattr(self, name) or "")
+            if len(text) >= 4096 or any(len(part) > 255 for part in text.split(b"/")):
+                raise ConfigError(f"{name} {_show(getattr(self, name))} is too long for a file name")
+        if not self.dataset:
+            raise ConfigError("no dataset given")
+        if self.processor is None and self.pipeline not in PIPELINES:
+            raise ConfigError(f"unknown pipeline {_show(self.pipeline)} (one of {', '.join(PIPELINES)})")
+        if not self.out:
+            raise ConfigError("no run folder given (--out RUN_DIR)")
+        if self.pool not in POOLS:
+            raise ConfigError(f"pool must be one of {', '.join(POOLS)}, not {_show(self.pool)}")
+        if self.image_format not in IMAGE_FORMATS:
+            raise ConfigError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, not {_show(self.image_format)}")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {_show(self.log_level)}")
+        machine = self.machine()
+        self._check_counts(machine)
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
+            raise ConfigError(f"limit must be a positive number of clips, not {_show(self.limit)}")
+        _whole(self.retries, "retries", 0, MAX_RETRIES)
+        _seconds(self.retry_delay, "retry delay", 0, MAX_RETRY_DELAY)
+        if self.task_timeout is not None:
+            _seconds(self.task_timeout, "task timeout", 0, MAX_TASK_TIMEOUT, above=True)
+        for name in ("max_failures", "max_tasks_per_worker"):
+            if getattr(self, name) is not None:
+                _whole(getattr(self, name), name.replace("_", "-"), 1)
+        if self.on_disk_full not in ON_DISK_FULL:
+            raise ConfigError(f"on-disk-full must be one of {', '.join(ON_DISK_FULL)}, not {_show(self.on_disk_full)}")
+        self.memory_floor(machine.memory)
+        if machine.disk is not None:
+            self.disk_floor(machine.disk)
+        self._check_worker_memory(machine)
+        if not isinstance(self.options, dict):
+            raise ConfigError("options must be a table of processor options")
+        _finite(self.options, "")
+        for name in ("check", "strict"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, not {_show(getattr(self, name))}")
         self.priority_rules()
         return self
 
+    def _check_counts(self, machine: Machine) -> None:
+        """Check --workers and --decode-threads; note what worker_count() and decode_thread_count() cap."""
+        for what, value, minimum, count in (("workers", self.workers, 0, self.worker_count),
+                                             ("decode threads", self.decode_threads, 1, self.decode_thread_count)):
+            if value == "auto":
+                continue
+            asked, capped = _count(value, what, minimum=minimum), count()
+            if capped < asked:
+                why = (f"{WORKERS_PER_CORE} per core on {machine.cores} cores"
+                       if capped == WORKERS_PER_CORE * machine.cores else
+                       f"{MEMORY_PER_WORKER >> 20} MiB each of {_gib(machine.memory)} of memory")
+                self.adjustments.append(f"{what} capped at {capped} (asked {_show(asked, 20)}): {why}")
+
+    def _check_worker_memory(self, machine: Machine) -> None:
+        """Check --worker-memory; note the default limit, or the cap to the machine's memory."""
+        limit = self.worker_memory_limit(machine.memory)
+        if limit is None:
+            return
+        if self.worker_memory is None:
+            workers = self.worker_count()
+            self.adjustments.append(f"worker memory limit {_gib(limit)} each (default: {WORKER_MEMORY_SHARE:.0%} "
+                                    f"of {_gib(machine.memory)} over {workers} worker{'s' if workers > 1 else ''}; "
+                                    "--worker-memory none turns it off)")
+        elif limit < parse_size(self.worker_memory, "worker-memory"):
+            self.adjustments.append(f"worker memory capped at {_gib(limit)} (asked {_show(self.worker_memory, 20)}): "
+                                    "the machine's memory")
+
     def worker_count(self) -> int:
-        """Return the number of workers: 'auto' is one per core; 0 runs clips inline."""
+        """Return the number of workers: 'auto' is one per core; 0 runs clips inline.
+
+        A count is capped at what the machine can honour: WORKERS_PER_CORE per core, and
+        MEMORY_PER_WORKER of memory each.
+        """
+        machine = self.machine()
         if self.workers == "auto":
-            return cpu_cores()
-        return _count(self.workers, "workers", minimum=0)
+            return machine.cores
+        cap = max(1, min(WORKERS_PER_CORE * machine.cores, machine.memory // MEMORY_PER_WORKER))
+        return min(_count(self.workers, "workers", minimum=0), cap)
 
     def decode_thread_count(self) -> int:
-        """Return FFmpeg's decoding threads per worker: 'auto' shares the cores among the workers."""
+        """Return FFmpeg's decoding threads per worker: 'auto' shares the cores among the workers.
+
+        A count is capped at WORKERS_PER_CORE per core.
+        """
+        cores = self.machine().cores
         if self.decode_threads == "auto":
-            return max(1, cpu_cores() // max(1, self.worker_count()))
-        return _count(self.decode_threads, "decode threads", minimum=1)
+            return max(1, cores // max(1, self.worker_count()))
+        return min(_count(self.decode_threads, "decode threads", minimum=1), WORKERS_PER_CORE * cores)
 
     def memory_floor(self, total_memory: int) -> int:
-        """Return the available memory below which no clip is dispatched, in bytes."""
+        """Return the available memory below which no clip is dispatched, in bytes.
+
+        Raises ConfigError for a floor of `total_memory` or more: available memory never
+        reaches it, so the run would wait forever.
+        """
         if self.min_free_memory is None:
             return min(total_memory // 10, 1 << 30)
-        return parse_floor(self.min_free_memory, total_memory, "min-free-memory")
+        floor = parse_floor(self.min_free_memory, total_memory, "min-free-memory")
+        if floor >= total_memory:
+            raise ConfigError(f"min-free-memory {_show(self.min_free_memory, 20)} can never be met: this machine "
+                              f"has {_gib(total_memory)} of memory in all, and the run would wait forever")
+        return floor
 
     def disk_floor(self, disk_size: int) -> int:
-        """Return the free disk space below which no clip is dispatched, in bytes."""
-        return parse_floor(self.min_free_disk, disk_size, "min-free-disk")
+        """Return the free disk space below which no clip is dispatched, in bytes.
 
-    def worker_memory_limit(self) -> int | None:
-        """Return the resident memory a worker may reach before it is killed, in bytes."""
-        return None if self.worker_memory is None else parse_size(self.worker_memory, "worker-memory")
+        Default: 1 GiB or 10% of the disk, whichever is smaller. Raises ConfigError for a
+        floor of `disk_size` or more, which free space never reaches.
+        """
+        if self.min_free_disk is None:
+            return min(disk_size // 10, 1 << 30)
+        floor = parse_floor(self.min_free_disk, disk_size, "min-free-disk")
+        if floor >= disk_size:
+            raise ConfigError(f"min-free-disk {_show(self.min_free_disk, 20)} can never be met: the run folder's "
+                              f"disk holds {_gib(disk_size)} in all, and the run would wait forever")
+        return floor
+
+    def worker_memory_limit(self, total_memory: int | None = None) -> int | None:
+        """Return the resident memory a worker may reach before it is killed, in bytes; None: no limit.
+
+        `total_memory` is the machine's (default: this machine's). Not set, the limit is
+        WORKER_MEMORY_SHARE of it split among the workers, at least MIN_WORKER_MEMORY, for
+        local worker processes only (nothing can kill a thread, an inline clip or a Dask
+        worker). 'none' turns the limit off; a size below MIN_WORKER_MEMORY is refused, one
+        above `total_memory` is capped to it.
+        """
+        total = self.machine().memory if total_memory is None else total_memory
+        if self.worker_memory is None:
+            workers = self.worker_count()
+            if workers == 0 or self.pool != "process":
+                return None
+            return max(MIN_WORKER_MEMORY, int(total * WORKER_MEMORY_SHARE / workers))
+        if isinstance(self.worker_memory, str) and self.worker_memory.strip().lower() == "none":
+            return None
+        limit = parse_size(self.worker_memory, "worker-memory")
+        if limit < MIN_WORKER_MEMORY:
+            raise ConfigError(f"worker-memory {_show(self.worker_memory, 20)} is below the "
+                              f"{MIN_WORKER_MEMORY >> 20} MiB a worker needs to start (use 'none' for no limit)")
+        return min(limit, total)
 
     def priority_rules(self) -> list[PriorityRule]:
         """Return the parsed priority rules."""
@@ -243,6 +434,8 @@ class RunConfig:
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML configuration file; raise ConfigError naming it if unreadable or unknown keys."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
+        raise ConfigError("not a regular file", path=path)
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:

@@ -48,7 +48,12 @@ def _mib(n: int) -> str:
 
 
 class Resources:
-    """Memory and disk floors of a run, and the worker memory limit."""
+    """Memory and disk floors of a run, and the worker memory limit.
+
+    The figures come from the readings: floors the machine can never meet raise
+    ConfigError, and the default worker memory limit is a share of the total memory read
+    (see :meth:`RunConfig.worker_memory_limit`).
+    """
 
     def __init__(self, config: RunConfig, run_dir: Path, *, memory_reading: MemoryReading = system_memory,
                  disk_reading: DiskReading = disk_space):
@@ -59,7 +64,7 @@ class Resources:
         _, disk_total = disk_reading(run_dir)
         self.memory_floor = config.memory_floor(total_memory)
         self.disk_floor = config.disk_floor(disk_total)
-        self.worker_limit = config.worker_memory_limit()
+        self.worker_limit = config.worker_memory_limit(total_memory)  # None: no limit
 
     def admit(self, estimated_output: int) -> Admission:
         """Return whether one more clip (writing about `estimated_output` bytes) may start."""
