@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,20 @@ def test_dataset_discovers_documents_nested_and_flat_with_any_extension_case(tmp
     assert (ta.condition, ta.device, ta.catalog) == ("table", "Apple iPhone 5", "midv500")
     assert ta.frame_id(7) == "TA01_07"
     assert ta.ground_truth[7].name == "TA01_07.json"
+
+
+def test_dataset_a_video_or_template_that_is_not_a_file_is_found_not_missing(tmp_path):
+    # Discovery reads names only; probing or reading says what is wrong with such a file,
+    # which is clearer than "no video file".
+    folder = make_document(tmp_path, "01_alb_id", {"TA": "", "TS": ""})
+    os.mkfifo(folder / "videos" / "TA01.mp4")
+    (folder / "videos" / "TS01.mp4").symlink_to("/dev/zero")
+    (folder / "ground_truth" / "01_alb_id.json").unlink()
+    os.mkfifo(folder / "ground_truth" / "01_alb_id.json")
+    ds = discover(tmp_path)
+    assert [c.video.name for c in ds.clips] == ["TA01.mp4", "TS01.mp4"]
+    assert ds.documents[0].template_json.name == "01_alb_id.json"
+    assert not [m for m in ds.missing if m.kind in ("video", "template_json")]
 
 
 def test_dataset_partial_dataset_lists_what_is_missing(tmp_path):

@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import io
 import json
+import os
 import re
 import stat
 import threading
@@ -26,7 +27,14 @@ with warnings.catch_warnings():  # pyftpdlib still imports asyncore and asynchat
 
 from midvbatch.cli import cli
 from midvbatch.dataset import discover
-from midvbatch.dataset.archive import ArchiveError, ExtractLimits, extract_zip, parse_md5_list, safe_entry_path
+from midvbatch.dataset.archive import (
+    ArchiveError,
+    ExtractLimits,
+    extract_zip,
+    file_md5,
+    parse_md5_list,
+    safe_entry_path,
+)
 from midvbatch.dataset.fetch import FetchError, FetchProgress, fetch
 from midvbatch.dataset.synth import SynthConfig, synthesize
 from midvbatch.errors import DatasetError
@@ -650,3 +658,73 @@ def test_fetch_archive_with_clashing_file_and_folder_is_refused(tmp_path):
         zf.writestr("01_alb_id/x/y", "under a file of the same name")
     with pytest.raises(ArchiveError, match="clashes with another entry"):
         extract_zip(archive, tmp_path / "out", ExtractLimits())
+
+
+# --- damaged local files: one line, never a hang ----------------------------------------
+
+
+def _make_special(path: Path, kind: str) -> None:
+    path.unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("kind", "what"), [("fifo", "a FIFO (named pipe)"), ("dev_zero", "a character device")])
+def test_fetch_refuses_an_md5_list_that_is_not_a_file(archives, tmp_path, kind, what):
+    _make_special(archives / "md5.txt", kind)
+    with pytest.raises(FetchError) as caught:
+        fetch(tmp_path / "dest", from_archives=archives)
+    assert str(caught.value) == f"{archives / 'md5.txt'}: {what}, not an md5 list"
+
+
+def test_fetch_refuses_a_huge_md5_list(archives, tmp_path):
+    with open(archives / "md5.txt", "ab") as f:
+        f.write(b"\n" * (4 * 1024 * 1024))
+    with pytest.raises(FetchError, match=r"md5.txt: 4,194,\d+ bytes, more than the 4,194,304 bytes an md5 list"):
+        fetch(tmp_path / "dest", from_archives=archives)
+
+
+def test_fetch_refuses_a_huge_md5_list_on_the_server(http_server, archives, tmp_path):
+    with open(archives / "md5.txt", "ab") as f:
+        f.write(b"\n" * (4 * 1024 * 1024))
+    report = fetch(tmp_path / "dest", mirror=http_server.url, docs=("01_*",), **FAST)
+    assert report.documents[0].status == "fetched" and not report.documents[0].verified
+    assert report.warnings == [(f"{http_server.url}/md5.txt: more than the 4,194,304 bytes an md5 list may have: "
+                                "archives are not checked")]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("kind", "what"), [("fifo", "a FIFO (named pipe)"), ("dev_zero", "a character device")])
+def test_fetch_state_file_that_is_not_a_file_is_a_warning(archives, tmp_path, kind, what):
+    work = tmp_path / "dest" / ".fetch"
+    work.mkdir(parents=True)
+    _make_special(work / "state.json", kind)
+    report = fetch(tmp_path / "dest", from_archives=archives)
+    assert [d.status for d in report.documents] == ["fetched", "fetched"]
+    assert report.warnings == [f"{work / 'state.json'}: {what}, not a JSON file; documents present are not verified"]
+    assert not (work / "state.json").is_symlink() and set(json.loads((work / "state.json").read_text())["documents"]) \
+        == set(DOCS), "the state file is replaced by a regular one, /dev/zero left alone"
+
+
+def test_fetch_writes_its_state_and_md5_copy_atomically(http_server, tmp_path):
+    work = tmp_path / "dest" / ".fetch"
+    work.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("mine")
+    (work / "md5.txt").symlink_to(elsewhere)  # written in place, the link's target would be overwritten
+    fetch(tmp_path / "dest", mirror=http_server.url, docs=("01_*",), **FAST)
+    assert elsewhere.read_text() == "mine" and not (work / "md5.txt").is_symlink()
+    assert "01_alb_id.zip" in parse_md5_list((work / "md5.txt").read_text())
+    assert sorted(p.name for p in work.iterdir()) == ["lock", "md5.txt", "state.json"], "no temporary file left"
+
+
+@pytest.mark.timeout(60)
+def test_fetch_md5_of_a_fifo_is_refused_not_awaited(tmp_path):
+    os.mkfifo(tmp_path / "x.zip")
+    with pytest.raises(ArchiveError, match=r"x.zip: a FIFO \(named pipe\), not an archive"):
+        file_md5(tmp_path / "x.zip")
+    with pytest.raises(ArchiveError, match=r"x.zip: a FIFO \(named pipe\), not a zip archive"):
+        extract_zip(tmp_path / "x.zip", tmp_path / "out")

@@ -124,3 +124,19 @@ def test_groundtruth_write_then_read_round_trip(tmp_path):
     write_template(tmp_path / "t.json", {"field01": (q, "X"), "photo": (q, None)})
     t = load_template(tmp_path / "t.json")
     assert t.fields["field01"].value == "X" and t.fields["photo"].quad == q
+
+
+def test_groundtruth_writes_replace_the_file_atomically(tmp_path):
+    # Written in place, a file linked elsewhere would overwrite the link's target, and a
+    # crash would leave half a file; renamed into place, the link itself is replaced.
+    mine = tmp_path / "mine.json"
+    mine.write_text("keep")
+    q = Quad.from_list([0, 0, 10, 0, 10, 10, 0, 10])
+    for name, write in [("TA01_01.json", lambda p: write_frame_quad(p, q)),
+                        ("01_alb_id.json", lambda p: write_template(p, {"photo": (q, None)}))]:
+        path = tmp_path / name
+        path.symlink_to(mine)
+        write(path)
+        assert mine.read_text() == "keep" and not path.is_symlink()
+    assert load_frame_quad(tmp_path / "TA01_01.json") == q
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01_alb_id.json", "TA01_01.json", "mine.json"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -167,10 +169,22 @@ BAD_FILES = {
     "zero-byte": (_written("empty.MOV", b""), "empty file"),
     "not a video": (_written("notes.mp4", b'{"quad": []}'), "not a readable video"),
     "missing": (lambda tmp: tmp / "absent.mp4", "no such file"),
-    "folder": (lambda tmp: (tmp / "dir.mp4").mkdir() or tmp / "dir.mp4", "is a folder"),
+    "folder": (lambda tmp: (tmp / "dir.mp4").mkdir() or tmp / "dir.mp4", "a folder, not a video file"),
+    "FIFO": (lambda tmp: os.mkfifo(tmp / "TA01.mp4") or tmp / "TA01.mp4", r"a FIFO \(named pipe\), not a video file"),
+    "/dev/zero": (lambda tmp: (tmp / "TA01.mp4").symlink_to("/dev/zero") or tmp / "TA01.mp4",
+                  "a character device, not a video file"),
+    "broken link": (lambda tmp: (tmp / "TA01.mp4").symlink_to(tmp / "gone.mp4") or tmp / "TA01.mp4",
+                    "a broken symbolic link"),
+    "PNG": (_written("TA01.mp4", cv2.imencode(".png", np.zeros((10, 10, 3), np.uint8))[1].tobytes()),
+            r"not a video \(a PNG image\)"),
+    "JPEG": (_written("TA01.MOV", cv2.imencode(".jpg", np.zeros((10, 10, 3), np.uint8))[1].tobytes()),
+             r"not a video \(a JPEG image\)"),
+    "TIFF": (_written("TA01.mp4", cv2.imencode(".tif", np.zeros((10, 10, 3), np.uint8))[1].tobytes()),
+             r"not a video \(a TIFF image\)"),
 }
 
 
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
 def test_video_bad_file_raises_typed_error_naming_it(tmp_path, case):
     make, message = BAD_FILES[case]

@@ -214,24 +214,34 @@ def probe_command(video, as_json):
 @click.option("--docs", default="2", show_default=True, metavar="N|PATTERN",
               help="The first N documents of the catalog, or names matching a glob like '0[1-5]_*'.")
 @click.option("--clips", default="*", show_default=True, metavar="PATTERN", help="Clip codes to write, e.g. 'T*' or 'CA'.")
-@click.option("--size", callback=_size, default="180x320", show_default=True, metavar="WxH",
-              help="Annotated frame size, portrait (MIDV-500 is 1080x1920).")
-@click.option("--seconds", default=3.2, show_default=True, type=float, help="Clip length; at least the 3 s the annotations span.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
+@click.option("--size", default="180x320", show_default=True, metavar="WxH",
+              help="Annotated frame size, portrait, even sides of 16 to 7680 (MIDV-500 is 1080x1920).")
+@click.option("--seconds", default=3.2, show_default=True, type=float,
+              help="Clip length; at least the 3 s the annotations span, at most 600.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes (0 to 2**63-1).")
 @click.option("--with-frames", is_flag=True, help="Also write the 30 annotated frames of each clip as TIFF under images/.")
 @click.option("--trajectories", type=click.Path(dir_okay=False, path_type=str), metavar="COCO_JSON",
               help="Move documents along real MIDV-500 quads from a COCO export.")
 @click.option("--catalog", default="midv500", show_default=True, help="Dataset layout to imitate.")
+@click.option("--force", is_flag=True, help="Overwrite the files of a dataset already in OUT_DIR.")
 @_user_errors
-def synth_command(out_dir, docs, clips, size, seconds, seed, with_frames, trajectories, catalog):
-    """Write a synthetic dataset in the MIDV-500 layout to OUT_DIR."""
-    from midvbatch.dataset.synth import SynthConfig, synthesize
+def synth_command(out_dir, docs, clips, size, seconds, seed, with_frames, trajectories, catalog, force):
+    """Write a synthetic dataset in the MIDV-500 layout to OUT_DIR.
 
+    Refuses to overwrite the files of a dataset already there, unless --force.
+    """
+    from midvbatch.dataset.synth import SynthConfig, parse_size, synthesize
+    from midvbatch.errors import SynthError
+
+    try:
+        width, height = parse_size(size)
+    except SynthError as exc:
+        raise click.BadParameter(exc.message, param_hint="'--size'") from None
     config = SynthConfig(
-        docs=int(docs) if docs.isdigit() else docs, clips=clips, width=size[0], height=size[1],
+        docs=docs, clips=clips, width=width, height=height,
         seconds=seconds, seed=seed, with_frames=with_frames, trajectories=trajectories, catalog=catalog,
     )
-    report = synthesize(out_dir, config, progress=lambda line: click.echo(f"  {line}", err=True))
+    report = synthesize(out_dir, config, progress=lambda line: click.echo(f"  {line}", err=True), overwrite=force)
     click.echo(
         f"wrote {_plural(len(report.documents), 'document')}, {_plural(report.clips, 'clip')}, {report.frames} annotated frames "
         f"to {report.root} in {report.seconds:.1f} s"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from midvbatch.dataset.layout import STRUCTURE_DIRS
 from midvbatch.errors import PermanentError
+from midvbatch.fileio import check_regular_file, open_regular
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _UNIX = 3  # ZipInfo.create_system of archives made on Unix: external_attr holds st_mode
@@ -176,7 +177,7 @@ def extract_zip(archive: str | Path, dest: str | Path,
     """
     archive, dest = Path(archive), Path(dest)
     try:
-        size = archive.stat().st_size
+        size = check_regular_file(archive, ArchiveError, "a zip archive")  # a FIFO would block zipfile
         with zipfile.ZipFile(archive) as zf:
             infos = check_zip(zf, archive, size, limits)
             dest.mkdir(parents=True, exist_ok=True)
@@ -246,9 +247,16 @@ def parse_md5_list(text: str) -> dict[str, str]:
 
 
 def file_md5(path: str | Path) -> str:
-    """Return the md5 of a file as lowercase hex."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "md5").hexdigest()
+    """Return the md5 of a file as lowercase hex.
+
+    Raises ArchiveError naming it for anything but a regular file (a FIFO would block,
+    /dev/zero never end) or a read error.
+    """
+    with open_regular(path, ArchiveError, "an archive") as f:
+        try:
+            return hashlib.file_digest(f, "md5").hexdigest()
+        except OSError as exc:
+            raise ArchiveError(f"cannot read: {exc.strerror or exc}", path=path) from None
 
 
 def has_document_structure(folder: Path) -> bool:

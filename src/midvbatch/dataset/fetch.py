@@ -25,6 +25,7 @@ import http.client
 import json
 import os
 import re
+import stat
 import threading
 import time
 import urllib.error
@@ -45,8 +46,10 @@ from midvbatch.dataset.archive import (ArchiveError, ExtractLimits, file_md5, ha
                                       parse_md5_list, unpack_document)
 from midvbatch.dataset.catalog import Catalog, document_number, get_catalog
 from midvbatch.errors import MidvBatchError
+from midvbatch.fileio import TEXT_LIMIT, read_bytes, read_json, write_atomic
 
 _CHUNK = 256 << 10
+_SMALL_LIMIT = TEXT_LIMIT  # md5.txt: MIDV-500's has 50 lines
 LABELS = {"fetched": "fetched", "present": "already present",
           "unverified": "present (not verified)", "failed": "FAILED"}
 
@@ -323,10 +326,14 @@ def _reason(exc: BaseException) -> str:
 
 
 def _size_of(path: Path) -> int:
+    """Return the size of a partial download, 0 if there is none; refuse a FIFO or device there."""
     try:
-        return path.stat().st_size
+        st = path.stat()
     except FileNotFoundError:
         return 0
+    if not stat.S_ISREG(st.st_mode):  # appending to a FIFO would block
+        raise _LocalError(f"{path}: not a regular file; move it away and fetch again")
+    return st.st_size
 
 
 def _range_total(header: str | None) -> tuple[int | None, int | None]:
@@ -457,13 +464,23 @@ def _ftp_download(url: str, part: Path, timeout: float, tally: _Tally) -> None:
         raise _Transient(f"connection closed after {have + got} of {total} bytes", got > 0)
 
 
+def _too_large(url: str) -> _Permanent:
+    return _Permanent(f"{url}: more than the {_SMALL_LIMIT:,} bytes an md5 list may have")
+
+
 def _read_small(url: str, timeout: float) -> bytes | None:
-    """Return a small file's bytes (md5.txt), or None when the server says it has none."""
+    """Return a small file's bytes (md5.txt, at most _SMALL_LIMIT), or None when the server says it has none."""
     if url.startswith("ftp:"):
         blocks: list[bytes] = []
+
+        def keep(block: bytes) -> None:
+            blocks.append(block)
+            if sum(map(len, blocks)) > _SMALL_LIMIT:
+                raise _too_large(url)
+
         try:
             with _ftp_errors(url), _ftp_session(url, timeout) as (ftp, path):
-                ftp.retrbinary(f"RETR {path}", blocks.append)
+                ftp.retrbinary(f"RETR {path}", keep)
         except _Permanent as exc:
             if " 550" in str(exc):
                 return None
@@ -471,7 +488,10 @@ def _read_small(url: str, timeout: float) -> bytes | None:
         return b"".join(blocks)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.read()
+            data = response.read(_SMALL_LIMIT + 1)
+            if len(data) > _SMALL_LIMIT:
+                raise _too_large(url)
+            return data
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code in (404, 410):
@@ -511,10 +531,13 @@ class _State:
         self.path = path
         self.lock = threading.Lock()
         self.documents: dict[str, dict] = {}
-        if path.is_file():
+        if os.path.lexists(path):
             try:
-                self.documents = dict(json.loads(path.read_text())["documents"])
-            except (ValueError, KeyError, TypeError, OSError) as exc:
+                documents = read_json(path, TEXT_LIMIT, FetchError)["documents"]
+                self.documents = {str(k): v for k, v in dict(documents).items() if isinstance(v, dict)}
+            except FetchError as exc:  # a FIFO, too large, not JSON: the fetch goes on without it
+                warnings.append(f"{exc}; documents present are not verified")
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 warnings.append(f"{path}: unreadable ({_reason(exc)}); documents present are not verified")
 
     def record(self, name: str, entry: dict | None) -> None:
@@ -524,9 +547,8 @@ class _State:
                 self.documents.pop(name, None)
             else:
                 self.documents[name] = entry
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"version": 1, "documents": self.documents}, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps({"version": 1, "documents": self.documents}, indent=1,
+                                               sort_keys=True))
 
 
 @dataclass
@@ -619,8 +641,9 @@ def _select(catalog: Catalog, docs: Iterable[str], local: Path | None) -> list[s
         names = [n for n in names if (local / f"{n}.zip").is_file()]
         if not names:
             raise FetchError(f"holds no {catalog.title} archive (NN_name.zip)", path=local)
-    chosen = [n for n in names if not docs or any(
-        fnmatch.fnmatchcase(n, p) or (p.isdigit() and int(p) == document_number(n)) for p in docs)]
+    numbers = {int(p) for p in docs if p.isdecimal() and len(p) <= 9}  # int() of 5,000 digits raises
+    chosen = [n for n in names if not docs or document_number(n) in numbers
+              or any(fnmatch.fnmatchcase(n, p) for p in docs)]
     if not chosen:
         raise FetchError(f"no {catalog.title} document matches {' '.join('--docs ' + p for p in docs)}")
     return chosen
@@ -630,7 +653,8 @@ def _checksums(job: _Job) -> dict[str, str] | None:
     """Read md5.txt from the source (and keep a copy); None, with a warning, when there is none."""
     if job.local is not None:
         where = str(job.local / "md5.txt")
-        data = (job.local / "md5.txt").read_bytes() if (job.local / "md5.txt").is_file() else None
+        listed = os.path.lexists(where)  # a FIFO or a link to /dev/zero is refused, not waited on
+        data = read_bytes(where, _SMALL_LIMIT, FetchError, "an md5 list") if listed else None
     else:
         where = f"{job.base}/md5.txt"
         try:
@@ -641,7 +665,7 @@ def _checksums(job: _Job) -> dict[str, str] | None:
             job.warnings.append(f"{exc}: archives are not checked")
             return None
         if data is not None:
-            (job.work / "md5.txt").write_bytes(data)
+            write_atomic(job.work / "md5.txt", data)
     if data is None:
         job.warnings.append(f"no md5.txt at {where}: archives are not checked")
         return None

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from midvbatch.errors import GroundTruthError
+from midvbatch.fileio import MiB, read_json, write_atomic
 
 MISSING_VALUE = "*"
+GROUND_TRUTH_LIMIT = 1 * MiB  # a per-frame file is ~100 bytes, a template a few kB
 
 
 @dataclass(frozen=True)
@@ -84,21 +86,20 @@ class Template:
         return [f for f in self.fields.values() if f.value is not None]
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise GroundTruthError("no such file", path=path) from None
-    except OSError as exc:
-        raise GroundTruthError(f"cannot read: {exc.strerror or exc}", path=path) from None
-    if not raw.strip():
-        raise GroundTruthError("empty file, expected JSON", path=path)
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
-        where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
-        raise GroundTruthError(f"bad JSON: {detail}{where}", path=path) from None
+def read_ground_truth_json(path: str | Path) -> Any:
+    """Read a ground-truth JSON file with limits and return what it holds.
+
+    Raises GroundTruthError naming the file for anything but a regular file of at most
+    GROUND_TRUTH_LIMIT bytes holding JSON (a FIFO, a device, nesting too deep, a number
+    too long included), without blocking.
+    """
+    return read_json(path, GROUND_TRUTH_LIMIT, GroundTruthError)
+
+
+def _shown(value: Any, width: int = 60) -> str:
+    """Show a value from a file in a message, cut short: a message stays one short line."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[: width - 4]}...{text[-1]}"
 
 
 def parse_quad(obj: Any, path: Path, where: str = '"quad"') -> Quad:
@@ -108,11 +109,11 @@ def parse_quad(obj: Any, path: Path, where: str = '"quad"') -> Quad:
         raise GroundTruthError(f"{where} must be a list of 4 [x, y] corners, got {size}", path=path)
     for i, corner in enumerate(obj):
         if not isinstance(corner, list) or len(corner) != 2:
-            raise GroundTruthError(f"{where} corner {i + 1} must be [x, y], got {corner!r}", path=path)
+            raise GroundTruthError(f"{where} corner {i + 1} must be [x, y], got {_shown(corner)}", path=path)
         for value in corner:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise GroundTruthError(
-                    f"{where} corner {i + 1} has a non-numeric coordinate {value!r}", path=path
+                    f"{where} corner {i + 1} has a non-numeric coordinate {_shown(value)}", path=path
                 )
             if not math.isfinite(value):
                 raise GroundTruthError(f"{where} corner {i + 1} has a coordinate {value}", path=path)
@@ -122,7 +123,7 @@ def parse_quad(obj: Any, path: Path, where: str = '"quad"') -> Quad:
 def load_frame_quad(path: str | Path) -> Quad:
     """Read a per-frame ground-truth file; raise GroundTruthError naming the file if malformed."""
     path = Path(path)
-    data = _read_json(path)
+    data = read_ground_truth_json(path)
     if not isinstance(data, dict):
         raise GroundTruthError(f"expected a JSON object with \"quad\", got {type(data).__name__}", path=path)
     if "quad" not in data:
@@ -133,20 +134,25 @@ def load_frame_quad(path: str | Path) -> Quad:
 def load_template(path: str | Path) -> Template:
     """Read a template ground-truth file; raise GroundTruthError naming the file if malformed."""
     path = Path(path)
-    data = _read_json(path)
+    return parse_template(read_ground_truth_json(path), path)
+
+
+def parse_template(data: Any, path: str | Path) -> Template:
+    """Check the parsed JSON of a template file and return it as a Template; raise GroundTruthError."""
+    path = Path(path)
     if not isinstance(data, dict):
         raise GroundTruthError(f"expected a JSON object of fields, got {type(data).__name__}", path=path)
     fields: dict[str, TemplateField] = {}
     for name, spec in data.items():
         if not isinstance(spec, dict):
-            raise GroundTruthError(f"field {name!r} must be an object with \"quad\"", path=path)
+            raise GroundTruthError(f"field {_shown(name)} must be an object with \"quad\"", path=path)
         if "quad" not in spec:
-            raise GroundTruthError(f'field {name!r} is missing "quad"', path=path)
-        quad = parse_quad(spec["quad"], path, where=f'field {name!r} "quad"')
+            raise GroundTruthError(f'field {_shown(name)} is missing "quad"', path=path)
+        quad = parse_quad(spec["quad"], path, where=f'field {_shown(name)} "quad"')
         has_text = "value" in spec
         value = spec.get("value")
         if has_text and value is not None and not isinstance(value, str):
-            raise GroundTruthError(f"field {name!r} value must be text, got {value!r}", path=path)
+            raise GroundTruthError(f"field {_shown(name)} value must be text, got {_shown(value)}", path=path)
         if value == MISSING_VALUE:
             value = None
         fields[name] = TemplateField(name, quad, value, has_text)
@@ -154,16 +160,16 @@ def load_template(path: str | Path) -> Template:
 
 
 def write_frame_quad(path: str | Path, quad: Quad) -> None:
-    """Write a per-frame ground-truth file in the dataset's own format."""
-    Path(path).write_text(json.dumps({"quad": quad.to_list()}))
+    """Write a per-frame ground-truth file in the dataset's own format (atomically: temporary file, rename)."""
+    write_atomic(path, json.dumps({"quad": quad.to_list()}))
 
 
 def write_template(path: str | Path, fields: dict[str, tuple[Quad, str | None]]) -> None:
-    """Write a template file; a field whose value is None gets no "value" key (photo)."""
+    """Write a template file atomically; a field whose value is None gets no "value" key (photo)."""
     out: dict[str, dict[str, Any]] = {}
     for name, (quad, value) in fields.items():
         spec: dict[str, Any] = {"quad": quad.to_list()}
         if value is not None:
             spec = {"value": value, **spec}
         out[name] = spec
-    Path(path).write_text(json.dumps(out, ensure_ascii=False, indent=1))
+    write_atomic(path, json.dumps(out, ensure_ascii=False, indent=1))

@@ -183,7 +183,9 @@ def _read_document(name: str, folder: Path) -> tuple[Document, set[str]]:
     videos: dict[str, Path] = {}
     for entry in _scan(folder / "videos"):
         m = _VIDEO_NAME.match(entry.name)
-        if m and m.group(3).lower() in VIDEO_EXTENSIONS and entry.is_file():
+        # Anything but a folder: a FIFO or a link to a device named like a video is the
+        # clip's video, and probing it says what is wrong (rather than "no video file").
+        if m and m.group(3).lower() in VIDEO_EXTENSIONS and not entry.is_dir():
             videos[m.group(1).upper()] = Path(entry.path)
     truths = _frames_by_code(folder / "ground_truth", "json")
     images = _frames_by_code(folder / "images", "tif tiff png jpg jpeg")
@@ -205,7 +207,8 @@ def _read_document(name: str, folder: Path) -> tuple[Document, set[str]]:
         )
         for code in codes
     ]
-    doc = Document(name, folder, template_image, template_json if template_json.is_file() else None, clips)
+    present = os.path.lexists(template_json) and not template_json.is_dir()  # a FIFO too: reading says what it is
+    doc = Document(name, folder, template_image, template_json if present else None, clips)
     return doc, codes
 
 

@@ -14,8 +14,6 @@ build); x264 runs with a fixed thread count so the machine's core count does not
 from __future__ import annotations
 
 import fnmatch
-import json
-import math
 import os
 import re
 import time
@@ -33,6 +31,7 @@ from midvbatch.dataset import _render
 from midvbatch.dataset.catalog import Catalog, ClipKind, document_number, get_catalog
 from midvbatch.dataset.groundtruth import Quad, write_frame_quad, write_template
 from midvbatch.errors import DatasetError, SynthError
+from midvbatch.fileio import JSON_LIMIT, read_json, write_atomic
 from midvbatch.video._open import ffmpeg_reason
 from midvbatch.video.reader import read_annotated_frames, source_indices
 
@@ -45,6 +44,12 @@ _X264_THREADS = 1  # fixed: x264's output depends on its thread count
 # cost in quality per bit.
 _X264_PARAMS = "mbtree=0"
 
+MIN_SIDE, MAX_SIDE = 16, 7680  # pixels per side of a frame
+MAX_PIXELS = 7680 * 4320  # 8K UHD: within H.264's largest level (6.2), and a frame of 100 MB as BGR
+MAX_SECONDS = 600.0  # MIDV clips last seconds; ten minutes is already 18,000 frames at 30 fps
+MAX_FPS = 240.0
+MAX_SEED = 2**63 - 1
+
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -53,9 +58,11 @@ class SynthConfig:
     `docs` is a count N (the catalog's first N documents, also given as a digit
     string) or glob patterns matched against document names ('0[1-5]_*'; several
     separated by commas). `clips` is glob patterns on clip codes ('T*', 'CA,KS').
-    `width` x `height` is the annotated frame size as displayed (portrait); both must be
-    even for H.264 yuv420p. `trajectories` names a COCO JSON of real quads to move the
-    documents along instead of random motion.
+    `width` x `height` is the annotated frame size as displayed (portrait): each side
+    even (H.264 yuv420p needs it) and MIN_SIDE..MAX_SIDE pixels, at most MAX_PIXELS in all.
+    `seconds` is at most MAX_SECONDS, `fps` at most MAX_FPS, `seed` 0..MAX_SEED.
+    `trajectories` names a COCO JSON of real quads to move the documents along instead
+    of random motion.
     """
 
     docs: str | int = 2
@@ -85,6 +92,8 @@ def synthesize(
     out_dir: str | Path,
     config: SynthConfig = SynthConfig(),
     progress: Callable[[str], None] | None = None,
+    *,
+    overwrite: bool = False,
 ) -> SynthReport:
     """Write a synthetic dataset under `out_dir` in the catalog's layout.
 
@@ -92,7 +101,9 @@ def synthesize(
     ``NAME/ground_truth/NAME.json``, ``NAME/images/NAME.tif``,
     ``NAME/ground_truth/CC/CCDD_KK.json`` for the annotated frames and, with
     `config.with_frames`, ``NAME/images/CC/CCDD_KK.tif`` (decoded from the written video,
-    as MIDV-500's were extracted with FFmpeg). Existing files are replaced.
+    as MIDV-500's were extracted with FFmpeg). Every file is written under a temporary
+    name and renamed into place. If any of these files exists already, SynthError is
+    raised before anything is written, unless `overwrite` (the CLI's ``--force``).
     `progress` is called with 'NAME/CC' after each clip. Raises SynthError for options
     that cannot be honoured (checked before anything is written) or an unwritable folder.
     """
@@ -102,8 +113,11 @@ def synthesize(
         _load_trajectories(Path(config.trajectories), codes) if config.trajectories else None
     )
     root = Path(out_dir)
-    if root.exists() and not root.is_dir():
-        raise SynthError("exists and is not a folder", path=root)
+    try:
+        if root.exists() and not root.is_dir():
+            raise SynthError("exists and is not a folder", path=root)
+    except OSError as exc:  # a name too long, a loop of links
+        raise SynthError(f"cannot use as the output folder: {exc.strerror or exc}", path=root) from None
 
     n = max(1, round(config.seconds * rate))
     times = [float(Fraction(i) / rate) for i in range(n)]
@@ -113,6 +127,8 @@ def synthesize(
             f"{config.seconds:g} s at {config.fps:g} fps is too short for "
             f"{catalog.frames_per_clip} annotated frames"
         )
+    if not overwrite:
+        _refuse_existing(root, _outputs(catalog, documents, codes, picks, config))
     report = SynthReport(root, list(documents), 0, 0, 0.0)
     for index, document in enumerate(documents):
         number = document_number(document)
@@ -132,6 +148,54 @@ def synthesize(
                 progress(f"{document}/{code}")
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _outputs(catalog: Catalog, documents: list[str], codes: list[str], picks: list[int],
+             config: SynthConfig) -> Iterator[Path]:
+    """Yield every file :func:`synthesize` writes, relative to its output folder."""
+    for document in documents:
+        number = document_number(document)
+        yield Path(document, "images", f"{document}.tif")
+        yield Path(document, "ground_truth", f"{document}.json")
+        for code in codes:
+            kind = catalog.clip_kind(code)
+            yield Path(document, "videos", f"{code}{number:02d}{kind.device.container}")
+            for k in range(1, len(picks) + 1):
+                frame_id = catalog.frame_id(code, document, k)
+                yield Path(document, "ground_truth", code, f"{frame_id}.json")
+                if config.with_frames:
+                    yield Path(document, "images", code, f"{frame_id}.tif")
+
+
+def _refuse_existing(root: Path, outputs: Iterator[Path]) -> None:
+    """Raise SynthError, naming the first and counting them all, if any of `outputs` exists under `root`."""
+    if not root.is_dir():
+        return
+    taken = [path for path in outputs if os.path.lexists(root / path)]
+    if taken:
+        raise SynthError(
+            f"holds a dataset already: {len(taken)} of the files to write exist ({taken[0].as_posix()} "
+            f"first); use --force to overwrite them, or choose an empty folder",
+            path=root,
+        )
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Read a frame size like '180x320' (width x height); raise SynthError if it is not one.
+
+    The bounds (MIN_SIDE, MAX_SIDE, MAX_PIXELS) are checked with the rest of the options.
+    """
+    m = re.fullmatch(r"\s*(\d{1,9})\s*[xX]\s*(\d{1,9})\s*", text or "")
+    if not m:
+        raise SynthError(f"{_shown(text)} is not a size like 180x320 (width x height in pixels, "
+                         f"each {MIN_SIDE} to {MAX_SIDE})")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _shown(value: object, width: int = 40) -> str:
+    """Show a user's value in a message, cut short: a 5,000-character option stays one short line."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[: width - 5]}...{text[-1]}"
 
 
 @contextmanager
@@ -155,21 +219,29 @@ def _check(config: SynthConfig) -> tuple[Catalog, list[str], list[str], Fraction
         raise SynthError(exc.message) from None
     for name in ("width", "height"):
         value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 2:
+        if (isinstance(value, bool) or not isinstance(value, int) or not MIN_SIDE <= value <= MAX_SIDE
+                or value % 2):
             raise SynthError(
-                f"{name} must be a positive even number of pixels "
-                f"(H.264 yuv420p needs even sizes), got {value!r}"
+                f"{name} must be an even number of pixels from {MIN_SIDE} to {MAX_SIDE} "
+                f"(H.264 yuv420p needs even sizes), got {_shown(value)}"
             )
-    if not isinstance(config.fps, (int, float)) or not math.isfinite(config.fps) or config.fps <= 0:
-        raise SynthError(f"fps must be a positive number, got {config.fps!r}")
+    if config.width * config.height > MAX_PIXELS:
+        raise SynthError(
+            f"a {config.width}x{config.height} frame has {config.width * config.height:,} pixels, more than "
+            f"8K video's {MAX_PIXELS:,} (4320x7680)"
+        )
+    if (isinstance(config.fps, bool) or not isinstance(config.fps, (int, float))
+            or not 0 < config.fps <= MAX_FPS):
+        raise SynthError(f"fps must be a positive number up to {MAX_FPS:g}, got {_shown(config.fps)}")
     need = catalog.annotated_seconds
-    if not isinstance(config.seconds, (int, float)) or not config.seconds >= need:
+    if (isinstance(config.seconds, bool) or not isinstance(config.seconds, (int, float))
+            or not need <= config.seconds <= MAX_SECONDS):
         raise SynthError(
             f"seconds must be at least {need:g} (the annotated frames span the "
-            f"first {need:g} s of a clip), got {config.seconds!r}"
+            f"first {need:g} s of a clip) and at most {MAX_SECONDS:g}, got {_shown(config.seconds)}"
         )
-    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
-        raise SynthError(f"seed must be a whole number >= 0, got {config.seed!r}")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed <= MAX_SEED:
+        raise SynthError(f"seed must be a whole number from 0 to {MAX_SEED}, got {_shown(config.seed)}")
     rate = Fraction(config.fps).limit_denominator(1001)
     if rate <= 0:
         raise SynthError(f"fps must be a positive number, got {config.fps!r}")
@@ -184,24 +256,21 @@ def _check(config: SynthConfig) -> tuple[Catalog, list[str], list[str], Fraction
 def _select_documents(catalog: Catalog, docs: str | int) -> list[str]:
     """Resolve `docs` (a count or comma-separated globs) to document names, catalog order."""
     total = len(catalog.documents)
-    if (
-        isinstance(docs, int)
-        and not isinstance(docs, bool)
-        or isinstance(docs, str)
-        and docs.strip().isdigit()
-    ):
-        count = int(docs)
-        if not 1 <= count <= total:
+    count_given = isinstance(docs, int) and not isinstance(docs, bool)
+    if count_given or isinstance(docs, str) and docs.strip().isdecimal():
+        # At most 9 digits are read: int() of thousands of digits is slow, then refused.
+        count = docs if count_given else int(docs.strip()) if len(docs.strip()) <= 9 else None
+        if count is None or not 1 <= count <= total:
             raise SynthError(
-                f"docs must be 1..{total} ({catalog.title} has {total} documents), got {count}"
+                f"docs must be 1..{total} ({catalog.title} has {total} documents), got {_shown(docs)}"
             )
         return list(catalog.documents[:count])
     if not isinstance(docs, str) or not docs.strip():
-        raise SynthError(f"docs must be a count or a name pattern like '0[1-5]_*', got {docs!r}")
+        raise SynthError(f"docs must be a count or a name pattern like '0[1-5]_*', got {_shown(docs)}")
     chosen = _matching(catalog.documents, docs)
     if not chosen:
         raise SynthError(
-            f"docs pattern {docs!r} matches no {catalog.title} document "
+            f"docs pattern {_shown(docs)} matches no {catalog.title} document "
             f"(names look like {catalog.documents[0]!r})"
         )
     return chosen
@@ -216,11 +285,11 @@ def _matching(names, patterns: str) -> list[str]:
 def _select_clips(catalog: Catalog, clips: str) -> list[str]:
     """Resolve comma-separated globs on clip codes to codes, catalog order (TA, TS, KA, ...)."""
     if not isinstance(clips, str) or not clips.strip():
-        raise SynthError(f"clips must be a clip code pattern like 'T*', got {clips!r}")
+        raise SynthError(f"clips must be a clip code pattern like 'T*', got {_shown(clips)}")
     chosen = _matching(catalog.clip_codes, clips.upper())
     if not chosen:
         raise SynthError(
-            f"clips pattern {clips!r} matches no {catalog.title} clip code "
+            f"clips pattern {_shown(clips)} matches no {catalog.title} clip code "
             f"(codes: {', '.join(catalog.clip_codes)})"
         )
     return chosen
@@ -245,15 +314,9 @@ def _load_trajectories(path: Path, codes: list[str]) -> dict[str, list[_RealClip
     Raises SynthError naming the file if it is unreadable, not COCO, or lacks a clip code.
     """
     try:
-        data = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise SynthError("trajectories file not found", path=path) from None
-    except OSError as exc:
-        raise SynthError(f"cannot read trajectories: {exc.strerror or exc}", path=path) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SynthError(
-            f"trajectories file is not JSON ({getattr(exc, 'msg', exc)})", path=path
-        ) from None
+        data = read_json(path, JSON_LIMIT, SynthError)  # regular files only, size capped: never hangs
+    except SynthError as exc:
+        raise SynthError(f"trajectories file: {exc.message}", path=path) from None
 
     def bad(why: str) -> SynthError:
         return SynthError(f"not a COCO file of document quads: {why}", path=path)
@@ -316,8 +379,11 @@ def _write_template(folder: Path, document: str, number: int, seed: int) -> np.n
 
 
 def _imwrite(path: Path, image: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), image):
-        raise SynthError("cannot write image", path=path)
+    """Write an image atomically, in the format its suffix names."""
+    ok, data = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise SynthError("cannot encode image", path=path)
+    write_atomic(path, data.tobytes())
 
 
 @dataclass
@@ -399,6 +465,7 @@ class _Encoder:
         self.path, self.rotated = path, rotated
         self.partial = path.with_name(f".{path.name}.part")
         container_format = "mov" if path.suffix.lower() == ".mov" else "mp4"
+        self.partial.unlink(missing_ok=True)  # a leftover: opened for writing, a FIFO there would block
         self.container = av.open(str(self.partial), mode="w", format=container_format)
         try:
             stream = self.container.add_stream("libx264", rate=rate)

@@ -23,9 +23,15 @@ import numpy as np
 
 from midvbatch.dataset.archive import file_md5, parse_md5_list
 from midvbatch.dataset.catalog import MIDV500, Catalog, get_catalog
-from midvbatch.dataset.groundtruth import Quad, load_frame_quad, load_template
+from midvbatch.dataset.groundtruth import (
+    Quad,
+    load_frame_quad,
+    parse_template,
+    read_ground_truth_json,
+)
 from midvbatch.dataset.layout import STRUCTURE_DIRS, Clip, Dataset, discover
-from midvbatch.errors import GroundTruthError, VideoError
+from midvbatch.errors import GroundTruthError, MidvBatchError, VideoError
+from midvbatch.fileio import IMAGE_LIMIT, TEXT_LIMIT, read_bytes
 from midvbatch.video.probe import probe
 from midvbatch.video.reader import read_annotated_frames, sample_slot
 
@@ -164,9 +170,11 @@ def check_clip(clip: Clip, catalog: Catalog | None = None, *, deep: bool = False
                 tif = clip.images.get(frame.number)
                 if tif is None:
                     continue
-                import cv2
-
-                extracted = cv2.imread(str(tif), cv2.IMREAD_COLOR)
+                try:
+                    extracted = _read_image(tif)
+                except MidvBatchError as exc:
+                    add(ERROR, "frame_mismatch", tif, exc.message)
+                    continue
                 if extracted is None:
                     add(ERROR, "frame_mismatch", tif, "unreadable image")
                 elif extracted.shape != frame.image.shape:
@@ -181,6 +189,14 @@ def check_clip(clip: Clip, catalog: Catalog | None = None, *, deep: bool = False
         except VideoError as exc:
             add(ERROR, "decode", clip.video, exc.message)
     return problems
+
+
+def _read_image(path: Path) -> np.ndarray | None:
+    """Decode an extracted frame (None if OpenCV cannot); raise MidvBatchError for a FIFO, device, huge file."""
+    import cv2
+
+    raw = read_bytes(path, IMAGE_LIMIT, what="an image file")
+    return cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR) if raw else None
 
 
 # ------------------------------------------------------------------------------- dataset
@@ -240,14 +256,19 @@ def _templates(dataset: Dataset) -> list[Problem]:
         if doc.template_json is None:
             continue
         try:
-            template = load_template(doc.template_json)
+            data = read_ground_truth_json(doc.template_json)
+        except GroundTruthError as exc:  # not a file, too large, not JSON: as good as missing
+            problems.append(Problem(ERROR, "template", str(doc.template_json), exc.message))
+            continue
+        try:
+            template = parse_template(data, doc.template_json)
         except GroundTruthError as exc:
             # Real MIDV-500 has irregular template files: usable for frames, so a warning.
             problems.append(Problem(WARNING, "template", str(doc.template_json), exc.message))
             continue
         for name, f in template.fields.items():
             if f.quad.area() < 1.0:
-                problems.append(Problem(WARNING, "template", str(doc.template_json), f"field {name!r} has no area"))
+                problems.append(Problem(WARNING, "template", str(doc.template_json), f"field {name[:60]!r} has no area"))
     return problems
 
 
@@ -255,14 +276,24 @@ def _archives(root: Path) -> list[Problem]:
     problems = []
     for folder in (root, root / ".fetch"):
         listing = folder / "md5.txt"
-        if not listing.is_file():
+        if not os.path.lexists(listing):
             continue
-        sums = parse_md5_list(listing.read_text(errors="replace"))
+        try:
+            sums = parse_md5_list(read_bytes(listing, TEXT_LIMIT, what="an md5 list").decode("utf-8", "replace"))
+        except MidvBatchError as exc:
+            problems.append(Problem(ERROR, "archive", str(listing), exc.message))
+            continue
         for archive in sorted(folder.glob("*.zip")):
             expected = sums.get(archive.name)
             if expected is None:
                 problems.append(Problem(NOTE, "archive", str(archive), "not listed in md5.txt"))
-            elif file_md5(archive) != expected:
+                continue
+            try:
+                digest = file_md5(archive)
+            except MidvBatchError as exc:
+                problems.append(Problem(ERROR, "archive", str(archive), exc.message))
+                continue
+            if digest != expected:
                 problems.append(Problem(ERROR, "archive", str(archive), f"md5 differs from md5.txt ({expected})"))
     return problems
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import av
 
 from midvbatch.errors import VideoError
+from midvbatch.fileio import check_regular_file
 
 
 def ffmpeg_reason(exc: BaseException) -> str:
@@ -15,29 +17,56 @@ def ffmpeg_reason(exc: BaseException) -> str:
     return text.split(":", 1)[0].strip() if "':" in text else text.strip()
 
 
+_IMAGE_DEMUXERS = {"image2", "image2pipe", "gif", "apng", "webp"}  # FFmpeg's picture readers (and *_pipe)
+
+
+def _image_kind(container, stream) -> str | None:
+    """Say what kind of still image FFmpeg opened ('a PNG image'), or None for a video.
+
+    FFmpeg opens a picture through an image demuxer (png_pipe, image2, ...) as a
+    one-frame "video"; MIDV clips are never that.
+    """
+    names = set(container.format.name.split(","))
+    pipes = {n for n in names if n.endswith("_pipe") and n != "image2pipe"}
+    if pipes:
+        kind = min(pipes).removesuffix("_pipe").upper()
+    elif names & _IMAGE_DEMUXERS:
+        kind = (stream.codec_context.name or "").upper()
+        kind = {"MJPEG": "JPEG"}.get(kind, kind)
+    else:
+        return None
+    return f"an {kind} image" if kind[:1] in "AEFHILMNORSX" else f"a {kind} image"
+
+
+
 def open_video(path: str | Path):
     """Open `path` for reading and return (container, video stream).
 
-    Raises VideoError for a missing, empty, unreadable or non-video file.
+    Raises VideoError for a missing, empty, unreadable or non-video file: anything but
+    a regular file (a FIFO would block, /dev/zero never end) is refused before FFmpeg
+    opens it, and so is a picture (PNG, JPEG, TIFF, ...) with a video's name.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise VideoError("no such file", path=path) from None
-    except OSError as exc:
-        raise VideoError(f"cannot read: {exc.strerror or exc}", path=path) from None
-    if path.is_dir():
-        raise VideoError("is a folder, not a video file", path=path)
+    size = check_regular_file(path, VideoError, "a video file")
     if size == 0:
         raise VideoError("empty file (0 bytes), not a video", path=path)
     try:
-        container = av.open(str(path), mode="r", metadata_errors="ignore")
+        # An absolute name: FFmpeg would take a file named 'concat:...' or 'http:...' for a protocol.
+        container = av.open(os.path.abspath(path), mode="r", metadata_errors="ignore")
     except av.FFmpegError as exc:
         raise VideoError(f"not a readable video ({ffmpeg_reason(exc)})", path=path) from None
     except OSError as exc:
         raise VideoError(f"cannot read: {exc.strerror or exc}", path=path) from None
-    if not container.streams.video:
+    try:
+        streams = [s for s in container.streams.video
+                   if not s.disposition & av.stream.Disposition.attached_pic]  # cover art is no video
+        if not streams:
+            still = " (only a still picture)" if container.streams.video else ""
+            raise VideoError(f"has no video stream{still}", path=path)
+        kind = _image_kind(container, streams[0])
+        if kind is not None:
+            raise VideoError(f"not a video ({kind})", path=path)
+    except BaseException:
         container.close()
-        raise VideoError("has no video stream", path=path)
-    return container, container.streams.video[0]
+        raise
+    return container, streams[0]
