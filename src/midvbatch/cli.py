@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import signal
 import sys
 
 import click
@@ -52,15 +53,6 @@ def _echo_json(obj) -> None:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _size(ctx, param, value):
-    if value is None:
-        return None
-    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
-    if not m:
-        raise click.BadParameter(f"{value!r} is not a size like 180x320 (width x height)")
-    return int(m.group(1)), int(m.group(2))
 
 
 def _cut(value, width: int = 40) -> str:
@@ -489,7 +481,14 @@ def retry_command(run_dir, clips, all_dead):
     """
     from midvbatch.engine.failures import retry
 
-    revived, summary = retry(run_dir, clips, all_dead)
+    def announce(config) -> None:
+        where = f" (imports {config.processor.partition(':')[0]} from {os.getcwd()} or PYTHONPATH)" \
+            if config.processor and ":" in config.processor else ""
+        options = f" with options {json.dumps(config.options)}" if config.options else ""
+        click.echo(f"the run's config.toml says: processor {config.processor_spec()}{options}{where}, "
+                   f"dataset {config.dataset}", err=True)
+
+    revived, summary = retry(run_dir, clips, all_dead, announce=announce)
     click.echo(f"retrying {_plural(len(revived), 'clip')}: {' '.join(revived)}")
     _print_summary(summary)
 
@@ -605,9 +604,40 @@ def report_command(run_dir, fmt, out):
         click.echo(text, nl=not text.endswith("\n"))
 
 
-def main() -> None:
-    """Run the command line."""
-    cli(prog_name="midvbatch")
+EXIT_INTERRUPTED = 130
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the command line; exit 0, 1 (an error, one line), 2 (usage) or 130 (interrupted).
+
+    A Ctrl-C at any moment exits 130 with one line, never a traceback or click's "Aborted!".
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is KeyboardInterrupt
+    try:
+        code = cli.main(args=args, prog_name="midvbatch", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _last_words("interrupted; nothing was lost: run the same command again to go on")
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except MemoryError:
+        _last_words("Error: out of memory; try fewer --workers or a smaller input")
+        sys.exit(1)
+    except BrokenPipeError:  # `midvbatch export RUN | head`: the reader has gone; so do we, quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _last_words(line: str) -> None:
+    try:
+        click.echo(line, err=True)
+    except Exception:  # noqa: BLE001 - a closed stderr must not turn into a traceback
+        pass
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from pathlib import Path
 
-from midvbatch.config import build_config
+from midvbatch.config import RunConfig, build_config
 from midvbatch.dataset.layout import discover
 from midvbatch.engine.ledger import Ledger
 from midvbatch.errors import ConfigError, LedgerError
@@ -65,8 +66,13 @@ def revive_dead(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), al
         lock.release()
 
 
-def retry(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), all_dead: bool = False, **run_options):
-    """Revive dead clips, then resume the run with its saved configuration; return (revived ids, RunSummary)."""
+def retry(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), all_dead: bool = False,
+          announce: Callable[[RunConfig], None] | None = None, **run_options):
+    """Revive dead clips, then resume the run with its saved configuration; return (revived ids, RunSummary).
+
+    The saved configuration names the code that runs (``--processor MODULE:FACTORY``
+    imports MODULE), like a Makefile: `announce` is shown it before anything runs.
+    """
     from midvbatch.engine.run import run
 
     config_file = Path(run_dir) / CONFIG
@@ -74,5 +80,7 @@ def retry(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), all_dead
         raise LedgerError("not a run folder (no config.toml)", path=run_dir)
     config = build_config({"out": str(run_dir)}, config_file)  # this folder, wherever retry runs from
     discover(config.dataset, catalog=config.catalog)  # a dataset that moved fails before anything is revived
+    if announce is not None:
+        announce(config)
     revived = revive_dead(run_dir, clips, all_dead)
     return revived, run(config, **run_options)

@@ -224,6 +224,7 @@ class Ledger:
     def __init__(self, run_dir: str | Path, *, readonly: bool = False, check: bool = False):
         self.path = Path(run_dir) / LEDGER_NAME
         self._copy: Path | None = None
+        self._depth = 0  # nesting of transaction() blocks
         if readonly:
             if not self.path.is_file():
                 raise LedgerError("not a run folder (no ledger.sqlite)", path=Path(run_dir))
@@ -335,17 +336,31 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[_Connection]:
-        """Run the block in one IMMEDIATE transaction; roll back if it raises."""
+        """Run the block in one IMMEDIATE transaction; roll back if it raises.
+
+        Nested blocks join the outer transaction: the orchestrator records all the clips
+        finished since its last look in one commit.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.db
+            finally:
+                self._depth -= 1
+            return
         self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
         try:
             yield self.db
         except BaseException:
+            self._depth = 0
             if self.db.in_transaction:
                 try:
                     self.db.execute("ROLLBACK")
                 except LedgerError:
                     pass  # the first error says what went wrong
             raise
+        self._depth = 0
         self.db.execute("COMMIT")
 
     # meta ------------------------------------------------------------------------------
@@ -405,6 +420,17 @@ class Ledger:
         """Return when the next failed task may be retried; None if none waits."""
         row = self.db.execute("SELECT MIN(COALESCE(not_before, 0)) FROM tasks WHERE state = 'failed'").fetchone()
         return row[0]
+
+    def mark_running_many(self, task_ids: list[int], now: float) -> dict[int, int]:
+        """Mark tasks running and count their attempt, in one transaction; return {task id: attempt number}."""
+        if not task_ids:
+            return {}
+        marks = ", ".join("?" * len(task_ids))
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?, "
+                f"stage = 'queued', not_before = NULL WHERE id IN ({marks})", (now, *task_ids))
+            return dict(db.execute(f"SELECT id, attempts FROM tasks WHERE id IN ({marks})", task_ids).fetchall())
 
     def mark_running(self, task_id: int, now: float) -> int:
         """Mark a task running and count the attempt; return the attempt number."""
@@ -506,7 +532,12 @@ class Ledger:
     # artifacts -------------------------------------------------------------------------
 
     def claim_artifacts(self, task_id: int, paths: Iterable[str]) -> None:
-        """Record, before they are moved into place, the run-folder paths a task's artifacts will take."""
+        """Record, before they are moved into place, the run-folder paths a task's artifacts will take.
+
+        Committed at once (never inside another transaction): the claim must be durable
+        before the first rename.
+        """
+        assert not self._depth, "artifacts are claimed in a transaction of their own"
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO artifacts (path, task) VALUES (?, ?)",
                            [(p, task_id) for p in paths])

@@ -27,7 +27,7 @@ import psutil
 import tomli_w
 from rich.console import Console
 
-from midvbatch.config import RunConfig
+from midvbatch.config import MAX_RETRY_WAIT, RunConfig
 from midvbatch.dataset.catalog import MIDV500, get_catalog
 from midvbatch.dataset.layout import Clip, discover
 from midvbatch.engine.executor import Executor, kill_group, make_executor
@@ -35,7 +35,7 @@ from midvbatch.engine.ledger import Ledger, NewTask, TaskRow
 from midvbatch.engine.lock import RunLock
 from midvbatch.engine.progress import ProgressView, RateMeter, Snapshot, estimate_eta
 from midvbatch.engine.resources import DiskReading, MemoryReading, Resources, disk_space, system_memory
-from midvbatch.engine.runlog import close_run_log, open_run_log
+from midvbatch.engine.runlog import close_run_log, flush_run_log, open_run_log
 from midvbatch.engine.scheduler import plan
 from midvbatch.errors import DatasetError, LedgerError
 from midvbatch.fileio import write_atomic
@@ -191,8 +191,8 @@ def _dataset_identity(dataset) -> dict:
 
 
 def retry_delay(attempt: int, base: float) -> float:
-    """Seconds to wait before retrying after failed attempt `attempt`: base * 2^(attempt-1), +-20% jitter."""
-    return base * (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+    """Seconds to wait before retrying after failed attempt `attempt`: base * 2^(attempt-1), +-20% jitter, at most an hour."""
+    return min(MAX_RETRY_WAIT, base * (2 ** min(attempt - 1, 64)) * random.uniform(0.8, 1.2))
 
 
 class Orchestrator:
@@ -388,24 +388,31 @@ class Orchestrator:
         if not rows:
             self._set_paused(None, "")
             return 0
-        for row in rows:
-            estimate = self.output_bytes // self.output_clips if self.output_clips else 0
+        estimate = self.output_bytes // self.output_clips if self.output_clips else 0
+        admission = self.resources.admit(estimate * len(rows))  # one reading for the whole batch
+        if not admission.ok and len(rows) > 1:
+            rows = rows[:1]
             admission = self.resources.admit(estimate)
-            if not admission.ok:
-                self._set_paused(admission.reason, admission.detail)
-                if admission.reason == "disk" and self.config.on_disk_full == "stop":
-                    self.stop.request("disk")
-                    self.log.error("disk full (%s): stopping after the clips in flight (--on-disk-full stop)",
-                                   admission.detail)
-                break
-            self._set_paused(None, "")
+        if not admission.ok:
+            self._set_paused(admission.reason, admission.detail)
+            if admission.reason == "disk" and self.config.on_disk_full == "stop":
+                self.stop.request("disk")
+                self.log.error("disk full (%s): stopping after the clips in flight (--on-disk-full stop)",
+                               admission.detail)
+            return len(rows)
+        self._set_paused(None, "")
+        now = self.clock()
+        with ledger.transaction():  # every clip of the batch marked running in one commit
+            attempts = ledger.mark_running_many([r.id for r in rows], now)
+            for row in rows:
+                if row.clip not in self.clips and row.video is None:
+                    ledger.fail(row.id, now=now, state="dead", error_class="permanent",
+                                error="clip no longer found in the dataset")
+        for row in rows:
             if row.clip not in self.clips and row.video is None:
-                ledger.mark_running(row.id, self.clock())
-                ledger.fail(row.id, now=self.clock(), state="dead", error_class="permanent",
-                            error="clip no longer found in the dataset")
                 continue
-            attempt = ledger.mark_running(row.id, self.clock())
-            self.in_flight[row.id] = _InFlight(row, attempt, self.clock())
+            attempt = attempts[row.id]
+            self.in_flight[row.id] = _InFlight(row, attempt, now)
             executor.submit(self._spec(row, attempt))
             self.log.debug("dispatched %s (attempt %d)", row.clip, attempt,
                            extra={"clip": row.clip, "attempt": attempt, "stage": "queued"})
@@ -438,7 +445,35 @@ class Orchestrator:
                 self.resources.kill(flight.pid)
                 kill_group(flight.pid)  # and what its processor started
 
-    def _finish(self, ledger: Ledger, outcome: ClipOutcome) -> None:
+    def _place_artifacts(self, ledger: Ledger, outcome: ClipOutcome) -> list[tuple[str, int, int]]:
+        """Move a successful clip's artifacts into the run folder (before its results are committed).
+
+        A clash with a file midvbatch did not write, or a move that fails, turns the
+        outcome into a failure of that clip; a full disk stops the run.
+        """
+        flight = self.in_flight.get(outcome.task_id)
+        if flight is None or not outcome.ok:
+            return []
+        tmp = _tmp_root(self.run_dir) / f"{flight.row.id}-{flight.attempt}"
+        try:
+            moved, artifacts = _move_artifacts(tmp, self.run_dir, ledger, flight.row.id)
+        except ArtifactClash as exc:
+            outcome.ok, outcome.error_class, outcome.stage = False, "permanent", "artifacts"
+            outcome.error = str(exc)
+            return []
+        except OSError as exc:  # e.g. a file where an artifact needs a folder: this clip's problem
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise LedgerError(f"the disk is full ({exc.strerror}); the run stopped cleanly: free some "
+                                  "space, then run the same command again to resume", path=self.run_dir) from None
+            outcome.ok, outcome.error_class, outcome.stage = False, "permanent", "artifacts"
+            outcome.error = f"cannot move its artifacts into the run folder: {exc}"
+            return []
+        self.output_bytes += moved
+        self.output_clips += 1
+        return artifacts
+
+    def _finish(self, ledger: Ledger, outcome: ClipOutcome, artifacts: list[tuple[str, int, int]]) -> None:
+        """Record a clip's outcome (inside the caller's transaction); artifacts are in place already."""
         flight = self.in_flight.pop(outcome.task_id, None)
         if flight is None:
             return
@@ -454,22 +489,6 @@ class Orchestrator:
         if outcome.stage is None and not outcome.ok:
             outcome.stage = flight.stage.split(" ")[0] if flight.stage else None
         extra = {"clip": row.clip, "attempt": attempt, "stage": outcome.stage}
-        artifacts: list[tuple[str, int, int]] = []
-        if outcome.ok:
-            try:
-                moved, artifacts = _move_artifacts(tmp, self.run_dir, ledger, row.id)
-            except ArtifactClash as exc:
-                outcome.ok, outcome.error_class, outcome.stage = False, "permanent", "artifacts"
-                outcome.error = str(exc)
-            except OSError as exc:  # e.g. a file where an artifact needs a folder: this clip's problem
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise LedgerError(f"the disk is full ({exc.strerror}); the run stopped cleanly: free some "
-                                      "space, then run the same command again to resume", path=self.run_dir) from None
-                outcome.ok, outcome.error_class, outcome.stage = False, "permanent", "artifacts"
-                outcome.error = f"cannot move its artifacts into the run folder: {exc}"
-            else:
-                self.output_bytes += moved
-                self.output_clips += 1
         if outcome.ok:
             ledger.complete(
                 row.id, now=now, frames=outcome.frames, clip_result=outcome.clip_result,
@@ -536,6 +555,7 @@ class Orchestrator:
             return None
         self._last_snapshot = now
         ledger.check_identity()  # a deleted or replaced ledger would swallow every result from here on
+        flush_run_log(self.log)
         snap = self.snapshot(ledger, "paused" if self.paused else state)
         ledger.set_meta("live", snap.to_dict())
         view.update(snap, force=force)
@@ -549,8 +569,11 @@ class Orchestrator:
                 flight = self.in_flight.get(task_id)
                 if flight is not None:
                     flight.stage, flight.pid = stage, pid if pid is not None else flight.pid
-            for outcome in outcomes:
-                self._finish(ledger, outcome)
+            if outcomes:
+                placed = {o.task_id: self._place_artifacts(ledger, o) for o in outcomes}
+                with ledger.transaction():  # every clip finished since the last look, in one commit
+                    for outcome in outcomes:
+                        self._finish(ledger, outcome, placed[outcome.task_id])
             self._watch_workers()
             if self.stop.now:
                 return

@@ -36,7 +36,20 @@ class JsonLinesFormatter(logging.Formatter):
 
 
 class _QuietFileHandler(logging.FileHandler):
-    """A log file that a full disk silences instead of printing a traceback per record."""
+    """The JSON-lines file: flushed at warnings and errors and when the run says so (twice a second),
+    not at every debug line (a flush per clip cost more than the clip); a full disk silences it
+    instead of printing a traceback per record.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if self.stream is None:
+                self.stream = self._open()
+            self.stream.write(self.format(record) + self.terminator)
+            if record.levelno >= logging.WARNING:
+                self.stream.flush()
+        except Exception:  # noqa: BLE001 - logging must never stop the run
+            self.handleError(record)
 
     def handleError(self, record: logging.LogRecord) -> None:
         pass
@@ -75,6 +88,15 @@ def open_run_log(run_dir: Path, level: str, console: Console) -> logging.Logger:
     screen.setLevel(level.upper())
     logger.addHandler(screen)
     return logger
+
+
+def flush_run_log(logger: logging.Logger) -> None:
+    """Write out what the run log holds in its buffers."""
+    for handler in logger.handlers:
+        try:
+            handler.flush()
+        except Exception:  # noqa: BLE001 - a full disk: the ledger holds what matters
+            pass
 
 
 def close_run_log(logger: logging.Logger) -> None:
