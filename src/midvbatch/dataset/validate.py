@@ -11,6 +11,8 @@ clips aside before they reach a worker.
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import hashlib
 import os
 from collections import Counter
@@ -32,7 +34,7 @@ from midvbatch.dataset.groundtruth import (
 from midvbatch.dataset.layout import STRUCTURE_DIRS, Clip, Dataset, discover
 from midvbatch.errors import GroundTruthError, MidvBatchError, VideoError
 from midvbatch.fileio import IMAGE_LIMIT, TEXT_LIMIT, read_bytes
-from midvbatch.video.probe import probe
+from midvbatch.video.probe import VideoInfo, probe
 from midvbatch.video.reader import read_annotated_frames, sample_slot
 
 ERROR, WARNING, NOTE = "error", "warning", "note"
@@ -133,8 +135,12 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def check_clip(clip: Clip, catalog: Catalog | None = None, *, deep: bool = False,
-               psnr_threshold: float = PSNR_THRESHOLD) -> list[Problem]:
-    """Check one clip's video and ground truth; return its problems (never raises for bad files)."""
+               psnr_threshold: float = PSNR_THRESHOLD,
+               probe_video: Callable[[Path], VideoInfo] = probe) -> list[Problem]:
+    """Check one clip's video and ground truth; return its problems (never raises for bad files).
+
+    `probe_video` reads the container (check_clips passes one that probes each file once).
+    """
     catalog = catalog or (get_catalog(clip.catalog) if clip.catalog else MIDV500)
     problems: list[Problem] = []
 
@@ -145,7 +151,7 @@ def check_clip(clip: Clip, catalog: Catalog | None = None, *, deep: bool = False
     video_ok = False
     if clip.video is not None:
         try:
-            info = probe(clip.video)
+            info = probe_video(clip.video)
             width, height = info.display_width, info.display_height
             video_ok = True
             if info.duration is not None and sample_slot(info.duration, catalog.sample_fps) < catalog.frames_per_clip:
@@ -323,11 +329,49 @@ def validate(root: str | Path, *, deep: bool = False, catalog: str | None = None
     return report
 
 
+class _ProbeOnce:
+    """probe(), once per file: clips that are links to one video (a subset assembled with
+    symlinks, a benchmark) share one reading, keyed by the file's device, inode, size and time."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[int, int, int, int], VideoInfo | VideoError] = {}
+
+    def __call__(self, path: Path) -> VideoInfo:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return probe(path)  # says what is wrong with it
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        found = self._seen.get(key)
+        if found is None:
+            try:
+                found = probe(path)
+            except VideoError as exc:
+                found = exc
+            self._seen[key] = found
+        if isinstance(found, VideoError):
+            raise VideoError(found.message, path=path)
+        return dataclasses.replace(found, path=str(path)) if found.path != str(path) else found
+
+
+def _return_freed_memory() -> None:
+    """Hand the decoders' freed buffers back to the system (glibc keeps them per thread otherwise)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def check_clips(clips: Iterable[Clip], jobs: int = 2) -> dict[str, list[Problem]]:
-    """Fast checks of many clips at once (no decoding): {clip id: errors}, only clips with errors."""
+    """Fast checks of many clips at once (no decoding): {clip id: errors}, only clips with errors.
+
+    Each video file is probed once, in `jobs` threads (FFmpeg works outside the GIL).
+    """
     clips = list(clips)
+    probe_once = _ProbeOnce()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = pool.map(check_clip, clips)
+        results = list(pool.map(lambda c: check_clip(c, probe_video=probe_once), clips))
+    _return_freed_memory()
     out = {}
     for clip, problems in zip(clips, results):
         errors = [p for p in problems if p.severity == ERROR]

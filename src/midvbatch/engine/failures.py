@@ -10,7 +10,7 @@ from midvbatch.config import RunConfig, build_config
 from midvbatch.dataset.layout import discover
 from midvbatch.engine.ledger import Ledger
 from midvbatch.errors import ConfigError, LedgerError
-from midvbatch.runfolder import CONFIG
+from midvbatch.runfolder import CONFIG, kind_of_folder
 
 
 def failures(run_dir: str | Path) -> list[dict]:
@@ -48,6 +48,14 @@ def revive_dead(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), al
         raise LedgerError("no such run folder", path=run_dir)
     from midvbatch.engine.lock import RunLock
 
+    if kind_of_folder(run_dir) not in ("run", "legacy"):
+        raise LedgerError("not a midvbatch run folder (no midvbatch-run.json)", path=run_dir)
+    probe = Ledger(run_dir, readonly=True)  # never write into an SQLite file some other program left there
+    try:
+        if probe.get_meta("fingerprint") is None:
+            raise LedgerError("its ledger.sqlite was not written by a midvbatch run", path=run_dir)
+    finally:
+        probe.close()
     lock = RunLock(run_dir)
     lock.acquire()  # only one writer: refused while a run is alive
     ledger = Ledger(run_dir)

@@ -406,15 +406,19 @@ class Ledger:
     def next_ready(self, limit: int, now: float, exclude: set[int] = frozenset()) -> list[TaskRow]:
         """Return up to `limit` tasks ready to dispatch, in queue order.
 
-        Ready: pending, or failed whose not-before time has passed.
+        Ready: pending, or failed whose not-before time has passed. Two index walks (one
+        per state) merged here: one query with OR would sort every pending task each time.
         """
+        n = limit + len(exclude)
         rows = self.db.execute(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE state = 'pending' "
-            "OR (state = 'failed' AND (not_before IS NULL OR not_before <= ?)) "
-            "ORDER BY priority DESC, position LIMIT ?",
-            (now, limit + len(exclude)),
-        ).fetchall()
-        return [TaskRow(**dict(r)) for r in rows if r["id"] not in exclude][:limit]
+            f"SELECT {_TASK_COLUMNS}, position FROM tasks WHERE state = 'pending' ORDER BY priority DESC, position "
+            "LIMIT ?", (n,)).fetchall()
+        failed = self.db.execute(
+            f"SELECT {_TASK_COLUMNS}, position FROM tasks WHERE state = 'failed' "
+            "AND (not_before IS NULL OR not_before <= ?) ORDER BY priority DESC, position LIMIT ?", (now, n)).fetchall()
+        if failed:
+            rows = sorted(rows + failed, key=lambda r: (-r["priority"], r["position"]))
+        return [TaskRow(**{k: r[k] for k in TaskRow.__dataclass_fields__}) for r in rows if r["id"] not in exclude][:limit]
 
     def next_retry_time(self) -> float | None:
         """Return when the next failed task may be retried; None if none waits."""
@@ -464,8 +468,10 @@ class Ledger:
         `artifacts`: (path, bytes, mtime_ns) of the files moved into place, claimed before.
         """
         with self.transaction() as db:
-            db.executemany("UPDATE artifacts SET bytes = ?, mtime_ns = ? WHERE path = ?",
-                           [(size, mtime, path) for path, size, mtime in artifacts])
+            artifacts = list(artifacts)
+            if artifacts:
+                db.executemany("UPDATE artifacts SET bytes = ?, mtime_ns = ? WHERE path = ?",
+                               [(size, mtime, path) for path, size, mtime in artifacts])
             db.execute("DELETE FROM frames WHERE task = ?", (task_id,))
             db.execute("DELETE FROM clips WHERE task = ?", (task_id,))
             if frames:

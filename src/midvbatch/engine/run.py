@@ -44,6 +44,7 @@ from midvbatch.runfolder import CONFIG, LOGS, TMP, kind_of_folder, read_marker, 
 
 EXIT_INTERRUPTED = 130
 SNAPSHOT_INTERVAL = 0.5  # seconds between stored snapshots
+DISPATCH_DEPTH = 8  # clips submitted per worker: one running, the next waiting in the pool
 WATCH_INTERVAL = 0.2  # seconds between checks of the workers' memory
 PERMANENT = ("permanent",)
 
@@ -380,7 +381,7 @@ class Orchestrator:
     # the loop ----------------------------------------------------------------------------
 
     def _dispatch(self, ledger: Ledger, executor: Executor) -> int:
-        depth = executor.capacity * 2 if executor.capacity > 1 else 1
+        depth = executor.capacity * DISPATCH_DEPTH if executor.capacity > 1 else 1
         free = depth - len(self.in_flight)
         if free <= 0:
             return 0
