@@ -1,0 +1,85 @@
+"""The ledger on its own: queue order, batched transactions, artifacts, errors as one line."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from midvbatch.engine.ledger import Ledger, NewTask
+from midvbatch.errors import LedgerError
+
+
+def _ledger(tmp_path, n=6) -> Ledger:
+    ledger = Ledger(tmp_path)
+    ledger.add_tasks(NewTask(f"C{i:02d}", "doc", "TA", None, 30, priority, 1.0)
+                     for i, priority in enumerate([0, 5, 0, 5, 0, 0][:n]))
+    return ledger
+
+
+def test_ledger_next_ready_merges_pending_and_retryable_in_queue_order(tmp_path):
+    ledger = _ledger(tmp_path)
+    ids = {t.clip: t.id for t in ledger.tasks()}
+    ledger.mark_running_many([ids["C01"], ids["C02"]], now=1.0)
+    ledger.fail(ids["C01"], now=2.0, state="failed", error_class="transient", error="x", not_before=10.0)
+    ledger.fail(ids["C02"], now=2.0, state="failed", error_class="transient", error="x", not_before=None)
+    assert [t.clip for t in ledger.next_ready(10, now=5.0)] == ["C03", "C00", "C02", "C04", "C05"]
+    assert [t.clip for t in ledger.next_ready(10, now=11.0)] == ["C01", "C03", "C00", "C02", "C04", "C05"]
+    assert [t.clip for t in ledger.next_ready(2, now=11.0)] == ["C01", "C03"]
+    ledger.close()
+
+
+def test_ledger_nested_transactions_commit_once_and_roll_back_together(tmp_path):
+    ledger = _ledger(tmp_path)
+    ids = [t.id for t in ledger.tasks()]
+    with pytest.raises(RuntimeError):
+        with ledger.transaction():
+            ledger.mark_running_many(ids[:2], now=1.0)  # a transaction of its own, joined to the outer one
+            raise RuntimeError("boom")
+    assert ledger.counts()["running"] == 0
+    with ledger.transaction():
+        attempts = ledger.mark_running_many(ids[:2], now=1.0)
+    assert attempts == {ids[0]: 1, ids[1]: 1} and ledger.counts()["running"] == 2
+    with ledger.transaction(), pytest.raises(AssertionError):
+        ledger.claim_artifacts(ids[0], ["frames/x.png"])  # must be durable before any rename
+    ledger.close()
+
+
+def test_ledger_artifacts_are_claimed_then_recorded(tmp_path):
+    ledger = _ledger(tmp_path, 1)
+    task = ledger.tasks()[0].id
+    ledger.claim_artifacts(task, ["frames/a.png"])
+    assert ledger.artifact_owner("frames/a.png") == task and ledger.artifact_owner("frames/b.png") is None
+    ledger.mark_running_many([task], now=1.0)
+    ledger.complete(task, now=2.0, frames=[], clip_result=None, wall_seconds=1.0, stage_seconds={},
+                    cpu_seconds=None, peak_rss=None, artifacts=[("frames/a.png", 12, 34)])
+    assert ledger.artifacts() == [("frames/a.png", 12, 34)]
+    ledger.restart()
+    assert ledger.artifacts() == [] and ledger.counts() == dict.fromkeys(ledger.counts(), 0)
+    ledger.close()
+
+
+def test_ledger_sqlite_errors_are_ledger_errors_in_one_line(tmp_path):
+    ledger = _ledger(tmp_path, 2)
+    ledger.close()
+    path = tmp_path / "ledger.sqlite"
+    data = bytearray(path.read_bytes())
+    data[100:len(data)] = os.urandom(len(data) - 100)  # the schema pages too
+    path.write_bytes(bytes(data))
+    with pytest.raises(LedgerError) as caught:
+        Ledger(tmp_path, check=True)
+    assert "damaged ledger" in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(LedgerError):
+        Ledger(tmp_path, readonly=True)
+
+
+def test_ledger_notices_being_deleted_or_replaced(tmp_path):
+    ledger = _ledger(tmp_path, 1)
+    ledger.check_identity()
+    os.rename(tmp_path / "ledger.sqlite", tmp_path / "elsewhere.sqlite")
+    with pytest.raises(LedgerError, match="deleted"):
+        ledger.check_identity()
+    (tmp_path / "ledger.sqlite").write_bytes(b"")
+    with pytest.raises(LedgerError, match="replaced"):
+        ledger.check_identity()
+    ledger.close()
