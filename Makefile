@@ -1,11 +1,12 @@
 # The two commands: `make demo` and `make test`. Both build .venv from nothing.
+# `make bench` runs every benchmark under bench/ (docs/benchmarks.md); GNU parallel is optional.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := demo
 
-.PHONY: demo test soak venv clean
+.PHONY: demo test soak bench venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,11 @@ test: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_discovery.py
+	$(BIN)/python bench/bench_decode.py --repeat 3
+	$(BIN)/python bench/bench_engine.py overhead frames scaling memory
 
 demo: $(STAMP)
 	@echo "== midvbatch demo: synthesize a small MIDV-500-format dataset, localize the document in its 600 annotated frames, score and report"

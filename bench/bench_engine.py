@@ -1,12 +1,23 @@
 """The batch engine's figures, each against a baseline measured in the same run.
 
-  overhead  2,000 clips through a no-op process_clip processor, 2 workers, durable
-            ledger: clips/s after start-up; the same 2,000 no-op jobs under GNU
-            parallel -j2 (a shell `true`, and a Python no-op) for comparison.
+  overhead  the engine's cost per clip as a user sees it: the wall time of `midvbatch run`
+            on 2,000 no-op clips minus that on 20, divided by 1,980 (best of 3 each), with
+            the checks and with --no-check, on a folder of links to one small video and on
+            a folder of 2,000 distinct copies of it; then the steady dispatch rate (first
+            to last finished clip); baseline: the same 2,000 - 20 difference for GNU
+            parallel -j2 running `true` and a Python no-op per clip (skipped with a note
+            when `parallel` is not installed).
   frames    --pipeline frames on a 1080x1920 synthetic dataset vs a plain
-            multiprocessing pool reading the same annotated frames with PyAV.
-  scaling   the frames pipeline with 2 workers vs 1.
-  memory    the orchestrator's peak RSS with 100 vs 20,000 clips.
+            multiprocessing.Pool(2) reading the same annotated frames (midvbatch's reader, one
+            thread each).
+  scaling   the frames pipeline with 2 workers vs 1 (one decoding thread each), and vs
+            1 worker with 2 decoding threads.
+  memory    the orchestrator's peak RSS (psutil, sampled) with 100 vs 20,000 no-op clips.
+
+Every `midvbatch run` pins the options its figure depends on (see `run_args`), so a
+changed default cannot change what a figure measures. frames and scaling synthesize a
+20-clip 1080x1920 dataset once per invocation (about a minute); set
+MIDVBATCH_BENCH_DATASET to a folder to keep it between invocations.
 
     python bench/bench_engine.py [overhead] [frames] [scaling] [memory]
 """
@@ -27,7 +38,15 @@ from pathlib import Path
 import psutil
 
 BENCH = Path(__file__).resolve().parent
-MIDVBATCH = [sys.executable, "-m", "midvbatch.cli"]
+MIDVBATCH = [sys.executable, "-m", "midvbatch"]  # what the `midvbatch` console script runs
+NOOP = "noop_processor:make"  # bench/noop_processor.py, on PYTHONPATH through env()
+FEW, MANY = 20, 2000  # overhead: clips of the start-up run and of the long run
+REPEAT = 3  # overhead: best of this many runs of each
+TARGET_RATE = 2000  # clips/s, by the user's figure, checks included
+MEMORY_FEW, MEMORY_MANY = 100, 20_000
+TARGET_MEMORY = 30  # MiB: most the orchestrator may grow from MEMORY_FEW to MEMORY_MANY clips
+TARGET_FRAMES = 0.95  # --pipeline frames against multiprocessing.Pool(2): at least this ratio
+TARGET_SCALING = 1.8  # 2 workers against 1 on 2 cores: at least this speed-up
 
 
 def env() -> dict:
@@ -36,12 +55,41 @@ def env() -> dict:
     return e
 
 
-def plain_clips(root: Path, count: int, video: Path) -> Path:
-    """A plain folder of `count` links to one small video."""
-    folder = root / f"clips{count}"
+def run_args(dataset: Path, out: Path, *, workers: int, processor: str | None = None, pipeline: str | None = None,
+             decode_threads: int = 1, check: bool = True, catalog: str | None = None) -> list[str]:
+    """Return a `midvbatch run` command line with every option a figure depends on given.
+
+    Pinned: what runs (--processor or --pipeline), --workers, --pool process,
+    --decode-threads, --retries 0 (a failure ends the bench instead of being retried),
+    --log-level warning, no admission floors (--min-free-disk 0, --min-free-memory 0),
+    no worker memory limit (--worker-memory none); --no-check only when `check` is false;
+    --catalog where the dataset has one.
+    """
+    if (processor is None) == (pipeline is None):
+        raise ValueError("give a processor or a pipeline")
+    what = ["--processor", processor] if processor else ["--pipeline", pipeline]
+    args = [*MIDVBATCH, "run", str(dataset), "--out", str(out), *what, "--workers", str(workers),
+            "--pool", "process", "--decode-threads", str(decode_threads), "--retries", "0",
+            "--log-level", "warning", "--min-free-disk", "0", "--min-free-memory", "0", "--worker-memory", "none"]
+    if catalog:
+        args += ["--catalog", catalog]
+    if not check:
+        args.append("--no-check")
+    return args
+
+
+def plain_clips(root: Path, count: int, video: Path, copies: bool = False) -> Path:
+    """A plain folder of `count` links to one small video, or of `count` copies of it."""
+    folder = root / f"{'copies' if copies else 'links'}{count}"
+    if folder.exists():
+        return folder
     folder.mkdir()
     for i in range(count):
-        (folder / f"c{i:06d}.mp4").symlink_to(video)
+        clip = folder / f"c{i:06d}.mp4"
+        if copies:
+            shutil.copyfile(video, clip)
+        else:
+            clip.symlink_to(video)
     return folder
 
 
@@ -64,8 +112,15 @@ def run_timed(args: list[str], sample_rss: bool = False) -> tuple[float, int]:
     return time.perf_counter() - start, peak
 
 
+def best_wall(commands: list[list[str]]) -> tuple[float, int]:
+    """Run each command; return (the best wall seconds, the index of the best run)."""
+    walls = [run_timed(command)[0] for command in commands]
+    best = min(range(len(walls)), key=walls.__getitem__)
+    return walls[best], best
+
+
 def steady_rate(run_dir: Path) -> float:
-    """Clips/s between the first and the last finished clip: the run without its start-up."""
+    """Clips/s between the first and the last finished clip: the run without its start-up and checks."""
     db = sqlite3.connect(run_dir / "ledger.sqlite")
     first, last, n = db.execute("SELECT MIN(finished_at), MAX(finished_at), COUNT(*) FROM tasks WHERE state='done'").fetchone()
     db.close()
@@ -75,90 +130,137 @@ def steady_rate(run_dir: Path) -> float:
 def small_video(root: Path) -> Path:
     from midvbatch.dataset.synth import SynthConfig, synthesize
 
-    synthesize(root / "small", SynthConfig(docs=1, clips="TS", seed=1))
-    return root / "small" / "01_alb_id" / "videos" / "TS01.mp4"
+    video = root / "small" / "01_alb_id" / "videos" / "TS01.mp4"
+    if not video.exists():
+        synthesize(root / "small", SynthConfig(docs=1, clips="TS", seed=1))
+    return video
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def per_clip(walls: dict[int, float]) -> float:
+    """Seconds per clip from the walls of FEW and MANY clips; exit if the noise swallowed the difference."""
+    seconds = (walls[MANY] - walls[FEW]) / (MANY - FEW)
+    if seconds <= 0:
+        raise SystemExit(f"overhead: {MANY:,} clips took no longer than {FEW} ({walls[MANY]:.2f} s vs "
+                         f"{walls[FEW]:.2f} s): the machine is too noisy for this figure; run it again")
+    return seconds
 
 
 def bench_overhead(tmp: Path) -> None:
-    clips = plain_clips(tmp, 2000, small_video(tmp))
-    out = tmp / "run-overhead"
-    wall, _ = run_timed([*MIDVBATCH, "run", str(clips), "--out", str(out), "--processor", "noop_processor:make",
-                         "--workers", "2"])
-    rate = steady_rate(out)
-    print(f"overhead: midvbatch 2000 no-op clips, 2 workers: {rate:,.0f} clips/s after start-up "
-          f"({1000 / rate:.2f} ms per clip; {wall:.2f} s wall with start-up)")
+    video = small_video(tmp)
+    ours = {}
+    steady = None
+    for copies in (False, True):
+        kind = f"{MANY:,} distinct files" if copies else "links to one file"
+        few, many = plain_clips(tmp, FEW, video, copies), plain_clips(tmp, MANY, video, copies)
+        for check in (True, False):
+            label = "checks included" if check else "--no-check"
+            walls = {}
+            for count, clips in ((FEW, few), (MANY, many)):
+                out = tmp / f"run-overhead-{clips.name}-{'check' if check else 'nocheck'}"
+                walls[count], best = best_wall([run_args(clips, Path(f"{out}-{i}"), processor=NOOP, workers=2,
+                                                         check=check) for i in range(REPEAT)])
+                if count == MANY and not copies and check:
+                    steady = steady_rate(Path(f"{out}-{best}"))
+            seconds = ours[copies, check] = per_clip(walls)
+            line = (f"overhead: midvbatch run, no-op clips, 2 workers, {kind}, {label}: "
+                    f"{seconds * 1000:.2f} ms per clip, {1 / seconds:,.0f} clips/s "
+                    f"(wall {walls[MANY]:.2f} s for {MANY:,} - {walls[FEW]:.2f} s for {FEW}, best of {REPEAT})")
+            if check:
+                line += (f" | target >= {TARGET_RATE:,} clips/s by the user's figure, checks included: "
+                         f"{verdict(1 / seconds >= TARGET_RATE)}")
+            print(line, flush=True)
+    print(f"overhead: steady dispatch, first to last finished clip of the {MANY:,} (links, checks included; "
+          f"without start-up and checks): {steady:,.0f} clips/s ({1000 / steady:.2f} ms per clip)", flush=True)
     if shutil.which("parallel") is None:
-        print("overhead: GNU parallel not installed (apt install parallel): comparison skipped")
+        print("overhead: baseline skipped: GNU parallel is not installed (apt install parallel)")
         return
-    names = [str(p) for p in sorted(clips.iterdir())]
-    listing = tmp / "clips.txt"
-    listing.write_text("\n".join(names) + "\n")
-    for label, command in (("true", "true {}"), ("python no-op", f"{sys.executable} -c 'pass' {{}}")):
-        wall, _ = run_timed(["parallel", "-j2", "--arg-file", str(listing), command])
-        print(f"overhead: GNU parallel -j2, {label} per clip: {2000 / wall:,.0f} clips/s "
-              f"(midvbatch is {rate / (2000 / wall):.1f}x)")
+    for label, command in (("true", "true {}"), ("python no-op", f"{sys.executable} -c pass {{}}")):
+        walls = {}
+        for count in (FEW, MANY):
+            listing = tmp / f"clips{count}.txt"
+            listing.write_text("".join(f"{p}\n" for p in sorted(plain_clips(tmp, count, video).iterdir())))
+            walls[count], _ = best_wall([["parallel", "-j2", "--arg-file", str(listing), command]] * REPEAT)
+        seconds = per_clip(walls)
+        print(f"overhead: baseline GNU parallel -j2, {label} per clip: {seconds * 1000:.2f} ms per clip, "
+              f"{1 / seconds:,.0f} clips/s by the same difference (midvbatch, links, checks included, is "
+              f"{seconds / ours[False, True]:.1f}x that)", flush=True)
 
 
 def _read_clip(video: str) -> int:
+    from midvbatch.dataset import MIDV500
     from midvbatch.video import read_annotated_frames
 
-    return sum(1 for _ in read_annotated_frames(video, threads=1))  # 2 workers on 2 cores: 1 thread each
+    # What --pipeline frames --decode-threads 1 reads: the catalog's annotated frames, one thread
+    frames = read_annotated_frames(video, count=MIDV500.frames_per_clip, fps=MIDV500.sample_fps, threads=1)
+    return sum(1 for _ in frames)
 
 
-def big_dataset(tmp: Path, clips: str) -> Path:
+def big_dataset(tmp: Path) -> Path:
     from midvbatch.dataset.synth import SynthConfig, synthesize
 
     root = Path(os.environ.get("MIDVBATCH_BENCH_DATASET", tmp / "big"))  # reuse one: it takes a minute
     if not root.exists():
-        synthesize(root, SynthConfig(docs=2, clips=clips, width=1080, height=1920, seed=2))
+        synthesize(root, SynthConfig(docs=2, clips="*", width=1080, height=1920, seed=2))
     return root
 
 
-def frames_run(tmp: Path, dataset: Path, workers: int, decode_threads: str = "auto") -> float:
+def frames_run(tmp: Path, dataset: Path, workers: int, decode_threads: int) -> float:
     out = tmp / f"run-frames-{workers}-{time.monotonic_ns()}"
-    wall, _ = run_timed([*MIDVBATCH, "run", str(dataset), "--out", str(out), "--workers", str(workers),
-                         "--decode-threads", decode_threads])
+    wall, _ = run_timed(run_args(dataset, out, pipeline="frames", workers=workers, decode_threads=decode_threads,
+                                 catalog="midv500"))
     return wall
 
 
 def bench_frames(tmp: Path) -> None:
-    dataset = big_dataset(tmp, "*")
+    dataset = big_dataset(tmp)
     videos = sorted(str(p) for p in dataset.rglob("videos/*") if p.is_file())
     start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         frames = sum(pool.map(_read_clip, videos, chunksize=1))
     base = time.perf_counter() - start
-    ours = frames_run(tmp, dataset, 2)
-    print(f"frames: {len(videos)} clips of 1080x1920, {frames} frames: multiprocessing.Pool(2) {base:.2f} s "
-          f"({frames / base:.0f} frames/s) | midvbatch --pipeline frames {ours:.2f} s ({frames / ours:.0f} frames/s) "
-          f"| ratio {base / ours:.2f} (both with start-up)")
+    ours = frames_run(tmp, dataset, 2, 1)
+    print(f"frames: {len(videos)} clips of 1080x1920, {frames} frames, 2 workers, 1 decoding thread each: "
+          f"multiprocessing.Pool(2) {base:.2f} s ({frames / base:.0f} frames/s) | midvbatch run --pipeline frames, "
+          f"checks included, {ours:.2f} s ({frames / ours:.0f} frames/s) | ratio {base / ours:.2f} (both with start-up) "
+          f"| target >= {TARGET_FRAMES}: {verdict(base / ours >= TARGET_FRAMES)}", flush=True)
 
 
 def bench_scaling(tmp: Path) -> None:
-    dataset = big_dataset(tmp, "*")
-    one = frames_run(tmp, dataset, 1, "1")
-    two = frames_run(tmp, dataset, 2, "1")
-    print(f"scaling: frames pipeline, one decoding thread per worker: 1 worker {one:.2f} s, "
-          f"2 workers {two:.2f} s: {one / two:.2f}x")
-    auto = frames_run(tmp, dataset, 1)
-    print(f"scaling: 1 worker with --decode-threads auto (2 threads) {auto:.2f} s: 2 workers are "
-          f"{auto / two:.2f}x faster than that")
+    dataset = big_dataset(tmp)
+    one = frames_run(tmp, dataset, 1, 1)
+    two = frames_run(tmp, dataset, 2, 1)
+    print(f"scaling: midvbatch run --pipeline frames, checks included, one decoding thread per worker: "
+          f"1 worker {one:.2f} s, 2 workers {two:.2f} s: {one / two:.2f}x "
+          f"| target >= {TARGET_SCALING}x: {verdict(one / two >= TARGET_SCALING)}", flush=True)
+    threaded = frames_run(tmp, dataset, 1, 2)
+    print(f"scaling: 1 worker with 2 decoding threads (what --decode-threads auto gives it on 2 cores) "
+          f"{threaded:.2f} s: 2 workers with one thread each against that: {threaded / two:.2f}x", flush=True)
 
 
 def bench_memory(tmp: Path) -> None:
     video = small_video(tmp)
     peaks = {}
-    for count in (100, 20_000):
+    for count in (MEMORY_FEW, MEMORY_MANY):
         clips = plain_clips(tmp, count, video)
-        _, peaks[count] = run_timed([*MIDVBATCH, "run", str(clips), "--out", str(tmp / f"run-mem-{count}"),
-                                     "--processor", "noop_processor:make", "--workers", "2"], sample_rss=True)
-    print(f"memory: orchestrator peak RSS {peaks[100] / 2**20:.1f} MiB with 100 clips, "
-          f"{peaks[20_000] / 2**20:.1f} MiB with 20,000: +{(peaks[20_000] - peaks[100]) / 2**20:.1f} MiB")
+        _, peaks[count] = run_timed(run_args(clips, tmp / f"run-mem-{count}", processor=NOOP, workers=2),
+                                    sample_rss=True)
+    grown = (peaks[MEMORY_MANY] - peaks[MEMORY_FEW]) / 2**20
+    print(f"memory: orchestrator peak RSS (psutil, every 5 ms), no-op clips, 2 workers, checks included: "
+          f"{peaks[MEMORY_FEW] / 2**20:.1f} MiB with {MEMORY_FEW:,} clips, {peaks[MEMORY_MANY] / 2**20:.1f} MiB "
+          f"with {MEMORY_MANY:,}: {grown:+.1f} MiB | target at most +{TARGET_MEMORY} MiB: "
+          f"{verdict(grown <= TARGET_MEMORY)}", flush=True)
 
 
 def main() -> None:
-    chosen = sys.argv[1:] or ["overhead", "frames", "scaling", "memory"]
     benches = {"overhead": bench_overhead, "frames": bench_frames, "scaling": bench_scaling, "memory": bench_memory}
+    chosen = sys.argv[1:] or list(benches)
+    unknown = [name for name in chosen if name not in benches]
+    if unknown:
+        raise SystemExit(f"unknown part {unknown[0]!r}: choose from {', '.join(benches)}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in chosen:
             benches[name](Path(tmp))
