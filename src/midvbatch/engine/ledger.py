@@ -98,7 +98,7 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskRow:
     """A task as the ledger holds it."""
 
@@ -605,6 +605,12 @@ class Ledger:
             "SELECT t.clip, t.document, t.code, t.wall_seconds, c.result FROM clips c "
             "JOIN tasks t ON t.id = c.task WHERE t.state = 'done' ORDER BY t.priority DESC, t.position"
         )
+
+    def check_candidates(self) -> list[tuple[int, str, str]]:
+        """Return (id, clip, state) of the tasks a run checks first: pending, failed, and dead as invalid."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT id, clip, state FROM tasks WHERE state IN ('pending', 'failed') "
+            "OR (state = 'dead' AND error_class = 'invalid') ORDER BY priority DESC, position")]
 
     def validation_cache(self) -> dict[str, tuple[str, list[str]]]:
         """Return {clip: (signature of its files, error messages)} from earlier validations."""

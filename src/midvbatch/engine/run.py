@@ -44,7 +44,8 @@ from midvbatch.runfolder import CONFIG, LOGS, TMP, kind_of_folder, read_marker, 
 
 EXIT_INTERRUPTED = 130
 SNAPSHOT_INTERVAL = 0.5  # seconds between stored snapshots
-DISPATCH_DEPTH = 8  # clips submitted per worker: one running, the next waiting in the pool
+DISPATCH_DEPTH = 2  # clips submitted per worker: one running, the next waiting in the pool
+CHECK_CHUNK = 2000  # clips checked, and their findings held, at a time
 WATCH_INTERVAL = 0.2  # seconds between checks of the workers' memory
 PERMANENT = ("permanent",)
 
@@ -313,43 +314,52 @@ class Orchestrator:
         )
 
     def _check_clips(self, ledger: Ledger) -> None:
-        """Validate the clips still to run (fast checks, cached by file size and time); set invalid ones aside."""
+        """Validate the clips still to run (fast checks, cached by file size and time); set invalid ones aside.
+
+        Clips go through in chunks, so a run of a million clips holds one chunk's findings at a time.
+        """
         from midvbatch.dataset.validate import check_clips, clip_signature
 
-        rows = [r for r in ledger.tasks(states=("pending", "failed", "dead"))
-                if (r.state != "dead" or r.error_class == "invalid") and r.clip in self.clips]
+        candidates = [(task_id, clip, state) for task_id, clip, state in ledger.check_candidates()
+                      if clip in self.clips]
         cache = ledger.validation_cache()
-        errors: dict[str, list[str]] = {}
-        fresh = []
-        for row in rows:
-            clip = self.clips[row.clip]
-            signature = clip_signature(clip)
-            if cache.get(row.clip, (None,))[0] == signature:
-                errors[row.clip] = cache[row.clip][1]
-            else:
-                fresh.append((clip, signature))
-        if fresh:
-            started = time.monotonic()
+        invalid: dict[str, list[str]] = {}
+        checked, started = 0, time.monotonic()
+        for first in range(0, len(candidates), CHECK_CHUNK):
+            fresh = []
+            for _, clip_id, _ in candidates[first:first + CHECK_CHUNK]:
+                clip = self.clips[clip_id]
+                signature = clip_signature(clip)
+                known = cache.pop(clip_id, None)
+                if known is not None and known[0] == signature:
+                    if known[1]:
+                        invalid[clip_id] = known[1]
+                else:
+                    fresh.append((clip, signature))
+            if not fresh:
+                continue
             found = check_clips([c for c, _ in fresh], jobs=max(2, self.config.worker_count()))
-            results = [(c.id, sig, [str(p) for p in found.get(c.id, [])]) for c, sig in fresh]
-            ledger.store_validation(results)
-            errors.update({clip: msgs for clip, _, msgs in results})
-            self.log.info("checked %d clips in %.1f s", len(fresh), time.monotonic() - started)
-        invalid = {clip: msgs for clip, msgs in errors.items() if msgs}
+            ledger.store_validation((c.id, sig, [str(p) for p in found.get(c.id, ())]) for c, sig in fresh)
+            invalid.update({clip_id: [str(p) for p in problems] for clip_id, problems in found.items()})
+            checked += len(fresh)
+        del cache
+        if checked:
+            self.log.info("checked %d clips in %.1f s", checked, time.monotonic() - started)
         if invalid and self.config.strict:
-            first = next(iter(invalid.values()))[0]
-            raise DatasetError(f"{len(invalid)} selected clip(s) invalid, first: {first}; `midvbatch validate` "
+            first_error = next(iter(invalid.values()))[0]
+            raise DatasetError(f"{len(invalid)} selected clip(s) invalid, first: {first_error}; `midvbatch validate` "
                                "lists them all (or run without --strict to set them aside)", path=self.config.dataset)
-        for row in rows:
-            msgs = invalid.get(row.clip)
-            if msgs and row.state != "dead":
-                more = f" (+{len(msgs) - 1} more)" if len(msgs) > 1 else ""
-                ledger.fail(row.id, now=self.clock(), state="dead", error_class="invalid",
-                            error=f"invalid: {msgs[0]}{more}", stage="check")
-                self.log.error("%s invalid: %s%s", row.clip, msgs[0], more, extra={"clip": row.clip, "stage": "check"})
-            elif not msgs and row.state == "dead":
-                ledger.revive([row.id])  # its files were fixed since
-                self.log.info("%s valid again: back in the queue", row.clip, extra={"clip": row.clip})
+        with ledger.transaction():
+            for task_id, clip_id, state in candidates:
+                msgs = invalid.get(clip_id)
+                if msgs and state != "dead":
+                    more = f" (+{len(msgs) - 1} more)" if len(msgs) > 1 else ""
+                    ledger.fail(task_id, now=self.clock(), state="dead", error_class="invalid",
+                                error=f"invalid: {msgs[0]}{more}", stage="check")
+                    self.log.error("%s invalid: %s%s", clip_id, msgs[0], more, extra={"clip": clip_id, "stage": "check"})
+                elif not msgs and state == "dead":
+                    ledger.revive([task_id])  # its files were fixed since
+                    self.log.info("%s valid again: back in the queue", clip_id, extra={"clip": clip_id})
 
     def _spec(self, row: TaskRow, attempt: int) -> TaskSpec:
         clip = self.clips.get(row.clip)
@@ -615,6 +625,7 @@ class Orchestrator:
             self._prepare_ledger(ledger, run_id, self.dataset_identity)
             write_atomic(self.run_dir / CONFIG, tomli_w.dumps(self.config.to_dict()))
             self._enqueue(ledger, planned)
+            del planned  # the queue is in the ledger now; a million clips need not stay in memory twice
             recovered = ledger.recover()
             _clear_tmp(self.run_dir)
             if self.config.check:
