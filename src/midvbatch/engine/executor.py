@@ -117,6 +117,11 @@ def _sigint_blocked() -> Iterator[None]:
     A worker killed by a Ctrl-C while still importing would break the pool; blocked, the
     signal waits, the orchestrator gets it when this block ends, and workers ignore it.
     """
+    # multiprocessing's resource tracker, started with the first worker, unblocks SIGINT in
+    # the thread that starts it: start it first, so the block holds while workers start
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
     try:
         old = signal_module.pthread_sigmask(signal_module.SIG_BLOCK, {signal_module.SIGINT})
     except (AttributeError, OSError, ValueError):
@@ -149,17 +154,21 @@ class ProcessExecutor(_FutureExecutor):
                  log_dir: str | os.PathLike | None = None):
         super().__init__()
         context = multiprocessing.get_context("spawn")
-        # SimpleQueue writes to the pipe at once (no feeder thread), so a worker that dies
-        # right after reporting a stage has still reported it.
-        self._queue = context.SimpleQueue()
+        # Stages come back as lines on one pipe: a write of less than PIPE_BUF bytes is atomic,
+        # so workers share it without a lock or pickling, and a worker that dies right after
+        # reporting a stage has still reported it (no feeder thread).
+        self._stage_reader, stage_writer = context.Pipe(duplex=False)
+        os.set_blocking(self._stage_reader.fileno(), False)
+        self._partial = b""
         self._timeout = task_timeout
         self.capacity = workers
         self.worker_pids: set[int] = set()
         with _sigint_blocked():
             self._pool = pebble.ProcessPool(
                 max_workers=workers, max_tasks=max_tasks, initializer=worker.init_process,
-                initargs=(self._queue, os.getpid(), str(log_dir) if log_dir is not None else None), context=context,
+                initargs=(stage_writer, os.getpid(), str(log_dir) if log_dir is not None else None), context=context,
             )
+        self._stage_writer = stage_writer  # kept open: workers started later receive it
 
     def submit(self, spec: TaskSpec) -> None:
         with _sigint_blocked():  # the first schedule starts the pool's workers and threads
@@ -167,21 +176,36 @@ class ProcessExecutor(_FutureExecutor):
         self._futures[future] = spec.task_id
 
     def stages(self) -> list[tuple[int, str, int | None]]:
+        chunks = [self._partial]
+        while True:
+            try:
+                chunk = os.read(self._stage_reader.fileno(), 1 << 16)
+            except (BlockingIOError, InterruptedError):
+                break
+            except (OSError, ValueError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
         out = []
-        try:
-            while not self._queue.empty():
-                message = self._queue.get()
-                out.append(message)
-                if message[2] is not None:
-                    self.worker_pids.add(message[2])
-        except (OSError, EOFError, ValueError):
-            pass
+        for line in lines:
+            try:
+                task, pid, stage = line.decode("utf-8", "replace").split("\t", 2)
+                message = (int(task), stage, int(pid))
+            except ValueError:
+                continue
+            out.append(message)
+            self.worker_pids.add(message[2])
         return out
 
     def shutdown(self) -> None:
         self._pool.stop()
         self._pool.join(timeout=10)
-        self._queue.close()
+        self._stage_reader.close()
+        self._stage_writer.close()
         for pid in self.worker_pids:
             kill_group(pid)
 

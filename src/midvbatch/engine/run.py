@@ -44,7 +44,7 @@ from midvbatch.runfolder import CONFIG, LOGS, TMP, kind_of_folder, read_marker, 
 
 EXIT_INTERRUPTED = 130
 SNAPSHOT_INTERVAL = 0.5  # seconds between stored snapshots
-DISPATCH_DEPTH = 2  # clips submitted per worker: one running, the next waiting in the pool
+DISPATCH_DEPTH = 4  # clips submitted per worker: one running, the next waiting in the pool
 CHECK_CHUNK = 2000  # clips checked, and their findings held, at a time
 WATCH_INTERVAL = 0.2  # seconds between checks of the workers' memory
 PERMANENT = ("permanent",)
@@ -424,9 +424,7 @@ class Orchestrator:
                 continue
             attempt = attempts[row.id]
             self.in_flight[row.id] = _InFlight(row, attempt, now)
-            executor.submit(self._spec(row, attempt))
-            self.log.debug("dispatched %s (attempt %d)", row.clip, attempt,
-                           extra={"clip": row.clip, "attempt": attempt, "stage": "queued"})
+            executor.submit(self._spec(row, attempt))  # (its start is in the ledger: started_at, attempts)
         return len(rows)
 
     def _set_paused(self, reason: str | None, detail: str) -> None:

@@ -114,8 +114,10 @@ def _capture_output(log_file: Path, limit: int = OUTPUT_LIMIT) -> None:
     threading.Thread(target=drain, daemon=True, name="output").start()
 
 
-def init_process(queue: Any, parent: int, log_dir: str | None = None) -> None:
+def init_process(stages: Any, parent: int, log_dir: str | None = None) -> None:
     """Set up a worker process: its own process group, die with the parent, quiet Ctrl-C, stage reports.
+
+    `stages` is the write end of the pipe (a multiprocessing Connection) that stage lines go to.
 
     The orchestrator starts workers with SIGINT blocked, so a Ctrl-C during start-up is
     not a KeyboardInterrupt here; it is ignored, then unblocked.
@@ -141,11 +143,13 @@ def init_process(queue: Any, parent: int, log_dir: str | None = None) -> None:
         except OSError:
             pass
     pid = os.getpid()
+    fd = stages.fileno()
 
     def report(task: int, stage: str) -> None:
+        line = f"{task}\t{pid}\t{stage.replace(chr(10), ' ')[:200]}\n".encode()  # < PIPE_BUF: one atomic write
         try:
-            queue.put((task, stage, pid))
-        except Exception:  # a closed queue only costs a display update
+            os.write(fd, line)
+        except OSError:  # a closed pipe only costs a display update
             pass
 
     _report = report
