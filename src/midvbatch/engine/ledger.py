@@ -201,6 +201,21 @@ class _Connection:
 
 
 
+@dataclass(slots=True)
+class Completion:
+    """A clip's results, to be recorded with its done mark."""
+
+    task_id: int
+    now: float
+    frames: list[dict] | None
+    clip_result: dict | None
+    wall_seconds: float
+    stage_seconds: dict[str, float]
+    cpu_seconds: float | None
+    peak_rss: int | None
+    artifacts: list[tuple[str, int, int]]  # (path, bytes, mtime_ns) moved into place, claimed before
+
+
 @dataclass(frozen=True)
 class NewTask:
     """A clip to enter in the ledger."""
@@ -430,10 +445,9 @@ class Ledger:
         if not task_ids:
             return {}
         marks = ", ".join("?" * len(task_ids))
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?, "
-                f"stage = 'queued', not_before = NULL WHERE id IN ({marks})", (now, *task_ids))
+        with self.transaction() as db:  # (no RETURNING: older SQLite libraries lack it)
+            db.execute("UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?, "
+                       f"stage = 'queued', not_before = NULL WHERE id IN ({marks})", (now, *task_ids))
             return dict(db.execute(f"SELECT id, attempts FROM tasks WHERE id IN ({marks})", task_ids).fetchall())
 
     def mark_running(self, task_id: int, now: float) -> int:
@@ -450,47 +464,44 @@ class Ledger:
         """Record the stage a running task has reached."""
         self.db.execute("UPDATE tasks SET stage = ? WHERE id = ? AND state = 'running'", (stage, task_id))
 
-    def complete(
-        self,
-        task_id: int,
-        *,
-        now: float,
-        frames: list[dict] | None,
-        clip_result: dict | None,
-        wall_seconds: float,
-        stage_seconds: dict[str, float],
-        cpu_seconds: float | None,
-        peak_rss: int | None,
-        artifacts: Iterable[tuple[str, int, int]] = (),
-    ) -> None:
-        """Write a clip's results and mark it done, in one transaction.
+    def complete(self, task_id: int, *, now: float, frames: list[dict] | None, clip_result: dict | None,
+                 wall_seconds: float, stage_seconds: dict[str, float], cpu_seconds: float | None,
+                 peak_rss: int | None, artifacts: Iterable[tuple[str, int, int]] = ()) -> None:
+        """Write a clip's results and mark it done, in one transaction (see complete_many)."""
+        self.complete_many([Completion(task_id, now, frames, clip_result, wall_seconds, stage_seconds,
+                                       cpu_seconds, peak_rss, list(artifacts))])
 
-        `artifacts`: (path, bytes, mtime_ns) of the files moved into place, claimed before.
+    def complete_many(self, done: list[Completion]) -> None:
+        """Write the results of finished clips and mark them done, all in one transaction.
+
+        A clip is completed once (only --restart, which empties these tables, runs it
+        again): there are no earlier results to delete; OR REPLACE keeps it idempotent.
         """
+        if not done:
+            return
         with self.transaction() as db:
-            artifacts = list(artifacts)
+            artifacts = [(size, mtime, path) for c in done for path, size, mtime in c.artifacts]
             if artifacts:
-                db.executemany("UPDATE artifacts SET bytes = ?, mtime_ns = ? WHERE path = ?",
-                               [(size, mtime, path) for path, size, mtime in artifacts])
-            db.execute("DELETE FROM frames WHERE task = ?", (task_id,))
-            db.execute("DELETE FROM clips WHERE task = ?", (task_id,))
+                db.executemany("UPDATE artifacts SET bytes = ?, mtime_ns = ? WHERE path = ?", artifacts)
+            frames = [(c.task_id, f["frame"], f.get("time"), f.get("seconds"), json.dumps(f.get("result")),
+                       json.dumps(f["scores"]) if f.get("scores") is not None else None)
+                      for c in done for f in c.frames or ()]
             if frames:
-                db.executemany(
-                    "INSERT INTO frames (task, frame, time, seconds, result, scores) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(task_id, f["frame"], f.get("time"), f.get("seconds"), json.dumps(f.get("result")),
-                      json.dumps(f["scores"]) if f.get("scores") is not None else None)
-                     for f in frames],
-                )
-            if clip_result is not None:
-                db.execute("INSERT INTO clips (task, result) VALUES (?, ?)", (task_id, json.dumps(clip_result)))
-            db.execute(
+                db.executemany("INSERT OR REPLACE INTO frames (task, frame, time, seconds, result, scores) "
+                               "VALUES (?, ?, ?, ?, ?, ?)", frames)
+            clips = [(c.task_id, json.dumps(c.clip_result)) for c in done if c.clip_result is not None]
+            if clips:
+                db.executemany("INSERT OR REPLACE INTO clips (task, result) VALUES (?, ?)", clips)
+            db.executemany(
                 "UPDATE tasks SET state = 'done', stage = NULL, finished_at = ?, wall_seconds = ?, "
                 "stage_seconds = ?, cpu_seconds = ?, peak_rss = ?, frames_done = ?, error_class = NULL, "
                 "error = NULL, exitcode = NULL, signal = NULL, traceback = NULL WHERE id = ?",
-                (now, wall_seconds, json.dumps(stage_seconds), cpu_seconds, peak_rss,
-                 len(frames or []), task_id),
-            )
-            self._event(db, task_id, "info", "done", None)
+                [(c.now, c.wall_seconds, json.dumps(c.stage_seconds), c.cpu_seconds, c.peak_rss,
+                  len(c.frames or ()), c.task_id) for c in done])
+            db.executemany(
+                "INSERT INTO events (ts, level, clip, attempt, stage, message) "
+                "SELECT ?, 'info', clip, attempts, NULL, 'done' FROM tasks WHERE id = ?",
+                [(time.time(), c.task_id) for c in done])
 
     def fail(
         self,

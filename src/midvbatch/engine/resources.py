@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,9 @@ class Admission:
     detail: str = ""
 
 
+READING_INTERVAL = 0.05  # seconds a memory or disk reading is used before it is taken again
+
+
 def _mib(n: int) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
@@ -65,13 +69,19 @@ class Resources:
         self.memory_floor = config.memory_floor(total_memory)
         self.disk_floor = config.disk_floor(disk_total)
         self.worker_limit = config.worker_memory_limit(total_memory)  # None: no limit
+        self._read_at = -1e9  # when the cached readings were taken
+        self._memory = self._disk = 0
 
     def admit(self, estimated_output: int) -> Admission:
         """Return whether one more clip (writing about `estimated_output` bytes) may start."""
-        available, _ = self.memory_reading()
+        now = time.monotonic()
+        if now - self._read_at >= READING_INTERVAL:  # a reading costs more than dispatching a clip
+            self._memory, _ = self.memory_reading()
+            self._disk, _ = self.disk_reading(self.run_dir)
+            self._read_at = now
+        available, free = self._memory, self._disk
         if available < self.memory_floor:
             return Admission(False, "memory", f"{_mib(available)} available, floor {_mib(self.memory_floor)}")
-        free, _ = self.disk_reading(self.run_dir)
         if free < self.disk_floor + estimated_output:
             return Admission(False, "disk", f"{_mib(free)} free on {self.run_dir}, floor {_mib(self.disk_floor)} "
                                             f"+ {_mib(estimated_output)} for the next clip")

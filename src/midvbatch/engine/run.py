@@ -31,7 +31,7 @@ from midvbatch.config import MAX_RETRY_WAIT, RunConfig
 from midvbatch.dataset.catalog import MIDV500, get_catalog
 from midvbatch.dataset.layout import Clip, discover
 from midvbatch.engine.executor import Executor, kill_group, make_executor
-from midvbatch.engine.ledger import Ledger, NewTask, TaskRow
+from midvbatch.engine.ledger import Completion, Ledger, NewTask, TaskRow
 from midvbatch.engine.lock import RunLock
 from midvbatch.engine.progress import ProgressView, RateMeter, Snapshot, estimate_eta
 from midvbatch.engine.resources import DiskReading, MemoryReading, Resources, disk_space, system_memory
@@ -44,7 +44,10 @@ from midvbatch.runfolder import CONFIG, LOGS, TMP, kind_of_folder, read_marker, 
 
 EXIT_INTERRUPTED = 130
 SNAPSHOT_INTERVAL = 0.5  # seconds between stored snapshots
-DISPATCH_DEPTH = 4  # clips submitted per worker: one running, the next waiting in the pool
+DISPATCH_DEPTH = 2  # clips submitted per worker: one running, the next waiting in the pool
+SHORT_CLIP_DEPTH = 8  # ... when clips take less than SHORT_CLIP_SECONDS: the pool's own latency then matters
+SHORT_CLIP_SECONDS = 0.05
+GATHER_SECONDS = 0.002  # extra wait for more finished clips while workers have queued ones
 CHECK_CHUNK = 2000  # clips checked, and their findings held, at a time
 WATCH_INTERVAL = 0.2  # seconds between checks of the workers' memory
 PERMANENT = ("permanent",)
@@ -224,6 +227,9 @@ class Orchestrator:
         self.template_images: dict[str, Path] = {}
         self.output_bytes = 0  # artifacts moved into place, to estimate the next clip's
         self.output_clips = 0
+        self._completed: list[Completion] = []  # clips done in the batch being recorded
+        self._spec_constants: tuple | None = None
+        self._clip_seconds = 1.0  # moving average of the clips' wall time, for the dispatch depth
 
     # set-up ------------------------------------------------------------------------------
 
@@ -362,21 +368,23 @@ class Orchestrator:
                     self.log.info("%s valid again: back in the queue", clip_id, extra={"clip": clip_id})
 
     def _spec(self, row: TaskRow, attempt: int) -> TaskSpec:
+        if self._spec_constants is None:  # the same for every clip of the run
+            options = dict(self.config.options)
+            if self.config.processor_spec() == "extract":
+                options.setdefault("image_format", self.config.image_format)
+            self._spec_constants = (self.config.processor_spec(), options, self.config.decode_thread_count(),
+                                    str(_tmp_root(self.run_dir)))
+        processor, options, decode_threads, tmp = self._spec_constants
         clip = self.clips.get(row.clip)
         catalog = get_catalog(clip.catalog) if clip is not None and clip.catalog else MIDV500
-        options = dict(self.config.options)
-        if self.config.processor_spec() == "extract":
-            options.setdefault("image_format", self.config.image_format)
         return TaskSpec(
             task_id=row.id, attempt=attempt, clip=row.clip, document=row.document, code=row.code,
             condition=clip.condition if clip else None, device=clip.device if clip else None,
             video=str(clip.video) if clip is not None and clip.video else row.video,
             ground_truth={k: str(p) for k, p in clip.ground_truth.items()} if clip else {},
             frames=catalog.frames_per_clip, fps=float(catalog.sample_fps),
-            processor=self.config.processor_spec(), options=options,
-            output_dir=str(_tmp_root(self.run_dir) / f"{row.id}-{attempt}"),
-            decode_threads=self.config.decode_thread_count(),
-            template_size=self._template_size(row.document),
+            processor=processor, options=dict(options), output_dir=f"{tmp}/{row.id}-{attempt}",
+            decode_threads=decode_threads, template_size=self._template_size(row.document),
             working_dir=self.working_dir,
         )
 
@@ -391,7 +399,8 @@ class Orchestrator:
     # the loop ----------------------------------------------------------------------------
 
     def _dispatch(self, ledger: Ledger, executor: Executor) -> int:
-        depth = executor.capacity * DISPATCH_DEPTH if executor.capacity > 1 else 1
+        per_worker = DISPATCH_DEPTH if self._clip_seconds > SHORT_CLIP_SECONDS else SHORT_CLIP_DEPTH
+        depth = executor.capacity * per_worker if executor.capacity > 1 else 1
         free = depth - len(self.in_flight)
         if free <= 0:
             return 0
@@ -499,11 +508,9 @@ class Orchestrator:
             outcome.stage = flight.stage.split(" ")[0] if flight.stage else None
         extra = {"clip": row.clip, "attempt": attempt, "stage": outcome.stage}
         if outcome.ok:
-            ledger.complete(
-                row.id, now=now, frames=outcome.frames, clip_result=outcome.clip_result,
-                wall_seconds=outcome.wall_seconds, stage_seconds=outcome.stage_seconds,
-                cpu_seconds=outcome.cpu_seconds, peak_rss=outcome.peak_rss, artifacts=artifacts,
-            )
+            self._completed.append(Completion(
+                row.id, now, outcome.frames, outcome.clip_result, outcome.wall_seconds, outcome.stage_seconds,
+                outcome.cpu_seconds, outcome.peak_rss, artifacts))
             self.meter.add(len(outcome.frames))
             self.log.debug("done %s in %.2f s", row.clip, outcome.wall_seconds, extra=extra)
         else:
@@ -533,7 +540,8 @@ class Orchestrator:
                                    "flight; see midvbatch failures %s", self.dead_this_run, self.config.max_failures,
                                    self.run_dir)
                 self.stop.request("max-failures")
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.path.lexists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def snapshot(self, ledger: Ledger, state: str) -> Snapshot:
         """Build the current snapshot from the ledger and what is in flight."""
@@ -573,16 +581,25 @@ class Orchestrator:
     def _loop(self, ledger: Ledger, executor: Executor, view: ProgressView) -> None:
         while True:
             outcomes = executor.completed(timeout=0.1 if self.in_flight else 0)
+            if outcomes and len(outcomes) < executor.capacity and len(self.in_flight) > 2 * executor.capacity:
+                # the workers have clips queued: gather a few more outcomes, so that the ledger's
+                # commit and the next dispatch serve a batch (short clips run at pool speed)
+                time.sleep(GATHER_SECONDS)
+                outcomes += executor.completed(timeout=0)
             # stages after outcomes: a worker that died has written its last stage before dying
             for task_id, stage, pid in executor.stages():
                 flight = self.in_flight.get(task_id)
                 if flight is not None:
                     flight.stage, flight.pid = stage, pid if pid is not None else flight.pid
             if outcomes:
+                for o in outcomes:
+                    self._clip_seconds = 0.8 * self._clip_seconds + 0.2 * o.wall_seconds
                 placed = {o.task_id: self._place_artifacts(ledger, o) for o in outcomes}
+                self._completed = []
                 with ledger.transaction():  # every clip finished since the last look, in one commit
                     for outcome in outcomes:
                         self._finish(ledger, outcome, placed[outcome.task_id])
+                    ledger.complete_many(self._completed)
             self._watch_workers()
             if self.stop.now:
                 return
