@@ -96,6 +96,9 @@ def test_faults_retry_revives_dead_clips_with_fresh_attempts(dataset, tmp_path):
     result = midvbatch("retry", out, "--clip", "TA*")
     assert result.returncode == 1, result.stderr  # TS02 is still dead
     assert "retrying 1 clip: TA02" in result.stdout
+    # retry runs what the folder's config.toml names, and says so first
+    assert "the run's config.toml says: processor processors:Faults" in result.stderr
+    assert "(imports processors from" in result.stderr
     t = tasks(out)
     assert (t["TA02"]["state"], t["TA02"]["attempts"]) == ("done", 1)
     assert t["TS02"]["state"] == "dead"

@@ -649,8 +649,8 @@ class Orchestrator:
             counts = ledger.counts()
             if recovered or counts["done"]:
                 self.log.info("resuming: %d clips done, %d were in flight and run again", counts["done"], recovered)
-            for note in getattr(self.config, "adjustments", ()):
-                self.log.warning("%s", note)
+            for note in getattr(self.config, "adjustments", ()):  # what was capped warns; a derived default informs
+                (self.log.warning if "capped" in note else self.log.info)("%s", note)
             workers = self.config.worker_count()
             ledger.log_event("info", f"run started by pid {os.getpid()}: {sum(counts.values())} clips, "
                                      f"{counts['done']} done, {recovered} recovered")
