@@ -133,3 +133,11 @@ class Faults(Processor):
             time.sleep(60)
             del hog
         return {"ok": True}
+
+
+class SameArtifact:
+    """Every clip writes the same artifact name, shared.txt (a processor bug midvbatch must catch)."""
+
+    def process_clip(self, clip):
+        clip.artifact("shared.txt").write_text(clip.id)
+        return {"ok": True}

@@ -404,3 +404,57 @@ def test_safety_workers_exit_within_half_a_second_of_the_orchestrators_death(sma
     assert not alive
     assert time.monotonic() - started < 0.5
     proc.wait()
+
+
+# found in review -------------------------------------------------------------------------------
+
+def test_safety_outputs_into_a_fifo_or_a_device_are_written_not_replaced(finished, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    result = midvbatch("export", finished, "--out", fifo)
+    assert result.returncode == 0, result.stderr
+    assert len(reader.communicate(timeout=30)[0].splitlines()) == 4 * 30
+    assert fifo.is_fifo()
+    assert midvbatch("report", finished, "--out", "/dev/null").returncode == 0
+    assert Path("/dev/null").is_char_device()
+    link_target = tmp_path / "real.md"
+    link_target.write_text("old")
+    (tmp_path / "link.md").symlink_to(link_target)
+    assert midvbatch("report", finished, "--out", tmp_path / "link.md").returncode == 0
+    assert (tmp_path / "link.md").is_symlink() and link_target.read_text().startswith("# midvbatch report")
+
+
+def test_safety_run_folder_with_a_hash_in_its_name_is_read(small, tmp_path):
+    out = tmp_path / "exp#2?x"
+    assert midvbatch("run", small, "--out", out, "--pipeline", "ground-truth", "--workers", 0).returncode == 0
+    for command in ("status", "report", "export", "failures"):
+        result = midvbatch(command, out)
+        assert result.returncode == 0, (command, result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp#2?x"]
+
+
+def test_safety_two_clips_writing_one_artifact_name_do_not_overwrite_each_other(small, tmp_path):
+    out = tmp_path / "run"
+    result = midvbatch("run", small, "--out", out, "--processor", "processors:SameArtifact", "--workers", 0,
+                       "--retries", 0)
+    assert result.returncode == 1
+    rows = dict(ledger_rows(out, "SELECT clip, state FROM tasks"))
+    assert list(rows.values()).count("done") == 1, rows
+    error = ledger_rows(out, "SELECT error FROM tasks WHERE state = 'dead'")[0][0]
+    assert "another clip" in error
+    assert (out / "shared.txt").read_text() == [c for c, s in rows.items() if s == "done"][0]
+
+
+def test_safety_kill_group_leaves_a_reused_pid_alone():
+    from midvbatch.engine.executor import kill_group, process_start
+
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)  # leads its own group, like a worker
+    try:
+        kill_group(other.pid, started=process_start(other.pid) - 100)  # "our worker" started earlier: not this one
+        time.sleep(0.1)
+        assert other.poll() is None
+        kill_group(other.pid, started=process_start(other.pid))
+        assert other.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        other.kill()

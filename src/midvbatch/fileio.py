@@ -154,9 +154,22 @@ def _temporary(path: Path) -> Path:
 def atomic_output(path: str | Path, mode: str = "w", **open_args: Any) -> Iterator[IO]:
     """Open a temporary file beside `path`; on success rename it to `path`, on failure remove it.
 
-    A reader of `path` sees the old file or the whole new one, never half of it.
+    A reader of `path` sees the old file or the whole new one, never half of it. A `path`
+    that exists and is not a regular file (a FIFO, /dev/stdout) is written into as it is;
+    a symbolic link keeps pointing where it did, at the new file.
     """
     path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        # a FIFO, a device (/dev/null, /dev/stdout), a process substitution: write into it, never replace it
+        with open(path, mode, **open_args) as stream:
+            yield stream
+        return
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))  # a link to the output: update what it points to, keep the link
     tmp = _temporary(path)
     try:
         with open(tmp, mode, **open_args) as stream:

@@ -79,7 +79,7 @@ def kind_of_folder(run_dir: str | Path) -> str:
         names = set(os.listdir(path))
     except OSError as exc:
         raise LedgerError(f"cannot list the folder: {exc.strerror or exc}", path=path) from None
-    if not names:
+    if not names or names == {LOCK}:  # (the lock alone: a run that took it and stopped before its marker)
         return "empty"
     if MARKER in names:
         return "run"

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pebble
+import psutil
 
 from midvbatch.engine import worker
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
@@ -133,8 +134,26 @@ def _sigint_blocked() -> Iterator[None]:
         signal_module.pthread_sigmask(signal_module.SIG_SETMASK, old)
 
 
-def kill_group(pid: int) -> None:
-    """Kill the process group a worker led (the worker and whatever its processor started)."""
+def process_start(pid: int) -> float | None:
+    """Return when process `pid` started (psutil's create_time), None if there is none."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def kill_group(pid: int, started: float | None = None) -> None:
+    """Kill the process group a worker led (the worker and whatever its processor started).
+
+    `started` is the worker's start time: if a process with that pid exists and started
+    at another time, the pid was reused and the group is someone else's: left alone. (The
+    kernel does not hand out a pid still in use as a process group id, so while the
+    worker's processes live, its group id is theirs.)
+    """
+    if started is not None:
+        now = process_start(pid)
+        if now is not None and abs(now - started) > 0.01:
+            return
     try:
         os.killpg(pid, signal_module.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -162,7 +181,7 @@ class ProcessExecutor(_FutureExecutor):
         self._partial = b""
         self._timeout = task_timeout
         self.capacity = workers
-        self.worker_pids: set[int] = set()
+        self.worker_pids: dict[int, float | None] = {}  # pid -> start time, of every worker seen
         with _sigint_blocked():
             self._pool = pebble.ProcessPool(
                 max_workers=workers, max_tasks=max_tasks, initializer=worker.init_process,
@@ -198,7 +217,8 @@ class ProcessExecutor(_FutureExecutor):
             except ValueError:
                 continue
             out.append(message)
-            self.worker_pids.add(message[2])
+            if message[2] not in self.worker_pids:
+                self.worker_pids[message[2]] = process_start(message[2])
         return out
 
     def shutdown(self) -> None:
@@ -206,8 +226,8 @@ class ProcessExecutor(_FutureExecutor):
         self._pool.join(timeout=10)
         self._stage_reader.close()
         self._stage_writer.close()
-        for pid in self.worker_pids:
-            kill_group(pid)
+        for pid, started in self.worker_pids.items():
+            kill_group(pid, started)
 
 
 class ThreadExecutor(_FutureExecutor):

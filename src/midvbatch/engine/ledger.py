@@ -21,6 +21,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -260,8 +261,11 @@ class Ledger:
                 raw.executescript(_SCHEMA)
             except sqlite3.DatabaseError as exc:
                 raw.close()
-                raise LedgerError(f"damaged ledger: {exc}; start a new run folder (or --restart into a new --out)",
-                                  path=self.path) from None
+                error = _ledger_error(exc, self.path)  # a full disk or a lock is not damage
+                if error.message.startswith("damaged ledger"):
+                    error = LedgerError(f"{error.message}; start a new run folder (or --restart into a new --out)",
+                                        path=self.path)
+                raise error from None
             self.identity = self._identity()
         raw.row_factory = sqlite3.Row
         self.db = _Connection(raw, self.path)
@@ -284,7 +288,8 @@ class Ledger:
     def _open_readonly(self) -> sqlite3.Connection:
         """Open read-only; a folder we may not write (archived, shared) is read from a private copy."""
         try:
-            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30, isolation_level=None)
+            uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=ro"  # '#' or '?' in a folder name
+            db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
             db.execute("SELECT COUNT(*) FROM tasks").fetchone()
             return db
         except sqlite3.OperationalError as exc:
@@ -341,7 +346,7 @@ class Ledger:
         try:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.db.execute("PRAGMA journal_mode=DELETE")
-        except sqlite3.Error:
+        except LedgerError:
             pass  # the next run or reader copes with a WAL file
 
     def close(self) -> None:
@@ -541,10 +546,17 @@ class Ledger:
             )
 
     def restart(self) -> None:
-        """Forget every task and result (the events stay); artifacts must be removed first (see artifacts())."""
+        """Forget every task and result (the events stay). The artifact records stay until
+        forget_artifacts(): the files are removed in between, so an interruption leaves
+        no done clip without its files and no file midvbatch wrote unrecorded."""
         with self.transaction() as db:
-            for table in ("frames", "clips", "artifacts", "validation", "tasks"):
+            for table in ("frames", "clips", "validation", "tasks"):
                 db.execute(f"DELETE FROM {table}")
+
+    def forget_artifacts(self) -> None:
+        """Drop the records of artifacts removed by a restart."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM artifacts")
 
     # artifacts -------------------------------------------------------------------------
 
@@ -561,8 +573,13 @@ class Ledger:
 
     def artifact_owner(self, path: str) -> int | None:
         """Return the task whose artifact `path` (relative to the run folder) is, None if midvbatch did not write it."""
-        row = self.db.execute("SELECT task FROM artifacts WHERE path = ?", (path,)).fetchone()
+        row = self.artifact_record(path)
         return row[0] if row else None
+
+    def artifact_record(self, path: str) -> tuple[int, int | None, int | None] | None:
+        """Return (task, bytes, mtime_ns) recorded for artifact `path`; bytes None: claimed, not yet in place."""
+        row = self.db.execute("SELECT task, bytes, mtime_ns FROM artifacts WHERE path = ?", (path,)).fetchone()
+        return tuple(row) if row else None
 
     def artifacts(self) -> list[tuple[str, int | None, int | None]]:
         """Return (path, bytes, mtime_ns) of every artifact moved into place."""

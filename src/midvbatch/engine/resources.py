@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from midvbatch.config import RunConfig
+from midvbatch.errors import LedgerError
 
 MemoryReading = Callable[[], tuple[int, int]]
 DiskReading = Callable[[Path], tuple[int, int]]
@@ -77,7 +78,11 @@ class Resources:
         now = time.monotonic()
         if now - self._read_at >= READING_INTERVAL:  # a reading costs more than dispatching a clip
             self._memory, _ = self.memory_reading()
-            self._disk, _ = self.disk_reading(self.run_dir)
+            try:
+                self._disk, _ = self.disk_reading(self.run_dir)
+            except OSError as exc:
+                raise LedgerError(f"cannot read the free space of the run folder ({exc.strerror or exc}): "
+                                  "was it moved or deleted while the run was running?", path=self.run_dir) from None
             self._read_at = now
         available, free = self._memory, self._disk
         if available < self.memory_floor:

@@ -19,6 +19,7 @@ import shutil
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,11 +108,11 @@ def _tmp_root(run_dir: Path) -> Path:
     return run_dir / TMP
 
 
-_ATTEMPT_FOLDER = re.compile(r"^\d+-\d+$")
+_ATTEMPT_FOLDER = re.compile(r"^\d+-\d+(-[0-9a-f]+)?$")  # TASK-ATTEMPT-SESSION
 
 
 def _clear_tmp(run_dir: Path) -> None:
-    """Remove what attempts left in RUN_DIR/tmp (folders TASK-ATTEMPT, which only midvbatch writes)."""
+    """Remove what attempts left in RUN_DIR/tmp (folders TASK-ATTEMPT-SESSION, which only midvbatch writes)."""
     tmp = _tmp_root(run_dir)
     if not tmp.is_dir() or tmp.is_symlink():
         return
@@ -140,9 +141,8 @@ def _move_artifacts(tmp: Path, run_dir: Path, ledger: Ledger, task_id: int) -> t
             src = Path(dirpath) / name
             relative = src.relative_to(tmp).as_posix()
             dest = run_dir / relative
-            if (dest.exists() or dest.is_symlink()) and ledger.artifact_owner(relative) is None:
-                raise ArtifactClash(f"its artifact {relative} would overwrite a file midvbatch did not write "
-                                    f"({dest}); move that file away, then retry the clip")
+            if dest.exists() or dest.is_symlink():
+                _check_overwrite(ledger, task_id, relative, dest)
             files.append((src, relative, dest))
     ledger.claim_artifacts(task_id, [relative for _, relative, _ in files])
     moved, recorded = 0, []
@@ -153,6 +153,23 @@ def _move_artifacts(tmp: Path, run_dir: Path, ledger: Ledger, task_id: int) -> t
         moved += st.st_size
         recorded.append((relative, st.st_size, st.st_mtime_ns))
     return moved, recorded
+
+
+def _check_overwrite(ledger: Ledger, task_id: int, relative: str, dest: Path) -> None:
+    """Raise ArtifactClash unless `dest` is this task's own artifact, as midvbatch left it."""
+    record = ledger.artifact_record(relative)
+    if record is None:
+        raise ArtifactClash(f"its artifact {relative} would overwrite a file midvbatch did not write ({dest}); "
+                            "move that file away, then retry the clip")
+    owner, size, mtime = record
+    if owner != task_id:
+        raise ArtifactClash(f"its artifact {relative} would overwrite the same file of another clip "
+                            f"(task {owner}): artifact names must differ between clips")
+    if size is not None:
+        st = dest.lstat()
+        if (st.st_size, st.st_mtime_ns) != (size, mtime):
+            raise ArtifactClash(f"its artifact {relative} was changed since midvbatch wrote it ({dest}); "
+                                "move that file away, then retry the clip")
 
 
 def _remove_artifacts(ledger: Ledger, run_dir: Path) -> int:
@@ -213,6 +230,7 @@ class Orchestrator:
         self.install_signals = install_signals and threading.current_thread() is threading.main_thread()
         self.run_dir = Path(os.path.abspath(config.out))
         self.working_dir = os.getcwd()  # where MODULE of --processor MODULE:FACTORY was found
+        self.session = uuid.uuid4().hex[:8]  # this orchestrator's mark on its attempt folders
         self.stop = _Stop()
         self.in_flight: dict[int, _InFlight] = {}
         self.clips: dict[str, Clip] = {}
@@ -229,15 +247,18 @@ class Orchestrator:
         self.output_clips = 0
         self._completed: list[Completion] = []  # clips done in the batch being recorded
         self._spec_constants: tuple | None = None
+        self._executor: Executor | None = None
         self._clip_seconds = 1.0  # moving average of the clips' wall time, for the dispatch depth
 
     # set-up ------------------------------------------------------------------------------
 
-    def _claim_folder(self) -> tuple[str, bool]:
-        """Make sure RUN_DIR is ours (create it, or find our marker); return (run id, whether it is new).
+    def _claim_folder(self) -> RunLock:
+        """Make sure RUN_DIR is ours, take its lock, and mark it; return the lock (self.run_id is set).
 
-        An existing folder that is not empty and holds no run marker is refused: midvbatch
-        deletes or overwrites only what it can prove it created.
+        An existing folder that is not empty and holds no run marker is refused, before
+        anything is written in it: midvbatch deletes or overwrites only what it can prove it
+        created. The marker is written under the lock, so two runs started at once on a
+        new folder cannot both mark it.
         """
         kind = kind_of_folder(self.run_dir)
         if kind == "foreign":
@@ -246,23 +267,40 @@ class Orchestrator:
         try:
             if kind == "missing":
                 self.run_dir.mkdir(parents=True)
-            if kind == "run":
-                marker = read_marker(self.run_dir)
-                assert marker is not None
-                return marker.run_id, False
-            if kind == "legacy":  # a run folder of an earlier midvbatch: adopt it if its ledger is one
-                probe = Ledger(self.run_dir, readonly=True)
-                try:
-                    if probe.get_meta("fingerprint") is None:
-                        raise LedgerError("exists and holds a ledger.sqlite that no midvbatch run wrote; "
-                                          "give --out a new or empty folder", path=self.run_dir)
-                finally:
-                    probe.close()
-            return write_marker(self.run_dir).run_id, kind != "legacy"
         except PermissionError as exc:
             raise LedgerError(f"cannot write the run folder: {exc.strerror or exc}", path=self.run_dir) from None
         except OSError as exc:
             raise LedgerError(f"cannot create the run folder: {exc.strerror or exc}", path=self.run_dir) from None
+        lock = RunLock(self.run_dir)
+        lock.acquire()
+        try:
+            self.run_id = self._mark_folder(kind_of_folder(self.run_dir))  # again, now that it is ours alone
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+    def _mark_folder(self, kind: str) -> str:
+        """Return the run id of a locked run folder, writing its marker if it has none yet."""
+        if kind == "foreign":
+            raise LedgerError("is not a midvbatch run folder (files appeared in it as the run started); "
+                              "give --out a new or empty folder", path=self.run_dir)
+        if kind == "run":
+            marker = read_marker(self.run_dir)
+            assert marker is not None
+            return marker.run_id
+        if kind == "legacy":  # a run folder of an earlier midvbatch: adopt it if its ledger is one
+            probe = Ledger(self.run_dir, readonly=True)
+            try:
+                if probe.get_meta("fingerprint") is None:
+                    raise LedgerError("exists and holds a ledger.sqlite that no midvbatch run wrote; "
+                                      "give --out a new or empty folder", path=self.run_dir)
+            finally:
+                probe.close()
+        try:
+            return write_marker(self.run_dir).run_id
+        except OSError as exc:
+            raise LedgerError(f"cannot write the run folder: {exc.strerror or exc}", path=self.run_dir) from None
 
     def _prepare_ledger(self, ledger: Ledger, run_id: str, dataset_identity: dict) -> None:
         stored_id = ledger.get_meta("run_id")
@@ -283,6 +321,8 @@ class Orchestrator:
                 f"this run folder holds results of another configuration (processor {before}, {clips_done}); "
                 "give --restart to discard them, or choose another --out", path=self.run_dir)
         before_ds = ledger.get_meta("dataset_identity")
+        if before_ds is None and ledger.get_meta("dataset") is not None:  # a run of an earlier midvbatch: its path only
+            before_ds = {"path": ledger.get_meta("dataset"), "fingerprint": None}
         if stored is not None and before_ds and not self.restart and before_ds["path"] != dataset_identity["path"]:
             if before_ds.get("fingerprint") != dataset_identity["fingerprint"]:
                 raise LedgerError(
@@ -292,8 +332,9 @@ class Orchestrator:
             self.log.warning("the dataset moved from %s to %s (same clips, same file sizes): going on with it",
                              before_ds["path"], dataset_identity["path"])
         if self.restart and stored is not None:
+            ledger.restart()  # no clip is done any more; then its files go; then their records
             removed = _remove_artifacts(ledger, self.run_dir)
-            ledger.restart()
+            ledger.forget_artifacts()
             self.log.warning("restart: previous results discarded (%d clips were done, %d artifacts removed)",
                              done, removed)
         ledger.set_meta("run_id", run_id)
@@ -383,7 +424,7 @@ class Orchestrator:
             video=str(clip.video) if clip is not None and clip.video else row.video,
             ground_truth={k: str(p) for k, p in clip.ground_truth.items()} if clip else {},
             frames=catalog.frames_per_clip, fps=float(catalog.sample_fps),
-            processor=processor, options=dict(options), output_dir=f"{tmp}/{row.id}-{attempt}",
+            processor=processor, options=dict(options), output_dir=f"{tmp}/{self._attempt_folder(row.id, attempt)}",
             decode_threads=decode_threads, template_size=self._template_size(row.document),
             working_dir=self.working_dir,
         )
@@ -436,6 +477,18 @@ class Orchestrator:
             executor.submit(self._spec(row, attempt))  # (its start is in the ledger: started_at, attempts)
         return len(rows)
 
+    def _attempt_folder(self, task_id: int, attempt: int) -> str:
+        """The name of an attempt's folder under tmp/: TASK-ATTEMPT-SESSION.
+
+        The session part makes it this orchestrator's own: a worker of a killed one that
+        still writes into its folder cannot mix its files into this attempt's.
+        """
+        return f"{task_id}-{attempt}-{self.session}"
+
+    def _kill_worker_group(self, pid: int) -> None:
+        """Kill a worker's process group, unless its pid now belongs to another process."""
+        kill_group(pid, getattr(self._executor, "worker_pids", {}).get(pid))
+
     def _set_paused(self, reason: str | None, detail: str) -> None:
         if reason == self.paused:
             return
@@ -461,7 +514,7 @@ class Orchestrator:
                 self.log.warning("%s: %s; killing worker %d", flight.row.clip, flight.killed, flight.pid,
                                  extra={"clip": flight.row.clip, "attempt": flight.attempt, "stage": flight.stage})
                 self.resources.kill(flight.pid)
-                kill_group(flight.pid)  # and what its processor started
+                self._kill_worker_group(flight.pid)  # and what its processor started
 
     def _place_artifacts(self, ledger: Ledger, outcome: ClipOutcome) -> list[tuple[str, int, int]]:
         """Move a successful clip's artifacts into the run folder (before its results are committed).
@@ -472,7 +525,7 @@ class Orchestrator:
         flight = self.in_flight.get(outcome.task_id)
         if flight is None or not outcome.ok:
             return []
-        tmp = _tmp_root(self.run_dir) / f"{flight.row.id}-{flight.attempt}"
+        tmp = _tmp_root(self.run_dir) / self._attempt_folder(flight.row.id, flight.attempt)
         try:
             moved, artifacts = _move_artifacts(tmp, self.run_dir, ledger, flight.row.id)
         except ArtifactClash as exc:
@@ -496,10 +549,10 @@ class Orchestrator:
         if flight is None:
             return
         row, attempt = flight.row, flight.attempt
-        tmp = _tmp_root(self.run_dir) / f"{row.id}-{attempt}"
+        tmp = _tmp_root(self.run_dir) / self._attempt_folder(row.id, attempt)
         now = self.clock()
         if not outcome.ok and outcome.error_class in ("crash", "timeout") and flight.pid is not None:
-            kill_group(flight.pid)  # the worker is gone: so goes what its processor started
+            self._kill_worker_group(flight.pid)  # the worker is gone: so goes what its processor started
         if flight.killed and not outcome.ok:
             outcome.error_class, outcome.error = "memory", flight.killed
         elif outcome.error_class == "timeout":
@@ -629,9 +682,8 @@ class Orchestrator:
         """Run to the end, or until stopped; return the summary."""
         started = time.monotonic()
         planned = self._discover()  # bad input fails here, before the run folder exists
-        run_id, _ = self._claim_folder()
-        lock = RunLock(self.run_dir)
-        lock.acquire()
+        lock = self._claim_folder()
+        run_id = self.run_id
         previous: dict = {}
         ledger: Ledger | None = None
         try:
@@ -677,6 +729,7 @@ class Orchestrator:
                                          "task_timeout": self.config.task_timeout,
                                          "max_tasks": self.config.max_tasks_per_worker or 0,
                                          "log_dir": self.run_dir / LOGS}))
+            self._executor = executor
             view = ProgressView(self.console)
             failure: BaseException | None = None
             try:

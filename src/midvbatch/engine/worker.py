@@ -1,7 +1,7 @@
 """The worker side: process set-up, one processor per worker, one clip per call.
 
 Workers receive a TaskSpec and return a ClipOutcome; they never touch the ledger or
-the screen. Stage changes go back through a queue given at start-up.
+the screen. Stage changes go back as lines on a pipe given at start-up.
 
 A worker process leads its own process group, so a Ctrl-C in the terminal reaches only
 the orchestrator, and whatever the processor starts (subprocesses, and theirs) goes
@@ -9,7 +9,7 @@ with the worker: when the worker ends (stopped, recycled, orphaned) it kills its
 The kernel tells it when the orchestrator dies (PR_SET_PDEATHSIG), and a watch thread
 checks its parent every 0.1 s besides. The processor's own output (print, warnings,
 native libraries writing to descriptors 1 and 2) goes to RUN_DIR/logs/worker-PID.log,
-capped in size, not to the terminal.
+capped in size (it starts over past 64 MiB), not to the terminal.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from midvbatch.pipeline.processor import make_processor
 
 PARENT_POLL_SECONDS = 0.1
 OUTPUT_LIMIT = 64 << 20  # bytes of processor output kept per worker log
+_output_capped = False
 _PR_SET_PDEATHSIG = 1
-_PR_SET_CHILD_SUBREAPER = 36
 
 _report: Callable[[int, str], None] = lambda task, stage: None
 _local = threading.local()  # processors, one per worker thread (thread pool) or process
@@ -48,7 +48,7 @@ def _end_group(*_args: Any) -> None:
 
 
 def _kill_children() -> None:
-    """Kill the processes this worker is parent of (with the subreaper flag: every descendant left)."""
+    """Kill the processes this worker is parent of (their own children share the worker's process group)."""
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:
@@ -71,6 +71,7 @@ def _watch_parent(parent: int) -> None:
         time.sleep(PARENT_POLL_SECONDS)
         if os.getppid() != parent:
             _end_group()  # orphaned: the orchestrator is gone, nobody wants our result
+        _cap_output()
 
 
 def _prctl(option: int, value: int) -> None:
@@ -80,38 +81,31 @@ def _prctl(option: int, value: int) -> None:
         pass
 
 
-def _capture_output(log_file: Path, limit: int = OUTPUT_LIMIT) -> None:
-    """Send descriptors 1 and 2 through a pipe to `log_file`, keeping at most `limit` bytes."""
-    read_end, write_end = os.pipe()
+def _capture_output(log_file: Path) -> None:
+    """Send descriptors 1 and 2 (Python's prints and native libraries' alike) to `log_file`.
+
+    Straight to the file, not through a pipe: a native library writing a lot while it
+    holds the GIL cannot block on a pipe nobody can empty. The size is kept in bounds by
+    _watch_parent (see _cap_output).
+    """
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    for target in (1, 2):
+        os.dup2(fd, target)
+    os.close(fd)
+    global _output_capped
+    _output_capped = True
+
+
+def _cap_output(limit: int = OUTPUT_LIMIT) -> None:
+    """Start the worker's log over (with a note) once it passes `limit` bytes."""
+    if not _output_capped:
+        return
     try:
-        log = open(log_file, "ab", buffering=0)
+        if os.fstat(1).st_size > limit:
+            os.ftruncate(1, 0)
+            os.write(1, f"[midvbatch: this log passed {limit:,} bytes; what came before is discarded]\n".encode())
     except OSError:
-        log = None
-    os.dup2(write_end, 1)
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-    def drain() -> None:
-        kept = 0
-        while True:
-            try:
-                chunk = os.read(read_end, 1 << 16)
-            except OSError:
-                return
-            if not chunk:
-                return
-            if log is None or kept >= limit:
-                continue
-            piece = chunk[: limit - kept]
-            try:
-                log.write(piece)
-                kept += len(piece)
-                if kept >= limit:
-                    log.write(f"\n[midvbatch: more output than {limit:,} bytes; the rest is discarded]\n".encode())
-            except OSError:
-                pass
-
-    threading.Thread(target=drain, daemon=True, name="output").start()
+        pass
 
 
 def init_process(stages: Any, parent: int, log_dir: str | None = None) -> None:
@@ -131,7 +125,6 @@ def init_process(stages: Any, parent: int, log_dir: str | None = None) -> None:
         pass
     signal.signal(signal.SIGTERM, _end_group)
     _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     if os.getppid() != parent:  # the orchestrator died before the kernel was told to tell us
         _end_group()
     atexit.register(_kill_children)
