@@ -213,7 +213,7 @@ def test_safety_processor_changing_directory_does_not_move_results(small, tmp_pa
         out = f"run{workers}"
         result = subprocess.run(
             [sys.executable, "-m", "midvbatch.cli", "run", "ds", "--out", out, "--processor", FAULTS,
-             "--option", f'faults={{"*": "chdir"}}', "--option", f"state_dir={json.dumps(str(elsewhere))}",
+             "--option", 'faults={"*": "chdir"}', "--option", f"state_dir={json.dumps(str(elsewhere))}",
              "--option", "write=true", "--workers", workers],
             cwd=work, capture_output=True, text=True, env=env(), timeout=120)
         assert result.returncode == 0, result.stderr
@@ -422,7 +422,12 @@ def test_safety_outputs_into_a_fifo_or_a_device_are_written_not_replaced(finishe
     link_target.write_text("old")
     (tmp_path / "link.md").symlink_to(link_target)
     assert midvbatch("report", finished, "--out", tmp_path / "link.md").returncode == 0
-    assert (tmp_path / "link.md").is_symlink() and link_target.read_text().startswith("# midvbatch report")
+    assert not (tmp_path / "link.md").is_symlink() and link_target.read_text() == "old"  # the link's target untouched
+    assert (tmp_path / "link.md").read_text().startswith("# midvbatch report")
+    lonely = tmp_path / "lonely"
+    os.mkfifo(lonely)
+    result = midvbatch("export", finished, "--out", lonely, timeout=30)  # nobody reads it: one line, no hang
+    assert result.returncode == 1 and "nobody reads" in result.stderr
 
 
 def test_safety_run_folder_with_a_hash_in_its_name_is_read(small, tmp_path):

@@ -6,7 +6,6 @@ one line: the handler is set before anything heavy is imported.
 
 import os
 import signal
-import sys
 
 
 def _interrupted_early(signum, frame):  # pragma: no cover - timing dependent

@@ -10,7 +10,6 @@ import functools
 import json
 import math
 import os
-import re
 import signal
 import sys
 
@@ -18,7 +17,7 @@ import click
 
 from midvbatch import __version__
 from midvbatch.config import MAX_JOBS, MAX_RETRIES, MAX_RETRY_DELAY, MAX_TASK_TIMEOUT
-from midvbatch.errors import MidvBatchError
+from midvbatch.errors import MidvBatchError, shown
 
 
 def _user_errors(func):
@@ -55,11 +54,6 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _cut(value, width: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
 class _Seconds(click.ParamType):
     """Finite seconds from `low` (excluded when `above`) to `high`: nan, inf and 1e309 are usage errors."""
 
@@ -72,10 +66,10 @@ class _Seconds(click.ParamType):
         try:
             number = float(value)
         except (TypeError, ValueError, OverflowError):
-            self.fail(f"{_cut(value)} is not a number of seconds", param, ctx)
+            self.fail(f"{shown(value)} is not a number of seconds", param, ctx)
         if not (math.isfinite(number) and self.low <= number <= self.high) or self.above and number == self.low:
             lower = f"more than {self.low:g}" if self.above else f"{self.low:g}"
-            self.fail(f"{_cut(value)} is not between {lower} and {self.high:g} seconds", param, ctx)
+            self.fail(f"{shown(value)} is not between {lower} and {self.high:g} seconds", param, ctx)
         return number
 
 
@@ -85,7 +79,7 @@ class _Path(click.Path):
     def convert(self, value, param, ctx):
         name = os.fsencode(value)
         if len(name) >= 4096 or any(len(part) > 255 for part in name.split(b"/")):
-            self.fail(f"{_cut(os.fsdecode(name))} is too long for a file name", param, ctx)
+            self.fail(f"{shown(os.fsdecode(name))} is too long for a file name", param, ctx)
         return super().convert(value, param, ctx)
 
 
@@ -103,7 +97,7 @@ class _Count(click.ParamType):
         try:
             number = int(str(value).strip())
         except ValueError:  # also for digit strings too long for int()
-            self.fail(f"{_cut(value)} is not a whole number or 'auto'", param, ctx)
+            self.fail(f"{shown(value)} is not a whole number or 'auto'", param, ctx)
         if number < self.minimum:
             self.fail(f"{number} is less than {self.minimum}", param, ctx)
         return number
@@ -286,7 +280,7 @@ def _option(ctx, param, values):
         except ValueError:  # JSONDecodeError, or an integer of 4300+ digits
             options[key] = raw
         if any(isinstance(v, float) and not math.isfinite(v) for v in _numbers(options[key])):  # NaN, Infinity, 1e999
-            raise click.BadParameter(f"{_cut(item)}: processor options must be finite numbers")
+            raise click.BadParameter(f"{shown(item)}: processor options must be finite numbers")
     return options or None
 
 

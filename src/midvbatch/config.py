@@ -20,7 +20,7 @@ from typing import Any
 
 import tomli_w
 
-from midvbatch.errors import ConfigError
+from midvbatch.errors import ConfigError, shown
 
 IMAGE_FORMATS = ("png", "jpg", "tif")
 PIPELINES = ("localize", "ground-truth", "frames", "extract", "probe")
@@ -49,19 +49,19 @@ def parse_size(value: int | str, what: str = "size") -> int:
     """Return bytes from 1GB (10^9), 512MiB (2^29), 1.5G or a plain number of bytes; raise ConfigError."""
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
-            raise ConfigError(f"{what} must not be negative, not {_show(value)}")
+            raise ConfigError(f"{what} must not be negative, not {shown(value)}")
         if value > MAX_SIZE:
-            raise ConfigError(f"{what} {_show(value)} is too large (at most 1EiB)")
+            raise ConfigError(f"{what} {shown(value)} is too large (at most 1EiB)")
         return value
     m = _SIZE.match(str(value))
     if not m or m.group(2) is None and not str(value).strip():
-        raise ConfigError(f"{what} {_show(value)} is not a size like 1GB, 512MiB or a number of bytes")
+        raise ConfigError(f"{what} {shown(value)} is not a size like 1GB, 512MiB or a number of bytes")
     unit = (m.group(2) or "").lower()
     if unit not in _UNITS:
-        raise ConfigError(f"{what} {_show(value)} has an unknown unit {m.group(2)!r} (use KB, MB, GB, KiB, MiB, GiB)")
+        raise ConfigError(f"{what} {shown(value)} has an unknown unit {m.group(2)!r} (use KB, MB, GB, KiB, MiB, GiB)")
     number = float(m.group(1)) * _UNITS[unit]  # a long digit string is inf, never an error
     if not number <= MAX_SIZE:
-        raise ConfigError(f"{what} {_show(value)} is too large (at most 1EiB)")
+        raise ConfigError(f"{what} {shown(value)} is too large (at most 1EiB)")
     return int(number)
 
 
@@ -72,9 +72,9 @@ def parse_floor(value: int | str, total: int, what: str) -> int:
         try:
             share = float(text[:-1])
         except ValueError:
-            raise ConfigError(f"{what} {_show(value)} is not a percentage like 10%") from None
+            raise ConfigError(f"{what} {shown(value)} is not a percentage like 10%") from None
         if not 0 <= share <= 100:  # also nan
-            raise ConfigError(f"{what} {_show(value)} must be between 0% and 100%")
+            raise ConfigError(f"{what} {shown(value)} must be between 0% and 100%")
         return int(total * share / 100)
     return parse_size(value, what)
 
@@ -84,12 +84,6 @@ def cpu_cores() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _show(value: Any, width: int = 40) -> str:
-    """Return repr(value) cut to `width` characters, so that an error stays one short line."""
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
 def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 
@@ -97,11 +91,11 @@ def _gib(n: float) -> str:
 def _count(value: Any, what: str, *, minimum: int) -> int:
     """Return `value` as an int of at least `minimum`, else raise ConfigError naming `what`."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigError(f"{what} must be a number or 'auto', not {_show(value)}")
+        raise ConfigError(f"{what} must be a number or 'auto', not {shown(value)}")
     try:
         n = int(value)
     except ValueError:  # also a digit string too long for int()
-        raise ConfigError(f"{what} must be a number or 'auto', not {_show(value)}") from None
+        raise ConfigError(f"{what} must be a number or 'auto', not {shown(value)}") from None
     if n < minimum:
         raise ConfigError(f"{what} must be {minimum} or more, not {n}")
     return n
@@ -111,7 +105,7 @@ def _whole(value: Any, what: str, low: int, high: int | None = None) -> int:
     """Return `value` if it is an int in [low, high], else raise ConfigError naming `what`."""
     bounds = f"between {low} and {high}" if high is not None else f"{low} or more"
     if isinstance(value, bool) or not isinstance(value, int) or value < low or high is not None and value > high:
-        raise ConfigError(f"{what} must be a whole number {bounds}, not {_show(value)}")
+        raise ConfigError(f"{what} must be a whole number {bounds}, not {shown(value)}")
     return value
 
 
@@ -122,7 +116,7 @@ def _seconds(value: Any, what: str, low: float, high: float, *, above: bool = Fa
           and (value > low if above else value >= low) and value <= high)
     if not ok:
         lower = f"more than {low:g}" if above else f"at least {low:g}"
-        raise ConfigError(f"{what} must be a number of seconds, {lower} and at most {high:g}, not {_show(value)}")
+        raise ConfigError(f"{what} must be a number of seconds, {lower} and at most {high:g}, not {shown(value)}")
     return float(value)
 
 
@@ -179,13 +173,13 @@ class PriorityRule:
         m = _PRIORITY.match(text.strip())
         if not m:
             raise ConfigError(
-                f"bad priority rule {_show(text)}: expected KEY=PATTERN:WEIGHT with KEY clip, doc or id, "
+                f"bad priority rule {shown(text)}: expected KEY=PATTERN:WEIGHT with KEY clip, doc or id, "
                 "e.g. 'clip=H*:10'"
             )
         digits = m.group(3).lstrip("-").lstrip("0")
         weight = int(m.group(3)) if len(digits) <= 10 else MAX_PRIORITY + 1  # int() refuses 4300+ digits
         if abs(weight) > MAX_PRIORITY:
-            raise ConfigError(f"bad priority rule {_show(text)}: the weight must be between "
+            raise ConfigError(f"bad priority rule {shown(text)}: the weight must be between "
                               f"-{MAX_PRIORITY} and {MAX_PRIORITY}")
         return cls(m.group(1), m.group(2), weight)
 
@@ -250,33 +244,33 @@ class RunConfig:
         for name in ("docs", "clips", "priority"):
             value = getattr(self, name)
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{name} must be a list of patterns, not {_show(value)}")
+                raise ConfigError(f"{name} must be a list of patterns, not {shown(value)}")
         for name in ("dataset", "out", "pipeline"):
             if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name} must be text, not {_show(getattr(self, name))}")
+                raise ConfigError(f"{name} must be text, not {shown(getattr(self, name))}")
         for name in ("processor", "catalog", "scheduler"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name} must be text, not {_show(getattr(self, name))}")
+                raise ConfigError(f"{name} must be text, not {shown(getattr(self, name))}")
         for name in ("dataset", "out"):
             text = os.fsencode(getattr(self, name) or "")
             if len(text) >= 4096 or any(len(part) > 255 for part in text.split(b"/")):
-                raise ConfigError(f"{name} {_show(getattr(self, name))} is too long for a file name")
+                raise ConfigError(f"{name} {shown(getattr(self, name))} is too long for a file name")
         if not self.dataset:
             raise ConfigError("no dataset given")
         if self.processor is None and self.pipeline not in PIPELINES:
-            raise ConfigError(f"unknown pipeline {_show(self.pipeline)} (one of {', '.join(PIPELINES)})")
+            raise ConfigError(f"unknown pipeline {shown(self.pipeline)} (one of {', '.join(PIPELINES)})")
         if not self.out:
             raise ConfigError("no run folder given (--out RUN_DIR)")
         if self.pool not in POOLS:
-            raise ConfigError(f"pool must be one of {', '.join(POOLS)}, not {_show(self.pool)}")
+            raise ConfigError(f"pool must be one of {', '.join(POOLS)}, not {shown(self.pool)}")
         if self.image_format not in IMAGE_FORMATS:
-            raise ConfigError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, not {_show(self.image_format)}")
+            raise ConfigError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, not {shown(self.image_format)}")
         if self.log_level not in LOG_LEVELS:
-            raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {_show(self.log_level)}")
+            raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {shown(self.log_level)}")
         machine = self.machine()
         self._check_counts(machine)
         if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
-            raise ConfigError(f"limit must be a positive number of clips, not {_show(self.limit)}")
+            raise ConfigError(f"limit must be a positive number of clips, not {shown(self.limit)}")
         _whole(self.retries, "retries", 0, MAX_RETRIES)
         _seconds(self.retry_delay, "retry delay", 0, MAX_RETRY_DELAY)
         if self.task_timeout is not None:
@@ -285,7 +279,7 @@ class RunConfig:
             if getattr(self, name) is not None:
                 _whole(getattr(self, name), name.replace("_", "-"), 1)
         if self.on_disk_full not in ON_DISK_FULL:
-            raise ConfigError(f"on-disk-full must be one of {', '.join(ON_DISK_FULL)}, not {_show(self.on_disk_full)}")
+            raise ConfigError(f"on-disk-full must be one of {', '.join(ON_DISK_FULL)}, not {shown(self.on_disk_full)}")
         self.memory_floor(machine.memory)
         if machine.disk is not None:
             self.disk_floor(machine.disk)
@@ -295,7 +289,7 @@ class RunConfig:
         _finite(self.options, "")
         for name in ("check", "strict"):
             if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, not {_show(getattr(self, name))}")
+                raise ConfigError(f"{name} must be true or false, not {shown(getattr(self, name))}")
         self.priority_rules()
         return self
 
@@ -310,7 +304,7 @@ class RunConfig:
                 why = (f"{WORKERS_PER_CORE} per core on {machine.cores} cores"
                        if capped == WORKERS_PER_CORE * machine.cores else
                        f"{MEMORY_PER_WORKER >> 20} MiB each of {_gib(machine.memory)} of memory")
-                self.adjustments.append(f"{what} capped at {capped} (asked {_show(asked, 20)}): {why}")
+                self.adjustments.append(f"{what} capped at {capped} (asked {shown(asked, 20)}): {why}")
 
     def _check_worker_memory(self, machine: Machine) -> None:
         """Check --worker-memory; note the default limit, or the cap to the machine's memory."""
@@ -323,7 +317,7 @@ class RunConfig:
                                     f"of {_gib(machine.memory)} over {workers} worker{'s' if workers > 1 else ''}; "
                                     "--worker-memory none turns it off)")
         elif limit < parse_size(self.worker_memory, "worker-memory"):
-            self.adjustments.append(f"worker memory capped at {_gib(limit)} (asked {_show(self.worker_memory, 20)}): "
+            self.adjustments.append(f"worker memory capped at {_gib(limit)} (asked {shown(self.worker_memory, 20)}): "
                                     "the machine's memory")
 
     def worker_count(self) -> int:
@@ -358,7 +352,7 @@ class RunConfig:
             return min(total_memory // 10, 1 << 30)
         floor = parse_floor(self.min_free_memory, total_memory, "min-free-memory")
         if floor >= total_memory:
-            raise ConfigError(f"min-free-memory {_show(self.min_free_memory, 20)} can never be met: this machine "
+            raise ConfigError(f"min-free-memory {shown(self.min_free_memory, 20)} can never be met: this machine "
                               f"has {_gib(total_memory)} of memory in all, and the run would wait forever")
         return floor
 
@@ -372,7 +366,7 @@ class RunConfig:
             return min(disk_size // 10, 1 << 30)
         floor = parse_floor(self.min_free_disk, disk_size, "min-free-disk")
         if floor >= disk_size:
-            raise ConfigError(f"min-free-disk {_show(self.min_free_disk, 20)} can never be met: the run folder's "
+            raise ConfigError(f"min-free-disk {shown(self.min_free_disk, 20)} can never be met: the run folder's "
                               f"disk holds {_gib(disk_size)} in all, and the run would wait forever")
         return floor
 
@@ -395,7 +389,7 @@ class RunConfig:
             return None
         limit = parse_size(self.worker_memory, "worker-memory")
         if limit < MIN_WORKER_MEMORY:
-            raise ConfigError(f"worker-memory {_show(self.worker_memory, 20)} is below the "
+            raise ConfigError(f"worker-memory {shown(self.worker_memory, 20)} is below the "
                               f"{MIN_WORKER_MEMORY >> 20} MiB a worker needs to start (use 'none' for no limit)")
         return min(limit, total)
 

@@ -9,6 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def shown(value: object, width: int = 40) -> str:
+    """Show a user's value in a message, cut short: a 5,000-character option or a huge
+    value from a file keeps the message one short line."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[: width - 4]}...{text[-1]}"
+
+
 class MidvBatchError(Exception):
     """Base of every error midvbatch raises on purpose."""
 

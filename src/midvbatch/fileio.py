@@ -11,6 +11,7 @@ place, so a reader never sees half a file and a crash leaves the old file whole.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -151,25 +152,36 @@ def _temporary(path: Path) -> Path:
 
 
 @contextmanager
-def atomic_output(path: str | Path, mode: str = "w", **open_args: Any) -> Iterator[IO]:
+def atomic_output(path: str | Path, mode: str = "w", *, into_special: bool = False, **open_args: Any) -> Iterator[IO]:
     """Open a temporary file beside `path`; on success rename it to `path`, on failure remove it.
 
-    A reader of `path` sees the old file or the whole new one, never half of it. A `path`
-    that exists and is not a regular file (a FIFO, /dev/stdout) is written into as it is;
-    a symbolic link keeps pointing where it did, at the new file.
+    A reader of `path` sees the old file or the whole new one, never half of it. A symbolic
+    link is replaced by the new file, and what it pointed to is left alone. With
+    `into_special` (a user's --out), a `path` that exists and is not a regular file (a
+    FIFO, /dev/stdout, /dev/null) is written into as it is, never replaced; without it (a
+    file of midvbatch's own), such a thing is replaced by the regular file.
     """
     path = Path(path)
     try:
         st = os.stat(path)
     except OSError:
         st = None
-    if st is not None and not stat.S_ISREG(st.st_mode):
+    if into_special and st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
         # a FIFO, a device (/dev/null, /dev/stdout), a process substitution: write into it, never replace it
+        if stat.S_ISFIFO(st.st_mode):
+            try:  # not blocking: a FIFO nobody reads would hang the command
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:
+                    raise OSError(errno.ENXIO, "a FIFO (named pipe) that nobody reads") from None
+                raise
+            os.set_blocking(fd, True)
+            with open(fd, mode, **open_args) as stream:
+                yield stream
+            return
         with open(path, mode, **open_args) as stream:
             yield stream
         return
-    if path.is_symlink():
-        path = Path(os.path.realpath(path))  # a link to the output: update what it points to, keep the link
     tmp = _temporary(path)
     try:
         with open(tmp, mode, **open_args) as stream:
@@ -184,11 +196,11 @@ def atomic_output(path: str | Path, mode: str = "w", **open_args: Any) -> Iterat
         raise
 
 
-def write_atomic(path: str | Path, data: bytes | str) -> None:
-    """Write `data` to `path` through a temporary file and a rename."""
+def write_atomic(path: str | Path, data: bytes | str, *, into_special: bool = False) -> None:
+    """Write `data` to `path` through a temporary file and a rename (see atomic_output)."""
     if isinstance(data, str):
-        with atomic_output(path, "w", encoding="utf-8") as stream:
+        with atomic_output(path, "w", into_special=into_special, encoding="utf-8") as stream:
             stream.write(data)
     else:
-        with atomic_output(path, "wb") as stream:
+        with atomic_output(path, "wb", into_special=into_special) as stream:
             stream.write(data)

@@ -429,7 +429,7 @@ def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = 
             raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
     if out:
         try:
-            write_atomic(out, text)
+            write_atomic(out, text, into_special=True)  # a user's --out: /dev/stdout, a FIFO are written into
         except OSError as exc:
             raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
     return text

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from midvbatch.errors import GroundTruthError
+from midvbatch.errors import GroundTruthError, shown
 from midvbatch.fileio import MiB, read_json, write_atomic
 
 MISSING_VALUE = "*"
@@ -96,12 +96,6 @@ def read_ground_truth_json(path: str | Path) -> Any:
     return read_json(path, GROUND_TRUTH_LIMIT, GroundTruthError)
 
 
-def _shown(value: Any, width: int = 60) -> str:
-    """Show a value from a file in a message, cut short: a message stays one short line."""
-    text = repr(value)
-    return text if len(text) <= width else f"{text[: width - 4]}...{text[-1]}"
-
-
 def parse_quad(obj: Any, path: Path, where: str = '"quad"') -> Quad:
     """Check that `obj` is four [x, y] pairs of finite numbers and return it as a Quad."""
     if not isinstance(obj, list) or len(obj) != 4:
@@ -109,11 +103,11 @@ def parse_quad(obj: Any, path: Path, where: str = '"quad"') -> Quad:
         raise GroundTruthError(f"{where} must be a list of 4 [x, y] corners, got {size}", path=path)
     for i, corner in enumerate(obj):
         if not isinstance(corner, list) or len(corner) != 2:
-            raise GroundTruthError(f"{where} corner {i + 1} must be [x, y], got {_shown(corner)}", path=path)
+            raise GroundTruthError(f"{where} corner {i + 1} must be [x, y], got {shown(corner, 60)}", path=path)
         for value in corner:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise GroundTruthError(
-                    f"{where} corner {i + 1} has a non-numeric coordinate {_shown(value)}", path=path
+                    f"{where} corner {i + 1} has a non-numeric coordinate {shown(value, 60)}", path=path
                 )
             if not math.isfinite(value):
                 raise GroundTruthError(f"{where} corner {i + 1} has a coordinate {value}", path=path)
@@ -145,14 +139,14 @@ def parse_template(data: Any, path: str | Path) -> Template:
     fields: dict[str, TemplateField] = {}
     for name, spec in data.items():
         if not isinstance(spec, dict):
-            raise GroundTruthError(f"field {_shown(name)} must be an object with \"quad\"", path=path)
+            raise GroundTruthError(f"field {shown(name, 60)} must be an object with \"quad\"", path=path)
         if "quad" not in spec:
-            raise GroundTruthError(f'field {_shown(name)} is missing "quad"', path=path)
-        quad = parse_quad(spec["quad"], path, where=f'field {_shown(name)} "quad"')
+            raise GroundTruthError(f'field {shown(name, 60)} is missing "quad"', path=path)
+        quad = parse_quad(spec["quad"], path, where=f'field {shown(name, 60)} "quad"')
         has_text = "value" in spec
         value = spec.get("value")
         if has_text and value is not None and not isinstance(value, str):
-            raise GroundTruthError(f"field {_shown(name)} value must be text, got {_shown(value)}", path=path)
+            raise GroundTruthError(f"field {shown(name, 60)} value must be text, got {shown(value, 60)}", path=path)
         if value == MISSING_VALUE:
             value = None
         fields[name] = TemplateField(name, quad, value, has_text)

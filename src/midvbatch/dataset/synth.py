@@ -30,7 +30,7 @@ import numpy as np
 from midvbatch.dataset import _render
 from midvbatch.dataset.catalog import Catalog, ClipKind, document_number, get_catalog
 from midvbatch.dataset.groundtruth import Quad, write_frame_quad, write_template
-from midvbatch.errors import DatasetError, SynthError
+from midvbatch.errors import DatasetError, SynthError, shown
 from midvbatch.fileio import JSON_LIMIT, read_json, write_atomic
 from midvbatch.video._open import ffmpeg_reason
 from midvbatch.video.reader import read_annotated_frames, source_indices
@@ -187,15 +187,9 @@ def parse_size(text: str) -> tuple[int, int]:
     """
     m = re.fullmatch(r"\s*(\d{1,9})\s*[xX]\s*(\d{1,9})\s*", text or "")
     if not m:
-        raise SynthError(f"{_shown(text)} is not a size like 180x320 (width x height in pixels, "
+        raise SynthError(f"{shown(text)} is not a size like 180x320 (width x height in pixels, "
                          f"each {MIN_SIDE} to {MAX_SIDE})")
     return int(m.group(1)), int(m.group(2))
-
-
-def _shown(value: object, width: int = 40) -> str:
-    """Show a user's value in a message, cut short: a 5,000-character option stays one short line."""
-    text = repr(value)
-    return text if len(text) <= width else f"{text[: width - 5]}...{text[-1]}"
 
 
 @contextmanager
@@ -223,7 +217,7 @@ def _check(config: SynthConfig) -> tuple[Catalog, list[str], list[str], Fraction
                 or value % 2):
             raise SynthError(
                 f"{name} must be an even number of pixels from {MIN_SIDE} to {MAX_SIDE} "
-                f"(H.264 yuv420p needs even sizes), got {_shown(value)}"
+                f"(H.264 yuv420p needs even sizes), got {shown(value)}"
             )
     if config.width * config.height > MAX_PIXELS:
         raise SynthError(
@@ -232,16 +226,16 @@ def _check(config: SynthConfig) -> tuple[Catalog, list[str], list[str], Fraction
         )
     if (isinstance(config.fps, bool) or not isinstance(config.fps, (int, float))
             or not 0 < config.fps <= MAX_FPS):
-        raise SynthError(f"fps must be a positive number up to {MAX_FPS:g}, got {_shown(config.fps)}")
+        raise SynthError(f"fps must be a positive number up to {MAX_FPS:g}, got {shown(config.fps)}")
     need = catalog.annotated_seconds
     if (isinstance(config.seconds, bool) or not isinstance(config.seconds, (int, float))
             or not need <= config.seconds <= MAX_SECONDS):
         raise SynthError(
             f"seconds must be at least {need:g} (the annotated frames span the "
-            f"first {need:g} s of a clip) and at most {MAX_SECONDS:g}, got {_shown(config.seconds)}"
+            f"first {need:g} s of a clip) and at most {MAX_SECONDS:g}, got {shown(config.seconds)}"
         )
     if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed <= MAX_SEED:
-        raise SynthError(f"seed must be a whole number from 0 to {MAX_SEED}, got {_shown(config.seed)}")
+        raise SynthError(f"seed must be a whole number from 0 to {MAX_SEED}, got {shown(config.seed)}")
     rate = Fraction(config.fps).limit_denominator(1001)
     if rate <= 0:
         raise SynthError(f"fps must be a positive number, got {config.fps!r}")
@@ -262,15 +256,15 @@ def _select_documents(catalog: Catalog, docs: str | int) -> list[str]:
         count = docs if count_given else int(docs.strip()) if len(docs.strip()) <= 9 else None
         if count is None or not 1 <= count <= total:
             raise SynthError(
-                f"docs must be 1..{total} ({catalog.title} has {total} documents), got {_shown(docs)}"
+                f"docs must be 1..{total} ({catalog.title} has {total} documents), got {shown(docs)}"
             )
         return list(catalog.documents[:count])
     if not isinstance(docs, str) or not docs.strip():
-        raise SynthError(f"docs must be a count or a name pattern like '0[1-5]_*', got {_shown(docs)}")
+        raise SynthError(f"docs must be a count or a name pattern like '0[1-5]_*', got {shown(docs)}")
     chosen = _matching(catalog.documents, docs)
     if not chosen:
         raise SynthError(
-            f"docs pattern {_shown(docs)} matches no {catalog.title} document "
+            f"docs pattern {shown(docs)} matches no {catalog.title} document "
             f"(names look like {catalog.documents[0]!r})"
         )
     return chosen
@@ -285,11 +279,11 @@ def _matching(names, patterns: str) -> list[str]:
 def _select_clips(catalog: Catalog, clips: str) -> list[str]:
     """Resolve comma-separated globs on clip codes to codes, catalog order (TA, TS, KA, ...)."""
     if not isinstance(clips, str) or not clips.strip():
-        raise SynthError(f"clips must be a clip code pattern like 'T*', got {_shown(clips)}")
+        raise SynthError(f"clips must be a clip code pattern like 'T*', got {shown(clips)}")
     chosen = _matching(catalog.clip_codes, clips.upper())
     if not chosen:
         raise SynthError(
-            f"clips pattern {_shown(clips)} matches no {catalog.title} clip code "
+            f"clips pattern {shown(clips)} matches no {catalog.title} clip code "
             f"(codes: {', '.join(catalog.clip_codes)})"
         )
     return chosen

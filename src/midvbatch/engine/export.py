@@ -92,7 +92,7 @@ def export_results(run_dir: str | Path, fmt: str, out: str | Path | None = None,
     if not out:
         return _write_results(sys.stdout, run_dir, fmt, text, count if text is not None else 0)
     try:
-        with atomic_output(out, "w", newline="", encoding="utf-8") as stream:  # a reader never sees half a file
+        with atomic_output(out, "w", into_special=True, newline="", encoding="utf-8") as stream:  # a reader never sees half a file
             return _write_results(stream, run_dir, fmt, text, count if text is not None else 0)
     except OSError as exc:
         raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
