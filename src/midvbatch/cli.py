@@ -17,7 +17,7 @@ import click
 
 from midvbatch import __version__
 from midvbatch.config import MAX_JOBS, MAX_RETRIES, MAX_RETRY_DELAY, MAX_TASK_TIMEOUT
-from midvbatch.errors import MidvBatchError, shown
+from midvbatch.errors import EXIT_INTERRUPTED, MidvBatchError, shown
 
 
 def _user_errors(func):
@@ -596,9 +596,6 @@ def report_command(run_dir, fmt, out):
         click.echo(f"wrote {fmt} report to {out}")
     else:
         click.echo(text, nl=not text.endswith("\n"))
-
-
-EXIT_INTERRUPTED = 130
 
 
 def main(args: list[str] | None = None) -> None:

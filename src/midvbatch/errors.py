@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+EXIT_INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (or SIGTERM): run it again to go on
+
 
 def shown(value: object, width: int = 40) -> str:
     """Show a user's value in a message, cut short: a 5,000-character option or a huge

@@ -50,12 +50,7 @@ def revive_dead(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), al
 
     if kind_of_folder(run_dir) not in ("run", "legacy"):
         raise LedgerError("not a midvbatch run folder (no midvbatch-run.json)", path=run_dir)
-    probe = Ledger(run_dir, readonly=True)  # never write into an SQLite file some other program left there
-    try:
-        if probe.get_meta("fingerprint") is None:
-            raise LedgerError("its ledger.sqlite was not written by a midvbatch run", path=run_dir)
-    finally:
-        probe.close()
+    Ledger.check_written_by_midvbatch(run_dir)
     lock = RunLock(run_dir)
     lock.acquire()  # only one writer: refused while a run is alive
     ledger = Ledger(run_dir)

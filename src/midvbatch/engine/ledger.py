@@ -349,6 +349,20 @@ class Ledger:
         except LedgerError:
             pass  # the next run or reader copes with a WAL file
 
+    @classmethod
+    def check_written_by_midvbatch(cls, run_dir: str | Path) -> None:
+        """Raise LedgerError unless RUN_DIR's ledger.sqlite was written by a midvbatch run.
+
+        Read-only: never write into an SQLite file some other program left there.
+        """
+        probe = cls(run_dir, readonly=True)
+        try:
+            if probe.get_meta("fingerprint") is None:
+                raise LedgerError("holds a ledger.sqlite that no midvbatch run wrote; give --out a new or empty "
+                                  "folder", path=Path(run_dir))
+        finally:
+            probe.close()
+
     def close(self) -> None:
         """Close the connection."""
         self.db.close()

@@ -38,12 +38,11 @@ from midvbatch.engine.progress import ProgressView, RateMeter, Snapshot, estimat
 from midvbatch.engine.resources import DiskReading, MemoryReading, Resources, disk_space, system_memory
 from midvbatch.engine.runlog import close_run_log, flush_run_log, open_run_log
 from midvbatch.engine.scheduler import plan
-from midvbatch.errors import DatasetError, LedgerError
+from midvbatch.errors import EXIT_INTERRUPTED, DatasetError, LedgerError
 from midvbatch.fileio import write_atomic
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 from midvbatch.runfolder import CONFIG, LOGS, TMP, kind_of_folder, read_marker, write_marker
 
-EXIT_INTERRUPTED = 130
 SNAPSHOT_INTERVAL = 0.5  # seconds between stored snapshots
 DISPATCH_DEPTH = 2  # clips submitted per worker: one running, the next waiting in the pool
 SHORT_CLIP_DEPTH = 8  # ... when clips take less than SHORT_CLIP_SECONDS: the pool's own latency then matters
@@ -290,13 +289,7 @@ class Orchestrator:
             assert marker is not None
             return marker.run_id
         if kind == "legacy":  # a run folder of an earlier midvbatch: adopt it if its ledger is one
-            probe = Ledger(self.run_dir, readonly=True)
-            try:
-                if probe.get_meta("fingerprint") is None:
-                    raise LedgerError("exists and holds a ledger.sqlite that no midvbatch run wrote; "
-                                      "give --out a new or empty folder", path=self.run_dir)
-            finally:
-                probe.close()
+            Ledger.check_written_by_midvbatch(self.run_dir)
         try:
             return write_marker(self.run_dir).run_id
         except OSError as exc:
