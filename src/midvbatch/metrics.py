@@ -158,7 +158,7 @@ MISSING = FrameScore(0.0, 0.0, 0.0, None)  # the score of a frame without predic
 # --- quads ------------------------------------------------------------------------------
 
 
-def _as_corners(quad: Any) -> np.ndarray | None:
+def as_corners(quad: Any) -> np.ndarray | None:
     """Return a (4, 2) float64 array of finite corners, or None if `quad` is not one."""
     if isinstance(quad, Quad):
         quad = quad.points
@@ -175,7 +175,7 @@ def _as_corners(quad: Any) -> np.ndarray | None:
 
 
 def _require_corners(quad: Any, what: str) -> np.ndarray:
-    arr = _as_corners(quad)
+    arr = as_corners(quad)
     if arr is None:
         raise ValueError(f"{what} must be 4 finite [x, y] corners, got {quad!r}")
     return arr
@@ -494,7 +494,7 @@ def score_frame(
     truth = _require_corners(gt, "ground-truth quad")
     frame = _positive_size(frame_size, "frame size")
     size = _positive_size(template_size, "template size")
-    corners = _as_corners(pred) if pred is not None else None
+    corners = as_corners(pred) if pred is not None else None
     if corners is None:
         return MISSING
     rect = _rect(size)

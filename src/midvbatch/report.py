@@ -119,11 +119,9 @@ def build_report(run_dir: str | Path) -> Report:
                 FrameScore(s["iou"], s["iou_gt"], s["mean_iou"], s["min_d"]), s.get("subsets", []),
                 (json.loads(r["result"]) or {}).get("quad"),
             ))
-        latencies = [r["seconds"] for r in ledger.db.execute(
-            "SELECT f.seconds FROM frames f JOIN tasks t ON t.id = f.task WHERE t.state = 'done'")
-            if r["seconds"] is not None]
+        latencies = ledger.frame_seconds()
         tasks = ledger.tasks(states=("done",))
-        stage_rows = [r[0] for r in ledger.db.execute("SELECT stage_seconds FROM tasks WHERE state = 'done'")]
+        stage_rows = ledger.stage_seconds()
         processor = ledger.get_meta("processor")
         dataset = ledger.get_meta("dataset")
     finally:

@@ -32,7 +32,7 @@ from midvbatch.dataset.catalog import Catalog, ClipKind, document_number, get_ca
 from midvbatch.dataset.groundtruth import Quad, write_frame_quad, write_template
 from midvbatch.errors import DatasetError, SynthError, shown
 from midvbatch.fileio import JSON_LIMIT, read_json, write_atomic
-from midvbatch.video._open import ffmpeg_reason
+from midvbatch.video import ffmpeg_reason
 from midvbatch.video.reader import read_annotated_frames, source_indices
 
 _CRF = "20"

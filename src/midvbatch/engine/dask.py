@@ -12,12 +12,12 @@ from __future__ import annotations
 import time
 
 from midvbatch.engine import worker
-from midvbatch.engine.executor import _crash_outcome, _FutureExecutor
+from midvbatch.engine.executor import crash_outcome, FutureExecutor
 from midvbatch.errors import ConfigError
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 
 
-class DaskExecutor(_FutureExecutor):
+class DaskExecutor(FutureExecutor):
     """Submit clips to a Dask scheduler (`address`), or to a local cluster of `workers` processes."""
 
     def __init__(self, address: str | None, workers: int = 2):
@@ -59,7 +59,7 @@ class DaskExecutor(_FutureExecutor):
                 outcomes.append(future.result())
             elif future.status != "cancelled":
                 exc = future.exception()
-                outcome = _crash_outcome(task_id, exc)
+                outcome = crash_outcome(task_id, exc)
                 if type(exc).__name__ == "KilledWorker":
                     outcome.error_class, outcome.error = "crash", f"Dask worker died running it ({exc})"
                 outcomes.append(outcome)

@@ -62,7 +62,8 @@ class Executor(ABC):
         """Return the ids of the tasks submitted and not yet collected."""
 
 
-def _crash_outcome(task_id: int, exc: BaseException) -> ClipOutcome:
+def crash_outcome(task_id: int, exc: BaseException) -> ClipOutcome:
+    """Turn a worker's death (a signal, an exit, a timeout) or an exception from the pool into a failed outcome."""
     if isinstance(exc, pebble.ProcessExpired):
         code = exc.exitcode
         if code is not None and code < 0:
@@ -76,7 +77,9 @@ def _crash_outcome(task_id: int, exc: BaseException) -> ClipOutcome:
     return ClipOutcome(task_id, ok=False, error_class="error", error=f"{type(exc).__name__}: {exc}")
 
 
-class _FutureExecutor(Executor):
+class FutureExecutor(Executor):
+    """The bookkeeping of executors built on futures (pebble, threads, Dask): submit map, cancel, completed."""
+
     def __init__(self) -> None:
         self._futures: dict[cf.Future, int] = {}
 
@@ -107,7 +110,7 @@ class _FutureExecutor(Executor):
             if future.cancelled():
                 continue
             exc = future.exception()
-            outcomes.append(future.result() if exc is None else _crash_outcome(task_id, exc))
+            outcomes.append(future.result() if exc is None else crash_outcome(task_id, exc))
         return outcomes
 
 
@@ -160,7 +163,7 @@ def kill_group(pid: int, started: float | None = None) -> None:
         pass
 
 
-class ProcessExecutor(_FutureExecutor):
+class ProcessExecutor(FutureExecutor):
     """A supervised pool of worker processes (pebble), started with 'spawn'.
 
     Spawned workers inherit no descriptors, so the run lock stays with the orchestrator,
@@ -230,7 +233,7 @@ class ProcessExecutor(_FutureExecutor):
             kill_group(pid, started)
 
 
-class ThreadExecutor(_FutureExecutor):
+class ThreadExecutor(FutureExecutor):
     """A pool of threads in the orchestrator's process; each thread has its own processor."""
 
     def __init__(self, workers: int):

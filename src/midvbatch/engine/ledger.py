@@ -641,6 +641,16 @@ class Ledger:
             "JOIN tasks t ON t.id = f.task WHERE t.state = 'done' ORDER BY t.priority DESC, t.position, f.frame"
         )
 
+    def frame_seconds(self) -> list[float]:
+        """Return the processing time of every frame of the done clips (the report's latencies)."""
+        return [r[0] for r in self.db.execute(
+            "SELECT f.seconds FROM frames f JOIN tasks t ON t.id = f.task WHERE t.state = 'done'")
+            if r[0] is not None]
+
+    def stage_seconds(self) -> list[str | None]:
+        """Return the per-stage wall times (JSON) of the done clips."""
+        return [r[0] for r in self.db.execute("SELECT stage_seconds FROM tasks WHERE state = 'done'")]
+
     def clip_results(self) -> Iterator[sqlite3.Row]:
         """Yield (clip, document, code, wall_seconds, result) of done clips with a clip result."""
         yield from self.db.execute(

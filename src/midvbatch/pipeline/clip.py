@@ -76,12 +76,12 @@ def _check_json(value: Any, what: str) -> Any:
 
 def _normal_quad(result: dict) -> dict:
     """Store a predicted quad as 4 [x, y] corners; one that is not 4 finite corners as None (kept in quad_raw)."""
-    from midvbatch.metrics import _as_corners
+    from midvbatch.metrics import as_corners
 
     raw = result["quad"]
     if raw is None:
         return result
-    corners = _as_corners(raw)
+    corners = as_corners(raw)
     fixed = dict(result)
     if corners is None:
         fixed["quad"], fixed["quad_raw"] = None, str(raw)[:200]  # as text: it may hold NaN

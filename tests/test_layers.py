@@ -1,0 +1,82 @@
+"""The code's shape: layers one way, no private names across modules, SQL only in the ledger.
+
+docs/architecture.md draws the layers; this test reads every module's imports (function-level
+ones included) and holds the code to that drawing.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).parent.parent / "src" / "midvbatch"
+
+# a module may import its own layer and the layers below, never one above
+LAYERS = [
+    ("errors", "fileio", "runfolder", "config"),
+    ("video",),
+    ("dataset",),
+    ("metrics", "pipeline", "decode"),
+    ("engine", "report"),
+    ("cli", "__main__", "__init__"),
+]
+
+
+def _layer(module: str) -> int:
+    head = module.split(".")[1] if module.count(".") else "__init__"
+    for rank, names in enumerate(LAYERS):
+        if head in names:
+            return rank
+    raise AssertionError(f"{module} is in no layer of this test: add it to LAYERS (and to docs/architecture.md)")
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in sorted(SRC.rglob("*.py")):
+        parts = path.relative_to(SRC.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name if name != "midvbatch" else "midvbatch.__init__"] = path
+    return out
+
+
+def _imports(path: Path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("midvbatch"):
+            yield node.module, [a.name for a in node.names], node.lineno
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("midvbatch") or alias.name == "sqlite3":
+                    yield alias.name, [], node.lineno
+
+
+MODULES = _modules()
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_layers_no_module_imports_a_layer_above_its_own(module):
+    mine = _layer(module)
+    for target, _, line in _imports(MODULES[module]):
+        if target == "sqlite3" or target == "midvbatch":
+            continue
+        assert _layer(target) <= mine, f"{module}:{line} imports {target}, a layer above it"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_layers_no_private_names_across_modules(module):
+    package = module if MODULES[module].name == "__init__.py" else module.rsplit(".", 1)[0]
+    for target, names, line in _imports(MODULES[module]):
+        private = [n for n in names if n.startswith("_") and n != "__version__"]
+        # (a package's private submodule, `from midvbatch.dataset import _render`, serves that package)
+        assert not private or target == package, f"{module}:{line} imports private {private} from {target}"
+        if any(part.startswith("_") for part in target.split(".")[1:]):
+            # a private module (video._open) serves its own package only
+            assert target.rsplit(".", 1)[0] == package, f"{module}:{line} imports the private module {target}"
+
+
+def test_layers_sql_only_in_the_ledger():
+    users = sorted(name for name, path in MODULES.items()
+                   if any(t == "sqlite3" for t, _, _ in _imports(path)) or ".db.execute(" in path.read_text())
+    assert users == ["midvbatch.engine.ledger"], users
