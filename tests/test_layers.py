@@ -80,3 +80,37 @@ def test_layers_sql_only_in_the_ledger():
     users = sorted(name for name, path in MODULES.items()
                    if any(t == "sqlite3" for t, _, _ in _imports(path)) or ".db.execute(" in path.read_text())
     assert users == ["midvbatch.engine.ledger"], users
+
+
+def _graph() -> dict[str, set[str]]:
+    """Module -> the midvbatch modules it imports (a name that is a submodule counts as that module)."""
+    graph: dict[str, set[str]] = {}
+    for module, path in MODULES.items():
+        edges = graph.setdefault(module, set())
+        for target, names, _ in _imports(path):
+            if target == "sqlite3":
+                continue
+            subs = [f"{target}.{n}" for n in names if f"{target}.{n}" in MODULES]
+            edges.update(subs or ([target] if target in MODULES else []))
+        edges.discard(module)
+    return graph
+
+
+def test_layers_no_import_cycles():
+    graph = _graph()
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join(trail[trail.index(nxt):] + [nxt]) if nxt in trail else f"{node} -> {nxt}")
+            elif nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, cycles

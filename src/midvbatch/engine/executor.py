@@ -287,20 +287,3 @@ class InlineExecutor(Executor):
 
     def shutdown(self) -> None:
         worker.close_processors()
-
-
-def make_executor(workers: int, pool: str, *, scheduler: str | None = None, **options) -> Executor:
-    """Return the executor for `workers` (0: inline) and `pool` ('process', 'thread' or 'dask').
-
-    With pool 'dask', clips go to the Dask scheduler at `scheduler` ('local' or None: a
-    local cluster of `workers` processes).
-    """
-    if pool == "dask":
-        from midvbatch.engine.dask import DaskExecutor
-
-        return DaskExecutor(scheduler, workers or 1)
-    if workers == 0:
-        return InlineExecutor()  # debugging: no timeout
-    if pool == "thread":
-        return ThreadExecutor(workers)  # threads cannot be killed: no timeout, no recycling
-    return ProcessExecutor(workers, **options)

@@ -31,7 +31,8 @@ from rich.console import Console
 from midvbatch.config import MAX_RETRY_WAIT, RunConfig
 from midvbatch.dataset.catalog import MIDV500, get_catalog
 from midvbatch.dataset.layout import Clip, discover
-from midvbatch.engine.executor import Executor, kill_group, make_executor
+from midvbatch.engine.executor import Executor, kill_group
+from midvbatch.engine.pools import make_executor
 from midvbatch.engine.ledger import Completion, Ledger, NewTask, TaskRow
 from midvbatch.engine.lock import RunLock
 from midvbatch.engine.progress import ProgressView, RateMeter, Snapshot, estimate_eta
@@ -805,7 +806,7 @@ def run(config: RunConfig, *, restart: bool = False, console: Console | None = N
     anything is created. `memory_reading` and `disk_reading` replace the system's
     readings (for tests).
     """
-    from midvbatch.pipeline.processor import check_processor
+    from midvbatch.pipeline.registry import check_processor
 
     config.validate()
     config = dataclasses.replace(config, dataset=os.path.abspath(config.dataset), out=os.path.abspath(config.out))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec, run_clip
-from midvbatch.pipeline.processor import make_processor
+from midvbatch.pipeline.registry import make_processor
 
 PARENT_POLL_SECONDS = 0.1
 OUTPUT_LIMIT = 64 << 20  # bytes of processor output kept per worker log

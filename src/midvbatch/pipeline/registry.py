@@ -1,0 +1,115 @@
+"""Finding processors: the registry of names (built-in pipelines and entry points) and MODULE:FACTORY.
+
+Factories are found by name in the registry (the built-in pipelines, and entry points of
+group ``midvbatch.processors``) or as ``MODULE:FACTORY``. A run checks the processor and
+its options (check_processor) before it creates anything; workers build it (make_processor).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+from midvbatch.errors import ProcessorError
+
+ENTRY_POINT_GROUP = "midvbatch.processors"
+
+Factory = Callable[..., Any]
+
+
+def _builtin() -> dict[str, Factory]:
+    from midvbatch.pipeline import builtin, localize
+
+    return {
+        "localize": localize.make,
+        "ground-truth": builtin.GroundTruthProcessor,
+        "frames": builtin.FramesProcessor,
+        "extract": builtin.ExtractProcessor,
+        "probe": builtin.ProbeProcessor,
+    }
+
+
+def processor_registry() -> dict[str, Factory]:
+    """Return the named processors: built-in pipelines, then entry points (group midvbatch.processors)."""
+    registry = _builtin()
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        registry.setdefault(ep.name, ep)  # loaded on use: a broken plugin only fails when chosen
+    return registry
+
+
+def load_processor_factory(spec: str, import_dir: str | None = None) -> Factory:
+    """Return the factory named by `spec`: a registered name or MODULE:FACTORY.
+
+    MODULE is imported from `import_dir` (default: the current directory) or PYTHONPATH.
+    Raises ProcessorError with what went wrong.
+    """
+    if ":" not in spec:
+        registry = processor_registry()
+        if spec not in registry:
+            known = ", ".join(sorted(registry))
+            raise ProcessorError(f"unknown processor {spec!r} (known: {known}; or give MODULE:FACTORY)")
+        factory = registry[spec]
+        if hasattr(factory, "load") and hasattr(factory, "group"):
+            try:
+                factory = factory.load()
+            except Exception as exc:  # a plugin's import error, whatever it is
+                raise ProcessorError(f"cannot load processor {spec!r}: {type(exc).__name__}: {exc}") from None
+        return factory
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ProcessorError(f"bad processor {spec!r}: expected MODULE:FACTORY")
+    where = import_dir or os.getcwd()
+    if where not in sys.path:
+        sys.path.insert(0, where)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ProcessorError(f"cannot import module {module_name!r} of processor {spec!r}: {exc}") from None
+    except (Exception, SystemExit) as exc:
+        raise ProcessorError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise ProcessorError(f"module {module_name!r} has no {attr!r}")
+    if not callable(factory):
+        raise ProcessorError(f"{spec!r} is not callable")
+    return factory
+
+
+def check_processor(spec: str, options: dict[str, Any], import_dir: str | None = None) -> Factory:
+    """Check, without building it, that the processor `spec` exists and takes `options`; return its factory.
+
+    A run calls this before it creates anything, so a misspelt --processor or --option
+    is one line, not a run folder full of dead clips. Raises ProcessorError.
+    """
+    factory = load_processor_factory(spec, import_dir)
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # some builtins have none: nothing to check
+        return factory
+    try:
+        signature.bind(**options)
+    except TypeError as exc:
+        accepted = [p.name for p in signature.parameters.values()
+                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        hint = f" (it takes: {', '.join(accepted)})" if accepted else " (it takes no options)"
+        raise ProcessorError(f"processor {spec!r} does not take these options: {exc}{hint}") from None
+    return factory
+
+
+def make_processor(spec: str, options: dict[str, Any], import_dir: str | None = None) -> Any:
+    """Build the processor named by `spec` with `options`; check it has a process method."""
+    factory = load_processor_factory(spec, import_dir)
+    try:
+        processor = factory(**options)
+    except TypeError as exc:
+        raise ProcessorError(f"processor {spec!r} does not take these options: {exc}") from None
+    if not (hasattr(processor, "process_frame") or hasattr(processor, "process_clip")):
+        raise ProcessorError(f"processor {spec!r} has neither process_frame nor process_clip")
+    return processor
