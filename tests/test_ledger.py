@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from midvbatch.engine.ledger import Ledger, NewTask
+from midvbatch.engine.ledger import Completion, Ledger, NewTask
 from midvbatch.errors import LedgerError
 
 
@@ -49,10 +49,9 @@ def test_ledger_artifacts_are_claimed_then_recorded(tmp_path):
     ledger = _ledger(tmp_path, 1)
     task = ledger.tasks()[0].id
     ledger.claim_artifacts(task, ["frames/a.png"])
-    assert ledger.artifact_owner("frames/a.png") == task and ledger.artifact_owner("frames/b.png") is None
+    assert ledger.artifact_record("frames/a.png") == (task, None, None) and ledger.artifact_record("frames/b.png") is None
     ledger.mark_running_many([task], now=1.0)
-    ledger.complete(task, now=2.0, frames=[], clip_result=None, wall_seconds=1.0, stage_seconds={},
-                    cpu_seconds=None, peak_rss=None, artifacts=[("frames/a.png", 12, 34)])
+    ledger.complete_many([Completion(task, 2.0, [], None, 1.0, {}, None, None, [("frames/a.png", 12, 34)])])
     assert ledger.artifacts() == [("frames/a.png", 12, 34)]
     ledger.restart()  # tasks go first; the records stay until the files are removed
     assert ledger.counts() == dict.fromkeys(ledger.counts(), 0) and ledger.artifacts() == [("frames/a.png", 12, 34)]

@@ -21,6 +21,7 @@ from typing import Any
 import tomli_w
 
 from midvbatch.errors import ConfigError, shown
+from midvbatch.fileio import write_atomic
 
 IMAGE_FORMATS = ("png", "jpg", "tif")
 PIPELINES = ("localize", "ground-truth", "frames", "extract", "probe")
@@ -82,6 +83,20 @@ def parse_floor(value: int | str, total: int, what: str) -> int:
 def cpu_cores() -> int:
     """Return the cores this process may run on."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _floor(value: int | str | None, total: int, what: str, whole: str) -> int:
+    """Return the floor `value` (default: 1 GiB or 10% of `total`, the smaller) in bytes.
+
+    Raises ConfigError for a floor of `total` or more, which is never met (`whole` says
+    what the total is).
+    """
+    if value is None:
+        return min(total // 10, 1 << 30)
+    floor = parse_floor(value, total, what)
+    if floor >= total:
+        raise ConfigError(f"{what} {shown(value, 20)} can never be met: {whole}, and the run would wait forever")
+    return floor
 
 
 def _gib(n: float) -> str:
@@ -345,16 +360,12 @@ class RunConfig:
     def memory_floor(self, total_memory: int) -> int:
         """Return the available memory below which no clip is dispatched, in bytes.
 
-        Raises ConfigError for a floor of `total_memory` or more: available memory never
-        reaches it, so the run would wait forever.
+        Default: 1 GiB or 10% of the memory, whichever is smaller. Raises ConfigError for
+        a floor of `total_memory` or more: available memory never reaches it, so the run
+        would wait forever.
         """
-        if self.min_free_memory is None:
-            return min(total_memory // 10, 1 << 30)
-        floor = parse_floor(self.min_free_memory, total_memory, "min-free-memory")
-        if floor >= total_memory:
-            raise ConfigError(f"min-free-memory {shown(self.min_free_memory, 20)} can never be met: this machine "
-                              f"has {_gib(total_memory)} of memory in all, and the run would wait forever")
-        return floor
+        return _floor(self.min_free_memory, total_memory, "min-free-memory",
+                      f"this machine has {_gib(total_memory)} of memory in all")
 
     def disk_floor(self, disk_size: int) -> int:
         """Return the free disk space below which no clip is dispatched, in bytes.
@@ -362,13 +373,8 @@ class RunConfig:
         Default: 1 GiB or 10% of the disk, whichever is smaller. Raises ConfigError for a
         floor of `disk_size` or more, which free space never reaches.
         """
-        if self.min_free_disk is None:
-            return min(disk_size // 10, 1 << 30)
-        floor = parse_floor(self.min_free_disk, disk_size, "min-free-disk")
-        if floor >= disk_size:
-            raise ConfigError(f"min-free-disk {shown(self.min_free_disk, 20)} can never be met: the run folder's "
-                              f"disk holds {_gib(disk_size)} in all, and the run would wait forever")
-        return floor
+        return _floor(self.min_free_disk, disk_size, "min-free-disk",
+                      f"the run folder's disk holds {_gib(disk_size)} in all")
 
     def worker_memory_limit(self, total_memory: int | None = None) -> int | None:
         """Return the resident memory a worker may reach before it is killed, in bytes; None: no limit.
@@ -415,14 +421,14 @@ class RunConfig:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     def save(self, path: str | Path, *, resolve: bool = False) -> None:
-        """Write the configuration as TOML; `resolve` makes the dataset and out paths absolute.
+        """Write the configuration as TOML (a temporary file, renamed); `resolve` makes the dataset and out paths absolute.
 
         Absolute paths let `midvbatch retry RUN_DIR` run from any directory.
         """
         data = self.to_dict()
         if resolve:
             data["dataset"], data["out"] = str(Path(self.dataset).resolve()), str(Path(self.out).resolve())
-        Path(path).write_text(tomli_w.dumps(data))
+        write_atomic(path, tomli_w.dumps(data))
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

@@ -202,9 +202,7 @@ class ProcessExecutor(FutureExecutor):
         while True:
             try:
                 chunk = os.read(self._stage_reader.fileno(), 1 << 16)
-            except (BlockingIOError, InterruptedError):
-                break
-            except (OSError, ValueError):
+            except (OSError, ValueError):  # nothing more to read now (BlockingIOError), or closed
                 break
             if not chunk:
                 break

@@ -30,6 +30,7 @@ from typing import Any
 
 from midvbatch.errors import LedgerError
 from midvbatch.runfolder import LEDGER as LEDGER_NAME
+from midvbatch.runfolder import read_marker
 
 STATES = ("pending", "running", "done", "failed", "dead")
 
@@ -272,8 +273,6 @@ class Ledger:
 
     def _check_marker(self, raw: sqlite3.Connection, run_dir: Path) -> None:
         """Refuse a ledger that is not its run folder's own (copied or swapped in from another run)."""
-        from midvbatch.runfolder import read_marker
-
         try:
             row = raw.execute("SELECT value FROM meta WHERE key = 'run_id'").fetchone()
         except sqlite3.Error:
@@ -298,7 +297,7 @@ class Ledger:
                     raise LedgerError("not a run folder (the ledger has no tasks)", path=self.path) from None
                 raise LedgerError(f"cannot read the ledger: {exc}", path=self.path) from None
         except sqlite3.DatabaseError as exc:
-            raise LedgerError(f"damaged ledger: {exc}", path=self.path) from None
+            raise _ledger_error(exc, self.path) from None
         # a WAL ledger in a folder we cannot write: SQLite cannot share it, so read a copy
         try:
             copy = Path(tempfile.mkdtemp(prefix="midvbatch-ledger-")) / LEDGER_NAME
@@ -315,7 +314,7 @@ class Ledger:
             raise LedgerError(f"cannot read the ledger: {exc.strerror or exc}", path=self.path) from None
         except sqlite3.DatabaseError as exc:
             self._drop_copy()
-            raise LedgerError(f"damaged ledger: {exc}", path=self.path) from None
+            raise _ledger_error(exc, self.path) from None
 
     def _drop_copy(self) -> None:
         if self._copy is not None:
@@ -469,29 +468,12 @@ class Ledger:
                        f"stage = 'queued', not_before = NULL WHERE id IN ({marks})", (now, *task_ids))
             return dict(db.execute(f"SELECT id, attempts FROM tasks WHERE id IN ({marks})", task_ids).fetchall())
 
-    def mark_running(self, task_id: int, now: float) -> int:
-        """Mark a task running and count the attempt; return the attempt number."""
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?, "
-                "stage = 'queued', not_before = NULL WHERE id = ?",
-                (now, task_id),
-            )
-            return db.execute("SELECT attempts FROM tasks WHERE id = ?", (task_id,)).fetchone()[0]
-
     def set_stage(self, task_id: int, stage: str) -> None:
         """Record the stage a running task has reached."""
         self.db.execute("UPDATE tasks SET stage = ? WHERE id = ? AND state = 'running'", (stage, task_id))
 
-    def complete(self, task_id: int, *, now: float, frames: list[dict] | None, clip_result: dict | None,
-                 wall_seconds: float, stage_seconds: dict[str, float], cpu_seconds: float | None,
-                 peak_rss: int | None, artifacts: Iterable[tuple[str, int, int]] = ()) -> None:
-        """Write a clip's results and mark it done, in one transaction (see complete_many)."""
-        self.complete_many([Completion(task_id, now, frames, clip_result, wall_seconds, stage_seconds,
-                                       cpu_seconds, peak_rss, list(artifacts))])
-
     def complete_many(self, done: list[Completion]) -> None:
-        """Write the results of finished clips and mark them done, all in one transaction.
+        """Write the results of finished clips and mark them done, all in one transaction (or the caller's).
 
         A clip is completed once (only --restart, which empties these tables, runs it
         again): there are no earlier results to delete; OR REPLACE keeps it idempotent.
@@ -584,11 +566,6 @@ class Ledger:
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO artifacts (path, task) VALUES (?, ?)",
                            [(p, task_id) for p in paths])
-
-    def artifact_owner(self, path: str) -> int | None:
-        """Return the task whose artifact `path` (relative to the run folder) is, None if midvbatch did not write it."""
-        row = self.artifact_record(path)
-        return row[0] if row else None
 
     def artifact_record(self, path: str) -> tuple[int, int | None, int | None] | None:
         """Return (task, bytes, mtime_ns) recorded for artifact `path`; bytes None: claimed, not yet in place."""

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-import tomli_w
 from rich.console import Console
 
 from midvbatch.config import MAX_RETRY_WAIT, RunConfig
@@ -40,7 +39,6 @@ from midvbatch.engine.resources import DiskReading, MemoryReading, Resources, di
 from midvbatch.engine.runlog import close_run_log, flush_run_log, open_run_log
 from midvbatch.engine.scheduler import plan
 from midvbatch.errors import EXIT_INTERRUPTED, DatasetError, LedgerError
-from midvbatch.fileio import write_atomic
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 from midvbatch.runfolder import CONFIG, LOGS, TMP, kind_of_folder, read_marker, write_marker
 
@@ -155,6 +153,11 @@ def _move_artifacts(tmp: Path, run_dir: Path, ledger: Ledger, task_id: int) -> t
     return moved, recorded
 
 
+def _as_written(st: os.stat_result, size: int, mtime_ns: int) -> bool:
+    """True if a file's stat shows it as midvbatch recorded it (same size and modification time)."""
+    return (st.st_size, st.st_mtime_ns) == (size, mtime_ns)
+
+
 def _check_overwrite(ledger: Ledger, task_id: int, relative: str, dest: Path) -> None:
     """Raise ArtifactClash unless `dest` is this task's own artifact, as midvbatch left it."""
     record = ledger.artifact_record(relative)
@@ -165,11 +168,9 @@ def _check_overwrite(ledger: Ledger, task_id: int, relative: str, dest: Path) ->
     if owner != task_id:
         raise ArtifactClash(f"its artifact {relative} would overwrite the same file of another clip "
                             f"(task {owner}): artifact names must differ between clips")
-    if size is not None:
-        st = dest.lstat()
-        if (st.st_size, st.st_mtime_ns) != (size, mtime):
-            raise ArtifactClash(f"its artifact {relative} was changed since midvbatch wrote it ({dest}); "
-                                "move that file away, then retry the clip")
+    if size is not None and not _as_written(dest.lstat(), size, mtime):
+        raise ArtifactClash(f"its artifact {relative} was changed since midvbatch wrote it ({dest}); "
+                            "move that file away, then retry the clip")
 
 
 def _remove_artifacts(ledger: Ledger, run_dir: Path) -> int:
@@ -182,7 +183,7 @@ def _remove_artifacts(ledger: Ledger, run_dir: Path) -> int:
             st = path.lstat()
         except OSError:
             continue
-        if size is not None and (st.st_size, st.st_mtime_ns) != (size, mtime):
+        if size is not None and not _as_written(st, size, mtime):
             continue  # replaced since: not ours any more
         try:
             path.unlink()
@@ -245,7 +246,6 @@ class Orchestrator:
         self.template_images: dict[str, Path] = {}
         self.output_bytes = 0  # artifacts moved into place, to estimate the next clip's
         self.output_clips = 0
-        self._completed: list[Completion] = []  # clips done in the batch being recorded
         self._spec_constants: tuple | None = None
         self._executor: Executor | None = None
         self._clip_seconds = 1.0  # moving average of the clips' wall time, for the dispatch depth
@@ -301,13 +301,13 @@ class Orchestrator:
         if stored_id is not None and stored_id != run_id:
             raise LedgerError("the ledger is not this run folder's own (its run id differs from midvbatch-run.json: "
                               "copied in from another run?); use the run folder it came from", path=ledger.path)
-        if stored_id is None and ledger.counts() != dict.fromkeys(ledger.counts(), 0) \
-                and ledger.get_meta("fingerprint") is None:
+        counts = ledger.counts()
+        stored = ledger.get_meta("fingerprint")
+        if stored_id is None and any(counts.values()) and stored is None:
             raise LedgerError("the ledger holds tasks but no run configuration: not a midvbatch ledger",
                               path=ledger.path)
         fingerprint = self.config.result_fingerprint()
-        stored = ledger.get_meta("fingerprint")
-        done = ledger.counts()["done"]
+        done = counts["done"]
         clips_done = f"{done} clip{'' if done == 1 else 's'} done"
         if stored is not None and stored != fingerprint and not self.restart:
             before = ledger.get_meta("processor", "?")
@@ -537,11 +537,15 @@ class Orchestrator:
         self.output_clips += 1
         return artifacts
 
-    def _finish(self, ledger: Ledger, outcome: ClipOutcome, artifacts: list[tuple[str, int, int]]) -> None:
-        """Record a clip's outcome (inside the caller's transaction); artifacts are in place already."""
+    def _finish(self, ledger: Ledger, outcome: ClipOutcome, artifacts: list[tuple[str, int, int]]) -> Completion | None:
+        """Record a clip's outcome (inside the caller's transaction); artifacts are in place already.
+
+        A failure is written at once; a success is returned, for the caller to write with
+        the others of its batch.
+        """
         flight = self.in_flight.pop(outcome.task_id, None)
         if flight is None:
-            return
+            return None
         row, attempt = flight.row, flight.attempt
         tmp = _tmp_root(self.run_dir) / self._attempt_folder(row.id, attempt)
         now = self.clock()
@@ -554,10 +558,10 @@ class Orchestrator:
         if outcome.stage is None and not outcome.ok:
             outcome.stage = flight.stage.split(" ")[0] if flight.stage else None
         extra = {"clip": row.clip, "attempt": attempt, "stage": outcome.stage}
+        completion = None
         if outcome.ok:
-            self._completed.append(Completion(
-                row.id, now, outcome.frames, outcome.clip_result, outcome.wall_seconds, outcome.stage_seconds,
-                outcome.cpu_seconds, outcome.peak_rss, artifacts))
+            completion = Completion(row.id, now, outcome.frames, outcome.clip_result, outcome.wall_seconds,
+                                    outcome.stage_seconds, outcome.cpu_seconds, outcome.peak_rss, artifacts)
             self.meter.add(len(outcome.frames))
             self.log.debug("done %s in %.2f s", row.clip, outcome.wall_seconds, extra=extra)
         else:
@@ -589,6 +593,7 @@ class Orchestrator:
                 self.stop.request("max-failures")
         if os.path.lexists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+        return completion
 
     def snapshot(self, ledger: Ledger, state: str) -> Snapshot:
         """Build the current snapshot from the ledger and what is in flight."""
@@ -642,11 +647,9 @@ class Orchestrator:
                 for o in outcomes:
                     self._clip_seconds = 0.8 * self._clip_seconds + 0.2 * o.wall_seconds
                 placed = {o.task_id: self._place_artifacts(ledger, o) for o in outcomes}
-                self._completed = []
                 with ledger.transaction():  # every clip finished since the last look, in one commit
-                    for outcome in outcomes:
-                        self._finish(ledger, outcome, placed[outcome.task_id])
-                    ledger.complete_many(self._completed)
+                    done = [self._finish(ledger, o, placed[o.task_id]) for o in outcomes]
+                    ledger.complete_many([c for c in done if c is not None])
             self._watch_workers()
             if self.stop.now:
                 return
@@ -684,7 +687,7 @@ class Orchestrator:
             self.log = open_run_log(self.run_dir, self.config.log_level, self.console)
             ledger = Ledger(self.run_dir, check=True)
             self._prepare_ledger(ledger, run_id, self.dataset_identity)
-            write_atomic(self.run_dir / CONFIG, tomli_w.dumps(self.config.to_dict()))
+            self.config.save(self.run_dir / CONFIG)  # (its paths are absolute already: see run())
             self._enqueue(ledger, planned)
             del planned  # the queue is in the ledger now; a million clips need not stay in memory twice
             recovered = ledger.recover()

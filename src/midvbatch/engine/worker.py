@@ -42,7 +42,8 @@ def _end_group(*_args: Any) -> None:
     """Kill this worker's process group (the worker and what its processor started), then exit."""
     _kill_children()
     try:
-        os.killpg(os.getpgrp(), signal.SIGKILL) if os.getpgrp() == os.getpid() else None
+        if os.getpgrp() == os.getpid():  # the group is this worker's own
+            os.killpg(os.getpgrp(), signal.SIGKILL)
     finally:
         os._exit(70)
 
