@@ -46,6 +46,17 @@ import cv2
 import numpy as np
 
 from midvbatch.dataset.groundtruth import Quad
+from midvbatch.geometry import (
+    Region,
+    clip_convex,
+    homogeneous,
+    homography,
+    intersection_area,
+    points,
+    quad_region,
+    rectangle,
+    region_area,
+)
 
 METRICS: tuple[str, ...] = ("iou", "iou_gt", "mean_iou", "min_d")
 THRESHOLDS: dict[str, float] = {"iou": 0.9, "iou_gt": 0.9, "mean_iou": 0.9, "min_d": 0.017}
@@ -181,11 +192,6 @@ def _require_corners(quad: Any, what: str) -> np.ndarray:
     return arr
 
 
-def _rect(size: tuple[int, int]) -> np.ndarray:
-    w, h = size
-    return np.array([[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]])
-
-
 def _positive_size(size: Any, what: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in size)
@@ -196,116 +202,13 @@ def _positive_size(size: Any, what: str) -> tuple[int, int]:
     return w, h
 
 
-# --- exact polygon areas ----------------------------------------------------------------
-
-Point = tuple[float, float]
-Pieces = list[tuple[int, list[Point]]]  # a region as sum(coefficient * convex polygon)
+# --- exact areas (midvbatch.geometry) --------------------------------------------------
 
 
-def _area(poly: list[Point]) -> float:
-    """Signed shoelace area (positive counter-clockwise in x-right, y-up axes)."""
-    s = 0.0
-    x0, y0 = poly[-1]
-    for x1, y1 in poly:
-        s += x0 * y1 - x1 * y0
-        x0, y0 = x1, y1
-    return s / 2.0
-
-
-def _cross(o: Point, a: Point, b: Point) -> float:
-    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-
-def _clip(subject: list[Point], clip: list[Point]) -> list[Point]:
-    """Intersect two convex polygons; `clip` must have a positive signed area."""
-    out = subject
-    a = clip[-1]
-    for b in clip:
-        if not out:
-            break
-        pts, out = out, []
-        ex, ey = b[0] - a[0], b[1] - a[1]
-        p = pts[-1]
-        cp = ex * (p[1] - a[1]) - ey * (p[0] - a[0])
-        for q in pts:
-            cq = ex * (q[1] - a[1]) - ey * (q[0] - a[0])
-            if cq >= 0.0:
-                if cp < 0.0:
-                    t = cp / (cp - cq)
-                    out.append((p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])))
-                out.append(q)
-            elif cp >= 0.0:
-                t = cp / (cp - cq)
-                out.append((p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])))
-            p, cp = q, cq
-        a = b
-    return out if len(out) >= 3 else []
-
-
-def _tidy(poly: list[Point]) -> list[Point]:
-    """Return a convex polygon counter-clockwise without its negligible corners, or [].
-
-    A clipping edge must have a direction: corners closer than 1e-12 of the polygon's
-    extent to their neighbour, or turning by less than that (rounding spikes left by an
-    earlier clip), are dropped. What remains differs from `poly` by a negligible area.
-    """
-    if len(poly) < 3:
-        return []
-    if _area(poly) < 0:
-        poly = poly[::-1]
-    xs, ys = [p[0] for p in poly], [p[1] for p in poly]
-    extent = max(max(xs) - min(xs), max(ys) - min(ys))
-    tol = 1e-12 * extent
-    eps = tol * extent
-    pts = list(poly)
-    changed = True
-    while changed and len(pts) >= 3:
-        changed = False
-        for i in range(len(pts)):
-            prev, cur, nxt = pts[i - 1], pts[i], pts[(i + 1) % len(pts)]
-            short = abs(cur[0] - prev[0]) <= tol and abs(cur[1] - prev[1]) <= tol
-            if short or _cross(prev, cur, nxt) <= eps:
-                del pts[i]
-                changed = True
-                break
-    return pts if len(pts) >= 3 else []
-
-
-def _convex_pieces(quad: list[Point]) -> Pieces:
-    """Write the region a quad winds around as sum(c * convex piece), pieces counter-clockwise.
-
-    A strictly convex quad is its own piece. Otherwise split it along the diagonal p0-p2
-    into triangles T1 = p0 p1 p2 and T2 = p0 p2 p3: if they turn the same way they lie on
-    either side of the diagonal and the region is T1 + T2; if not (a concave quad, a
-    bow-tie) the region is their symmetric difference T1 + T2 - 2 (T1 & T2). This covers
-    every 4-corner polygon, degenerate ones included, without case analysis of crossings.
-    """
-    turns = [_cross(quad[i - 1], quad[i], quad[(i + 1) % 4]) for i in range(4)]
-    if all(t > 0 for t in turns) or all(t < 0 for t in turns):
-        whole = _tidy(quad)
-        return [(1, whole)] if whole else []
-    p0, p1, p2, p3 = quad
-    t1, t2 = _tidy([p0, p1, p2]), _tidy([p0, p2, p3])
-    pieces: Pieces = [(1, t) for t in (t1, t2) if t]
-    if t1 and t2 and _cross(p0, p1, p2) * _cross(p0, p2, p3) < 0.0:
-        both = _tidy(_clip(t1, t2))
-        if both:
-            pieces.append((-2, both))
-    return pieces
-
-
-def _pieces_area(pieces: Pieces) -> float:
-    return sum(c * _area(p) for c, p in pieces)
-
-
-def _iou_of_pieces(pa: Pieces, pb: Pieces) -> float:
-    area_a, area_b = _pieces_area(pa), _pieces_area(pb)
-    inter = 0.0
-    for ca, a in pa:
-        for cb, b in pb:
-            part = _clip(a, b)
-            if part:
-                inter += ca * cb * _area(part)
+def _jaccard(a: Region, b: Region) -> float:
+    """Return the Jaccard index of two regions of geometry.quad_region, clamped to [0, 1]."""
+    area_a, area_b = region_area(a), region_area(b)
+    inter = intersection_area(a, b)
     if not math.isfinite(inter + area_a + area_b):
         return 0.0  # coordinates so large that their products overflow: score as worst
     # Rounding may push the intersection a hair past the smaller area (the reference
@@ -317,10 +220,6 @@ def _iou_of_pieces(pa: Pieces, pb: Pieces) -> float:
     return min(1.0, max(0.0, inter / union))
 
 
-def _points(arr: np.ndarray) -> list[Point]:
-    return [(float(x), float(y)) for x, y in arr]
-
-
 def polygon_iou(a: Any, b: Any) -> float:
     """Return the Jaccard index of two quads, from exact areas (no rasterization).
 
@@ -328,71 +227,32 @@ def polygon_iou(a: Any, b: Any) -> float:
     quad covers both lobes of its bow-tie. The result is in [0, 1]; 0 when both quads have
     zero area. Raises ValueError when a quad is not 4 finite corners.
     """
-    pa = _convex_pieces(_points(_require_corners(a, "quad a")))
-    pb = _convex_pieces(_points(_require_corners(b, "quad b")))
-    return _iou_of_pieces(pa, pb)
-
-
-# --- homographies -----------------------------------------------------------------------
-
-
-def _has_three_collinear(q: np.ndarray) -> bool:
-    extent = float(np.ptp(q, axis=0).max())
-    scale = extent * extent  # not **, which raises on overflow
-    for i, j, k in ((0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3)):
-        if abs(_cross(tuple(q[i]), tuple(q[j]), tuple(q[k]))) <= 1e-12 * scale:
-            return True
-    return False
-
-
-def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
-    """Return the 3x3 homography taking the 4 `src` corners onto `dst`, or None if none.
-
-    Solved in float64 (the reference rounds corners to float32 first: differences are
-    of the order of 1e-7 in the scores). A homography between quads exists only when no
-    three corners of either are on one line.
-    """
-    if _has_three_collinear(src) or _has_three_collinear(dst):
-        return None
-    a = np.zeros((8, 8))
-    x, y = src[:, 0], src[:, 1]
-    u, v = dst[:, 0], dst[:, 1]
-    a[0::2, 0], a[0::2, 1], a[0::2, 2] = x, y, 1.0
-    a[1::2, 3], a[1::2, 4], a[1::2, 5] = x, y, 1.0
-    a[0::2, 6], a[0::2, 7] = -u * x, -u * y
-    a[1::2, 6], a[1::2, 7] = -v * x, -v * y
-    rhs = np.empty(8)
-    rhs[0::2], rhs[1::2] = u, v
-    try:
-        h = np.linalg.solve(a, rhs)
-    except np.linalg.LinAlgError:
-        return None
-    if not np.isfinite(h).all():
-        return None
-    return np.append(h, 1.0).reshape(3, 3)
-
-
-def _homogeneous(h: np.ndarray, q: np.ndarray) -> np.ndarray:
-    return np.hstack([q, np.ones((len(q), 1))]) @ h.T
+    pa = quad_region(points(_require_corners(a, "quad a")))
+    pb = quad_region(points(_require_corners(b, "quad b")))
+    return _jaccard(pa, pb)
 
 
 # --- the four metrics -------------------------------------------------------------------
 
 
+# Homographies are solved in float64 (geometry.homography); the reference rounds corners
+# to float32 first: differences of the order of 1e-7 in the scores.
+
+
 def _iou_gt(pred: np.ndarray, gt: np.ndarray, rect: np.ndarray) -> float:
-    h = _homography(gt, rect)
+    h = homography(gt, rect)
     if h is None:
         return 0.0
-    w_gt = _homogeneous(h, gt)[:, 2]
+    w_gt = homogeneous(h, gt)[:, 2]
     side = 1.0 if w_gt.sum() > 0 else -1.0
-    mapped = _homogeneous(h, pred)
+    mapped = homogeneous(h, pred)
     w = mapped[:, 2] * side
     if (w <= 0.0).any():
         # The prediction reaches the ground truth's vanishing line: its warped region is
         # unbounded (or entirely off the rectangle), so the Jaccard index is 0.
         return 0.0
     warped = mapped[:, :2] / mapped[:, 2:3]
-    return _iou_of_pieces(_convex_pieces(_points(warped)), [(1, _points(rect))])
+    return _jaccard(quad_region(points(warped)), [(1, points(rect))])
 
 
 # OpenCV walks every scanline from a polygon's top to its bottom, even off the image:
@@ -411,7 +271,7 @@ def _raster_corners(q: np.ndarray) -> np.ndarray:
     box, which keeps its region but not the reference's exact edge pixels.
     """
     if np.abs(q).max() > _RASTER_LIMIT:
-        q = np.array(_clip(_points(q), _RASTER_BOX), np.float64).reshape(-1, 2)
+        q = np.array(clip_convex(points(q), _RASTER_BOX), np.float64).reshape(-1, 2)
     return np.trunc(q).astype(np.int64)
 
 
@@ -461,10 +321,10 @@ def _orient(q: np.ndarray) -> np.ndarray:
 
 def _min_d(pred: np.ndarray, gt: np.ndarray, size: tuple[int, int], rect: np.ndarray) -> float:
     pred, gt = _orient(pred), _orient(gt)
-    h = _homography(pred, rect)
+    h = homography(pred, rect)
     if h is None:
         return math.inf
-    mapped = _homogeneous(h, gt)
+    mapped = homogeneous(h, gt)
     d = mapped[:, 2]
     if (d == 0.0).any():
         return math.inf
@@ -497,11 +357,11 @@ def score_frame(
     corners = as_corners(pred) if pred is not None else None
     if corners is None:
         return MISSING
-    rect = _rect(size)
+    rect = rectangle(*size)
     # Absurd but finite corners (1e200) overflow; the results are guarded, the warnings noise.
     with np.errstate(all="ignore"):
         return FrameScore(
-            iou=_iou_of_pieces(_convex_pieces(_points(corners)), _convex_pieces(_points(truth))),
+            iou=_jaccard(quad_region(points(corners)), quad_region(points(truth))),
             iou_gt=_iou_gt(corners, truth, rect),
             mean_iou=_mean_iou(corners, truth, frame),
             min_d=_min_d(corners, truth, size, rect),

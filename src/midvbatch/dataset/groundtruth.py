@@ -20,6 +20,7 @@ from typing import Any
 
 from midvbatch.errors import GroundTruthError, shown
 from midvbatch.fileio import MiB, read_json, write_atomic
+from midvbatch.geometry import signed_area
 
 MISSING_VALUE = "*"
 GROUND_TRUTH_LIMIT = 1 * MiB  # a per-frame file is ~100 bytes, a template a few kB
@@ -49,10 +50,7 @@ class Quad:
 
     def signed_area(self) -> float:
         """Shoelace area: positive when the corners run clockwise on screen (y down)."""
-        s = 0.0
-        for (x0, y0), (x1, y1) in zip(self.points, self.points[1:] + self.points[:1]):
-            s += x0 * y1 - x1 * y0
-        return s / 2.0
+        return signed_area(self.points)
 
     def area(self) -> float:
         """Area enclosed by the quad, in square pixels."""

@@ -34,6 +34,7 @@ from midvbatch.dataset.groundtruth import (
 from midvbatch.dataset.layout import STRUCTURE_DIRS, Clip, Dataset, discover
 from midvbatch.errors import GroundTruthError, MidvBatchError, VideoError
 from midvbatch.fileio import IMAGE_LIMIT, TEXT_LIMIT, read_bytes
+from midvbatch.geometry import segments_cross
 from midvbatch.video.probe import VideoInfo, probe
 from midvbatch.video.reader import read_annotated_frames, sample_slot
 
@@ -94,14 +95,6 @@ class ValidationReport:
 # ---------------------------------------------------------------------------------- quads
 
 
-def _segments_cross(p1, p2, p3, p4) -> bool:
-    def orient(a, b, c):
-        v = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
-        return (v > 0) - (v < 0)
-
-    return orient(p1, p2, p3) * orient(p1, p2, p4) < 0 and orient(p3, p4, p1) * orient(p3, p4, p2) < 0
-
-
 def quad_problem(quad: Quad, width: int, height: int) -> str | None:
     """Say what is wrong with a ground-truth quad for a W x H frame, or None.
 
@@ -109,7 +102,7 @@ def quad_problem(quad: Quad, width: int, height: int) -> str | None:
     from the frame (corners out of view are normal; kilometres away are not).
     """
     a, b, c, d = quad.points
-    if _segments_cross(a, b, c, d) or _segments_cross(b, c, d, a):
+    if segments_cross(a, b, c, d) or segments_cross(b, c, d, a):
         return f"self-intersecting quad (corners out of order): {quad.to_list()}"
     if quad.area() < 1.0:
         return f"degenerate quad (area {quad.area():.1f} px²): {quad.to_list()}"

@@ -13,6 +13,7 @@ For a W x H frame and a frame's ground-truth quad:
 from __future__ import annotations
 
 from midvbatch.dataset.groundtruth import Quad
+from midvbatch.geometry import area_inside_box
 
 FOUR_VERTICES = "four_vertices_in_frame"
 THREE_VERTICES_CLOSED = "at_least_three_vertices_in_frame_closed"
@@ -23,50 +24,13 @@ SUBSETS: tuple[str, ...] = (FOUR_VERTICES, THREE_VERTICES_CLOSED, THREE_VERTICES
 AREA_FRACTION = 0.9
 
 
-def _polygon_area(points: list[tuple[float, float]]) -> float:
-    s = 0.0
-    for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1]):
-        s += x0 * y1 - x1 * y0
-    return abs(s) / 2.0
-
-
-def _clip_half_plane(points, inside, intersect):
-    out: list[tuple[float, float]] = []
-    for i, cur in enumerate(points):
-        prev = points[i - 1]
-        if inside(cur):
-            if not inside(prev):
-                out.append(intersect(prev, cur))
-            out.append(cur)
-        elif inside(prev):
-            out.append(intersect(prev, cur))
-    return out
-
-
 def area_inside(quad: Quad, width: float, height: float) -> float:
     """Return the area of the quad that lies inside the [0, W] x [0, H] frame.
 
-    Sutherland-Hodgman clipping against the frame's four edges; exact for any simple
-    polygon, since the frame is convex.
+    Sutherland-Hodgman clipping against the frame (geometry.area_inside_box); exact for
+    any simple polygon, since the frame is convex.
     """
-    pts = [(float(x), float(y)) for x, y in quad.points]
-
-    def at_x(xv):
-        return lambda p, q: (xv, p[1] + (q[1] - p[1]) * (xv - p[0]) / (q[0] - p[0]))
-
-    def at_y(yv):
-        return lambda p, q: (p[0] + (q[0] - p[0]) * (yv - p[1]) / (q[1] - p[1]), yv)
-
-    for inside, intersect in (
-        (lambda p: p[0] >= 0.0, at_x(0.0)),
-        (lambda p: p[0] <= width, at_x(float(width))),
-        (lambda p: p[1] >= 0.0, at_y(0.0)),
-        (lambda p: p[1] <= height, at_y(float(height))),
-    ):
-        pts = _clip_half_plane(pts, inside, intersect)
-        if not pts:
-            return 0.0
-    return _polygon_area(pts)
+    return area_inside_box(quad.points, width, height)
 
 
 def inside_fraction(quad: Quad, width: float, height: float) -> float:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from midvbatch.geometry import area
 from midvbatch.pipeline.processor import Frame, Processor
 
 _BINS = 8  # gradient orientation bins over 180 degrees
@@ -103,8 +104,7 @@ class Localizer(Processor):
             # its outline: push each side outwards while it stays on edges
             quad, score = self._expand(quad, score, dists)
             if best is None or score > best_score + 0.03 or (
-                    score > best_score - 0.03 and cv2.contourArea(quad.astype(np.float32))
-                    > cv2.contourArea(best.astype(np.float32))):
+                    score > best_score - 0.03 and area(quad) > area(best)):
                 best, best_score = quad, score
         if best is None or best_score < self.min_support:
             return None, best_score
@@ -208,7 +208,7 @@ class Localizer(Processor):
         """Move each side outwards, to the farthest place (1 px steps) where the quad stays on edges."""
         quad = quad.copy()
         centre = quad.mean(axis=0)
-        size = np.sqrt(max(cv2.contourArea(quad.astype(np.float32)), 1.0))
+        size = np.sqrt(max(area(quad), 1.0))
         steps = np.arange(1, int(reach * size) + 1, dtype=np.float64)[:, None]
         if not len(steps):
             return quad, score
