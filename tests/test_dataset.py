@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from conftest import write_video
 
 from midvbatch.cli import cli
-from midvbatch.dataset import MIDV500, MIDV2019, discover, get_catalog, select
-from midvbatch.dataset.catalog import catalog_for_clip_codes, document_number
+from midvbatch.dataset import MIDV500, MIDV2019, discover, get_catalog, get_format, select
+from midvbatch.dataset.catalog import document_number
 from midvbatch.dataset.groundtruth import Quad, write_frame_quad
 from midvbatch.errors import DatasetError
 
@@ -29,7 +29,8 @@ def test_dataset_catalog_midv500():
     assert (MIDV500.frames_per_clip, MIDV500.sample_fps, MIDV500.annotated_seconds) == (30, 10, 3.0)
     assert (MIDV500.frame_width, MIDV500.frame_height) == (1080, 1920)
     assert MIDV500.frame_id("TA", "01_alb_id", 5) == "TA01_05"
-    assert MIDV500.archive_url("43_tur_id") == "ftp://smartengines.com/midv-500/dataset/43_tur_id.zip"
+    source = get_format("midv500").archives()
+    assert f"{source.base_url}/{source.archives[42].file}" == "ftp://smartengines.com/midv-500/dataset/43_tur_id.zip"
     assert MIDV500.document(43) == "43_tur_id" and MIDV500.document("50_xpo_id") == "50_xpo_id"
     with pytest.raises(DatasetError, match="MIDV-500 has no document 51"):
         MIDV500.document(51)
@@ -39,8 +40,6 @@ def test_dataset_catalog_midv2019_is_a_second_entry():
     assert get_catalog("MIDV-2019") is MIDV2019
     assert MIDV2019.documents == MIDV500.documents
     assert len(MIDV2019.clip_codes) == 4
-    assert catalog_for_clip_codes({"DX", "LS"}) is MIDV2019
-    assert catalog_for_clip_codes({"TA", "CS"}) is MIDV500
     with pytest.raises(DatasetError, match="unknown dataset 'midv3000'"):
         get_catalog("midv3000")
 
@@ -78,7 +77,7 @@ def test_dataset_discovers_documents_nested_and_flat_with_any_extension_case(tmp
     assert ds.documents[1].folder == tmp_path / "02_aut_drvlic_new" / "02_aut_drvlic_new"
     assert ds.documents[0].template_json.name == "01_alb_id.json"
     ta = ds.clips[0]
-    assert (ta.condition, ta.device, ta.catalog) == ("table", "Apple iPhone 5", "midv500")
+    assert (ta.condition, ta.device, ta.format) == ("table", "Apple iPhone 5", "midv500")
     assert ta.frame_id(7) == "TA01_07"
     assert ta.ground_truth[7].name == "TA01_07.json"
 

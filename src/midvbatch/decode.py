@@ -10,8 +10,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from midvbatch.dataset.catalog import MIDV500, get_catalog
-from midvbatch.dataset.layout import Clip
+from midvbatch.dataset.model import Clip
 from midvbatch.errors import MidvBatchError
 from midvbatch.video.reader import read_annotated_frames
 
@@ -42,13 +41,13 @@ class ClipDecode:
 
 def decode_clip(clip: Clip, clock=time.perf_counter) -> ClipDecode:
     """Decode the annotated frames of `clip`; never raises for a bad video."""
-    catalog = get_catalog(clip.catalog) if clip.catalog else MIDV500
+    rule = clip.frame_rule
     start = clock()
     frames, width, height = 0, None, None
     if clip.video is None:
         return ClipDecode(clip.id, 0, None, None, 0.0, "no video file")
     try:
-        for frame in read_annotated_frames(clip.video, count=catalog.frames_per_clip, fps=catalog.sample_fps):
+        for frame in read_annotated_frames(clip.video, count=rule.count, fps=rule.fps):
             frames += 1
             height, width = frame.image.shape[:2]
     except MidvBatchError as exc:

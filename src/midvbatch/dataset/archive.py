@@ -23,7 +23,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from midvbatch.dataset.layout import STRUCTURE_DIRS
+from midvbatch.dataset.formats.midv import STRUCTURE_DIRS
 from midvbatch.errors import PermanentError
 from midvbatch.fileio import check_regular_file, open_regular
 

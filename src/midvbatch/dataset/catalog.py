@@ -2,8 +2,9 @@
 
 A :class:`Catalog` is pure data. MIDV-500 and MIDV-2019 share one layout and differ only
 in their documents' clips (conditions and devices), frame size and archive location, so
-each is one :class:`Catalog` value; a dataset with another layout (MIDV-2020) needs an
-adapter of its own, not a catalog entry.
+each is one :class:`Catalog` value read by one dataset format
+(:mod:`midvbatch.dataset.formats.midv`); a dataset with another layout is a format of its
+own (see docs/dataset.md, "Adding a dataset format").
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ MIDV500_DOCUMENTS: tuple[str, ...] = (
 )
 
 DOCUMENT_NAME = re.compile(r"^(\d\d)_[a-z0-9]+(?:_[a-z0-9]+)*$")
-CLIP_CODE = re.compile(r"^[A-Z]{2}$")
 
 
 @dataclass(frozen=True)
@@ -108,10 +108,6 @@ class Catalog:
         """Name an annotated frame the way the dataset does: CCDD_KK (e.g. TA01_05)."""
         return f"{clip_code}{document_number(document):02d}_{frame:02d}"
 
-    def archive_url(self, document: str) -> str:
-        """Where the official archive of a document lies."""
-        return f"{self.archive_base}/{document}.zip"
-
 
 def document_number(name: str) -> int:
     """Return the number a document folder name starts with ('01_alb_id' -> 1)."""
@@ -167,13 +163,3 @@ def get_catalog(name: str) -> Catalog:
         known = ", ".join(CATALOGS)
         raise DatasetError(f"unknown dataset {name!r} (known: {known})")
     return CATALOGS[key]
-
-
-def catalog_for_clip_codes(codes: set[str]) -> Catalog | None:
-    """Pick the catalog whose clip codes cover most of `codes`; None if none covers any."""
-    best, best_hits = None, 0
-    for catalog in CATALOGS.values():
-        hits = sum(1 for code in codes if catalog.clip_kind(code) is not None)
-        if hits > best_hits:
-            best, best_hits = catalog, hits
-    return best

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from midvbatch.dataset.catalog import MIDV500, get_catalog
-from midvbatch.dataset.groundtruth import Quad, load_frame_quad
-from midvbatch.dataset.layout import Clip
+from midvbatch.dataset.formats import get_format
+from midvbatch.dataset.groundtruth import Quad
+from midvbatch.dataset.model import Clip
 from midvbatch.dataset.visibility import subsets
 from midvbatch.errors import VideoError
 from midvbatch.video.probe import probe
@@ -23,7 +23,7 @@ class FrameTruth:
     quad: Quad
     width: int
     height: int
-    size_from: str  # "video" or "catalog"
+    size_from: str  # "video", "catalog" (the format's documented size) or "unknown" (0 x 0)
     subsets: tuple[str, ...]
 
     def to_dict(self) -> dict:
@@ -42,7 +42,8 @@ class FrameTruth:
 def frame_size(clip: Clip) -> tuple[int, int, str]:
     """Return (width, height, source) of the clip's frames as shown.
 
-    From the video when it is present and readable, else from the clip's catalog.
+    From the video when it is present and readable, else as the clip's format documents
+    it, else (0, 0, "unknown").
     """
     if clip.video is not None:
         try:
@@ -50,8 +51,9 @@ def frame_size(clip: Clip) -> tuple[int, int, str]:
             return info.display_width, info.display_height, "video"
         except VideoError:
             pass
-    catalog = get_catalog(clip.catalog) if clip.catalog else MIDV500
-    return catalog.frame_width, catalog.frame_height, "catalog"
+    if clip.frame_size is not None:
+        return clip.frame_size[0], clip.frame_size[1], "catalog"
+    return 0, 0, "unknown"
 
 
 def clip_frame_truths(clip: Clip) -> list[FrameTruth]:
@@ -62,9 +64,10 @@ def clip_frame_truths(clip: Clip) -> list[FrameTruth]:
     if not clip.ground_truth:
         return []
     width, height, source = frame_size(clip)
+    quads = get_format(clip.format).read_quads(clip.ground_truth)
     out = []
-    for number in sorted(clip.ground_truth):
-        quad = load_frame_quad(clip.ground_truth[number])
+    for number in sorted(quads):
+        quad = quads[number]
         out.append(
             FrameTruth(
                 clip.frame_id(number), clip.id, number, quad, width, height, source,

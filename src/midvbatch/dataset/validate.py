@@ -24,37 +24,17 @@ from pathlib import Path
 import numpy as np
 
 from midvbatch.dataset.archive import file_md5, parse_md5_list
-from midvbatch.dataset.catalog import MIDV500, Catalog, get_catalog
-from midvbatch.dataset.groundtruth import (
-    Quad,
-    load_frame_quad,
-    parse_template,
-    read_ground_truth_json,
-)
-from midvbatch.dataset.layout import STRUCTURE_DIRS, Clip, Dataset, discover
+from midvbatch.dataset.formats import discover, get_format
+from midvbatch.dataset.groundtruth import Quad
+from midvbatch.dataset.model import ERROR, NOTE, WARNING, Clip, Problem
 from midvbatch.errors import GroundTruthError, MidvBatchError, VideoError
 from midvbatch.fileio import IMAGE_LIMIT, TEXT_LIMIT, read_bytes
 from midvbatch.geometry import segments_cross
 from midvbatch.video.probe import VideoInfo, probe
 from midvbatch.video.reader import read_annotated_frames, sample_slot
 
-ERROR, WARNING, NOTE = "error", "warning", "note"
 PSNR_THRESHOLD = 30.0  # dB: a decoded frame and its extracted TIFF of the same instant agree better
 PLAUSIBLE_MARGIN = 2.0  # corners within this many frame sizes beyond the frame's edges
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One finding: how bad, what kind, which file, what is wrong."""
-
-    severity: str  # error | warning | note
-    kind: str  # missing | ground_truth | quad | template | video | decode | frame_mismatch | archive | extra
-    path: str
-    message: str
-    clip: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
 
 
 @dataclass
@@ -95,7 +75,7 @@ class ValidationReport:
 # ---------------------------------------------------------------------------------- quads
 
 
-def quad_problem(quad: Quad, width: int, height: int) -> str | None:
+def quad_problem(quad: Quad, width: int | None, height: int | None) -> str | None:
     """Say what is wrong with a ground-truth quad for a W x H frame, or None.
 
     Degenerate (no area), self-intersecting (corners out of order), or implausibly far
@@ -106,6 +86,8 @@ def quad_problem(quad: Quad, width: int, height: int) -> str | None:
         return f"self-intersecting quad (corners out of order): {quad.to_list()}"
     if quad.area() < 1.0:
         return f"degenerate quad (area {quad.area():.1f} px²): {quad.to_list()}"
+    if not width or not height:
+        return None  # the frame size is unknown: no plausibility to judge
     mx, my = PLAUSIBLE_MARGIN * width, PLAUSIBLE_MARGIN * height
     for x, y in quad.points:
         if not (-mx <= x <= width + mx and -my <= y <= height + my):
@@ -116,47 +98,49 @@ def quad_problem(quad: Quad, width: int, height: int) -> str | None:
 # ---------------------------------------------------------------------------------- clips
 
 
-def _needed_seconds(catalog: Catalog) -> float:
-    """The shortest clip from which the sampler yields every annotated frame."""
-    return (catalog.frames_per_clip - 0.5) / catalog.sample_fps
-
-
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio of two uint8 images of one size, in dB (inf when equal)."""
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
-def check_clip(clip: Clip, catalog: Catalog | None = None, *, deep: bool = False,
-               psnr_threshold: float = PSNR_THRESHOLD,
+def check_clip(clip: Clip, *, deep: bool = False, psnr_threshold: float = PSNR_THRESHOLD,
                probe_video: Callable[[Path], VideoInfo] = probe) -> list[Problem]:
     """Check one clip's video and ground truth; return its problems (never raises for bad files).
 
-    `probe_video` reads the container (check_clips passes one that probes each file once).
+    The clip's frame rule says how long its video must be; its format reads its ground
+    truth. `probe_video` reads the container (check_clips passes one that probes each
+    file once).
     """
-    catalog = catalog or (get_catalog(clip.catalog) if clip.catalog else MIDV500)
+    rule = clip.frame_rule
     problems: list[Problem] = []
 
     def add(severity, kind, path, message):
         problems.append(Problem(severity, kind, str(path), message, clip.id))
 
-    width, height = catalog.frame_width, catalog.frame_height
+    width, height = clip.frame_size or (None, None)
     video_ok = False
     if clip.video is not None:
         try:
             info = probe_video(clip.video)
             width, height = info.display_width, info.display_height
             video_ok = True
-            if info.duration is not None and sample_slot(info.duration, catalog.sample_fps) < catalog.frames_per_clip:
-                add(ERROR, "video", clip.video, f"too short: {info.duration:.2f} s, the {catalog.frames_per_clip} "
-                                                f"annotated frames need {_needed_seconds(catalog):.2f} s")
+            if info.duration is not None and sample_slot(info.duration, rule.fps) < rule.count:
+                add(ERROR, "video", clip.video, f"too short: {info.duration:.2f} s, the {rule.count} "
+                                                f"annotated frames need {rule.needed_seconds:.2f} s")
                 video_ok = False
         except VideoError as exc:
             add(ERROR, "video", clip.video, exc.message)
+    if clip.ground_truth:
+        try:
+            read_quads = get_format(clip.format).read_quads
+        except MidvBatchError as exc:
+            add(ERROR, "ground_truth", clip.video or clip.id, exc.message)
+            return problems
     for number in sorted(clip.ground_truth):
         path = clip.ground_truth[number]
         try:
-            quad = load_frame_quad(path)
+            quad = read_quads({number: path})[number]
         except GroundTruthError as exc:
             add(ERROR, "ground_truth", path, exc.message)
             continue
@@ -165,7 +149,7 @@ def check_clip(clip: Clip, catalog: Catalog | None = None, *, deep: bool = False
             add(ERROR, "quad", path, trouble)
     if deep and video_ok:
         try:
-            for frame in read_annotated_frames(clip.video, count=catalog.frames_per_clip, fps=catalog.sample_fps):
+            for frame in read_annotated_frames(clip.video, count=rule.count, fps=rule.fps):
                 tif = clip.images.get(frame.number)
                 if tif is None:
                     continue
@@ -199,76 +183,6 @@ def _read_image(path: Path) -> np.ndarray | None:
 
 
 # ------------------------------------------------------------------------------- dataset
-
-
-def _structure(dataset: Dataset) -> list[Problem]:
-    problems = []
-    catalog = dataset.catalog
-    absent = [m.where for m in dataset.missing if m.kind == "document"]
-    if absent:
-        problems.append(Problem(NOTE, "missing", str(dataset.root),
-                                f"{len(absent)} of the {len(catalog.documents)} documents of {catalog.title} "
-                                f"not present (a partial dataset): {', '.join(absent[:5])}"
-                                + (", ..." if len(absent) > 5 else "")))
-    by_name = {d.name: d.folder for d in dataset.documents}
-    by_number = {d.name[:2]: d.folder for d in dataset.documents}
-    for m in dataset.missing:
-        if m.kind == "document":
-            continue
-        if m.where in by_name:  # a document's template
-            folder = by_name[m.where]
-            if m.kind == "template_image":
-                path, what = folder / "images" / f"{m.where}.tif", "template image missing"
-            else:
-                path, what = folder / "ground_truth" / f"{m.where}.json", "template JSON missing"
-            problems.append(Problem(ERROR, "template", str(path), what))
-            continue
-        folder, clip = by_number.get(m.where[2:4], dataset.root), m.where
-        path = {"video": folder / "videos", "ground_truth": folder / "ground_truth" / m.where[:2]}.get(m.kind, folder)
-        problems.append(Problem(ERROR, "missing", str(path), f"{clip}: {m.detail}", clip))
-    return problems
-
-
-def _extra_files(dataset: Dataset) -> list[Problem]:
-    problems = []
-    for doc in dataset.documents:
-        known = {doc.template_image, doc.template_json}
-        known |= {c.video for c in doc.clips}
-        known |= {p for c in doc.clips for p in c.ground_truth.values()}
-        known |= {p for c in doc.clips for p in c.images.values()}
-        for entry in sorted(os.scandir(doc.folder), key=lambda e: e.name):
-            if entry.name not in STRUCTURE_DIRS and not entry.name.startswith("."):
-                problems.append(Problem(NOTE, "extra", entry.path, "not part of the dataset's layout"))
-        for sub in STRUCTURE_DIRS:
-            for dirpath, dirnames, filenames in os.walk(doc.folder / sub):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                for name in filenames:
-                    path = Path(dirpath) / name
-                    if path not in known and not name.startswith("."):
-                        problems.append(Problem(NOTE, "extra", str(path), "unknown file"))
-    return problems
-
-
-def _templates(dataset: Dataset) -> list[Problem]:
-    problems = []
-    for doc in dataset.documents:
-        if doc.template_json is None:
-            continue
-        try:
-            data = read_ground_truth_json(doc.template_json)
-        except GroundTruthError as exc:  # not a file, too large, not JSON: as good as missing
-            problems.append(Problem(ERROR, "template", str(doc.template_json), exc.message))
-            continue
-        try:
-            template = parse_template(data, doc.template_json)
-        except GroundTruthError as exc:
-            # Real MIDV-500 has irregular template files: usable for frames, so a warning.
-            problems.append(Problem(WARNING, "template", str(doc.template_json), exc.message))
-            continue
-        for name, f in template.fields.items():
-            if f.quad.area() < 1.0:
-                problems.append(Problem(WARNING, "template", str(doc.template_json), f"field {name[:60]!r} has no area"))
-    return problems
 
 
 def _archives(root: Path) -> list[Problem]:
@@ -305,17 +219,14 @@ def validate(root: str | Path, *, deep: bool = False, catalog: str | None = None
     `deep` also decodes every annotated frame and compares it with its extracted TIFF.
     Clips are checked `jobs` at a time (FFmpeg releases the GIL while decoding).
     """
-    dataset = discover(root, catalog=catalog)
+    dataset = discover(root, catalog)
     report = ValidationReport(str(dataset.root), dataset.catalog.name if dataset.catalog else None,
                               len(dataset.clips), deep)
-    if dataset.catalog is not None:
-        report.problems += _structure(dataset)
-        report.problems += _templates(dataset)
-        report.problems += _extra_files(dataset)
+    report.problems += get_format(dataset.format).check_layout(dataset)
     report.problems += _archives(dataset.root)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for clip, problems in zip(dataset.clips, pool.map(
-                lambda c: check_clip(c, dataset.catalog, deep=deep, psnr_threshold=psnr_threshold), dataset.clips)):
+                lambda c: check_clip(c, deep=deep, psnr_threshold=psnr_threshold), dataset.clips)):
             report.problems += problems
             if progress is not None:
                 progress(clip.id)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from midvbatch.config import RunConfig, build_config
-from midvbatch.dataset.layout import discover
+from midvbatch.dataset.formats import discover
 from midvbatch.engine.ledger import Ledger
 from midvbatch.errors import ConfigError, LedgerError
 from midvbatch.runfolder import CONFIG, kind_of_folder

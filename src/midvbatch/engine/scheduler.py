@@ -13,9 +13,8 @@ import fnmatch
 import os
 from dataclasses import dataclass
 
-from midvbatch.config import PriorityRule, RunConfig
-from midvbatch.dataset.catalog import MIDV500, get_catalog
-from midvbatch.dataset.layout import Clip, Dataset, select
+from midvbatch.config import PriorityRule, RunConfig, Settings
+from midvbatch.dataset.model import Clip, Dataset, select
 
 
 @dataclass(frozen=True)
@@ -56,14 +55,15 @@ def estimated_cost(clip: Clip) -> float:
         return 0.0
 
 
-def plan(dataset: Dataset, config: RunConfig) -> list[PlannedClip]:
-    """Return the selected clips in the order a run takes them."""
-    rules = config.priority_rules()
+def plan(dataset: Dataset, settings: Settings | RunConfig) -> list[PlannedClip]:
+    """Return the selected clips in the order a run takes them (a RunConfig: its resolved Settings')."""
+    if isinstance(settings, RunConfig):
+        settings = settings.resolved()
+    rules = list(settings.priority)
     planned = []
-    for clip in select(dataset, config.docs, config.clips):
-        catalog = get_catalog(clip.catalog) if clip.catalog else MIDV500
-        planned.append(PlannedClip(clip, clip_priority(clip, rules), estimated_cost(clip), catalog.frames_per_clip))
+    for clip in select(dataset, list(settings.docs), list(settings.clips)):
+        planned.append(PlannedClip(clip, clip_priority(clip, rules), estimated_cost(clip), clip.frame_rule.count))
     planned.sort(key=lambda p: (-p.priority, -p.cost, p.clip.id))
-    if config.limit is not None:
-        planned = planned[: config.limit]
+    if settings.limit is not None:
+        planned = planned[: settings.limit]
     return planned

@@ -1,0 +1,200 @@
+"""Dataset formats: the registry, detection, and discovery through them.
+
+Built-in formats: ``midv500``, ``midv2019`` (:mod:`.midv`) and ``folder`` (:mod:`.folder`).
+Other packages add formats through entry points of group ``midvbatch.datasets``: each
+entry point names a :class:`~midvbatch.dataset.formats.base.DatasetFormat` instance (or a
+class or function returning one). ``discover(root)`` asks every format how sure it is that
+the folder is one of its datasets and lets the surest read it; ``discover(root, "midv2019")``
+names the format.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from midvbatch.dataset.formats.base import Archive, ArchiveSource, DatasetFormat
+from midvbatch.dataset.formats.folder import FOLDER_FORMAT
+from midvbatch.dataset.formats.midv import MIDV500_FORMAT, MIDV2019_FORMAT
+from midvbatch.dataset.model import Dataset
+from midvbatch.errors import DatasetError, MidvBatchError
+
+ENTRY_POINT_GROUP = "midvbatch.datasets"
+_log = logging.getLogger("midvbatch")
+
+_BUILTIN: tuple[DatasetFormat, ...] = (MIDV500_FORMAT, MIDV2019_FORMAT, FOLDER_FORMAT)
+_registered: dict[str, DatasetFormat] = {}  # register(): formats added by the program itself
+_loaded: dict[str, DatasetFormat] = {}  # entry points, loaded once
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace("-", "").replace("_", "")
+
+
+def _load_entry_point(ep) -> DatasetFormat:
+    if ep.name in _loaded:
+        return _loaded[ep.name]
+    try:
+        obj = ep.load()
+        fmt = obj() if callable(obj) and not isinstance(obj, DatasetFormat) else obj
+    except Exception as exc:  # a plugin's import error, whatever it is
+        raise DatasetError(f"dataset format {ep.name!r} ({ep.value}) cannot be loaded: "
+                           f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(fmt, DatasetFormat):
+        raise DatasetError(f"dataset format {ep.name!r} ({ep.value}) is not a DatasetFormat "
+                           f"(got {type(fmt).__name__})")
+    if not fmt.name:
+        fmt.name = ep.name
+    _loaded[ep.name] = fmt
+    return fmt
+
+
+def register(fmt: DatasetFormat) -> DatasetFormat:
+    """Add a format for this process (a script's own format); returns it. Entry points are
+    the way for formats that workers in other processes must find too."""
+    if not isinstance(fmt, DatasetFormat) or not fmt.name:
+        raise DatasetError(f"cannot register {fmt!r}: a DatasetFormat with a name is needed")
+    _registered[_key(fmt.name)] = fmt
+    return fmt
+
+
+def format_names() -> list[str]:
+    """Every known format's name, built-ins first; entry points are listed, not loaded."""
+    names = [f.name for f in _BUILTIN] + [f.name for f in _registered.values()]
+    names += [ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    return list(dict.fromkeys(names))
+
+
+def all_formats() -> list[DatasetFormat]:
+    """Every known format, loaded: built-ins, registered ones, entry points (a broken one raises)."""
+    found = {_key(f.name): f for f in _BUILTIN}
+    for key, fmt in _registered.items():
+        found.setdefault(key, fmt)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if _key(ep.name) not in found:
+            found[_key(ep.name)] = _load_entry_point(ep)
+    return list(found.values())
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    """What `midvbatch formats` shows of one format."""
+
+    name: str
+    title: str
+    summary: str
+    origin: str  # "built-in", "registered", or the entry point's target ("pkg.module:FORMAT")
+    fetchable: bool  # archives() says where to download it from
+    error: str | None = None  # why a plugin cannot be loaded
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready record."""
+        return asdict(self)
+
+
+def describe_formats() -> list[FormatInfo]:
+    """Describe every known format; a plugin that cannot be loaded is described with its error."""
+    out = [FormatInfo(f.name, f.title, f.summary, "built-in", f.archives() is not None) for f in _BUILTIN]
+    seen = {_key(f.name) for f in _BUILTIN}
+    for key, fmt in _registered.items():
+        if key not in seen:
+            seen.add(key)
+            out.append(FormatInfo(fmt.name, fmt.title, fmt.summary, "registered", fmt.archives() is not None))
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if _key(ep.name) in seen:
+            continue
+        seen.add(_key(ep.name))
+        try:
+            fmt = _load_entry_point(ep)
+            fetchable = fmt.archives() is not None
+        except Exception as exc:  # a broken plugin is listed, with what is wrong
+            message = exc.message if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}"
+            out.append(FormatInfo(ep.name, "", "", ep.value, False, message))
+            continue
+        out.append(FormatInfo(fmt.name, fmt.title, fmt.summary, ep.value, fetchable))
+    return out
+
+
+def get_format(name: str) -> DatasetFormat:
+    """Return the format called `name` ('midv500', 'MIDV-2019', 'folder', a plugin's name).
+
+    Raises DatasetError naming the known formats when there is none by that name.
+    """
+    key = _key(str(name))
+    for fmt in _BUILTIN:
+        if _key(fmt.name) == key:
+            return fmt
+    if key in _registered:
+        return _registered[key]
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if _key(ep.name) == key:
+            return _load_entry_point(ep)
+    raise DatasetError(f"unknown dataset format {str(name)[:80]!r} (known: {', '.join(format_names())})")
+
+
+def _candidates() -> list[DatasetFormat]:
+    """Every format that loads: a plugin that cannot be loaded is left out of detection, with a warning."""
+    found = {_key(f.name): f for f in _BUILTIN}
+    for key, fmt in _registered.items():
+        found.setdefault(key, fmt)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if _key(ep.name) not in found:
+            try:
+                found[_key(ep.name)] = _load_entry_point(ep)
+            except DatasetError as exc:
+                _log.warning("%s; it is left out of format detection", exc.message)
+    return list(found.values())
+
+
+def detect_format(root: str | Path) -> DatasetFormat:
+    """Return the format surest that `root` is one of its datasets (the folder format at least).
+
+    A plugin whose detect() raises is taken as not sure at all, with a warning.
+    """
+    root = Path(root)
+    best, best_score = FOLDER_FORMAT, 0.0
+    for fmt in _candidates():
+        try:
+            score = float(fmt.detect(root))
+        except Exception as exc:  # a plugin's bug must not hide the other formats
+            _log.warning("dataset format %s: detect() failed (%s: %s); taken as not this format",
+                         fmt.name, type(exc).__name__, exc)
+            continue
+        if score > best_score:  # NaN compares false: never chosen
+            best, best_score = fmt, score
+    return best
+
+
+def discover(root: str | Path, format: str | None = None, *, catalog: str | None = None) -> Dataset:
+    """Find every document, clip, video and annotation file under `root`.
+
+    `format` names the dataset format ('midv500', 'midv2019', 'folder', a plugin's);
+    by default the folder tells. Raises DatasetError if root is not a folder or holds
+    nothing the format can use.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError("no such folder", path=root)
+    if not root.is_dir():
+        raise DatasetError("not a folder", path=root)
+    format = format or catalog
+    fmt = get_format(format) if format else detect_format(root)
+    try:
+        dataset = fmt.discover(root)
+    except MidvBatchError:
+        raise
+    except Exception as exc:  # a plugin's bug: one line naming the format, not a traceback
+        raise DatasetError(f"dataset format {fmt.name} failed to read it: {type(exc).__name__}: {exc}",
+                           path=root) from None
+    if not isinstance(dataset, Dataset):
+        raise DatasetError(f"dataset format {fmt.name}: discover() returned {type(dataset).__name__}, "
+                           "not a Dataset", path=root)
+    return dataset
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP", "Archive", "ArchiveSource", "DatasetFormat", "FormatInfo", "all_formats", "describe_formats",
+    "detect_format", "discover", "format_names", "get_format", "register",
+]

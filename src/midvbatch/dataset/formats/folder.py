@@ -1,0 +1,40 @@
+"""A folder of videos: any folder, every video file under it one clip without ground truth."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from midvbatch.dataset.formats.base import DatasetFormat
+from midvbatch.dataset.model import VIDEO_EXTENSIONS, Clip, Dataset
+from midvbatch.errors import DatasetError
+
+
+class FolderFormat(DatasetFormat):
+    """Every video file under the root (hidden folders skipped) is a clip, its id its relative path."""
+
+    name = "folder"
+    title = "a folder of videos"
+    summary = "any folder: every video file under it is a clip without ground truth (processors run, nothing is scored)"
+
+    def detect(self, root: Path) -> float:
+        return 0.1  # the fallback: whatever no other format claims
+
+    def discover(self, root: Path) -> Dataset:
+        clips: list[Clip] = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            rel_dir = Path(dirpath).relative_to(root)
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if path.suffix.lower() not in VIDEO_EXTENSIONS:
+                    continue
+                rel = (rel_dir / name).as_posix()
+                document = rel_dir.as_posix() if str(rel_dir) != "." else ""
+                clips.append(Clip(id=rel, document=document, code=path.stem, video=path, format=self.name))
+        if not clips:
+            raise DatasetError("no MIDV document folders and no video files found", path=root)
+        return Dataset(root, self.name, None, [], clips, [])
+
+
+FOLDER_FORMAT = FolderFormat()

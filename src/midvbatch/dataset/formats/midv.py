@@ -1,0 +1,287 @@
+"""MIDV-500 and MIDV-2019: one layout, two catalogs.
+
+A dataset root holds document folders ``NN_name/`` (also found one level deeper,
+``NN_name/NN_name/``, as some unzip tools leave them), each with::
+
+    videos/CCNN.ext                 one video per clip (extension and its case vary)
+    ground_truth/NN_name.json       template fields
+    ground_truth/CC/CCNN_KK.json    per-frame quads, KK = 01..30
+    images/NN_name.tif              template image
+    images/CC/CCNN_KK.tif           the annotated frames, extracted (optional)
+
+Clip codes (CC) are a condition letter and a device letter; the catalog says which.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from midvbatch.dataset.catalog import DOCUMENT_NAME, MIDV500, MIDV2019, Catalog
+from midvbatch.dataset.formats.base import Archive, ArchiveSource, DatasetFormat
+from midvbatch.dataset.groundtruth import parse_template, read_ground_truth_json
+from midvbatch.dataset.model import ERROR, NOTE, VIDEO_EXTENSIONS, WARNING, Clip, Dataset, Document, FrameRule, Missing, Problem
+from midvbatch.errors import DatasetError, GroundTruthError
+
+STRUCTURE_DIRS = ("videos", "ground_truth", "images")
+_VIDEO_NAME = re.compile(r"^([A-Za-z]{2})(\d\d)(\.[A-Za-z0-9]+)$")
+_FRAME_FILE = re.compile(r"^([A-Za-z]{2})(\d\d)_(\d\d)\.([A-Za-z0-9]+)$")
+_MAX_SEARCH_DEPTH = 3  # levels below the root searched for document folders
+_DETECT_SAMPLE = 5  # document folders whose clip codes detection looks at
+
+
+def _scan(path: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return []
+
+
+def _is_document_folder(path: Path) -> bool:
+    return any(e.is_dir() and e.name in STRUCTURE_DIRS for e in _scan(path))
+
+
+def _find_document_folders(root: Path) -> list[tuple[str, Path]]:
+    """Return (name, folder) of every document folder within a few levels of root."""
+    found: list[tuple[str, Path]] = []
+
+    def visit(folder: Path, depth: int) -> None:
+        if DOCUMENT_NAME.match(folder.name):
+            nested = folder / folder.name
+            if nested.is_dir() and _is_document_folder(nested):
+                found.append((folder.name, nested))
+                return
+            if _is_document_folder(folder):
+                found.append((folder.name, folder))
+                return
+        if depth >= _MAX_SEARCH_DEPTH:
+            return
+        for entry in sorted(_scan(folder), key=lambda e: e.name):
+            if entry.is_dir() and not entry.name.startswith("."):
+                visit(Path(entry.path), depth + 1)
+
+    visit(root, 0)
+    return found
+
+
+def _frames_by_code(folder: Path, suffix: str) -> dict[str, dict[int, Path]]:
+    """Map clip code -> {frame number: file} for folder/CC/CCNN_KK.<suffix>."""
+    result: dict[str, dict[int, Path]] = {}
+    for sub in _scan(folder):
+        if not sub.is_dir() or len(sub.name) != 2:
+            continue
+        code = sub.name.upper()
+        frames = result.setdefault(code, {})
+        for entry in _scan(Path(sub.path)):
+            m = _FRAME_FILE.match(entry.name)
+            if m and m.group(1).upper() == code and m.group(4).lower() in suffix:
+                frames[int(m.group(3))] = Path(entry.path)
+    return result
+
+
+def _read_document(name: str, folder: Path) -> tuple[Document, set[str]]:
+    # Clip ids are CCNN (the video's stem, e.g. TA01): unique across a dataset, and
+    # the name MIDV users know a clip by.
+    videos: dict[str, Path] = {}
+    for entry in _scan(folder / "videos"):
+        m = _VIDEO_NAME.match(entry.name)
+        # Anything but a folder: a FIFO or a link to a device named like a video is the
+        # clip's video, and probing it says what is wrong (rather than "no video file").
+        if m and m.group(3).lower() in VIDEO_EXTENSIONS and not entry.is_dir():
+            videos[m.group(1).upper()] = Path(entry.path)
+    truths = _frames_by_code(folder / "ground_truth", "json")
+    images = _frames_by_code(folder / "images", "tif tiff png jpg jpeg")
+    template_json = folder / "ground_truth" / f"{name}.json"
+    template_image = next(
+        (folder / "images" / f"{name}{ext}" for ext in (".tif", ".tiff", ".png", ".jpg")
+         if (folder / "images" / f"{name}{ext}").is_file()),
+        None,
+    )
+    codes = set(videos) | {c for c, f in truths.items() if f}
+    clips = [
+        Clip(
+            id=f"{code}{name[:2]}",
+            document=name,
+            code=code,
+            video=videos.get(code),
+            ground_truth=truths.get(code, {}),
+            images=images.get(code, {}),
+        )
+        for code in codes
+    ]
+    present = os.path.lexists(template_json) and not template_json.is_dir()  # a FIFO too: reading says what it is
+    doc = Document(name, folder, template_image, template_json if present else None, clips)
+    return doc, codes
+
+
+def _note_missing(dataset: Dataset) -> None:
+    catalog = dataset.catalog
+    assert catalog is not None
+    present = {d.name for d in dataset.documents}
+    for name in catalog.documents:
+        if name not in present:
+            dataset.missing.append(Missing("document", name, "document folder not present"))
+    expected = range(1, catalog.frames_per_clip + 1)
+    for doc in dataset.documents:
+        if doc.template_image is None:
+            dataset.missing.append(Missing("template_image", doc.name, f"no images/{doc.name}.tif"))
+        if doc.template_json is None:
+            dataset.missing.append(Missing("template_json", doc.name, f"no ground_truth/{doc.name}.json"))
+        codes = {c.code for c in doc.clips}
+        for code in catalog.clip_codes:
+            if code not in codes:
+                dataset.missing.append(Missing("clip", f"{code}{doc.name[:2]}", "no video and no ground truth"))
+        for clip in doc.clips:
+            if clip.video is None:
+                dataset.missing.append(Missing("video", clip.id, "no video file in videos/"))
+            absent = [k for k in expected if k not in clip.ground_truth]
+            if absent and len(absent) < len(expected):
+                numbers = ", ".join(f"{k:02d}" for k in absent)
+                dataset.missing.append(
+                    Missing("ground_truth", clip.id, f"ground truth of frame(s) {numbers} missing")
+                )
+            elif absent:
+                dataset.missing.append(Missing("ground_truth", clip.id, "no ground truth"))
+
+
+
+def _structure(dataset: Dataset) -> list[Problem]:
+    problems = []
+    catalog = dataset.catalog
+    absent = [m.where for m in dataset.missing if m.kind == "document"]
+    if absent:
+        problems.append(Problem(NOTE, "missing", str(dataset.root),
+                                f"{len(absent)} of the {len(catalog.documents)} documents of {catalog.title} "
+                                f"not present (a partial dataset): {', '.join(absent[:5])}"
+                                + (", ..." if len(absent) > 5 else "")))
+    by_name = {d.name: d.folder for d in dataset.documents}
+    by_number = {d.name[:2]: d.folder for d in dataset.documents}
+    for m in dataset.missing:
+        if m.kind == "document":
+            continue
+        if m.where in by_name:  # a document's template
+            folder = by_name[m.where]
+            if m.kind == "template_image":
+                path, what = folder / "images" / f"{m.where}.tif", "template image missing"
+            else:
+                path, what = folder / "ground_truth" / f"{m.where}.json", "template JSON missing"
+            problems.append(Problem(ERROR, "template", str(path), what))
+            continue
+        folder, clip = by_number.get(m.where[2:4], dataset.root), m.where
+        path = {"video": folder / "videos", "ground_truth": folder / "ground_truth" / m.where[:2]}.get(m.kind, folder)
+        problems.append(Problem(ERROR, "missing", str(path), f"{clip}: {m.detail}", clip))
+    return problems
+
+
+def _extra_files(dataset: Dataset) -> list[Problem]:
+    problems = []
+    for doc in dataset.documents:
+        known = {doc.template_image, doc.template_json}
+        known |= {c.video for c in doc.clips}
+        known |= {p for c in doc.clips for p in c.ground_truth.values()}
+        known |= {p for c in doc.clips for p in c.images.values()}
+        for entry in sorted(os.scandir(doc.folder), key=lambda e: e.name):
+            if entry.name not in STRUCTURE_DIRS and not entry.name.startswith("."):
+                problems.append(Problem(NOTE, "extra", entry.path, "not part of the dataset's layout"))
+        for sub in STRUCTURE_DIRS:
+            for dirpath, dirnames, filenames in os.walk(doc.folder / sub):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                for name in filenames:
+                    path = Path(dirpath) / name
+                    if path not in known and not name.startswith("."):
+                        problems.append(Problem(NOTE, "extra", str(path), "unknown file"))
+    return problems
+
+
+def _templates(dataset: Dataset) -> list[Problem]:
+    problems = []
+    for doc in dataset.documents:
+        if doc.template_json is None:
+            continue
+        try:
+            data = read_ground_truth_json(doc.template_json)
+        except GroundTruthError as exc:  # not a file, too large, not JSON: as good as missing
+            problems.append(Problem(ERROR, "template", str(doc.template_json), exc.message))
+            continue
+        try:
+            template = parse_template(data, doc.template_json)
+        except GroundTruthError as exc:
+            # Real MIDV-500 has irregular template files: usable for frames, so a warning.
+            problems.append(Problem(WARNING, "template", str(doc.template_json), exc.message))
+            continue
+        for name, f in template.fields.items():
+            if f.quad.area() < 1.0:
+                problems.append(Problem(WARNING, "template", str(doc.template_json), f"field {name[:60]!r} has no area"))
+    return problems
+
+
+
+def _codes_sample(folders: list[tuple[str, Path]]) -> set[str]:
+    codes: set[str] = set()
+    for _, folder in folders[:_DETECT_SAMPLE]:
+        for entry in _scan(folder / "videos"):
+            m = _VIDEO_NAME.match(entry.name)
+            if m:
+                codes.add(m.group(1).upper())
+        codes |= {e.name.upper() for e in _scan(folder / "ground_truth") if e.is_dir() and len(e.name) == 2}
+    return codes
+
+
+class MidvFormat(DatasetFormat):
+    """A dataset in the MIDV-500 layout (MIDV-500 itself, MIDV-2019): one catalog each."""
+
+    def __init__(self, catalog: Catalog, summary: str, fallback: bool = False):
+        self.catalog = catalog
+        self.name = catalog.name
+        self.title = catalog.title
+        self.summary = summary
+        self._fallback = fallback  # the format of document folders whose clip codes are no catalog's
+
+    def detect(self, root: Path) -> float:
+        folders = _find_document_folders(root)
+        if not folders:
+            return 0.0
+        assert self.catalog is not None
+        hits = sum(1 for code in _codes_sample(folders) if self.catalog.clip_kind(code) is not None)
+        return hits + (0.5 if self._fallback else 0.0) if hits or self._fallback else 0.0
+
+    def discover(self, root: Path) -> Dataset:
+        cat = self.catalog
+        assert cat is not None
+        folders = _find_document_folders(root)
+        if not folders:
+            raise DatasetError(f"holds no {cat.title} document folder (NN_name/ with videos/, ground_truth/, images/)",
+                               path=root)
+        documents = [_read_document(name, folder)[0] for name, folder in folders]
+        order = {code: i for i, code in enumerate(cat.clip_codes)}
+        rule = FrameRule(cat.frames_per_clip, float(cat.sample_fps))
+        size = (cat.frame_width, cat.frame_height)
+        clips: list[Clip] = []
+        for doc in sorted(documents, key=lambda d: d.name):
+            doc.clips.sort(key=lambda c: (order.get(c.code, len(order)), c.code))
+            for clip in doc.clips:
+                clip.format, clip.frame_rule, clip.frame_size = self.name, rule, size
+                kind = cat.clip_kind(clip.code)
+                if kind is not None:
+                    clip.condition = kind.condition.name
+                    clip.device = kind.device.name
+                clips.append(clip)
+        documents.sort(key=lambda d: d.name)
+        dataset = Dataset(root, self.name, cat, documents, clips, [])
+        _note_missing(dataset)
+        return dataset
+
+    def check_layout(self, dataset: Dataset) -> list[Problem]:
+        return _structure(dataset) + _templates(dataset) + _extra_files(dataset)
+
+    def archives(self) -> ArchiveSource:
+        cat = self.catalog
+        assert cat is not None
+        return ArchiveSource(cat.archive_base, tuple(Archive(d, f"{d}.zip") for d in cat.documents))
+
+
+MIDV500_FORMAT = MidvFormat(MIDV500, "50 identity documents x 10 clips (5 conditions x 2 phones), 30 annotated frames each",
+                            fallback=True)
+MIDV2019_FORMAT = MidvFormat(MIDV2019, "the MIDV-500 documents in strong distortion and low light, 2 newer phones in 4K")
