@@ -18,7 +18,8 @@ LAYERS = [
     ("errors", "fileio", "runfolder", "config", "geometry"),
     ("video",),
     ("dataset",),
-    ("metrics", "pipeline", "decode"),
+    ("scoring",),
+    ("pipeline", "decode"),
     ("engine", "report"),
     ("cli", "__main__", "__init__"),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import cv2
 import numpy as np
@@ -13,12 +14,13 @@ from hypothesis import strategies as st
 
 from midvbatch.dataset.catalog import MIDV500_DOCUMENTS
 from midvbatch.dataset.groundtruth import Quad, load_frame_quad
-from midvbatch.metrics import (
+from midvbatch.scoring import (
     METRICS,
     TEMPLATE_SIZES,
     THRESHOLDS,
     FrameScore,
     aggregate,
+    document_template_size,
     polygon_iou,
     score_frame,
     template_size,
@@ -513,6 +515,22 @@ def test_metrics_template_size_falls_back_to_the_template_image():
         template_size("39_rus_internalpassport", None)
     with pytest.raises(ValueError, match="positive"):
         template_size("99_xxx_unknown", (0, 10))
+
+
+def test_metrics_document_template_size_reads_the_template_image_with_limits(tmp_path, monkeypatch):
+    image = tmp_path / "39_rus_internalpassport.tif"
+    _, data = cv2.imencode(".tif", np.zeros((148, 104, 3), np.uint8))
+    image.write_bytes(data.tobytes())
+    assert document_template_size("39_rus_internalpassport", image) == (104, 148)
+    assert document_template_size("01_alb_id", tmp_path / "absent.tif") == (856, 540)  # known: not read
+    # missing, damaged, a FIFO (never opened for reading: it would block), too large: an ID-1 card
+    fifo = tmp_path / "fifo.tif"
+    os.mkfifo(fifo)
+    (tmp_path / "damaged.tif").write_bytes(b"II*\0 not a tiff")
+    for path in (tmp_path / "absent.tif", tmp_path / "damaged.tif", fifo, tmp_path):
+        assert document_template_size("39_rus_internalpassport", path) == (856, 540)
+    monkeypatch.setattr("midvbatch.scoring.localization.IMAGE_LIMIT", len(data) - 1)
+    assert document_template_size("39_rus_internalpassport", image) == (856, 540)
 
 
 def test_metrics_template_table_names_midv500_documents():

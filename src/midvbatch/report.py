@@ -28,7 +28,7 @@ from midvbatch.engine.status import run_status
 from midvbatch.errors import LedgerError, MidvBatchError
 from midvbatch.fileio import write_atomic
 from midvbatch.runfolder import check_output_path
-from midvbatch.metrics import THRESHOLDS, FrameScore, aggregate
+from midvbatch.scoring import THRESHOLDS, FrameScore, aggregate
 
 FORMATS = ("md", "html", "json", "csv")
 WORST_CLIPS = 6

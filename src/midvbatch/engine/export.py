@@ -188,7 +188,7 @@ def coco_document(run_dir: str | Path, predictions: bool = False) -> dict:
 
 def smartengines_report(run_dir: str | Path) -> list[dict]:
     """Return the report.json records the reference evaluation (run_stat.py) reads, one per frame."""
-    from midvbatch.metrics import document_template_size
+    from midvbatch.scoring import document_template_size
 
     records, sizes = [], {}
     for frame in _annotated_frames(run_dir):

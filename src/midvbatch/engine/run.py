@@ -426,7 +426,7 @@ class Orchestrator:
     def _template_size(self, document: str) -> tuple[int, int]:
         """The template rectangle of a document for scoring, cached per document."""
         if document not in self._templates:
-            from midvbatch.metrics import document_template_size
+            from midvbatch.scoring import document_template_size
 
             self._templates[document] = document_template_size(document, self.template_images.get(document))
         return self._templates[document]

@@ -76,7 +76,7 @@ def _check_json(value: Any, what: str) -> Any:
 
 def _normal_quad(result: dict) -> dict:
     """Store a predicted quad as 4 [x, y] corners; one that is not 4 finite corners as None (kept in quad_raw)."""
-    from midvbatch.metrics import as_corners
+    from midvbatch.scoring import as_corners
 
     raw = result["quad"]
     if raw is None:
@@ -92,7 +92,7 @@ def _normal_quad(result: dict) -> dict:
 
 def _score(predicted: Any, truth, shape: tuple[int, ...], clip: ClipInfo) -> dict:
     """Score a predicted quad against the frame's ground truth (the MIDV-500 protocol)."""
-    from midvbatch.metrics import ID1, score_frame
+    from midvbatch.scoring import ID1, score_frame
 
     from midvbatch.dataset.visibility import subsets
 

@@ -46,6 +46,8 @@ import cv2
 import numpy as np
 
 from midvbatch.dataset.groundtruth import Quad
+from midvbatch.errors import MidvBatchError
+from midvbatch.fileio import IMAGE_LIMIT, read_bytes
 from midvbatch.geometry import (
     Region,
     clip_convex,
@@ -114,22 +116,27 @@ def template_size(
     )
 
 
-
 def document_template_size(document: str, template_image: str | Path | None) -> tuple[int, int]:
     """Return a document's template size, reading its template image only when the format is unknown.
 
     Falls back to an ID-1 card (856 x 540) when the format is unknown and the image is
-    missing or unreadable: only min_d depends on the size, through w / h.
+    missing, unreadable, not a regular file or larger than fileio.IMAGE_LIMIT: only
+    min_d depends on the size, through w / h.
     """
     try:
         return template_size(document)
     except ValueError:
         pass
     if template_image is not None:
-        picture = cv2.imread(str(template_image), cv2.IMREAD_UNCHANGED)
+        try:
+            data = read_bytes(template_image, IMAGE_LIMIT, what="a template image")
+        except MidvBatchError:
+            return ID1  # missing, not a regular file, too large
+        picture = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
         if picture is not None:
             return template_size(document, (picture.shape[1], picture.shape[0]))
     return ID1
+
 
 @dataclass(frozen=True)
 class FrameScore:
