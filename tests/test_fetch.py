@@ -35,9 +35,10 @@ from midvbatch.dataset.archive import (
     parse_md5_list,
     safe_entry_path,
 )
-from midvbatch.dataset.fetch import FetchError, FetchProgress, fetch
+from midvbatch.dataset.fetch import FetchError, fetch
 from midvbatch.dataset.synth import SynthConfig, synthesize
 from midvbatch.errors import DatasetError
+from midvbatch.ui.fetchview import FetchView
 
 DOCS = ("01_alb_id", "02_aut_drvlic_new")
 FAST = dict(retries=3, retry_delay=0.01, timeout=5.0)
@@ -492,7 +493,7 @@ def test_fetch_progress_lines(http_server, tmp_path, terminal):
     out = io.StringIO()
     clock = iter(range(0, 100_000, 3))  # 3 s a reading: a plain line every other reading
     console = Console(file=out, width=200, force_terminal=terminal)
-    view = FetchProgress(console, interval=5.0, clock=lambda: float(next(clock)))
+    view = FetchView(console, interval=5.0, clock=lambda: float(next(clock)))
     fetch(tmp_path / "dest", mirror=http_server.url, docs=DOCS, progress=view, **FAST)
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "\n", out.getvalue())  # terminal: drop cursor moves
     assert re.search(r"^01_alb_id: fetched \(0\.\d MB downloaded, md5 ok\)", text, re.M)
@@ -503,7 +504,7 @@ def test_fetch_progress_lines(http_server, tmp_path, terminal):
 
 def test_fetch_progress_eta_from_bytes():
     now = [0.0]
-    view = FetchProgress(Console(file=io.StringIO()), interval=1e9, clock=lambda: now[0])
+    view = FetchView(Console(file=io.StringIO()), interval=1e9, clock=lambda: now[0])
     view.begin(["a", "b"])
     view.start("a", 1000, 0)
     now[0] = 10.0

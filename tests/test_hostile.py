@@ -37,10 +37,11 @@ BASE = {
     "status": (["{r}"], {}),
     "failures": (["{r}"], {}),
     "retry": (["{t}/copy"], {"--all-dead": None}),
-    "fetch": ([], {"--dest": "{t}/dest", "--from-archives": "{t}/empty", "--mirror": "http://127.0.0.1:9/"}),
+    "fetch": (["{t}/dest"], {"--from-archives": "{t}/empty", "--mirror": "http://127.0.0.1:9/"}),
     "validate": (["{d}"], {}),
     "export": (["{r}"], {"--out": "{t}/export.jsonl"}),
     "report": (["{r}"], {}),
+    "processors": ([], {}),
 }
 
 

@@ -21,6 +21,7 @@ LAYERS = [
     ("scoring",),
     ("pipeline", "decode"),
     ("engine", "report"),
+    ("ui",),
     ("cli", "__main__", "__init__"),
 ]
 
@@ -75,6 +76,23 @@ def test_layers_no_private_names_across_modules(module):
         if any(part.startswith("_") for part in target.split(".")[1:]):
             # a private module (video._open) serves its own package only
             assert target.rsplit(".", 1)[0] == package, f"{module}:{line} imports the private module {target}"
+
+
+def _imports_rich(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "rich":
+            return True
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "rich" for a in node.names):
+            return True
+    return False
+
+
+def test_layers_presentation_only_above_the_library():
+    """No module under engine/, dataset/, pipeline/, video/ imports rich: they hand data to what the cli passes."""
+    users = sorted(name for name, path in MODULES.items() if _imports_rich(path))
+    library = [name for name in users if name.split(".")[1] in ("engine", "dataset", "pipeline", "video")]
+    assert not library, f"{library} import rich: draw in midvbatch.ui, pass a progress object or handler down"
+    assert users, "the test no longer sees any rich import (is the check broken?)"
 
 
 def test_layers_sql_only_in_the_ledger():

@@ -6,7 +6,8 @@ import io
 
 from rich.console import Console
 
-from midvbatch.engine.progress import ProgressView, RateMeter, Snapshot, estimate_eta, format_seconds, summary_line
+from midvbatch.engine.progress import NoProgress, RateMeter, Snapshot, estimate_eta
+from midvbatch.ui.runview import RunView, format_seconds, summary_line
 
 
 class Clock:
@@ -59,7 +60,7 @@ def test_progress_summary_line_says_paused():
 def test_progress_plain_lines_without_a_terminal_every_interval():
     out = io.StringIO()
     clock = Clock()
-    view = ProgressView(Console(file=out, force_terminal=False, width=200), interval=5.0, clock=clock)
+    view = RunView(Console(file=out, force_terminal=False, width=200), interval=5.0, clock=clock)
     view.update(snap(done=1))
     clock.now += 1.0
     view.update(snap(done=2))  # too soon: not printed
@@ -73,9 +74,23 @@ def test_progress_plain_lines_without_a_terminal_every_interval():
 
 def test_progress_live_panel_on_a_terminal_shows_workers():
     out = io.StringIO()
-    view = ProgressView(Console(file=out, force_terminal=True, width=120), clock=Clock())
+    view = RunView(Console(file=out, force_terminal=True, width=120), clock=Clock())
     view.update(snap())
     view.close(snap())
     text = out.getvalue()
     assert "TA01" in text and "decode 7/30" in text and "4242" in text
     assert "ETA 1m15s" in text
+
+
+def test_progress_live_panel_not_drawn_before_the_first_snapshot():
+    out = io.StringIO()
+    view = RunView(Console(file=out, force_terminal=True, width=120), clock=Clock())
+    view.close(None)  # a run refused before it started
+    assert out.getvalue() == ""
+
+
+def test_progress_library_default_shows_nothing(capsys):
+    view = NoProgress()
+    view.update(snap(), force=True)
+    view.close(snap())
+    assert capsys.readouterr() == ("", "")

@@ -2,6 +2,12 @@
 
 Every error a user can cause is a MidvBatchError; it is printed as one line
 ("Error: PATH: problem") with exit status 1, never as a traceback.
+
+One grammar for every command: the folder it works on is its positional argument; one
+option name per idea (``--catalog`` names the dataset format, ``--clips`` and ``--docs``
+select, ``--json`` prints the command's report as JSON); names replaced since are kept as
+hidden aliases (``fetch --dest``, ``fetch --dataset``, ``retry --clip``). What is drawn
+(tables, progress, log lines) is built by ``midvbatch.ui`` and handed to the library.
 """
 
 from __future__ import annotations
@@ -48,6 +54,32 @@ def _echo_json(obj) -> None:
         click.echo("[\n" + ",\n".join(" " + json.dumps(v, ensure_ascii=False) for v in obj) + "\n]" if obj else "[]")
     else:
         click.echo(json.dumps(obj, indent=1, ensure_ascii=False))
+
+
+def _alias(old: str, new: str, target: str, **attrs):
+    """Add a hidden option `old`: the former name of `new` (parameter `target`), for old command lines.
+
+    A repeatable option adds its values to the target's; a single value fills the target,
+    and giving both names different values is a usage error.
+    """
+    key = f"alias_{target}"
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            value = kwargs.pop(key)
+            if attrs.get("multiple"):
+                kwargs[target] = tuple(kwargs.get(target) or ()) + tuple(value)
+            elif value is not None:
+                if kwargs.get(target) not in (None, value):
+                    raise click.UsageError(f"{old} is the former name of {new}: give one of them",
+                                           ctx=click.get_current_context())
+                kwargs[target] = value
+            return func(*args, **kwargs)
+
+        return click.option(old, key, hidden=True, **attrs)(wrapper)
+
+    return decorate
 
 
 def _plural(n: int, word: str) -> str:
@@ -113,6 +145,8 @@ def cli():
     """
 
 
+_CATALOG_HELP = "Dataset format the folder holds (midv500, midv2019); guessed by default."
+
 _MISSING_LABELS = {
     "document": "documents",
     "clip": "clips",
@@ -129,12 +163,13 @@ _MISSING_LABELS = {
 @click.option("--clips", multiple=True, metavar="PATTERN", help="Only clips whose code or id matches (repeatable).")
 @click.option("--frames", "show_frames", is_flag=True, help="One record per annotated frame: quad and visibility subsets.")
 @click.option("--missing", "show_missing", is_flag=True, help="List every missing document, clip and file.")
-@click.option("--catalog", metavar="NAME", help="Dataset the folder holds (midv500, midv2019); guessed by default.")
+@click.option("--catalog", metavar="NAME", help=_CATALOG_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_user_errors
 def ls_command(dataset_dir, docs, clips, show_frames, show_missing, catalog, as_json):
     """List the clips of DATASET_DIR, or with --frames its annotated frames."""
     from midvbatch.dataset import discover, frame_truths, select
+    from midvbatch.ui import echo_table
 
     dataset = discover(dataset_dir, catalog=catalog)
     chosen = select(dataset, docs, clips)
@@ -143,26 +178,24 @@ def ls_command(dataset_dir, docs, clips, show_frames, show_missing, catalog, as_
         if as_json:
             _echo_json({"root": str(dataset.root), "frames": [r.to_dict() for r in records]})
             return
-        click.echo(f"{'FRAME':<10} {'CLIP':<24} {'SIZE':<10} SUBSETS")
         short = {
             "four_vertices_in_frame": "4v",
             "at_least_three_vertices_in_frame_closed": "3v-closed",
             "at_least_three_vertices_in_frame_half_closed": "3v-half",
             "doc_area_in_frame_more_than_ninety_percent": "area90",
         }
-        for r in records:
-            names = " ".join(short[s] for s in r.subsets) or "-"
-            click.echo(f"{r.id:<10} {r.clip:<24} {f'{r.width}x{r.height}':<10} {names}")
+        echo_table(["FRAME", "CLIP", "SIZE", "SUBSETS"],
+                   ([r.id, r.clip, f"{r.width}x{r.height}", " ".join(short[s] for s in r.subsets) or "-"]
+                    for r in records))
         return
     if as_json:
         summary = dataset.to_dict()
         summary["clips"] = [c.to_dict() for c in chosen]
         _echo_json(summary)
         return
-    click.echo(f"{'CLIP':<28} {'CONDITION':<10} {'DEVICE':<18} {'GT':>3}  VIDEO")
-    for c in chosen:
-        video = str(c.video) if c.video else "(missing)"
-        click.echo(f"{c.id:<28} {c.condition or '-':<10} {c.device or '-':<18} {len(c.ground_truth):>3}  {video}")
+    echo_table(["CLIP", "CONDITION", "DEVICE", "GT", "VIDEO"],
+               ([c.id, c.condition or "-", c.device or "-", len(c.ground_truth), str(c.video) if c.video else "(missing)"]
+                for c in chosen), right={"GT"})
     title = dataset.catalog.title if dataset.catalog else "a folder of videos"
     docs_count = len({c.document for c in chosen})
     click.echo(f"{_plural(len(chosen), 'clip')} in {_plural(docs_count, 'document')} of {title} under {dataset.root}")
@@ -208,10 +241,12 @@ def probe_command(video, as_json):
 @click.option("--with-frames", is_flag=True, help="Also write the 30 annotated frames of each clip as TIFF under images/.")
 @click.option("--trajectories", type=click.Path(dir_okay=False, path_type=str), metavar="COCO_JSON",
               help="Move documents along real MIDV-500 quads from a COCO export.")
-@click.option("--catalog", default="midv500", show_default=True, help="Dataset layout to imitate.")
+@click.option("--catalog", default="midv500", show_default=True, metavar="NAME",
+              help="Dataset format to imitate (midv500, midv2019).")
 @click.option("--force", is_flag=True, help="Overwrite the files of a dataset already in OUT_DIR.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @_user_errors
-def synth_command(out_dir, docs, clips, size, seconds, seed, with_frames, trajectories, catalog, force):
+def synth_command(out_dir, docs, clips, size, seconds, seed, with_frames, trajectories, catalog, force, as_json):
     """Write a synthetic dataset in the MIDV-500 layout to OUT_DIR.
 
     Refuses to overwrite the files of a dataset already there, unless --force.
@@ -228,6 +263,10 @@ def synth_command(out_dir, docs, clips, size, seconds, seed, with_frames, trajec
         seconds=seconds, seed=seed, with_frames=with_frames, trajectories=trajectories, catalog=catalog,
     )
     report = synthesize(out_dir, config, progress=lambda line: click.echo(f"  {line}", err=True), overwrite=force)
+    if as_json:
+        _echo_json({"root": str(report.root), "documents": report.documents, "clips": report.clips,
+                    "frames": report.frames, "seconds": round(report.seconds, 3)})
+        return
     click.echo(
         f"wrote {_plural(len(report.documents), 'document')}, {_plural(report.clips, 'clip')}, {report.frames} annotated frames "
         f"to {report.root} in {report.seconds:.1f} s"
@@ -302,7 +341,7 @@ def _selection_options(func):
         click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the first N clips of the queue."),
         click.option("--priority", multiple=True, metavar="RULE",
                      help="KEY=PATTERN:WEIGHT with KEY clip, doc or id, e.g. 'clip=H*:10'; higher goes first (repeatable)."),
-        click.option("--catalog", metavar="NAME", help="Dataset the folder holds (midv500, midv2019); guessed by default."),
+        click.option("--catalog", metavar="NAME", help=_CATALOG_HELP),
         click.option("--config", "config_file", type=_Path(dir_okay=False, path_type=str), metavar="FILE.toml",
                      help="Read options from a TOML file; flags given here win."),
     ]):
@@ -344,11 +383,12 @@ def _selection_options(func):
 @click.option("--no-check", "no_check", is_flag=True, default=None,
               help="Skip the checks of the clips before the run (they are cached; a resume does not redo them).")
 @click.option("--restart", is_flag=True, help="Discard the results of a different configuration in RUN_DIR and start over.")
+@click.option("--json", "as_json", is_flag=True, help="Print how the run ended as JSON.")
 @_selection_options
 @_user_errors
 def run_command(dataset_dir, out, pipeline, processor, options, workers, pool, scheduler, decode_threads, image_format, retries, log_level,
                 retry_delay, task_timeout, max_failures, max_tasks_per_worker, min_free_memory, worker_memory,
-                min_free_disk, on_disk_full, strict, no_check, restart, docs, clips, limit, priority, catalog,
+                min_free_disk, on_disk_full, strict, no_check, restart, as_json, docs, clips, limit, priority, catalog,
                 config_file):
     """Run every clip of DATASET_DIR through a pipeline; resumes when RUN_DIR exists.
 
@@ -368,13 +408,32 @@ def run_command(dataset_dir, out, pipeline, processor, options, workers, pool, s
         worker_memory=worker_memory, min_free_disk=min_free_disk, on_disk_full=on_disk_full, strict=strict,
         check=False if no_check else None,
     ), config_file)
-    _print_summary(run(config, restart=restart))
+    _print_summary(run(config, restart=restart, **_run_display()), as_json)
 
 
-def _print_summary(summary) -> None:
+def _run_display() -> dict:
+    """The progress panel and log handler a run shows itself through, on standard error."""
+    from midvbatch.ui import RunView, console_log_handler, stderr_console
+
+    console = stderr_console()
+    return {"progress": RunView(console), "log_handler": console_log_handler(console)}
+
+
+def _summary_dict(summary) -> dict:
     c = summary.counts
-    click.echo(f"{summary.state}: {c['done']} done, {c['dead']} dead, "
-               f"{c['pending'] + c['failed'] + c['running']} left, in {summary.seconds:.1f} s; results in {summary.run_dir}")
+    return {"run_dir": str(summary.run_dir), "state": summary.state, "exit_code": summary.exit_code,
+            "seconds": round(summary.seconds, 3), "done": c["done"], "dead": c["dead"],
+            "left": c["pending"] + c["failed"] + c["running"], "counts": c}
+
+
+def _print_summary(summary, as_json: bool, **extra) -> None:
+    if as_json:
+        _echo_json({**extra, **_summary_dict(summary)})
+    else:
+        c = summary.counts
+        click.echo(f"{summary.state}: {c['done']} done, {c['dead']} dead, "
+                   f"{c['pending'] + c['failed'] + c['running']} left, in {summary.seconds:.1f} s; "
+                   f"results in {summary.run_dir}")
     sys.exit(summary.exit_code)
 
 
@@ -401,9 +460,11 @@ def plan_command(dataset_dir, as_json, docs, clips, limit, priority, catalog, co
     if as_json:
         _echo_json([p.to_dict(i) for i, p in enumerate(planned, 1)])
         return
-    click.echo(f"{'#':>5}  {'CLIP':<28} {'PRIORITY':>8} {'COST MB':>8} {'FRAMES':>6}")
-    for i, p in enumerate(planned, 1):
-        click.echo(f"{i:>5}  {p.clip.id:<28} {p.priority:>8} {p.cost:>8.2f} {p.frames:>6}")
+    from midvbatch.ui import echo_table
+
+    echo_table(["#", "CLIP", "PRIORITY", "COST MB", "FRAMES"],
+               ([i, p.clip.id, p.priority, f"{p.cost:.2f}", p.frames] for i, p in enumerate(planned, 1)),
+               right={"#", "PRIORITY", "COST MB", "FRAMES"})
     click.echo(f"{_plural(len(planned), 'clip')}, {sum(p.frames for p in planned)} annotated frames, "
                f"{sum(p.cost for p in planned):.1f} MB of video")
 
@@ -418,17 +479,19 @@ def status_command(run_dir, as_json, watch, interval):
     """Print where the run in RUN_DIR stands; works during the run, from another shell, and after."""
     import time as time_module
 
-    from midvbatch.engine.progress import format_seconds, summary_line
     from midvbatch.engine.status import run_status
+    from midvbatch.ui import echo_table, format_seconds, summary_line
 
     while True:
         snap = run_status(run_dir)
         if as_json:
-            click.echo(json.dumps(snap.to_dict()))
+            _echo_json(snap.to_dict())
         else:
             click.echo(summary_line(snap))
-            for w in snap.workers:
-                click.echo(f"  {w['clip']:<24} {w.get('stage') or '':<20} {format_seconds(w.get('seconds'))}")
+            if snap.workers:
+                echo_table(["WORKER", "CLIP", "STAGE", "FOR"],
+                           ([w.get("pid") or "-", w["clip"], w.get("stage") or "", format_seconds(w.get("seconds"))]
+                            for w in snap.workers), right={"FOR"})
         if not watch or snap.state in ("finished", "interrupted"):
             return
         time_module.sleep(interval)
@@ -465,10 +528,12 @@ def failures_command(run_dir, as_json, as_csv):
 
 @cli.command("retry")
 @click.argument("run_dir", type=_Path(path_type=str))
-@click.option("--clip", "clips", multiple=True, metavar="PATTERN", help="Dead clips whose id or code matches (repeatable).")
+@click.option("--clips", multiple=True, metavar="PATTERN", help="Dead clips whose id or code matches (repeatable).")
 @click.option("--all-dead", is_flag=True, help="Every dead clip.")
+@click.option("--json", "as_json", is_flag=True, help="Print the clips retried and how the run ended as JSON.")
+@_alias("--clip", "--clips", "clips", multiple=True, metavar="PATTERN")
 @_user_errors
-def retry_command(run_dir, clips, all_dead):
+def retry_command(run_dir, clips, all_dead, as_json):
     """Put dead clips of RUN_DIR back in the queue with fresh attempts, then run them.
 
     For after fixing a file or a processor; the run's saved configuration is used.
@@ -482,34 +547,40 @@ def retry_command(run_dir, clips, all_dead):
         click.echo(f"the run's config.toml says: processor {config.processor_spec()}{options}{where}, "
                    f"dataset {config.dataset}", err=True)
 
-    revived, summary = retry(run_dir, clips, all_dead, announce=announce)
-    click.echo(f"retrying {_plural(len(revived), 'clip')}: {' '.join(revived)}")
-    _print_summary(summary)
+    revived, summary = retry(run_dir, clips, all_dead, announce=announce, **_run_display())
+    if not as_json:
+        click.echo(f"retrying {_plural(len(revived), 'clip')}: {' '.join(revived)}")
+    _print_summary(summary, as_json, retried=revived)
 
 
 @cli.command("fetch")
-@click.option("--dataset", default="midv500", show_default=True, metavar="NAME", help="Dataset to fetch: midv500 or midv2019.")
-@click.option("--dest", required=True, type=_Path(path_type=str), metavar="DIR",
-              help="Folder to put the documents in (created); run again to resume.")
+@click.argument("dest", required=False, metavar="DEST", type=_Path(path_type=str))
+@click.option("--catalog", metavar="NAME", help="Dataset to fetch: midv500 (default) or midv2019.")
 @click.option("--docs", multiple=True, metavar="PATTERN", help="Only documents matching this glob, e.g. '0[1-5]_*' (repeatable).")
 @click.option("--mirror", metavar="URL", help="ftp://, http:// or https:// folder holding NN_name.zip and md5.txt, instead of the official one.")
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, MAX_JOBS), help="Archives fetched at once.")
 @click.option("--from-archives", type=_Path(path_type=str), metavar="DIR",
               help="Import archives downloaded by hand from DIR (no network); default: every archive there.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_alias("--dest", "DEST", "dest", type=_Path(path_type=str), metavar="DIR")
+@_alias("--dataset", "--catalog", "catalog", metavar="NAME")
 @_user_errors
-def fetch_command(dataset, dest, docs, mirror, jobs, from_archives, as_json):
-    """Download, verify (md5.txt) and unpack the dataset's archives into DIR.
+def fetch_command(dest, catalog, docs, mirror, jobs, from_archives, as_json):
+    """Download, verify (md5.txt) and unpack the dataset's archives into DEST.
 
-    Downloads resume where they stopped; documents already fetched are skipped. Exit
-    status: 0 when every asked document is present, 1 when some failed (each listed
-    with the reason; the others are completed), 130 when interrupted.
+    DEST is created; run again to resume: downloads resume where they stopped and
+    documents already fetched are skipped. Exit status: 0 when every asked document is
+    present, 1 when some failed (each listed with the reason; the others are completed),
+    130 when interrupted.
     """
-    from midvbatch.dataset.fetch import FetchProgress, fetch
+    from midvbatch.dataset.fetch import fetch
+    from midvbatch.ui import FetchView
 
+    if dest is None:
+        raise click.UsageError("Missing argument 'DEST'.", ctx=click.get_current_context())
     try:
-        report = fetch(dest, catalog=dataset, docs=docs, mirror=mirror, jobs=jobs,
-                       from_archives=from_archives, progress=FetchProgress())
+        report = fetch(dest, catalog=catalog if catalog is not None else "midv500", docs=docs, mirror=mirror, jobs=jobs,
+                       from_archives=from_archives, progress=FetchView())
     except KeyboardInterrupt:
         click.echo("interrupted: partial downloads are kept; run the same command again to resume", err=True)
         sys.exit(130)
@@ -529,7 +600,7 @@ def fetch_command(dataset, dest, docs, mirror, jobs, from_archives, as_json):
 @cli.command("validate")
 @click.argument("dataset_dir", type=_Path(file_okay=False, path_type=str))
 @click.option("--deep", is_flag=True, help="Also decode every annotated frame and compare it with its extracted TIFF.")
-@click.option("--catalog", metavar="NAME", help="Dataset the folder holds (midv500, midv2019); guessed by default.")
+@click.option("--catalog", metavar="NAME", help=_CATALOG_HELP)
 @click.option("--jobs", type=click.IntRange(1, MAX_JOBS), default=2, show_default=True, help="Clips checked at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @_user_errors
@@ -543,7 +614,7 @@ def validate_command(dataset_dir, deep, catalog, jobs, as_json):
 
     report = validate(dataset_dir, deep=deep, catalog=catalog, jobs=jobs)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=1))
+        _echo_json(report.to_dict())
     else:
         counts = report.counts()
         n = {sev: sum(counts.get(sev, {}).values()) for sev in ("error", "warning", "note")}
@@ -596,6 +667,32 @@ def report_command(run_dir, fmt, out):
         click.echo(f"wrote {fmt} report to {out}")
     else:
         click.echo(text, nl=not text.endswith("\n"))
+
+
+@cli.command("processors")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_user_errors
+def processors_command(as_json):
+    """List the processors --processor can name: the built-in pipelines and plugins' entry points.
+
+    Each with where it comes from, the options --option KEY=VALUE can give it (with their
+    defaults), and the first line of its documentation. A plugin that cannot be loaded is
+    listed with the reason. MODULE:FACTORY names any other processor.
+    """
+    from midvbatch.pipeline.registry import describe_processors
+    from midvbatch.ui import echo_table
+
+    infos = describe_processors()
+    if as_json:
+        _echo_json([i.to_dict() for i in infos])
+        return
+
+    def options(info) -> str:
+        return " ".join(f"{o['name']}=REQUIRED" if o.get("required") else
+                        f"{o['name']}={json.dumps(o['default'], ensure_ascii=False)}" for o in info.options) or "-"
+
+    echo_table(["NAME", "FROM", "OPTIONS", "DESCRIPTION"],
+               ([i.name, i.source, options(i), i.error or i.doc or "-"] for i in infos))
 
 
 def main(args: list[str] | None = None) -> None:

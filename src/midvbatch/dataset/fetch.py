@@ -35,11 +35,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
-
-from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn,
-                           TimeRemainingColumn, TransferSpeedColumn)
 
 from midvbatch import __version__
 from midvbatch.dataset.archive import (ArchiveError, ExtractLimits, file_md5, has_document_structure,
@@ -102,9 +99,9 @@ class DocumentOutcome:
             return f"FAILED: {self.reason}"
         if self.status != "fetched":
             return LABELS[self.status]
-        details = [f"{_mb(self.bytes_downloaded)} downloaded"] if self.bytes_downloaded else []
+        details = [f"{megabytes(self.bytes_downloaded)} downloaded"] if self.bytes_downloaded else []
         if self.bytes_resumed:
-            details.append(f"{_mb(self.bytes_resumed)} resumed")
+            details.append(f"{megabytes(self.bytes_resumed)} resumed")
         details.append("md5 ok" if self.verified else "md5 not checked")
         return f"fetched ({', '.join(details)})"
 
@@ -138,7 +135,7 @@ class FetchReport:
         counts = [f"{len(self.with_status(s))} {LABELS[s].lower()}" for s in LABELS if self.with_status(s)]
         downloaded = sum(d.bytes_downloaded for d in self.documents)
         return (f"{len(self.documents)} documents: {', '.join(counts) or 'none'}; "
-                f"{_mb(downloaded)} downloaded in {self.seconds:.1f} s into {self.dest}")
+                f"{megabytes(downloaded)} downloaded in {self.seconds:.1f} s into {self.dest}")
 
     def to_dict(self) -> dict:
         """Return a JSON-ready dict."""
@@ -147,146 +144,132 @@ class FetchReport:
                 "documents": [d.to_dict() for d in self.documents]}
 
 
-def _mb(n: int) -> str:
+def megabytes(n: float) -> str:
+    """Render a byte count as '12.3 MB' (10**6 bytes)."""
     return f"{n / 1e6:.1f} MB"
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    s = round(seconds)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+class FetchProgress(Protocol):
+    """What a fetch reports its progress to; download threads call it, so it must be thread-safe.
 
-
-class FetchProgress:
-    """Show a fetch's progress with ETA: rich bars on a terminal, else plain lines.
-
-    Download threads call it, so every method takes a lock. Without a terminal, a
-    summary line is printed every `interval` seconds and one line per finished archive.
-    `console` defaults to standard error; `clock` is injectable for tests.
+    The command line passes bars or plain lines (``midvbatch.ui``); the library default
+    shows nothing.
     """
 
-    def __init__(self, console: Console | None = None, *, interval: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic):
-        self.console = console if console is not None else Console(stderr=True)
-        self.interval, self.clock = interval, clock
-        self._lock = threading.RLock()
-        self._names: list[str] = []
-        self._size: dict[str, int | None] = {}  # whole archive, once the server said
-        self._have: dict[str, int] = {}  # bytes in the partial file
-        self._stage: dict[str, str] = {}
-        self._ended: set[str] = set()
-        self._downloaded = 0
-        self._started = clock()
-        self._last_line = clock()
-        self._bars: Progress | None = None
-        self._tasks: dict[str, TaskID] = {}
+    def begin(self, names: list[str]) -> None:
+        """A fetch of these documents starts."""
+
+    def start(self, name: str, total: int | None, have: int) -> None:
+        """A transfer of `total` bytes (None: unknown) begins with `have` already on disk."""
+
+    def advance(self, name: str, n: int) -> None:
+        """`n` more bytes arrived for `name`."""
+
+    def stage(self, name: str, text: str) -> None:
+        """What is being done to a document now ('verifying', 'extracting')."""
+
+    def end(self, name: str, text: str) -> None:
+        """A document is finished; `text` is its outcome."""
+
+    def close(self) -> None:
+        """The fetch is over."""
+
+
+class FetchMeter:
+    """A fetch's progress as data: archives begun and ended, bytes, rate and ETA.
+
+    Not locked: the progress display that holds it serializes the calls. `clock` is
+    injectable for tests.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.names: list[str] = []
+        self.size: dict[str, int | None] = {}  # whole archive, once the server said
+        self.have: dict[str, int] = {}  # bytes in the partial file
+        self.stages: dict[str, str] = {}
+        self.ended: set[str] = set()
+        self.downloaded = 0
+        self.started = clock()
 
     def begin(self, names: Iterable[str]) -> None:
-        """Start showing a fetch of these documents."""
-        with self._lock:
-            self._names = list(names)
-            self._started = self._last_line = self.clock()
-            if self.console.is_terminal and self._names:
-                self._bars = Progress(
-                    TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), console=self.console, get_time=self.clock)
-                self._tasks[""] = self._bars.add_task(f"all {len(self._names)} archives", total=None)
-                self._bars.start()
+        """Start counting a fetch of these documents."""
+        self.names = list(names)
+        self.started = self.clock()
 
     def start(self, name: str, total: int | None, have: int) -> None:
         """Note that a transfer of `total` bytes (None: unknown) begins with `have` on disk."""
-        with self._lock:
-            self._size[name], self._have[name] = total, have
-            if self._bars is not None:
-                if name in self._tasks:
-                    self._bars.reset(self._tasks[name], total=total, completed=have)
-                else:
-                    self._tasks[name] = self._bars.add_task(name, total=total, completed=have)
-            self._refresh()
+        self.size[name], self.have[name] = total, have
 
     def advance(self, name: str, n: int) -> None:
         """Count `n` more bytes received for `name`."""
-        with self._lock:
-            self._have[name] = self._have.get(name, 0) + n
-            self._downloaded += n
-            if self._bars is not None:
-                self._bars.advance(self._tasks[name], n)
-            self._refresh()
+        self.have[name] = self.have.get(name, 0) + n
+        self.downloaded += n
 
     def stage(self, name: str, text: str) -> None:
-        """Show what is being done to a document now ('verifying', 'extracting')."""
-        with self._lock:
-            self._stage[name] = text
-            if self._bars is not None:
-                if name not in self._tasks:
-                    self._tasks[name] = self._bars.add_task(name, total=None)
-                self._bars.update(self._tasks[name], description=f"{name} ({text})")
+        """Note what is being done to a document now."""
+        self.stages[name] = text
 
-    def end(self, name: str, text: str) -> None:
-        """Show that a document is finished, with its outcome."""
-        with self._lock:
-            self._ended.add(name)
-            self._stage.pop(name, None)
-            if self._bars is not None:
-                if name in self._tasks:
-                    self._bars.remove_task(self._tasks.pop(name))
-                self._bars.console.print(f"{name}: {text}", highlight=False, markup=False)
-            else:
-                self.console.print(f"{name}: {text}", highlight=False, markup=False, soft_wrap=True)
-            self._refresh()
+    def end(self, name: str) -> None:
+        """Note that a document is finished."""
+        self.ended.add(name)
+        self.stages.pop(name, None)
 
-    def close(self) -> None:
-        """Stop the bars, leaving the last state on screen."""
-        with self._lock:
-            if self._bars is not None:
-                self._bars.stop()
-                self._bars = None
-
-    def _remaining(self) -> float | None:
-        """Bytes left to download: known sizes, plus the mean size for archives not started."""
-        sizes = [s for s in self._size.values() if s]
-        left: float = sum(max(s - self._have[n], 0) for n, s in self._size.items() if s and n not in self._ended)
-        unstarted = sum(1 for n in self._names if n not in self._size and n not in self._ended)
+    def remaining(self) -> float | None:
+        """Bytes left to download: known sizes, plus the mean size for archives not started; None if unknown."""
+        sizes = [s for s in self.size.values() if s]
+        left: float = sum(max(s - self.have[n], 0) for n, s in self.size.items() if s and n not in self.ended)
+        unstarted = sum(1 for n in self.names if n not in self.size and n not in self.ended)
         if unstarted:
             if not sizes:
                 return None
             left += unstarted * sum(sizes) / len(sizes)
         return left
 
-    def line(self) -> str:
-        """One line: archives finished, bytes, rate, ETA, what each active archive is at."""
-        elapsed = max(self.clock() - self._started, 1e-9)
-        rate = self._downloaded / elapsed
-        remaining = self._remaining()
-        eta = remaining / rate if remaining is not None and rate > 0 else (0.0 if remaining == 0 else None)
-        active = []
-        for name in self._names:
-            if name in self._ended or (name not in self._size and name not in self._stage):
-                continue
-            size = self._size.get(name)
-            pct = f"{100 * self._have.get(name, 0) / size:.0f}%" if size else _mb(self._have.get(name, 0))
-            active.append(f"{name} {self._stage.get(name, pct)}")
-        return (f"fetch: {len(self._ended)}/{len(self._names)} archives done, {_mb(self._downloaded)} downloaded, "
-                f"{rate / 1e6:.1f} MB/s, ETA {_duration(eta)}" + (" | " + ", ".join(active) if active else ""))
+    def rate(self) -> float:
+        """Bytes per second since the fetch began."""
+        return self.downloaded / max(self.clock() - self.started, 1e-9)
 
-    def _refresh(self) -> None:
-        if self._bars is not None:
-            remaining = self._remaining()
-            total = None if remaining is None else self._downloaded + remaining
-            self._bars.update(self._tasks[""], completed=self._downloaded, total=total)
-            return
-        now = self.clock()
-        if now - self._last_line >= self.interval:
-            self._last_line = now
-            self.console.print(self.line(), highlight=False, markup=False, soft_wrap=True)
+    def eta(self, rate: float | None = None) -> float | None:
+        """Seconds left at `rate` bytes/s (default: the rate so far); None when unknown."""
+        remaining = self.remaining()
+        rate = self.rate() if rate is None else rate
+        if remaining is not None and rate > 0:
+            return remaining / rate
+        return 0.0 if remaining == 0 else None
+
+    def active(self) -> list[tuple[str, str]]:
+        """(document, where it is: a stage, a percentage or bytes) for each archive under way."""
+        out = []
+        for name in self.names:
+            if name in self.ended or (name not in self.size and name not in self.stages):
+                continue
+            size = self.size.get(name)
+            pct = f"{100 * self.have.get(name, 0) / size:.0f}%" if size else megabytes(self.have.get(name, 0))
+            out.append((name, self.stages.get(name, pct)))
+        return out
 
 
 class _Silent:
     """Progress that shows nothing: the default of the library function."""
 
-    def __getattr__(self, name: str):
-        return lambda *args, **kwargs: None
+    def begin(self, names: list[str]) -> None:
+        pass
+
+    def start(self, name: str, total: int | None, have: int) -> None:
+        pass
+
+    def advance(self, name: str, n: int) -> None:
+        pass
+
+    def stage(self, name: str, text: str) -> None:
+        pass
+
+    def end(self, name: str, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 # --- transfers ------------------------------------------------------------------------
@@ -721,7 +704,8 @@ def fetch(
     (ftp, http or https). `jobs` archives are fetched at once. `retries` is how many
     failed attempts in a row, waiting `retry_delay` seconds and doubling, a transfer
     gets; `timeout` is per socket operation, in seconds. Documents already fetched (or
-    present) are skipped without touching the network. Raises FetchError (or
+    present) are skipped without touching the network. `progress` is told how the
+    fetch goes (see :class:`FetchProgress`); without it nothing is shown. Raises FetchError (or
     DatasetError for an unknown dataset) for options that cannot be honoured; a
     document that fails is reported in its outcome, never raised.
     """
@@ -743,7 +727,7 @@ def fetch(
     except OSError as exc:
         raise FetchError(f"cannot create: {exc.strerror}", path=work) from None
     warnings: list[str] = []
-    view = progress if progress is not None else _Silent()
+    view: FetchProgress = progress if progress is not None else _Silent()
     with _locked(work / "lock", dest):
         job = _Job(cat, dest, work, base, local, None, _State(work / "state.json", warnings), view,
                    threading.Event(), retries, retry_delay, timeout, limits, warnings)

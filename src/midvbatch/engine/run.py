@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import hashlib
+import logging
 import os
 import random
 import re
@@ -25,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from rich.console import Console
 
 from midvbatch.config import MAX_RETRY_WAIT, RunConfig
 from midvbatch.dataset.catalog import MIDV500, get_catalog
@@ -34,7 +34,7 @@ from midvbatch.engine.executor import Executor, kill_group
 from midvbatch.engine.pools import make_executor
 from midvbatch.engine.ledger import Completion, Ledger, NewTask, TaskRow
 from midvbatch.engine.lock import RunLock
-from midvbatch.engine.progress import ProgressView, RateMeter, Snapshot, estimate_eta
+from midvbatch.engine.progress import NoProgress, RateMeter, RunProgress, Snapshot, estimate_eta
 from midvbatch.engine.resources import DiskReading, MemoryReading, Resources, disk_space, system_memory
 from midvbatch.engine.runlog import close_run_log, flush_run_log, open_run_log
 from midvbatch.engine.scheduler import plan
@@ -221,12 +221,14 @@ def retry_delay(attempt: int, base: float) -> float:
 class Orchestrator:
     """One run of a configuration over a run folder. Use :func:`run`."""
 
-    def __init__(self, config: RunConfig, *, restart: bool = False, console: Console | None = None,
-                 clock: Callable[[], float] = time.time, install_signals: bool = True,
+    def __init__(self, config: RunConfig, *, restart: bool = False, progress: RunProgress | None = None,
+                 log_handler: logging.Handler | None = None, clock: Callable[[], float] = time.time,
+                 install_signals: bool = True,
                  memory_reading: MemoryReading = system_memory, disk_reading: DiskReading = disk_space):
         self.config = config
         self.restart = restart
-        self.console = console or Console(stderr=True)
+        self.progress = progress if progress is not None else NoProgress()
+        self.log_handler = log_handler
         self.clock = clock
         self.install_signals = install_signals and threading.current_thread() is threading.main_thread()
         self.run_dir = Path(os.path.abspath(config.out))
@@ -618,7 +620,7 @@ class Orchestrator:
             errors=ledger.error_counts(),
         )
 
-    def _publish(self, ledger: Ledger, view: ProgressView, state: str = "running", force: bool = False) -> Snapshot | None:
+    def _publish(self, ledger: Ledger, view: RunProgress, state: str = "running", force: bool = False) -> Snapshot | None:
         now = time.monotonic()
         if not force and now - self._last_snapshot < SNAPSHOT_INTERVAL:
             return None
@@ -630,7 +632,7 @@ class Orchestrator:
         view.update(snap, force=force)
         return snap
 
-    def _loop(self, ledger: Ledger, executor: Executor, view: ProgressView) -> None:
+    def _loop(self, ledger: Ledger, executor: Executor, view: RunProgress) -> None:
         while True:
             outcomes = executor.completed(timeout=0.1 if self.in_flight else 0)
             if outcomes and len(outcomes) < executor.capacity and len(self.in_flight) > 2 * executor.capacity:
@@ -684,7 +686,7 @@ class Orchestrator:
         previous: dict = {}
         ledger: Ledger | None = None
         try:
-            self.log = open_run_log(self.run_dir, self.config.log_level, self.console)
+            self.log = open_run_log(self.run_dir, self.config.log_level, self.log_handler)
             ledger = Ledger(self.run_dir, check=True)
             self._prepare_ledger(ledger, run_id, self.dataset_identity)
             self.config.save(self.run_dir / CONFIG)  # (its paths are absolute already: see run())
@@ -727,7 +729,7 @@ class Orchestrator:
                                          "max_tasks": self.config.max_tasks_per_worker or 0,
                                          "log_dir": self.run_dir / LOGS}))
             self._executor = executor
-            view = ProgressView(self.console)
+            view = self.progress
             failure: BaseException | None = None
             try:
                 self._loop(ledger, executor, view)
@@ -769,7 +771,7 @@ class Orchestrator:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
-    def _shut_down(self, ledger: Ledger, executor: Executor, view: ProgressView,
+    def _shut_down(self, ledger: Ledger, executor: Executor, view: RunProgress,
                    failure: BaseException | None) -> None:
         """Stop the workers, return what was in flight to pending, store the last snapshot.
 
@@ -799,15 +801,17 @@ class Orchestrator:
             view.close(None)
 
 
-def run(config: RunConfig, *, restart: bool = False, console: Console | None = None,
-        install_signals: bool = True, memory_reading: MemoryReading = system_memory,
-        disk_reading: DiskReading = disk_space) -> RunSummary:
+def run(config: RunConfig, *, restart: bool = False, progress: RunProgress | None = None,
+        log_handler: logging.Handler | None = None, install_signals: bool = True,
+        memory_reading: MemoryReading = system_memory, disk_reading: DiskReading = disk_space) -> RunSummary:
     """Run (or resume) `config` and return how it ended. Raises MidvBatchError for bad input.
 
     Paths are made absolute first, so a processor that changes the working directory
     cannot send results elsewhere; the processor and its options are checked before
-    anything is created. `memory_reading` and `disk_reading` replace the system's
-    readings (for tests).
+    anything is created. `progress` is shown a snapshot about twice a second and
+    `log_handler` gets the log's records from the configured level up; without them the
+    run prints nothing (its log still goes to RUN_DIR/logs). `memory_reading` and
+    `disk_reading` replace the system's readings (for tests).
     """
     from midvbatch.pipeline.registry import check_processor
 
@@ -815,5 +819,6 @@ def run(config: RunConfig, *, restart: bool = False, console: Console | None = N
     config = dataclasses.replace(config, dataset=os.path.abspath(config.dataset), out=os.path.abspath(config.out))
     config.validate()
     check_processor(config.processor_spec(), config.options)
-    return Orchestrator(config, restart=restart, console=console, install_signals=install_signals,
+    return Orchestrator(config, restart=restart, progress=progress, log_handler=log_handler,
+                        install_signals=install_signals,
                         memory_reading=memory_reading, disk_reading=disk_reading).run()

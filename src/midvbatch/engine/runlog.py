@@ -1,7 +1,8 @@
-"""The run's log: JSON lines in RUN_DIR/logs/run.jsonl, and readable lines on the console.
+"""The run's log: JSON lines in RUN_DIR/logs/run.jsonl, and whatever handler the caller passes.
 
 Every record carries timestamp, level, clip, attempt, stage and message; the file gets
-every level, the console what ``--log-level`` asks for.
+every level, the caller's handler (the command line passes one writing to the console,
+see ``midvbatch.ui``) what ``--log-level`` asks for.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ import json
 import logging
 import time
 from pathlib import Path
-
-from rich.console import Console
-from rich.logging import RichHandler
 
 from midvbatch.errors import LedgerError
 from midvbatch.runfolder import LOGS, RUN_LOG
@@ -55,15 +53,11 @@ class _QuietFileHandler(logging.FileHandler):
         pass
 
 
-class _QuietStreamHandler(logging.StreamHandler):
-    """Console lines; a closed terminal loses them quietly."""
+def open_run_log(run_dir: Path, level: str, handler: logging.Handler | None = None) -> logging.Logger:
+    """Return the run logger, writing JSON lines under run_dir/logs and, from `level` up, to `handler`.
 
-    def handleError(self, record: logging.LogRecord) -> None:
-        pass
-
-
-def open_run_log(run_dir: Path, level: str, console: Console) -> logging.Logger:
-    """Return the run logger, writing JSON lines under run_dir/logs and readable lines to `console`."""
+    Without a handler, the file is the only output. The handler is closed with the log.
+    """
     logs = run_dir / LOGS
     try:
         logs.mkdir(parents=True, exist_ok=True)
@@ -80,13 +74,9 @@ def open_run_log(run_dir: Path, level: str, console: Console) -> logging.Logger:
     file_handler.setFormatter(JsonLinesFormatter())
     file_handler.setLevel(logging.DEBUG)
     logger.addHandler(file_handler)
-    if console.is_terminal:
-        screen: logging.Handler = RichHandler(console=console, show_path=False, markup=False)
-    else:
-        screen = _QuietStreamHandler(console.file)
-        screen.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-    screen.setLevel(level.upper())
-    logger.addHandler(screen)
+    if handler is not None:
+        handler.setLevel(level.upper())
+        logger.addHandler(handler)
     return logger
 
 

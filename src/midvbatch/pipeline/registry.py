@@ -12,6 +12,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -40,6 +41,72 @@ def processor_registry() -> dict[str, Factory]:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         registry.setdefault(ep.name, ep)  # loaded on use: a broken plugin only fails when chosen
     return registry
+
+
+@dataclass
+class ProcessorInfo:
+    """A registered processor as ``midvbatch processors`` lists it."""
+
+    name: str
+    source: str  # "built-in", or "entry point MODULE:ATTR"
+    doc: str  # the first line of the factory's docstring
+    options: list[dict[str, Any]] = field(default_factory=list)  # {"name", "default"} or {"name", "required": True}
+    error: str | None = None  # why the plugin cannot be loaded
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict."""
+        return asdict(self)
+
+
+def _json_ready(value: Any) -> Any:
+    """`value` if JSON can hold it (a tuple becomes a list), else its repr."""
+    if isinstance(value, tuple):
+        value = list(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, list) and all(_json_ready(v) == v for v in value):
+        return value
+    return repr(value)
+
+
+def _options_of(factory: Factory) -> list[dict[str, Any]]:
+    """The keyword options `factory` takes (what --option KEY=VALUE can give), with their defaults."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return []
+    options = []
+    for p in signature.parameters.values():
+        if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            continue
+        options.append({"name": p.name, "required": True} if p.default is p.empty
+                       else {"name": p.name, "default": _json_ready(p.default)})
+    return options
+
+
+def describe_processors() -> list[ProcessorInfo]:
+    """Describe every registered processor: built-in pipelines first, then entry points by name.
+
+    Entry points are loaded to read their options and docstring; one that cannot be
+    loaded is listed with the reason in `error`, never raised.
+    """
+    builtin = _builtin()
+    infos = []
+    for name, factory in processor_registry().items():
+        source = "built-in" if name in builtin else f"entry point {getattr(factory, 'value', '?')}"
+        error = None
+        if name not in builtin:
+            try:
+                factory = factory.load()
+            except Exception as exc:  # a plugin's import error, whatever it is
+                error = f"cannot load: {type(exc).__name__}: {exc}"
+        if error is not None:
+            infos.append(ProcessorInfo(name, source, "", [], error))
+            continue
+        doc = (inspect.getdoc(factory) or "").strip().splitlines()
+        infos.append(ProcessorInfo(name, source, doc[0] if doc else "", _options_of(factory)))
+    builtins = [i for i in infos if i.source == "built-in"]
+    return builtins + sorted((i for i in infos if i.source != "built-in"), key=lambda i: i.name)
 
 
 def load_processor_factory(spec: str, import_dir: str | None = None) -> Factory:
