@@ -226,3 +226,34 @@ def test_video_probe_cli_json(tmp_path):
     data = json.loads(result.output)
     assert data["codec"] == "h264" and data["rotation"] == 90
     assert (data["display_width"], data["display_height"]) == (32, 48)
+
+
+@pytest.mark.parametrize("rotation", [0, -90, 90, 180])
+def test_video_writer_stores_the_display_rotation_the_reader_undoes(tmp_path, rotation):
+    from midvbatch.video.writer import VideoWriter
+
+    image = np.zeros((96, 64, 3), np.uint8)
+    image[:16, :16] = 255  # top-left corner of the displayed picture
+    path = tmp_path / "w.mov"
+    with VideoWriter(path, 30, 64, 96, display_rotation=rotation) as writer:
+        for _ in range(40):
+            writer.write(image)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.mov"]  # no .part left behind
+    info = probe(path)
+    assert (info.codec, info.rotation, info.display_width, info.display_height) == ("h264", rotation % 360, 64, 96)
+    frame = next(read_annotated_frames(path, count=1)).image
+    assert frame.shape == (96, 64, 3)
+    assert frame[:16, :16].mean() > 200 and frame[-16:, -16:].mean() < 20
+
+
+def test_video_writer_failure_leaves_no_file(tmp_path):
+    from midvbatch.video.writer import VideoWriter
+
+    path = tmp_path / "w.mp4"
+    with pytest.raises(RuntimeError), VideoWriter(path, 30, 64, 96) as writer:
+        writer.write(np.zeros((96, 64, 3), np.uint8))
+        raise RuntimeError("renderer failed")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="display rotation"):
+        VideoWriter(path, 30, 64, 96, display_rotation=45)
+    assert list(tmp_path.iterdir()) == []

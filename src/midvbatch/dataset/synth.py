@@ -34,15 +34,7 @@ from midvbatch.errors import DatasetError, SynthError, shown
 from midvbatch.fileio import JSON_LIMIT, read_json, write_atomic
 from midvbatch.video import ffmpeg_reason
 from midvbatch.video.reader import read_annotated_frames, source_indices
-
-_CRF = "20"
-_PRESET = "veryfast"
-_X264_THREADS = 1  # fixed: x264's output depends on its thread count
-# x264's macroblock-tree rate control read uninitialised memory at some frame sizes
-# (seen at 180x320 and 540x960, not at 256x512 or 1080x1920): the same frames gave
-# different bytes from run to run. Without it the output is reproducible, at a small
-# cost in quality per bit.
-_X264_PARAMS = "mbtree=0"
+from midvbatch.video.writer import VideoWriter
 
 MIN_SIDE, MAX_SIDE = 16, 7680  # pixels per side of a frame
 MAX_PIXELS = 7680 * 4320  # 8K UHD: within H.264's largest level (6.2), and a frame of 100 MB as BGR
@@ -436,9 +428,11 @@ class _Clip:
 
         scene = _render.make_scene(self.kind.condition.code, template, quads, self.times, w, h, rng)
         video = folder / "videos" / f"{code}{self.number:02d}{self.kind.device.container}"
-        with _Encoder(video, self.rate, w, h, rotated=self.kind.device.rotated) as encoder:
+        # Apple clips: landscape pictures with a -90 degree display rotation, as iPhones store them
+        rotation = -90 if self.kind.device.rotated else 0
+        with VideoWriter(video, self.rate, w, h, display_rotation=rotation) as writer:
             for i in range(len(self.times)):
-                encoder.write(_render.render_frame(scene, quads[i], i, w, h))
+                writer.write(_render.render_frame(scene, quads[i], i, w, h))
         if config.with_frames:
             # As in MIDV-500, the extracted frames are decoded from the video, not the
             # pristine renders: a decoded annotated frame and its TIFF are the same picture.
@@ -446,55 +440,3 @@ class _Clip:
                 for frame_id in wanted.get(frame.source_index, ()):
                     _imwrite(frames_dir / f"{frame_id}.tif", frame.image)
         return video
-
-
-class _Encoder:
-    """Encode BGR frames to H.264 in a MOV/MP4 file, renamed into place when complete.
-
-    `rotated` stores frames landscape with a -90 degree display rotation, as iPhones do;
-    players (and our reader) turn them back upright.
-    """
-
-    def __init__(self, path: Path, rate: Fraction, width: int, height: int, *, rotated: bool):
-        self.path, self.rotated = path, rotated
-        self.partial = path.with_name(f".{path.name}.part")
-        container_format = "mov" if path.suffix.lower() == ".mov" else "mp4"
-        self.partial.unlink(missing_ok=True)  # a leftover: opened for writing, a FIFO there would block
-        self.container = av.open(str(self.partial), mode="w", format=container_format)
-        try:
-            stream = self.container.add_stream("libx264", rate=rate)
-            stream.width, stream.height = (height, width) if rotated else (width, height)
-            stream.pix_fmt = "yuv420p"
-            stream.codec_context.thread_count = _X264_THREADS
-            stream.options = {"crf": _CRF, "preset": _PRESET, "x264-params": _X264_PARAMS}
-            if rotated:
-                stream.set_display_rotation(-90)
-        except BaseException:
-            self.container.close()
-            raise
-        self.stream = stream
-        self.index = 0
-        self.time_base = 1 / rate
-
-    def write(self, image: np.ndarray) -> None:
-        """Encode one display-orientation BGR frame."""
-        # cv2.rotate is np.rot90(image, k=1), several times faster on big frames.
-        stored = cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE) if self.rotated else image
-        frame = av.VideoFrame.from_ndarray(stored, format="bgr24")
-        frame.pts, frame.time_base = self.index, self.time_base
-        self.index += 1
-        self.container.mux(self.stream.encode(frame))
-
-    def __enter__(self) -> _Encoder:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                self.container.mux(self.stream.encode(None))
-        finally:
-            self.container.close()
-        if exc_type is None:
-            os.replace(self.partial, self.path)
-        else:
-            self.partial.unlink(missing_ok=True)
