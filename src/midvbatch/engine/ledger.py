@@ -468,10 +468,6 @@ class Ledger:
                        f"stage = 'queued', not_before = NULL WHERE id IN ({marks})", (now, *task_ids))
             return dict(db.execute(f"SELECT id, attempts FROM tasks WHERE id IN ({marks})", task_ids).fetchall())
 
-    def set_stage(self, task_id: int, stage: str) -> None:
-        """Record the stage a running task has reached."""
-        self.db.execute("UPDATE tasks SET stage = ? WHERE id = ? AND state = 'running'", (stage, task_id))
-
     def complete_many(self, done: list[Completion]) -> None:
         """Write the results of finished clips and mark them done, all in one transaction (or the caller's).
 
@@ -668,14 +664,6 @@ class Ledger:
                 "WHERE id = ? AND state = 'dead'",
                 [(i,) for i in task_ids],
             ).rowcount
-
-    def throughput(self, since: float) -> tuple[int, int]:
-        """Return (clips, frames) finished since the given time."""
-        row = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(frames_done), 0) FROM tasks WHERE state = 'done' AND finished_at >= ?",
-            (since,),
-        ).fetchone()
-        return row[0], row[1]
 
     def remaining_frames(self) -> int:
         """Return the estimated frames of every clip not yet done or dead."""
