@@ -1,4 +1,4 @@
-"""Run options: sizes, floors, TOML over defaults, flags over TOML, one-line errors."""
+"""Run options: sizes, floors, TOML over defaults, flags over TOML, one-line errors, the resolved Settings."""
 
 from __future__ import annotations
 
@@ -38,10 +38,10 @@ def test_config_parse_size_rejects(text):
 def test_config_floors_and_defaults():
     assert parse_floor("10%", 1000, "x") == 100
     assert parse_floor("1KiB", 10**9, "x") == 1024
-    config = RunConfig(dataset="d", out="o").validate()
-    assert config.memory_floor(24 * 2**30) == 2**30  # 10% of 24 GiB is more than 1 GiB: the smaller
-    assert config.memory_floor(4 * 2**30) == 4 * 2**30 // 10
-    assert config.disk_floor(10**12) == 2**30
+    settings = RunConfig(dataset="d", out="o").resolve()
+    assert settings.memory_floor(24 * 2**30) == 2**30  # 10% of 24 GiB is more than 1 GiB: the smaller
+    assert settings.memory_floor(4 * 2**30) == 4 * 2**30 // 10
+    assert settings.disk_floor(10**12) == 2**30
     with pytest.raises(ConfigError, match="between 0% and 100%"):
         RunConfig(dataset="d", out="o", min_free_disk="150%").validate()
 
@@ -89,7 +89,7 @@ def test_config_flags_over_toml_over_defaults(tmp_path):
 ])
 def test_config_bad_values_raise_one_line(values, message):
     with pytest.raises(ConfigError, match=message) as info:
-        RunConfig(dataset="d", out="o", **values).validate(SMALL)
+        RunConfig(dataset="d", out="o", **values).resolve(SMALL)
     assert "\n" not in str(info.value) and len(str(info.value)) < 200
 
 
@@ -98,53 +98,107 @@ def test_config_bad_values_raise_one_line(values, message):
     (3, 1000, (3, 8), ["decode threads capped at 8 (asked 1000): 4 per core on 2 cores"]),
     ("auto", "auto", (2, 1), []),
     (8, 8, (8, 8), []),
+    ("3", "2", (3, 2), []),  # digits, as a flag or an earlier run's config.toml may hold them
 ])
 def test_config_caps_workers_and_decode_threads_to_the_machine(workers, threads, expected, notes):
     config = RunConfig(dataset="d", out="o", workers=workers, decode_threads=threads, worker_memory="none")
-    config.validate(SMALL)
-    assert (config.worker_count(), config.decode_thread_count()) == expected
-    assert config.adjustments == notes
+    settings = config.resolve(SMALL)
+    assert (settings.workers, settings.decode_threads) == expected
+    assert settings.warnings == tuple(notes) and settings.notes == ()
     assert config.workers == workers  # saved as asked: a bigger machine resuming the run honours more
 
 
 def test_config_caps_workers_to_the_memory():
-    config = RunConfig(dataset="d", out="o", workers=64, worker_memory="none").validate(Machine(32, GIB))
-    assert config.worker_count() == 4
-    assert config.adjustments == ["workers capped at 4 (asked 64): 256 MiB each of 1.0 GiB of memory"]
+    settings = RunConfig(dataset="d", out="o", workers=64, worker_memory="none").resolve(Machine(32, GIB))
+    assert settings.workers == 4
+    assert settings.warnings == ("workers capped at 4 (asked 64): 256 MiB each of 1.0 GiB of memory",)
+
+
+@pytest.mark.parametrize("workers, pool, expected", [
+    (0, "process", ("inline", 1)), (0, "thread", ("inline", 1)), (0, "dask", ("dask", 1)),
+    ("auto", "dask", ("dask", 2)), (3, "thread", ("thread", 3)), ("auto", "process", ("process", 2)),
+])
+def test_config_resolves_the_pool(workers, pool, expected):
+    settings = RunConfig(dataset="d", out="o", workers=workers, pool=pool).resolve(SMALL)
+    assert (settings.pool, settings.workers) == expected
+    assert settings.scheduler == ("local" if pool == "dask" else None)
+
+
+def test_config_settings_hold_values_in_units(tmp_path):
+    settings = RunConfig(dataset="d", out="o", workers="2", retry_delay=1, task_timeout=30, min_free_memory="10%",
+                         min_free_disk="1GiB", worker_memory="512MiB", priority=["clip=H*:10"], clips=["T*"],
+                         max_tasks_per_worker=5).resolve(SMALL)
+    assert settings.dataset == str(tmp_path.cwd() / "d") and settings.out == str(tmp_path.cwd() / "o")
+    assert (settings.workers, settings.retry_delay, settings.task_timeout) == (2, 1.0, 30.0)
+    assert isinstance(settings.retry_delay, float) and settings.clips == ("T*",)
+    assert settings.priority == (PriorityRule("clip", "H*", 10),) and settings.max_tasks_per_worker == 5
+    assert settings.memory_floor(1000) == 100 and settings.disk_floor(10 * GIB) == GIB
+    assert settings.worker_memory == 512 * 2**20 and settings.worker_memory_limit(GIB) == 512 * 2**20
+
+
+@pytest.mark.parametrize("workers, pool, ignored", [(0, "process", "--workers 0"), (2, "thread", "--pool thread"),
+                                                    (2, "dask", "--pool dask")])
+def test_config_limits_a_pool_cannot_enforce_are_dropped_with_a_warning(workers, pool, ignored):
+    settings = RunConfig(dataset="d", out="o", workers=workers, pool=pool, worker_memory="1GiB", task_timeout=5,
+                         max_tasks_per_worker=3).resolve(SMALL)
+    assert (settings.worker_memory, settings.task_timeout, settings.max_tasks_per_worker) == (None, None, None)
+    assert settings.warnings == (
+        f"--worker-memory applies to local worker processes only; not enforced with {ignored}",
+        f"--task-timeout applies to local worker processes only; not enforced with {ignored}")
+
+
+def test_config_resolved_once_until_the_options_change():
+    config = RunConfig(dataset="d", out="o").validate(SMALL)
+    assert config.resolved() is config.resolved()
+    assert config.resolved().workers == 2  # the machine validate() was given
+    absolute = config.absolute()
+    assert absolute.resolved() is config.resolved() and absolute.out == config.resolved().out
+    config.workers = 1
+    assert config.resolved().workers == 1
 
 
 def test_config_default_worker_memory_limit_shares_the_memory():
-    config = RunConfig(dataset="d", out="o").validate(SMALL)
-    assert config.worker_memory_limit() == int(0.8 * 24 * GIB / 2)
+    settings = RunConfig(dataset="d", out="o").resolve(SMALL)
+    assert settings.worker_memory == "auto" and settings.worker_memory_limit(24 * GIB) == int(0.8 * 24 * GIB / 2)
     note = "worker memory limit 9.6 GiB each (default: 80% of 24.0 GiB over 2 workers; --worker-memory none turns it off)"
-    assert config.adjustments == [note]
-    assert RunConfig(dataset="d", out="o", workers=1).validate(SMALL).worker_memory_limit() == int(0.8 * 24 * GIB)
-    tiny = RunConfig(dataset="d", out="o", workers=8).validate(Machine(2, 512 * 2**20))
-    assert (tiny.worker_count(), tiny.worker_memory_limit()) == (2, int(0.8 * 512 * 2**20 / 2))  # the capped count
+    assert settings.notes == (note,) and settings.warnings == ()
+    assert RunConfig(dataset="d", out="o", workers=1).resolve(SMALL).worker_memory_limit(24 * GIB) == int(0.8 * 24 * GIB)
+    tiny = RunConfig(dataset="d", out="o", workers=8).resolve(Machine(2, 512 * 2**20))
+    assert (tiny.workers, tiny.worker_memory_limit(512 * 2**20)) == (2, int(0.8 * 512 * 2**20 / 2))  # the capped count
 
 
 @pytest.mark.parametrize("values", [{"worker_memory": "none"}, {"worker_memory": "None"}, {"workers": 0},
                                     {"pool": "thread"}, {"pool": "dask"}])
 def test_config_no_worker_memory_limit_when_off_or_unenforceable(values):
-    config = RunConfig(dataset="d", out="o", **values).validate(SMALL)
-    assert config.worker_memory_limit() is None and config.adjustments == []
+    settings = RunConfig(dataset="d", out="o", **values).resolve(SMALL)
+    assert settings.worker_memory_limit(24 * GIB) is None and settings.notes == settings.warnings == ()
 
 
 def test_config_worker_memory_above_the_machine_is_capped_with_a_note():
-    config = RunConfig(dataset="d", out="o", worker_memory="100GiB").validate(SMALL)
-    assert config.worker_memory_limit() == 24 * GIB
-    assert config.adjustments == ["worker memory capped at 24.0 GiB (asked '100GiB'): the machine's memory"]
-    assert RunConfig(dataset="d", out="o", worker_memory="2GiB").validate(SMALL).adjustments == []
+    settings = RunConfig(dataset="d", out="o", worker_memory="100GiB").resolve(SMALL)
+    assert settings.worker_memory_limit(24 * GIB) == 24 * GIB
+    assert settings.warnings == ("worker memory capped at 24.0 GiB (asked '100GiB'): the machine's memory",)
+    assert RunConfig(dataset="d", out="o", worker_memory="2GiB").resolve(SMALL).warnings == ()
 
 
 def test_config_adjustments_are_neither_saved_nor_fingerprinted(tmp_path):
     config = RunConfig(dataset="d", out="o", workers=10000).validate(SMALL)
-    assert config.adjustments and "adjustments" not in config.to_dict()
+    assert config.resolved().warnings and config.resolved().notes
+    assert not {"notes", "warnings", "settings"} & set(config.to_dict())
     config.save(tmp_path / "c.toml")
-    assert "adjustments" not in load_toml(tmp_path / "c.toml")
+    assert load_toml(tmp_path / "c.toml") == config.to_dict()
     assert config.result_fingerprint() == RunConfig(dataset="d", out="o").result_fingerprint()
-    config.validate(SMALL)
-    assert len(config.adjustments) == 2  # validate() again does not repeat the notes
+    assert len(config.validate(SMALL).resolved().warnings) == 1  # validate() again does not repeat the notes
+
+
+def test_config_an_earlier_runs_config_toml_still_loads(tmp_path):
+    toml = tmp_path / "config.toml"  # as midvbatch wrote it before Settings: counts and sizes as asked
+    toml.write_text('dataset = "/data/midv"\nout = "/runs/a"\npipeline = "localize"\nworkers = "auto"\n'
+                    'decode_threads = 2\npool = "process"\nretries = 2\nretry_delay = 2.0\nworker_memory = "2GiB"\n'
+                    'min_free_disk = "5%"\non_disk_full = "wait"\ncheck = true\nstrict = false\n[options]\n')
+    settings = build_config({}, toml).resolved()
+    assert settings.workers >= 1 and (settings.decode_threads, settings.worker_memory) == (2, 2 * GIB)
+    assert settings.out == "/runs/a" and settings.min_free_disk.percent == 5
 
 
 @pytest.mark.parametrize("text, message", [
@@ -172,14 +226,14 @@ def test_config_file_that_is_a_fifo_or_a_folder_is_refused(tmp_path):
 
 
 def test_config_resources_use_the_readings_for_the_default_limit_and_the_floors(tmp_path):
-    config = RunConfig(dataset="d", out=str(tmp_path), workers=2).validate(SMALL)
-    resources = Resources(config, tmp_path, memory_reading=lambda: (6 * GIB, 8 * GIB),
+    settings = RunConfig(dataset="d", out=str(tmp_path), workers=2).resolve(SMALL)
+    resources = Resources(settings, tmp_path, memory_reading=lambda: (6 * GIB, 8 * GIB),
                           disk_reading=lambda path: (50 * GIB, 100 * GIB))
     assert resources.worker_limit == int(0.8 * 8 * GIB / 2)
     assert resources.disk_floor == GIB and resources.memory_floor == 8 * GIB // 10
-    config = RunConfig(dataset="d", out=str(tmp_path), min_free_memory="12GiB").validate(SMALL)
+    settings = RunConfig(dataset="d", out=str(tmp_path), min_free_memory="12GiB").resolve(SMALL)
     with pytest.raises(ConfigError, match="min-free-memory '12GiB' can never be met: this machine has 8.0 GiB"):
-        Resources(config, tmp_path, memory_reading=lambda: (6 * GIB, 8 * GIB),
+        Resources(settings, tmp_path, memory_reading=lambda: (6 * GIB, 8 * GIB),
                   disk_reading=lambda path: (50 * GIB, 100 * GIB))
 
 

@@ -1,8 +1,13 @@
-"""The options of a run, read from flags and a TOML file, validated in one place.
+"""The options of a run, read from flags and a TOML file, resolved and validated in one place.
 
 Precedence: flags given on the command line, then the TOML file (``--config``), then
-defaults. The effective configuration is saved as ``RUN_DIR/config.toml``; the part of
-it that changes results (:meth:`RunConfig.result_fingerprint`) must match on resume.
+defaults. :class:`RunConfig` holds the options as asked; it is what is saved as
+``RUN_DIR/config.toml`` (so a resume on a bigger machine honours more workers), and the
+part of it that changes results (:meth:`RunConfig.result_fingerprint`) must match on
+resume. :meth:`RunConfig.resolve` is the only place that turns those options into
+values: it validates them all and returns :class:`Settings`, typed, in units (bytes,
+seconds), bounded to the machine, with the pool decided (``--workers 0`` is the inline
+pool, except with Dask). The engine reads Settings only.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ import os
 import re
 import shutil
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tomli_w
 
@@ -25,7 +30,8 @@ from midvbatch.fileio import write_atomic
 
 IMAGE_FORMATS = ("png", "jpg", "tif")
 PIPELINES = ("localize", "ground-truth", "frames", "extract", "probe")
-POOLS = ("process", "thread", "dask")
+POOLS = ("process", "thread", "dask")  # what --pool accepts
+PoolKind = Literal["process", "thread", "inline", "dask"]  # what runs the clips, once resolved
 LOG_LEVELS = ("debug", "info", "warning", "error")
 ON_DISK_FULL = ("wait", "stop")
 _PRIORITY = re.compile(r"^(clip|doc|id)=([^:]+):(-?\d+)$")
@@ -66,18 +72,36 @@ def parse_size(value: int | str, what: str = "size") -> int:
     return int(number)
 
 
+@dataclass(frozen=True)
+class Floor:
+    """A floor as asked: a number of `bytes`, or a `percent` of a total; `asked` is the user's value, for messages."""
+
+    asked: int | str
+    bytes: int | None = None
+    percent: float | None = None
+
+    @classmethod
+    def parse(cls, value: int | str, what: str) -> Floor:
+        """Parse a size (1GB, 512MiB, bytes) or a percentage ('10%'); raise ConfigError naming `what`."""
+        text = str(value).strip()
+        if text.endswith("%"):
+            try:
+                share = float(text[:-1])
+            except ValueError:
+                raise ConfigError(f"{what} {shown(value)} is not a percentage like 10%") from None
+            if not 0 <= share <= 100:  # also nan
+                raise ConfigError(f"{what} {shown(value)} must be between 0% and 100%")
+            return cls(value, percent=share)
+        return cls(value, bytes=parse_size(value, what))
+
+    def of(self, total: int) -> int:
+        """Return the floor in bytes, for a total of `total` bytes."""
+        return int(total * self.percent / 100) if self.percent is not None else self.bytes or 0
+
+
 def parse_floor(value: int | str, total: int, what: str) -> int:
     """Return bytes from a size or a percentage of `total` ('10%')."""
-    text = str(value).strip()
-    if text.endswith("%"):
-        try:
-            share = float(text[:-1])
-        except ValueError:
-            raise ConfigError(f"{what} {shown(value)} is not a percentage like 10%") from None
-        if not 0 <= share <= 100:  # also nan
-            raise ConfigError(f"{what} {shown(value)} must be between 0% and 100%")
-        return int(total * share / 100)
-    return parse_size(value, what)
+    return Floor.parse(value, what).of(total)
 
 
 def cpu_cores() -> int:
@@ -85,26 +109,28 @@ def cpu_cores() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _floor(value: int | str | None, total: int, what: str, whole: str) -> int:
-    """Return the floor `value` (default: 1 GiB or 10% of `total`, the smaller) in bytes.
+def _floor(floor: Floor | None, total: int, what: str, whole: str) -> int:
+    """Return `floor` (default: 1 GiB or 10% of `total`, the smaller) in bytes.
 
     Raises ConfigError for a floor of `total` or more, which is never met (`whole` says
     what the total is).
     """
-    if value is None:
+    if floor is None:
         return min(total // 10, 1 << 30)
-    floor = parse_floor(value, total, what)
-    if floor >= total:
-        raise ConfigError(f"{what} {shown(value, 20)} can never be met: {whole}, and the run would wait forever")
-    return floor
+    value = floor.of(total)
+    if value >= total:
+        raise ConfigError(f"{what} {shown(floor.asked, 20)} can never be met: {whole}, and the run would wait forever")
+    return value
 
 
 def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
-def _count(value: Any, what: str, *, minimum: int) -> int:
-    """Return `value` as an int of at least `minimum`, else raise ConfigError naming `what`."""
+def parse_count(value: Any, what: str, *, minimum: int) -> int | Literal["auto"]:
+    """Return 'auto', or `value` (an int or its digits) as an int of at least `minimum`; else raise ConfigError."""
+    if value == "auto":
+        return "auto"
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ConfigError(f"{what} must be a number or 'auto', not {shown(value)}")
     try:
@@ -202,16 +228,89 @@ class PriorityRule:
         return f"{self.key}={self.pattern}:{self.weight}"
 
 
+@dataclass(frozen=True)
+class Settings:
+    """A run's options resolved: typed, in units, bounded to the machine; what the engine reads.
+
+    Made by :meth:`RunConfig.resolve` only, after every option was checked. `pool` says
+    what runs the clips: worker processes, threads, the orchestrator itself ('inline':
+    ``--workers 0`` with any pool but Dask) or a Dask cluster; `workers` is how many clips
+    run at once (1 inline; with Dask, the size of a local cluster). Limits a pool cannot
+    enforce are None here (`worker_memory`, `task_timeout`, `max_tasks_per_worker` apply
+    to worker processes only), with a warning saying so.
+    """
+
+    dataset: str  # absolute
+    out: str  # absolute
+    processor: str  # the --processor value, else the pipeline's name
+    options: dict[str, Any]  # the factory's keyword arguments (image_format added for extract)
+    pool: PoolKind
+    workers: int
+    scheduler: str | None  # with Dask: the scheduler's address, or 'local'; else None
+    decode_threads: int  # FFmpeg threads per worker
+    docs: tuple[str, ...]
+    clips: tuple[str, ...]
+    limit: int | None
+    priority: tuple[PriorityRule, ...]
+    image_format: str
+    catalog: str | None
+    retries: int
+    retry_delay: float  # seconds
+    task_timeout: float | None  # seconds; None: none, or not enforceable by the pool
+    max_failures: int | None
+    max_tasks_per_worker: int | None
+    min_free_memory: Floor | None  # None: the default (1 GiB or 10% of the memory, the smaller)
+    min_free_disk: Floor | None  # None: the default (1 GiB or 10% of the disk, the smaller)
+    worker_memory: int | Literal["auto"] | None  # bytes; 'auto': a share of the memory; None: no limit
+    on_disk_full: str
+    log_level: str
+    check: bool
+    strict: bool
+    notes: tuple[str, ...] = ()  # defaults derived from the machine, one line each (logged as info)
+    warnings: tuple[str, ...] = ()  # values capped to the machine, limits the pool cannot enforce (logged as warnings)
+
+    def memory_floor(self, total_memory: int) -> int:
+        """Return the available memory below which no clip is dispatched, in bytes.
+
+        Default: 1 GiB or 10% of the memory, whichever is smaller. Raises ConfigError for
+        a floor of `total_memory` or more: available memory never reaches it, so the run
+        would wait forever.
+        """
+        return _floor(self.min_free_memory, total_memory, "min-free-memory",
+                      f"this machine has {_gib(total_memory)} of memory in all")
+
+    def disk_floor(self, disk_size: int) -> int:
+        """Return the free disk space below which no clip is dispatched, in bytes.
+
+        Default: 1 GiB or 10% of the disk, whichever is smaller. Raises ConfigError for a
+        floor of `disk_size` or more, which free space never reaches.
+        """
+        return _floor(self.min_free_disk, disk_size, "min-free-disk",
+                      f"the run folder's disk holds {_gib(disk_size)} in all")
+
+    def worker_memory_limit(self, total_memory: int) -> int | None:
+        """Return the resident memory a worker may reach before it is killed, in bytes; None: no limit.
+
+        'auto' is WORKER_MEMORY_SHARE of `total_memory` split among the workers, at least
+        MIN_WORKER_MEMORY; a size is capped to `total_memory`.
+        """
+        if self.worker_memory is None:
+            return None
+        if self.worker_memory == "auto":
+            return max(MIN_WORKER_MEMORY, int(total_memory * WORKER_MEMORY_SHARE / self.workers))
+        return min(self.worker_memory, total_memory)
+
+
 @dataclass
 class RunConfig:
-    """Everything that defines a run. Paths are stored as given."""
+    """Everything that defines a run, as asked (flags, TOML, defaults); :meth:`resolve` gives its Settings."""
 
     dataset: str = ""
     out: str = ""
     pipeline: str = "localize"
     processor: str | None = None  # MODULE:FACTORY or a registered name; overrides pipeline
     options: dict[str, Any] = field(default_factory=dict)  # passed to the processor factory
-    workers: int | str = "auto"
+    workers: int | str = "auto"  # 0 runs clips inline (except with --pool dask)
     decode_threads: int | str = "auto"  # FFmpeg threads per worker; auto: cores // workers, at least 1
     pool: str = "process"
     scheduler: str | None = None  # with pool "dask": the scheduler's address, or "local"
@@ -235,27 +334,40 @@ class RunConfig:
     strict: bool = False  # refuse to start when a selected clip is invalid
 
     def __post_init__(self) -> None:
-        # Not fields: neither saved in config.toml nor part of the fingerprint.
-        self.adjustments: list[str] = []  # what validate() capped or derived from the machine, one line each
-        self._machine: Machine | None = None
-
-    def machine(self) -> Machine:
-        """Return the machine the options are checked against: the one given to validate(), else this one."""
-        if self._machine is None:
-            self._machine = Machine.current(self.out or None)
-        return self._machine
+        # Not a field: neither saved in config.toml nor part of the fingerprint.
+        self._resolved: tuple[str, Settings] | None = None  # (the options it was made from, the Settings)
 
     def validate(self, machine: Machine | None = None) -> RunConfig:
-        """Check every option; raise ConfigError naming the first bad one. Return self.
+        """Check every option (see :meth:`resolve`); raise ConfigError naming the first bad one. Return self."""
+        self._resolved = (self._key(), self.resolve(machine))
+        return self
+
+    def resolved(self) -> Settings:
+        """Return the Settings of the last validate(), if the options have not changed since; else resolve()."""
+        if self._resolved is not None and self._resolved[0] == self._key():
+            return self._resolved[1]
+        self.validate()
+        assert self._resolved is not None
+        return self._resolved[1]
+
+    def _key(self) -> str:
+        return repr(asdict(self))
+
+    def absolute(self) -> RunConfig:
+        """Return a copy whose dataset and out paths are absolute, resolved (validated) once: see :meth:`resolved`."""
+        settings = self.resolved()
+        copy = replace(self, dataset=settings.dataset, out=settings.out)
+        copy._resolved = (copy._key(), settings)  # the same options: abspath of an absolute path is itself
+        return copy
+
+    def resolve(self, machine: Machine | None = None) -> Settings:
+        """Check every option and return the Settings; raise ConfigError naming the first bad one.
 
         Options the machine cannot honour are capped (--workers, --decode-threads,
-        --worker-memory) or refused (floors it can never meet); `adjustments` says in one
-        line each what was capped and what default was derived from the machine. `machine`
-        replaces this computer's figures (for tests).
+        --worker-memory) or refused (floors it can never meet); the Settings' `warnings`
+        and `notes` say in one line each what was capped and what default was derived
+        from the machine. `machine` replaces this computer's figures (for tests).
         """
-        if machine is not None:
-            self._machine = machine
-        self.adjustments = []
         for name in ("docs", "clips", "priority"):
             value = getattr(self, name)
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -282,126 +394,124 @@ class RunConfig:
             raise ConfigError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, not {shown(self.image_format)}")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log level must be one of {', '.join(LOG_LEVELS)}, not {shown(self.log_level)}")
-        machine = self.machine()
-        self._check_counts(machine)
+        machine = machine or Machine.current(self.out)
+        notes: list[str] = []
+        warnings: list[str] = []
+        workers, pool = self._workers(machine, warnings)
+        decode_threads = self._decode_threads(machine, workers, warnings)
         if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
             raise ConfigError(f"limit must be a positive number of clips, not {shown(self.limit)}")
-        _whole(self.retries, "retries", 0, MAX_RETRIES)
-        _seconds(self.retry_delay, "retry delay", 0, MAX_RETRY_DELAY)
+        retries = _whole(self.retries, "retries", 0, MAX_RETRIES)
+        retry_delay = _seconds(self.retry_delay, "retry delay", 0, MAX_RETRY_DELAY)
+        task_timeout = None
         if self.task_timeout is not None:
-            _seconds(self.task_timeout, "task timeout", 0, MAX_TASK_TIMEOUT, above=True)
+            task_timeout = _seconds(self.task_timeout, "task timeout", 0, MAX_TASK_TIMEOUT, above=True)
         for name in ("max_failures", "max_tasks_per_worker"):
             if getattr(self, name) is not None:
                 _whole(getattr(self, name), name.replace("_", "-"), 1)
         if self.on_disk_full not in ON_DISK_FULL:
             raise ConfigError(f"on-disk-full must be one of {', '.join(ON_DISK_FULL)}, not {shown(self.on_disk_full)}")
-        self.memory_floor(machine.memory)
+        min_free_memory = Floor.parse(self.min_free_memory, "min-free-memory") if self.min_free_memory is not None else None
+        _floor(min_free_memory, machine.memory, "min-free-memory",
+               f"this machine has {_gib(machine.memory)} of memory in all")
+        min_free_disk = Floor.parse(self.min_free_disk, "min-free-disk") if self.min_free_disk is not None else None
         if machine.disk is not None:
-            self.disk_floor(machine.disk)
-        self._check_worker_memory(machine)
+            _floor(min_free_disk, machine.disk, "min-free-disk", f"the run folder's disk holds {_gib(machine.disk)} in all")
+        worker_memory = self._worker_memory(machine, workers, pool, notes, warnings)
         if not isinstance(self.options, dict):
             raise ConfigError("options must be a table of processor options")
         _finite(self.options, "")
         for name in ("check", "strict"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, not {shown(getattr(self, name))}")
-        self.priority_rules()
-        return self
+        priority = tuple(PriorityRule.parse(r) for r in self.priority)
+        if task_timeout is not None and pool != "process":
+            warnings.append("--task-timeout applies to local worker processes only; not enforced with "
+                            + ("--workers 0" if pool == "inline" else f"--pool {pool}"))
+            task_timeout = None
+        options = dict(self.options)
+        if self.processor_spec() == "extract":
+            options.setdefault("image_format", self.image_format)
+        return Settings(
+            dataset=os.path.abspath(self.dataset), out=os.path.abspath(self.out), processor=self.processor_spec(),
+            options=options, pool=pool, workers=workers,
+            scheduler=(self.scheduler or "local") if pool == "dask" else None, decode_threads=decode_threads,
+            docs=tuple(self.docs), clips=tuple(self.clips), limit=self.limit, priority=priority,
+            image_format=self.image_format, catalog=self.catalog, retries=retries, retry_delay=retry_delay,
+            task_timeout=task_timeout, max_failures=self.max_failures,
+            max_tasks_per_worker=self.max_tasks_per_worker if pool == "process" else None,
+            min_free_memory=min_free_memory, min_free_disk=min_free_disk, worker_memory=worker_memory,
+            on_disk_full=self.on_disk_full, log_level=self.log_level, check=self.check, strict=self.strict,
+            notes=tuple(notes), warnings=tuple(warnings),
+        )
 
-    def _check_counts(self, machine: Machine) -> None:
-        """Check --workers and --decode-threads; note what worker_count() and decode_thread_count() cap."""
-        for what, value, minimum, count in (("workers", self.workers, 0, self.worker_count),
-                                             ("decode threads", self.decode_threads, 1, self.decode_thread_count)):
-            if value == "auto":
-                continue
-            asked, capped = _count(value, what, minimum=minimum), count()
-            if capped < asked:
-                why = (f"{WORKERS_PER_CORE} per core on {machine.cores} cores"
-                       if capped == WORKERS_PER_CORE * machine.cores else
-                       f"{MEMORY_PER_WORKER >> 20} MiB each of {_gib(machine.memory)} of memory")
-                self.adjustments.append(f"{what} capped at {capped} (asked {shown(asked, 20)}): {why}")
-
-    def _check_worker_memory(self, machine: Machine) -> None:
-        """Check --worker-memory; note the default limit, or the cap to the machine's memory."""
-        limit = self.worker_memory_limit(machine.memory)
-        if limit is None:
-            return
-        if self.worker_memory is None:
-            workers = self.worker_count()
-            self.adjustments.append(f"worker memory limit {_gib(limit)} each (default: {WORKER_MEMORY_SHARE:.0%} "
-                                    f"of {_gib(machine.memory)} over {workers} worker{'s' if workers > 1 else ''}; "
-                                    "--worker-memory none turns it off)")
-        elif limit < parse_size(self.worker_memory, "worker-memory"):
-            self.adjustments.append(f"worker memory capped at {_gib(limit)} (asked {shown(self.worker_memory, 20)}): "
-                                    "the machine's memory")
-
-    def worker_count(self) -> int:
-        """Return the number of workers: 'auto' is one per core; 0 runs clips inline.
+    def _workers(self, machine: Machine, warnings: list[str]) -> tuple[int, PoolKind]:
+        """Return (clips at once, pool): 'auto' is one worker per core; 0 is the inline pool, except with Dask.
 
         A count is capped at what the machine can honour: WORKERS_PER_CORE per core, and
         MEMORY_PER_WORKER of memory each.
         """
-        machine = self.machine()
-        if self.workers == "auto":
-            return machine.cores
-        cap = max(1, min(WORKERS_PER_CORE * machine.cores, machine.memory // MEMORY_PER_WORKER))
-        return min(_count(self.workers, "workers", minimum=0), cap)
+        asked = parse_count(self.workers, "workers", minimum=0)
+        if asked == "auto":
+            count = machine.cores
+        else:
+            cap = max(1, min(WORKERS_PER_CORE * machine.cores, machine.memory // MEMORY_PER_WORKER))
+            count = min(asked, cap)
+            if count < asked:
+                why = (f"{WORKERS_PER_CORE} per core on {machine.cores} cores" if count == WORKERS_PER_CORE * machine.cores
+                       else f"{MEMORY_PER_WORKER >> 20} MiB each of {_gib(machine.memory)} of memory")
+                warnings.append(f"workers capped at {count} (asked {shown(asked, 20)}): {why}")
+        if self.pool == "dask":
+            return max(1, count), "dask"
+        if count == 0:
+            return 1, "inline"
+        return count, "thread" if self.pool == "thread" else "process"
 
-    def decode_thread_count(self) -> int:
+    def _decode_threads(self, machine: Machine, workers: int, warnings: list[str]) -> int:
         """Return FFmpeg's decoding threads per worker: 'auto' shares the cores among the workers.
 
         A count is capped at WORKERS_PER_CORE per core.
         """
-        cores = self.machine().cores
-        if self.decode_threads == "auto":
-            return max(1, cores // max(1, self.worker_count()))
-        return min(_count(self.decode_threads, "decode threads", minimum=1), WORKERS_PER_CORE * cores)
+        asked = parse_count(self.decode_threads, "decode threads", minimum=1)
+        if asked == "auto":
+            return max(1, machine.cores // workers)
+        count = min(asked, WORKERS_PER_CORE * machine.cores)
+        if count < asked:
+            warnings.append(f"decode threads capped at {count} (asked {shown(asked, 20)}): "
+                            f"{WORKERS_PER_CORE} per core on {machine.cores} cores")
+        return count
 
-    def memory_floor(self, total_memory: int) -> int:
-        """Return the available memory below which no clip is dispatched, in bytes.
+    def _worker_memory(self, machine: Machine, workers: int, pool: PoolKind, notes: list[str],
+                       warnings: list[str]) -> int | Literal["auto"] | None:
+        """Return the worker memory limit: bytes, 'auto' (the default share) or None (off, or not enforceable).
 
-        Default: 1 GiB or 10% of the memory, whichever is smaller. Raises ConfigError for
-        a floor of `total_memory` or more: available memory never reaches it, so the run
-        would wait forever.
+        Not set, the limit applies to local worker processes only (nothing can kill a
+        thread, an inline clip or a Dask worker). A size below MIN_WORKER_MEMORY is
+        refused, one above the machine's memory capped to it.
         """
-        return _floor(self.min_free_memory, total_memory, "min-free-memory",
-                      f"this machine has {_gib(total_memory)} of memory in all")
-
-    def disk_floor(self, disk_size: int) -> int:
-        """Return the free disk space below which no clip is dispatched, in bytes.
-
-        Default: 1 GiB or 10% of the disk, whichever is smaller. Raises ConfigError for a
-        floor of `disk_size` or more, which free space never reaches.
-        """
-        return _floor(self.min_free_disk, disk_size, "min-free-disk",
-                      f"the run folder's disk holds {_gib(disk_size)} in all")
-
-    def worker_memory_limit(self, total_memory: int | None = None) -> int | None:
-        """Return the resident memory a worker may reach before it is killed, in bytes; None: no limit.
-
-        `total_memory` is the machine's (default: this machine's). Not set, the limit is
-        WORKER_MEMORY_SHARE of it split among the workers, at least MIN_WORKER_MEMORY, for
-        local worker processes only (nothing can kill a thread, an inline clip or a Dask
-        worker). 'none' turns the limit off; a size below MIN_WORKER_MEMORY is refused, one
-        above `total_memory` is capped to it.
-        """
-        total = self.machine().memory if total_memory is None else total_memory
-        if self.worker_memory is None:
-            workers = self.worker_count()
-            if workers == 0 or self.pool != "process":
+        asked = self.worker_memory
+        if asked is None:
+            if pool != "process":
                 return None
-            return max(MIN_WORKER_MEMORY, int(total * WORKER_MEMORY_SHARE / workers))
-        if isinstance(self.worker_memory, str) and self.worker_memory.strip().lower() == "none":
+            limit = max(MIN_WORKER_MEMORY, int(machine.memory * WORKER_MEMORY_SHARE / workers))
+            notes.append(f"worker memory limit {_gib(limit)} each (default: {WORKER_MEMORY_SHARE:.0%} "
+                         f"of {_gib(machine.memory)} over {workers} worker{'s' if workers > 1 else ''}; "
+                         "--worker-memory none turns it off)")
+            return "auto"
+        if isinstance(asked, str) and asked.strip().lower() == "none":
             return None
-        limit = parse_size(self.worker_memory, "worker-memory")
-        if limit < MIN_WORKER_MEMORY:
-            raise ConfigError(f"worker-memory {shown(self.worker_memory, 20)} is below the "
+        size = parse_size(asked, "worker-memory")
+        if size < MIN_WORKER_MEMORY:
+            raise ConfigError(f"worker-memory {shown(asked, 20)} is below the "
                               f"{MIN_WORKER_MEMORY >> 20} MiB a worker needs to start (use 'none' for no limit)")
-        return min(limit, total)
-
-    def priority_rules(self) -> list[PriorityRule]:
-        """Return the parsed priority rules."""
-        return [PriorityRule.parse(r) for r in self.priority]
+        if pool != "process":
+            warnings.append("--worker-memory applies to local worker processes only; not enforced with "
+                            + ("--workers 0" if pool == "inline" else f"--pool {pool}"))
+            return None
+        if size > machine.memory:
+            warnings.append(f"worker memory capped at {_gib(machine.memory)} (asked {shown(asked, 20)}): "
+                            "the machine's memory")
+        return size
 
     def processor_spec(self) -> str:
         """Return what names the processor: the --processor value, else the pipeline."""

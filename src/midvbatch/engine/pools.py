@@ -2,25 +2,37 @@
 
 Apart from engine/executor.py so that the executors do not import each other: the
 Dask executor builds on executor.py's FutureExecutor, and this module knows them all.
+Which pool, how many workers and which limits apply were decided by the configuration
+(:class:`~midvbatch.config.Settings`); this module only builds what it says.
 """
 
 from __future__ import annotations
 
-from midvbatch.engine.executor import Executor, InlineExecutor, ProcessExecutor, ThreadExecutor
+import os
+
+from midvbatch.config import Settings
+from midvbatch.engine.executor import (
+    Executor,
+    InlineExecutor,
+    ProcessExecutor,
+    ThreadExecutor,
+)
 
 
-def make_executor(workers: int, pool: str, *, scheduler: str | None = None, **options) -> Executor:
-    """Return the executor for `workers` (0: inline) and `pool` ('process', 'thread' or 'dask').
+def make_executor(settings: Settings, *, log_dir: str | os.PathLike | None = None) -> Executor:
+    """Return the executor of `settings.pool` with `settings.workers` workers.
 
-    With pool 'dask', clips go to the Dask scheduler at `scheduler` ('local' or None: a
-    local cluster of `workers` processes).
+    Worker processes get the task timeout, the recycling count and `log_dir` (where
+    their processors' output goes); with Dask, clips go to `settings.scheduler` ('local':
+    a local cluster of `settings.workers` processes).
     """
-    if pool == "dask":
+    if settings.pool == "dask":
         from midvbatch.engine.dask import DaskExecutor
 
-        return DaskExecutor(scheduler, workers or 1)
-    if workers == 0:
+        return DaskExecutor(settings.scheduler, settings.workers)
+    if settings.pool == "inline":
         return InlineExecutor()  # debugging: no timeout
-    if pool == "thread":
-        return ThreadExecutor(workers)  # threads cannot be killed: no timeout, no recycling
-    return ProcessExecutor(workers, **options)
+    if settings.pool == "thread":
+        return ThreadExecutor(settings.workers)  # threads cannot be killed: no timeout, no recycling
+    return ProcessExecutor(settings.workers, max_tasks=settings.max_tasks_per_worker or 0,
+                           task_timeout=settings.task_timeout, log_dir=log_dir)

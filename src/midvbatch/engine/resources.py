@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from midvbatch.config import RunConfig
+from midvbatch.config import Settings
 from midvbatch.errors import LedgerError
 
 MemoryReading = Callable[[], tuple[int, int]]
@@ -57,19 +57,19 @@ class Resources:
 
     The figures come from the readings: floors the machine can never meet raise
     ConfigError, and the default worker memory limit is a share of the total memory read
-    (see :meth:`RunConfig.worker_memory_limit`).
+    (see :meth:`Settings.worker_memory_limit`).
     """
 
-    def __init__(self, config: RunConfig, run_dir: Path, *, memory_reading: MemoryReading = system_memory,
+    def __init__(self, settings: Settings, run_dir: Path, *, memory_reading: MemoryReading = system_memory,
                  disk_reading: DiskReading = disk_space):
         self.run_dir = run_dir
         self.memory_reading = memory_reading
         self.disk_reading = disk_reading
         _, total_memory = memory_reading()
         _, disk_total = disk_reading(run_dir)
-        self.memory_floor = config.memory_floor(total_memory)
-        self.disk_floor = config.disk_floor(disk_total)
-        self.worker_limit = config.worker_memory_limit(total_memory)  # None: no limit
+        self.memory_floor = settings.memory_floor(total_memory)
+        self.disk_floor = settings.disk_floor(disk_total)
+        self.worker_limit = settings.worker_memory_limit(total_memory)  # None: no limit
         self._read_at = -1e9  # when the cached readings were taken
         self._memory = self._disk = 0
 

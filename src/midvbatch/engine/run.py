@@ -9,7 +9,6 @@ when the previous orchestrator died are run again.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import hashlib
 import logging
@@ -225,7 +224,8 @@ class Orchestrator:
                  log_handler: logging.Handler | None = None, clock: Callable[[], float] = time.time,
                  install_signals: bool = True,
                  memory_reading: MemoryReading = system_memory, disk_reading: DiskReading = disk_space):
-        self.config = config
+        self.config = config  # the options as asked: saved as config.toml, fingerprinted
+        self.settings = config.resolved()  # the options as values (resolved once, in run()): what the engine reads
         self.restart = restart
         self.progress = progress if progress is not None else NoProgress()
         self.log_handler = log_handler
@@ -344,7 +344,7 @@ class Orchestrator:
         self.dataset_identity = _dataset_identity(dataset)
         self.clips = {c.id: c for c in dataset.clips}
         self.template_images = {d.name: d.template_image for d in dataset.documents if d.template_image}
-        planned = plan(dataset, self.config)
+        planned = plan(dataset, self.settings)
         if not planned:
             raise DatasetError("no clips to run", path=self.config.dataset)
         return planned
@@ -381,7 +381,7 @@ class Orchestrator:
                     fresh.append((clip, signature))
             if not fresh:
                 continue
-            found = check_clips([c for c, _ in fresh], jobs=max(2, self.config.worker_count()))
+            found = check_clips([c for c, _ in fresh], jobs=max(2, self.settings.workers))
             ledger.store_validation((c.id, sig, [str(p) for p in found.get(c.id, ())]) for c, sig in fresh)
             invalid.update({clip_id: [str(p) for p in problems] for clip_id, problems in found.items()})
             checked += len(fresh)
@@ -406,10 +406,7 @@ class Orchestrator:
 
     def _spec(self, row: TaskRow, attempt: int) -> TaskSpec:
         if self._spec_constants is None:  # the same for every clip of the run
-            options = dict(self.config.options)
-            if self.config.processor_spec() == "extract":
-                options.setdefault("image_format", self.config.image_format)
-            self._spec_constants = (self.config.processor_spec(), options, self.config.decode_thread_count(),
+            self._spec_constants = (self.settings.processor, self.settings.options, self.settings.decode_threads,
                                     str(_tmp_root(self.run_dir)))
         processor, options, decode_threads, tmp = self._spec_constants
         clip = self.clips.get(row.clip)
@@ -700,34 +697,25 @@ class Orchestrator:
             counts = ledger.counts()
             if recovered or counts["done"]:
                 self.log.info("resuming: %d clips done, %d were in flight and run again", counts["done"], recovered)
-            for note in getattr(self.config, "adjustments", ()):  # what was capped warns; a derived default informs
-                (self.log.warning if "capped" in note else self.log.info)("%s", note)
-            workers = self.config.worker_count()
+            for note in self.settings.notes:  # defaults derived from the machine
+                self.log.info("%s", note)
+            for warning in self.settings.warnings:  # values capped to the machine, limits the pool cannot enforce
+                self.log.warning("%s", warning)
+            workers = self.settings.workers
             ledger.log_event("info", f"run started by pid {os.getpid()}: {sum(counts.values())} clips, "
                                      f"{counts['done']} done, {recovered} recovered")
             total = sum(counts.values())
             self.log.info("run %s: %d clip%s, processor %s, %s", self.run_dir, total, "" if total == 1 else "s",
                           self.config.processor_spec(),
-                          "inline" if workers == 0 and self.config.pool != "dask" else
-                          f"Dask scheduler {self.config.scheduler or 'local'}" if self.config.pool == "dask" else
-                          f"{workers} {self.config.pool} workers")
+                          "inline" if self.settings.pool == "inline" else
+                          f"Dask scheduler {self.settings.scheduler}" if self.settings.pool == "dask" else
+                          f"{workers} {self.settings.pool} workers")
             if self.install_signals:
                 # from here a Ctrl-C is a request to stop, handled by the loop: never a KeyboardInterrupt
                 previous = {s: signal.signal(s, self.stop.handle) for s in (signal.SIGINT, signal.SIGTERM)}
-            self.resources = Resources(self.config, self.run_dir, memory_reading=self.memory_reading,
+            self.resources = Resources(self.settings, self.run_dir, memory_reading=self.memory_reading,
                                        disk_reading=self.disk_reading)
-            if self.resources.worker_limit is not None and self.config.worker_memory is not None and \
-                    (workers == 0 or self.config.pool != "process"):
-                self.log.warning("--worker-memory applies to local worker processes only; not enforced with %s",
-                                 "--workers 0" if workers == 0 else f"--pool {self.config.pool}")
-            if self.config.task_timeout and (workers == 0 or self.config.pool != "process"):
-                self.log.warning("--task-timeout applies to local worker processes only; not enforced with %s",
-                                 "--workers 0" if workers == 0 else f"--pool {self.config.pool}")
-            executor = make_executor(workers, self.config.pool, scheduler=self.config.scheduler,
-                                     **({} if self.config.pool == "dask" else {
-                                         "task_timeout": self.config.task_timeout,
-                                         "max_tasks": self.config.max_tasks_per_worker or 0,
-                                         "log_dir": self.run_dir / LOGS}))
+            executor = make_executor(self.settings, log_dir=self.run_dir / LOGS)
             self._executor = executor
             view = self.progress
             failure: BaseException | None = None
@@ -815,9 +803,7 @@ def run(config: RunConfig, *, restart: bool = False, progress: RunProgress | Non
     """
     from midvbatch.pipeline.registry import check_processor
 
-    config.validate()
-    config = dataclasses.replace(config, dataset=os.path.abspath(config.dataset), out=os.path.abspath(config.out))
-    config.validate()
+    config = config.absolute()  # resolved and validated here, once: the Orchestrator reads config.resolved()
     check_processor(config.processor_spec(), config.options)
     return Orchestrator(config, restart=restart, progress=progress, log_handler=log_handler,
                         install_signals=install_signals,
