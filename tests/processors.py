@@ -141,3 +141,49 @@ class SameArtifact:
     def process_clip(self, clip):
         clip.artifact("shared.txt").write_text(clip.id)
         return {"ok": True}
+
+
+class Closing(Processor):
+    """Records its life in `record`, one line per event: 'built PID ID', 'setup PID ID', 'close PID ID'.
+
+    `fail_setup`: setup() raises (after recording), so the clip fails in its setup stage.
+    """
+
+    def __init__(self, record: str, fail_setup: bool = False):
+        self.record = record
+        self.fail_setup = fail_setup
+        self._write("built")
+
+    def _write(self, event: str) -> None:
+        fd = os.open(self.record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{event} {os.getpid()} {id(self)}\n".encode())  # one short write: atomic with O_APPEND
+        finally:
+            os.close(fd)
+
+    def setup(self):
+        self._write("setup")
+        if self.fail_setup:
+            raise RuntimeError("setup failed (injected)")
+
+    def process_frame(self, frame):
+        return {"pid": os.getpid()}
+
+    def close(self):
+        self._write("close")
+
+
+class Hog(Processor):
+    """Holds `mb` MiB, touched, while it runs the clips whose id is in `clips`; other clips hold nothing."""
+
+    def __init__(self, clips: list | None = None, mb: int = 200):
+        self.clips = set(clips or [])
+        self.mb = mb
+
+    def process_clip(self, clip):
+        import numpy as np
+
+        if clip.id in self.clips:
+            hog = np.ones(self.mb * 2**20, np.uint8)  # touched: resident
+            del hog
+        return {"pid": os.getpid()}

@@ -10,15 +10,20 @@ read the videos and write artifacts to RUN_DIR/tmp.
 from __future__ import annotations
 
 import time
+import uuid
 
 from midvbatch.engine import worker
-from midvbatch.engine.executor import crash_outcome, FutureExecutor
+from midvbatch.engine.executor import FutureExecutor, crash_outcome
 from midvbatch.errors import ConfigError
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 
 
 class DaskExecutor(FutureExecutor):
-    """Submit clips to a Dask scheduler (`address`), or to a local cluster of `workers` processes."""
+    """Submit clips to a Dask scheduler (`address`), or ('local') to a local cluster of `workers` processes.
+
+    Dask workers outlive a run and may serve several: the processors they build for this
+    one are kept under its own name, and closed on every worker at shutdown.
+    """
 
     def __init__(self, address: str | None, workers: int = 2):
         try:
@@ -27,6 +32,7 @@ class DaskExecutor(FutureExecutor):
             raise ConfigError("the dask executor needs the distributed package: pip install 'midvbatch[dask]'") from None
         super().__init__()
         self._cluster = None
+        self._owner = f"dask-{uuid.uuid4().hex}"
         try:
             if address in (None, "local"):
                 self._cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
@@ -40,7 +46,8 @@ class DaskExecutor(FutureExecutor):
 
     def submit(self, spec: TaskSpec) -> None:
         key = f"midvbatch-{spec.clip}-{spec.task_id}-{spec.attempt}"
-        self._futures[self.client.submit(worker.run_task, spec, key=key, pure=False, retries=0)] = spec.task_id
+        future = self.client.submit(worker.run_task, spec, self._owner, key=key, pure=False, retries=0)
+        self._futures[future] = spec.task_id
 
     def cancel_queued(self) -> list[int]:
         return []  # Dask does not say whether a pending task has started: let them all finish
@@ -68,6 +75,10 @@ class DaskExecutor(FutureExecutor):
     def shutdown(self) -> None:
         for future in self._futures:
             future.cancel()
+        try:
+            self.client.run(worker.close_processors, self._owner)  # on every worker (a clip still running: when it ends)
+        except Exception:  # noqa: BLE001, S110 (a scheduler or workers gone: nothing left to close there)
+            pass
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()

@@ -4,7 +4,8 @@ Three executors share one small interface: a supervised process pool (pebble), a
 thread pool (for processors that release the GIL), and inline execution in the
 orchestrator (``--workers 0``, for debugging). A distributed executor (Dask) slots in
 the same way. Failures of the worker itself (killed by a signal, exited) come back as
-ClipOutcomes like any other failure.
+ClipOutcomes like any other failure. Every executor's shutdown closes the processors
+its workers built (see engine/worker.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import multiprocessing
 import os
 import queue as queue_module
 import signal as signal_module
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,7 +54,7 @@ class Executor(ABC):
 
     @abstractmethod
     def shutdown(self) -> None:
-        """Stop the workers (in-flight tasks are abandoned)."""
+        """Stop the workers (in-flight tasks are abandoned) and close the processors they built."""
 
     def __len__(self) -> int:
         return len(self.in_flight())
@@ -223,6 +225,7 @@ class ProcessExecutor(FutureExecutor):
         return out
 
     def shutdown(self) -> None:
+        # pebble stops each worker with SIGTERM: one between clips closes its processors first (worker._end_group)
         self._pool.stop()
         self._pool.join(timeout=10)
         self._stage_reader.close()
@@ -237,12 +240,13 @@ class ThreadExecutor(FutureExecutor):
     def __init__(self, workers: int):
         super().__init__()
         self.capacity = workers
+        self._owner = f"threads-{uuid.uuid4().hex}"  # its processors, among others this process may hold
         self._messages: queue_module.SimpleQueue = queue_module.SimpleQueue()
         worker.set_reporter(lambda task, stage: self._messages.put((task, stage, None)))
         self._pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="midvbatch-worker")
 
     def submit(self, spec: TaskSpec) -> None:
-        self._futures[self._pool.submit(worker.run_task, spec)] = spec.task_id
+        self._futures[self._pool.submit(worker.run_task, spec, self._owner)] = spec.task_id
 
     def stages(self) -> list[tuple[int, str, int | None]]:
         out = []
@@ -251,7 +255,10 @@ class ThreadExecutor(FutureExecutor):
         return out
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            worker.close_processors(self._owner)  # every thread's (a clip still running: when it ends)
 
 
 class InlineExecutor(Executor):
@@ -261,6 +268,7 @@ class InlineExecutor(Executor):
 
     def __init__(self, on_stage: Callable[[int, str], None] | None = None):
         self._pending: list[TaskSpec] = []
+        self._owner = f"inline-{uuid.uuid4().hex}"
         worker.set_reporter(on_stage or (lambda task, stage: None))
 
     def in_flight(self) -> list[int]:
@@ -281,7 +289,7 @@ class InlineExecutor(Executor):
         if not self._pending:
             return []
         spec = self._pending.pop(0)
-        return [worker.run_task(spec)]
+        return [worker.run_task(spec, self._owner)]
 
     def shutdown(self) -> None:
-        worker.close_processors()
+        worker.close_processors(self._owner)

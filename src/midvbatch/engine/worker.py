@@ -10,6 +10,16 @@ The kernel tells it when the orchestrator dies (PR_SET_PDEATHSIG), and a watch t
 checks its parent every 0.1 s besides. The processor's own output (print, warnings,
 native libraries writing to descriptors 1 and 2) goes to RUN_DIR/logs/worker-PID.log,
 capped in size (it starts over past 64 MiB), not to the terminal.
+
+Every processor a worker builds is closed once (its ``close()``), whichever pool runs
+it: when its executor shuts down (threads, inline, Dask), when the pool stops a worker
+process that is between clips, and when a worker process is recycled. A processor in
+use is closed when its clip ends. What cannot be closed: a worker killed in a clip
+(timeout, memory, crash, a stop that does not wait) or orphaned by the orchestrator.
+
+A clip's ``peak_rss`` is the highest resident memory of its worker's process while the
+clip ran (Linux: the process's high-water mark, reset when the clip starts); clips that
+run at the same time in one process (threads, a Dask worker's threads) share it.
 """
 
 from __future__ import annotations
@@ -17,11 +27,11 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
-import resource
 import signal
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,10 +46,22 @@ _PR_SET_PDEATHSIG = 1
 
 _report: Callable[[int, str], None] = lambda task, stage: None
 _local = threading.local()  # processors, one per worker thread (thread pool) or process
+_parent: int | None = None  # a worker process's orchestrator
+_lock = threading.RLock()  # reentrant: the SIGTERM handler may run while the main thread holds it
+_built: list[_Built] = []  # every processor built in this process and not yet closed, all threads
+_caches: weakref.WeakSet[_Cache] = weakref.WeakSet()  # every thread's processors by key (a thread's goes with it)
+_clips_running = 0  # clips in progress in this process (threads: several)
+_peak_resettable = True  # False once resetting the process's peak memory failed (not Linux 4.0+): peaks unknown
 
 
 def _end_group(*_args: Any) -> None:
-    """Kill this worker's process group (the worker and what its processor started), then exit."""
+    """Kill this worker's process group (the worker and what its processor started), then exit.
+
+    Stopped by its pool (SIGTERM, the orchestrator alive), a worker between clips closes
+    its processors first; one in a clip (a timeout, a cancel) or orphaned does not.
+    """
+    if _args and _parent is not None and os.getppid() == _parent:
+        close_processors()
     _kill_children()
     try:
         if os.getpgrp() == os.getpid():  # the group is this worker's own
@@ -117,7 +139,8 @@ def init_process(stages: Any, parent: int, log_dir: str | None = None) -> None:
     The orchestrator starts workers with SIGINT blocked, so a Ctrl-C during start-up is
     not a KeyboardInterrupt here; it is ignored, then unblocked.
     """
-    global _report
+    global _report, _parent
+    _parent = parent
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
@@ -129,6 +152,7 @@ def init_process(stages: Any, parent: int, log_dir: str | None = None) -> None:
     if os.getppid() != parent:  # the orchestrator died before the kernel was told to tell us
         _end_group()
     atexit.register(_kill_children)
+    atexit.register(close_processors)  # a worker recycled (--max-tasks-per-worker) exits normally: close first
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
     if log_dir is not None:
         try:
@@ -155,39 +179,144 @@ def set_reporter(report: Callable[[int, str], None]) -> None:
     _report = report
 
 
-def _processor(spec: TaskSpec) -> Any:
+class _Cache(dict):
+    """One thread's processors by (processor, options, owner); a dict that can be weakly referenced."""
+
+    def __hash__(self) -> int:  # by identity, as a WeakSet needs
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+
+class _Built:
+    """A processor a worker built: closed once, by close_processors() or, if a clip was using it, when that clip ends."""
+
+    __slots__ = ("busy", "closed", "closing", "owner", "processor")
+
+    def __init__(self, processor: Any, owner: str | None):
+        self.processor = processor
+        self.owner = owner  # the executor that built it (threads, inline, Dask); None in worker processes
+        self.busy = 0  # clips using it now
+        self.closing = False  # close asked for: no new clip takes it
+        self.closed = False
+
+
+def _close(built: _Built) -> None:
+    """Call the processor's close() if it has one, once; an error in it is printed, not raised."""
+    with _lock:
+        if built.closed:
+            return
+        built.closed = True
+    close = getattr(built.processor, "close", None)
+    if close is None:
+        return
+    try:
+        close()
+    except Exception as exc:  # noqa: BLE001 (a failing close() must fail neither the run nor the other closes)
+        print(f"midvbatch: {type(built.processor).__name__}.close() failed: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+
+
+def _acquire(spec: TaskSpec, owner: str | None) -> _Built:
+    """Return this thread's processor for `spec` (built and set up on first use), marked busy."""
     cache = getattr(_local, "processors", None)
     if cache is None:
-        cache = _local.processors = {}
-    key = (spec.processor, repr(sorted(spec.options.items())))
-    if key not in cache:
-        processor = make_processor(spec.processor, spec.options, import_dir=spec.working_dir)
-        if hasattr(processor, "setup"):
+        cache = _local.processors = _Cache()
+        with _lock:
+            _caches.add(cache)
+    key = (spec.processor, repr(sorted(spec.options.items())), owner)
+    built = cache.get(key)
+    if built is None or built.closing:
+        built = _Built(make_processor(spec.processor, spec.options, import_dir=spec.working_dir), owner)
+        with _lock:
+            _built.append(built)
+        if hasattr(built.processor, "setup"):
             _report(spec.task_id, "setup")
-            processor.setup()
-        cache[key] = processor
-    return cache[key]
+            try:
+                built.processor.setup()
+            except BaseException:
+                with _lock:
+                    _built.remove(built)
+                _close(built)  # what setup() took before it failed
+                raise
+        cache[key] = built
+    with _lock:
+        built.busy += 1
+    return built
 
 
-def close_processors() -> None:
-    """Call close() on this worker's processors."""
-    for processor in getattr(_local, "processors", {}).values():
-        if hasattr(processor, "close"):
-            processor.close()
-    _local.processors = {}
+def _release(built: _Built) -> None:
+    """Mark a clip's processor free; close it now if close_processors() was asked while the clip ran."""
+    with _lock:
+        built.busy -= 1
+        late = built.closing and not built.busy
+    if late:
+        _close(built)
 
 
-def run_task(spec: TaskSpec) -> ClipOutcome:
+def close_processors(owner: str | None = None) -> None:
+    """Call close() once on the processors this process built (all threads'), or those built for `owner`.
+
+    A processor in use is closed when its clip ends; none is used again after this.
+    """
+    with _lock:
+        chosen = [b for b in _built if owner is None or b.owner == owner]
+        for built in chosen:
+            _built.remove(built)
+            built.closing = True
+        for cache in list(_caches):  # forgotten by every thread: a closed processor's memory can go
+            for key in [k for k, b in cache.items() if b.closing]:
+                del cache[key]
+        idle = [b for b in chosen if not b.busy]
+    for built in idle:
+        _close(built)
+
+
+def _clip_started() -> None:
+    """Reset the process's peak resident memory, unless another clip runs in it now (threads)."""
+    global _clips_running, _peak_resettable
+    with _lock:
+        _clips_running += 1
+        alone = _clips_running == 1
+    if alone and _peak_resettable:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:  # Linux 4.0+: 5 resets VmHWM to the current RSS
+                f.write("5")
+        except OSError:
+            _peak_resettable = False  # the high-water mark would be the process's, not the clip's
+
+
+def _clip_peak_rss() -> int | None:
+    """Return the process's peak resident memory since the last reset, in bytes; None where unknown."""
+    global _clips_running
+    with _lock:
+        _clips_running -= 1
+    if not _peak_resettable:
+        return None
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def run_task(spec: TaskSpec, owner: str | None = None) -> ClipOutcome:
     """Run one clip; never raises (a processor that cannot be built fails the clip).
 
-    The working directory is put back after the clip: a processor that changes it
-    affects neither the next clip nor (inline) the orchestrator.
+    `owner` names the executor (threads, inline, Dask): processors are kept per owner,
+    and close_processors(owner) closes its own. The working directory is put back after
+    the clip: a processor that changes it affects neither the next clip nor (inline) the
+    orchestrator.
     """
     start = time.perf_counter()
     cwd = spec.working_dir or os.getcwd()
     try:
         try:
-            processor = _processor(spec)
+            built = _acquire(spec, owner)
         except BaseException as exc:  # SystemExit from a plugin's import included
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -199,8 +328,13 @@ def run_task(spec: TaskSpec) -> ClipOutcome:
                 error=str(exc) if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}",
                 wall_seconds=time.perf_counter() - start, pid=os.getpid(),
             )
-        outcome = run_clip(spec, processor, _report)
-        outcome.peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+        _clip_started()
+        try:
+            outcome = run_clip(spec, built.processor, _report)
+        finally:
+            peak = _clip_peak_rss()
+            _release(built)
+        outcome.peak_rss = peak
         outcome.pid = os.getpid()
         return outcome
     finally:
