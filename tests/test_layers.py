@@ -20,7 +20,7 @@ LAYERS = [
     ("dataset",),
     ("scoring",),
     ("pipeline", "decode"),
-    ("engine", "report"),
+    ("engine", "results", "report"),
     ("ui",),
     ("cli", "__main__", "__init__"),
 ]

@@ -1,7 +1,8 @@
 """The report of a run: accuracy by the MIDV-500 protocol in every grouping, and speed.
 
-Reads the ledger (also while the run goes on, or after it was interrupted) and builds
-one :class:`Report` that renders as Markdown (the terminal), JSON (the same tables, an
+Reads the run's figures through midvbatch.results (also while the run goes on, or after
+it was interrupted) and lays them out as one :class:`Report` that renders as Markdown
+(the terminal), JSON (the same tables, an
 ``accuracy`` figure in every grouping), CSV (one row per group) or a self-contained HTML
 page with plots (PNG images inlined as data: URIs; nothing to fetch to view it).
 """
@@ -14,43 +15,27 @@ import html
 import io
 import json
 import math
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from midvbatch.dataset.catalog import CATALOGS
-from midvbatch.dataset.visibility import SUBSETS
-from midvbatch.engine.ledger import Ledger
-from midvbatch.engine.status import run_status
 from midvbatch.errors import LedgerError, MidvBatchError
 from midvbatch.fileio import write_atomic
+from midvbatch.results.figures import WORST_CLIPS, ReportFigures, busy_seconds
+from midvbatch.results.reader import open_run
 from midvbatch.runfolder import check_output_path
-from midvbatch.scoring import THRESHOLDS, FrameScore, aggregate
+from midvbatch.scoring import THRESHOLDS
 
 FORMATS = ("md", "html", "json", "csv")
-WORST_CLIPS = 6
-
-
-@dataclass
-class FrameRow:
-    """One scored frame as the report sees it."""
-
-    clip: str
-    document: str
-    code: str
-    frame: int
-    seconds: float | None
-    score: FrameScore
-    subsets: list[str]
-    predicted: Any
+__all__ = ["FORMATS", "WORST_CLIPS", "Report", "build_report", "busy_seconds", "figures", "render_csv", "render_html",
+           "render_markdown", "write_report"]
 
 
 @dataclass
 class Report:
-    """The tables of a run's report."""
+    """The tables of a run's report, as the renderers read them (plain data; typed: ReportFigures)."""
 
     run: dict[str, Any]
     overall: dict[str, Any] | None
@@ -59,6 +44,19 @@ class Report:
     worst: list[dict[str, Any]] = field(default_factory=list)
     iou_gt: list[float] = field(default_factory=list)  # per frame, for the distribution plot
     latencies: list[float] = field(default_factory=list)
+
+    @classmethod
+    def from_figures(cls, figures: ReportFigures) -> Report:
+        """Lay out a run's figures as the report's tables."""
+        return cls(
+            run=asdict(figures.run),
+            overall=asdict(figures.overall) if figures.overall is not None else None,
+            groups={name: {key: asdict(acc) for key, acc in table.items()} for name, table in figures.groups.items()},
+            speed=asdict(figures.speed),
+            worst=[asdict(w) for w in figures.worst],
+            iou_gt=list(figures.iou_gt),
+            latencies=list(figures.latencies),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON document: run, protocol, overall, groups, speed, worst clips."""
@@ -73,115 +71,15 @@ class Report:
         }
 
 
-def _condition_device(code: str) -> tuple[str, str]:
-    for catalog in CATALOGS.values():
-        kind = catalog.clip_kind(code)
-        if kind is not None:
-            return f"{kind.condition.code} ({kind.condition.name})", f"{kind.device.code} ({kind.device.name})"
-    return "-", "-"
-
-
-def busy_seconds(intervals: list[tuple[float, float]]) -> float:
-    """Return the length of the union of (start, end) intervals: the time clips were running.
-
-    A resumed run's pause between sessions is not counted in its speed.
-    """
-    total, current_start, current_end = 0.0, None, None
-    for start, end in sorted(intervals):
-        if current_end is None or start > current_end:
-            if current_end is not None:
-                total += current_end - current_start
-            current_start, current_end = start, end
-        else:
-            current_end = max(current_end, end)
-    if current_end is not None:
-        total += current_end - current_start
-    return total
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
+def figures(run_dir: str | Path) -> ReportFigures:
+    """Return the figures of the run's report, typed; raises LedgerError if it is not a run folder."""
+    with open_run(run_dir) as run:
+        return run.figures()
 
 
 def build_report(run_dir: str | Path) -> Report:
     """Read the run's ledger and build its report; raises LedgerError if it is not a run folder."""
-    run_dir = Path(run_dir)
-    status = run_status(run_dir)
-    ledger = Ledger(run_dir, readonly=True)
-    try:
-        rows = []
-        for r in ledger.frame_results():
-            if r["scores"] is None:
-                continue
-            s = json.loads(r["scores"])
-            rows.append(FrameRow(
-                r["clip"], r["document"], r["code"], r["frame"], r["seconds"],
-                FrameScore(s["iou"], s["iou_gt"], s["mean_iou"], s["min_d"]), s.get("subsets", []),
-                (json.loads(r["result"]) or {}).get("quad"),
-            ))
-        latencies = ledger.frame_seconds()
-        tasks = ledger.tasks(states=("done",))
-        stage_rows = ledger.stage_seconds()
-        processor = ledger.get_meta("processor")
-        dataset = ledger.get_meta("dataset")
-    finally:
-        ledger.close()
-    state = status.state
-    run = {
-        "run_dir": str(run_dir), "dataset": dataset, "processor": processor, "state": state,
-        "clips": status.total, "done": status.done, "dead": status.dead,
-        "pending": status.pending + status.failed + status.running, "scored_frames": len(rows),
-        "complete": state == "finished" and status.dead == 0,
-    }
-    report = Report(run=run, overall=aggregate(r.score for r in rows) if rows else None)
-    groupings: dict[str, Any] = {
-        "condition": lambda r: _condition_device(r.code)[0],
-        "device": lambda r: _condition_device(r.code)[1],
-        "document": lambda r: r.document,
-        "clip": lambda r: r.clip,
-    }
-    for name, key in groupings.items():
-        buckets: dict[str, list[FrameScore]] = defaultdict(list)
-        for r in rows:
-            buckets[key(r)].append(r.score)
-        report.groups[name] = {k: aggregate(v) for k, v in sorted(buckets.items())}
-    subsets: dict[str, list[FrameScore]] = {name: [] for name in SUBSETS}
-    for r in rows:
-        for name in r.subsets:
-            subsets.setdefault(name, []).append(r.score)
-    report.groups["subset"] = {k: aggregate(v) for k, v in subsets.items()}
-    # speed
-    stage_totals: dict[str, float] = defaultdict(float)
-    frames_done = sum(t.frames_done for t in tasks)
-    for stages in stage_rows:
-        for stage, seconds in json.loads(stages or "{}").items():
-            stage_totals[stage] += seconds
-    span = busy_seconds([(t.started_at, t.finished_at) for t in tasks if t.started_at and t.finished_at])
-    report.speed = {
-        "frames": frames_done, "clips": len(tasks), "wall_seconds": round(span, 3),
-        "frames_per_second": round(frames_done / span, 2) if span > 0 else None,
-        "latency_p50": _percentile(latencies, 50), "latency_p95": _percentile(latencies, 95),
-        "latency_max": max(latencies) if latencies else None,
-        "stage_seconds_per_frame": {k: round(v / frames_done, 6) for k, v in sorted(stage_totals.items())}
-        if frames_done else {},
-        "cpu_seconds_per_clip": round(sum(t.cpu_seconds or 0 for t in tasks) / len(tasks), 4) if tasks else None,
-        "peak_worker_rss_mib": round(max((t.peak_rss or 0) for t in tasks) / 2**20, 1) if tasks else None,
-    }
-    report.iou_gt = [r.score.iou_gt for r in rows]
-    report.latencies = latencies
-    by_clip = defaultdict(list)
-    for r in rows:
-        by_clip[r.clip].append(r)
-    per_clip = report.groups["clip"]  # the aggregates already made: rank by them
-    ranked = sorted(by_clip, key=lambda c: (per_clip[c]["accuracy"], per_clip[c]["mean_iou_gt"]))
-    for clip in ranked[:WORST_CLIPS]:
-        worst = min(by_clip[clip], key=lambda x: x.score.iou_gt)
-        report.worst.append({
-            "clip": clip, "document": worst.document, "accuracy": per_clip[clip]["accuracy"],
-            "mean_iou_gt": per_clip[clip]["mean_iou_gt"], "worst_frame": worst.frame,
-            "worst_iou_gt": worst.score.iou_gt, "predicted": worst.predicted,
-        })
-    return report
+    return Report.from_figures(figures(run_dir))
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -380,7 +278,7 @@ def render_html(report: Report, plot_dir: Path | None = None) -> str:
                  f"frames/s; latency p50 {_fmt(s['latency_p50'], 4)} s, p95 {_fmt(s['latency_p95'], 4)} s, "
                  f"max {_fmt(s['latency_max'], 4)} s.</p>")
     if report.worst:
-        from midvbatch.dataset.layout import discover
+        from midvbatch.dataset import discover
 
         try:
             dataset = discover(run["dataset"])

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from midvbatch.engine.ledger import Ledger
 from midvbatch.errors import LedgerError, MidvBatchError
 from midvbatch.fileio import atomic_output
+from midvbatch.results.reader import open_run
 from midvbatch.runfolder import check_output_path
 
 FORMATS = ("jsonl", "csv", "coco", "smartengines")
@@ -31,23 +31,21 @@ def json_safe(value: Any) -> Any:
 
 def result_records(run_dir: str | Path) -> Iterator[dict]:
     """Yield the records of every done clip, in queue order; frames first, then clip results."""
-    ledger = Ledger(run_dir, readonly=True)
-    try:
-        for row in ledger.frame_results():
+    with open_run(run_dir) as run:
+        for frame in run.frames():
             record = {
-                "clip": row["clip"], "document": row["document"], "frame": row["frame"],
-                "time": row["time"], "seconds": row["seconds"], "result": json.loads(row["result"]),
+                "clip": frame.clip, "document": frame.document, "frame": frame.number,
+                "time": frame.time, "seconds": frame.seconds, "result": frame.result,
             }
-            if row["scores"] is not None:
-                record["scores"] = json.loads(row["scores"])
+            if frame.scores is not None:
+                record["scores"] = frame.scores
             yield record
-        for row in ledger.clip_results():
-            yield {
-                "clip": row["clip"], "document": row["document"], "frame": None,
-                "time": None, "seconds": row["wall_seconds"], "result": json.loads(row["result"]),
-            }
-    finally:
-        ledger.close()
+        for clip in run.clips("done"):
+            if clip.result is not None:
+                yield {
+                    "clip": clip.clip, "document": clip.document, "frame": None,
+                    "time": None, "seconds": clip.seconds, "result": clip.result,
+                }
 
 
 def _flatten(record: dict) -> dict:
@@ -125,19 +123,12 @@ COCO_CATEGORY = {"name": "id_card", "id": 1}
 
 def _annotated_frames(run_dir: str | Path) -> Iterator[dict]:
     """Yield, for every scored or done frame of the run: ids, sizes, ground truth, prediction, subsets."""
-    from midvbatch.dataset.frames import clip_frame_truths
-    from midvbatch.dataset.layout import discover
+    from midvbatch.dataset import clip_frame_truths, discover
 
-    ledger = Ledger(run_dir, readonly=True)
-    try:
-        dataset_dir = ledger.get_meta("dataset")
-        predicted: dict[tuple[str, int], Any] = {}
-        for row in ledger.frame_results():
-            result = json.loads(row["result"])
-            predicted[(row["clip"], row["frame"])] = result.get("quad") if isinstance(result, dict) else None
-        done = [t.clip for t in ledger.tasks(states=("done",))]
-    finally:
-        ledger.close()
+    with open_run(run_dir) as run:
+        dataset_dir = run.meta.dataset
+        predicted: dict[tuple[str, int], Any] = {(f.clip, f.number): f.quad for f in run.frames()}
+        done = [c.clip for c in run.clips("done")]
     if dataset_dir is None:
         raise LedgerError("the run does not say which dataset it ran on", path=run_dir)
     dataset = discover(dataset_dir)

@@ -608,28 +608,23 @@ class Ledger:
         return [TaskRow(**dict(r)) for r in self.db.execute(sql, args)]
 
     def frame_results(self) -> Iterator[sqlite3.Row]:
-        """Yield (clip, document, code, frame, time, seconds, result) of done clips, in queue order."""
+        """Yield (clip, document, code, frame, time, seconds, result, scores) of done clips, in queue order."""
         yield from self.db.execute(
             "SELECT t.clip, t.document, t.code, f.frame, f.time, f.seconds, f.result, f.scores FROM frames f "
             "JOIN tasks t ON t.id = f.task WHERE t.state = 'done' ORDER BY t.priority DESC, t.position, f.frame"
         )
 
-    def frame_seconds(self) -> list[float]:
-        """Return the processing time of every frame of the done clips (the report's latencies)."""
-        return [r[0] for r in self.db.execute(
-            "SELECT f.seconds FROM frames f JOIN tasks t ON t.id = f.task WHERE t.state = 'done'")
-            if r[0] is not None]
-
-    def stage_seconds(self) -> list[str | None]:
-        """Return the per-stage wall times (JSON) of the done clips."""
-        return [r[0] for r in self.db.execute("SELECT stage_seconds FROM tasks WHERE state = 'done'")]
-
-    def clip_results(self) -> Iterator[sqlite3.Row]:
-        """Yield (clip, document, code, wall_seconds, result) of done clips with a clip result."""
-        yield from self.db.execute(
-            "SELECT t.clip, t.document, t.code, t.wall_seconds, c.result FROM clips c "
-            "JOIN tasks t ON t.id = c.task WHERE t.state = 'done' ORDER BY t.priority DESC, t.position"
-        )
+    def clip_rows(self, states: Iterable[str] | None = None) -> Iterator[sqlite3.Row]:
+        """Yield every task (optionally only those in `states`) in queue order: its columns, its
+        per-stage wall times (``stage_seconds``, JSON) and its clip result (``clip_result``, JSON
+        or None when it has none)."""
+        sql = (f"SELECT {', '.join('t.' + c for c in TaskRow.__dataclass_fields__)}, t.stage_seconds, "
+               "c.result AS clip_result FROM tasks t LEFT JOIN clips c ON c.task = t.id")
+        args: tuple = ()
+        if states is not None:
+            args = tuple(states)
+            sql += f" WHERE t.state IN ({', '.join('?' * len(args))})"
+        yield from self.db.execute(sql + " ORDER BY t.priority DESC, t.position", args)
 
     def check_candidates(self) -> list[tuple[int, str, str]]:
         """Return (id, clip, state) of the tasks a run checks first: pending, failed, and dead as invalid."""

@@ -1,0 +1,24 @@
+"""Reading a run folder: its identity, clips, frames, status and report figures, as typed records."""
+
+from midvbatch.results.figures import (
+    Accuracy,
+    ReportFigures,
+    RunOverview,
+    Speed,
+    WorstClip,
+)
+from midvbatch.results.reader import RunResults, open_run
+from midvbatch.results.records import ClipResult, FrameResult, RunMeta
+
+__all__ = [
+    "Accuracy",
+    "ClipResult",
+    "FrameResult",
+    "ReportFigures",
+    "RunMeta",
+    "RunOverview",
+    "RunResults",
+    "Speed",
+    "WorstClip",
+    "open_run",
+]

@@ -1,0 +1,218 @@
+"""The figures of a run's report, as typed values: accuracy by the MIDV-500 protocol in every
+grouping, speed, the worst clips.
+
+:func:`compute_figures` makes them from a run's records; ``midvbatch report`` renders them
+(Markdown, JSON, CSV, HTML). Field order is the order of the report's JSON.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from midvbatch.dataset.visibility import SUBSETS
+from midvbatch.engine.progress import Snapshot
+from midvbatch.results.records import ClipResult, FrameResult, RunMeta, clip_kind
+from midvbatch.scoring import FrameScore, aggregate
+
+WORST_CLIPS = 6  # clips listed as the worst
+GROUPINGS = ("condition", "device", "document", "clip", "subset")
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Frames of one group scored by the MIDV-500 protocol (see scoring.aggregate).
+
+    ``accuracy`` is the headline: the share of frames whose iou_gt passes 0.9.
+    ``accuracy_<metric>``: the share that pass that metric, frames without prediction
+    counting as failures; ``mean_<metric>``: its mean (``mean_mean_iou`` is the mean of the
+    mean_iou metric). Shares and means are None for a group without frames.
+    """
+
+    frames: int
+    accuracy_iou: float | None
+    accuracy_iou_gt: float | None
+    accuracy_mean_iou: float | None
+    accuracy_min_d: float | None
+    mean_iou: float | None
+    mean_iou_gt: float | None
+    mean_mean_iou: float | None
+    mean_min_d: float | None
+    accuracy: float | None
+    missing: int  # frames without prediction
+
+    @classmethod
+    def of(cls, scores: Iterable[FrameScore]) -> Accuracy:
+        """Aggregate frame scores."""
+        return cls(**aggregate(scores))
+
+
+@dataclass(frozen=True)
+class RunOverview:
+    """Where the run stands, as the report's header says it."""
+
+    run_dir: str
+    dataset: str | None
+    processor: str | None
+    state: str  # running | paused | finished | interrupted
+    clips: int
+    done: int
+    dead: int
+    pending: int  # pending, failed (to retry) and running
+    scored_frames: int
+    complete: bool  # finished with no dead clip
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How fast the run went; seconds are wall seconds while clips were running."""
+
+    frames: int
+    clips: int
+    wall_seconds: float
+    frames_per_second: float | None
+    latency_p50: float | None  # per-frame processor time, seconds
+    latency_p95: float | None
+    latency_max: float | None
+    stage_seconds_per_frame: dict[str, float]
+    cpu_seconds_per_clip: float | None
+    peak_worker_rss_mib: float | None
+
+
+@dataclass(frozen=True)
+class WorstClip:
+    """One of the clips with the lowest accuracy, and its worst frame."""
+
+    clip: str
+    document: str
+    accuracy: float | None
+    mean_iou_gt: float | None
+    worst_frame: int
+    worst_iou_gt: float
+    predicted: Any  # the predicted quad of that frame, [[x, y] x 4] or None
+
+
+@dataclass(frozen=True)
+class ReportFigures:
+    """Every figure of a run's report.
+
+    `groups` maps a grouping (condition, device, document, clip, subset) to its groups'
+    accuracy; `iou_gt` and `latencies` are per frame (for distributions).
+    """
+
+    run: RunOverview
+    overall: Accuracy | None  # None: no scored frame
+    groups: dict[str, dict[str, Accuracy]]
+    speed: Speed
+    worst: tuple[WorstClip, ...] = ()
+    iou_gt: tuple[float, ...] = field(default=(), repr=False)
+    latencies: tuple[float, ...] = field(default=(), repr=False)
+
+
+def condition_label(code: str) -> str:
+    """Name a clip's condition as the report groups it: 'T (table)'; '-' outside MIDV structure."""
+    kind = clip_kind(code)
+    return f"{kind.condition.code} ({kind.condition.name})" if kind else "-"
+
+
+def device_label(code: str) -> str:
+    """Name a clip's device as the report groups it: 'A (Apple iPhone 5)'; '-' outside MIDV structure."""
+    kind = clip_kind(code)
+    return f"{kind.device.code} ({kind.device.name})" if kind else "-"
+
+
+def busy_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Return the length of the union of (start, end) intervals: the time clips were running.
+
+    A resumed run's pause between sessions is not counted in its speed.
+    """
+    total = 0.0
+    current: tuple[float, float] | None = None  # the interval being merged
+    for start, end in sorted(intervals):
+        if current is None or start > current[1]:
+            if current is not None:
+                total += current[1] - current[0]
+            current = (start, end)
+        else:
+            current = (current[0], max(current[1], end))
+    if current is not None:
+        total += current[1] - current[0]
+    return total
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def compute_figures(run_dir: str, meta: RunMeta, status: Snapshot, frames: Iterable[FrameResult],
+                    done: list[ClipResult]) -> ReportFigures:
+    """Compute the report's figures from a run's frames (of done clips) and its done clips, in queue order."""
+    scored: list[tuple[FrameResult, FrameScore]] = []
+    latencies: list[float] = []
+    for f in frames:
+        if f.seconds is not None:
+            latencies.append(f.seconds)
+        score = f.score
+        if score is not None:
+            scored.append((f, score))
+    state = status.state
+    run = RunOverview(
+        run_dir, meta.dataset, meta.processor, state, status.total, status.done, status.dead,
+        status.pending + status.failed + status.running, len(scored), state == "finished" and status.dead == 0)
+    keys: dict[str, Any] = {
+        "condition": lambda f: condition_label(f.code),
+        "device": lambda f: device_label(f.code),
+        "document": lambda f: f.document,
+        "clip": lambda f: f.clip,
+    }
+    groups: dict[str, dict[str, Accuracy]] = {}
+    for name, key in keys.items():
+        buckets: dict[str, list[FrameScore]] = defaultdict(list)
+        for f, score in scored:
+            buckets[key(f)].append(score)
+        groups[name] = {k: Accuracy.of(v) for k, v in sorted(buckets.items())}
+    subsets: dict[str, list[FrameScore]] = {name: [] for name in SUBSETS}
+    for f, score in scored:
+        for name in f.subsets:
+            subsets.setdefault(name, []).append(score)
+    groups["subset"] = {k: Accuracy.of(v) for k, v in subsets.items()}
+    return ReportFigures(
+        run=run, overall=Accuracy.of(s for _, s in scored) if scored else None, groups=groups,
+        speed=_speed(done, latencies), worst=_worst(scored, groups["clip"]),
+        iou_gt=tuple(s.iou_gt for _, s in scored), latencies=tuple(latencies))
+
+
+def _speed(done: list[ClipResult], latencies: list[float]) -> Speed:
+    stage_totals: dict[str, float] = defaultdict(float)
+    frames_done = sum(c.frames_done for c in done)
+    for c in done:
+        for stage, seconds in c.stage_seconds.items():
+            stage_totals[stage] += seconds
+    span = busy_seconds([(c.started_at, c.finished_at) for c in done if c.started_at and c.finished_at])
+    return Speed(
+        frames=frames_done, clips=len(done), wall_seconds=round(span, 3),
+        frames_per_second=round(frames_done / span, 2) if span > 0 else None,
+        latency_p50=_percentile(latencies, 50), latency_p95=_percentile(latencies, 95),
+        latency_max=max(latencies) if latencies else None,
+        stage_seconds_per_frame={k: round(v / frames_done, 6) for k, v in sorted(stage_totals.items())}
+        if frames_done else {},
+        cpu_seconds_per_clip=round(sum(c.cpu_seconds or 0 for c in done) / len(done), 4) if done else None,
+        peak_worker_rss_mib=round(max((c.peak_rss or 0) for c in done) / 2**20, 1) if done else None,
+    )
+
+
+def _worst(scored: list[tuple[FrameResult, FrameScore]], per_clip: dict[str, Accuracy]) -> tuple[WorstClip, ...]:
+    by_clip: dict[str, list[tuple[FrameResult, FrameScore]]] = defaultdict(list)
+    for f, score in scored:
+        by_clip[f.clip].append((f, score))
+    ranked = sorted(by_clip, key=lambda c: (per_clip[c].accuracy, per_clip[c].mean_iou_gt))
+    out = []
+    for clip in ranked[:WORST_CLIPS]:
+        frame, score = min(by_clip[clip], key=lambda x: x[1].iou_gt)
+        out.append(WorstClip(clip, frame.document, per_clip[clip].accuracy, per_clip[clip].mean_iou_gt,
+                             frame.number, score.iou_gt, frame.quad))
+    return tuple(out)

@@ -1,0 +1,163 @@
+"""The typed records of a run folder: a run's identity, its clips, its frames.
+
+They hold what the ledger holds, nothing more: a frame is recorded only once its clip is
+done (a clip's frames and its ``done`` mark are committed together), so a frame has no
+error of its own; a clip that failed says why in its ``error_class`` and ``error``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from midvbatch.dataset.catalog import CATALOGS, ClipKind
+from midvbatch.scoring import FrameScore
+
+
+def clip_kind(code: str) -> ClipKind | None:
+    """Resolve a clip code ('TA') by the first catalog that knows it; None for a clip outside MIDV structure."""
+    for catalog in CATALOGS.values():
+        kind = catalog.clip_kind(code)
+        if kind is not None:
+            return kind
+    return None
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """A run's identity: what ran on what.
+
+    `dataset` is the dataset folder as the run recorded it (absolute), `processor` the
+    --processor value or the pipeline's name; `run_id` is None for a folder an earlier
+    midvbatch wrote without a marker.
+    """
+
+    run_dir: str  # as given to open_run
+    run_id: str | None
+    dataset: str | None
+    processor: str | None
+    fingerprint: str | None  # hash of the options that change results (see RunConfig.result_fingerprint)
+    created: float | None  # when the run folder was made, seconds since the epoch
+    version: str | None  # the midvbatch that made it
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One annotated frame of a done clip: the processor's output, its time, its scores.
+
+    `scores` is None when the frame was not scored (the processor returns no ``quad``, or
+    the frame has no ground truth); then `iou`, `iou_gt`, `mean_iou`, `min_d` and
+    `correct` are None too. `min_d` is ``inf`` when no homography exists, None when there
+    was no prediction.
+    """
+
+    clip: str  # clip id, CCDD for MIDV
+    document: str
+    code: str  # clip code, "TA"
+    number: int  # 1-based annotated frame number
+    time: float | None  # seconds from the clip's start of the decoded frame
+    seconds: float | None  # the processor's time on this frame
+    result: Any  # what process_frame returned, as stored (JSON)
+    scores: dict[str, Any] | None = field(default=None, repr=False)  # as stored: iou, iou_gt, ..., correct, subsets
+
+    @property
+    def id(self) -> str:
+        """The frame's name as the dataset gives it: CCDD_KK."""
+        return f"{self.clip}_{self.number:02d}"
+
+    @property
+    def quad(self) -> list[list[float]] | None:
+        """The predicted quad, [[x, y] x 4], or None when the processor returned none."""
+        return self.result.get("quad") if isinstance(self.result, dict) else None
+
+    @property
+    def score(self) -> FrameScore | None:
+        """The four MIDV-500 scores, or None when the frame was not scored."""
+        s = self.scores
+        return None if s is None else FrameScore(s["iou"], s["iou_gt"], s["mean_iou"], s["min_d"])
+
+    @property
+    def iou(self) -> float | None:
+        """IoU of prediction and ground truth in the frame."""
+        return None if self.scores is None else self.scores["iou"]
+
+    @property
+    def iou_gt(self) -> float | None:
+        """IoU in the template's coordinates: the MIDV-500 headline metric."""
+        return None if self.scores is None else self.scores["iou_gt"]
+
+    @property
+    def mean_iou(self) -> float | None:
+        """The mean_iou metric of the MIDV-500 protocol."""
+        return None if self.scores is None else self.scores["mean_iou"]
+
+    @property
+    def min_d(self) -> float | None:
+        """The largest corner distance relative to the template's diagonal, corners matched best."""
+        return None if self.scores is None else self.scores["min_d"]
+
+    @property
+    def correct(self) -> bool | None:
+        """Whether iou_gt passes 0.9."""
+        return None if self.scores is None else self.scores.get("correct")
+
+    @property
+    def subsets(self) -> tuple[str, ...]:
+        """The visibility subsets the frame's ground truth belongs to (empty when not scored)."""
+        return tuple((self.scores or {}).get("subsets", ()))
+
+    @classmethod
+    def from_row(cls, row: Any) -> FrameResult:
+        """Build from a row of Ledger.frame_results()."""
+        scores = row["scores"]
+        return cls(row["clip"], row["document"], row["code"], row["frame"], row["time"], row["seconds"],
+                   json.loads(row["result"]), json.loads(scores) if scores is not None else None)
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """One clip of a run: where it stands, how long it took, and why it failed if it did.
+
+    `state` is one of pending, running, done, failed (will be retried), dead (will not).
+    Timings and peak memory are those of its last attempt; `stage_seconds` is the wall
+    time per stage of a done clip (decode, process_frame, score, ...).
+    """
+
+    clip: str
+    document: str
+    code: str
+    condition: str | None  # "table", from the catalog; None outside MIDV structure
+    device: str | None  # "Apple iPhone 5"
+    video: str | None
+    state: str
+    attempts: int
+    frames: int  # annotated frames the clip should give
+    frames_done: int  # frames recorded
+    stage: str | None  # the stage it was at (running) or failed in
+    error_class: str | None  # transient, permanent, error, crash, timeout, memory, invalid ...
+    error: str | None  # the failure's one-line reason
+    exitcode: int | None
+    signal: int | None
+    traceback: str | None = field(repr=False)
+    started_at: float | None  # seconds since the epoch
+    finished_at: float | None
+    seconds: float | None  # wall time of the last attempt
+    cpu_seconds: float | None
+    peak_rss: int | None  # the worker's peak resident memory, bytes
+    stage_seconds: dict[str, float]
+    result: Any  # what process_clip returned (clip processors); None otherwise
+
+    @classmethod
+    def from_row(cls, row: Any) -> ClipResult:
+        """Build from a row of Ledger.clip_rows()."""
+        kind = clip_kind(row["code"])
+        clip_result = row["clip_result"]
+        return cls(
+            row["clip"], row["document"], row["code"], kind.condition.name if kind else None,
+            kind.device.name if kind else None, row["video"], row["state"], row["attempts"], row["frames"],
+            row["frames_done"], row["stage"], row["error_class"], row["error"], row["exitcode"], row["signal"],
+            row["traceback"], row["started_at"], row["finished_at"], row["wall_seconds"], row["cpu_seconds"],
+            row["peak_rss"], json.loads(row["stage_seconds"] or "{}"),
+            json.loads(clip_result) if clip_result is not None else None,
+        )
