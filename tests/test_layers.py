@@ -22,7 +22,7 @@ LAYERS = [
     ("pipeline", "decode"),
     ("engine", "results", "report"),
     ("ui",),
-    ("cli", "__main__", "__init__"),
+    ("cli", "__main__", "__init__", "api"),
 ]
 
 

@@ -1,4 +1,19 @@
-"""midvbatch: put a whole identity-document video dataset through a document-processing pipeline."""
+"""midvbatch: put a whole identity-document video dataset through a document-processing pipeline.
+
+The Python API (see docs/api.md)::
+
+    ds = midvbatch.open_dataset(path)           # a dataset: clips, annotated frames with their truth
+    summary = midvbatch.run(path, out, ...)     # run a configuration, as `midvbatch run`
+    results = midvbatch.open_run(out)           # a run folder: clips, frames, status, report figures
+
+Everything but the errors is imported on first use, so ``import midvbatch`` stays light
+(no numpy, PyAV or rich).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from midvbatch.errors import (
     DatasetError,
@@ -9,14 +24,73 @@ from midvbatch.errors import (
     VideoError,
 )
 
+if TYPE_CHECKING:
+    from midvbatch.api import run
+    from midvbatch.config import RunConfig
+    from midvbatch.dataset.api import AnnotatedDataset, DatasetFrame, open_dataset
+    from midvbatch.engine.run import RunSummary
+    from midvbatch.results import (
+        Accuracy,
+        ClipResult,
+        FrameResult,
+        ReportFigures,
+        RunMeta,
+        RunResults,
+        open_run,
+    )
+
 __version__ = "0.1.0"
 
+# public name -> the module that defines it, imported when the name is first used
+_LAZY = {
+    "open_dataset": "midvbatch.dataset.api",
+    "AnnotatedDataset": "midvbatch.dataset.api",
+    "DatasetFrame": "midvbatch.dataset.api",
+    "run": "midvbatch.api",
+    "RunConfig": "midvbatch.config",
+    "RunSummary": "midvbatch.engine.run",
+    "open_run": "midvbatch.results",
+    "RunResults": "midvbatch.results",
+    "RunMeta": "midvbatch.results",
+    "ClipResult": "midvbatch.results",
+    "FrameResult": "midvbatch.results",
+    "ReportFigures": "midvbatch.results",
+    "Accuracy": "midvbatch.results",
+}
+
 __all__ = [
+    "Accuracy",
+    "AnnotatedDataset",
+    "ClipResult",
     "DatasetError",
+    "DatasetFrame",
+    "FrameResult",
     "GroundTruthError",
     "MidvBatchError",
     "PermanentError",
+    "ReportFigures",
+    "RunConfig",
+    "RunMeta",
+    "RunResults",
+    "RunSummary",
     "TransientError",
     "VideoError",
     "__version__",
+    "open_dataset",
+    "open_run",
+    "run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'midvbatch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once is enough
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
