@@ -144,20 +144,23 @@ class SameArtifact:
 
 
 class Closing(Processor):
-    """Records its life in `record`, one line per event: 'built PID ID', 'setup PID ID', 'close PID ID'.
+    """Records its life in `record`, one line per event: 'built PID NAME', 'setup PID NAME', 'close PID NAME'.
 
     `fail_setup`: setup() raises (after recording), so the clip fails in its setup stage.
     """
 
     def __init__(self, record: str, fail_setup: bool = False):
+        import uuid
+
         self.record = record
         self.fail_setup = fail_setup
+        self.name = uuid.uuid4().hex  # not id(self): a freed instance's id comes back
         self._write("built")
 
     def _write(self, event: str) -> None:
         fd = os.open(self.record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, f"{event} {os.getpid()} {id(self)}\n".encode())  # one short write: atomic with O_APPEND
+            os.write(fd, f"{event} {os.getpid()} {self.name}\n".encode())  # one short write: atomic with O_APPEND
         finally:
             os.close(fd)
 
