@@ -474,7 +474,7 @@ def test_fetch_docs_selects(http_server, tmp_path):
 
 def test_fetch_user_errors(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(DatasetError, match="unknown dataset 'midv9'"):
+    with pytest.raises(DatasetError, match="unknown dataset format 'midv9'"):
         fetch(tmp_path / "d", catalog="midv9")
     with pytest.raises(FetchError, match="bad mirror URL 'file:///x'"):
         fetch(tmp_path / "d", mirror="file:///x")
@@ -621,7 +621,7 @@ def test_fetch_cli_lists_failures_and_exits_1(http_server, archives, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--mirror", "gopher://x/y"], "Error: bad mirror URL 'gopher://x/y': give an ftp://, http:// or https:// folder URL"),
-    (["--dataset", "midv9"], "Error: unknown dataset 'midv9' (known: midv500, midv2019)"),
+    (["--dataset", "midv9"], "Error: unknown dataset format 'midv9' (known: midv500, midv2019, folder)"),
     (["--from-archives", "/nonexistent/archives"], "Error: /nonexistent/archives: no such folder"),
 ])
 def test_fetch_cli_user_errors_are_one_line(tmp_path, args, message):

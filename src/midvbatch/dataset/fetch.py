@@ -41,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 from midvbatch import __version__
 from midvbatch.dataset.archive import (ArchiveError, ExtractLimits, file_md5, has_document_structure,
                                       parse_md5_list, unpack_document)
-from midvbatch.dataset.catalog import Catalog, document_number, get_catalog
+from midvbatch.dataset.formats import ArchiveSource, DatasetFormat, get_format
 from midvbatch.errors import MidvBatchError
 from midvbatch.fileio import TEXT_LIMIT, read_bytes, read_json, write_atomic
 
@@ -538,7 +538,8 @@ class _State:
 class _Job:
     """What every document's fetch shares."""
 
-    catalog: Catalog
+    format: DatasetFormat
+    files: dict[str, str]  # archive name -> its file name (NN_name -> NN_name.zip)
     dest: Path
     work: Path
     base: str | None  # folder URL, or None with local
@@ -560,25 +561,26 @@ def _fetch_one(job: _Job, name: str) -> DocumentOutcome:
     tally = _Tally(name, job.view, job.stop)
     out = DocumentOutcome(name, "failed")
     archive: Path | None = None
+    file = job.files[name]
     try:
         if job.local is not None:
-            archive = job.local / f"{name}.zip"
+            archive = job.local / file
             out.source = str(archive)
             if not archive.is_file():
-                raise _Permanent(f"no {name}.zip in {job.local}")
+                raise _Permanent(f"no {file} in {job.local}")
         else:
-            url = out.source = f"{job.base}/{name}.zip"
-            archive = job.work / f"{name}.zip"
+            url = out.source = f"{job.base}/{file}"
+            archive = job.work / file
             if not archive.is_file():  # else: downloaded by an earlier fetch, not yet extracted
-                part = archive.with_name(f"{name}.zip.part")
+                part = archive.with_name(f"{file}.part")
                 fetcher = _ftp_download if url.startswith("ftp:") else _http_download
                 _retrying(lambda: fetcher(url, part, job.timeout, tally), job.retries, job.retry_delay, job.stop)
                 os.replace(part, archive)
         job.view.stage(name, "verifying")
         out.md5 = file_md5(archive)
-        expected = job.md5s.get(f"{name}.zip") if job.md5s is not None else None
+        expected = job.md5s.get(file) if job.md5s is not None else None
         if job.md5s is not None and expected is None:
-            job.warnings.append(f"{name}: md5.txt has no line for {name}.zip; archive not checked")
+            job.warnings.append(f"{name}: md5.txt has no line for {file}; archive not checked")
         if expected is not None and expected != out.md5:
             raise ArchiveError(f"md5 mismatch: expected {expected}, got {out.md5}")
         out.verified = expected is not None
@@ -593,7 +595,7 @@ def _fetch_one(job: _Job, name: str) -> DocumentOutcome:
         out.reason = str(exc)
         if job.local is None and archive is not None and archive.is_file():
             # Set aside, never extracted; the next fetch downloads it anew.
-            bad = archive.with_name(f"{name}.zip.bad")
+            bad = archive.with_name(f"{file}.bad")
             os.replace(archive, bad)
             out.reason += f"; set aside as {bad}"
     except (_Permanent, _LocalError) as exc:
@@ -617,29 +619,41 @@ def _check_base(url: str) -> str:
     return url.rstrip("/")
 
 
-def _select(catalog: Catalog, docs: Iterable[str], local: Path | None) -> list[str]:
+def _number(name: str) -> int | None:
+    """The number an archive's name starts with ('01_alb_id' -> 1), None for none."""
+    head = name.split("_", 1)[0]
+    return int(head) if head.isdecimal() and len(head) <= 9 else None
+
+
+def _select(fmt: DatasetFormat, source: ArchiveSource, docs: Iterable[str], local: Path | None) -> list[str]:
     docs = list(docs)
-    names = list(catalog.documents)
+    names = [a.name for a in source.archives]
     if local is not None and not docs:  # by default, the archives the folder holds
-        names = [n for n in names if (local / f"{n}.zip").is_file()]
+        names = [a.name for a in source.archives if (local / a.file).is_file()]
         if not names:
-            raise FetchError(f"holds no {catalog.title} archive (NN_name.zip)", path=local)
+            example = source.archives[0].file if source.archives else "none"
+            raise FetchError(f"holds no {fmt.title} archive (like {example})", path=local)
     numbers = {int(p) for p in docs if p.isdecimal() and len(p) <= 9}  # int() of 5,000 digits raises
-    chosen = [n for n in names if not docs or document_number(n) in numbers
+    chosen = [n for n in names if not docs or _number(n) in numbers
               or any(fnmatch.fnmatchcase(n, p) for p in docs)]
     if not chosen:
-        raise FetchError(f"no {catalog.title} document matches {' '.join('--docs ' + p for p in docs)}")
+        raise FetchError(f"no {fmt.title} document matches {' '.join('--docs ' + p for p in docs)}")
     return chosen
 
 
 def _checksums(job: _Job) -> dict[str, str] | None:
-    """Read md5.txt from the source (and keep a copy); None, with a warning, when there is none."""
+    """Read the md5 list (md5.txt) from the source (and keep a copy); None, with a warning, when there is none."""
+    source = job.format.archives()
+    listing = source.checksums if source is not None else None
+    if listing is None:
+        job.warnings.append(f"{job.format.title} publishes no checksums: archives are not checked")
+        return None
     if job.local is not None:
-        where = str(job.local / "md5.txt")
+        where = str(job.local / listing)
         listed = os.path.lexists(where)  # a FIFO or a link to /dev/zero is refused, not waited on
         data = read_bytes(where, _SMALL_LIMIT, FetchError, "an md5 list") if listed else None
     else:
-        where = f"{job.base}/md5.txt"
+        where = f"{job.base}/{listing}"
         try:
             data = _retrying(lambda: _read_small(where, job.timeout), job.retries, job.retry_delay, job.stop)
         except _GaveUp as exc:  # the source is unreachable: no archive would come either
@@ -648,9 +662,9 @@ def _checksums(job: _Job) -> dict[str, str] | None:
             job.warnings.append(f"{exc}: archives are not checked")
             return None
         if data is not None:
-            write_atomic(job.work / "md5.txt", data)
+            write_atomic(job.work / listing, data)
     if data is None:
-        job.warnings.append(f"no md5.txt at {where}: archives are not checked")
+        job.warnings.append(f"no {listing} at {where}: archives are not checked")
         return None
     return parse_md5_list(data.decode("utf-8-sig", "replace"))
 
@@ -710,7 +724,10 @@ def fetch(
     document that fails is reported in its outcome, never raised.
     """
     started = time.monotonic()
-    cat = get_catalog(catalog)
+    fmt = get_format(catalog)
+    source = fmt.archives()
+    if source is None:
+        raise FetchError(f"dataset format {fmt.name} has no archives to fetch")
     if jobs < 1:
         raise FetchError(f"jobs must be at least 1, not {jobs}")
     dest = Path(dest)
@@ -719,8 +736,8 @@ def fetch(
     local = Path(from_archives) if from_archives is not None else None
     if local is not None and not local.is_dir():
         raise FetchError("no such folder" if not local.exists() else "not a folder", path=local)
-    base = None if local is not None else _check_base(mirror or cat.archive_base)
-    names = _select(cat, docs, local)
+    base = None if local is not None else _check_base(mirror or source.base_url)
+    names = _select(fmt, source, docs, local)
     work = dest / ".fetch"
     try:
         work.mkdir(parents=True, exist_ok=True)
@@ -729,7 +746,7 @@ def fetch(
     warnings: list[str] = []
     view: FetchProgress = progress if progress is not None else _Silent()
     with _locked(work / "lock", dest):
-        job = _Job(cat, dest, work, base, local, None, _State(work / "state.json", warnings), view,
+        job = _Job(fmt, {a.name: a.file for a in source.archives}, dest, work, base, local, None, _State(work / "state.json", warnings), view,
                    threading.Event(), retries, retry_delay, timeout, limits, warnings)
         outcomes = {name: outcome for name in names if (outcome := _already_there(job, name)) is not None}
         todo = [n for n in names if n not in outcomes]
@@ -749,6 +766,6 @@ def fetch(
                         raise
             finally:
                 view.close()
-    source = str(local) if local is not None else str(base)
-    return FetchReport(dest, cat.name, source, [outcomes[n] for n in names], warnings,
+    where = str(local) if local is not None else str(base)
+    return FetchReport(dest, fmt.name, where, [outcomes[n] for n in names], warnings,
                        time.monotonic() - started)

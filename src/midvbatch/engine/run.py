@@ -27,8 +27,8 @@ from pathlib import Path
 import psutil
 
 from midvbatch.config import MAX_RETRY_WAIT, RunConfig
-from midvbatch.dataset.catalog import MIDV500, get_catalog
-from midvbatch.dataset.layout import Clip, discover
+from midvbatch.dataset.formats import discover
+from midvbatch.dataset.model import Clip, FrameRule
 from midvbatch.engine.executor import Executor, kill_group
 from midvbatch.engine.pools import make_executor
 from midvbatch.engine.ledger import Completion, Ledger, NewTask, TaskRow
@@ -199,7 +199,7 @@ def _remove_artifacts(ledger: Ledger, run_dir: Path) -> int:
 
 
 def _dataset_identity(dataset) -> dict:
-    """The dataset a run works on: its absolute root, and a fingerprint of the clips found and their files' sizes."""
+    """The dataset a run works on: its absolute root, its format, and a fingerprint of the clips found and their files' sizes."""
     digest = hashlib.sha256()
     for clip in sorted(dataset.clips, key=lambda c: c.id):
         try:
@@ -208,7 +208,7 @@ def _dataset_identity(dataset) -> dict:
             size = -1
         name = clip.video.name if clip.video is not None else ""
         digest.update(f"{clip.id}\t{name}\t{size}\t{len(clip.ground_truth)}\n".encode())
-    return {"path": str(Path(dataset.root).resolve()), "fingerprint": digest.hexdigest()[:24],
+    return {"path": str(Path(dataset.root).resolve()), "format": dataset.format, "fingerprint": digest.hexdigest()[:24],
             "clips": len(dataset.clips)}
 
 
@@ -327,6 +327,12 @@ class Orchestrator:
                     "results, or choose another --out", path=self.run_dir)
             self.log.warning("the dataset moved from %s to %s (same clips, same file sizes): going on with it",
                              before_ds["path"], dataset_identity["path"])
+        before_format = (before_ds or {}).get("format")
+        if stored is not None and before_format and not self.restart and before_format != dataset_identity["format"]:
+            raise LedgerError(
+                f"this run folder holds results of {before_ds['path']} read as dataset format {before_format} "
+                f"({clips_done}), now read as {dataset_identity['format']}: give --catalog {before_format}, "
+                "give --restart to discard those results, or choose another --out", path=self.run_dir)
         if self.restart and stored is not None:
             ledger.restart()  # no clip is done any more; then its files go; then their records
             removed = _remove_artifacts(ledger, self.run_dir)
@@ -410,13 +416,13 @@ class Orchestrator:
                                     str(_tmp_root(self.run_dir)))
         processor, options, decode_threads, tmp = self._spec_constants
         clip = self.clips.get(row.clip)
-        catalog = get_catalog(clip.catalog) if clip is not None and clip.catalog else MIDV500
+        rule = clip.frame_rule if clip is not None else FrameRule()
         return TaskSpec(
             task_id=row.id, attempt=attempt, clip=row.clip, document=row.document, code=row.code,
             condition=clip.condition if clip else None, device=clip.device if clip else None,
             video=str(clip.video) if clip is not None and clip.video else row.video,
             ground_truth={k: str(p) for k, p in clip.ground_truth.items()} if clip else {},
-            frames=catalog.frames_per_clip, fps=float(catalog.sample_fps),
+            frames=rule.count, fps=float(rule.fps), dataset_format=clip.format if clip is not None else "midv500",
             processor=processor, options=dict(options), output_dir=f"{tmp}/{self._attempt_folder(row.id, attempt)}",
             decode_threads=decode_threads, template_size=self._template_size(row.document),
             working_dir=self.working_dir,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from midvbatch.dataset.groundtruth import load_frame_quad
+from midvbatch.dataset.formats import get_format
 from midvbatch.errors import MidvBatchError, PermanentError, ProcessorError, TransientError
 from midvbatch.pipeline.processor import ClipInfo, Frame
 from midvbatch.video.reader import read_annotated_frames
@@ -43,6 +43,7 @@ class TaskSpec:
     decode_threads: int | None = None  # FFmpeg threads; None: FFmpeg decides
     template_size: tuple[int, int] | None = None  # (w, h) for the scores; None: an ID-1 card
     working_dir: str | None = None  # the orchestrator's working directory: MODULE of MODULE:FACTORY is found there
+    dataset_format: str = "midv500"  # the dataset format's registry name: it reads the ground truth
 
 
 @dataclass
@@ -124,7 +125,7 @@ def run_clip(spec: TaskSpec, processor: Any, report: Callable[[int, str], None] 
     stage = "ground_truth"
     try:
         report(spec.task_id, stage)
-        truth = {int(k): load_frame_quad(p) for k, p in spec.ground_truth.items()}
+        truth = get_format(spec.dataset_format).read_quads(spec.ground_truth) if spec.ground_truth else {}
         clip = ClipInfo(
             id=spec.clip, document=spec.document, code=spec.code, condition=spec.condition,
             device=spec.device, video=Path(spec.video) if spec.video else None, frames=spec.frames,
