@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         synthesize(tmp, SynthConfig(docs=1, clips="TS,TA", width=1080, height=1920, seed=1))
-        for clip in discover(tmp, catalog="midv500").clips:
+        for clip in discover(tmp, "midv500").clips:
             base = best(lambda: bare_decode(clip.video), args.repeat)
             threaded = best(lambda: read(clip.video, threads=None), args.repeat)
             single = best(lambda: read(clip.video, threads=1), args.repeat)

@@ -105,6 +105,7 @@ def test_formats_plugin_through_its_entry_point_runs_end_to_end(dataset, tmp_pat
     assert all(f["scores"]["iou"] == pytest.approx(1.0) for f in frames), frames[0]
     report = _cli(env, "report", out, "--format", "json")
     assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["run"]["format"] == "quadlist"
     overall = json.loads(report.stdout)["overall"]
     assert (overall["frames"], overall["accuracy"], overall["missing"]) == (90, 1.0, 0)
 
@@ -144,3 +145,18 @@ def test_formats_midv_catalog_chosen_by_the_clip_codes(tmp_path):
     # document folders whose codes no catalog knows: still MIDV-500's layout
     unknown = discover(_named_tree(tmp_path / "c", ["QQ"]))
     assert (unknown.format, [c.id for c in unknown.clips], unknown.clips[0].condition) == ("midv500", ["QQ01"], None)
+
+
+def test_formats_a_run_keeps_the_format_it_read_the_dataset_with(dataset, tmp_path):
+    from conftest import midvbatch
+
+    out = tmp_path / "run"
+    first = midvbatch("run", dataset, "--out", out, "--catalog", "folder", "--pipeline", "probe", "--limit", "2",
+                      "--workers", "0")
+    assert first.returncode == 0, first.stderr
+    again = midvbatch("run", dataset, "--out", out, "--pipeline", "probe", "--limit", "2", "--workers", "0")
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert "read as dataset format folder" in again.stderr and "now read as midv500" in again.stderr
+    assert "give --catalog folder" in again.stderr
+    status = midvbatch("report", out, "--format", "json")
+    assert json.loads(status.stdout)["run"]["format"] == "folder"

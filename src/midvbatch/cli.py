@@ -145,7 +145,7 @@ def cli():
     """
 
 
-_CATALOG_HELP = "Dataset format the folder holds (midv500, midv2019); guessed by default."
+_CATALOG_HELP = "Dataset format the folder holds (midv500, midv2019, folder, a plugin's: see `midvbatch formats`); found from the folder by default."
 
 _MISSING_LABELS = {
     "document": "documents",
@@ -171,7 +171,7 @@ def ls_command(dataset_dir, docs, clips, show_frames, show_missing, catalog, as_
     from midvbatch.dataset import discover, frame_truths, select
     from midvbatch.ui import echo_table
 
-    dataset = discover(dataset_dir, catalog=catalog)
+    dataset = discover(dataset_dir, catalog)
     chosen = select(dataset, docs, clips)
     if show_frames:
         records = list(frame_truths(chosen))  # all read before printing: a bad file prints one line only
@@ -196,7 +196,8 @@ def ls_command(dataset_dir, docs, clips, show_frames, show_missing, catalog, as_
     echo_table(["CLIP", "CONDITION", "DEVICE", "GT", "VIDEO"],
                ([c.id, c.condition or "-", c.device or "-", len(c.ground_truth), str(c.video) if c.video else "(missing)"]
                 for c in chosen), right={"GT"})
-    title = dataset.catalog.title if dataset.catalog else "a folder of videos"
+    title = (dataset.catalog.title if dataset.catalog else
+             "a folder of videos" if dataset.format == "folder" else f"a {dataset.format} dataset")
     docs_count = len({c.document for c in chosen})
     click.echo(f"{_plural(len(chosen), 'clip')} in {_plural(docs_count, 'document')} of {title} under {dataset.root}")
     if dataset.missing:
@@ -456,7 +457,7 @@ def plan_command(dataset_dir, as_json, docs, clips, limit, priority, catalog, co
 
     config = build_config(dict(dataset=dataset_dir, out="-", docs=docs, clips=clips, limit=limit,
                                priority=priority, catalog=catalog), config_file)
-    planned = plan(discover(config.dataset, catalog=config.catalog), config)
+    planned = plan(discover(config.dataset, config.catalog), config)
     if as_json:
         _echo_json([p.to_dict(i) for i, p in enumerate(planned, 1)])
         return
@@ -693,6 +694,28 @@ def processors_command(as_json):
 
     echo_table(["NAME", "FROM", "OPTIONS", "DESCRIPTION"],
                ([i.name, i.source, options(i), i.error or i.doc or "-"] for i in infos))
+
+
+@cli.command("formats")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_user_errors
+def formats_command(as_json):
+    """List the dataset formats --catalog can name: the built-in ones and plugins' entry points.
+
+    Each with where it comes from, whether fetch can download it, and what it reads. A
+    folder is read by the format surest it is one of its datasets; a plugin that cannot be
+    loaded is listed with the reason.
+    """
+    from midvbatch.dataset.formats import describe_formats
+    from midvbatch.ui import echo_table
+
+    infos = describe_formats()
+    if as_json:
+        _echo_json([i.to_dict() for i in infos])
+        return
+    echo_table(["NAME", "FROM", "FETCH", "DESCRIPTION"],
+               ([i.name, i.origin, "yes" if i.fetchable else "-", i.error or f"{i.title}: {i.summary}"]
+                for i in infos))
 
 
 def main(args: list[str] | None = None) -> None:

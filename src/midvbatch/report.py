@@ -281,7 +281,7 @@ def render_html(report: Report, plot_dir: Path | None = None) -> str:
         from midvbatch.dataset import discover
 
         try:
-            dataset = discover(run["dataset"])
+            dataset = discover(run["dataset"], run.get("format"))  # as the run read it
         except MidvBatchError:  # the dataset moved since the run: no thumbnails
             dataset = None
         cells = []

@@ -127,4 +127,4 @@ def open_dataset(root: str | Path, catalog: str | None = None) -> AnnotatedDatas
 
     Raises DatasetError if `root` is not a folder or holds no dataset.
     """
-    return AnnotatedDataset(discover(root, catalog=catalog))
+    return AnnotatedDataset(discover(root, catalog))

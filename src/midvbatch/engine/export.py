@@ -126,12 +126,12 @@ def _annotated_frames(run_dir: str | Path) -> Iterator[dict]:
     from midvbatch.dataset import clip_frame_truths, discover
 
     with open_run(run_dir) as run:
-        dataset_dir = run.meta.dataset
+        dataset_dir, dataset_format = run.meta.dataset, run.meta.format
         predicted: dict[tuple[str, int], Any] = {(f.clip, f.number): f.quad for f in run.frames()}
         done = [c.clip for c in run.clips("done")]
     if dataset_dir is None:
         raise LedgerError("the run does not say which dataset it ran on", path=run_dir)
-    dataset = discover(dataset_dir)
+    dataset = discover(dataset_dir, dataset_format)  # as the run read it
     templates = {d.name: d.template_image for d in dataset.documents}
     for clip_id in done:
         try:

@@ -82,7 +82,7 @@ def retry(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), all_dead
     if not config_file.is_file():
         raise LedgerError("not a run folder (no config.toml)", path=run_dir)
     config = build_config({"out": str(run_dir)}, config_file)  # this folder, wherever retry runs from
-    discover(config.dataset, catalog=config.catalog)  # a dataset that moved fails before anything is revived
+    discover(config.dataset, config.catalog)  # a dataset that moved fails before anything is revived
     if announce is not None:
         announce(config)
     revived = revive_dead(run_dir, clips, all_dead)

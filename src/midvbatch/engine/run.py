@@ -346,7 +346,7 @@ class Orchestrator:
         ledger.set_meta("dataset_identity", dataset_identity)
 
     def _discover(self) -> list:
-        dataset = discover(self.config.dataset, catalog=self.config.catalog)
+        dataset = discover(self.config.dataset, self.config.catalog)
         self.dataset_identity = _dataset_identity(dataset)
         self.clips = {c.id: c for c in dataset.clips}
         self.template_images = {d.name: d.template_image for d in dataset.documents if d.template_image}

@@ -65,6 +65,7 @@ class RunOverview:
     pending: int  # pending, failed (to retry) and running
     scored_frames: int
     complete: bool  # finished with no dead clip
+    format: str | None = None  # the dataset format the run read the dataset with; None: not recorded
 
 
 @dataclass(frozen=True)
@@ -113,15 +114,15 @@ class ReportFigures:
     latencies: tuple[float, ...] = field(default=(), repr=False)
 
 
-def condition_label(code: str) -> str:
-    """Name a clip's condition as the report groups it: 'T (table)'; '-' outside MIDV structure."""
-    kind = clip_kind(code)
+def condition_label(code: str, format: str | None = None) -> str:
+    """Name a clip's condition as the report groups it: 'T (table)'; '-' when the format's catalog has none."""
+    kind = clip_kind(code, format)
     return f"{kind.condition.code} ({kind.condition.name})" if kind else "-"
 
 
-def device_label(code: str) -> str:
-    """Name a clip's device as the report groups it: 'A (Apple iPhone 5)'; '-' outside MIDV structure."""
-    kind = clip_kind(code)
+def device_label(code: str, format: str | None = None) -> str:
+    """Name a clip's device as the report groups it: 'A (Apple iPhone 5)'; '-' when the format's catalog has none."""
+    kind = clip_kind(code, format)
     return f"{kind.device.code} ({kind.device.name})" if kind else "-"
 
 
@@ -162,10 +163,11 @@ def compute_figures(run_dir: str, meta: RunMeta, status: Snapshot, frames: Itera
     state = status.state
     run = RunOverview(
         run_dir, meta.dataset, meta.processor, state, status.total, status.done, status.dead,
-        status.pending + status.failed + status.running, len(scored), state == "finished" and status.dead == 0)
+        status.pending + status.failed + status.running, len(scored), state == "finished" and status.dead == 0,
+        meta.format)
     keys: dict[str, Any] = {
-        "condition": lambda f: condition_label(f.code),
-        "device": lambda f: device_label(f.code),
+        "condition": lambda f: condition_label(f.code, meta.format),
+        "device": lambda f: device_label(f.code, meta.format),
         "document": lambda f: f.document,
         "clip": lambda f: f.clip,
     }

@@ -60,9 +60,11 @@ class RunResults:
         except LedgerError:
             marker = None  # a damaged marker: its identity is unknown, the ledger is still readable
         run_id = ledger.get_meta("run_id") or (marker.run_id if marker else None)
+        identity = ledger.get_meta("dataset_identity")
+        fmt = identity.get("format") if isinstance(identity, dict) else None
         return RunMeta(str(self.path), run_id, ledger.get_meta("dataset"), ledger.get_meta("processor"),
                        ledger.get_meta("fingerprint"), marker.created if marker else None,
-                       marker.version if marker else None)
+                       marker.version if marker else None, fmt if isinstance(fmt, str) else None)
 
     # the run ---------------------------------------------------------------------------
 
@@ -130,7 +132,7 @@ class RunResults:
             if unknown:
                 raise LedgerError(f"unknown clip state {unknown[0]!r} (one of {', '.join(STATES)})")
         for row in self._ledger.clip_rows(states):
-            yield ClipResult.from_row(row)
+            yield ClipResult.from_row(row, self.meta.format)
 
     def clip(self, clip_id: str) -> ClipResult:
         """Return one clip by id; raise LedgerError if the run has no such clip."""

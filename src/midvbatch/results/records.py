@@ -12,11 +12,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from midvbatch.dataset.catalog import CATALOGS, ClipKind
+from midvbatch.dataset.formats import get_format
+from midvbatch.errors import MidvBatchError
 from midvbatch.scoring import FrameScore
 
 
-def clip_kind(code: str) -> ClipKind | None:
-    """Resolve a clip code ('TA') by the first catalog that knows it; None for a clip outside MIDV structure."""
+def clip_kind(code: str, format: str | None = None) -> ClipKind | None:
+    """Resolve a clip code ('TA') in the catalog of the run's dataset `format`; None when it has none.
+
+    Runs of an earlier midvbatch did not record their format (None): the first catalog
+    that knows the code answers, as it did then.
+    """
+    if format is not None:
+        try:
+            catalog = get_format(format).catalog
+        except MidvBatchError:  # a plugin format no longer installed
+            return None
+        return catalog.clip_kind(code) if catalog is not None else None
     for catalog in CATALOGS.values():
         kind = catalog.clip_kind(code)
         if kind is not None:
@@ -40,6 +52,7 @@ class RunMeta:
     fingerprint: str | None  # hash of the options that change results (see RunConfig.result_fingerprint)
     created: float | None  # when the run folder was made, seconds since the epoch
     version: str | None  # the midvbatch that made it
+    format: str | None = None  # the dataset format the run read the dataset with; None: not recorded (older runs)
 
 
 @dataclass(frozen=True)
@@ -149,9 +162,9 @@ class ClipResult:
     result: Any  # what process_clip returned (clip processors); None otherwise
 
     @classmethod
-    def from_row(cls, row: Any) -> ClipResult:
-        """Build from a row of Ledger.clip_rows()."""
-        kind = clip_kind(row["code"])
+    def from_row(cls, row: Any, format: str | None = None) -> ClipResult:
+        """Build from a row of Ledger.clip_rows(); `format` is the run's dataset format."""
+        kind = clip_kind(row["code"], format)
         clip_result = row["clip_result"]
         return cls(
             row["clip"], row["document"], row["code"], kind.condition.name if kind else None,

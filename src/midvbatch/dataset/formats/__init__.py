@@ -167,7 +167,7 @@ def detect_format(root: str | Path) -> DatasetFormat:
     return best
 
 
-def discover(root: str | Path, format: str | None = None, *, catalog: str | None = None) -> Dataset:
+def discover(root: str | Path, format: str | None = None) -> Dataset:
     """Find every document, clip, video and annotation file under `root`.
 
     `format` names the dataset format ('midv500', 'midv2019', 'folder', a plugin's);
@@ -179,7 +179,6 @@ def discover(root: str | Path, format: str | None = None, *, catalog: str | None
         raise DatasetError("no such folder", path=root)
     if not root.is_dir():
         raise DatasetError("not a folder", path=root)
-    format = format or catalog
     fmt = get_format(format) if format else detect_format(root)
     try:
         dataset = fmt.discover(root)

@@ -14,8 +14,8 @@ class FolderFormat(DatasetFormat):
     """Every video file under the root (hidden folders skipped) is a clip, its id its relative path."""
 
     name = "folder"
-    title = "a folder of videos"
-    summary = "any folder: every video file under it is a clip without ground truth (processors run, nothing is scored)"
+    title = "Folder of videos"
+    summary = "any folder; every video file under it is a clip without ground truth (processors run, nothing is scored)"
 
     def detect(self, root: Path) -> float:
         return 0.1  # the fallback: whatever no other format claims
