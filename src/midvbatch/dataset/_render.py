@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from midvbatch.dataset.catalog import ID1, ID3, physical_template_size
 from midvbatch.dataset.groundtruth import MISSING_VALUE, Quad
 from midvbatch.geometry import rectangle
 
 # Sizes in pixels at 10 px/mm: ISO/IEC 7810 ID-1 (cards) and ID-3 (passport pages).
-ID1_SIZE = (856, 540)
-ID3_SIZE = (1250, 880)
+ID1_SIZE, ID3_SIZE = ID1, ID3
 
 _SURNAMES = (
     "HOXHA MULLER GARCIA NOVAK SILVA IVANOVA KOVACS ROSSI "
@@ -49,9 +49,14 @@ _TITLES = {
 
 
 def template_size(document: str) -> tuple[int, int]:
-    """Return (width, height) of a document's template: passport page or ID card."""
+    """Return (width, height) of a document's synthetic template: its physical format from the
+    catalog, the one the metrics use; a stand-in for the few whose format the catalog does not
+    know for sure (a passport page for an internal passport, else an ID-1 card)."""
+    known = physical_template_size(document)
+    if known is not None:
+        return known
     kind = document.split("_", 2)[-1]
-    return ID3_SIZE if "passport" in kind and "passportcard" not in kind else ID1_SIZE
+    return ID3_SIZE if "passport" in kind else ID1_SIZE
 
 
 def _to_quad(template_size: tuple[int, int], quad: np.ndarray) -> np.ndarray:

@@ -29,6 +29,46 @@ MIDV500_DOCUMENTS: tuple[str, ...] = (
     "48_usa_passportcard", "49_usa_ssn82", "50_xpo_id",
 )
 
+# Template sizes, for the metrics (the template rectangle) and the synthesizer.
+# Physical size in tenths of a millimetre (ISO/IEC 7810), as the reference's report.json
+# gives it ("template_size": [856, 540] for 01_alb_id; the report itself is not public
+# beyond that example). Only formats known for sure are listed: any other document falls
+# back to its template image, whose aspect ratio is right, and the aspect ratio is all
+# that matters (iou_gt does not depend on the size at all, min_d only on w / h).
+ID1 = (856, 540)  # 85.60 x 53.98 mm: cards
+ID3 = (1250, 880)  # 125 x 88 mm: passport data pages
+_ID1_DOCUMENTS = (
+    "alb_id", "aut_drvlic_new", "aut_id", "chl_id", "chn_homereturn", "chn_id", "cze_id",
+    "deu_drvlic_new", "deu_id_new", "esp_drvlic", "esp_id_new", "esp_id_old", "est_id",
+    "fin_drvlic", "fin_id", "hrv_drvlic", "irn_drvlic", "ita_drvlic", "jpn_drvlic",
+    "mac_id", "nor_drvlic", "pol_drvlic", "prt_id", "rou_drvlic", "srb_id", "svk_id",
+    "tur_id", "ukr_id", "usa_bordercrossing", "usa_passportcard", "xpo_id",
+)  # fmt: skip
+_ID3_DOCUMENTS = (
+    "aze_passport", "bra_passport", "cze_passport", "deu_passport_new", "deu_passport_old",
+    "dza_passport", "grc_passport", "hrv_passport", "hun_passport", "lva_passport",
+    "mda_passport", "srb_passport", "ukr_passport", "ury_passport",
+)  # fmt: skip
+TEMPLATE_SIZES: dict[str, tuple[int, int]] = {
+    **{name: ID1 for name in _ID1_DOCUMENTS},
+    **{name: ID3 for name in _ID3_DOCUMENTS},
+}
+
+
+
+
+def physical_template_size(document: str) -> tuple[int, int] | None:
+    """Return a document's known physical format in tenths of a millimetre, None when not known for sure.
+
+    `document` is a folder name such as ``01_alb_id`` (the number is optional).
+    """
+    name = document.rsplit("/", 1)[-1]
+    head, _, rest = name.partition("_")
+    if head.isdigit() and rest:
+        name = rest
+    return TEMPLATE_SIZES.get(name)
+
+
 DOCUMENT_NAME = re.compile(r"^(\d\d)_[a-z0-9]+(?:_[a-z0-9]+)*$")
 
 

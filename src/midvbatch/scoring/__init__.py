@@ -4,12 +4,10 @@
 min_d) and their aggregation, as Smart Engines publish them.
 """
 
+from midvbatch.dataset.catalog import ID1, ID3, TEMPLATE_SIZES  # the template sizes the metrics use
 from midvbatch.scoring.localization import (
-    ID1,
-    ID3,
     METRICS,
     MISSING,
-    TEMPLATE_SIZES,
     THRESHOLDS,
     FrameScore,
     aggregate,

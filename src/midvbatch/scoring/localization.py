@@ -45,6 +45,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from midvbatch.dataset.catalog import ID1, physical_template_size
 from midvbatch.dataset.groundtruth import Quad
 from midvbatch.errors import MidvBatchError
 from midvbatch.fileio import IMAGE_LIMIT, read_bytes
@@ -65,31 +66,6 @@ THRESHOLDS: dict[str, float] = {"iou": 0.9, "iou_gt": 0.9, "mean_iou": 0.9, "min
 # run_stat.py compares with `score > THRESHOLD - 1e-10` and `score < RESIDUALS_THRESHOLD + 1e-10`.
 _TOLERANCE = 1e-10
 
-# Physical size in tenths of a millimetre (ISO/IEC 7810), as the reference's report.json
-# gives it ("template_size": [856, 540] for 01_alb_id; the report itself is not public
-# beyond that example). Only formats known for sure are listed: any other document falls
-# back to its template image, whose aspect ratio is right, and the aspect ratio is all
-# that matters (iou_gt does not depend on the size at all, min_d only on w / h).
-ID1 = (856, 540)  # 85.60 x 53.98 mm: cards
-ID3 = (1250, 880)  # 125 x 88 mm: passport data pages
-_ID1_DOCUMENTS = (
-    "alb_id", "aut_drvlic_new", "aut_id", "chl_id", "chn_homereturn", "chn_id", "cze_id",
-    "deu_drvlic_new", "deu_id_new", "esp_drvlic", "esp_id_new", "esp_id_old", "est_id",
-    "fin_drvlic", "fin_id", "hrv_drvlic", "irn_drvlic", "ita_drvlic", "jpn_drvlic",
-    "mac_id", "nor_drvlic", "pol_drvlic", "prt_id", "rou_drvlic", "srb_id", "svk_id",
-    "tur_id", "ukr_id", "usa_bordercrossing", "usa_passportcard", "xpo_id",
-)  # fmt: skip
-_ID3_DOCUMENTS = (
-    "aze_passport", "bra_passport", "cze_passport", "deu_passport_new", "deu_passport_old",
-    "dza_passport", "grc_passport", "hrv_passport", "hun_passport", "lva_passport",
-    "mda_passport", "srb_passport", "ukr_passport", "ury_passport",
-)  # fmt: skip
-TEMPLATE_SIZES: dict[str, tuple[int, int]] = {
-    **{name: ID1 for name in _ID1_DOCUMENTS},
-    **{name: ID3 for name in _ID3_DOCUMENTS},
-}
-
-
 def template_size(
     document: str, template_image_size: tuple[int, int] | None = None
 ) -> tuple[int, int]:
@@ -100,12 +76,9 @@ def template_size(
     other documents get `template_image_size`, the template image's (width, height) in
     pixels. Raises ValueError when neither is known.
     """
-    name = document.rsplit("/", 1)[-1]
-    head, _, rest = name.partition("_")
-    if head.isdigit() and rest:
-        name = rest
-    if name in TEMPLATE_SIZES:
-        return TEMPLATE_SIZES[name]
+    known = physical_template_size(document)
+    if known is not None:
+        return known
     if template_image_size is not None:
         w, h = (int(v) for v in template_image_size)
         if w > 0 and h > 0:
