@@ -15,8 +15,15 @@ from midvbatch.engine.run import run as run_config
 from midvbatch.errors import ConfigError
 
 
-def run(dataset: str | Path | None = None, out: str | Path | None = None, *, config: RunConfig | None = None,
-        config_file: str | Path | None = None, restart: bool = False, **options: Any) -> RunSummary:
+def run(
+    dataset: str | Path | None = None,
+    out: str | Path | None = None,
+    *,
+    config: RunConfig | None = None,
+    config_file: str | Path | None = None,
+    restart: bool = False,
+    **options: Any,
+) -> RunSummary:
     """Run (or resume) every selected clip of `dataset` through a pipeline into the run folder `out`.
 
     `options` are RunConfig's fields, as ``midvbatch run``'s flags name them with

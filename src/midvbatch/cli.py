@@ -72,8 +72,9 @@ def _alias(old: str, new: str, target: str, **attrs):
                 kwargs[target] = tuple(kwargs.get(target) or ()) + tuple(value)
             elif value is not None:
                 if kwargs.get(target) not in (None, value):
-                    raise click.UsageError(f"{old} is the former name of {new}: give one of them",
-                                           ctx=click.get_current_context())
+                    raise click.UsageError(
+                        f"{old} is the former name of {new}: give one of them", ctx=click.get_current_context()
+                    )
                 kwargs[target] = value
             return func(*args, **kwargs)
 
@@ -161,7 +162,9 @@ _MISSING_LABELS = {
 @click.argument("dataset_dir", type=_Path(file_okay=False, path_type=str))
 @click.option("--docs", multiple=True, metavar="PATTERN", help="Only documents matching this glob (repeatable).")
 @click.option("--clips", multiple=True, metavar="PATTERN", help="Only clips whose code or id matches (repeatable).")
-@click.option("--frames", "show_frames", is_flag=True, help="One record per annotated frame: quad and visibility subsets.")
+@click.option(
+    "--frames", "show_frames", is_flag=True, help="One record per annotated frame: quad and visibility subsets."
+)
 @click.option("--missing", "show_missing", is_flag=True, help="List every missing document, clip and file.")
 @click.option("--catalog", metavar="NAME", help=_CATALOG_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -184,20 +187,31 @@ def ls_command(dataset_dir, docs, clips, show_frames, show_missing, catalog, as_
             "at_least_three_vertices_in_frame_half_closed": "3v-half",
             "doc_area_in_frame_more_than_ninety_percent": "area90",
         }
-        echo_table(["FRAME", "CLIP", "SIZE", "SUBSETS"],
-                   ([r.id, r.clip, f"{r.width}x{r.height}", " ".join(short[s] for s in r.subsets) or "-"]
-                    for r in records))
+        echo_table(
+            ["FRAME", "CLIP", "SIZE", "SUBSETS"],
+            ([r.id, r.clip, f"{r.width}x{r.height}", " ".join(short[s] for s in r.subsets) or "-"] for r in records),
+        )
         return
     if as_json:
         summary = dataset.to_dict()
         summary["clips"] = [c.to_dict() for c in chosen]
         _echo_json(summary)
         return
-    echo_table(["CLIP", "CONDITION", "DEVICE", "GT", "VIDEO"],
-               ([c.id, c.condition or "-", c.device or "-", len(c.ground_truth), str(c.video) if c.video else "(missing)"]
-                for c in chosen), right={"GT"})
-    title = (dataset.catalog.title if dataset.catalog else
-             "a folder of videos" if dataset.format == "folder" else f"a {dataset.format} dataset")
+    echo_table(
+        ["CLIP", "CONDITION", "DEVICE", "GT", "VIDEO"],
+        (
+            [c.id, c.condition or "-", c.device or "-", len(c.ground_truth), str(c.video) if c.video else "(missing)"]
+            for c in chosen
+        ),
+        right={"GT"},
+    )
+    title = (
+        dataset.catalog.title
+        if dataset.catalog
+        else "a folder of videos"
+        if dataset.format == "folder"
+        else f"a {dataset.format} dataset"
+    )
     docs_count = len({c.document for c in chosen})
     click.echo(f"{_plural(len(chosen), 'clip')} in {_plural(docs_count, 'document')} of {title} under {dataset.root}")
     if dataset.missing:
@@ -231,19 +245,47 @@ def probe_command(video, as_json):
 
 @cli.command("synth")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=str))
-@click.option("--docs", default="2", show_default=True, metavar="N|PATTERN",
-              help="The first N documents of the catalog, or names matching a glob like '0[1-5]_*'.")
-@click.option("--clips", default="*", show_default=True, metavar="PATTERN", help="Clip codes to write, e.g. 'T*' or 'CA'.")
-@click.option("--size", default="180x320", show_default=True, metavar="WxH",
-              help="Annotated frame size, portrait, even sides of 16 to 7680 (MIDV-500 is 1080x1920).")
-@click.option("--seconds", default=3.2, show_default=True, type=float,
-              help="Clip length; at least the 3 s the annotations span, at most 600.")
+@click.option(
+    "--docs",
+    default="2",
+    show_default=True,
+    metavar="N|PATTERN",
+    help="The first N documents of the catalog, or names matching a glob like '0[1-5]_*'.",
+)
+@click.option(
+    "--clips", default="*", show_default=True, metavar="PATTERN", help="Clip codes to write, e.g. 'T*' or 'CA'."
+)
+@click.option(
+    "--size",
+    default="180x320",
+    show_default=True,
+    metavar="WxH",
+    help="Annotated frame size, portrait, even sides of 16 to 7680 (MIDV-500 is 1080x1920).",
+)
+@click.option(
+    "--seconds",
+    default=3.2,
+    show_default=True,
+    type=float,
+    help="Clip length; at least the 3 s the annotations span, at most 600.",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes (0 to 2**63-1).")
-@click.option("--with-frames", is_flag=True, help="Also write the 30 annotated frames of each clip as TIFF under images/.")
-@click.option("--trajectories", type=click.Path(dir_okay=False, path_type=str), metavar="COCO_JSON",
-              help="Move documents along real MIDV-500 quads from a COCO export.")
-@click.option("--catalog", default="midv500", show_default=True, metavar="NAME",
-              help="Dataset format to imitate (midv500, midv2019).")
+@click.option(
+    "--with-frames", is_flag=True, help="Also write the 30 annotated frames of each clip as TIFF under images/."
+)
+@click.option(
+    "--trajectories",
+    type=click.Path(dir_okay=False, path_type=str),
+    metavar="COCO_JSON",
+    help="Move documents along real MIDV-500 quads from a COCO export.",
+)
+@click.option(
+    "--catalog",
+    default="midv500",
+    show_default=True,
+    metavar="NAME",
+    help="Dataset format to imitate (midv500, midv2019).",
+)
 @click.option("--force", is_flag=True, help="Overwrite the files of a dataset already in OUT_DIR.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @_user_errors
@@ -260,13 +302,27 @@ def synth_command(out_dir, docs, clips, size, seconds, seed, with_frames, trajec
     except SynthError as exc:
         raise click.BadParameter(exc.message, param_hint="'--size'") from None
     config = SynthConfig(
-        docs=docs, clips=clips, width=width, height=height,
-        seconds=seconds, seed=seed, with_frames=with_frames, trajectories=trajectories, catalog=catalog,
+        docs=docs,
+        clips=clips,
+        width=width,
+        height=height,
+        seconds=seconds,
+        seed=seed,
+        with_frames=with_frames,
+        trajectories=trajectories,
+        catalog=catalog,
     )
     report = synthesize(out_dir, config, progress=lambda line: click.echo(f"  {line}", err=True), overwrite=force)
     if as_json:
-        _echo_json({"root": str(report.root), "documents": report.documents, "clips": report.clips,
-                    "frames": report.frames, "seconds": round(report.seconds, 3)})
+        _echo_json(
+            {
+                "root": str(report.root),
+                "documents": report.documents,
+                "clips": report.clips,
+                "frames": report.frames,
+                "seconds": round(report.seconds, 3),
+            }
+        )
         return
     click.echo(
         f"wrote {_plural(len(report.documents), 'document')}, {_plural(report.clips, 'clip')}, {report.frames} annotated frames "
@@ -303,8 +359,10 @@ def frames_command(dataset_dir, docs, clips, as_json):
         frames = sum(r.frames for r in results)
         seconds = sum(r.seconds for r in results)
         rate = frames / seconds if seconds else 0.0
-        click.echo(f"{len(results) - len(failed)} of {len(results)} clips decoded, {frames} frames, "
-                   f"{seconds:.1f} s ({rate:.0f} frames/s)")
+        click.echo(
+            f"{len(results) - len(failed)} of {len(results)} clips decoded, {frames} frames, "
+            f"{seconds:.1f} s ({rate:.0f} frames/s)"
+        )
     if failed:
         sys.exit(1)
 
@@ -336,61 +394,179 @@ def _numbers(value):
 
 
 def _selection_options(func):
-    for decorator in reversed([
-        click.option("--docs", multiple=True, metavar="PATTERN", help="Only documents matching this glob (repeatable)."),
-        click.option("--clips", multiple=True, metavar="PATTERN", help="Only clips whose code or id matches (repeatable)."),
-        click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the first N clips of the queue."),
-        click.option("--priority", multiple=True, metavar="RULE",
-                     help="KEY=PATTERN:WEIGHT with KEY clip, doc or id, e.g. 'clip=H*:10'; higher goes first (repeatable)."),
-        click.option("--catalog", metavar="NAME", help=_CATALOG_HELP),
-        click.option("--config", "config_file", type=_Path(dir_okay=False, path_type=str), metavar="FILE.toml",
-                     help="Read options from a TOML file; flags given here win."),
-    ]):
+    for decorator in reversed(
+        [
+            click.option(
+                "--docs", multiple=True, metavar="PATTERN", help="Only documents matching this glob (repeatable)."
+            ),
+            click.option(
+                "--clips", multiple=True, metavar="PATTERN", help="Only clips whose code or id matches (repeatable)."
+            ),
+            click.option(
+                "--limit", type=click.IntRange(min=1), metavar="N", help="Only the first N clips of the queue."
+            ),
+            click.option(
+                "--priority",
+                multiple=True,
+                metavar="RULE",
+                help="KEY=PATTERN:WEIGHT with KEY clip, doc or id, e.g. 'clip=H*:10'; higher goes first (repeatable).",
+            ),
+            click.option("--catalog", metavar="NAME", help=_CATALOG_HELP),
+            click.option(
+                "--config",
+                "config_file",
+                type=_Path(dir_okay=False, path_type=str),
+                metavar="FILE.toml",
+                help="Read options from a TOML file; flags given here win.",
+            ),
+        ]
+    ):
         func = decorator(func)
     return func
 
 
 @cli.command("run")
 @click.argument("dataset_dir", required=False, type=_Path(file_okay=False, path_type=str))
-@click.option("--out", type=_Path(path_type=str), metavar="RUN_DIR", help="Run folder: ledger, logs, artifacts. Run again to resume.")
-@click.option("--pipeline", type=click.Choice(["localize", "ground-truth", "frames", "extract", "probe"]),
-              help="Built-in pipeline (default localize).")
+@click.option(
+    "--out",
+    type=_Path(path_type=str),
+    metavar="RUN_DIR",
+    help="Run folder: ledger, logs, artifacts. Run again to resume.",
+)
+@click.option(
+    "--pipeline",
+    type=click.Choice(["localize", "ground-truth", "frames", "extract", "probe"]),
+    help="Built-in pipeline (default localize).",
+)
 @click.option("--processor", metavar="MODULE:FACTORY", help="Your processor: MODULE:FACTORY or a registered name.")
-@click.option("--option", "options", multiple=True, callback=_option, metavar="KEY=VALUE",
-              help="Option for the processor's factory; VALUE is JSON or text (repeatable).")
-@click.option("--workers", type=_Count(0), metavar="N|auto", help="Worker count (default one per core; 0 runs clips inline, for debugging).")
-@click.option("--pool", type=click.Choice(["process", "thread", "dask"]),
-              help="Worker processes (default), threads, or a Dask cluster (see --scheduler).")
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    callback=_option,
+    metavar="KEY=VALUE",
+    help="Option for the processor's factory; VALUE is JSON or text (repeatable).",
+)
+@click.option(
+    "--workers",
+    type=_Count(0),
+    metavar="N|auto",
+    help="Worker count (default one per core; 0 runs clips inline, for debugging).",
+)
+@click.option(
+    "--pool",
+    type=click.Choice(["process", "thread", "dask"]),
+    help="Worker processes (default), threads, or a Dask cluster (see --scheduler).",
+)
 @click.option("--scheduler", metavar="ADDRESS", help="With --pool dask: the scheduler (tcp://host:8786), or 'local'.")
-@click.option("--decode-threads", type=_Count(1), metavar="N|auto",
-              help="FFmpeg decoding threads per worker (default auto: the cores shared among the workers).")
+@click.option(
+    "--decode-threads",
+    type=_Count(1),
+    metavar="N|auto",
+    help="FFmpeg decoding threads per worker (default auto: the cores shared among the workers).",
+)
 @click.option("--image-format", type=click.Choice(["png", "jpg", "tif"]), help="Image format of --pipeline extract.")
-@click.option("--retries", type=click.IntRange(0, MAX_RETRIES), metavar="N",
-              help="Attempts after the first for a failing clip (default 2).")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Console log level (default info).")
-@click.option("--retry-delay", type=_Seconds(0, MAX_RETRY_DELAY), metavar="SECONDS",
-              help="Wait before the first retry; doubles each attempt, at most 1 hour (default 2; 0 to 3600).")
-@click.option("--task-timeout", type=_Seconds(0, MAX_TASK_TIMEOUT, above=True), metavar="SECONDS", help="Kill a clip's worker after this long; the clip fails with 'timeout'.")
-@click.option("--max-failures", type=click.IntRange(min=1), metavar="N", help="Stop dispatching once N clips are dead (default: never).")
-@click.option("--max-tasks-per-worker", type=click.IntRange(min=1), metavar="N", help="Replace each worker after N clips, to contain leaks.")
-@click.option("--min-free-memory", metavar="SIZE|N%", help="Dispatch only while this much memory is available (default 10% of RAM or 1GiB, the smaller).")
-@click.option("--worker-memory", metavar="SIZE|none",
-              help="Kill a worker whose resident memory passes SIZE (1GB, 512MiB); its clip fails with 'memory' "
-                   "(default 80% of RAM shared among the workers; none: no limit).")
-@click.option("--min-free-disk", metavar="SIZE|N%", help="Dispatch only while RUN_DIR's disk has this much free plus the next clip's output "
-                   "(default 1GiB or 10% of the disk, the smaller).")
-@click.option("--on-disk-full", type=click.Choice(["wait", "stop"]), help="Below --min-free-disk: wait for space (default) or stop cleanly.")
+@click.option(
+    "--retries",
+    type=click.IntRange(0, MAX_RETRIES),
+    metavar="N",
+    help="Attempts after the first for a failing clip (default 2).",
+)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Console log level (default info)."
+)
+@click.option(
+    "--retry-delay",
+    type=_Seconds(0, MAX_RETRY_DELAY),
+    metavar="SECONDS",
+    help="Wait before the first retry; doubles each attempt, at most 1 hour (default 2; 0 to 3600).",
+)
+@click.option(
+    "--task-timeout",
+    type=_Seconds(0, MAX_TASK_TIMEOUT, above=True),
+    metavar="SECONDS",
+    help="Kill a clip's worker after this long; the clip fails with 'timeout'.",
+)
+@click.option(
+    "--max-failures",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Stop dispatching once N clips are dead (default: never).",
+)
+@click.option(
+    "--max-tasks-per-worker",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Replace each worker after N clips, to contain leaks.",
+)
+@click.option(
+    "--min-free-memory",
+    metavar="SIZE|N%",
+    help="Dispatch only while this much memory is available (default 10% of RAM or 1GiB, the smaller).",
+)
+@click.option(
+    "--worker-memory",
+    metavar="SIZE|none",
+    help="Kill a worker whose resident memory passes SIZE (1GB, 512MiB); its clip fails with 'memory' "
+    "(default 80% of RAM shared among the workers; none: no limit).",
+)
+@click.option(
+    "--min-free-disk",
+    metavar="SIZE|N%",
+    help="Dispatch only while RUN_DIR's disk has this much free plus the next clip's output "
+    "(default 1GiB or 10% of the disk, the smaller).",
+)
+@click.option(
+    "--on-disk-full",
+    type=click.Choice(["wait", "stop"]),
+    help="Below --min-free-disk: wait for space (default) or stop cleanly.",
+)
 @click.option("--strict", is_flag=True, default=None, help="Refuse to start when a selected clip is invalid.")
-@click.option("--no-check", "no_check", is_flag=True, default=None,
-              help="Skip the checks of the clips before the run (they are cached; a resume does not redo them).")
-@click.option("--restart", is_flag=True, help="Discard the results of a different configuration in RUN_DIR and start over.")
+@click.option(
+    "--no-check",
+    "no_check",
+    is_flag=True,
+    default=None,
+    help="Skip the checks of the clips before the run (they are cached; a resume does not redo them).",
+)
+@click.option(
+    "--restart", is_flag=True, help="Discard the results of a different configuration in RUN_DIR and start over."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print how the run ended as JSON.")
 @_selection_options
 @_user_errors
-def run_command(dataset_dir, out, pipeline, processor, options, workers, pool, scheduler, decode_threads, image_format, retries, log_level,
-                retry_delay, task_timeout, max_failures, max_tasks_per_worker, min_free_memory, worker_memory,
-                min_free_disk, on_disk_full, strict, no_check, restart, as_json, docs, clips, limit, priority, catalog,
-                config_file):
+def run_command(
+    dataset_dir,
+    out,
+    pipeline,
+    processor,
+    options,
+    workers,
+    pool,
+    scheduler,
+    decode_threads,
+    image_format,
+    retries,
+    log_level,
+    retry_delay,
+    task_timeout,
+    max_failures,
+    max_tasks_per_worker,
+    min_free_memory,
+    worker_memory,
+    min_free_disk,
+    on_disk_full,
+    strict,
+    no_check,
+    restart,
+    as_json,
+    docs,
+    clips,
+    limit,
+    priority,
+    catalog,
+    config_file,
+):
     """Run every clip of DATASET_DIR through a pipeline; resumes when RUN_DIR exists.
 
     Exit status: 0 all clips done, 1 some clips dead (see the log), 130 interrupted
@@ -399,16 +575,38 @@ def run_command(dataset_dir, out, pipeline, processor, options, workers, pool, s
     from midvbatch.config import build_config
     from midvbatch.engine.run import run
 
-    config = build_config(dict(
-        dataset=dataset_dir, out=out, pipeline=pipeline, processor=processor, options=options,
-        workers=workers if workers in (None, "auto") else _int_or_text(workers), pool=pool, scheduler=scheduler,
-        decode_threads=decode_threads if decode_threads in (None, "auto") else _int_or_text(decode_threads),
-        image_format=image_format, retries=retries, log_level=log_level, docs=docs, clips=clips,
-        limit=limit, priority=priority, catalog=catalog, retry_delay=retry_delay, task_timeout=task_timeout,
-        max_failures=max_failures, max_tasks_per_worker=max_tasks_per_worker, min_free_memory=min_free_memory,
-        worker_memory=worker_memory, min_free_disk=min_free_disk, on_disk_full=on_disk_full, strict=strict,
-        check=False if no_check else None,
-    ), config_file)
+    config = build_config(
+        dict(
+            dataset=dataset_dir,
+            out=out,
+            pipeline=pipeline,
+            processor=processor,
+            options=options,
+            workers=workers if workers in (None, "auto") else _int_or_text(workers),
+            pool=pool,
+            scheduler=scheduler,
+            decode_threads=decode_threads if decode_threads in (None, "auto") else _int_or_text(decode_threads),
+            image_format=image_format,
+            retries=retries,
+            log_level=log_level,
+            docs=docs,
+            clips=clips,
+            limit=limit,
+            priority=priority,
+            catalog=catalog,
+            retry_delay=retry_delay,
+            task_timeout=task_timeout,
+            max_failures=max_failures,
+            max_tasks_per_worker=max_tasks_per_worker,
+            min_free_memory=min_free_memory,
+            worker_memory=worker_memory,
+            min_free_disk=min_free_disk,
+            on_disk_full=on_disk_full,
+            strict=strict,
+            check=False if no_check else None,
+        ),
+        config_file,
+    )
     _print_summary(run(config, restart=restart, **_run_display()), as_json)
 
 
@@ -422,9 +620,16 @@ def _run_display() -> dict:
 
 def _summary_dict(summary) -> dict:
     c = summary.counts
-    return {"run_dir": str(summary.run_dir), "state": summary.state, "exit_code": summary.exit_code,
-            "seconds": round(summary.seconds, 3), "done": c["done"], "dead": c["dead"],
-            "left": c["pending"] + c["failed"] + c["running"], "counts": c}
+    return {
+        "run_dir": str(summary.run_dir),
+        "state": summary.state,
+        "exit_code": summary.exit_code,
+        "seconds": round(summary.seconds, 3),
+        "done": c["done"],
+        "dead": c["dead"],
+        "left": c["pending"] + c["failed"] + c["running"],
+        "counts": c,
+    }
 
 
 def _print_summary(summary, as_json: bool, **extra) -> None:
@@ -432,9 +637,11 @@ def _print_summary(summary, as_json: bool, **extra) -> None:
         _echo_json({**extra, **_summary_dict(summary)})
     else:
         c = summary.counts
-        click.echo(f"{summary.state}: {c['done']} done, {c['dead']} dead, "
-                   f"{c['pending'] + c['failed'] + c['running']} left, in {summary.seconds:.1f} s; "
-                   f"results in {summary.run_dir}")
+        click.echo(
+            f"{summary.state}: {c['done']} done, {c['dead']} dead, "
+            f"{c['pending'] + c['failed'] + c['running']} left, in {summary.seconds:.1f} s; "
+            f"results in {summary.run_dir}"
+        )
     sys.exit(summary.exit_code)
 
 
@@ -455,26 +662,34 @@ def plan_command(dataset_dir, as_json, docs, clips, limit, priority, catalog, co
     from midvbatch.dataset import discover
     from midvbatch.engine.scheduler import plan
 
-    config = build_config(dict(dataset=dataset_dir, out="-", docs=docs, clips=clips, limit=limit,
-                               priority=priority, catalog=catalog), config_file)
+    config = build_config(
+        dict(dataset=dataset_dir, out="-", docs=docs, clips=clips, limit=limit, priority=priority, catalog=catalog),
+        config_file,
+    )
     planned = plan(discover(config.dataset, config.catalog), config)
     if as_json:
         _echo_json([p.to_dict(i) for i, p in enumerate(planned, 1)])
         return
     from midvbatch.ui import echo_table
 
-    echo_table(["#", "CLIP", "PRIORITY", "COST MB", "FRAMES"],
-               ([i, p.clip.id, p.priority, f"{p.cost:.2f}", p.frames] for i, p in enumerate(planned, 1)),
-               right={"#", "PRIORITY", "COST MB", "FRAMES"})
-    click.echo(f"{_plural(len(planned), 'clip')}, {sum(p.frames for p in planned)} annotated frames, "
-               f"{sum(p.cost for p in planned):.1f} MB of video")
+    echo_table(
+        ["#", "CLIP", "PRIORITY", "COST MB", "FRAMES"],
+        ([i, p.clip.id, p.priority, f"{p.cost:.2f}", p.frames] for i, p in enumerate(planned, 1)),
+        right={"#", "PRIORITY", "COST MB", "FRAMES"},
+    )
+    click.echo(
+        f"{_plural(len(planned), 'clip')}, {sum(p.frames for p in planned)} annotated frames, "
+        f"{sum(p.cost for p in planned):.1f} MB of video"
+    )
 
 
 @cli.command("status")
 @click.argument("run_dir", type=_Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--watch", is_flag=True, help="Refresh every --interval seconds until the run ends.")
-@click.option("--interval", type=_Seconds(0.1, 3600), default=2.0, show_default=True, help="Seconds between refreshes of --watch.")
+@click.option(
+    "--interval", type=_Seconds(0.1, 3600), default=2.0, show_default=True, help="Seconds between refreshes of --watch."
+)
 @_user_errors
 def status_command(run_dir, as_json, watch, interval):
     """Print where the run in RUN_DIR stands; works during the run, from another shell, and after."""
@@ -490,9 +705,14 @@ def status_command(run_dir, as_json, watch, interval):
         else:
             click.echo(summary_line(snap))
             if snap.workers:
-                echo_table(["WORKER", "CLIP", "STAGE", "FOR"],
-                           ([w.get("pid") or "-", w["clip"], w.get("stage") or "", format_seconds(w.get("seconds"))]
-                            for w in snap.workers), right={"FOR"})
+                echo_table(
+                    ["WORKER", "CLIP", "STAGE", "FOR"],
+                    (
+                        [w.get("pid") or "-", w["clip"], w.get("stage") or "", format_seconds(w.get("seconds"))]
+                        for w in snap.workers
+                    ),
+                    right={"FOR"},
+                )
         if not watch or snap.state in ("finished", "interrupted"):
             return
         time_module.sleep(interval)
@@ -518,9 +738,18 @@ def failures_command(run_dir, as_json, as_csv):
         writer.writerows(records)
     else:
         for r in records:
-            how = f"signal {r['signal']}" if r["signal"] else f"exit code {r['exitcode']}" if r["exitcode"] is not None else ""
-            click.echo(f"{r['clip']:<20} {r['state']:<6} attempts {r['attempts']}  {r['error_class']}: {r['error']}"
-                       + (f" ({how})" if how else "") + (f" [stage {r['stage']}]" if r["stage"] else ""))
+            how = (
+                f"signal {r['signal']}"
+                if r["signal"]
+                else f"exit code {r['exitcode']}"
+                if r["exitcode"] is not None
+                else ""
+            )
+            click.echo(
+                f"{r['clip']:<20} {r['state']:<6} attempts {r['attempts']}  {r['error_class']}: {r['error']}"
+                + (f" ({how})" if how else "")
+                + (f" [stage {r['stage']}]" if r["stage"] else "")
+            )
             if r["traceback"]:
                 click.echo(f"    {r['traceback'].splitlines()[-1]}")
         dead = sum(r["state"] == "dead" for r in records)
@@ -542,11 +771,17 @@ def retry_command(run_dir, clips, all_dead, as_json):
     from midvbatch.engine.failures import retry
 
     def announce(config) -> None:
-        where = f" (imports {config.processor.partition(':')[0]} from {os.getcwd()} or PYTHONPATH)" \
-            if config.processor and ":" in config.processor else ""
+        where = (
+            f" (imports {config.processor.partition(':')[0]} from {os.getcwd()} or PYTHONPATH)"
+            if config.processor and ":" in config.processor
+            else ""
+        )
         options = f" with options {json.dumps(config.options)}" if config.options else ""
-        click.echo(f"the run's config.toml says: processor {config.processor_spec()}{options}{where}, "
-                   f"dataset {config.dataset}", err=True)
+        click.echo(
+            f"the run's config.toml says: processor {config.processor_spec()}{options}{where}, "
+            f"dataset {config.dataset}",
+            err=True,
+        )
 
     revived, summary = retry(run_dir, clips, all_dead, announce=announce, **_run_display())
     if not as_json:
@@ -557,11 +792,23 @@ def retry_command(run_dir, clips, all_dead, as_json):
 @cli.command("fetch")
 @click.argument("dest", required=False, metavar="DEST", type=_Path(path_type=str))
 @click.option("--catalog", metavar="NAME", help="Dataset to fetch: midv500 (default) or midv2019.")
-@click.option("--docs", multiple=True, metavar="PATTERN", help="Only documents matching this glob, e.g. '0[1-5]_*' (repeatable).")
-@click.option("--mirror", metavar="URL", help="ftp://, http:// or https:// folder holding NN_name.zip and md5.txt, instead of the official one.")
-@click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, MAX_JOBS), help="Archives fetched at once.")
-@click.option("--from-archives", type=_Path(path_type=str), metavar="DIR",
-              help="Import archives downloaded by hand from DIR (no network); default: every archive there.")
+@click.option(
+    "--docs", multiple=True, metavar="PATTERN", help="Only documents matching this glob, e.g. '0[1-5]_*' (repeatable)."
+)
+@click.option(
+    "--mirror",
+    metavar="URL",
+    help="ftp://, http:// or https:// folder holding NN_name.zip and md5.txt, instead of the official one.",
+)
+@click.option(
+    "--jobs", default=2, show_default=True, type=click.IntRange(1, MAX_JOBS), help="Archives fetched at once."
+)
+@click.option(
+    "--from-archives",
+    type=_Path(path_type=str),
+    metavar="DIR",
+    help="Import archives downloaded by hand from DIR (no network); default: every archive there.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_alias("--dest", "DEST", "dest", type=_Path(path_type=str), metavar="DIR")
 @_alias("--dataset", "--catalog", "catalog", metavar="NAME")
@@ -580,8 +827,15 @@ def fetch_command(dest, catalog, docs, mirror, jobs, from_archives, as_json):
     if dest is None:
         raise click.UsageError("Missing argument 'DEST'.", ctx=click.get_current_context())
     try:
-        report = fetch(dest, catalog=catalog if catalog is not None else "midv500", docs=docs, mirror=mirror, jobs=jobs,
-                       from_archives=from_archives, progress=FetchView())
+        report = fetch(
+            dest,
+            catalog=catalog if catalog is not None else "midv500",
+            docs=docs,
+            mirror=mirror,
+            jobs=jobs,
+            from_archives=from_archives,
+            progress=FetchView(),
+        )
     except KeyboardInterrupt:
         click.echo("interrupted: partial downloads are kept; run the same command again to resume", err=True)
         sys.exit(130)
@@ -619,8 +873,10 @@ def validate_command(dataset_dir, deep, catalog, jobs, as_json):
     else:
         counts = report.counts()
         n = {sev: sum(counts.get(sev, {}).values()) for sev in ("error", "warning", "note")}
-        click.echo(f"{report.root}: {_plural(report.clips, 'clip')} checked{' deeply' if deep else ''}: "
-                   f"{_plural(n['error'], 'error')}, {_plural(n['warning'], 'warning')}, {_plural(n['note'], 'note')}")
+        click.echo(
+            f"{report.root}: {_plural(report.clips, 'clip')} checked{' deeply' if deep else ''}: "
+            f"{_plural(n['error'], 'error')}, {_plural(n['warning'], 'warning')}, {_plural(n['note'], 'note')}"
+        )
         for severity in ("error", "warning", "note"):
             for kind, count in counts.get(severity, {}).items():
                 click.echo(f"  {severity:<8}{kind:<15}{count}")
@@ -633,9 +889,15 @@ def validate_command(dataset_dir, deep, catalog, jobs, as_json):
 
 @cli.command("export")
 @click.argument("run_dir", type=_Path(path_type=str))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "coco", "smartengines"]), default="jsonl",
-              show_default=True, help="JSON lines, CSV (result fields become result.KEY columns), COCO, or the "
-                                      "report.json of the reference evaluation.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv", "coco", "smartengines"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON lines, CSV (result fields become result.KEY columns), COCO, or the "
+    "report.json of the reference evaluation.",
+)
 @click.option("--predictions", is_flag=True, help="coco: the predicted quads instead of the ground truth.")
 @click.option("--subset", metavar="NAME", help="smartengines: write the runlist of this visibility subset instead.")
 @click.option("--out", type=_Path(dir_okay=False, path_type=str), help="Write to this file instead of standard output.")
@@ -651,10 +913,19 @@ def export_command(run_dir, fmt, predictions, subset, out):
 
 @cli.command("report")
 @click.argument("run_dir", type=_Path(path_type=str))
-@click.option("--format", "fmt", type=click.Choice(["md", "html", "json", "csv"]), default="md", show_default=True,
-              help="Markdown (the terminal), a self-contained HTML page with plots, JSON or CSV.")
-@click.option("--out", type=_Path(dir_okay=False, path_type=str),
-              help="Write to this file (html also writes its plots as PNG beside it, in NAME-plots/).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "html", "json", "csv"]),
+    default="md",
+    show_default=True,
+    help="Markdown (the terminal), a self-contained HTML page with plots, JSON or CSV.",
+)
+@click.option(
+    "--out",
+    type=_Path(dir_okay=False, path_type=str),
+    help="Write to this file (html also writes its plots as PNG beside it, in NAME-plots/).",
+)
 @_user_errors
 def report_command(run_dir, fmt, out):
     """Report the accuracy (MIDV-500 protocol) and speed of RUN_DIR, overall and per group.
@@ -689,11 +960,20 @@ def processors_command(as_json):
         return
 
     def options(info) -> str:
-        return " ".join(f"{o['name']}=REQUIRED" if o.get("required") else
-                        f"{o['name']}={json.dumps(o['default'], ensure_ascii=False)}" for o in info.options) or "-"
+        return (
+            " ".join(
+                f"{o['name']}=REQUIRED"
+                if o.get("required")
+                else f"{o['name']}={json.dumps(o['default'], ensure_ascii=False)}"
+                for o in info.options
+            )
+            or "-"
+        )
 
-    echo_table(["NAME", "FROM", "OPTIONS", "DESCRIPTION"],
-               ([i.name, i.source, options(i), i.error or i.doc or "-"] for i in infos))
+    echo_table(
+        ["NAME", "FROM", "OPTIONS", "DESCRIPTION"],
+        ([i.name, i.source, options(i), i.error or i.doc or "-"] for i in infos),
+    )
 
 
 @cli.command("formats")
@@ -713,9 +993,10 @@ def formats_command(as_json):
     if as_json:
         _echo_json([i.to_dict() for i in infos])
         return
-    echo_table(["NAME", "FROM", "FETCH", "DESCRIPTION"],
-               ([i.name, i.origin, "yes" if i.fetchable else "-", i.error or f"{i.title}: {i.summary}"]
-                for i in infos))
+    echo_table(
+        ["NAME", "FROM", "FETCH", "DESCRIPTION"],
+        ([i.name, i.origin, "yes" if i.fetchable else "-", i.error or f"{i.title}: {i.summary}"] for i in infos),
+    )
 
 
 def main(args: list[str] | None = None) -> None:

@@ -47,9 +47,26 @@ MAX_RETRY_WAIT = 3600.0  # the exponential backoff never waits longer than this 
 MAX_TASK_TIMEOUT = 7 * 86400.0  # seconds: one week
 MAX_JOBS = 64  # --jobs of fetch and validate: archives or clips at once
 MAX_PRIORITY = 10**9  # |weight| of a priority rule; the ledger stores priorities as 64-bit integers
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
-          "t": 1000**4, "tb": 1000**4, "ki": 1024, "kib": 1024, "mi": 1024**2, "mib": 1024**2, "gi": 1024**3,
-          "gib": 1024**3, "ti": 1024**4, "tib": 1024**4}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "ki": 1024,
+    "kib": 1024,
+    "mi": 1024**2,
+    "mib": 1024**2,
+    "gi": 1024**3,
+    "gib": 1024**3,
+    "ti": 1024**4,
+    "tib": 1024**4,
+}
 
 
 def parse_size(value: int | str, what: str = "size") -> int:
@@ -152,9 +169,13 @@ def _whole(value: Any, what: str, low: int, high: int | None = None) -> int:
 
 def _seconds(value: Any, what: str, low: float, high: float, *, above: bool = False) -> float:
     """Return `value` as finite seconds in [low, high] (`above`: low itself excluded), else raise ConfigError."""
-    ok = (not isinstance(value, bool) and isinstance(value, (int, float))
-          and (not isinstance(value, float) or math.isfinite(value))
-          and (value > low if above else value >= low) and value <= high)
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and (not isinstance(value, float) or math.isfinite(value))
+        and (value > low if above else value >= low)
+        and value <= high
+    )
     if not ok:
         lower = f"more than {low:g}" if above else f"at least {low:g}"
         raise ConfigError(f"{what} must be a number of seconds, {lower} and at most {high:g}, not {shown(value)}")
@@ -220,8 +241,9 @@ class PriorityRule:
         digits = m.group(3).lstrip("-").lstrip("0")
         weight = int(m.group(3)) if len(digits) <= 10 else MAX_PRIORITY + 1  # int() refuses 4300+ digits
         if abs(weight) > MAX_PRIORITY:
-            raise ConfigError(f"bad priority rule {shown(text)}: the weight must be between "
-                              f"-{MAX_PRIORITY} and {MAX_PRIORITY}")
+            raise ConfigError(
+                f"bad priority rule {shown(text)}: the weight must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"
+            )
         return cls(m.group(1), m.group(2), weight)
 
     def __str__(self) -> str:
@@ -276,8 +298,12 @@ class Settings:
         a floor of `total_memory` or more: available memory never reaches it, so the run
         would wait forever.
         """
-        return _floor(self.min_free_memory, total_memory, "min-free-memory",
-                      f"this machine has {_gib(total_memory)} of memory in all")
+        return _floor(
+            self.min_free_memory,
+            total_memory,
+            "min-free-memory",
+            f"this machine has {_gib(total_memory)} of memory in all",
+        )
 
     def disk_floor(self, disk_size: int) -> int:
         """Return the free disk space below which no clip is dispatched, in bytes.
@@ -285,8 +311,9 @@ class Settings:
         Default: 1 GiB or 10% of the disk, whichever is smaller. Raises ConfigError for a
         floor of `disk_size` or more, which free space never reaches.
         """
-        return _floor(self.min_free_disk, disk_size, "min-free-disk",
-                      f"the run folder's disk holds {_gib(disk_size)} in all")
+        return _floor(
+            self.min_free_disk, disk_size, "min-free-disk", f"the run folder's disk holds {_gib(disk_size)} in all"
+        )
 
     def worker_memory_limit(self, total_memory: int) -> int | None:
         """Return the resident memory a worker may reach before it is killed, in bytes; None: no limit.
@@ -399,7 +426,9 @@ class RunConfig:
         warnings: list[str] = []
         workers, pool = self._workers(machine, warnings)
         decode_threads = self._decode_threads(machine, workers, warnings)
-        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1):
+        if self.limit is not None and (
+            isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1
+        ):
             raise ConfigError(f"limit must be a positive number of clips, not {shown(self.limit)}")
         retries = _whole(self.retries, "retries", 0, MAX_RETRIES)
         retry_delay = _seconds(self.retry_delay, "retry delay", 0, MAX_RETRY_DELAY)
@@ -411,12 +440,20 @@ class RunConfig:
                 _whole(getattr(self, name), name.replace("_", "-"), 1)
         if self.on_disk_full not in ON_DISK_FULL:
             raise ConfigError(f"on-disk-full must be one of {', '.join(ON_DISK_FULL)}, not {shown(self.on_disk_full)}")
-        min_free_memory = Floor.parse(self.min_free_memory, "min-free-memory") if self.min_free_memory is not None else None
-        _floor(min_free_memory, machine.memory, "min-free-memory",
-               f"this machine has {_gib(machine.memory)} of memory in all")
+        min_free_memory = (
+            Floor.parse(self.min_free_memory, "min-free-memory") if self.min_free_memory is not None else None
+        )
+        _floor(
+            min_free_memory,
+            machine.memory,
+            "min-free-memory",
+            f"this machine has {_gib(machine.memory)} of memory in all",
+        )
         min_free_disk = Floor.parse(self.min_free_disk, "min-free-disk") if self.min_free_disk is not None else None
         if machine.disk is not None:
-            _floor(min_free_disk, machine.disk, "min-free-disk", f"the run folder's disk holds {_gib(machine.disk)} in all")
+            _floor(
+                min_free_disk, machine.disk, "min-free-disk", f"the run folder's disk holds {_gib(machine.disk)} in all"
+            )
         worker_memory = self._worker_memory(machine, workers, pool, notes, warnings)
         if not isinstance(self.options, dict):
             raise ConfigError("options must be a table of processor options")
@@ -426,23 +463,43 @@ class RunConfig:
                 raise ConfigError(f"{name} must be true or false, not {shown(getattr(self, name))}")
         priority = tuple(PriorityRule.parse(r) for r in self.priority)
         if task_timeout is not None and pool != "process":
-            warnings.append("--task-timeout applies to local worker processes only; not enforced with "
-                            + ("--workers 0" if pool == "inline" else f"--pool {pool}"))
+            warnings.append(
+                "--task-timeout applies to local worker processes only; not enforced with "
+                + ("--workers 0" if pool == "inline" else f"--pool {pool}")
+            )
             task_timeout = None
         options = dict(self.options)
         if self.processor_spec() == "extract":
             options.setdefault("image_format", self.image_format)
         return Settings(
-            dataset=os.path.abspath(self.dataset), out=os.path.abspath(self.out), processor=self.processor_spec(),
-            options=options, pool=pool, workers=workers,
-            scheduler=(self.scheduler or "local") if pool == "dask" else None, decode_threads=decode_threads,
-            docs=tuple(self.docs), clips=tuple(self.clips), limit=self.limit, priority=priority,
-            image_format=self.image_format, catalog=self.catalog, retries=retries, retry_delay=retry_delay,
-            task_timeout=task_timeout, max_failures=self.max_failures,
+            dataset=os.path.abspath(self.dataset),
+            out=os.path.abspath(self.out),
+            processor=self.processor_spec(),
+            options=options,
+            pool=pool,
+            workers=workers,
+            scheduler=(self.scheduler or "local") if pool == "dask" else None,
+            decode_threads=decode_threads,
+            docs=tuple(self.docs),
+            clips=tuple(self.clips),
+            limit=self.limit,
+            priority=priority,
+            image_format=self.image_format,
+            catalog=self.catalog,
+            retries=retries,
+            retry_delay=retry_delay,
+            task_timeout=task_timeout,
+            max_failures=self.max_failures,
             max_tasks_per_worker=self.max_tasks_per_worker if pool == "process" else None,
-            min_free_memory=min_free_memory, min_free_disk=min_free_disk, worker_memory=worker_memory,
-            on_disk_full=self.on_disk_full, log_level=self.log_level, check=self.check, strict=self.strict,
-            notes=tuple(notes), warnings=tuple(warnings),
+            min_free_memory=min_free_memory,
+            min_free_disk=min_free_disk,
+            worker_memory=worker_memory,
+            on_disk_full=self.on_disk_full,
+            log_level=self.log_level,
+            check=self.check,
+            strict=self.strict,
+            notes=tuple(notes),
+            warnings=tuple(warnings),
         )
 
     def _workers(self, machine: Machine, warnings: list[str]) -> tuple[int, PoolKind]:
@@ -458,8 +515,11 @@ class RunConfig:
             cap = max(1, min(WORKERS_PER_CORE * machine.cores, machine.memory // MEMORY_PER_WORKER))
             count = min(asked, cap)
             if count < asked:
-                why = (f"{WORKERS_PER_CORE} per core on {machine.cores} cores" if count == WORKERS_PER_CORE * machine.cores
-                       else f"{MEMORY_PER_WORKER >> 20} MiB each of {_gib(machine.memory)} of memory")
+                why = (
+                    f"{WORKERS_PER_CORE} per core on {machine.cores} cores"
+                    if count == WORKERS_PER_CORE * machine.cores
+                    else f"{MEMORY_PER_WORKER >> 20} MiB each of {_gib(machine.memory)} of memory"
+                )
                 warnings.append(f"workers capped at {count} (asked {shown(asked, 20)}): {why}")
         if self.pool == "dask":
             return max(1, count), "dask"
@@ -477,12 +537,15 @@ class RunConfig:
             return max(1, machine.cores // workers)
         count = min(asked, WORKERS_PER_CORE * machine.cores)
         if count < asked:
-            warnings.append(f"decode threads capped at {count} (asked {shown(asked, 20)}): "
-                            f"{WORKERS_PER_CORE} per core on {machine.cores} cores")
+            warnings.append(
+                f"decode threads capped at {count} (asked {shown(asked, 20)}): "
+                f"{WORKERS_PER_CORE} per core on {machine.cores} cores"
+            )
         return count
 
-    def _worker_memory(self, machine: Machine, workers: int, pool: PoolKind, notes: list[str],
-                       warnings: list[str]) -> int | Literal["auto"] | None:
+    def _worker_memory(
+        self, machine: Machine, workers: int, pool: PoolKind, notes: list[str], warnings: list[str]
+    ) -> int | Literal["auto"] | None:
         """Return the worker memory limit: bytes, 'auto' (the default share) or None (off, or not enforceable).
 
         Not set, the limit applies to local worker processes only (nothing can kill a
@@ -494,23 +557,30 @@ class RunConfig:
             if pool != "process":
                 return None
             limit = max(MIN_WORKER_MEMORY, int(machine.memory * WORKER_MEMORY_SHARE / workers))
-            notes.append(f"worker memory limit {_gib(limit)} each (default: {WORKER_MEMORY_SHARE:.0%} "
-                         f"of {_gib(machine.memory)} over {workers} worker{'s' if workers > 1 else ''}; "
-                         "--worker-memory none turns it off)")
+            notes.append(
+                f"worker memory limit {_gib(limit)} each (default: {WORKER_MEMORY_SHARE:.0%} "
+                f"of {_gib(machine.memory)} over {workers} worker{'s' if workers > 1 else ''}; "
+                "--worker-memory none turns it off)"
+            )
             return "auto"
         if isinstance(asked, str) and asked.strip().lower() == "none":
             return None
         size = parse_size(asked, "worker-memory")
         if size < MIN_WORKER_MEMORY:
-            raise ConfigError(f"worker-memory {shown(asked, 20)} is below the "
-                              f"{MIN_WORKER_MEMORY >> 20} MiB a worker needs to start (use 'none' for no limit)")
+            raise ConfigError(
+                f"worker-memory {shown(asked, 20)} is below the "
+                f"{MIN_WORKER_MEMORY >> 20} MiB a worker needs to start (use 'none' for no limit)"
+            )
         if pool != "process":
-            warnings.append("--worker-memory applies to local worker processes only; not enforced with "
-                            + ("--workers 0" if pool == "inline" else f"--pool {pool}"))
+            warnings.append(
+                "--worker-memory applies to local worker processes only; not enforced with "
+                + ("--workers 0" if pool == "inline" else f"--pool {pool}")
+            )
             return None
         if size > machine.memory:
-            warnings.append(f"worker memory capped at {_gib(machine.memory)} (asked {shown(asked, 20)}): "
-                            "the machine's memory")
+            warnings.append(
+                f"worker memory capped at {_gib(machine.memory)} (asked {shown(asked, 20)}): the machine's memory"
+            )
         return size
 
     def processor_spec(self) -> str:

@@ -34,8 +34,12 @@ class ClipDecode:
     def to_dict(self) -> dict:
         """Return a JSON-ready record."""
         return {
-            "clip": self.clip, "frames": self.frames, "width": self.width, "height": self.height,
-            "seconds": round(self.seconds, 4), "error": self.error,
+            "clip": self.clip,
+            "frames": self.frames,
+            "width": self.width,
+            "height": self.height,
+            "seconds": round(self.seconds, 4),
+            "error": self.error,
         }
 
 

@@ -30,9 +30,13 @@ IMAGE_LIMIT = 256 * MiB  # an extracted frame: 8K as an uncompressed TIFF is 100
 
 
 def _describe(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -87,8 +91,9 @@ def open_regular(path: str | Path, error: type[MidvBatchError] = MidvBatchError,
     return os.fdopen(fd, "rb")
 
 
-def read_bytes(path: str | Path, limit: int, error: type[MidvBatchError] = MidvBatchError,
-               what: str = "a file") -> bytes:
+def read_bytes(
+    path: str | Path, limit: int, error: type[MidvBatchError] = MidvBatchError, what: str = "a file"
+) -> bytes:
     """Return the bytes of the regular file `path`, at most `limit`; raise `error` naming the file otherwise."""
     fd, size = _open_regular(path, error, what)
     try:
@@ -110,8 +115,9 @@ def read_bytes(path: str | Path, limit: int, error: type[MidvBatchError] = MidvB
         os.close(fd)
 
 
-def read_text(path: str | Path, limit: int = TEXT_LIMIT, error: type[MidvBatchError] = MidvBatchError,
-              what: str = "a text file") -> str:
+def read_text(
+    path: str | Path, limit: int = TEXT_LIMIT, error: type[MidvBatchError] = MidvBatchError, what: str = "a text file"
+) -> str:
     """Return the UTF-8 text of `path` (regular file, at most `limit` bytes); raise `error` otherwise."""
     raw = read_bytes(path, limit, error, what)
     try:
@@ -134,8 +140,7 @@ def parse_json(raw: bytes | str, path: str | Path, error: type[MidvBatchError] =
         raise error("bad JSON: too large to hold in memory", path=path) from None
     except ValueError as exc:  # e.g. an integer of more than 4,300 digits
         if "integer string conversion" in str(exc):
-            raise error(f"bad JSON: a number of more than {sys.get_int_max_str_digits():,} digits",
-                        path=path) from None
+            raise error(f"bad JSON: a number of more than {sys.get_int_max_str_digits():,} digits", path=path) from None
         raise error(f"bad JSON: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", path=path) from None
 
 

@@ -29,8 +29,18 @@ from midvbatch.runfolder import check_output_path
 from midvbatch.scoring import THRESHOLDS
 
 FORMATS = ("md", "html", "json", "csv")
-__all__ = ["FORMATS", "WORST_CLIPS", "Report", "build_report", "busy_seconds", "figures", "render_csv", "render_html",
-           "render_markdown", "write_report"]
+__all__ = [
+    "FORMATS",
+    "WORST_CLIPS",
+    "Report",
+    "build_report",
+    "busy_seconds",
+    "figures",
+    "render_csv",
+    "render_html",
+    "render_markdown",
+    "write_report",
+]
 
 
 @dataclass
@@ -62,8 +72,11 @@ class Report:
         """Return the JSON document: run, protocol, overall, groups, speed, worst clips."""
         return {
             "run": self.run,
-            "protocol": {"thresholds": THRESHOLDS, "headline": "iou_gt",
-                         "correct": "iou, iou_gt, mean_iou >= 0.9; min_d <= 0.017"},
+            "protocol": {
+                "thresholds": THRESHOLDS,
+                "headline": "iou_gt",
+                "correct": "iou, iou_gt, mean_iou >= 0.9; min_d <= 0.017",
+            },
             "overall": self.overall,
             **{f"by_{name}": table for name, table in self.groups.items()},
             "speed": self.speed,
@@ -95,8 +108,17 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-_COLUMNS = ("frames", "accuracy", "accuracy_iou", "accuracy_mean_iou", "accuracy_min_d", "mean_iou_gt", "mean_iou",
-            "mean_min_d", "missing")
+_COLUMNS = (
+    "frames",
+    "accuracy",
+    "accuracy_iou",
+    "accuracy_mean_iou",
+    "accuracy_min_d",
+    "mean_iou_gt",
+    "mean_iou",
+    "mean_min_d",
+    "missing",
+)
 
 
 def _md_table(title: str, table: dict[str, dict[str, Any]]) -> list[str]:
@@ -110,8 +132,10 @@ def _state_line(run: dict[str, Any]) -> str:
     if run["state"] == "running":
         return f"**The run is still going**: {run['done']} of {run['clips']} clips done; figures are partial."
     if run["state"] in ("interrupted", "paused"):
-        return (f"**The run was interrupted**: {run['done']} of {run['clips']} clips done, {run['pending']} left; "
-                "figures are partial.")
+        return (
+            f"**The run was interrupted**: {run['done']} of {run['clips']} clips done, {run['pending']} left; "
+            "figures are partial."
+        )
     if run["dead"]:
         return f"The run finished with {run['dead']} dead clips (not scored)."
     return f"The run finished: {run['done']} clips."
@@ -120,31 +144,54 @@ def _state_line(run: dict[str, Any]) -> str:
 def render_markdown(report: Report) -> str:
     """Render the report as Markdown."""
     run = report.run
-    lines = [f"# midvbatch report: {run['run_dir']}", "",
-             f"Processor `{run['processor']}` on `{run['dataset']}`. {_state_line(run)}", ""]
+    lines = [
+        f"# midvbatch report: {run['run_dir']}",
+        "",
+        f"Processor `{run['processor']}` on `{run['dataset']}`. {_state_line(run)}",
+        "",
+    ]
     if report.overall is None:
         lines += ["No scored frames: the processor returns no `quad`, or no clip is done yet.", ""]
     else:
         o = report.overall
-        lines += [f"**Accuracy (iou_gt >= 0.9): {_fmt(o['accuracy'])}** over {o['frames']} frames; "
-                  f"mean iou_gt {_fmt(o['mean_iou_gt'])}, mean iou {_fmt(o['mean_iou'])}, "
-                  f"accuracy by min_d {_fmt(o['accuracy_min_d'])}, frames without prediction {o['missing']}.", ""]
-        for name, title in (("condition", "By condition"), ("device", "By device"), ("subset", "By visibility subset"),
-                            ("document", "By document"), ("clip", "By clip")):
+        lines += [
+            f"**Accuracy (iou_gt >= 0.9): {_fmt(o['accuracy'])}** over {o['frames']} frames; "
+            f"mean iou_gt {_fmt(o['mean_iou_gt'])}, mean iou {_fmt(o['mean_iou'])}, "
+            f"accuracy by min_d {_fmt(o['accuracy_min_d'])}, frames without prediction {o['missing']}.",
+            "",
+        ]
+        for name, title in (
+            ("condition", "By condition"),
+            ("device", "By device"),
+            ("subset", "By visibility subset"),
+            ("document", "By document"),
+            ("clip", "By clip"),
+        ):
             lines += _md_table(title, report.groups[name])
     s = report.speed
-    lines += ["### Speed", "",
-              f"{s['frames']} frames in {s['clips']} clips, {_fmt(s['frames_per_second'], 1)} frames/s over "
-              f"{_fmt(s['wall_seconds'], 1)} s; per-frame processor latency p50 {_fmt(s['latency_p50'], 4)} s, "
-              f"p95 {_fmt(s['latency_p95'], 4)} s, max {_fmt(s['latency_max'], 4)} s.", ""]
+    lines += [
+        "### Speed",
+        "",
+        f"{s['frames']} frames in {s['clips']} clips, {_fmt(s['frames_per_second'], 1)} frames/s over "
+        f"{_fmt(s['wall_seconds'], 1)} s; per-frame processor latency p50 {_fmt(s['latency_p50'], 4)} s, "
+        f"p95 {_fmt(s['latency_p95'], 4)} s, max {_fmt(s['latency_max'], 4)} s.",
+        "",
+    ]
     if s["stage_seconds_per_frame"]:
         lines += ["| stage | seconds per frame |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v, 5)} |" for k, v in s["stage_seconds_per_frame"].items()] + [""]
     if report.worst:
-        lines += ["### Worst clips", "", "| clip | accuracy | mean iou_gt | worst frame | its iou_gt |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| {w['clip']} | {_fmt(w['accuracy'])} | {_fmt(w['mean_iou_gt'])} | {w['worst_frame']} | "
-                  f"{_fmt(w['worst_iou_gt'])} |" for w in report.worst] + [""]
+        lines += [
+            "### Worst clips",
+            "",
+            "| clip | accuracy | mean iou_gt | worst frame | its iou_gt |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {w['clip']} | {_fmt(w['accuracy'])} | {_fmt(w['mean_iou_gt'])} | {w['worst_frame']} | "
+            f"{_fmt(w['worst_iou_gt'])} |"
+            for w in report.worst
+        ] + [""]
     return "\n".join(lines)
 
 
@@ -222,8 +269,9 @@ def _thumbnail(dataset, worst: dict[str, Any]) -> bytes | None:
 
     try:
         clip = dataset.clip(worst["clip"])
-        frame = next(f for f in read_annotated_frames(clip.video, count=worst["worst_frame"])
-                     if f.number == worst["worst_frame"])
+        frame = next(
+            f for f in read_annotated_frames(clip.video, count=worst["worst_frame"]) if f.number == worst["worst_frame"]
+        )
     except (MidvBatchError, StopIteration, TypeError):
         return None
     scale = 240 / frame.image.shape[0]
@@ -246,7 +294,8 @@ def _html_table(title: str, table: dict[str, dict[str, Any]]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ("group", *_COLUMNS))
     body = "".join(
         "<tr>" + f"<td>{html.escape(k)}</td>" + "".join(f"<td>{_fmt(agg.get(c))}</td>" for c in _COLUMNS) + "</tr>"
-        for k, agg in table.items())
+        for k, agg in table.items()
+    )
     return f"<h3>{html.escape(title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -258,25 +307,38 @@ def render_html(report: Report, plot_dir: Path | None = None) -> str:
         plot_dir.mkdir(exist_ok=True)
         for name, data in images.items():
             write_atomic(plot_dir / f"{name}.png", data)
-    parts = [f"<h1>midvbatch report</h1><p>Run <code>{html.escape(run['run_dir'])}</code>: processor "
-             f"<code>{html.escape(str(run['processor']))}</code> on <code>{html.escape(str(run['dataset']))}</code>."
-             f"</p><p class='state'>{html.escape(_state_line(run).replace('**', ''))}</p>"]
+    parts = [
+        f"<h1>midvbatch report</h1><p>Run <code>{html.escape(run['run_dir'])}</code>: processor "
+        f"<code>{html.escape(str(run['processor']))}</code> on <code>{html.escape(str(run['dataset']))}</code>."
+        f"</p><p class='state'>{html.escape(_state_line(run).replace('**', ''))}</p>"
+    ]
     if report.overall is not None:
         o = report.overall
-        parts.append(f"<p class='headline'>Accuracy (iou_gt &ge; 0.9): <b>{_fmt(o['accuracy'])}</b> over "
-                     f"{o['frames']} frames; mean iou_gt {_fmt(o['mean_iou_gt'])}; accuracy by min_d "
-                     f"{_fmt(o['accuracy_min_d'])}; frames without prediction {o['missing']}.</p>")
+        parts.append(
+            f"<p class='headline'>Accuracy (iou_gt &ge; 0.9): <b>{_fmt(o['accuracy'])}</b> over "
+            f"{o['frames']} frames; mean iou_gt {_fmt(o['mean_iou_gt'])}; accuracy by min_d "
+            f"{_fmt(o['accuracy_min_d'])}; frames without prediction {o['missing']}.</p>"
+        )
     for name, data in images.items():
-        parts.append(f"<figure><img alt='{name}' src='{_data_uri(data, 'image/png')}'>"
-                     f"<figcaption>{html.escape(name.replace('_', ' '))}</figcaption></figure>")
+        parts.append(
+            f"<figure><img alt='{name}' src='{_data_uri(data, 'image/png')}'>"
+            f"<figcaption>{html.escape(name.replace('_', ' '))}</figcaption></figure>"
+        )
     if report.overall is not None:
-        for name, title in (("condition", "By condition"), ("device", "By device"),
-                            ("subset", "By visibility subset"), ("document", "By document"), ("clip", "By clip")):
+        for name, title in (
+            ("condition", "By condition"),
+            ("device", "By device"),
+            ("subset", "By visibility subset"),
+            ("document", "By document"),
+            ("clip", "By clip"),
+        ):
             parts.append(_html_table(title, report.groups[name]))
     s = report.speed
-    parts.append(f"<h3>Speed</h3><p>{s['frames']} frames in {s['clips']} clips, {_fmt(s['frames_per_second'], 1)} "
-                 f"frames/s; latency p50 {_fmt(s['latency_p50'], 4)} s, p95 {_fmt(s['latency_p95'], 4)} s, "
-                 f"max {_fmt(s['latency_max'], 4)} s.</p>")
+    parts.append(
+        f"<h3>Speed</h3><p>{s['frames']} frames in {s['clips']} clips, {_fmt(s['frames_per_second'], 1)} "
+        f"frames/s; latency p50 {_fmt(s['latency_p50'], 4)} s, p95 {_fmt(s['latency_p95'], 4)} s, "
+        f"max {_fmt(s['latency_max'], 4)} s.</p>"
+    )
     if report.worst:
         from midvbatch.dataset import discover
 
@@ -288,16 +350,24 @@ def render_html(report: Report, plot_dir: Path | None = None) -> str:
         for w in report.worst:
             thumb = _thumbnail(dataset, w) if dataset is not None else None
             img = f"<img alt='{html.escape(w['clip'])}' src='{_data_uri(thumb, 'image/jpeg')}'>" if thumb else ""
-            cells.append(f"<figure class='thumb'>{img}<figcaption>{html.escape(w['clip'])} frame {w['worst_frame']}: "
-                         f"iou_gt {_fmt(w['worst_iou_gt'])} (clip accuracy {_fmt(w['accuracy'])})</figcaption></figure>")
-        parts.append("<h3>Worst clips</h3><p>Ground truth in green, prediction in red.</p>"
-                     f"<div class='thumbs'>{''.join(cells)}</div>")
-    style = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:right}"
-             "td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:0.5em}"
-             ".thumbs figure{width:200px;vertical-align:top}.headline{font-size:1.2em}")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>midvbatch report</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+            cells.append(
+                f"<figure class='thumb'>{img}<figcaption>{html.escape(w['clip'])} frame {w['worst_frame']}: "
+                f"iou_gt {_fmt(w['worst_iou_gt'])} (clip accuracy {_fmt(w['accuracy'])})</figcaption></figure>"
+            )
+        parts.append(
+            "<h3>Worst clips</h3><p>Ground truth in green, prediction in red.</p>"
+            f"<div class='thumbs'>{''.join(cells)}</div>"
+        )
+    style = (
+        "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:0.5em}"
+        ".thumbs figure{width:200px;vertical-align:top}.headline{font-size:1.2em}"
+    )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>midvbatch report</title>"
+        f"<style>{style}</style></head><body>{''.join(parts)}</body></html>"
+    )
 
 
 def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = None) -> str:
@@ -329,4 +399,3 @@ def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = 
         except OSError as exc:
             raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
     return text
-

@@ -51,8 +51,11 @@ def read_marker(run_dir: str | Path) -> Marker | None:
     if not isinstance(data, dict) or not isinstance(data.get("midvbatch_run"), str):
         raise LedgerError("damaged run marker (no midvbatch_run id)", path=path)
     created = data.get("created")
-    return Marker(data["midvbatch_run"], float(created) if isinstance(created, (int, float)) else 0.0,
-                  str(data.get("version", "")))
+    return Marker(
+        data["midvbatch_run"],
+        float(created) if isinstance(created, (int, float)) else 0.0,
+        str(data.get("version", "")),
+    )
 
 
 def write_marker(run_dir: str | Path) -> Marker:
@@ -115,6 +118,7 @@ def check_output_path(out: str | Path) -> Path:
     if folder is not None:
         relative = target.relative_to(folder)
         if is_reserved(relative):
-            raise LedgerError(f"is one of the run folder's own files ({relative.parts[0]}); "
-                              "write the output elsewhere", path=out)
+            raise LedgerError(
+                f"is one of the run folder's own files ({relative.parts[0]}); write the output elsewhere", path=out
+            )
     return target

@@ -21,15 +21,10 @@ from midvbatch.geometry import rectangle
 ID1_SIZE, ID3_SIZE = ID1, ID3
 
 _SURNAMES = (
-    "HOXHA MULLER GARCIA NOVAK SILVA IVANOVA KOVACS ROSSI "
-    "NIELSEN YILMAZ PETROV TANAKA SMITH DUBOIS POPESCU HORVAT"
+    "HOXHA MULLER GARCIA NOVAK SILVA IVANOVA KOVACS ROSSI NIELSEN YILMAZ PETROV TANAKA SMITH DUBOIS POPESCU HORVAT"
 ).split()
-_GIVEN = (
-    "ARBEN ANNA MARIA JAN ELENA LUCA SOFIA MEHMET IVAN YUKI JOHN CLAIRE ANDREI MARKO PETRA LEILA"
-).split()
-_CITIES = (
-    "TIRANE WIEN MADRID PRAHA LISBOA ROMA OSLO RIGA TALLINN ANKARA KYIV BEOGRAD BUCURESTI HELSINKI"
-).split()
+_GIVEN = ("ARBEN ANNA MARIA JAN ELENA LUCA SOFIA MEHMET IVAN YUKI JOHN CLAIRE ANDREI MARKO PETRA LEILA").split()
+_CITIES = ("TIRANE WIEN MADRID PRAHA LISBOA ROMA OSLO RIGA TALLINN ANKARA KYIV BEOGRAD BUCURESTI HELSINKI").split()
 _WORDS = ("NOTE", "TODO", "INVOICE", "12:45", "MENU", "PAID", "OK", "TEL", "2019", "SALE")
 _FONT = cv2.FONT_HERSHEY_DUPLEX
 _LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -83,9 +78,7 @@ def _field_values(document: str, rng: np.random.Generator) -> list[tuple[str, st
     surname, given = str(rng.choice(_SURNAMES)), str(rng.choice(_GIVEN))
     birth, city = _date(rng, 1950, 2000), str(rng.choice(_CITIES))
     sex = str(rng.choice(["M", "F"]))
-    number = "".join(rng.choice(list("ABCDEFGHJKLMNPRSTUVXYZ"), 2)) + "".join(
-        str(d) for d in rng.integers(0, 10, 7)
-    )
+    number = "".join(rng.choice(list("ABCDEFGHJKLMNPRSTUVXYZ"), 2)) + "".join(str(d) for d in rng.integers(0, 10, 7))
     issue, expiry = _date(rng, 2010, 2016), _date(rng, 2021, 2029)
     kind = document.split("_", 2)[-1]
     if "passport" in kind and "passportcard" not in kind:
@@ -201,9 +194,7 @@ def render_template(
     header = f"{country}  {' '.join(words)}"
     header_scale = _fit_text(header, _FONT, tw * 0.9, band_h * 0.6)[0]
     white = (255, 255, 255)
-    _draw_text(
-        image, header, int(tw * 0.04), int(band_h * 0.2), int(band_h * 0.6), header_scale, white
-    )
+    _draw_text(image, header, int(tw * 0.04), int(band_h * 0.2), int(band_h * 0.6), header_scale, white)
 
     passport = template_size(document) == ID3_SIZE
     pairs = _field_values(document, rng)
@@ -231,13 +222,9 @@ def render_template(
         col, row = divmod(i, rows)
         x, y = int(area_x0 + col * cell_w), int(area_y0 + row * cell_h)
         if label:
-            _draw_text(
-                image, label, x, y, int(cell_h * 0.3), label_scale, (90, 90, 90), _LABEL_FONT
-            )
+            _draw_text(image, label, x, y, int(cell_h * 0.3), label_scale, (90, 90, 90), _LABEL_FONT)
         if i in missing:
-            quad = _box_quad(
-                x, y + int(cell_h * 0.35), x + box_w // 2, y + int(cell_h * 0.35) + box_h
-            )
+            quad = _box_quad(x, y + int(cell_h * 0.35), x + box_w // 2, y + int(cell_h * 0.35) + box_h)
             fields[f"field{i + 1:02d}"] = (quad, MISSING_VALUE)
             continue
         quad = _draw_text(image, value, x, y + int(cell_h * 0.35), box_h, value_scale, (20, 20, 20))
@@ -245,9 +232,7 @@ def render_template(
     mrz_scale = _common_scale([m[1] for m in mrz], _MRZ_FONT, tw * 0.92, th * 0.07)
     for j, (_, line) in enumerate(mrz):
         y = int(th * (0.82 + 0.085 * j))
-        quad = _draw_text(
-            image, line, int(tw * 0.04), y, int(th * 0.07), mrz_scale, (20, 20, 20), _MRZ_FONT
-        )
+        quad = _draw_text(image, line, int(tw * 0.04), y, int(th * 0.07), mrz_scale, (20, 20, 20), _MRZ_FONT)
         fields[f"field{len(pairs) + j + 1:02d}"] = (quad, line)
 
     fields["photo"] = (_box_quad(px0, py0, px1, py1), None)
@@ -272,14 +257,10 @@ def _render_photo(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return photo
 
 
-def _draw_signature(
-    image: np.ndarray, x0: int, y0: int, x1: int, y1: int, rng: np.random.Generator
-) -> None:
+def _draw_signature(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, rng: np.random.Generator) -> None:
     t = np.linspace(0, 1, 60)
     xs = x0 + (x1 - x0) * (0.05 + 0.9 * t)
-    ys = (y0 + y1) / 2 + (y1 - y0) * 0.3 * np.sin(
-        2 * np.pi * t * rng.uniform(2, 5) + rng.uniform(0, 6)
-    )
+    ys = (y0 + y1) / 2 + (y1 - y0) * 0.3 * np.sin(2 * np.pi * t * rng.uniform(2, 5) + rng.uniform(0, 6))
     pts = np.stack([xs, ys], 1).astype(np.int32)
     cv2.polylines(image, [pts], False, (120, 40, 20), 2, cv2.LINE_AA)
 
@@ -287,9 +268,7 @@ def _draw_signature(
 # --- scenes -----------------------------------------------------------------------------
 
 
-def render_background(
-    condition: str, width: int, height: int, rng: np.random.Generator
-) -> np.ndarray:
+def render_background(condition: str, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     """Draw the surface a clip is filmed on (T, K, H, P, C), as a BGR image."""
     if condition == "K":
         return _keyboard(width, height, rng)
@@ -316,9 +295,7 @@ def _table(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
         wobble = 6 * scale * np.sin(x / (70 * scale) + rng.uniform(0, 6))
         grain = np.sin((y + wobble) / (2.5 * scale) + 3 * np.sin(y / (40 * scale)))
         light = 0.75 + 0.12 * grain + 0.05 * np.sin(x / (150 * scale) + rng.uniform(0, 6))
-        base = np.array(
-            [rng.uniform(40, 70), rng.uniform(90, 120), rng.uniform(150, 190)], np.float32
-        )
+        base = np.array([rng.uniform(40, 70), rng.uniform(90, 120), rng.uniform(150, 190)], np.float32)
         image = light[..., None] * base
     else:
         image = np.empty((height, width, 3), np.float32)
@@ -341,9 +318,7 @@ def _keyboard(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
             if rng.random() < 0.7:
                 letter = chr(int(rng.integers(65, 91)))
                 at, thick = (x + key // 4, y + 2 * key // 3), max(1, key // 25)
-                cv2.putText(
-                    image, letter, at, _LABEL_FONT, key / 60, (170,) * 3, thick, cv2.LINE_AA
-                )
+                cv2.putText(image, letter, at, _LABEL_FONT, key / 60, (170,) * 3, thick, cv2.LINE_AA)
             x += key + gap
     return image
 
@@ -357,9 +332,7 @@ def _clutter(image: np.ndarray, rng: np.random.Generator) -> None:
         size = int(rng.uniform(0.03, 0.15) * w) + 1
         kind = rng.integers(0, 4)
         if kind == 0:
-            cv2.rectangle(
-                image, (x, y), (x + size, y + int(size * rng.uniform(0.5, 2))), colour, -1
-            )
+            cv2.rectangle(image, (x, y), (x + size, y + int(size * rng.uniform(0.5, 2))), colour, -1)
         elif kind == 1:
             cv2.circle(image, (x, y), size // 2 + 1, colour, -1, cv2.LINE_AA)
         elif kind == 2:
@@ -376,9 +349,7 @@ def _clutter(image: np.ndarray, rng: np.random.Generator) -> None:
 # --- motion -----------------------------------------------------------------------------
 
 
-def _wave(
-    rng: np.random.Generator, t: np.ndarray, low: float, high: float, parts: int = 2
-) -> np.ndarray:
+def _wave(rng: np.random.Generator, t: np.ndarray, low: float, high: float, parts: int = 2) -> np.ndarray:
     """A smooth random signal in [-1, 1]: a few sines between `low` and `high` Hz."""
     weights = rng.uniform(0.3, 1.0, parts)
     weights /= weights.sum()
@@ -405,9 +376,7 @@ def random_trajectory(
     shake = 2.5 if condition == "H" else 1.0
     size = rng.uniform(0.65, 0.9) if condition == "P" else rng.uniform(0.5, 0.8)
     size = size * (1 + 0.03 * _wave(rng, t, 0.1, 0.4))
-    angle = np.radians(
-        rng.uniform(-8, 8) + 2 * _wave(rng, t, 0.1, 0.5) + 0.3 * shake * _wave(rng, t, 2, 4)
-    )
+    angle = np.radians(rng.uniform(-8, 8) + 2 * _wave(rng, t, 0.1, 0.5) + 0.3 * shake * _wave(rng, t, 2, 4))
     steep = 0.4 if condition == "D" else 0.15  # MIDV-2019's D: strong projective distortion
     tilt_x = rng.uniform(-steep, steep) + 0.03 * _wave(rng, t, 0.1, 0.5)
     tilt_y = rng.uniform(-steep, steep) + 0.03 * _wave(rng, t, 0.1, 0.5)
@@ -417,9 +386,7 @@ def random_trajectory(
     depth = 1 + tilt_x[:, None] * unit[None, :, 0] + tilt_y[:, None] * unit[None, :, 1] / aspect
     flat = unit[None] / depth[..., None]
     cos, sin = np.cos(angle)[:, None], np.sin(angle)[:, None]
-    rel = np.stack(
-        [cos * flat[..., 0] - sin * flat[..., 1], sin * flat[..., 0] + cos * flat[..., 1]], -1
-    )
+    rel = np.stack([cos * flat[..., 0] - sin * flat[..., 1], sin * flat[..., 0] + cos * flat[..., 1]], -1)
     rel *= (size * width)[:, None, None]
 
     margin = 0.02 * width
@@ -431,12 +398,8 @@ def random_trajectory(
     slack = np.maximum(half - extent, 0)
     base = np.array([width / 2, height / 2]) + rng.uniform(-0.5, 0.5, 2) * slack
     room = slack - np.abs(base - [width / 2, height / 2])
-    drift = np.stack(
-        [_wave(rng, t, 0.05, 0.35, 3) * 0.85 + 0.15 * _wave(rng, t, 1.5, 3.0) for _ in range(2)], 1
-    )
-    drift *= np.minimum(
-        room * rng.uniform(0.4, 1.0, 2), [0.2 * width, 0.1 * height] * np.array(shake)
-    )
+    drift = np.stack([_wave(rng, t, 0.05, 0.35, 3) * 0.85 + 0.15 * _wave(rng, t, 1.5, 3.0) for _ in range(2)], 1)
+    drift *= np.minimum(room * rng.uniform(0.4, 1.0, 2), [0.2 * width, 0.1 * height] * np.array(shake))
     centre = base + drift
     if condition == "P":
         axis, sign = int(rng.integers(0, 2)), float(rng.choice([-1.0, 1.0]))
@@ -446,9 +409,7 @@ def random_trajectory(
     return rel + centre[:, None, :]
 
 
-def interpolate_quads(
-    knot_times: np.ndarray, knot_quads: np.ndarray, times: np.ndarray
-) -> np.ndarray:
+def interpolate_quads(knot_times: np.ndarray, knot_quads: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Interpolate (k, 4, 2) quads at `knot_times` linearly to `times`, holding the ends."""
     flat = knot_quads.reshape(len(knot_quads), 8)
     out = np.stack([np.interp(times, knot_times, flat[:, j]) for j in range(8)], 1)
@@ -539,20 +500,14 @@ def render_frame(scene: Scene, quad: np.ndarray, index: int, width: int, height:
         camera = np.array([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1]])
     ox, oy = scene.background_offset
     to_bg = camera @ np.array([[1, 0, -ox], [0, 1, -oy], [0, 0, 1]])
-    frame = cv2.warpPerspective(
-        scene.background, to_bg, (width, height), borderMode=cv2.BORDER_REFLECT_101
-    )
+    frame = cv2.warpPerspective(scene.background, to_bg, (width, height), borderMode=cv2.BORDER_REFLECT_101)
 
     x0, y0 = np.floor(quad.min(0)).astype(int) - 1
     x1, y1 = np.ceil(quad.max(0)).astype(int) + 2
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
     if x1 > x0 and y1 > y0:  # warp into the document's bounding box only
         s = scene.document_scale
-        into_roi = (
-            np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]])
-            @ homography
-            @ np.diag([1 / s, 1 / s, 1])
-        )
+        into_roi = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]]) @ homography @ np.diag([1 / s, 1 / s, 1])
         # Transparent outside the document: alpha then anti-aliases its edges.
         doc = cv2.warpPerspective(scene.document, into_roi, (x1 - x0, y1 - y0), borderValue=0)
         alpha = doc[..., 3:].astype(np.uint16)

@@ -95,8 +95,9 @@ class AnnotatedDataset:
         for clip in self.clips(docs, clips):
             yield from clip_frame_truths(clip)
 
-    def frames(self, docs: Patterns | None = None, clips: Patterns | None = None, *,
-               threads: int | None = None) -> Iterator[DatasetFrame]:
+    def frames(
+        self, docs: Patterns | None = None, clips: Patterns | None = None, *, threads: int | None = None
+    ) -> Iterator[DatasetFrame]:
         """Yield the annotated frames of the selected clips, clip by clip, each with its ground truth.
 
         `threads` is FFmpeg's decoding threads (None: FFmpeg chooses). Raises VideoError

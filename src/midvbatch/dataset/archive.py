@@ -114,16 +114,21 @@ def _entry_kind(info: zipfile.ZipInfo) -> str | None:
     # No file-type bits at all (zipfile's writestr leaves them out) means a plain file.
     if stat.S_IFMT(mode) == 0 or stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return None
-    for test, kind in ((stat.S_ISLNK, "a symlink"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISSOCK, "a socket")):
+    for test, kind in (
+        (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return kind
     return f"a special file (mode {mode:o})"
 
 
-def check_zip(zf: zipfile.ZipFile, archive: Path, archive_size: int,
-              limits: ExtractLimits = ExtractLimits()) -> list[zipfile.ZipInfo]:
+def check_zip(
+    zf: zipfile.ZipFile, archive: Path, archive_size: int, limits: ExtractLimits = ExtractLimits()
+) -> list[zipfile.ZipInfo]:
     """Return the entries of an open archive, or raise ArchiveError for the first unsafe one.
 
     Reads only the central directory: nothing is decompressed. `archive` names the
@@ -146,7 +151,8 @@ def check_zip(zf: zipfile.ZipFile, archive: Path, archive_size: int,
             ratio = info.file_size / max(info.compress_size, 1)
             if ratio > limits.max_ratio:
                 raise _entry_error(
-                    archive, name,
+                    archive,
+                    name,
                     f"would expand {ratio:.0f} times ({info.file_size} bytes from {info.compress_size}; "
                     f"limit {limits.max_ratio:g}): looks like a zip bomb",
                 )
@@ -161,13 +167,15 @@ def check_zip(zf: zipfile.ZipFile, archive: Path, archive_size: int,
     if compressed > archive_size:
         # Only entries that share compressed data (the overlapping-file zip bomb) can
         # claim more compressed bytes than the archive holds.
-        raise ArchiveError(f"refused: entries claim {compressed} compressed bytes, more than the "
-                           f"archive's {archive_size}: overlapping entries", path=archive)
+        raise ArchiveError(
+            f"refused: entries claim {compressed} compressed bytes, more than the "
+            f"archive's {archive_size}: overlapping entries",
+            path=archive,
+        )
     return infos
 
 
-def extract_zip(archive: str | Path, dest: str | Path,
-                limits: ExtractLimits = ExtractLimits()) -> ExtractResult:
+def extract_zip(archive: str | Path, dest: str | Path, limits: ExtractLimits = ExtractLimits()) -> ExtractResult:
     """Check every entry of `archive`, then extract them all under the folder `dest`.
 
     Raises ArchiveError, before anything is written, for an unsafe entry (see
@@ -196,8 +204,9 @@ def extract_zip(archive: str | Path, dest: str | Path,
                     os.makedirs(os.path.dirname(target), exist_ok=True)
                     written += _copy_entry(zf, info, target, archive)
                 except (FileExistsError, NotADirectoryError, IsADirectoryError):
-                    raise _entry_error(archive, info.filename, "clashes with another entry (a file and a folder "
-                                                               "of one name)") from None
+                    raise _entry_error(
+                        archive, info.filename, "clashes with another entry (a file and a folder of one name)"
+                    ) from None
                 files += 1
     except zipfile.BadZipFile as exc:
         raise ArchiveError(f"corrupt zip archive: {exc}", path=archive) from None
@@ -220,10 +229,10 @@ def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: str, archive
     except (FileExistsError, IsADirectoryError, NotADirectoryError):
         raise _entry_error(archive, info.filename, "clashes with another entry of the same path") from None
     except zipfile.BadZipFile as exc:
-        raise ArchiveError(f"corrupt zip archive: entry {info.filename!r}: {exc}", path=archive,
-                           entry=info.filename) from None
+        raise ArchiveError(
+            f"corrupt zip archive: entry {info.filename!r}: {exc}", path=archive, entry=info.filename
+        ) from None
     return written
-
 
 
 def parse_md5_list(text: str) -> dict[str, str]:
@@ -292,8 +301,9 @@ def _document_root(tmp: Path, name: str, archive: Path) -> Path:
     raise ArchiveError(f"holds no {', '.join(d + '/' for d in STRUCTURE_DIRS)} folder for {name}", path=archive)
 
 
-def unpack_document(archive: str | Path, target: str | Path, scratch: str | Path,
-                    limits: ExtractLimits = ExtractLimits()) -> ExtractResult:
+def unpack_document(
+    archive: str | Path, target: str | Path, scratch: str | Path, limits: ExtractLimits = ExtractLimits()
+) -> ExtractResult:
     """Extract a document's archive into `scratch`, then rename its document folder to `target`.
 
     `target`'s name is the document's (NN_name); `scratch` is a folder on the same file

@@ -39,16 +39,26 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from midvbatch import __version__
-from midvbatch.dataset.archive import (ArchiveError, ExtractLimits, file_md5, has_document_structure,
-                                      parse_md5_list, unpack_document)
+from midvbatch.dataset.archive import (
+    ArchiveError,
+    ExtractLimits,
+    file_md5,
+    has_document_structure,
+    parse_md5_list,
+    unpack_document,
+)
 from midvbatch.dataset.formats import ArchiveSource, DatasetFormat, get_format
 from midvbatch.errors import MidvBatchError
 from midvbatch.fileio import TEXT_LIMIT, read_bytes, read_json, write_atomic
 
 _CHUNK = 256 << 10
 _SMALL_LIMIT = TEXT_LIMIT  # md5.txt: MIDV-500's has 50 lines
-LABELS = {"fetched": "fetched", "present": "already present",
-          "unverified": "present (not verified)", "failed": "FAILED"}
+LABELS = {
+    "fetched": "fetched",
+    "present": "already present",
+    "unverified": "present (not verified)",
+    "failed": "FAILED",
+}
 
 
 class FetchError(MidvBatchError):
@@ -134,14 +144,21 @@ class FetchReport:
         """One line: counts per status, bytes downloaded, time, destination."""
         counts = [f"{len(self.with_status(s))} {LABELS[s].lower()}" for s in LABELS if self.with_status(s)]
         downloaded = sum(d.bytes_downloaded for d in self.documents)
-        return (f"{len(self.documents)} documents: {', '.join(counts) or 'none'}; "
-                f"{megabytes(downloaded)} downloaded in {self.seconds:.1f} s into {self.dest}")
+        return (
+            f"{len(self.documents)} documents: {', '.join(counts) or 'none'}; "
+            f"{megabytes(downloaded)} downloaded in {self.seconds:.1f} s into {self.dest}"
+        )
 
     def to_dict(self) -> dict:
         """Return a JSON-ready dict."""
-        return {"dest": str(self.dest), "dataset": self.dataset, "source": self.source,
-                "seconds": round(self.seconds, 3), "warnings": self.warnings,
-                "documents": [d.to_dict() for d in self.documents]}
+        return {
+            "dest": str(self.dest),
+            "dataset": self.dataset,
+            "source": self.source,
+            "seconds": round(self.seconds, 3),
+            "warnings": self.warnings,
+            "documents": [d.to_dict() for d in self.documents],
+        }
 
 
 def megabytes(n: float) -> str:
@@ -530,8 +547,7 @@ class _State:
                 self.documents.pop(name, None)
             else:
                 self.documents[name] = entry
-            write_atomic(self.path, json.dumps({"version": 1, "documents": self.documents}, indent=1,
-                                               sort_keys=True))
+            write_atomic(self.path, json.dumps({"version": 1, "documents": self.documents}, indent=1, sort_keys=True))
 
 
 @dataclass
@@ -586,8 +602,16 @@ def _fetch_one(job: _Job, name: str) -> DocumentOutcome:
         out.verified = expected is not None
         job.view.stage(name, "extracting")
         unpack_document(archive, job.dest / name, job.work / f"{name}.extracting", job.limits)
-        job.state.record(name, {"md5": out.md5, "size": archive.stat().st_size, "verified": out.verified,
-                                "source": out.source, "fetched": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        job.state.record(
+            name,
+            {
+                "md5": out.md5,
+                "size": archive.stat().st_size,
+                "verified": out.verified,
+                "source": out.source,
+                "fetched": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
         if job.local is None:
             archive.unlink()
         out.status = "fetched"
@@ -634,8 +658,7 @@ def _select(fmt: DatasetFormat, source: ArchiveSource, docs: Iterable[str], loca
             example = source.archives[0].file if source.archives else "none"
             raise FetchError(f"holds no {fmt.title} archive (like {example})", path=local)
     numbers = {int(p) for p in docs if p.isdecimal() and len(p) <= 9}  # int() of 5,000 digits raises
-    chosen = [n for n in names if not docs or _number(n) in numbers
-              or any(fnmatch.fnmatchcase(n, p) for p in docs)]
+    chosen = [n for n in names if not docs or _number(n) in numbers or any(fnmatch.fnmatchcase(n, p) for p in docs)]
     if not chosen:
         raise FetchError(f"no {fmt.title} document matches {' '.join('--docs ' + p for p in docs)}")
     return chosen
@@ -678,8 +701,9 @@ def _already_there(job: _Job, name: str) -> DocumentOutcome | None:
     if folder.is_dir() and (has_document_structure(folder) or has_document_structure(folder / name)):
         return DocumentOutcome(name, "unverified")  # unzipped by hand, say
     if folder.is_file() or folder.is_dir() and any(folder.iterdir()):
-        return DocumentOutcome(name, "failed", reason=f"{folder} exists and is not a document folder; "
-                                                      "move it away and fetch again")
+        return DocumentOutcome(
+            name, "failed", reason=f"{folder} exists and is not a document folder; move it away and fetch again"
+        )
     if entry is not None:
         job.state.record(name, None)  # recorded, then deleted by hand: fetch it again
     return None
@@ -746,8 +770,23 @@ def fetch(
     warnings: list[str] = []
     view: FetchProgress = progress if progress is not None else _Silent()
     with _locked(work / "lock", dest):
-        job = _Job(fmt, {a.name: a.file for a in source.archives}, dest, work, base, local, None, _State(work / "state.json", warnings), view,
-                   threading.Event(), retries, retry_delay, timeout, limits, warnings)
+        job = _Job(
+            fmt,
+            {a.name: a.file for a in source.archives},
+            dest,
+            work,
+            base,
+            local,
+            None,
+            _State(work / "state.json", warnings),
+            view,
+            threading.Event(),
+            retries,
+            retry_delay,
+            timeout,
+            limits,
+            warnings,
+        )
         outcomes = {name: outcome for name in names if (outcome := _already_there(job, name)) is not None}
         todo = [n for n in names if n not in outcomes]
         if todo:
@@ -767,5 +806,4 @@ def fetch(
             finally:
                 view.close()
     where = str(local) if local is not None else str(base)
-    return FetchReport(dest, fmt.name, where, [outcomes[n] for n in names], warnings,
-                       time.monotonic() - started)
+    return FetchReport(dest, fmt.name, where, [outcomes[n] for n in names], warnings, time.monotonic() - started)

@@ -70,7 +70,13 @@ def clip_frame_truths(clip: Clip) -> list[FrameTruth]:
         quad = quads[number]
         out.append(
             FrameTruth(
-                clip.frame_id(number), clip.id, number, quad, width, height, source,
+                clip.frame_id(number),
+                clip.id,
+                number,
+                quad,
+                width,
+                height,
+                source,
                 tuple(subsets(quad, width, height)),
             )
         )

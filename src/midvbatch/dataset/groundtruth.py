@@ -117,7 +117,7 @@ def load_frame_quad(path: str | Path) -> Quad:
     path = Path(path)
     data = read_ground_truth_json(path)
     if not isinstance(data, dict):
-        raise GroundTruthError(f"expected a JSON object with \"quad\", got {type(data).__name__}", path=path)
+        raise GroundTruthError(f'expected a JSON object with "quad", got {type(data).__name__}', path=path)
     if "quad" not in data:
         raise GroundTruthError('missing "quad"', path=path)
     return parse_quad(data["quad"], path)
@@ -137,7 +137,7 @@ def parse_template(data: Any, path: str | Path) -> Template:
     fields: dict[str, TemplateField] = {}
     for name, spec in data.items():
         if not isinstance(spec, dict):
-            raise GroundTruthError(f"field {shown(name, 60)} must be an object with \"quad\"", path=path)
+            raise GroundTruthError(f'field {shown(name, 60)} must be an object with "quad"', path=path)
         if "quad" not in spec:
             raise GroundTruthError(f'field {shown(name, 60)} is missing "quad"', path=path)
         quad = parse_quad(spec["quad"], path, where=f'field {shown(name, 60)} "quad"')

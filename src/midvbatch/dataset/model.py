@@ -144,7 +144,9 @@ class Dataset:
         }
 
 
-def select(dataset: Dataset, docs: list[str] | tuple[str, ...] = (), clips: list[str] | tuple[str, ...] = ()) -> list[Clip]:
+def select(
+    dataset: Dataset, docs: list[str] | tuple[str, ...] = (), clips: list[str] | tuple[str, ...] = ()
+) -> list[Clip]:
     """Return the clips whose document matches any `docs` glob and whose code or id matches any `clips` glob.
 
     An empty list of patterns selects everything. Raises DatasetError when patterns

@@ -101,9 +101,7 @@ def synthesize(
     """
     started = time.perf_counter()
     catalog, documents, codes, rate = _check(config)
-    trajectories = (
-        _load_trajectories(Path(config.trajectories), codes) if config.trajectories else None
-    )
+    trajectories = _load_trajectories(Path(config.trajectories), codes) if config.trajectories else None
     root = Path(out_dir)
     try:
         if root.exists() and not root.is_dir():
@@ -116,8 +114,7 @@ def synthesize(
     picks = source_indices(times, catalog.sample_fps, catalog.frames_per_clip)
     if len(picks) < catalog.frames_per_clip:
         raise SynthError(
-            f"{config.seconds:g} s at {config.fps:g} fps is too short for "
-            f"{catalog.frames_per_clip} annotated frames"
+            f"{config.seconds:g} s at {config.fps:g} fps is too short for {catalog.frames_per_clip} annotated frames"
         )
     if not overwrite:
         _refuse_existing(root, _outputs(catalog, documents, codes, picks, config))
@@ -129,9 +126,7 @@ def synthesize(
         for code in codes:
             # Real trajectories: alternate between the file's documents that have this clip.
             real = trajectories[code][index % len(trajectories[code])] if trajectories else None
-            clip = _Clip(
-                catalog, document, number, catalog.clip_kind(code), np.asarray(times), picks, rate
-            )
+            clip = _Clip(catalog, document, number, catalog.clip_kind(code), np.asarray(times), picks, rate)
             with _writing(root):
                 clip.write(root / document, template, config, real)
             report.clips += 1
@@ -142,8 +137,9 @@ def synthesize(
     return report
 
 
-def _outputs(catalog: Catalog, documents: list[str], codes: list[str], picks: list[int],
-             config: SynthConfig) -> Iterator[Path]:
+def _outputs(
+    catalog: Catalog, documents: list[str], codes: list[str], picks: list[int], config: SynthConfig
+) -> Iterator[Path]:
     """Yield every file :func:`synthesize` writes, relative to its output folder."""
     for document in documents:
         number = document_number(document)
@@ -179,8 +175,9 @@ def parse_size(text: str) -> tuple[int, int]:
     """
     m = re.fullmatch(r"\s*(\d{1,9})\s*[xX]\s*(\d{1,9})\s*", text or "")
     if not m:
-        raise SynthError(f"{shown(text)} is not a size like 180x320 (width x height in pixels, "
-                         f"each {MIN_SIDE} to {MAX_SIDE})")
+        raise SynthError(
+            f"{shown(text)} is not a size like 180x320 (width x height in pixels, each {MIN_SIDE} to {MAX_SIDE})"
+        )
     return int(m.group(1)), int(m.group(2))
 
 
@@ -192,9 +189,7 @@ def _writing(root: Path) -> Iterator[None]:
     except av.FFmpegError as exc:
         raise SynthError(f"cannot encode video: {ffmpeg_reason(exc)}", path=root) from None
     except OSError as exc:
-        raise SynthError(
-            f"cannot write: {exc.strerror or exc}", path=exc.filename or root
-        ) from None
+        raise SynthError(f"cannot write: {exc.strerror or exc}", path=exc.filename or root) from None
 
 
 def _check(config: SynthConfig) -> tuple[Catalog, list[str], list[str], Fraction]:
@@ -205,8 +200,7 @@ def _check(config: SynthConfig) -> tuple[Catalog, list[str], list[str], Fraction
         raise SynthError(exc.message) from None
     for name in ("width", "height"):
         value = getattr(config, name)
-        if (isinstance(value, bool) or not isinstance(value, int) or not MIN_SIDE <= value <= MAX_SIDE
-                or value % 2):
+        if isinstance(value, bool) or not isinstance(value, int) or not MIN_SIDE <= value <= MAX_SIDE or value % 2:
             raise SynthError(
                 f"{name} must be an even number of pixels from {MIN_SIDE} to {MAX_SIDE} "
                 f"(H.264 yuv420p needs even sizes), got {shown(value)}"
@@ -216,12 +210,14 @@ def _check(config: SynthConfig) -> tuple[Catalog, list[str], list[str], Fraction
             f"a {config.width}x{config.height} frame has {config.width * config.height:,} pixels, more than "
             f"8K video's {MAX_PIXELS:,} (4320x7680)"
         )
-    if (isinstance(config.fps, bool) or not isinstance(config.fps, (int, float))
-            or not 0 < config.fps <= MAX_FPS):
+    if isinstance(config.fps, bool) or not isinstance(config.fps, (int, float)) or not 0 < config.fps <= MAX_FPS:
         raise SynthError(f"fps must be a positive number up to {MAX_FPS:g}, got {shown(config.fps)}")
     need = catalog.annotated_seconds
-    if (isinstance(config.seconds, bool) or not isinstance(config.seconds, (int, float))
-            or not need <= config.seconds <= MAX_SECONDS):
+    if (
+        isinstance(config.seconds, bool)
+        or not isinstance(config.seconds, (int, float))
+        or not need <= config.seconds <= MAX_SECONDS
+    ):
         raise SynthError(
             f"seconds must be at least {need:g} (the annotated frames span the "
             f"first {need:g} s of a clip) and at most {MAX_SECONDS:g}, got {shown(config.seconds)}"
@@ -247,17 +243,14 @@ def _select_documents(catalog: Catalog, docs: str | int) -> list[str]:
         # At most 9 digits are read: int() of thousands of digits is slow, then refused.
         count = docs if count_given else int(docs.strip()) if len(docs.strip()) <= 9 else None
         if count is None or not 1 <= count <= total:
-            raise SynthError(
-                f"docs must be 1..{total} ({catalog.title} has {total} documents), got {shown(docs)}"
-            )
+            raise SynthError(f"docs must be 1..{total} ({catalog.title} has {total} documents), got {shown(docs)}")
         return list(catalog.documents[:count])
     if not isinstance(docs, str) or not docs.strip():
         raise SynthError(f"docs must be a count or a name pattern like '0[1-5]_*', got {shown(docs)}")
     chosen = _matching(catalog.documents, docs)
     if not chosen:
         raise SynthError(
-            f"docs pattern {shown(docs)} matches no {catalog.title} document "
-            f"(names look like {catalog.documents[0]!r})"
+            f"docs pattern {shown(docs)} matches no {catalog.title} document (names look like {catalog.documents[0]!r})"
         )
     return chosen
 
@@ -321,9 +314,7 @@ def _load_trajectories(path: Path, codes: list[str]) -> dict[str, list[_RealClip
             if match and min(size) > 0:
                 images[image["id"]] = (match[1], match[2], int(match[3]), *size)
         except (KeyError, TypeError, ValueError):
-            raise bad(
-                f"image entry {str(image)[:80]} lacks id, file_name, width or height"
-            ) from None
+            raise bad(f"image entry {str(image)[:80]} lacks id, file_name, width or height") from None
     clips: dict[tuple[str, str], _RealClip] = {}
     for ann in data["annotations"]:
         try:
@@ -343,9 +334,7 @@ def _load_trajectories(path: Path, codes: list[str]) -> dict[str, list[_RealClip
         result[code] = [clips[key] for key in sorted(clips) if key[0] == code]
         if not result[code]:
             have = ", ".join(sorted({c for c, _ in clips})) or "none"
-            raise SynthError(
-                f"trajectories file has no quads for clip {code} (it has: {have})", path=path
-            )
+            raise SynthError(f"trajectories file has no quads for clip {code} (it has: {have})", path=path)
     return result
 
 
@@ -356,9 +345,7 @@ def _write_template(folder: Path, document: str, number: int, seed: int) -> np.n
     """Write the template image and JSON of a document; return the image."""
     for sub in ("videos", "ground_truth", "images"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    image, fields = _render.render_template(
-        document, number, np.random.default_rng([seed, number, 0, 0])
-    )
+    image, fields = _render.render_template(document, number, np.random.default_rng([seed, number, 0, 0]))
     _imwrite(folder / "images" / f"{document}.tif", image)
     write_template(folder / "ground_truth" / f"{document}.json", fields)
     return image
@@ -395,9 +382,7 @@ class _Clip:
         w, h = config.width, config.height
         if real is None:
             aspect = template.shape[0] / template.shape[1]
-            return _render.random_trajectory(
-                self.kind.condition.code, aspect, w, h, self.times, rng
-            )
+            return _render.random_trajectory(self.kind.condition.code, aspect, w, h, self.times, rng)
         # Real annotated frame k becomes our annotated frame k: place it at the time of
         # the source frame the reader picks for k, so its ground truth is the real quad.
         ks = [k for k in sorted(real.frames) if 1 <= k <= len(self.picks)]
@@ -405,9 +390,7 @@ class _Clip:
         knots = np.stack([real.frames[k] for k in ks]) * [w, h]
         return _render.interpolate_quads(knot_times, knots, self.times)
 
-    def write(
-        self, folder: Path, template: np.ndarray, config: SynthConfig, real: _RealClip | None
-    ) -> Path:
+    def write(self, folder: Path, template: np.ndarray, config: SynthConfig, real: _RealClip | None) -> Path:
         """Write the clip's video, ground truth and (optionally) frames; return the video path."""
         code, w, h = self.kind.code, config.width, config.height
         code_index = self.catalog.clip_codes.index(code)

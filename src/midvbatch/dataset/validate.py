@@ -67,8 +67,13 @@ class ValidationReport:
     def to_dict(self) -> dict:
         """Return a JSON-ready report."""
         return {
-            "root": self.root, "catalog": self.catalog, "clips": self.clips, "deep": self.deep, "ok": self.ok,
-            "counts": self.counts(), "problems": [asdict(p) for p in self.problems],
+            "root": self.root,
+            "catalog": self.catalog,
+            "clips": self.clips,
+            "deep": self.deep,
+            "ok": self.ok,
+            "counts": self.counts(),
+            "problems": [asdict(p) for p in self.problems],
         }
 
 
@@ -104,8 +109,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
-def check_clip(clip: Clip, *, deep: bool = False, psnr_threshold: float = PSNR_THRESHOLD,
-               probe_video: Callable[[Path], VideoInfo] = probe) -> list[Problem]:
+def check_clip(
+    clip: Clip,
+    *,
+    deep: bool = False,
+    psnr_threshold: float = PSNR_THRESHOLD,
+    probe_video: Callable[[Path], VideoInfo] = probe,
+) -> list[Problem]:
     """Check one clip's video and ground truth; return its problems (never raises for bad files).
 
     The clip's frame rule says how long its video must be; its format reads its ground
@@ -126,8 +136,13 @@ def check_clip(clip: Clip, *, deep: bool = False, psnr_threshold: float = PSNR_T
             width, height = info.display_width, info.display_height
             video_ok = True
             if info.duration is not None and sample_slot(info.duration, rule.fps) < rule.count:
-                add(ERROR, "video", clip.video, f"too short: {info.duration:.2f} s, the {rule.count} "
-                                                f"annotated frames need {rule.needed_seconds:.2f} s")
+                add(
+                    ERROR,
+                    "video",
+                    clip.video,
+                    f"too short: {info.duration:.2f} s, the {rule.count} "
+                    f"annotated frames need {rule.needed_seconds:.2f} s",
+                )
                 video_ok = False
         except VideoError as exc:
             add(ERROR, "video", clip.video, exc.message)
@@ -161,14 +176,23 @@ def check_clip(clip: Clip, *, deep: bool = False, psnr_threshold: float = PSNR_T
                 if extracted is None:
                     add(ERROR, "frame_mismatch", tif, "unreadable image")
                 elif extracted.shape != frame.image.shape:
-                    add(ERROR, "frame_mismatch", tif, f"size {extracted.shape[1]}x{extracted.shape[0]} differs "
-                                                      f"from the video's {frame.image.shape[1]}x{frame.image.shape[0]}")
+                    add(
+                        ERROR,
+                        "frame_mismatch",
+                        tif,
+                        f"size {extracted.shape[1]}x{extracted.shape[0]} differs "
+                        f"from the video's {frame.image.shape[1]}x{frame.image.shape[0]}",
+                    )
                 else:
                     value = psnr(extracted, frame.image)
                     if value < psnr_threshold:
-                        add(ERROR, "frame_mismatch", tif,
+                        add(
+                            ERROR,
+                            "frame_mismatch",
+                            tif,
                             f"does not match annotated frame {frame.number} decoded from {clip.video.name} "
-                            f"(PSNR {value:.1f} dB < {psnr_threshold:g}): the annotation may belong to another frame")
+                            f"(PSNR {value:.1f} dB < {psnr_threshold:g}): the annotation may belong to another frame",
+                        )
         except VideoError as exc:
             add(ERROR, "decode", clip.video, exc.message)
     return problems
@@ -211,22 +235,32 @@ def _archives(root: Path) -> list[Problem]:
     return problems
 
 
-def validate(root: str | Path, *, deep: bool = False, catalog: str | None = None, jobs: int = 2,
-             psnr_threshold: float = PSNR_THRESHOLD,
-             progress: Callable[[str], None] | None = None) -> ValidationReport:
+def validate(
+    root: str | Path,
+    *,
+    deep: bool = False,
+    catalog: str | None = None,
+    jobs: int = 2,
+    psnr_threshold: float = PSNR_THRESHOLD,
+    progress: Callable[[str], None] | None = None,
+) -> ValidationReport:
     """Validate the dataset under `root`; return every problem found (raises only for an unusable root).
 
     `deep` also decodes every annotated frame and compares it with its extracted TIFF.
     Clips are checked `jobs` at a time (FFmpeg releases the GIL while decoding).
     """
     dataset = discover(root, catalog)
-    report = ValidationReport(str(dataset.root), dataset.catalog.name if dataset.catalog else None,
-                              len(dataset.clips), deep)
+    report = ValidationReport(
+        str(dataset.root), dataset.catalog.name if dataset.catalog else None, len(dataset.clips), deep
+    )
     report.problems += get_format(dataset.format).check_layout(dataset)
     report.problems += _archives(dataset.root)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for clip, problems in zip(dataset.clips, pool.map(
-                lambda c: check_clip(c, deep=deep, psnr_threshold=psnr_threshold), dataset.clips)):
+        for clip, problems in zip(
+            dataset.clips,
+            pool.map(lambda c: check_clip(c, deep=deep, psnr_threshold=psnr_threshold), dataset.clips),
+            strict=True,
+        ):
             report.problems += problems
             if progress is not None:
                 progress(clip.id)
@@ -277,7 +311,7 @@ def check_clips(clips: Iterable[Clip], jobs: int = 2) -> dict[str, list[Problem]
         results = list(pool.map(lambda c: check_clip(c, probe_video=probe_once), clips))
     _return_freed_memory()
     out = {}
-    for clip, problems in zip(clips, results):
+    for clip, problems in zip(clips, results, strict=True):
         errors = [p for p in problems if p.severity == ERROR]
         if clip.video is None:  # validate() reports this with the dataset's structure
             errors.insert(0, Problem(ERROR, "missing", str(clip.document or "."), "no video file", clip.id))
@@ -301,5 +335,16 @@ def clip_signature(clip: Clip) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 
-__all__ = ["ERROR", "NOTE", "WARNING", "Problem", "ValidationReport", "check_clip", "check_clips", "clip_signature",
-           "psnr", "quad_problem", "validate"]
+__all__ = [
+    "ERROR",
+    "NOTE",
+    "WARNING",
+    "Problem",
+    "ValidationReport",
+    "check_clip",
+    "check_clips",
+    "clip_signature",
+    "psnr",
+    "quad_problem",
+    "validate",
+]

@@ -29,14 +29,17 @@ class DaskExecutor(FutureExecutor):
         try:
             from distributed import Client, LocalCluster
         except ImportError:
-            raise ConfigError("the dask executor needs the distributed package: pip install 'midvbatch[dask]'") from None
+            raise ConfigError(
+                "the dask executor needs the distributed package: pip install 'midvbatch[dask]'"
+            ) from None
         super().__init__()
         self._cluster = None
         self._owner = f"dask-{uuid.uuid4().hex}"
         try:
             if address in (None, "local"):
-                self._cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                                             dashboard_address=":0")
+                self._cluster = LocalCluster(
+                    n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=":0"
+                )
                 self.client = Client(self._cluster)
             else:
                 self.client = Client(address, timeout=10)
@@ -76,7 +79,9 @@ class DaskExecutor(FutureExecutor):
         for future in self._futures:
             future.cancel()
         try:
-            self.client.run(worker.close_processors, self._owner)  # on every worker (a clip still running: when it ends)
+            self.client.run(
+                worker.close_processors, self._owner
+            )  # on every worker (a clip still running: when it ends)
         except Exception:  # noqa: BLE001, S110 (a scheduler or workers gone: nothing left to close there)
             pass
         self.client.close()

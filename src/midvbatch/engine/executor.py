@@ -69,11 +69,21 @@ def crash_outcome(task_id: int, exc: BaseException) -> ClipOutcome:
     if isinstance(exc, pebble.ProcessExpired):
         code = exc.exitcode
         if code is not None and code < 0:
-            name = signal_module.Signals(-code).name if -code in signal_module.Signals._value2member_map_ else str(-code)
-            return ClipOutcome(task_id, ok=False, error_class="crash", error=f"worker killed by {name}",
-                               signal=-code, exitcode=None, pid=exc.pid)
-        return ClipOutcome(task_id, ok=False, error_class="crash", error=f"worker exited with code {code}",
-                           exitcode=code, pid=exc.pid)
+            name = (
+                signal_module.Signals(-code).name if -code in signal_module.Signals._value2member_map_ else str(-code)
+            )
+            return ClipOutcome(
+                task_id,
+                ok=False,
+                error_class="crash",
+                error=f"worker killed by {name}",
+                signal=-code,
+                exitcode=None,
+                pid=exc.pid,
+            )
+        return ClipOutcome(
+            task_id, ok=False, error_class="crash", error=f"worker exited with code {code}", exitcode=code, pid=exc.pid
+        )
     if isinstance(exc, cf.TimeoutError):
         return ClipOutcome(task_id, ok=False, error_class="timeout", error="timeout")
     return ClipOutcome(task_id, ok=False, error_class="error", error=f"{type(exc).__name__}: {exc}")
@@ -174,8 +184,14 @@ class ProcessExecutor(FutureExecutor):
     processor started outlives the run. Processor output goes to `log_dir`.
     """
 
-    def __init__(self, workers: int, *, max_tasks: int = 0, task_timeout: float | None = None,
-                 log_dir: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        workers: int,
+        *,
+        max_tasks: int = 0,
+        task_timeout: float | None = None,
+        log_dir: str | os.PathLike | None = None,
+    ):
         super().__init__()
         context = multiprocessing.get_context("spawn")
         # Stages come back as lines on one pipe: a write of less than PIPE_BUF bytes is atomic,
@@ -189,8 +205,11 @@ class ProcessExecutor(FutureExecutor):
         self.worker_pids: dict[int, float | None] = {}  # pid -> start time, of every worker seen
         with _sigint_blocked():
             self._pool = pebble.ProcessPool(
-                max_workers=workers, max_tasks=max_tasks, initializer=worker.init_process,
-                initargs=(stage_writer, os.getpid(), str(log_dir) if log_dir is not None else None), context=context,
+                max_workers=workers,
+                max_tasks=max_tasks,
+                initializer=worker.init_process,
+                initargs=(stage_writer, os.getpid(), str(log_dir) if log_dir is not None else None),
+                context=context,
             )
         self._stage_writer = stage_writer  # kept open: workers started later receive it
 

@@ -34,8 +34,12 @@ def result_records(run_dir: str | Path) -> Iterator[dict]:
     with open_run(run_dir) as run:
         for frame in run.frames():
             record = {
-                "clip": frame.clip, "document": frame.document, "frame": frame.number,
-                "time": frame.time, "seconds": frame.seconds, "result": frame.result,
+                "clip": frame.clip,
+                "document": frame.document,
+                "frame": frame.number,
+                "time": frame.time,
+                "seconds": frame.seconds,
+                "result": frame.result,
             }
             if frame.scores is not None:
                 record["scores"] = frame.scores
@@ -43,8 +47,12 @@ def result_records(run_dir: str | Path) -> Iterator[dict]:
         for clip in run.clips("done"):
             if clip.result is not None:
                 yield {
-                    "clip": clip.clip, "document": clip.document, "frame": None,
-                    "time": None, "seconds": clip.seconds, "result": clip.result,
+                    "clip": clip.clip,
+                    "document": clip.document,
+                    "frame": None,
+                    "time": None,
+                    "seconds": clip.seconds,
+                    "result": clip.result,
                 }
 
 
@@ -61,8 +69,14 @@ def _flatten(record: dict) -> dict:
     return flat
 
 
-def export_results(run_dir: str | Path, fmt: str, out: str | Path | None = None, *, predictions: bool = False,
-                   subset: str | None = None) -> int:
+def export_results(
+    run_dir: str | Path,
+    fmt: str,
+    out: str | Path | None = None,
+    *,
+    predictions: bool = False,
+    subset: str | None = None,
+) -> int:
     """Write the run's results to `out` (default stdout); return the record count.
 
     Formats: jsonl and csv (one record per frame), coco (ground truth, or with
@@ -90,7 +104,9 @@ def export_results(run_dir: str | Path, fmt: str, out: str | Path | None = None,
     if not out:
         return _write_results(sys.stdout, run_dir, fmt, text, count if text is not None else 0)
     try:
-        with atomic_output(out, "w", into_special=True, newline="", encoding="utf-8") as stream:  # a reader never sees half a file
+        with atomic_output(
+            out, "w", into_special=True, newline="", encoding="utf-8"
+        ) as stream:  # a reader never sees half a file
             return _write_results(stream, run_dir, fmt, text, count if text is not None else 0)
     except OSError as exc:
         raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
@@ -140,9 +156,14 @@ def _annotated_frames(run_dir: str | Path) -> Iterator[dict]:
             continue  # gone from the dataset since the run
         for truth in clip_frame_truths(clip):
             yield {
-                "id": truth.id, "clip": clip, "frame": truth.number, "width": truth.width, "height": truth.height,
+                "id": truth.id,
+                "clip": clip,
+                "frame": truth.number,
+                "width": truth.width,
+                "height": truth.height,
                 "file_name": f"{clip.document}/images/{clip.code}/{truth.id}.tif",
-                "truth": truth.quad, "subsets": truth.subsets,
+                "truth": truth.quad,
+                "subsets": truth.subsets,
                 "predicted": predicted.get((clip_id, truth.number)),
                 "template": templates.get(clip.document),
             }
@@ -164,16 +185,25 @@ def coco_document(run_dir: str | Path, predictions: bool = False) -> dict:
     images, annotations = [], []
     for frame in _annotated_frames(run_dir):
         image_id = len(images)
-        images.append({"file_name": frame["file_name"], "height": frame["height"], "width": frame["width"],
-                       "id": image_id})
+        images.append(
+            {"file_name": frame["file_name"], "height": frame["height"], "width": frame["width"], "id": image_id}
+        )
         points = frame["predicted"] if predictions else frame["truth"].to_list()
         if not points:
             continue
         bbox = _bbox(points, frame["width"], frame["height"])
-        annotations.append({
-            "iscrowd": 0, "image_id": image_id, "category_id": 1, "ignore": 0, "id": len(annotations),
-            "bbox": bbox, "area": bbox[2] * bbox[3], "segmentation": [[v for p in points for v in p]],
-        })
+        annotations.append(
+            {
+                "iscrowd": 0,
+                "image_id": image_id,
+                "category_id": 1,
+                "ignore": 0,
+                "id": len(annotations),
+                "bbox": bbox,
+                "area": bbox[2] * bbox[3],
+                "segmentation": [[v for p in points for v in p]],
+            }
+        )
     return {"images": images, "annotations": annotations, "categories": [COCO_CATEGORY]}
 
 
@@ -187,11 +217,16 @@ def smartengines_report(run_dir: str | Path) -> list[dict]:
         if document not in sizes:
             sizes[document] = list(document_template_size(document, frame["template"]))
         predicted = frame["predicted"]
-        records.append({
-            "origin_image_path": frame["file_name"], "size": [frame["width"], frame["height"]],
-            "template_size": sizes[document], "ground_truth_quad": frame["truth"].to_list(),
-            "system_result_quad_exists": bool(predicted), "system_result_quad": predicted or [],
-        })
+        records.append(
+            {
+                "origin_image_path": frame["file_name"],
+                "size": [frame["width"], frame["height"]],
+                "template_size": sizes[document],
+                "ground_truth_quad": frame["truth"].to_list(),
+                "system_result_quad_exists": bool(predicted),
+                "system_result_quad": predicted or [],
+            }
+        )
     return records
 
 

@@ -21,9 +21,17 @@ def failures(run_dir: str | Path) -> list[dict]:
     try:
         return [
             {
-                "clip": t.clip, "document": t.document, "state": t.state, "attempts": t.attempts,
-                "error_class": t.error_class, "error": t.error, "signal": t.signal, "exitcode": t.exitcode,
-                "stage": t.stage, "not_before": t.not_before, "traceback": _tail(t.traceback),
+                "clip": t.clip,
+                "document": t.document,
+                "state": t.state,
+                "attempts": t.attempts,
+                "error_class": t.error_class,
+                "error": t.error,
+                "signal": t.signal,
+                "exitcode": t.exitcode,
+                "stage": t.stage,
+                "not_before": t.not_before,
+                "traceback": _tail(t.traceback),
             }
             for t in ledger.tasks(states=("failed", "dead"))
         ]
@@ -56,8 +64,11 @@ def revive_dead(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), al
     ledger = Ledger(run_dir)
     try:
         dead = ledger.tasks(states=("dead",))
-        chosen = [t for t in dead if all_dead or any(
-            fnmatch.fnmatchcase(t.clip, p) or fnmatch.fnmatchcase(t.code, p) for p in clips)]
+        chosen = [
+            t
+            for t in dead
+            if all_dead or any(fnmatch.fnmatchcase(t.clip, p) or fnmatch.fnmatchcase(t.code, p) for p in clips)
+        ]
         if not chosen:
             what = "no dead clips" if not dead else f"no dead clip matches {' '.join(clips)}"
             raise LedgerError(what, path=run_dir)
@@ -69,8 +80,13 @@ def revive_dead(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), al
         lock.release()
 
 
-def retry(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), all_dead: bool = False,
-          announce: Callable[[RunConfig], None] | None = None, **run_options):
+def retry(
+    run_dir: str | Path,
+    clips: list[str] | tuple[str, ...] = (),
+    all_dead: bool = False,
+    announce: Callable[[RunConfig], None] | None = None,
+    **run_options,
+):
     """Revive dead clips, then resume the run with its saved configuration; return (revived ids, RunSummary).
 
     The saved configuration names the code that runs (``--processor MODULE:FACTORY``

@@ -137,12 +137,18 @@ def _ledger_error(exc: sqlite3.Error, path: Path) -> LedgerError:
     code = getattr(exc, "sqlite_errorcode", None)
     text = str(exc)
     if code == sqlite3.SQLITE_FULL or "disk is full" in text:
-        return LedgerError(f"the disk is full ({text}); the run stopped cleanly: free some space, then run "
-                           "the same command again to resume", path=path)
+        return LedgerError(
+            f"the disk is full ({text}); the run stopped cleanly: free some space, then run "
+            "the same command again to resume",
+            path=path,
+        )
     if code == sqlite3.SQLITE_READONLY or "readonly" in text:
         return LedgerError(f"cannot write the ledger ({text}): is the run folder read-only?", path=path)
-    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError) or \
-            code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+    if (
+        isinstance(exc, sqlite3.DatabaseError)
+        and not isinstance(exc, sqlite3.OperationalError)
+        or code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    ):
         return LedgerError(f"damaged ledger: {text}", path=path)
     return LedgerError(f"ledger error: {text}", path=path)
 
@@ -200,7 +206,6 @@ class _Connection:
 
     def close(self) -> None:
         self._db.close()
-
 
 
 @dataclass(slots=True)
@@ -264,8 +269,9 @@ class Ledger:
                 raw.close()
                 error = _ledger_error(exc, self.path)  # a full disk or a lock is not damage
                 if error.message.startswith("damaged ledger"):
-                    error = LedgerError(f"{error.message}; start a new run folder (or --restart into a new --out)",
-                                        path=self.path)
+                    error = LedgerError(
+                        f"{error.message}; start a new run folder (or --restart into a new --out)", path=self.path
+                    )
                 raise error from None
             self.identity = self._identity()
         raw.row_factory = sqlite3.Row
@@ -281,8 +287,9 @@ class Ledger:
         if row and marker is not None and json.loads(row[0]) != marker.run_id:
             raw.close()
             self._drop_copy()
-            raise LedgerError("the ledger is not this run folder's own (its run id differs from "
-                              "midvbatch-run.json)", path=self.path)
+            raise LedgerError(
+                "the ledger is not this run folder's own (its run id differs from midvbatch-run.json)", path=self.path
+            )
 
     def _open_readonly(self) -> sqlite3.Connection:
         """Open read-only; a folder we may not write (archived, shared) is read from a private copy."""
@@ -336,9 +343,12 @@ class Ledger:
         now = self._identity()
         if now != self.identity:
             what = "deleted" if now is None else "replaced by another file"
-            raise LedgerError(f"the ledger was {what} while the run was running; stopping. Results of clips "
-                              "finished since then are lost: run the same command again (with --restart if "
-                              "the ledger is gone) to redo them", path=self.path)
+            raise LedgerError(
+                f"the ledger was {what} while the run was running; stopping. Results of clips "
+                "finished since then are lost: run the same command again (with --restart if "
+                "the ledger is gone) to redo them",
+                path=self.path,
+            )
 
     def finish(self) -> None:
         """Fold the WAL into the ledger file and leave it in rollback mode, readable from a read-only folder."""
@@ -357,8 +367,10 @@ class Ledger:
         probe = cls(run_dir, readonly=True)
         try:
             if probe.get_meta("fingerprint") is None:
-                raise LedgerError("holds a ledger.sqlite that no midvbatch run wrote; give --out a new or empty "
-                                  "folder", path=Path(run_dir))
+                raise LedgerError(
+                    "holds a ledger.sqlite that no midvbatch run wrote; give --out a new or empty folder",
+                    path=Path(run_dir),
+                )
         finally:
             probe.close()
 
@@ -432,8 +444,10 @@ class Ledger:
         many times does not use up a clip's retries.
         """
         with self.transaction() as db:
-            cur = db.execute("UPDATE tasks SET state = 'pending', stage = NULL, attempts = MAX(attempts - 1, 0) "
-                             "WHERE state = 'running'")
+            cur = db.execute(
+                "UPDATE tasks SET state = 'pending', stage = NULL, attempts = MAX(attempts - 1, 0) "
+                "WHERE state = 'running'"
+            )
             return cur.rowcount
 
     def next_ready(self, limit: int, now: float, exclude: set[int] = frozenset()) -> list[TaskRow]:
@@ -445,13 +459,19 @@ class Ledger:
         n = limit + len(exclude)
         rows = self.db.execute(
             f"SELECT {_TASK_COLUMNS}, position FROM tasks WHERE state = 'pending' ORDER BY priority DESC, position "
-            "LIMIT ?", (n,)).fetchall()
+            "LIMIT ?",
+            (n,),
+        ).fetchall()
         failed = self.db.execute(
             f"SELECT {_TASK_COLUMNS}, position FROM tasks WHERE state = 'failed' "
-            "AND (not_before IS NULL OR not_before <= ?) ORDER BY priority DESC, position LIMIT ?", (now, n)).fetchall()
+            "AND (not_before IS NULL OR not_before <= ?) ORDER BY priority DESC, position LIMIT ?",
+            (now, n),
+        ).fetchall()
         if failed:
             rows = sorted(rows + failed, key=lambda r: (-r["priority"], r["position"]))
-        return [TaskRow(**{k: r[k] for k in TaskRow.__dataclass_fields__}) for r in rows if r["id"] not in exclude][:limit]
+        return [TaskRow(**{k: r[k] for k in TaskRow.__dataclass_fields__}) for r in rows if r["id"] not in exclude][
+            :limit
+        ]
 
     def next_retry_time(self) -> float | None:
         """Return when the next failed task may be retried; None if none waits."""
@@ -464,8 +484,11 @@ class Ledger:
             return {}
         marks = ", ".join("?" * len(task_ids))
         with self.transaction() as db:  # (no RETURNING: older SQLite libraries lack it)
-            db.execute("UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?, "
-                       f"stage = 'queued', not_before = NULL WHERE id IN ({marks})", (now, *task_ids))
+            db.execute(
+                "UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?, "
+                f"stage = 'queued', not_before = NULL WHERE id IN ({marks})",
+                (now, *task_ids),
+            )
             return dict(db.execute(f"SELECT id, attempts FROM tasks WHERE id IN ({marks})", task_ids).fetchall())
 
     def complete_many(self, done: list[Completion]) -> None:
@@ -480,12 +503,24 @@ class Ledger:
             artifacts = [(size, mtime, path) for c in done for path, size, mtime in c.artifacts]
             if artifacts:
                 db.executemany("UPDATE artifacts SET bytes = ?, mtime_ns = ? WHERE path = ?", artifacts)
-            frames = [(c.task_id, f["frame"], f.get("time"), f.get("seconds"), json.dumps(f.get("result")),
-                       json.dumps(f["scores"]) if f.get("scores") is not None else None)
-                      for c in done for f in c.frames or ()]
+            frames = [
+                (
+                    c.task_id,
+                    f["frame"],
+                    f.get("time"),
+                    f.get("seconds"),
+                    json.dumps(f.get("result")),
+                    json.dumps(f["scores"]) if f.get("scores") is not None else None,
+                )
+                for c in done
+                for f in c.frames or ()
+            ]
             if frames:
-                db.executemany("INSERT OR REPLACE INTO frames (task, frame, time, seconds, result, scores) "
-                               "VALUES (?, ?, ?, ?, ?, ?)", frames)
+                db.executemany(
+                    "INSERT OR REPLACE INTO frames (task, frame, time, seconds, result, scores) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    frames,
+                )
             clips = [(c.task_id, json.dumps(c.clip_result)) for c in done if c.clip_result is not None]
             if clips:
                 db.executemany("INSERT OR REPLACE INTO clips (task, result) VALUES (?, ?)", clips)
@@ -493,12 +528,24 @@ class Ledger:
                 "UPDATE tasks SET state = 'done', stage = NULL, finished_at = ?, wall_seconds = ?, "
                 "stage_seconds = ?, cpu_seconds = ?, peak_rss = ?, frames_done = ?, error_class = NULL, "
                 "error = NULL, exitcode = NULL, signal = NULL, traceback = NULL WHERE id = ?",
-                [(c.now, c.wall_seconds, json.dumps(c.stage_seconds), c.cpu_seconds, c.peak_rss,
-                  len(c.frames or ()), c.task_id) for c in done])
+                [
+                    (
+                        c.now,
+                        c.wall_seconds,
+                        json.dumps(c.stage_seconds),
+                        c.cpu_seconds,
+                        c.peak_rss,
+                        len(c.frames or ()),
+                        c.task_id,
+                    )
+                    for c in done
+                ],
+            )
             db.executemany(
                 "INSERT INTO events (ts, level, clip, attempt, stage, message) "
                 "SELECT ?, 'info', clip, attempts, NULL, 'done' FROM tasks WHERE id = ?",
-                [(time.time(), c.task_id) for c in done])
+                [(time.time(), c.task_id) for c in done],
+            )
 
     def fail(
         self,
@@ -522,11 +569,11 @@ class Ledger:
                 "UPDATE tasks SET state = ?, error_class = ?, error = ?, stage = COALESCE(?, stage), "
                 "exitcode = ?, signal = ?, traceback = ?, not_before = ?, finished_at = ?, wall_seconds = ? "
                 "WHERE id = ?",
-                (state, error_class, error, stage, exitcode, signal, traceback, not_before, now,
-                 wall_seconds, task_id),
+                (state, error_class, error, stage, exitcode, signal, traceback, not_before, now, wall_seconds, task_id),
             )
-            self._event(db, task_id, "warning" if state == "failed" else "error",
-                        f"{state}: {error_class}: {error}", stage)
+            self._event(
+                db, task_id, "warning" if state == "failed" else "error", f"{state}: {error_class}: {error}", stage
+            )
 
     def release(self, task_ids: Iterable[int]) -> None:
         """Return running tasks to pending without counting their attempt (interrupted)."""
@@ -560,8 +607,7 @@ class Ledger:
         """
         assert not self._depth, "artifacts are claimed in a transaction of their own"
         with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO artifacts (path, task) VALUES (?, ?)",
-                           [(p, task_id) for p in paths])
+            db.executemany("INSERT OR REPLACE INTO artifacts (path, task) VALUES (?, ?)", [(p, task_id) for p in paths])
 
     def artifact_record(self, path: str) -> tuple[int, int | None, int | None] | None:
         """Return (task, bytes, mtime_ns) recorded for artifact `path`; bytes None: claimed, not yet in place."""
@@ -579,8 +625,9 @@ class Ledger:
             (time.time(), level, stage, message, task_id),
         )
 
-    def log_event(self, level: str, message: str, clip: str | None = None, attempt: int | None = None,
-                  stage: str | None = None) -> None:
+    def log_event(
+        self, level: str, message: str, clip: str | None = None, attempt: int | None = None, stage: str | None = None
+    ) -> None:
         """Append an event."""
         self.db.execute(
             "INSERT INTO events (ts, level, clip, attempt, stage, message) VALUES (?, ?, ?, ?, ?, ?)",
@@ -618,8 +665,10 @@ class Ledger:
         """Yield every task (optionally only those in `states`) in queue order: its columns, its
         per-stage wall times (``stage_seconds``, JSON) and its clip result (``clip_result``, JSON
         or None when it has none)."""
-        sql = (f"SELECT {', '.join('t.' + c for c in TaskRow.__dataclass_fields__)}, t.stage_seconds, "
-               "c.result AS clip_result FROM tasks t LEFT JOIN clips c ON c.task = t.id")
+        sql = (
+            f"SELECT {', '.join('t.' + c for c in TaskRow.__dataclass_fields__)}, t.stage_seconds, "
+            "c.result AS clip_result FROM tasks t LEFT JOIN clips c ON c.task = t.id"
+        )
         args: tuple = ()
         if states is not None:
             args = tuple(states)
@@ -628,27 +677,37 @@ class Ledger:
 
     def check_candidates(self) -> list[tuple[int, str, str]]:
         """Return (id, clip, state) of the tasks a run checks first: pending, failed, and dead as invalid."""
-        return [tuple(r) for r in self.db.execute(
-            "SELECT id, clip, state FROM tasks WHERE state IN ('pending', 'failed') "
-            "OR (state = 'dead' AND error_class = 'invalid') ORDER BY priority DESC, position")]
+        return [
+            tuple(r)
+            for r in self.db.execute(
+                "SELECT id, clip, state FROM tasks WHERE state IN ('pending', 'failed') "
+                "OR (state = 'dead' AND error_class = 'invalid') ORDER BY priority DESC, position"
+            )
+        ]
 
     def validation_cache(self) -> dict[str, tuple[str, list[str]]]:
         """Return {clip: (signature of its files, error messages)} from earlier validations."""
-        return {clip: (sig, json.loads(errors)) for clip, sig, errors in
-                self.db.execute("SELECT clip, signature, errors FROM validation")}
+        return {
+            clip: (sig, json.loads(errors))
+            for clip, sig, errors in self.db.execute("SELECT clip, signature, errors FROM validation")
+        }
 
     def store_validation(self, results: Iterable[tuple[str, str, list[str]]]) -> None:
         """Remember (clip, signature, error messages) of clips just validated."""
         with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO validation (clip, signature, errors) VALUES (?, ?, ?)",
-                           [(clip, sig, json.dumps(errors)) for clip, sig, errors in results])
+            db.executemany(
+                "INSERT OR REPLACE INTO validation (clip, signature, errors) VALUES (?, ?, ?)",
+                [(clip, sig, json.dumps(errors)) for clip, sig, errors in results],
+            )
 
     def error_counts(self) -> dict[str, int]:
         """Return the number of failed and dead clips per error class."""
-        return dict(self.db.execute(
-            "SELECT error_class, COUNT(*) FROM tasks WHERE state IN ('failed', 'dead') GROUP BY error_class "
-            "ORDER BY error_class"
-        ).fetchall())
+        return dict(
+            self.db.execute(
+                "SELECT error_class, COUNT(*) FROM tasks WHERE state IN ('failed', 'dead') GROUP BY error_class "
+                "ORDER BY error_class"
+            ).fetchall()
+        )
 
     def revive(self, task_ids: Iterable[int]) -> int:
         """Put dead clips back in the queue with fresh attempts; return how many."""

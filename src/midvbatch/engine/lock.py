@@ -33,8 +33,8 @@ class RunLock:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
             os.close(fd)
             raise LedgerError(
-                f"another midvbatch run (pid {holder}) is using this run folder; "
-                "wait for it, or stop it with Ctrl-C", path=self.path.parent,
+                f"another midvbatch run (pid {holder}) is using this run folder; wait for it, or stop it with Ctrl-C",
+                path=self.path.parent,
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())

@@ -34,5 +34,9 @@ def make_executor(settings: Settings, *, log_dir: str | os.PathLike | None = Non
         return InlineExecutor()  # debugging: no timeout
     if settings.pool == "thread":
         return ThreadExecutor(settings.workers)  # threads cannot be killed: no timeout, no recycling
-    return ProcessExecutor(settings.workers, max_tasks=settings.max_tasks_per_worker or 0,
-                           task_timeout=settings.task_timeout, log_dir=log_dir)
+    return ProcessExecutor(
+        settings.workers,
+        max_tasks=settings.max_tasks_per_worker or 0,
+        task_timeout=settings.task_timeout,
+        log_dir=log_dir,
+    )

@@ -68,8 +68,9 @@ class RateMeter:
         return clips / span, frames / span
 
 
-def estimate_eta(remaining_clips: int, remaining_frames: int, clips_per_second: float,
-                 frames_per_second: float) -> float | None:
+def estimate_eta(
+    remaining_clips: int, remaining_frames: int, clips_per_second: float, frames_per_second: float
+) -> float | None:
     """Seconds left: by frames when frames are being counted, else by clips; None if unknown."""
     if remaining_clips == 0:
         return 0.0

@@ -60,8 +60,14 @@ class Resources:
     (see :meth:`Settings.worker_memory_limit`).
     """
 
-    def __init__(self, settings: Settings, run_dir: Path, *, memory_reading: MemoryReading = system_memory,
-                 disk_reading: DiskReading = disk_space):
+    def __init__(
+        self,
+        settings: Settings,
+        run_dir: Path,
+        *,
+        memory_reading: MemoryReading = system_memory,
+        disk_reading: DiskReading = disk_space,
+    ):
         self.run_dir = run_dir
         self.memory_reading = memory_reading
         self.disk_reading = disk_reading
@@ -81,15 +87,22 @@ class Resources:
             try:
                 self._disk, _ = self.disk_reading(self.run_dir)
             except OSError as exc:
-                raise LedgerError(f"cannot read the free space of the run folder ({exc.strerror or exc}): "
-                                  "was it moved or deleted while the run was running?", path=self.run_dir) from None
+                raise LedgerError(
+                    f"cannot read the free space of the run folder ({exc.strerror or exc}): "
+                    "was it moved or deleted while the run was running?",
+                    path=self.run_dir,
+                ) from None
             self._read_at = now
         available, free = self._memory, self._disk
         if available < self.memory_floor:
             return Admission(False, "memory", f"{_mib(available)} available, floor {_mib(self.memory_floor)}")
         if free < self.disk_floor + estimated_output:
-            return Admission(False, "disk", f"{_mib(free)} free on {self.run_dir}, floor {_mib(self.disk_floor)} "
-                                            f"+ {_mib(estimated_output)} for the next clip")
+            return Admission(
+                False,
+                "disk",
+                f"{_mib(free)} free on {self.run_dir}, floor {_mib(self.disk_floor)} "
+                f"+ {_mib(estimated_output)} for the next clip",
+            )
         return Admission(True)
 
     def over_limit(self, pid: int) -> int | None:

@@ -30,9 +30,9 @@ from midvbatch.config import MAX_RETRY_WAIT, RunConfig
 from midvbatch.dataset.formats import discover
 from midvbatch.dataset.model import Clip, FrameRule
 from midvbatch.engine.executor import Executor, kill_group
-from midvbatch.engine.pools import make_executor
 from midvbatch.engine.ledger import Completion, Ledger, NewTask, TaskRow
 from midvbatch.engine.lock import RunLock
+from midvbatch.engine.pools import make_executor
 from midvbatch.engine.progress import NoProgress, RateMeter, RunProgress, Snapshot, estimate_eta
 from midvbatch.engine.resources import DiskReading, MemoryReading, Resources, disk_space, system_memory
 from midvbatch.engine.runlog import close_run_log, flush_run_log, open_run_log
@@ -161,15 +161,21 @@ def _check_overwrite(ledger: Ledger, task_id: int, relative: str, dest: Path) ->
     """Raise ArtifactClash unless `dest` is this task's own artifact, as midvbatch left it."""
     record = ledger.artifact_record(relative)
     if record is None:
-        raise ArtifactClash(f"its artifact {relative} would overwrite a file midvbatch did not write ({dest}); "
-                            "move that file away, then retry the clip")
+        raise ArtifactClash(
+            f"its artifact {relative} would overwrite a file midvbatch did not write ({dest}); "
+            "move that file away, then retry the clip"
+        )
     owner, size, mtime = record
     if owner != task_id:
-        raise ArtifactClash(f"its artifact {relative} would overwrite the same file of another clip "
-                            f"(task {owner}): artifact names must differ between clips")
+        raise ArtifactClash(
+            f"its artifact {relative} would overwrite the same file of another clip "
+            f"(task {owner}): artifact names must differ between clips"
+        )
     if size is not None and not _as_written(dest.lstat(), size, mtime):
-        raise ArtifactClash(f"its artifact {relative} was changed since midvbatch wrote it ({dest}); "
-                            "move that file away, then retry the clip")
+        raise ArtifactClash(
+            f"its artifact {relative} was changed since midvbatch wrote it ({dest}); "
+            "move that file away, then retry the clip"
+        )
 
 
 def _remove_artifacts(ledger: Ledger, run_dir: Path) -> int:
@@ -208,8 +214,12 @@ def _dataset_identity(dataset) -> dict:
             size = -1
         name = clip.video.name if clip.video is not None else ""
         digest.update(f"{clip.id}\t{name}\t{size}\t{len(clip.ground_truth)}\n".encode())
-    return {"path": str(Path(dataset.root).resolve()), "format": dataset.format, "fingerprint": digest.hexdigest()[:24],
-            "clips": len(dataset.clips)}
+    return {
+        "path": str(Path(dataset.root).resolve()),
+        "format": dataset.format,
+        "fingerprint": digest.hexdigest()[:24],
+        "clips": len(dataset.clips),
+    }
 
 
 def retry_delay(attempt: int, base: float) -> float:
@@ -220,10 +230,18 @@ def retry_delay(attempt: int, base: float) -> float:
 class Orchestrator:
     """One run of a configuration over a run folder. Use :func:`run`."""
 
-    def __init__(self, config: RunConfig, *, restart: bool = False, progress: RunProgress | None = None,
-                 log_handler: logging.Handler | None = None, clock: Callable[[], float] = time.time,
-                 install_signals: bool = True,
-                 memory_reading: MemoryReading = system_memory, disk_reading: DiskReading = disk_space):
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        restart: bool = False,
+        progress: RunProgress | None = None,
+        log_handler: logging.Handler | None = None,
+        clock: Callable[[], float] = time.time,
+        install_signals: bool = True,
+        memory_reading: MemoryReading = system_memory,
+        disk_reading: DiskReading = disk_space,
+    ):
         self.config = config  # the options as asked: saved as config.toml, fingerprinted
         self.settings = config.resolved()  # the options as values (resolved once, in run()): what the engine reads
         self.restart = restart
@@ -264,8 +282,11 @@ class Orchestrator:
         """
         kind = kind_of_folder(self.run_dir)
         if kind == "foreign":
-            raise LedgerError("exists, is not empty and is not a midvbatch run folder (no midvbatch-run.json); "
-                              "give --out a new or empty folder: nothing here was touched", path=self.run_dir)
+            raise LedgerError(
+                "exists, is not empty and is not a midvbatch run folder (no midvbatch-run.json); "
+                "give --out a new or empty folder: nothing here was touched",
+                path=self.run_dir,
+            )
         try:
             if kind == "missing":
                 self.run_dir.mkdir(parents=True)
@@ -285,8 +306,11 @@ class Orchestrator:
     def _mark_folder(self, kind: str) -> str:
         """Return the run id of a locked run folder, writing its marker if it has none yet."""
         if kind == "foreign":
-            raise LedgerError("is not a midvbatch run folder (files appeared in it as the run started); "
-                              "give --out a new or empty folder", path=self.run_dir)
+            raise LedgerError(
+                "is not a midvbatch run folder (files appeared in it as the run started); "
+                "give --out a new or empty folder",
+                path=self.run_dir,
+            )
         if kind == "run":
             marker = read_marker(self.run_dir)
             assert marker is not None
@@ -301,13 +325,17 @@ class Orchestrator:
     def _prepare_ledger(self, ledger: Ledger, run_id: str, dataset_identity: dict) -> None:
         stored_id = ledger.get_meta("run_id")
         if stored_id is not None and stored_id != run_id:
-            raise LedgerError("the ledger is not this run folder's own (its run id differs from midvbatch-run.json: "
-                              "copied in from another run?); use the run folder it came from", path=ledger.path)
+            raise LedgerError(
+                "the ledger is not this run folder's own (its run id differs from midvbatch-run.json: "
+                "copied in from another run?); use the run folder it came from",
+                path=ledger.path,
+            )
         counts = ledger.counts()
         stored = ledger.get_meta("fingerprint")
         if stored_id is None and any(counts.values()) and stored is None:
-            raise LedgerError("the ledger holds tasks but no run configuration: not a midvbatch ledger",
-                              path=ledger.path)
+            raise LedgerError(
+                "the ledger holds tasks but no run configuration: not a midvbatch ledger", path=ledger.path
+            )
         fingerprint = self.config.result_fingerprint()
         done = counts["done"]
         clips_done = f"{done} clip{'' if done == 1 else 's'} done"
@@ -315,7 +343,9 @@ class Orchestrator:
             before = ledger.get_meta("processor", "?")
             raise LedgerError(
                 f"this run folder holds results of another configuration (processor {before}, {clips_done}); "
-                "give --restart to discard them, or choose another --out", path=self.run_dir)
+                "give --restart to discard them, or choose another --out",
+                path=self.run_dir,
+            )
         before_ds = ledger.get_meta("dataset_identity")
         if before_ds is None and ledger.get_meta("dataset") is not None:  # a run of an earlier midvbatch: its path only
             before_ds = {"path": ledger.get_meta("dataset"), "fingerprint": None}
@@ -324,21 +354,29 @@ class Orchestrator:
                 raise LedgerError(
                     f"this run folder holds results of the dataset {before_ds['path']} ({clips_done}), not of "
                     f"{dataset_identity['path']}: point at the original dataset, give --restart to discard those "
-                    "results, or choose another --out", path=self.run_dir)
-            self.log.warning("the dataset moved from %s to %s (same clips, same file sizes): going on with it",
-                             before_ds["path"], dataset_identity["path"])
+                    "results, or choose another --out",
+                    path=self.run_dir,
+                )
+            self.log.warning(
+                "the dataset moved from %s to %s (same clips, same file sizes): going on with it",
+                before_ds["path"],
+                dataset_identity["path"],
+            )
         before_format = (before_ds or {}).get("format")
         if stored is not None and before_format and not self.restart and before_format != dataset_identity["format"]:
             raise LedgerError(
                 f"this run folder holds results of {before_ds['path']} read as dataset format {before_format} "
                 f"({clips_done}), now read as {dataset_identity['format']}: give --catalog {before_format}, "
-                "give --restart to discard those results, or choose another --out", path=self.run_dir)
+                "give --restart to discard those results, or choose another --out",
+                path=self.run_dir,
+            )
         if self.restart and stored is not None:
             ledger.restart()  # no clip is done any more; then its files go; then their records
             removed = _remove_artifacts(ledger, self.run_dir)
             ledger.forget_artifacts()
-            self.log.warning("restart: previous results discarded (%d clips were done, %d artifacts removed)",
-                             done, removed)
+            self.log.warning(
+                "restart: previous results discarded (%d clips were done, %d artifacts removed)", done, removed
+            )
         ledger.set_meta("run_id", run_id)
         ledger.set_meta("fingerprint", fingerprint)
         ledger.set_meta("processor", self.config.processor_spec())
@@ -357,8 +395,15 @@ class Orchestrator:
 
     def _enqueue(self, ledger: Ledger, planned: list) -> None:
         ledger.add_tasks(
-            NewTask(p.clip.id, p.clip.document, p.clip.code, str(p.clip.video) if p.clip.video else None,
-                    p.frames, p.priority, p.cost)
+            NewTask(
+                p.clip.id,
+                p.clip.document,
+                p.clip.code,
+                str(p.clip.video) if p.clip.video else None,
+                p.frames,
+                p.priority,
+                p.cost,
+            )
             for p in planned
         )
 
@@ -369,14 +414,15 @@ class Orchestrator:
         """
         from midvbatch.dataset.validate import check_clips, clip_signature
 
-        candidates = [(task_id, clip, state) for task_id, clip, state in ledger.check_candidates()
-                      if clip in self.clips]
+        candidates = [
+            (task_id, clip, state) for task_id, clip, state in ledger.check_candidates() if clip in self.clips
+        ]
         cache = ledger.validation_cache()
         invalid: dict[str, list[str]] = {}
         checked, started = 0, time.monotonic()
         for first in range(0, len(candidates), CHECK_CHUNK):
             fresh = []
-            for _, clip_id, _ in candidates[first:first + CHECK_CHUNK]:
+            for _, clip_id, _ in candidates[first : first + CHECK_CHUNK]:
                 clip = self.clips[clip_id]
                 signature = clip_signature(clip)
                 known = cache.pop(clip_id, None)
@@ -396,35 +442,60 @@ class Orchestrator:
             self.log.info("checked %d clips in %.1f s", checked, time.monotonic() - started)
         if invalid and self.config.strict:
             first_error = next(iter(invalid.values()))[0]
-            raise DatasetError(f"{len(invalid)} selected clip(s) invalid, first: {first_error}; `midvbatch validate` "
-                               "lists them all (or run without --strict to set them aside)", path=self.config.dataset)
+            raise DatasetError(
+                f"{len(invalid)} selected clip(s) invalid, first: {first_error}; `midvbatch validate` "
+                "lists them all (or run without --strict to set them aside)",
+                path=self.config.dataset,
+            )
         with ledger.transaction():
             for task_id, clip_id, state in candidates:
                 msgs = invalid.get(clip_id)
                 if msgs and state != "dead":
                     more = f" (+{len(msgs) - 1} more)" if len(msgs) > 1 else ""
-                    ledger.fail(task_id, now=self.clock(), state="dead", error_class="invalid",
-                                error=f"invalid: {msgs[0]}{more}", stage="check")
-                    self.log.error("%s invalid: %s%s", clip_id, msgs[0], more, extra={"clip": clip_id, "stage": "check"})
+                    ledger.fail(
+                        task_id,
+                        now=self.clock(),
+                        state="dead",
+                        error_class="invalid",
+                        error=f"invalid: {msgs[0]}{more}",
+                        stage="check",
+                    )
+                    self.log.error(
+                        "%s invalid: %s%s", clip_id, msgs[0], more, extra={"clip": clip_id, "stage": "check"}
+                    )
                 elif not msgs and state == "dead":
                     ledger.revive([task_id])  # its files were fixed since
                     self.log.info("%s valid again: back in the queue", clip_id, extra={"clip": clip_id})
 
     def _spec(self, row: TaskRow, attempt: int) -> TaskSpec:
         if self._spec_constants is None:  # the same for every clip of the run
-            self._spec_constants = (self.settings.processor, self.settings.options, self.settings.decode_threads,
-                                    str(_tmp_root(self.run_dir)))
+            self._spec_constants = (
+                self.settings.processor,
+                self.settings.options,
+                self.settings.decode_threads,
+                str(_tmp_root(self.run_dir)),
+            )
         processor, options, decode_threads, tmp = self._spec_constants
         clip = self.clips.get(row.clip)
         rule = clip.frame_rule if clip is not None else FrameRule()
         return TaskSpec(
-            task_id=row.id, attempt=attempt, clip=row.clip, document=row.document, code=row.code,
-            condition=clip.condition if clip else None, device=clip.device if clip else None,
+            task_id=row.id,
+            attempt=attempt,
+            clip=row.clip,
+            document=row.document,
+            code=row.code,
+            condition=clip.condition if clip else None,
+            device=clip.device if clip else None,
             video=str(clip.video) if clip is not None and clip.video else row.video,
             ground_truth={k: str(p) for k, p in clip.ground_truth.items()} if clip else {},
-            frames=rule.count, fps=float(rule.fps), dataset_format=clip.format if clip is not None else "midv500",
-            processor=processor, options=dict(options), output_dir=f"{tmp}/{self._attempt_folder(row.id, attempt)}",
-            decode_threads=decode_threads, template_size=self._template_size(row.document),
+            frames=rule.count,
+            fps=float(rule.fps),
+            dataset_format=clip.format if clip is not None else "midv500",
+            processor=processor,
+            options=dict(options),
+            output_dir=f"{tmp}/{self._attempt_folder(row.id, attempt)}",
+            decode_threads=decode_threads,
+            template_size=self._template_size(row.document),
             working_dir=self.working_dir,
         )
 
@@ -457,8 +528,9 @@ class Orchestrator:
             self._set_paused(admission.reason, admission.detail)
             if admission.reason == "disk" and self.config.on_disk_full == "stop":
                 self.stop.request("disk")
-                self.log.error("disk full (%s): stopping after the clips in flight (--on-disk-full stop)",
-                               admission.detail)
+                self.log.error(
+                    "disk full (%s): stopping after the clips in flight (--on-disk-full stop)", admission.detail
+                )
             return len(rows)
         self._set_paused(None, "")
         now = self.clock()
@@ -466,8 +538,13 @@ class Orchestrator:
             attempts = ledger.mark_running_many([r.id for r in rows], now)
             for row in rows:
                 if row.clip not in self.clips and row.video is None:
-                    ledger.fail(row.id, now=now, state="dead", error_class="permanent",
-                                error="clip no longer found in the dataset")
+                    ledger.fail(
+                        row.id,
+                        now=now,
+                        state="dead",
+                        error_class="permanent",
+                        error="clip no longer found in the dataset",
+                    )
         for row in rows:
             if row.clip not in self.clips and row.video is None:
                 continue
@@ -508,10 +585,17 @@ class Orchestrator:
                 continue
             rss = self.resources.over_limit(flight.pid)
             if rss is not None:
-                flight.killed = (f"worker memory {rss / 2**20:,.0f} MiB passed the limit of "
-                                 f"{self.resources.worker_limit / 2**20:,.0f} MiB")
-                self.log.warning("%s: %s; killing worker %d", flight.row.clip, flight.killed, flight.pid,
-                                 extra={"clip": flight.row.clip, "attempt": flight.attempt, "stage": flight.stage})
+                flight.killed = (
+                    f"worker memory {rss / 2**20:,.0f} MiB passed the limit of "
+                    f"{self.resources.worker_limit / 2**20:,.0f} MiB"
+                )
+                self.log.warning(
+                    "%s: %s; killing worker %d",
+                    flight.row.clip,
+                    flight.killed,
+                    flight.pid,
+                    extra={"clip": flight.row.clip, "attempt": flight.attempt, "stage": flight.stage},
+                )
                 self.resources.kill(flight.pid)
                 self._kill_worker_group(flight.pid)  # and what its processor started
 
@@ -533,8 +617,11 @@ class Orchestrator:
             return []
         except OSError as exc:  # e.g. a file where an artifact needs a folder: this clip's problem
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise LedgerError(f"the disk is full ({exc.strerror}); the run stopped cleanly: free some "
-                                  "space, then run the same command again to resume", path=self.run_dir) from None
+                raise LedgerError(
+                    f"the disk is full ({exc.strerror}); the run stopped cleanly: free some "
+                    "space, then run the same command again to resume",
+                    path=self.run_dir,
+                ) from None
             outcome.ok, outcome.error_class, outcome.stage = False, "permanent", "artifacts"
             outcome.error = f"cannot move its artifacts into the run folder: {exc}"
             return []
@@ -565,8 +652,17 @@ class Orchestrator:
         extra = {"clip": row.clip, "attempt": attempt, "stage": outcome.stage}
         completion = None
         if outcome.ok:
-            completion = Completion(row.id, now, outcome.frames, outcome.clip_result, outcome.wall_seconds,
-                                    outcome.stage_seconds, outcome.cpu_seconds, outcome.peak_rss, artifacts)
+            completion = Completion(
+                row.id,
+                now,
+                outcome.frames,
+                outcome.clip_result,
+                outcome.wall_seconds,
+                outcome.stage_seconds,
+                outcome.cpu_seconds,
+                outcome.peak_rss,
+                artifacts,
+            )
             self.meter.add(len(outcome.frames))
             self.log.debug("done %s in %.2f s", row.clip, outcome.wall_seconds, extra=extra)
         else:
@@ -575,26 +671,50 @@ class Orchestrator:
             state = "failed" if retries_left and not permanent else "dead"
             not_before = now + retry_delay(attempt, self.config.retry_delay) if state == "failed" else None
             ledger.fail(
-                row.id, now=now, state=state, error_class=outcome.error_class or "error",
-                error=outcome.error or "unknown error", stage=outcome.stage, exitcode=outcome.exitcode,
-                signal=outcome.signal, traceback=outcome.traceback, not_before=not_before,
+                row.id,
+                now=now,
+                state=state,
+                error_class=outcome.error_class or "error",
+                error=outcome.error or "unknown error",
+                stage=outcome.stage,
+                exitcode=outcome.exitcode,
+                signal=outcome.signal,
+                traceback=outcome.traceback,
+                not_before=not_before,
                 wall_seconds=outcome.wall_seconds,
             )
             if state == "failed":
-                self.log.warning("%s failed (%s: %s); retry %d of %d", row.clip, outcome.error_class,
-                                 outcome.error, attempt, self.config.retries, extra=extra)
+                self.log.warning(
+                    "%s failed (%s: %s); retry %d of %d",
+                    row.clip,
+                    outcome.error_class,
+                    outcome.error,
+                    attempt,
+                    self.config.retries,
+                    extra=extra,
+                )
             else:
-                self.log.error("%s dead (%s: %s) after %d attempt(s)", row.clip, outcome.error_class,
-                               outcome.error, attempt, extra=extra)
+                self.log.error(
+                    "%s dead (%s: %s) after %d attempt(s)",
+                    row.clip,
+                    outcome.error_class,
+                    outcome.error,
+                    attempt,
+                    extra=extra,
+                )
             if outcome.traceback:
                 self.log.debug("%s traceback:\n%s", row.clip, outcome.traceback, extra=extra)
             if state == "dead":
                 self.dead_this_run += 1
             if state == "dead" and self.config.max_failures and self.dead_this_run >= self.config.max_failures:
                 if not self.stop.requested:
-                    self.log.error("%d clips died in this run (--max-failures %d): stopping after the clips in "
-                                   "flight; see midvbatch failures %s", self.dead_this_run, self.config.max_failures,
-                                   self.run_dir)
+                    self.log.error(
+                        "%d clips died in this run (--max-failures %d): stopping after the clips in "
+                        "flight; see midvbatch failures %s",
+                        self.dead_this_run,
+                        self.config.max_failures,
+                        self.run_dir,
+                    )
                 self.stop.request("max-failures")
         if os.path.lexists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
@@ -608,22 +728,38 @@ class Orchestrator:
         remaining = total - counts["done"] - counts["dead"]
         now = self.clock()
         workers = [
-            {"clip": f.row.clip, "stage": f.stage, "pid": f.pid, "attempt": f.attempt,
-             "seconds": round(now - f.started, 1)}
+            {
+                "clip": f.row.clip,
+                "stage": f.stage,
+                "pid": f.pid,
+                "attempt": f.attempt,
+                "seconds": round(now - f.started, 1),
+            }
             for f in self.in_flight.values()
         ]
         return Snapshot(
-            state=state, total=total, pending=counts["pending"], running=len(self.in_flight),
-            done=counts["done"], failed=counts["failed"], dead=counts["dead"],
+            state=state,
+            total=total,
+            pending=counts["pending"],
+            running=len(self.in_flight),
+            done=counts["done"],
+            failed=counts["failed"],
+            dead=counts["dead"],
             percent=round(100.0 * (counts["done"] + counts["dead"]) / total, 2) if total else 100.0,
             eta_seconds=estimate_eta(remaining, ledger.remaining_frames(), clips_rate, frames_rate),
-            clips_per_second=round(clips_rate, 3), frames_per_second=round(frames_rate, 2),
-            workers=workers, elapsed_seconds=round(time.monotonic() - self.meter.started, 1),
-            updated_at=now, pid=os.getpid(), paused_reason=self.paused if state in ("running", "paused") else None,
+            clips_per_second=round(clips_rate, 3),
+            frames_per_second=round(frames_rate, 2),
+            workers=workers,
+            elapsed_seconds=round(time.monotonic() - self.meter.started, 1),
+            updated_at=now,
+            pid=os.getpid(),
+            paused_reason=self.paused if state in ("running", "paused") else None,
             errors=ledger.error_counts(),
         )
 
-    def _publish(self, ledger: Ledger, view: RunProgress, state: str = "running", force: bool = False) -> Snapshot | None:
+    def _publish(
+        self, ledger: Ledger, view: RunProgress, state: str = "running", force: bool = False
+    ) -> Snapshot | None:
         now = time.monotonic()
         if not force and now - self._last_snapshot < SNAPSHOT_INTERVAL:
             return None
@@ -708,19 +844,30 @@ class Orchestrator:
             for warning in self.settings.warnings:  # values capped to the machine, limits the pool cannot enforce
                 self.log.warning("%s", warning)
             workers = self.settings.workers
-            ledger.log_event("info", f"run started by pid {os.getpid()}: {sum(counts.values())} clips, "
-                                     f"{counts['done']} done, {recovered} recovered")
+            ledger.log_event(
+                "info",
+                f"run started by pid {os.getpid()}: {sum(counts.values())} clips, "
+                f"{counts['done']} done, {recovered} recovered",
+            )
             total = sum(counts.values())
-            self.log.info("run %s: %d clip%s, processor %s, %s", self.run_dir, total, "" if total == 1 else "s",
-                          self.config.processor_spec(),
-                          "inline" if self.settings.pool == "inline" else
-                          f"Dask scheduler {self.settings.scheduler}" if self.settings.pool == "dask" else
-                          f"{workers} {self.settings.pool} workers")
+            self.log.info(
+                "run %s: %d clip%s, processor %s, %s",
+                self.run_dir,
+                total,
+                "" if total == 1 else "s",
+                self.config.processor_spec(),
+                "inline"
+                if self.settings.pool == "inline"
+                else f"Dask scheduler {self.settings.scheduler}"
+                if self.settings.pool == "dask"
+                else f"{workers} {self.settings.pool} workers",
+            )
             if self.install_signals:
                 # from here a Ctrl-C is a request to stop, handled by the loop: never a KeyboardInterrupt
                 previous = {s: signal.signal(s, self.stop.handle) for s in (signal.SIGINT, signal.SIGTERM)}
-            self.resources = Resources(self.settings, self.run_dir, memory_reading=self.memory_reading,
-                                       disk_reading=self.disk_reading)
+            self.resources = Resources(
+                self.settings, self.run_dir, memory_reading=self.memory_reading, disk_reading=self.disk_reading
+            )
             executor = make_executor(self.settings, log_dir=self.run_dir / LOGS)
             self._executor = executor
             view = self.progress
@@ -737,19 +884,29 @@ class Orchestrator:
             snap = self._final_snapshot
             if self.stop.reason == "signal":
                 exit_code = EXIT_INTERRUPTED
-                self.log.warning("interrupted: %d of %d clips done; run the same command again to resume",
-                                 counts["done"], sum(counts.values()))
+                self.log.warning(
+                    "interrupted: %d of %d clips done; run the same command again to resume",
+                    counts["done"],
+                    sum(counts.values()),
+                )
             elif self.stop.requested:
                 exit_code = 1
                 why = "too many dead clips" if self.stop.reason == "max-failures" else "the disk is full"
-                self.log.error("stopped because %s: %d of %d clips done; fix it, then run the same command "
-                               "again (midvbatch retry for dead clips)", why, counts["done"], sum(counts.values()))
+                self.log.error(
+                    "stopped because %s: %d of %d clips done; fix it, then run the same command "
+                    "again (midvbatch retry for dead clips)",
+                    why,
+                    counts["done"],
+                    sum(counts.values()),
+                )
             else:
                 exit_code = 1 if counts["dead"] else 0
-                self.log.info("finished: %d done, %d dead in %.1f s", counts["done"], counts["dead"],
-                              time.monotonic() - started)
-            return RunSummary(self.run_dir, snap.state if snap else "interrupted", counts,
-                              time.monotonic() - started, exit_code, snap)
+                self.log.info(
+                    "finished: %d done, %d dead in %.1f s", counts["done"], counts["dead"], time.monotonic() - started
+                )
+            return RunSummary(
+                self.run_dir, snap.state if snap else "interrupted", counts, time.monotonic() - started, exit_code, snap
+            )
         finally:
             if ledger is not None:
                 try:
@@ -765,8 +922,7 @@ class Orchestrator:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
-    def _shut_down(self, ledger: Ledger, executor: Executor, view: RunProgress,
-                   failure: BaseException | None) -> None:
+    def _shut_down(self, ledger: Ledger, executor: Executor, view: RunProgress, failure: BaseException | None) -> None:
         """Stop the workers, return what was in flight to pending, store the last snapshot.
 
         After a ledger failure (deleted, disk full) only what still works is done.
@@ -795,9 +951,16 @@ class Orchestrator:
             view.close(None)
 
 
-def run(config: RunConfig, *, restart: bool = False, progress: RunProgress | None = None,
-        log_handler: logging.Handler | None = None, install_signals: bool = True,
-        memory_reading: MemoryReading = system_memory, disk_reading: DiskReading = disk_space) -> RunSummary:
+def run(
+    config: RunConfig,
+    *,
+    restart: bool = False,
+    progress: RunProgress | None = None,
+    log_handler: logging.Handler | None = None,
+    install_signals: bool = True,
+    memory_reading: MemoryReading = system_memory,
+    disk_reading: DiskReading = disk_space,
+) -> RunSummary:
     """Run (or resume) `config` and return how it ended. Raises MidvBatchError for bad input.
 
     Paths are made absolute first, so a processor that changes the working directory
@@ -811,6 +974,12 @@ def run(config: RunConfig, *, restart: bool = False, progress: RunProgress | Non
 
     config = config.absolute()  # resolved and validated here, once: the Orchestrator reads config.resolved()
     check_processor(config.processor_spec(), config.options)
-    return Orchestrator(config, restart=restart, progress=progress, log_handler=log_handler,
-                        install_signals=install_signals,
-                        memory_reading=memory_reading, disk_reading=disk_reading).run()
+    return Orchestrator(
+        config,
+        restart=restart,
+        progress=progress,
+        log_handler=log_handler,
+        install_signals=install_signals,
+        memory_reading=memory_reading,
+        disk_reading=disk_reading,
+    ).run()

@@ -22,15 +22,18 @@ class JsonLinesFormatter(logging.Formatter):
     """One JSON object per record."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({
-            "ts": round(record.created, 6),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created)),
-            "level": record.levelname.lower(),
-            "clip": getattr(record, "clip", None),
-            "attempt": getattr(record, "attempt", None),
-            "stage": getattr(record, "stage", None),
-            "message": record.getMessage(),
-        }, ensure_ascii=False)
+        return json.dumps(
+            {
+                "ts": round(record.created, 6),
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created)),
+                "level": record.levelname.lower(),
+                "clip": getattr(record, "clip", None),
+                "attempt": getattr(record, "attempt", None),
+                "stage": getattr(record, "stage", None),
+                "message": record.getMessage(),
+            },
+            ensure_ascii=False,
+        )
 
 
 class _QuietFileHandler(logging.FileHandler):

@@ -29,9 +29,13 @@ class PlannedClip:
     def to_dict(self, position: int) -> dict:
         """Return a JSON-ready record."""
         return {
-            "position": position, "clip": self.clip.id, "document": self.clip.document,
+            "position": position,
+            "clip": self.clip.id,
+            "document": self.clip.document,
             "video": str(self.clip.video) if self.clip.video else None,
-            "priority": self.priority, "cost_mb": round(self.cost, 3), "frames": self.frames,
+            "priority": self.priority,
+            "cost_mb": round(self.cost, 3),
+            "frames": self.frames,
         }
 
 

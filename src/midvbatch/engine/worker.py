@@ -44,7 +44,12 @@ OUTPUT_LIMIT = 64 << 20  # bytes of processor output kept per worker log
 _output_capped = False
 _PR_SET_PDEATHSIG = 1
 
-_report: Callable[[int, str], None] = lambda task, stage: None
+
+def _report_nothing(task: int, stage: str) -> None:
+    pass
+
+
+_report: Callable[[int, str], None] = _report_nothing
 _local = threading.local()  # processors, one per worker thread (thread pool) or process
 _parent: int | None = None  # a worker process's orchestrator
 _lock = threading.RLock()  # reentrant: the SIGTERM handler may run while the main thread holds it
@@ -214,8 +219,9 @@ def _close(built: _Built) -> None:
     try:
         close()
     except Exception as exc:  # noqa: BLE001 (a failing close() must fail neither the run nor the other closes)
-        print(f"midvbatch: {type(built.processor).__name__}.close() failed: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
+        print(
+            f"midvbatch: {type(built.processor).__name__}.close() failed: {type(exc).__name__}: {exc}", file=sys.stderr
+        )
 
 
 def _acquire(spec: TaskSpec, owner: str | None) -> _Built:
@@ -323,10 +329,13 @@ def run_task(spec: TaskSpec, owner: str | None = None) -> ClipOutcome:
             from midvbatch.errors import MidvBatchError
 
             return ClipOutcome(
-                spec.task_id, ok=False, stage="setup",
+                spec.task_id,
+                ok=False,
+                stage="setup",
                 error_class="permanent" if isinstance(exc, MidvBatchError) else "error",
                 error=str(exc) if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}",
-                wall_seconds=time.perf_counter() - start, pid=os.getpid(),
+                wall_seconds=time.perf_counter() - start,
+                pid=os.getpid(),
             )
         _clip_started()
         try:

@@ -93,9 +93,8 @@ def _normal_quad(result: dict) -> dict:
 
 def _score(predicted: Any, truth, shape: tuple[int, ...], clip: ClipInfo) -> dict:
     """Score a predicted quad against the frame's ground truth (the MIDV-500 protocol)."""
-    from midvbatch.scoring import ID1, score_frame
-
     from midvbatch.dataset.visibility import subsets
+    from midvbatch.scoring import ID1, score_frame
 
     size = clip.template_size or ID1  # the orchestrator sends it; an ID-1 card for direct callers
     scores = score_frame(predicted, truth, (shape[1], shape[0]), size).to_dict()
@@ -115,8 +114,12 @@ def _classify(exc: BaseException) -> str:
     return "error"  # unknown: retried until attempts run out
 
 
-def run_clip(spec: TaskSpec, processor: Any, report: Callable[[int, str], None] = lambda task, stage: None,
-             clock: Callable[[], float] = time.perf_counter) -> ClipOutcome:
+def run_clip(
+    spec: TaskSpec,
+    processor: Any,
+    report: Callable[[int, str], None] = lambda task, stage: None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> ClipOutcome:
     """Run `processor` on the clip of `spec` and return the outcome; never raises."""
     outcome = ClipOutcome(spec.task_id, ok=False)
     stages = outcome.stage_seconds
@@ -127,9 +130,16 @@ def run_clip(spec: TaskSpec, processor: Any, report: Callable[[int, str], None] 
         report(spec.task_id, stage)
         truth = get_format(spec.dataset_format).read_quads(spec.ground_truth) if spec.ground_truth else {}
         clip = ClipInfo(
-            id=spec.clip, document=spec.document, code=spec.code, condition=spec.condition,
-            device=spec.device, video=Path(spec.video) if spec.video else None, frames=spec.frames,
-            fps=spec.fps, ground_truth=truth, output_dir=Path(spec.output_dir) if spec.output_dir else None,
+            id=spec.clip,
+            document=spec.document,
+            code=spec.code,
+            condition=spec.condition,
+            device=spec.device,
+            video=Path(spec.video) if spec.video else None,
+            frames=spec.frames,
+            fps=spec.fps,
+            ground_truth=truth,
+            output_dir=Path(spec.output_dir) if spec.output_dir else None,
             template_size=spec.template_size,
         )
         stages[stage] = clock() - start
@@ -159,7 +169,9 @@ def run_clip(spec: TaskSpec, processor: Any, report: Callable[[int, str], None] 
                 if isinstance(result, dict) and "quad" in result:
                     result = _normal_quad(result)
                 record = {
-                    "frame": decoded.number, "time": round(decoded.time, 6), "seconds": round(t0 - t1, 6),
+                    "frame": decoded.number,
+                    "time": round(decoded.time, 6),
+                    "seconds": round(t0 - t1, 6),
                     "result": _check_json(result, "process_frame"),
                 }
                 if isinstance(result, dict) and "quad" in result and decoded.number in truth:

@@ -39,7 +39,7 @@ def order_corners(quad: np.ndarray) -> np.ndarray:
     # the top side: of the two sides that face up the most, the longer pair for a landscape document
     long_first = sides[0] + sides[2] >= sides[1] + sides[3]
     candidates = [0, 2] if long_first else [1, 3]
-    top = min(candidates, key=lambda i: (quad[i][1] + quad[(i + 1) % 4][1]))
+    top = min(candidates, key=lambda i: quad[i][1] + quad[(i + 1) % 4][1])
     return np.roll(quad, -top, axis=0)
 
 
@@ -55,8 +55,9 @@ def _line_intersection(l1, l2):
 class Localizer(Processor):
     """Find the document's quadrilateral in a frame with OpenCV; None when nothing fits."""
 
-    def __init__(self, work_heights: tuple[int, ...] | list[int] = (480, 640), min_area: float = 0.04,
-                 min_support: float = 0.25):
+    def __init__(
+        self, work_heights: tuple[int, ...] | list[int] = (480, 640), min_area: float = 0.04, min_support: float = 0.25
+    ):
         self.work_heights = tuple(int(h) for h in work_heights)  # the frame is searched at each height
         self.min_area = min_area  # of the frame's area
         self.min_support = min_support  # share of the perimeter on edges, below which nothing is found
@@ -89,22 +90,32 @@ class Localizer(Processor):
     def _locate_at(self, image: np.ndarray, work_height: int) -> tuple[np.ndarray | None, float]:
         height, width = image.shape[:2]
         scale = work_height / height
-        small = cv2.resize(image, (round(width * scale), round(height * scale)),
-                           interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR) if scale != 1.0 else image
+        small = (
+            cv2.resize(
+                image,
+                (round(width * scale), round(height * scale)),
+                interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR,
+            )
+            if scale != 1.0
+            else image
+        )
         edges = self._edges(small)
         bins = self._orientations(small, edges)
         # one distance map per orientation: a side is supported by edges running along it
-        dists = [cv2.distanceTransform(np.where(bins == b, 0, 255).astype(np.uint8), cv2.DIST_L2, 3)
-                 for b in range(_BINS)]
-        scored = sorted(((self._support(q, dists), i, q) for i, q in enumerate(self._candidates(small, edges))),
-                        key=lambda x: x[:2], reverse=True)
+        dists = [
+            cv2.distanceTransform(np.where(bins == b, 0, 255).astype(np.uint8), cv2.DIST_L2, 3) for b in range(_BINS)
+        ]
+        scored = sorted(
+            ((self._support(q, dists), i, q) for i, q in enumerate(self._candidates(small, edges))),
+            key=lambda x: x[:2],
+            reverse=True,
+        )
         best, best_score = None, 0.0
         for score, _, quad in scored[:3]:
             # an inner rectangle of the document (below a header band) is as well supported as
             # its outline: push each side outwards while it stays on edges
             quad, score = self._expand(quad, score, dists)
-            if best is None or score > best_score + 0.03 or (
-                    score > best_score - 0.03 and area(quad) > area(best)):
+            if best is None or score > best_score + 0.03 or (score > best_score - 0.03 and area(quad) > area(best)):
                 best, best_score = quad, score
         if best is None or best_score < self.min_support:
             return None, best_score
@@ -172,8 +183,7 @@ class Localizer(Processor):
         return nearest, other
 
     @classmethod
-    def _shares(cls, starts: np.ndarray, ends: np.ndarray, dists: list[np.ndarray],
-                samples: int = 40) -> np.ndarray:
+    def _shares(cls, starts: np.ndarray, ends: np.ndarray, dists: list[np.ndarray], samples: int = 40) -> np.ndarray:
         """Edge support of K sides with one direction, (K, 2) starts and ends: a share 0..1 each.
 
         The share of sample points with an edge of the side's orientation within 2 px; a side
@@ -203,8 +213,9 @@ class Localizer(Processor):
         return float(cls._combine(shares))
 
     @classmethod
-    def _expand(cls, quad: np.ndarray, score: float, dists: list[np.ndarray], reach: float = 0.25,
-                tolerance: float = 0.04) -> tuple[np.ndarray, float]:
+    def _expand(
+        cls, quad: np.ndarray, score: float, dists: list[np.ndarray], reach: float = 0.25, tolerance: float = 0.04
+    ) -> tuple[np.ndarray, float]:
         """Move each side outwards, to the farthest place (1 px steps) where the quad stays on edges."""
         quad = quad.copy()
         centre = quad.mean(axis=0)
@@ -220,7 +231,7 @@ class Localizer(Processor):
                 normal = -normal
             shifted = a + steps * normal  # a point of the moved side, per step
 
-            def slide(origin, direction):
+            def slide(origin, direction, d=d, shifted=shifted):
                 # where the moved side meets the neighbour's line origin + s * direction
                 denom = direction[0] * d[1] - direction[1] * d[0]
                 if abs(denom) < 1e-9:
@@ -232,12 +243,15 @@ class Localizer(Processor):
             if ta is None or tb is None:
                 continue
             k = len(steps)
-            shares = np.stack([
-                cls._shares(np.repeat(p0[None], k, 0), ta, dists),  # side i-1, its end slides
-                cls._shares(ta, tb, dists),  # side i, moved
-                cls._shares(tb, np.repeat(p3[None], k, 0), dists),  # side i+1, its start slides
-                np.full(k, cls._shares(p3[None], p0[None], dists)[0]),  # side i+2, unchanged
-            ], axis=1)
+            shares = np.stack(
+                [
+                    cls._shares(np.repeat(p0[None], k, 0), ta, dists),  # side i-1, its end slides
+                    cls._shares(ta, tb, dists),  # side i, moved
+                    cls._shares(tb, np.repeat(p3[None], k, 0), dists),  # side i+1, its start slides
+                    np.full(k, cls._shares(p3[None], p0[None], dists)[0]),  # side i+2, unchanged
+                ],
+                axis=1,
+            )
             scores = cls._combine(shares)
             ok = np.nonzero(scores >= score - tolerance)[0]
             if len(ok):
@@ -265,8 +279,12 @@ class Localizer(Processor):
             along = rel @ u
             across = np.abs(rel[:, 0] * u[1] - rel[:, 1] * u[0])
             b1, b2 = cls._side_bins(a, b)
-            keep = (across <= band) & (along > 0.1 * length) & (along < 0.9 * length) & \
-                ((point_bins == b1) | (point_bins == b2))
+            keep = (
+                (across <= band)
+                & (along > 0.1 * length)
+                & (along < 0.9 * length)
+                & ((point_bins == b1) | (point_bins == b2))
+            )
             near = points[keep]
             if len(near) < 10:
                 return None
@@ -284,7 +302,8 @@ class Localizer(Processor):
         return refined
 
 
-def make(work_heights: tuple[int, ...] | list[int] = (480, 640), min_area: float = 0.04,
-         min_support: float = 0.25) -> Localizer:
+def make(
+    work_heights: tuple[int, ...] | list[int] = (480, 640), min_area: float = 0.04, min_support: float = 0.25
+) -> Localizer:
     """Factory of the built-in localize pipeline (options: --option work_heights=[480,640] ...)."""
     return Localizer(work_heights=work_heights, min_area=min_area, min_support=min_support)

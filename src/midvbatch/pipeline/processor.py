@@ -42,8 +42,10 @@ class ClipInfo:
             raise ProcessorError("this run keeps no artifacts")
         rel = Path(relative)
         if rel.is_absolute() or ".." in rel.parts or not rel.parts or is_reserved(rel):
-            raise ProcessorError(f"artifact path {str(relative)!r} must be relative, inside the run folder, and "
-                                 f"not one of the run's own files ({', '.join(RESERVED)})")
+            raise ProcessorError(
+                f"artifact path {str(relative)!r} must be relative, inside the run folder, and "
+                f"not one of the run's own files ({', '.join(RESERVED)})"
+            )
         path = self.output_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         return path

@@ -79,8 +79,11 @@ def _options_of(factory: Factory) -> list[dict[str, Any]]:
     for p in signature.parameters.values():
         if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
             continue
-        options.append({"name": p.name, "required": True} if p.default is p.empty
-                       else {"name": p.name, "default": _json_ready(p.default)})
+        options.append(
+            {"name": p.name, "required": True}
+            if p.default is p.empty
+            else {"name": p.name, "default": _json_ready(p.default)}
+        )
     return options
 
 
@@ -163,8 +166,9 @@ def check_processor(spec: str, options: dict[str, Any], import_dir: str | None =
     try:
         signature.bind(**options)
     except TypeError as exc:
-        accepted = [p.name for p in signature.parameters.values()
-                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        accepted = [
+            p.name for p in signature.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
         hint = f" (it takes: {', '.join(accepted)})" if accepted else " (it takes no options)"
         raise ProcessorError(f"processor {spec!r} does not take these options: {exc}{hint}") from None
     return factory

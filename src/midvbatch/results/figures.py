@@ -149,8 +149,9 @@ def _percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-def compute_figures(run_dir: str, meta: RunMeta, status: Snapshot, frames: Iterable[FrameResult],
-                    done: list[ClipResult]) -> ReportFigures:
+def compute_figures(
+    run_dir: str, meta: RunMeta, status: Snapshot, frames: Iterable[FrameResult], done: list[ClipResult]
+) -> ReportFigures:
     """Compute the report's figures from a run's frames (of done clips) and its done clips, in queue order."""
     scored: list[tuple[FrameResult, FrameScore]] = []
     latencies: list[float] = []
@@ -162,9 +163,18 @@ def compute_figures(run_dir: str, meta: RunMeta, status: Snapshot, frames: Itera
             scored.append((f, score))
     state = status.state
     run = RunOverview(
-        run_dir, meta.dataset, meta.processor, state, status.total, status.done, status.dead,
-        status.pending + status.failed + status.running, len(scored), state == "finished" and status.dead == 0,
-        meta.format)
+        run_dir,
+        meta.dataset,
+        meta.processor,
+        state,
+        status.total,
+        status.done,
+        status.dead,
+        status.pending + status.failed + status.running,
+        len(scored),
+        state == "finished" and status.dead == 0,
+        meta.format,
+    )
     keys: dict[str, Any] = {
         "condition": lambda f: condition_label(f.code, meta.format),
         "device": lambda f: device_label(f.code, meta.format),
@@ -183,9 +193,14 @@ def compute_figures(run_dir: str, meta: RunMeta, status: Snapshot, frames: Itera
             subsets.setdefault(name, []).append(score)
     groups["subset"] = {k: Accuracy.of(v) for k, v in subsets.items()}
     return ReportFigures(
-        run=run, overall=Accuracy.of(s for _, s in scored) if scored else None, groups=groups,
-        speed=_speed(done, latencies), worst=_worst(scored, groups["clip"]),
-        iou_gt=tuple(s.iou_gt for _, s in scored), latencies=tuple(latencies))
+        run=run,
+        overall=Accuracy.of(s for _, s in scored) if scored else None,
+        groups=groups,
+        speed=_speed(done, latencies),
+        worst=_worst(scored, groups["clip"]),
+        iou_gt=tuple(s.iou_gt for _, s in scored),
+        latencies=tuple(latencies),
+    )
 
 
 def _speed(done: list[ClipResult], latencies: list[float]) -> Speed:
@@ -196,12 +211,16 @@ def _speed(done: list[ClipResult], latencies: list[float]) -> Speed:
             stage_totals[stage] += seconds
     span = busy_seconds([(c.started_at, c.finished_at) for c in done if c.started_at and c.finished_at])
     return Speed(
-        frames=frames_done, clips=len(done), wall_seconds=round(span, 3),
+        frames=frames_done,
+        clips=len(done),
+        wall_seconds=round(span, 3),
         frames_per_second=round(frames_done / span, 2) if span > 0 else None,
-        latency_p50=_percentile(latencies, 50), latency_p95=_percentile(latencies, 95),
+        latency_p50=_percentile(latencies, 50),
+        latency_p95=_percentile(latencies, 95),
         latency_max=max(latencies) if latencies else None,
         stage_seconds_per_frame={k: round(v / frames_done, 6) for k, v in sorted(stage_totals.items())}
-        if frames_done else {},
+        if frames_done
+        else {},
         cpu_seconds_per_clip=round(sum(c.cpu_seconds or 0 for c in done) / len(done), 4) if done else None,
         peak_worker_rss_mib=round(max((c.peak_rss or 0) for c in done) / 2**20, 1) if done else None,
     )
@@ -215,6 +234,15 @@ def _worst(scored: list[tuple[FrameResult, FrameScore]], per_clip: dict[str, Acc
     out = []
     for clip in ranked[:WORST_CLIPS]:
         frame, score = min(by_clip[clip], key=lambda x: x[1].iou_gt)
-        out.append(WorstClip(clip, frame.document, per_clip[clip].accuracy, per_clip[clip].mean_iou_gt,
-                             frame.number, score.iou_gt, frame.quad))
+        out.append(
+            WorstClip(
+                clip,
+                frame.document,
+                per_clip[clip].accuracy,
+                per_clip[clip].mean_iou_gt,
+                frame.number,
+                score.iou_gt,
+                frame.quad,
+            )
+        )
     return tuple(out)

@@ -62,9 +62,16 @@ class RunResults:
         run_id = ledger.get_meta("run_id") or (marker.run_id if marker else None)
         identity = ledger.get_meta("dataset_identity")
         fmt = identity.get("format") if isinstance(identity, dict) else None
-        return RunMeta(str(self.path), run_id, ledger.get_meta("dataset"), ledger.get_meta("processor"),
-                       ledger.get_meta("fingerprint"), marker.created if marker else None,
-                       marker.version if marker else None, fmt if isinstance(fmt, str) else None)
+        return RunMeta(
+            str(self.path),
+            run_id,
+            ledger.get_meta("dataset"),
+            ledger.get_meta("processor"),
+            ledger.get_meta("fingerprint"),
+            marker.created if marker else None,
+            marker.version if marker else None,
+            fmt if isinstance(fmt, str) else None,
+        )
 
     # the run ---------------------------------------------------------------------------
 
@@ -97,10 +104,16 @@ class RunResults:
         errors = ledger.error_counts()
         running = _alive(ledger.get_meta("owner"))
         total = sum(counts.values())
-        snap = Snapshot(state="finished", **{k: v for k, v in live.items()
-                                             if k in Snapshot.__dataclass_fields__ and k != "state"})
+        snap = Snapshot(
+            state="finished", **{k: v for k, v in live.items() if k in Snapshot.__dataclass_fields__ and k != "state"}
+        )
         snap.total = total
-        snap.pending, snap.done, snap.failed, snap.dead = counts["pending"], counts["done"], counts["failed"], counts["dead"]
+        snap.pending, snap.done, snap.failed, snap.dead = (
+            counts["pending"],
+            counts["done"],
+            counts["failed"],
+            counts["dead"],
+        )
         snap.errors = errors
         snap.percent = round(100.0 * (counts["done"] + counts["dead"]) / total, 2) if total else 100.0
         if running:
@@ -163,8 +176,7 @@ class RunResults:
     def __enter__(self) -> RunResults:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -124,8 +124,16 @@ class FrameResult:
     def from_row(cls, row: Any) -> FrameResult:
         """Build from a row of Ledger.frame_results()."""
         scores = row["scores"]
-        return cls(row["clip"], row["document"], row["code"], row["frame"], row["time"], row["seconds"],
-                   json.loads(row["result"]), json.loads(scores) if scores is not None else None)
+        return cls(
+            row["clip"],
+            row["document"],
+            row["code"],
+            row["frame"],
+            row["time"],
+            row["seconds"],
+            json.loads(row["result"]),
+            json.loads(scores) if scores is not None else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -167,10 +175,27 @@ class ClipResult:
         kind = clip_kind(row["code"], format)
         clip_result = row["clip_result"]
         return cls(
-            row["clip"], row["document"], row["code"], kind.condition.name if kind else None,
-            kind.device.name if kind else None, row["video"], row["state"], row["attempts"], row["frames"],
-            row["frames_done"], row["stage"], row["error_class"], row["error"], row["exitcode"], row["signal"],
-            row["traceback"], row["started_at"], row["finished_at"], row["wall_seconds"], row["cpu_seconds"],
-            row["peak_rss"], json.loads(row["stage_seconds"] or "{}"),
+            row["clip"],
+            row["document"],
+            row["code"],
+            kind.condition.name if kind else None,
+            kind.device.name if kind else None,
+            row["video"],
+            row["state"],
+            row["attempts"],
+            row["frames"],
+            row["frames_done"],
+            row["stage"],
+            row["error_class"],
+            row["error"],
+            row["exitcode"],
+            row["signal"],
+            row["traceback"],
+            row["started_at"],
+            row["finished_at"],
+            row["wall_seconds"],
+            row["cpu_seconds"],
+            row["peak_rss"],
+            json.loads(row["stage_seconds"] or "{}"),
             json.loads(clip_result) if clip_result is not None else None,
         )

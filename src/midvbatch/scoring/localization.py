@@ -66,9 +66,8 @@ THRESHOLDS: dict[str, float] = {"iou": 0.9, "iou_gt": 0.9, "mean_iou": 0.9, "min
 # run_stat.py compares with `score > THRESHOLD - 1e-10` and `score < RESIDUALS_THRESHOLD + 1e-10`.
 _TOLERANCE = 1e-10
 
-def template_size(
-    document: str, template_image_size: tuple[int, int] | None = None
-) -> tuple[int, int]:
+
+def template_size(document: str, template_image_size: tuple[int, int] | None = None) -> tuple[int, int]:
     """Return the (width, height) of a document's template rectangle for the metrics.
 
     `document` is a folder name such as ``01_alb_id`` (the number is optional). Known
@@ -84,9 +83,7 @@ def template_size(
         if w > 0 and h > 0:
             return (w, h)
         raise ValueError(f"template image size must be positive, got {template_image_size!r}")
-    raise ValueError(
-        f"no known physical size for document {document!r}: pass its template image size"
-    )
+    raise ValueError(f"no known physical size for document {document!r}: pass its template image size")
 
 
 def document_template_size(document: str, template_image: str | Path | None) -> tuple[int, int]:
@@ -309,9 +306,7 @@ def _min_d(pred: np.ndarray, gt: np.ndarray, size: tuple[int, int], rect: np.nda
     if (d == 0.0).any():
         return math.inf
     corners = mapped[:, :2] / d[:, None]
-    worst = min(
-        float(np.hypot(*(np.roll(corners, k, axis=0) - rect).T).max()) for k in range(4)
-    )
+    worst = min(float(np.hypot(*(np.roll(corners, k, axis=0) - rect).T).max()) for k in range(4))
     score = worst / (2.0 * (size[0] + size[1]))
     return score if math.isfinite(score) else math.inf  # overflow on absurd corners
 

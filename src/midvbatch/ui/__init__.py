@@ -11,5 +11,12 @@ from midvbatch.ui.fetchview import FetchView
 from midvbatch.ui.log import console_log_handler
 from midvbatch.ui.runview import RunView, format_seconds, summary_line
 
-__all__ = ["FetchView", "RunView", "console_log_handler", "echo_table", "format_seconds", "stderr_console",
-           "summary_line"]
+__all__ = [
+    "FetchView",
+    "RunView",
+    "console_log_handler",
+    "echo_table",
+    "format_seconds",
+    "stderr_console",
+    "summary_line",
+]

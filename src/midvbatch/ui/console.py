@@ -26,11 +26,19 @@ def echo_table(columns: Sequence[str], rows: Iterable[Sequence[object]], *, righ
     """
     rows = [[str(value) for value in row] for row in rows]
     terminal = sys.stdout.isatty()
-    table = Table(box=None, pad_edge=False, padding=(0, 1), show_header=True, show_edge=False,
-                  header_style="bold" if terminal else "", highlight=False)
-    for i, name in enumerate(columns):
-        table.add_column(Text(name), justify="right" if name in right else "left",
-                         no_wrap=not terminal, overflow="fold")
+    table = Table(
+        box=None,
+        pad_edge=False,
+        padding=(0, 1),
+        show_header=True,
+        show_edge=False,
+        header_style="bold" if terminal else "",
+        highlight=False,
+    )
+    for name in columns:
+        table.add_column(
+            Text(name), justify="right" if name in right else "left", no_wrap=not terminal, overflow="fold"
+        )
     for row in rows:
         table.add_row(*(Text(value) for value in row))
     if terminal:
@@ -38,7 +46,14 @@ def echo_table(columns: Sequence[str], rows: Iterable[Sequence[object]], *, righ
         return
     widths = [max([len(name), *(len(row[i]) for row in rows if i < len(row))]) for i, name in enumerate(columns)]
     buffer = io.StringIO()
-    Console(file=buffer, width=sum(widths) + 2 * len(widths) + 8, color_system=None, force_terminal=False,
-            legacy_windows=False, emoji=False, highlight=False).print(table)
+    Console(
+        file=buffer,
+        width=sum(widths) + 2 * len(widths) + 8,
+        color_system=None,
+        force_terminal=False,
+        legacy_windows=False,
+        emoji=False,
+        highlight=False,
+    ).print(table)
     for line in buffer.getvalue().splitlines():
         click.echo(line.rstrip())

@@ -29,8 +29,9 @@ class FetchView:
     `console` defaults to standard error; `clock` is injectable for tests.
     """
 
-    def __init__(self, console: Console | None = None, *, interval: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, console: Console | None = None, *, interval: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ):
         self.console = console if console is not None else Console(stderr=True)
         self.interval, self.clock = interval, clock
         self.meter = FetchMeter(clock)
@@ -46,8 +47,14 @@ class FetchView:
             self._last_line = self.meter.started
             if self.console.is_terminal and self.meter.names:
                 self._bars = Progress(
-                    TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), console=self.console, get_time=self.clock)
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    DownloadColumn(),
+                    TransferSpeedColumn(),
+                    TimeRemainingColumn(),
+                    console=self.console,
+                    get_time=self.clock,
+                )
                 self._tasks[""] = self._bars.add_task(f"all {len(self.meter.names)} archives", total=None)
                 self._bars.start()
 
@@ -103,8 +110,10 @@ class FetchView:
         m = self.meter
         rate = m.rate()
         active = [f"{name} {where}" for name, where in m.active()]
-        return (f"fetch: {len(m.ended)}/{len(m.names)} archives done, {megabytes(m.downloaded)} downloaded, "
-                f"{rate / 1e6:.1f} MB/s, ETA {format_seconds(m.eta(rate))}" + (" | " + ", ".join(active) if active else ""))
+        return (
+            f"fetch: {len(m.ended)}/{len(m.names)} archives done, {megabytes(m.downloaded)} downloaded, "
+            f"{rate / 1e6:.1f} MB/s, ETA {format_seconds(m.eta(rate))}" + (" | " + ", ".join(active) if active else "")
+        )
 
     def _refresh(self) -> None:
         if self._bars is not None:

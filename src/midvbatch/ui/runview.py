@@ -52,8 +52,10 @@ class RunView:
 
     def _render(self, s: Snapshot):
         top = Table.grid(padding=(0, 1))
-        top.add_row(ProgressBar(total=max(s.total, 1), completed=s.done + s.dead, width=40),
-                    Text(f"{s.percent:.1f}%  ETA {format_seconds(s.eta_seconds)}"))
+        top.add_row(
+            ProgressBar(total=max(s.total, 1), completed=s.done + s.dead, width=40),
+            Text(f"{s.percent:.1f}%  ETA {format_seconds(s.eta_seconds)}"),
+        )
         head = Text(summary_line(s), overflow="fold")
         table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
         table.add_column("worker")
@@ -61,8 +63,9 @@ class RunView:
         table.add_column("stage")
         table.add_column("for", justify="right")
         for w in s.workers:
-            table.add_row(str(w.get("pid") or "-"), Text(w["clip"]), Text(w.get("stage") or ""),
-                          format_seconds(w.get("seconds")))
+            table.add_row(
+                str(w.get("pid") or "-"), Text(w["clip"]), Text(w.get("stage") or ""), format_seconds(w.get("seconds"))
+            )
         return Group(top, head, table)
 
     def update(self, snapshot: Snapshot, *, force: bool = False) -> None:

@@ -38,7 +38,6 @@ def _image_kind(container, stream) -> str | None:
     return f"an {kind} image" if kind[:1] in "AEFHILMNORSX" else f"a {kind} image"
 
 
-
 def open_video(path: str | Path):
     """Open `path` for reading and return (container, video stream).
 
@@ -58,8 +57,9 @@ def open_video(path: str | Path):
     except OSError as exc:
         raise VideoError(f"cannot read: {exc.strerror or exc}", path=path) from None
     try:
-        streams = [s for s in container.streams.video
-                   if not s.disposition & av.stream.Disposition.attached_pic]  # cover art is no video
+        streams = [
+            s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic
+        ]  # cover art is no video
         if not streams:
             still = " (only a still picture)" if container.streams.video else ""
             raise VideoError(f"has no video stream{still}", path=path)

@@ -139,9 +139,7 @@ def read_annotated_frames(
                 pending, pending_index, pending_time = frame, index, t
                 pending_end = t + _duration(frame, stream, fps)
         except av.FFmpegError as exc:
-            raise VideoError(
-                f"decoding failed after frame {index + 1} ({ffmpeg_reason(exc)})", path=path
-            ) from None
+            raise VideoError(f"decoding failed after frame {index + 1} ({ffmpeg_reason(exc)})", path=path) from None
         if pending is not None:
             while next_number <= min(sample_slot(pending_end, fps), count):
                 yield emit()
@@ -149,8 +147,7 @@ def read_annotated_frames(
         if next_number <= count:
             have = next_number - 1
             raise VideoError(
-                f"video ends after {have} of {count} annotated frames "
-                f"({count / fps:.1f} s at {fps:g} fps needed)",
+                f"video ends after {have} of {count} annotated frames ({count / fps:.1f} s at {fps:g} fps needed)",
                 path=path,
             )
     finally:

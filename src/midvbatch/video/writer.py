@@ -37,9 +37,19 @@ class VideoWriter:
     context manager, or call :meth:`close`.
     """
 
-    def __init__(self, path: str | Path, rate: Fraction | int, width: int, height: int, *,
-                 display_rotation: int = 0, crf: str = CRF, preset: str = PRESET,
-                 threads: int = X264_THREADS, x264_params: str = X264_PARAMS):
+    def __init__(
+        self,
+        path: str | Path,
+        rate: Fraction | int,
+        width: int,
+        height: int,
+        *,
+        display_rotation: int = 0,
+        crf: str = CRF,
+        preset: str = PRESET,
+        threads: int = X264_THREADS,
+        x264_params: str = X264_PARAMS,
+    ):
         if display_rotation not in _STORE:
             raise ValueError(f"display rotation must be one of {sorted(_STORE)}, got {display_rotation!r}")
         self.path = Path(path)

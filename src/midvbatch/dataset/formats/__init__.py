@@ -40,11 +40,11 @@ def _load_entry_point(ep) -> DatasetFormat:
         obj = ep.load()
         fmt = obj() if callable(obj) and not isinstance(obj, DatasetFormat) else obj
     except Exception as exc:  # a plugin's import error, whatever it is
-        raise DatasetError(f"dataset format {ep.name!r} ({ep.value}) cannot be loaded: "
-                           f"{type(exc).__name__}: {exc}") from None
+        raise DatasetError(
+            f"dataset format {ep.name!r} ({ep.value}) cannot be loaded: {type(exc).__name__}: {exc}"
+        ) from None
     if not isinstance(fmt, DatasetFormat):
-        raise DatasetError(f"dataset format {ep.name!r} ({ep.value}) is not a DatasetFormat "
-                           f"(got {type(fmt).__name__})")
+        raise DatasetError(f"dataset format {ep.name!r} ({ep.value}) is not a DatasetFormat (got {type(fmt).__name__})")
     if not fmt.name:
         fmt.name = ep.name
     _loaded[ep.name] = fmt
@@ -159,8 +159,12 @@ def detect_format(root: str | Path) -> DatasetFormat:
         try:
             score = float(fmt.detect(root))
         except Exception as exc:  # a plugin's bug must not hide the other formats
-            _log.warning("dataset format %s: detect() failed (%s: %s); taken as not this format",
-                         fmt.name, type(exc).__name__, exc)
+            _log.warning(
+                "dataset format %s: detect() failed (%s: %s); taken as not this format",
+                fmt.name,
+                type(exc).__name__,
+                exc,
+            )
             continue
         if score > best_score:  # NaN compares false: never chosen
             best, best_score = fmt, score
@@ -185,15 +189,27 @@ def discover(root: str | Path, format: str | None = None) -> Dataset:
     except MidvBatchError:
         raise
     except Exception as exc:  # a plugin's bug: one line naming the format, not a traceback
-        raise DatasetError(f"dataset format {fmt.name} failed to read it: {type(exc).__name__}: {exc}",
-                           path=root) from None
+        raise DatasetError(
+            f"dataset format {fmt.name} failed to read it: {type(exc).__name__}: {exc}", path=root
+        ) from None
     if not isinstance(dataset, Dataset):
-        raise DatasetError(f"dataset format {fmt.name}: discover() returned {type(dataset).__name__}, "
-                           "not a Dataset", path=root)
+        raise DatasetError(
+            f"dataset format {fmt.name}: discover() returned {type(dataset).__name__}, not a Dataset", path=root
+        )
     return dataset
 
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "Archive", "ArchiveSource", "DatasetFormat", "FormatInfo", "all_formats", "describe_formats",
-    "detect_format", "discover", "format_names", "get_format", "register",
+    "ENTRY_POINT_GROUP",
+    "Archive",
+    "ArchiveSource",
+    "DatasetFormat",
+    "FormatInfo",
+    "all_formats",
+    "describe_formats",
+    "detect_format",
+    "discover",
+    "format_names",
+    "get_format",
+    "register",
 ]

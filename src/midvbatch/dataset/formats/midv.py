@@ -21,7 +21,18 @@ from pathlib import Path
 from midvbatch.dataset.catalog import DOCUMENT_NAME, MIDV500, MIDV2019, Catalog
 from midvbatch.dataset.formats.base import Archive, ArchiveSource, DatasetFormat
 from midvbatch.dataset.groundtruth import parse_template, read_ground_truth_json
-from midvbatch.dataset.model import ERROR, NOTE, VIDEO_EXTENSIONS, WARNING, Clip, Dataset, Document, FrameRule, Missing, Problem
+from midvbatch.dataset.model import (
+    ERROR,
+    NOTE,
+    VIDEO_EXTENSIONS,
+    WARNING,
+    Clip,
+    Dataset,
+    Document,
+    FrameRule,
+    Missing,
+    Problem,
+)
 from midvbatch.errors import DatasetError, GroundTruthError
 
 STRUCTURE_DIRS = ("videos", "ground_truth", "images")
@@ -95,8 +106,11 @@ def _read_document(name: str, folder: Path) -> tuple[Document, set[str]]:
     images = _frames_by_code(folder / "images", "tif tiff png jpg jpeg")
     template_json = folder / "ground_truth" / f"{name}.json"
     template_image = next(
-        (folder / "images" / f"{name}{ext}" for ext in (".tif", ".tiff", ".png", ".jpg")
-         if (folder / "images" / f"{name}{ext}").is_file()),
+        (
+            folder / "images" / f"{name}{ext}"
+            for ext in (".tif", ".tiff", ".png", ".jpg")
+            if (folder / "images" / f"{name}{ext}").is_file()
+        ),
         None,
     )
     codes = set(videos) | {c for c, f in truths.items() if f}
@@ -139,12 +153,9 @@ def _note_missing(dataset: Dataset) -> None:
             absent = [k for k in expected if k not in clip.ground_truth]
             if absent and len(absent) < len(expected):
                 numbers = ", ".join(f"{k:02d}" for k in absent)
-                dataset.missing.append(
-                    Missing("ground_truth", clip.id, f"ground truth of frame(s) {numbers} missing")
-                )
+                dataset.missing.append(Missing("ground_truth", clip.id, f"ground truth of frame(s) {numbers} missing"))
             elif absent:
                 dataset.missing.append(Missing("ground_truth", clip.id, "no ground truth"))
-
 
 
 def _structure(dataset: Dataset) -> list[Problem]:
@@ -152,10 +163,15 @@ def _structure(dataset: Dataset) -> list[Problem]:
     catalog = dataset.catalog
     absent = [m.where for m in dataset.missing if m.kind == "document"]
     if absent:
-        problems.append(Problem(NOTE, "missing", str(dataset.root),
-                                f"{len(absent)} of the {len(catalog.documents)} documents of {catalog.title} "
-                                f"not present (a partial dataset): {', '.join(absent[:5])}"
-                                + (", ..." if len(absent) > 5 else "")))
+        problems.append(
+            Problem(
+                NOTE,
+                "missing",
+                str(dataset.root),
+                f"{len(absent)} of the {len(catalog.documents)} documents of {catalog.title} "
+                f"not present (a partial dataset): {', '.join(absent[:5])}" + (", ..." if len(absent) > 5 else ""),
+            )
+        )
     by_name = {d.name: d.folder for d in dataset.documents}
     by_number = {d.name[:2]: d.folder for d in dataset.documents}
     for m in dataset.missing:
@@ -213,9 +229,10 @@ def _templates(dataset: Dataset) -> list[Problem]:
             continue
         for name, f in template.fields.items():
             if f.quad.area() < 1.0:
-                problems.append(Problem(WARNING, "template", str(doc.template_json), f"field {name[:60]!r} has no area"))
+                problems.append(
+                    Problem(WARNING, "template", str(doc.template_json), f"field {name[:60]!r} has no area")
+                )
     return problems
-
 
 
 def _codes_sample(folders: list[tuple[str, Path]]) -> set[str]:
@@ -252,8 +269,9 @@ class MidvFormat(DatasetFormat):
         assert cat is not None
         folders = _find_document_folders(root)
         if not folders:
-            raise DatasetError(f"holds no {cat.title} document folder (NN_name/ with videos/, ground_truth/, images/)",
-                               path=root)
+            raise DatasetError(
+                f"holds no {cat.title} document folder (NN_name/ with videos/, ground_truth/, images/)", path=root
+            )
         documents = [_read_document(name, folder)[0] for name, folder in folders]
         order = {code: i for i, code in enumerate(cat.clip_codes)}
         rule = FrameRule(cat.frames_per_clip, float(cat.sample_fps))
@@ -282,6 +300,9 @@ class MidvFormat(DatasetFormat):
         return ArchiveSource(cat.archive_base, tuple(Archive(d, f"{d}.zip") for d in cat.documents))
 
 
-MIDV500_FORMAT = MidvFormat(MIDV500, "50 identity documents x 10 clips (5 conditions x 2 phones), 30 annotated frames each",
-                            fallback=True)
-MIDV2019_FORMAT = MidvFormat(MIDV2019, "the MIDV-500 documents in strong distortion and low light, 2 newer phones in 4K")
+MIDV500_FORMAT = MidvFormat(
+    MIDV500, "50 identity documents x 10 clips (5 conditions x 2 phones), 30 annotated frames each", fallback=True
+)
+MIDV2019_FORMAT = MidvFormat(
+    MIDV2019, "the MIDV-500 documents in strong distortion and low light, 2 newer phones in 4K"
+)
