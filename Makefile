@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := demo
 
-.PHONY: demo test soak bench venv clean
+.PHONY: demo test lint soak bench venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	@.ci/browser
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check src
+	$(BIN)/python -m ruff format --check src
+	$(BIN)/python -m mypy
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
