@@ -12,6 +12,7 @@ place, so a reader never sees half a file and a crash leaves the old file whole.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import stat
@@ -82,7 +83,9 @@ def _open_regular(path: str | Path, error: type[MidvBatchError], what: str) -> t
     return fd, st.st_size
 
 
-def open_regular(path: str | Path, error: type[MidvBatchError] = MidvBatchError, what: str = "a file") -> IO[bytes]:
+def open_regular(
+    path: str | Path, error: type[MidvBatchError] = MidvBatchError, what: str = "a file"
+) -> io.BufferedReader:
     """Open the regular file `path` for reading in binary, to stream it (md5 of an archive, say).
 
     A FIFO, device, folder or missing file raises `error` naming it, without blocking.

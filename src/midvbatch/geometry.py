@@ -28,7 +28,7 @@ def cross(o: Sequence[float], a: Sequence[float], b: Sequence[float]) -> float:
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
-def signed_area(poly: Sequence[Sequence[float]]) -> float:
+def signed_area(poly: Sequence[Sequence[float]] | np.ndarray) -> float:
     """Return the shoelace area of a polygon: positive clockwise on screen (y down).
 
     A self-intersecting polygon gets the sum of its lobes' signed areas (a bow-tie's
@@ -44,7 +44,7 @@ def signed_area(poly: Sequence[Sequence[float]]) -> float:
     return s / 2.0
 
 
-def area(poly: Sequence[Sequence[float]]) -> float:
+def area(poly: Sequence[Sequence[float]] | np.ndarray) -> float:
     """Return the area enclosed by a simple polygon (the absolute shoelace area)."""
     return abs(signed_area(poly))
 

@@ -241,7 +241,7 @@ def plots(report: Report) -> dict[str, bytes]:
         bars("accuracy_by_condition", report.groups["condition"], "Accuracy per condition")
         bars("accuracy_by_document", report.groups["document"], "Accuracy per document")
         fig, ax = plt.subplots(figsize=(5, 3.2))
-        ax.hist(report.iou_gt, bins=np.linspace(0, 1, 41), color="#3b7dd8")
+        ax.hist(report.iou_gt, bins=np.linspace(0, 1, 41).tolist(), color="#3b7dd8")
         ax.axvline(THRESHOLDS["iou_gt"], color="#d83b3b", linestyle="--", label="threshold 0.9")
         ax.set_xlabel("iou_gt")
         ax.set_ylabel("frames")
@@ -279,9 +279,9 @@ def _thumbnail(dataset, worst: dict[str, Any]) -> bytes | None:
     # drawn after scaling down, so the lines stay visible at thumbnail size
     if worst["worst_frame"] in clip.ground_truth:
         truth = load_frame_quad(clip.ground_truth[worst["worst_frame"]])
-        cv2.polylines(image, [np.int32(np.round(np.array(truth.points) * scale))], True, (60, 200, 60), 2)
+        cv2.polylines(image, [np.round(np.array(truth.points) * scale).astype(np.int32)], True, (60, 200, 60), 2)
     if worst.get("predicted"):
-        cv2.polylines(image, [np.int32(np.round(np.array(worst["predicted"]) * scale))], True, (60, 60, 230), 2)
+        cv2.polylines(image, [np.round(np.array(worst["predicted"]) * scale).astype(np.int32)], True, (60, 60, 230), 2)
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
     return data.tobytes() if ok else None
 

@@ -175,8 +175,8 @@ def render_template(
     """
     tw, th = template_size(document)
     hue = int(rng.integers(0, 180))
-    tint = cv2.cvtColor(np.uint8([[[hue, 40, 238]]]), cv2.COLOR_HSV2BGR)[0, 0].astype(int)
-    band = cv2.cvtColor(np.uint8([[[hue, 170, 120]]]), cv2.COLOR_HSV2BGR)[0, 0].tolist()
+    tint = cv2.cvtColor(np.array([[[hue, 40, 238]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0].astype(int)
+    band = cv2.cvtColor(np.array([[[hue, 170, 120]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0].tolist()
     image = np.empty((th, tw, 3), np.uint8)
     image[:] = tint
     # Faint guilloche lines, as security printing has; light enough to keep text readable.
@@ -374,8 +374,8 @@ def random_trajectory(
     """
     t = np.asarray(times, np.float64)
     shake = 2.5 if condition == "H" else 1.0
-    size = rng.uniform(0.65, 0.9) if condition == "P" else rng.uniform(0.5, 0.8)
-    size = size * (1 + 0.03 * _wave(rng, t, 0.1, 0.4))
+    base_size = rng.uniform(0.65, 0.9) if condition == "P" else rng.uniform(0.5, 0.8)
+    size = base_size * (1 + 0.03 * _wave(rng, t, 0.1, 0.4))
     angle = np.radians(rng.uniform(-8, 8) + 2 * _wave(rng, t, 0.1, 0.5) + 0.3 * shake * _wave(rng, t, 2, 4))
     steep = 0.4 if condition == "D" else 0.15  # MIDV-2019's D: strong projective distortion
     tilt_x = rng.uniform(-steep, steep) + 0.03 * _wave(rng, t, 0.1, 0.5)
@@ -531,6 +531,7 @@ def _draw_hand(frame: np.ndarray, homography: np.ndarray, scene: Scene) -> None:
         (edge - side * 0.05 * tw, 0.42 * th, (0.12 * tw, 0.05 * th), -20.0 * side),
     ]
     colour = scene.hand
+    assert colour is not None  # only called when the scene has a hand
     for k, (cx, cy, (ax, ay), ang) in enumerate(parts):
         poly = cv2.ellipse2Poly((int(cx), int(cy)), (int(ax), int(ay)), int(ang), 0, 360, 12)
         pts = np.concatenate([poly, np.ones((len(poly), 1))], 1) @ homography.T

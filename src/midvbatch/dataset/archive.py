@@ -192,7 +192,9 @@ def extract_zip(archive: str | Path, dest: str | Path, limits: ExtractLimits = E
             root = os.path.realpath(dest)
             written = files = 0
             for info in infos:
-                target = os.path.join(root, *safe_entry_path(info.filename))
+                parts = safe_entry_path(info.filename)
+                assert parts is not None  # check_zip refused every unsafe name
+                target = os.path.join(root, *parts)
                 # Belt and braces: the names were checked, and nothing we write is a
                 # symlink, so a target outside dest means a bug here, not a bad archive.
                 if os.path.commonpath([root, os.path.realpath(os.path.dirname(target))]) != root:

@@ -295,7 +295,7 @@ class _Silent:
 class _Tally:
     """Bytes of one document's transfers, passed on to the progress display."""
 
-    def __init__(self, name: str, view, stop: threading.Event):
+    def __init__(self, name: str, view: FetchProgress, stop: threading.Event):
         self.name, self.view, self.stop = name, view, stop
         self.downloaded = self.resumed = 0
 
@@ -562,7 +562,7 @@ class _Job:
     local: Path | None
     md5s: dict[str, str] | None
     state: _State
-    view: object
+    view: FetchProgress
     stop: threading.Event
     retries: int
     retry_delay: float

@@ -126,7 +126,9 @@ def synthesize(
         for code in codes:
             # Real trajectories: alternate between the file's documents that have this clip.
             real = trajectories[code][index % len(trajectories[code])] if trajectories else None
-            clip = _Clip(catalog, document, number, catalog.clip_kind(code), np.asarray(times), picks, rate)
+            kind = catalog.clip_kind(code)
+            assert kind is not None  # _check chose the codes from the catalog's
+            clip = _Clip(catalog, document, number, kind, np.asarray(times), picks, rate)
             with _writing(root):
                 clip.write(root / document, template, config, real)
             report.clips += 1
@@ -147,6 +149,7 @@ def _outputs(
         yield Path(document, "ground_truth", f"{document}.json")
         for code in codes:
             kind = catalog.clip_kind(code)
+            assert kind is not None  # _check chose the codes from the catalog's
             yield Path(document, "videos", f"{code}{number:02d}{kind.device.container}")
             for k in range(1, len(picks) + 1):
                 frame_id = catalog.frame_id(code, document, k)
@@ -241,7 +244,7 @@ def _select_documents(catalog: Catalog, docs: str | int) -> list[str]:
     count_given = isinstance(docs, int) and not isinstance(docs, bool)
     if count_given or isinstance(docs, str) and docs.strip().isdecimal():
         # At most 9 digits are read: int() of thousands of digits is slow, then refused.
-        count = docs if count_given else int(docs.strip()) if len(docs.strip()) <= 9 else None
+        count = docs if isinstance(docs, int) else int(docs.strip()) if len(docs.strip()) <= 9 else None
         if count is None or not 1 <= count <= total:
             raise SynthError(f"docs must be 1..{total} ({catalog.title} has {total} documents), got {shown(docs)}")
         return list(catalog.documents[:count])

@@ -163,6 +163,7 @@ def check_clip(
         if trouble:
             add(ERROR, "quad", path, trouble)
     if deep and video_ok:
+        assert clip.video is not None  # video_ok: the clip's video was probed
         try:
             for frame in read_annotated_frames(clip.video, count=rule.count, fps=rule.fps):
                 tif = clip.images.get(frame.number)

@@ -19,6 +19,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pebble
 import psutil
@@ -93,7 +94,8 @@ class FutureExecutor(Executor):
     """The bookkeeping of executors built on futures (pebble, threads, Dask): submit map, cancel, completed."""
 
     def __init__(self) -> None:
-        self._futures: dict[cf.Future, int] = {}
+        # concurrent.futures futures here; DaskExecutor keeps distributed's, which are not cf.Future
+        self._futures: dict[Any, int] = {}
 
     def in_flight(self) -> list[int]:
         return list(self._futures.values())
@@ -231,7 +233,7 @@ class ProcessExecutor(FutureExecutor):
         data = b"".join(chunks)
         lines = data.split(b"\n")
         self._partial = lines.pop()
-        out = []
+        out: list[tuple[int, str, int | None]] = []
         for line in lines:
             try:
                 task, pid, stage = line.decode("utf-8", "replace").split("\t", 2)

@@ -182,7 +182,8 @@ def coco_document(run_dir: str | Path, predictions: bool = False) -> dict:
     width, height) and an annotation with `segmentation` the quad as given (unclipped), `bbox`
     clipped to the frame and `area` the bbox's.
     """
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for frame in _annotated_frames(run_dir):
         image_id = len(images)
         images.append(

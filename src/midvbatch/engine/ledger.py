@@ -23,6 +23,7 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -450,7 +451,7 @@ class Ledger:
             )
             return cur.rowcount
 
-    def next_ready(self, limit: int, now: float, exclude: set[int] = frozenset()) -> list[TaskRow]:
+    def next_ready(self, limit: int, now: float, exclude: AbstractSet[int] = frozenset()) -> list[TaskRow]:
         """Return up to `limit` tasks ready to dispatch, in queue order.
 
         Ready: pending, or failed whose not-before time has passed. Two index walks (one

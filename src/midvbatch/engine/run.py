@@ -152,7 +152,7 @@ def _move_artifacts(tmp: Path, run_dir: Path, ledger: Ledger, task_id: int) -> t
     return moved, recorded
 
 
-def _as_written(st: os.stat_result, size: int, mtime_ns: int) -> bool:
+def _as_written(st: os.stat_result, size: int, mtime_ns: int | None) -> bool:
     """True if a file's stat shows it as midvbatch recorded it (same size and modification time)."""
     return (st.st_size, st.st_mtime_ns) == (size, mtime_ns)
 
@@ -181,7 +181,7 @@ def _check_overwrite(ledger: Ledger, task_id: int, relative: str, dest: Path) ->
 def _remove_artifacts(ledger: Ledger, run_dir: Path) -> int:
     """Delete the artifacts the ledger records, only where the file is still the one midvbatch wrote; return how many."""
     removed = 0
-    folders = set()
+    folders: set[Path] = set()
     for relative, size, mtime in ledger.artifacts():
         path = run_dir / relative
         try:

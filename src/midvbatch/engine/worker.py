@@ -187,7 +187,8 @@ def set_reporter(report: Callable[[int, str], None]) -> None:
 class _Cache(dict):
     """One thread's processors by (processor, options, owner); a dict that can be weakly referenced."""
 
-    def __hash__(self) -> int:  # by identity, as a WeakSet needs
+    # dict declares __hash__ = None (unhashable); this subclass is hashable on purpose.
+    def __hash__(self) -> int:  # type: ignore[override]  # by identity, as a WeakSet needs
         return id(self)
 
     def __eq__(self, other: object) -> bool:

@@ -130,7 +130,8 @@ class Localizer(Processor):
         lab = cv2.cvtColor(cv2.GaussianBlur(image, (5, 5), 0), cv2.COLOR_BGR2LAB)
         out = np.zeros(image.shape[:2], np.uint8)
         for i, (lo, hi) in enumerate(((30, 90), (12, 36), (12, 36))):
-            out |= cv2.Canny(lab[:, :, i], lo, hi)
+            channel_edges: np.ndarray = cv2.Canny(lab[:, :, i], lo, hi)
+            out |= channel_edges
         return out
 
     @staticmethod

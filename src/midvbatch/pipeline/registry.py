@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from midvbatch.errors import ProcessorError
@@ -35,9 +35,9 @@ def _builtin() -> dict[str, Factory]:
     }
 
 
-def processor_registry() -> dict[str, Factory]:
+def processor_registry() -> dict[str, Factory | EntryPoint]:
     """Return the named processors: built-in pipelines, then entry points (group midvbatch.processors)."""
-    registry = _builtin()
+    registry: dict[str, Factory | EntryPoint] = dict(_builtin())
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         registry.setdefault(ep.name, ep)  # loaded on use: a broken plugin only fails when chosen
     return registry
@@ -95,14 +95,17 @@ def describe_processors() -> list[ProcessorInfo]:
     """
     builtin = _builtin()
     infos = []
-    for name, factory in processor_registry().items():
-        source = "built-in" if name in builtin else f"entry point {getattr(factory, 'value', '?')}"
+    for name, entry in processor_registry().items():
+        source = "built-in" if name in builtin else f"entry point {getattr(entry, 'value', '?')}"
         error = None
-        if name not in builtin:
+        factory: Factory
+        if isinstance(entry, EntryPoint):  # the names not built in
             try:
-                factory = factory.load()
+                factory = entry.load()
             except Exception as exc:  # a plugin's import error, whatever it is
                 error = f"cannot load: {type(exc).__name__}: {exc}"
+        else:
+            factory = entry
         if error is not None:
             infos.append(ProcessorInfo(name, source, "", [], error))
             continue
@@ -123,13 +126,13 @@ def load_processor_factory(spec: str, import_dir: str | None = None) -> Factory:
         if spec not in registry:
             known = ", ".join(sorted(registry))
             raise ProcessorError(f"unknown processor {spec!r} (known: {known}; or give MODULE:FACTORY)")
-        factory = registry[spec]
-        if hasattr(factory, "load") and hasattr(factory, "group"):
+        entry = registry[spec]
+        if isinstance(entry, EntryPoint):
             try:
-                factory = factory.load()
+                return entry.load()
             except Exception as exc:  # a plugin's import error, whatever it is
                 raise ProcessorError(f"cannot load processor {spec!r}: {type(exc).__name__}: {exc}") from None
-        return factory
+        return entry
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ProcessorError(f"bad processor {spec!r}: expected MODULE:FACTORY")
@@ -142,7 +145,7 @@ def load_processor_factory(spec: str, import_dir: str | None = None) -> Factory:
         raise ProcessorError(f"cannot import module {module_name!r} of processor {spec!r}: {exc}") from None
     except (Exception, SystemExit) as exc:
         raise ProcessorError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
-    factory = module
+    factory: Any = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)
         if factory is None:

@@ -24,7 +24,7 @@ def echo_table(columns: Sequence[str], rows: Iterable[Sequence[object]], *, righ
     a file, a test): plain lines, no colour, no wrapping, no trailing blanks, so that
     ``grep`` and ``awk`` see one row per line. Columns named in `right` are right-aligned.
     """
-    rows = [[str(value) for value in row] for row in rows]
+    cells = [[str(value) for value in row] for row in rows]
     terminal = sys.stdout.isatty()
     table = Table(
         box=None,
@@ -39,12 +39,12 @@ def echo_table(columns: Sequence[str], rows: Iterable[Sequence[object]], *, righ
         table.add_column(
             Text(name), justify="right" if name in right else "left", no_wrap=not terminal, overflow="fold"
         )
-    for row in rows:
+    for row in cells:
         table.add_row(*(Text(value) for value in row))
     if terminal:
         Console(file=sys.stdout, highlight=False).print(table)
         return
-    widths = [max([len(name), *(len(row[i]) for row in rows if i < len(row))]) for i, name in enumerate(columns)]
+    widths = [max([len(name), *(len(row[i]) for row in cells if i < len(row))]) for i, name in enumerate(columns)]
     buffer = io.StringIO()
     Console(
         file=buffer,

@@ -14,7 +14,7 @@ and stops decoding once the last needed tick is decided.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +81,7 @@ def _duration(frame: av.VideoFrame, stream, fps: float) -> float:
 
 
 def _to_bgr(frame: av.VideoFrame, rotation: int) -> np.ndarray:
-    image = frame.to_ndarray(format="bgr24")
+    image: np.ndarray = frame.to_ndarray(format="bgr24")
     if rotation:
         # The display matrix rotates counter-clockwise by `rotation` degrees.
         image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
@@ -94,7 +94,7 @@ def read_annotated_frames(
     count: int = 30,
     fps: float = 10.0,
     threads: int | None = None,
-) -> Iterator[AnnotatedFrame]:
+) -> Generator[AnnotatedFrame, None, None]:
     """Yield annotated frames 1..`count` of the video at `path`, sampled at `fps`.
 
     `threads` is FFmpeg's decoding threads: None lets FFmpeg choose (one per core),
@@ -119,6 +119,7 @@ def read_annotated_frames(
         index = -1
 
         def emit() -> AnnotatedFrame:
+            assert pending is not None  # called only once a frame is pending
             rotation = normalise_rotation(getattr(pending, "rotation", 0))
             return AnnotatedFrame(next_number, pending_time, pending_index, _to_bgr(pending, rotation))
 

@@ -78,7 +78,7 @@ class VideoWriter:
     def write(self, image: np.ndarray) -> None:
         """Encode one display-orientation BGR frame (height x width x 3, uint8)."""
         # cv2.rotate is np.rot90, several times faster on big frames.
-        stored = image if self.turn is None else cv2.rotate(image, self.turn)
+        stored: np.ndarray = image if self.turn is None else cv2.rotate(image, self.turn)
         frame = av.VideoFrame.from_ndarray(stored, format="bgr24")
         frame.pts, frame.time_base = self.index, self.time_base
         self.index += 1

@@ -154,7 +154,8 @@ def detect_format(root: str | Path) -> DatasetFormat:
     A plugin whose detect() raises is taken as not sure at all, with a warning.
     """
     root = Path(root)
-    best, best_score = FOLDER_FORMAT, 0.0
+    best: DatasetFormat = FOLDER_FORMAT
+    best_score = 0.0
     for fmt in _candidates():
         try:
             score = float(fmt.detect(root))

@@ -163,6 +163,7 @@ def _structure(dataset: Dataset) -> list[Problem]:
     catalog = dataset.catalog
     absent = [m.where for m in dataset.missing if m.kind == "document"]
     if absent:
+        assert catalog is not None  # missing documents are only noted against a catalog
         problems.append(
             Problem(
                 NOTE,
