@@ -125,15 +125,12 @@ class _Count(click.ParamType):
         self.minimum = minimum
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int) and not isinstance(value, bool) or value == "auto":
-            return value
+        from midvbatch.config import ConfigError, parse_count  # the one parser of counts (TOML too)
+
         try:
-            number = int(str(value).strip())
-        except ValueError:  # also for digit strings too long for int()
-            self.fail(f"{shown(value)} is not a whole number or 'auto'", param, ctx)
-        if number < self.minimum:
-            self.fail(f"{number} is less than {self.minimum}", param, ctx)
-        return number
+            return parse_count(value.strip() if isinstance(value, str) else value, param.name, minimum=self.minimum)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -582,10 +579,10 @@ def run_command(
             pipeline=pipeline,
             processor=processor,
             options=options,
-            workers=workers if workers in (None, "auto") else _int_or_text(workers),
+            workers=workers,
             pool=pool,
             scheduler=scheduler,
-            decode_threads=decode_threads if decode_threads in (None, "auto") else _int_or_text(decode_threads),
+            decode_threads=decode_threads,
             image_format=image_format,
             retries=retries,
             log_level=log_level,
@@ -643,12 +640,6 @@ def _print_summary(summary, as_json: bool, **extra) -> None:
             f"results in {summary.run_dir}"
         )
     sys.exit(summary.exit_code)
-
-
-def _int_or_text(value):
-    if not isinstance(value, str):  # --workers and --decode-threads arrive as int or 'auto' (_Count)
-        return value
-    return int(value) if value.lstrip("-").isdigit() and len(value) < 100 else value
 
 
 @cli.command("plan")
