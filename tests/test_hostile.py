@@ -42,6 +42,7 @@ BASE = {
     "export": (["{r}"], {"--out": "{t}/export.jsonl"}),
     "report": (["{r}"], {}),
     "processors": ([], {}),
+    "formats": ([], {}),
 }
 
 
