@@ -10,7 +10,9 @@ names the format.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -26,7 +28,7 @@ _log = logging.getLogger("midvbatch")
 
 _BUILTIN: tuple[DatasetFormat, ...] = (MIDV500_FORMAT, MIDV2019_FORMAT, FOLDER_FORMAT)
 _registered: dict[str, DatasetFormat] = {}  # register(): formats added by the program itself
-_loaded: dict[str, DatasetFormat] = {}  # entry points, loaded once
+_loaded: dict[str, DatasetFormat] = {}  # entry points, loaded once, by _key(name)
 
 
 def _key(name: str) -> str:
@@ -34,8 +36,8 @@ def _key(name: str) -> str:
 
 
 def _load_entry_point(ep) -> DatasetFormat:
-    if ep.name in _loaded:
-        return _loaded[ep.name]
+    if _key(ep.name) in _loaded:
+        return _loaded[_key(ep.name)]
     try:
         obj = ep.load()
         fmt = obj() if callable(obj) and not isinstance(obj, DatasetFormat) else obj
@@ -47,7 +49,7 @@ def _load_entry_point(ep) -> DatasetFormat:
         raise DatasetError(f"dataset format {ep.name!r} ({ep.value}) is not a DatasetFormat (got {type(fmt).__name__})")
     if not fmt.name:
         fmt.name = ep.name
-    _loaded[ep.name] = fmt
+    _loaded[_key(ep.name)] = fmt
     return fmt
 
 
@@ -60,22 +62,46 @@ def register(fmt: DatasetFormat) -> DatasetFormat:
     return fmt
 
 
+def _same(fmt: DatasetFormat) -> DatasetFormat:
+    return fmt
+
+
+def _sources() -> Iterator[tuple[str, str, Callable[[], DatasetFormat]]]:
+    """(name, origin, load) of every known format, one per name, in precedence order:
+    built-ins, registered ones, entry points (loaded only when `load` is called; it may raise)."""
+    seen: set[str] = set()
+    for origin, formats in (("built-in", _BUILTIN), ("registered", tuple(_registered.values()))):
+        for fmt in formats:
+            if _key(fmt.name) not in seen:
+                seen.add(_key(fmt.name))
+                yield fmt.name, origin, functools.partial(_same, fmt)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if _key(ep.name) not in seen:
+            seen.add(_key(ep.name))
+            yield ep.name, ep.value, functools.partial(_load_entry_point, ep)
+
+
 def format_names() -> list[str]:
     """Every known format's name, built-ins first; entry points are listed, not loaded."""
-    names = [f.name for f in _BUILTIN] + [f.name for f in _registered.values()]
-    names += [ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)]
-    return list(dict.fromkeys(names))
+    return [name for name, _, _ in _sources()]
+
+
+def _formats(skip_broken: bool) -> list[DatasetFormat]:
+    """Every known format, loaded; a plugin that cannot be loaded raises, or is left out with a warning."""
+    found = []
+    for _, _, load in _sources():
+        try:
+            found.append(load())
+        except DatasetError as exc:
+            if not skip_broken:
+                raise
+            _log.warning("%s; it is left out of format detection", exc.message)
+    return found
 
 
 def all_formats() -> list[DatasetFormat]:
     """Every known format, loaded: built-ins, registered ones, entry points (a broken one raises)."""
-    found = {_key(f.name): f for f in _BUILTIN}
-    for key, fmt in _registered.items():
-        found.setdefault(key, fmt)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if _key(ep.name) not in found:
-            found[_key(ep.name)] = _load_entry_point(ep)
-    return list(found.values())
+    return _formats(skip_broken=False)
 
 
 @dataclass(frozen=True)
@@ -96,24 +122,16 @@ class FormatInfo:
 
 def describe_formats() -> list[FormatInfo]:
     """Describe every known format; a plugin that cannot be loaded is described with its error."""
-    out = [FormatInfo(f.name, f.title, f.summary, "built-in", f.archives() is not None) for f in _BUILTIN]
-    seen = {_key(f.name) for f in _BUILTIN}
-    for key, fmt in _registered.items():
-        if key not in seen:
-            seen.add(key)
-            out.append(FormatInfo(fmt.name, fmt.title, fmt.summary, "registered", fmt.archives() is not None))
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if _key(ep.name) in seen:
-            continue
-        seen.add(_key(ep.name))
+    out = []
+    for name, origin, load in _sources():
         try:
-            fmt = _load_entry_point(ep)
+            fmt = load()
             fetchable = fmt.archives() is not None
         except Exception as exc:  # a broken plugin is listed, with what is wrong
             message = exc.message if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}"
-            out.append(FormatInfo(ep.name, "", "", ep.value, False, message))
+            out.append(FormatInfo(name, "", "", origin, False, message))
             continue
-        out.append(FormatInfo(fmt.name, fmt.title, fmt.summary, ep.value, fetchable))
+        out.append(FormatInfo(fmt.name, fmt.title, fmt.summary, origin, fetchable))
     return out
 
 
@@ -123,29 +141,16 @@ def get_format(name: str) -> DatasetFormat:
     Raises DatasetError naming the known formats when there is none by that name.
     """
     key = _key(str(name))
-    for fmt in _BUILTIN:
+    for fmt in _BUILTIN:  # called per clip: the built-ins and loaded plugins without scanning entry points
         if _key(fmt.name) == key:
             return fmt
-    if key in _registered:
-        return _registered[key]
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if _key(ep.name) == key:
-            return _load_entry_point(ep)
+    known = _registered.get(key) or _loaded.get(key)
+    if known is not None:
+        return known
+    for source, _, load in _sources():
+        if _key(source) == key:
+            return load()
     raise DatasetError(f"unknown dataset format {str(name)[:80]!r} (known: {', '.join(format_names())})")
-
-
-def _candidates() -> list[DatasetFormat]:
-    """Every format that loads: a plugin that cannot be loaded is left out of detection, with a warning."""
-    found = {_key(f.name): f for f in _BUILTIN}
-    for key, fmt in _registered.items():
-        found.setdefault(key, fmt)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if _key(ep.name) not in found:
-            try:
-                found[_key(ep.name)] = _load_entry_point(ep)
-            except DatasetError as exc:
-                _log.warning("%s; it is left out of format detection", exc.message)
-    return list(found.values())
 
 
 def detect_format(root: str | Path) -> DatasetFormat:
@@ -156,7 +161,7 @@ def detect_format(root: str | Path) -> DatasetFormat:
     root = Path(root)
     best: DatasetFormat = FOLDER_FORMAT
     best_score = 0.0
-    for fmt in _candidates():
+    for fmt in _formats(skip_broken=True):  # a plugin that cannot be loaded: not a candidate
         try:
             score = float(fmt.detect(root))
         except Exception as exc:  # a plugin's bug must not hide the other formats
