@@ -141,6 +141,16 @@ def _state_line(run: dict[str, Any]) -> str:
     return f"The run finished: {run['done']} clips."
 
 
+# the report's grouped tables, in page order: (group name in ReportFigures.groups, title)
+_SECTIONS = (
+    ("condition", "By condition"),
+    ("device", "By device"),
+    ("subset", "By visibility subset"),
+    ("document", "By document"),
+    ("clip", "By clip"),
+)
+
+
 def render_markdown(report: Report) -> str:
     """Render the report as Markdown."""
     run = report.run
@@ -160,13 +170,7 @@ def render_markdown(report: Report) -> str:
             f"accuracy by min_d {_fmt(o['accuracy_min_d'])}, frames without prediction {o['missing']}.",
             "",
         ]
-        for name, title in (
-            ("condition", "By condition"),
-            ("device", "By device"),
-            ("subset", "By visibility subset"),
-            ("document", "By document"),
-            ("clip", "By clip"),
-        ):
+        for name, title in _SECTIONS:
             lines += _md_table(title, report.groups[name])
     s = report.speed
     lines += [
@@ -325,13 +329,7 @@ def render_html(report: Report, plot_dir: Path | None = None) -> str:
             f"<figcaption>{html.escape(name.replace('_', ' '))}</figcaption></figure>"
         )
     if report.overall is not None:
-        for name, title in (
-            ("condition", "By condition"),
-            ("device", "By device"),
-            ("subset", "By visibility subset"),
-            ("document", "By document"),
-            ("clip", "By clip"),
-        ):
+        for name, title in _SECTIONS:
             parts.append(_html_table(title, report.groups[name]))
     s = report.speed
     parts.append(
