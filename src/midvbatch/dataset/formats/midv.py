@@ -54,11 +54,14 @@ def _is_document_folder(path: Path) -> bool:
     return any(e.is_dir() and e.name in STRUCTURE_DIRS for e in _scan(path))
 
 
-def _find_document_folders(root: Path) -> list[tuple[str, Path]]:
-    """Return (name, folder) of every document folder within a few levels of root."""
+def _find_document_folders(root: Path, limit: int | None = None) -> list[tuple[str, Path]]:
+    """Return (name, folder) of every document folder within a few levels of root, in name order;
+    the first `limit` of them only, when given (the rest is not walked)."""
     found: list[tuple[str, Path]] = []
 
     def visit(folder: Path, depth: int) -> None:
+        if limit is not None and len(found) >= limit:
+            return
         if DOCUMENT_NAME.match(folder.name):
             nested = folder / folder.name
             if nested.is_dir() and _is_document_folder(nested):
@@ -238,7 +241,7 @@ def _templates(dataset: Dataset) -> list[Problem]:
 
 def _codes_sample(folders: list[tuple[str, Path]]) -> set[str]:
     codes: set[str] = set()
-    for _, folder in folders[:_DETECT_SAMPLE]:
+    for _, folder in folders:
         for entry in _scan(folder / "videos"):
             m = _VIDEO_NAME.match(entry.name)
             if m:
@@ -258,12 +261,12 @@ class MidvFormat(DatasetFormat):
         self._fallback = fallback  # the format of document folders whose clip codes are no catalog's
 
     def detect(self, root: Path) -> float:
-        folders = _find_document_folders(root)
+        folders = _find_document_folders(root, limit=_DETECT_SAMPLE)  # a sample: discover walks them all
         if not folders:
             return 0.0
         assert self.catalog is not None
         hits = sum(1 for code in _codes_sample(folders) if self.catalog.clip_kind(code) is not None)
-        return hits + (0.5 if self._fallback else 0.0) if hits or self._fallback else 0.0
+        return hits + (0.5 if self._fallback else 0.0)
 
     def discover(self, root: Path) -> Dataset:
         cat = self.catalog
