@@ -590,6 +590,8 @@ def test_fetch_parse_md5_list():
         "03_aut_id_old.zip": "0123456789abcdef0123456789abcdef",
         "04_aut_id.zip": "00000000000000000000000000000000",
     }
+    # as read from a file (fetch and validate alike): UTF-8 with a byte-order mark, a stray byte
+    assert parse_md5_list(b"\xef\xbb\xbf" + text.encode() + b"\xff\n") == parse_md5_list(text)
 
 
 # --- the command line -----------------------------------------------------------------

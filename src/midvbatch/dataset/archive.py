@@ -237,13 +237,15 @@ def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: str, archive
     return written
 
 
-def parse_md5_list(text: str) -> dict[str, str]:
+def parse_md5_list(text: str | bytes) -> dict[str, str]:
     """Read an md5sum listing into {file name: lowercase md5}.
 
-    Accepts ``<md5>  name`` and ``<md5> *name`` (md5sum's text and binary modes), BSD's
+    Bytes are read as UTF-8 (a byte-order mark skipped, undecodable bytes replaced). Accepts ``<md5>  name`` and ``<md5> *name`` (md5sum's text and binary modes), BSD's
     ``MD5 (name) = <md5>``, CRLF line ends and blank lines; names are reduced to their
     last path component; other lines are ignored.
     """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8-sig", "replace")
     sums: dict[str, str] = {}
     for raw in text.splitlines():
         line = raw.strip()

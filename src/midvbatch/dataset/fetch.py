@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import fnmatch
 import ftplib
+import functools
 import http.client
 import json
 import os
@@ -554,8 +555,8 @@ class _State:
 class _Job:
     """What every document's fetch shares."""
 
-    format: DatasetFormat
-    files: dict[str, str]  # archive name -> its file name (NN_name -> NN_name.zip)
+    title: str  # the dataset's, for messages
+    source: ArchiveSource
     dest: Path
     work: Path
     base: str | None  # folder URL, or None with local
@@ -569,6 +570,11 @@ class _Job:
     timeout: float
     limits: ExtractLimits
     warnings: list[str]
+
+    @functools.cached_property
+    def files(self) -> dict[str, str]:
+        """Archive name -> its file name (NN_name -> NN_name.zip)."""
+        return {a.name: a.file for a in self.source.archives}
 
 
 def _fetch_one(job: _Job, name: str) -> DocumentOutcome:
@@ -666,10 +672,9 @@ def _select(fmt: DatasetFormat, source: ArchiveSource, docs: Iterable[str], loca
 
 def _checksums(job: _Job) -> dict[str, str] | None:
     """Read the md5 list (md5.txt) from the source (and keep a copy); None, with a warning, when there is none."""
-    source = job.format.archives()
-    listing = source.checksums if source is not None else None
+    listing = job.source.checksums
     if listing is None:
-        job.warnings.append(f"{job.format.title} publishes no checksums: archives are not checked")
+        job.warnings.append(f"{job.title} publishes no checksums: archives are not checked")
         return None
     if job.local is not None:
         where = str(job.local / listing)
@@ -689,7 +694,7 @@ def _checksums(job: _Job) -> dict[str, str] | None:
     if data is None:
         job.warnings.append(f"no {listing} at {where}: archives are not checked")
         return None
-    return parse_md5_list(data.decode("utf-8-sig", "replace"))
+    return parse_md5_list(data)
 
 
 def _already_there(job: _Job, name: str) -> DocumentOutcome | None:
@@ -771,8 +776,8 @@ def fetch(
     view: FetchProgress = progress if progress is not None else _Silent()
     with _locked(work / "lock", dest):
         job = _Job(
-            fmt,
-            {a.name: a.file for a in source.archives},
+            fmt.title,
+            source,
             dest,
             work,
             base,

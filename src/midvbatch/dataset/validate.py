@@ -217,7 +217,7 @@ def _archives(root: Path) -> list[Problem]:
         if not os.path.lexists(listing):
             continue
         try:
-            sums = parse_md5_list(read_bytes(listing, TEXT_LIMIT, what="an md5 list").decode("utf-8", "replace"))
+            sums = parse_md5_list(read_bytes(listing, TEXT_LIMIT, what="an md5 list"))
         except MidvBatchError as exc:
             problems.append(Problem(ERROR, "archive", str(listing), exc.message))
             continue
