@@ -18,7 +18,6 @@ from midvbatch.dataset.groundtruth import MISSING_VALUE, Quad
 from midvbatch.geometry import rectangle
 
 # Sizes in pixels at 10 px/mm: ISO/IEC 7810 ID-1 (cards) and ID-3 (passport pages).
-ID1_SIZE, ID3_SIZE = ID1, ID3
 
 _SURNAMES = (
     "HOXHA MULLER GARCIA NOVAK SILVA IVANOVA KOVACS ROSSI NIELSEN YILMAZ PETROV TANAKA SMITH DUBOIS POPESCU HORVAT"
@@ -51,7 +50,7 @@ def template_size(document: str) -> tuple[int, int]:
     if known is not None:
         return known
     kind = document.split("_", 2)[-1]
-    return ID3_SIZE if "passport" in kind else ID1_SIZE
+    return ID3 if "passport" in kind else ID1
 
 
 def _to_quad(template_size: tuple[int, int], quad: np.ndarray) -> np.ndarray:
@@ -196,7 +195,7 @@ def render_template(
     white = (255, 255, 255)
     _draw_text(image, header, int(tw * 0.04), int(band_h * 0.2), int(band_h * 0.6), header_scale, white)
 
-    passport = template_size(document) == ID3_SIZE
+    passport = (tw, th) == ID3
     pairs = _field_values(document, rng)
     mrz = pairs[-2:] if passport else []
     pairs = pairs[:-2] if passport else pairs

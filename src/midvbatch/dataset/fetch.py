@@ -473,10 +473,13 @@ def _read_small(url: str, timeout: float) -> bytes | None:
     """Return a small file's bytes (md5.txt, at most _SMALL_LIMIT), or None when the server says it has none."""
     if url.startswith("ftp:"):
         blocks: list[bytes] = []
+        size = 0
 
         def keep(block: bytes) -> None:
+            nonlocal size
             blocks.append(block)
-            if sum(map(len, blocks)) > _SMALL_LIMIT:
+            size += len(block)
+            if size > _SMALL_LIMIT:
                 raise _too_large(url)
 
         try:

@@ -29,11 +29,6 @@ class FrameRule:
     fps: float = 10.0
 
     @property
-    def seconds(self) -> float:
-        """How much of a clip the annotated frames span from its start, in seconds."""
-        return self.count / self.fps
-
-    @property
     def needed_seconds(self) -> float:
         """The shortest clip from which the sampler yields every annotated frame."""
         return (self.count - 0.5) / self.fps
