@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from midvbatch.dataset.catalog import ClipKind
 from midvbatch.dataset.visibility import SUBSETS
 from midvbatch.engine.progress import Snapshot
-from midvbatch.results.records import ClipResult, FrameResult, RunMeta, clip_kind
+from midvbatch.results.records import ClipResult, FrameResult, RunMeta, clip_kinds
 from midvbatch.scoring import FrameScore, aggregate
 
 WORST_CLIPS = 6  # clips listed as the worst
-GROUPINGS = ("condition", "device", "document", "clip", "subset")
 
 
 @dataclass(frozen=True)
@@ -114,15 +114,13 @@ class ReportFigures:
     latencies: tuple[float, ...] = field(default=(), repr=False)
 
 
-def condition_label(code: str, format: str | None = None) -> str:
+def condition_label(kind: ClipKind | None) -> str:
     """Name a clip's condition as the report groups it: 'T (table)'; '-' when the format's catalog has none."""
-    kind = clip_kind(code, format)
     return f"{kind.condition.code} ({kind.condition.name})" if kind else "-"
 
 
-def device_label(code: str, format: str | None = None) -> str:
+def device_label(kind: ClipKind | None) -> str:
     """Name a clip's device as the report groups it: 'A (Apple iPhone 5)'; '-' when the format's catalog has none."""
-    kind = clip_kind(code, format)
     return f"{kind.device.code} ({kind.device.name})" if kind else "-"
 
 
@@ -175,9 +173,10 @@ def compute_figures(
         state == "finished" and status.dead == 0,
         meta.format,
     )
+    kind = clip_kinds(meta.format)
     keys: dict[str, Any] = {
-        "condition": lambda f: condition_label(f.code, meta.format),
-        "device": lambda f: device_label(f.code, meta.format),
+        "condition": lambda f: condition_label(kind(f.code)),
+        "device": lambda f: device_label(kind(f.code)),
         "document": lambda f: f.document,
         "clip": lambda f: f.clip,
     }

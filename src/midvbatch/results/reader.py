@@ -20,7 +20,7 @@ from midvbatch.engine.ledger import STATES, Ledger
 from midvbatch.engine.progress import Snapshot
 from midvbatch.errors import ConfigError, LedgerError
 from midvbatch.results.figures import ReportFigures, compute_figures
-from midvbatch.results.records import ClipResult, FrameResult, RunMeta
+from midvbatch.results.records import ClipResult, FrameResult, RunMeta, clip_kinds
 from midvbatch.runfolder import CONFIG, read_marker
 
 
@@ -49,6 +49,7 @@ class RunResults:
         self._ledger = Ledger(self.path, readonly=True)
         try:
             self.meta = self._read_meta()
+            self._kind = clip_kinds(self.meta.format)
         except BaseException:
             self._ledger.close()
             raise
@@ -145,7 +146,7 @@ class RunResults:
             if unknown:
                 raise LedgerError(f"unknown clip state {unknown[0]!r} (one of {', '.join(STATES)})")
         for row in self._ledger.clip_rows(states):
-            yield ClipResult.from_row(row, self.meta.format)
+            yield ClipResult.from_row(row, self._kind(row["code"]))
 
     def clip(self, clip_id: str) -> ClipResult:
         """Return one clip by id; raise LedgerError if the run has no such clip."""

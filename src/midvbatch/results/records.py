@@ -7,33 +7,39 @@ error of its own; a clip that failed says why in its ``error_class`` and ``error
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from midvbatch.dataset.catalog import CATALOGS, ClipKind
+from midvbatch.dataset.catalog import CATALOGS, Catalog, ClipKind
 from midvbatch.dataset.formats import get_format
 from midvbatch.errors import MidvBatchError
 from midvbatch.scoring import FrameScore
 
 
-def clip_kind(code: str, format: str | None = None) -> ClipKind | None:
-    """Resolve a clip code ('TA') in the catalog of the run's dataset `format`; None when it has none.
+def clip_kinds(format: str | None) -> Callable[[str], ClipKind | None]:
+    """Return code -> ClipKind ('TA' -> table, Apple iPhone 5) in the catalog of the run's dataset
+    `format`, None for a code it does not know or a format without a catalog.
 
-    Runs of an earlier midvbatch did not record their format (None): the first catalog
-    that knows the code answers, as it did then.
+    The catalog is looked up once and each code resolved once (a report resolves every
+    frame's). Runs of an earlier midvbatch did not record their format (None): the first
+    catalog that knows the code answers, as it did then.
     """
+    catalogs: tuple[Catalog, ...] = tuple(CATALOGS.values())
     if format is not None:
         try:
             catalog = get_format(format).catalog
         except MidvBatchError:  # a plugin format no longer installed
-            return None
-        return catalog.clip_kind(code) if catalog is not None else None
-    for catalog in CATALOGS.values():
-        kind = catalog.clip_kind(code)
-        if kind is not None:
-            return kind
-    return None
+            catalog = None
+        catalogs = (catalog,) if catalog is not None else ()
+
+    @functools.cache
+    def kind(code: str) -> ClipKind | None:
+        return next((k for c in catalogs if (k := c.clip_kind(code)) is not None), None)
+
+    return kind
 
 
 @dataclass(frozen=True)
@@ -170,9 +176,8 @@ class ClipResult:
     result: Any  # what process_clip returned (clip processors); None otherwise
 
     @classmethod
-    def from_row(cls, row: Any, format: str | None = None) -> ClipResult:
-        """Build from a row of Ledger.clip_rows(); `format` is the run's dataset format."""
-        kind = clip_kind(row["code"], format)
+    def from_row(cls, row: Any, kind: ClipKind | None = None) -> ClipResult:
+        """Build from a row of Ledger.clip_rows(); `kind` is its clip code resolved (see clip_kinds)."""
         clip_result = row["clip_result"]
         return cls(
             row["clip"],
