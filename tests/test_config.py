@@ -225,6 +225,13 @@ def test_config_file_that_is_a_fifo_or_a_folder_is_refused(tmp_path):
             load_toml(path)
 
 
+def test_config_file_is_read_with_a_size_cap(tmp_path):
+    huge = tmp_path / "huge.toml"
+    huge.write_text("# " + "x" * (5 * 1024 * 1024) + "\nworkers = 2\n")
+    with pytest.raises(ConfigError, match=r"huge.toml: .* bytes, more than the 4,194,304 bytes"):
+        load_toml(huge)
+
+
 def test_config_resources_use_the_readings_for_the_default_limit_and_the_floors(tmp_path):
     settings = RunConfig(dataset="d", out=str(tmp_path), workers=2).resolve(SMALL)
     resources = Resources(settings, tmp_path, memory_reading=lambda: (6 * GIB, 8 * GIB),

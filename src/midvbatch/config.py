@@ -26,7 +26,7 @@ from typing import Any, Literal
 import tomli_w
 
 from midvbatch.errors import ConfigError, shown
-from midvbatch.fileio import write_atomic
+from midvbatch.fileio import read_text, write_atomic
 
 IMAGE_FORMATS = ("png", "jpg", "tif")
 PIPELINES = ("localize", "ground-truth", "frames", "extract", "probe")
@@ -614,14 +614,9 @@ class RunConfig:
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML configuration file; raise ConfigError naming it if unreadable or unknown keys."""
     path = Path(path)
-    if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
-        raise ConfigError("not a regular file", path=path)
+    text = read_text(path, error=ConfigError, what="a regular file")  # a FIFO or a device refused, a size cap
     try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError("no such file", path=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", path=path) from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"bad TOML: {exc}", path=path) from None
     known = {f.name for f in fields(RunConfig)}
