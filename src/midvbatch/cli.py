@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import signal
 import sys
@@ -22,8 +21,18 @@ import sys
 import click
 
 from midvbatch import __version__
-from midvbatch.config import MAX_JOBS, MAX_RETRIES, MAX_RETRY_DELAY, MAX_TASK_TIMEOUT
+from midvbatch.config import (
+    MAX_JOBS,
+    MAX_RETRIES,
+    MAX_RETRY_DELAY,
+    MAX_TASK_TIMEOUT,
+    ConfigError,
+    check_finite,
+    parse_count,
+    parse_seconds,
+)
 from midvbatch.errors import EXIT_INTERRUPTED, MidvBatchError, shown
+from midvbatch.fileio import name_too_long
 
 
 def _user_errors(func):
@@ -100,19 +109,18 @@ class _Seconds(click.ParamType):
             number = float(value)
         except (TypeError, ValueError, OverflowError):
             self.fail(f"{shown(value)} is not a number of seconds", param, ctx)
-        if not (math.isfinite(number) and self.low <= number <= self.high) or self.above and number == self.low:
-            lower = f"more than {self.low:g}" if self.above else f"{self.low:g}"
-            self.fail(f"{shown(value)} is not between {lower} and {self.high:g} seconds", param, ctx)
-        return number
+        try:  # the bounds as the configuration checks them (TOML too)
+            return parse_seconds(number, param.name.replace("_", " "), self.low, self.high, above=self.above)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 class _Path(click.Path):
     """click.Path that refuses, as a usage error, a name longer than the system can hold (255 bytes, 4096 in all)."""
 
     def convert(self, value, param, ctx):
-        name = os.fsencode(value)
-        if len(name) >= 4096 or any(len(part) > 255 for part in name.split(b"/")):
-            self.fail(f"{shown(os.fsdecode(name))} is too long for a file name", param, ctx)
+        if name_too_long(value):
+            self.fail(f"{shown(os.fsdecode(value))} is too long for a file name", param, ctx)
         return super().convert(value, param, ctx)
 
 
@@ -125,8 +133,6 @@ class _Count(click.ParamType):
         self.minimum = minimum
 
     def convert(self, value, param, ctx):
-        from midvbatch.config import ConfigError, parse_count  # the one parser of counts (TOML too)
-
         try:
             return parse_count(value.strip() if isinstance(value, str) else value, param.name, minimum=self.minimum)
         except ConfigError as exc:
@@ -374,20 +380,11 @@ def _option(ctx, param, values):
             options[key] = json.loads(raw)
         except ValueError:  # JSONDecodeError, or an integer of 4300+ digits
             options[key] = raw
-        if any(isinstance(v, float) and not math.isfinite(v) for v in _numbers(options[key])):  # NaN, Infinity, 1e999
-            raise click.BadParameter(f"{shown(item)}: processor options must be finite numbers")
+        try:
+            check_finite(options[key], key)  # NaN, Infinity, 1e999: as the configuration checks them
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc)) from None
     return options or None
-
-
-def _numbers(value):
-    """Yield the numbers in a JSON value."""
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, list):
-        for v in value:
-            yield from _numbers(v)
-    elif isinstance(value, (int, float)):
-        yield value
 
 
 def _selection_options(func):

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import tomli_w
 
 from midvbatch.errors import ConfigError, shown
-from midvbatch.fileio import read_text, write_atomic
+from midvbatch.fileio import name_too_long, read_text, write_atomic
 
 IMAGE_FORMATS = ("png", "jpg", "tif")
 PIPELINES = ("localize", "ground-truth", "frames", "extract", "probe")
@@ -167,7 +167,7 @@ def _whole(value: Any, what: str, low: int, high: int | None = None) -> int:
     return value
 
 
-def _seconds(value: Any, what: str, low: float, high: float, *, above: bool = False) -> float:
+def parse_seconds(value: Any, what: str, low: float, high: float, *, above: bool = False) -> float:
     """Return `value` as finite seconds in [low, high] (`above`: low itself excluded), else raise ConfigError."""
     ok = (
         not isinstance(value, bool)
@@ -182,16 +182,16 @@ def _seconds(value: Any, what: str, low: float, high: float, *, above: bool = Fa
     return float(value)
 
 
-def _finite(value: Any, where: str) -> None:
+def check_finite(value: Any, where: str) -> None:
     """Raise ConfigError if `value` holds a float that is nan or infinite (JSON and TOML both allow them)."""
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"option {where} is {value}; processor options must be finite numbers")
     if isinstance(value, dict):
         for k, v in value.items():
-            _finite(v, f"{where}.{k}" if where else str(k))
+            check_finite(v, f"{where}.{k}" if where else str(k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            _finite(v, f"{where}[{i}]")
+            check_finite(v, f"{where}[{i}]")
 
 
 @dataclass(frozen=True)
@@ -406,8 +406,7 @@ class RunConfig:
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name} must be text, not {shown(getattr(self, name))}")
         for name in ("dataset", "out"):
-            text = os.fsencode(getattr(self, name) or "")
-            if len(text) >= 4096 or any(len(part) > 255 for part in text.split(b"/")):
+            if name_too_long(getattr(self, name) or ""):
                 raise ConfigError(f"{name} {shown(getattr(self, name))} is too long for a file name")
         if not self.dataset:
             raise ConfigError("no dataset given")
@@ -431,10 +430,10 @@ class RunConfig:
         ):
             raise ConfigError(f"limit must be a positive number of clips, not {shown(self.limit)}")
         retries = _whole(self.retries, "retries", 0, MAX_RETRIES)
-        retry_delay = _seconds(self.retry_delay, "retry delay", 0, MAX_RETRY_DELAY)
+        retry_delay = parse_seconds(self.retry_delay, "retry delay", 0, MAX_RETRY_DELAY)
         task_timeout = None
         if self.task_timeout is not None:
-            task_timeout = _seconds(self.task_timeout, "task timeout", 0, MAX_TASK_TIMEOUT, above=True)
+            task_timeout = parse_seconds(self.task_timeout, "task timeout", 0, MAX_TASK_TIMEOUT, above=True)
         for name in ("max_failures", "max_tasks_per_worker"):
             if getattr(self, name) is not None:
                 _whole(getattr(self, name), name.replace("_", "-"), 1)
@@ -457,7 +456,7 @@ class RunConfig:
         worker_memory = self._worker_memory(machine, workers, pool, notes, warnings)
         if not isinstance(self.options, dict):
             raise ConfigError("options must be a table of processor options")
-        _finite(self.options, "")
+        check_finite(self.options, "")
         for name in ("check", "strict"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, not {shown(getattr(self, name))}")

@@ -43,6 +43,12 @@ def _describe(mode: int) -> str:
     return "not a regular file"
 
 
+def name_too_long(path: str | Path) -> bool:
+    """Tell whether `path` is longer than a system can hold: 4096 bytes in all, or a part of more than 255."""
+    name = os.fsencode(path)
+    return len(name) >= 4096 or any(len(part) > 255 for part in name.split(b"/"))
+
+
 def _missing(path: str | Path) -> str:
     return "a broken symbolic link" if os.path.islink(path) else "no such file"
 
