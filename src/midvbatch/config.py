@@ -250,6 +250,30 @@ class PriorityRule:
         return f"{self.key}={self.pattern}:{self.weight}"
 
 
+def _memory_floor(floor: Floor | None, total_memory: int) -> int:
+    return _floor(floor, total_memory, "min-free-memory", f"this machine has {_gib(total_memory)} of memory in all")
+
+
+def _disk_floor(floor: Floor | None, disk_size: int) -> int:
+    return _floor(floor, disk_size, "min-free-disk", f"the run folder's disk holds {_gib(disk_size)} in all")
+
+
+def _auto_worker_memory(total_memory: int, workers: int) -> int:
+    """The default worker memory limit: WORKER_MEMORY_SHARE of the memory over the workers, at least MIN_WORKER_MEMORY."""
+    return max(MIN_WORKER_MEMORY, int(total_memory * WORKER_MEMORY_SHARE / workers))
+
+
+def _process_only(option: str, pool: str, warnings: list[str]) -> bool:
+    """Tell whether `option`, a limit only a local worker process can be held to, applies; warn when it does not."""
+    if pool == "process":
+        return True
+    warnings.append(
+        f"{option} applies to local worker processes only; not enforced with "
+        + ("--workers 0" if pool == "inline" else f"--pool {pool}")
+    )
+    return False
+
+
 @dataclass(frozen=True)
 class Settings:
     """A run's options resolved: typed, in units, bounded to the machine; what the engine reads.
@@ -259,7 +283,7 @@ class Settings:
     ``--workers 0`` with any pool but Dask) or a Dask cluster; `workers` is how many clips
     run at once (1 inline; with Dask, the size of a local cluster). Limits a pool cannot
     enforce are None here (`worker_memory`, `task_timeout`, `max_tasks_per_worker` apply
-    to worker processes only), with a warning saying so.
+    to worker processes only); the first two with a warning saying so.
     """
 
     dataset: str  # absolute
@@ -298,12 +322,7 @@ class Settings:
         a floor of `total_memory` or more: available memory never reaches it, so the run
         would wait forever.
         """
-        return _floor(
-            self.min_free_memory,
-            total_memory,
-            "min-free-memory",
-            f"this machine has {_gib(total_memory)} of memory in all",
-        )
+        return _memory_floor(self.min_free_memory, total_memory)
 
     def disk_floor(self, disk_size: int) -> int:
         """Return the free disk space below which no clip is dispatched, in bytes.
@@ -311,9 +330,7 @@ class Settings:
         Default: 1 GiB or 10% of the disk, whichever is smaller. Raises ConfigError for a
         floor of `disk_size` or more, which free space never reaches.
         """
-        return _floor(
-            self.min_free_disk, disk_size, "min-free-disk", f"the run folder's disk holds {_gib(disk_size)} in all"
-        )
+        return _disk_floor(self.min_free_disk, disk_size)
 
     def worker_memory_limit(self, total_memory: int) -> int | None:
         """Return the resident memory a worker may reach before it is killed, in bytes; None: no limit.
@@ -324,7 +341,7 @@ class Settings:
         if self.worker_memory is None:
             return None
         if self.worker_memory == "auto":
-            return max(MIN_WORKER_MEMORY, int(total_memory * WORKER_MEMORY_SHARE / self.workers))
+            return _auto_worker_memory(total_memory, self.workers)
         return min(self.worker_memory, total_memory)
 
 
@@ -442,17 +459,10 @@ class RunConfig:
         min_free_memory = (
             Floor.parse(self.min_free_memory, "min-free-memory") if self.min_free_memory is not None else None
         )
-        _floor(
-            min_free_memory,
-            machine.memory,
-            "min-free-memory",
-            f"this machine has {_gib(machine.memory)} of memory in all",
-        )
+        _memory_floor(min_free_memory, machine.memory)
         min_free_disk = Floor.parse(self.min_free_disk, "min-free-disk") if self.min_free_disk is not None else None
         if machine.disk is not None:
-            _floor(
-                min_free_disk, machine.disk, "min-free-disk", f"the run folder's disk holds {_gib(machine.disk)} in all"
-            )
+            _disk_floor(min_free_disk, machine.disk)
         worker_memory = self._worker_memory(machine, workers, pool, notes, warnings)
         if not isinstance(self.options, dict):
             raise ConfigError("options must be a table of processor options")
@@ -461,11 +471,7 @@ class RunConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, not {shown(getattr(self, name))}")
         priority = tuple(PriorityRule.parse(r) for r in self.priority)
-        if task_timeout is not None and pool != "process":
-            warnings.append(
-                "--task-timeout applies to local worker processes only; not enforced with "
-                + ("--workers 0" if pool == "inline" else f"--pool {pool}")
-            )
+        if task_timeout is not None and not _process_only("--task-timeout", pool, warnings):
             task_timeout = None
         options = dict(self.options)
         if self.processor_spec() == "extract":
@@ -555,7 +561,7 @@ class RunConfig:
         if asked is None:
             if pool != "process":
                 return None
-            limit = max(MIN_WORKER_MEMORY, int(machine.memory * WORKER_MEMORY_SHARE / workers))
+            limit = _auto_worker_memory(machine.memory, workers)
             notes.append(
                 f"worker memory limit {_gib(limit)} each (default: {WORKER_MEMORY_SHARE:.0%} "
                 f"of {_gib(machine.memory)} over {workers} worker{'s' if workers > 1 else ''}; "
@@ -570,11 +576,7 @@ class RunConfig:
                 f"worker-memory {shown(asked, 20)} is below the "
                 f"{MIN_WORKER_MEMORY >> 20} MiB a worker needs to start (use 'none' for no limit)"
             )
-        if pool != "process":
-            warnings.append(
-                "--worker-memory applies to local worker processes only; not enforced with "
-                + ("--workers 0" if pool == "inline" else f"--pool {pool}")
-            )
+        if not _process_only("--worker-memory", pool, warnings):
             return None
         if size > machine.memory:
             warnings.append(
@@ -599,15 +601,9 @@ class RunConfig:
         """Return the configuration as plain data, None values left out (TOML has no null)."""
         return {k: v for k, v in asdict(self).items() if v is not None}
 
-    def save(self, path: str | Path, *, resolve: bool = False) -> None:
-        """Write the configuration as TOML (a temporary file, renamed); `resolve` makes the dataset and out paths absolute.
-
-        Absolute paths let `midvbatch retry RUN_DIR` run from any directory.
-        """
-        data = self.to_dict()
-        if resolve:
-            data["dataset"], data["out"] = str(Path(self.dataset).resolve()), str(Path(self.out).resolve())
-        write_atomic(path, tomli_w.dumps(data))
+    def save(self, path: str | Path) -> None:
+        """Write the configuration as TOML (a temporary file, renamed)."""
+        write_atomic(path, tomli_w.dumps(self.to_dict()))
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
