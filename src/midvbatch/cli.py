@@ -983,7 +983,7 @@ def formats_command(as_json):
         return
     echo_table(
         ["NAME", "FROM", "FETCH", "DESCRIPTION"],
-        ([i.name, i.origin, "yes" if i.fetchable else "-", i.error or f"{i.title}: {i.summary}"] for i in infos),
+        ([i.name, i.source, "yes" if i.fetchable else "-", i.error or f"{i.title}: {i.summary}"] for i in infos),
     )
 
 

@@ -67,18 +67,18 @@ def _same(fmt: DatasetFormat) -> DatasetFormat:
 
 
 def _sources() -> Iterator[tuple[str, str, Callable[[], DatasetFormat]]]:
-    """(name, origin, load) of every known format, one per name, in precedence order:
+    """(name, source, load) of every known format, one per name, in precedence order:
     built-ins, registered ones, entry points (loaded only when `load` is called; it may raise)."""
     seen: set[str] = set()
-    for origin, formats in (("built-in", _BUILTIN), ("registered", tuple(_registered.values()))):
+    for source, formats in (("built-in", _BUILTIN), ("registered", tuple(_registered.values()))):
         for fmt in formats:
             if _key(fmt.name) not in seen:
                 seen.add(_key(fmt.name))
-                yield fmt.name, origin, functools.partial(_same, fmt)
+                yield fmt.name, source, functools.partial(_same, fmt)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if _key(ep.name) not in seen:
             seen.add(_key(ep.name))
-            yield ep.name, ep.value, functools.partial(_load_entry_point, ep)
+            yield ep.name, f"entry point {ep.value}", functools.partial(_load_entry_point, ep)
 
 
 def format_names() -> list[str]:
@@ -111,7 +111,7 @@ class FormatInfo:
     name: str
     title: str
     summary: str
-    origin: str  # "built-in", "registered", or the entry point's target ("pkg.module:FORMAT")
+    source: str  # "built-in", "registered", or "entry point MODULE:ATTR" (as midvbatch processors says it)
     fetchable: bool  # archives() says where to download it from
     error: str | None = None  # why a plugin cannot be loaded
 
@@ -123,15 +123,15 @@ class FormatInfo:
 def describe_formats() -> list[FormatInfo]:
     """Describe every known format; a plugin that cannot be loaded is described with its error."""
     out = []
-    for name, origin, load in _sources():
+    for name, source, load in _sources():
         try:
             fmt = load()
             fetchable = fmt.archives() is not None
         except Exception as exc:  # a broken plugin is listed, with what is wrong
             message = exc.message if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}"
-            out.append(FormatInfo(name, "", "", origin, False, message))
+            out.append(FormatInfo(name, "", "", source, False, message))
             continue
-        out.append(FormatInfo(fmt.name, fmt.title, fmt.summary, origin, fetchable))
+        out.append(FormatInfo(fmt.name, fmt.title, fmt.summary, source, fetchable))
     return out
 
 
@@ -147,8 +147,8 @@ def get_format(name: str) -> DatasetFormat:
     known = _registered.get(key) or _loaded.get(key)
     if known is not None:
         return known
-    for source, _, load in _sources():
-        if _key(source) == key:
+    for listed, _, load in _sources():
+        if _key(listed) == key:
             return load()
     raise DatasetError(f"unknown dataset format {str(name)[:80]!r} (known: {', '.join(format_names())})")
 
