@@ -120,6 +120,12 @@ def test_formats_a_broken_plugin_is_one_line_and_spares_the_others(dataset, tmp_
     assert "dataset format 'quadlist' (quadlist_format:FORMAT) cannot be loaded: RuntimeError: half installed" \
         in named.stderr
     assert len(named.stderr.strip().splitlines()) == 1
+    listing = _cli(env, "formats", "--json")
+    assert listing.returncode == 0, listing.stderr
+    broken = [f for f in json.loads(listing.stdout) if f["name"] == "quadlist"]
+    assert broken == [{"name": "quadlist", "title": "", "summary": "", "source": "entry point quadlist_format:FORMAT",
+                       "fetchable": False, "error": "dataset format 'quadlist' (quadlist_format:FORMAT) cannot be "
+                       "loaded: RuntimeError: half installed"}]
 
 
 def test_formats_a_plugin_that_raises_in_discover_is_one_line(dataset, tmp_path):
