@@ -684,7 +684,7 @@ def status_command(run_dir, as_json, watch, interval):
     import time as time_module
 
     from midvbatch.engine.status import run_status
-    from midvbatch.ui import echo_table, format_seconds, summary_line
+    from midvbatch.ui import echo_table, summary_line, worker_rows
 
     while True:
         snap = run_status(run_dir)
@@ -695,10 +695,7 @@ def status_command(run_dir, as_json, watch, interval):
             if snap.workers:
                 echo_table(
                     ["WORKER", "CLIP", "STAGE", "FOR"],
-                    (
-                        [w.get("pid") or "-", w["clip"], w.get("stage") or "", format_seconds(w.get("seconds"))]
-                        for w in snap.workers
-                    ),
+                    worker_rows(snap),
                     right={"FOR"},
                 )
         if not watch or snap.state in ("finished", "interrupted"):

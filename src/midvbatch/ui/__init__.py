@@ -9,7 +9,7 @@ otherwise. ``rich`` is imported here and nowhere below.
 from midvbatch.ui.console import echo_table, stderr_console
 from midvbatch.ui.fetchview import FetchView
 from midvbatch.ui.log import console_log_handler
-from midvbatch.ui.runview import RunView, format_seconds, summary_line
+from midvbatch.ui.runview import RunView, format_seconds, summary_line, worker_rows
 
 __all__ = [
     "FetchView",
@@ -19,4 +19,5 @@ __all__ = [
     "format_seconds",
     "stderr_console",
     "summary_line",
+    "worker_rows",
 ]

@@ -36,6 +36,13 @@ def summary_line(s: Snapshot) -> str:
     )
 
 
+def worker_rows(s: Snapshot) -> list[list[str]]:
+    """One row per running clip: worker pid, clip, stage, for how long (the run's panel and `status` alike)."""
+    return [
+        [str(w.get("pid") or "-"), w["clip"], w.get("stage") or "", format_seconds(w.get("seconds"))] for w in s.workers
+    ]
+
+
 class RunView:
     """Shows a run's snapshots (an ``engine.progress.RunProgress``).
 
@@ -62,10 +69,8 @@ class RunView:
         table.add_column("clip")
         table.add_column("stage")
         table.add_column("for", justify="right")
-        for w in s.workers:
-            table.add_row(
-                str(w.get("pid") or "-"), Text(w["clip"]), Text(w.get("stage") or ""), format_seconds(w.get("seconds"))
-            )
+        for pid, clip, stage, seconds in worker_rows(s):
+            table.add_row(pid, Text(clip), Text(stage), seconds)
         return Group(top, head, table)
 
     def update(self, snapshot: Snapshot, *, force: bool = False) -> None:
