@@ -823,7 +823,7 @@ def fetch_command(dest, catalog, docs, mirror, jobs, from_archives, as_json):
         )
     except KeyboardInterrupt:
         click.echo("interrupted: partial downloads are kept; run the same command again to resume", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:

@@ -18,6 +18,7 @@ from rich.progress import (
 )
 
 from midvbatch.dataset.fetch import FetchMeter, megabytes
+from midvbatch.ui.console import stderr_console
 from midvbatch.ui.runview import format_seconds
 
 
@@ -32,7 +33,7 @@ class FetchView:
     def __init__(
         self, console: Console | None = None, *, interval: float = 5.0, clock: Callable[[], float] = time.monotonic
     ):
-        self.console = console if console is not None else Console(stderr=True)
+        self.console = console if console is not None else stderr_console()
         self.interval, self.clock = interval, clock
         self.meter = FetchMeter(clock)
         self._lock = threading.RLock()
