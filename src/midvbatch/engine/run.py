@@ -266,7 +266,6 @@ class Orchestrator:
         self.template_images: dict[str, Path] = {}
         self.output_bytes = 0  # artifacts moved into place, to estimate the next clip's
         self.output_clips = 0
-        self._spec_constants: tuple | None = None
         self._executor: Executor | None = None
         self._clip_seconds = 1.0  # moving average of the clips' wall time, for the dispatch depth
 
@@ -468,14 +467,6 @@ class Orchestrator:
                     self.log.info("%s valid again: back in the queue", clip_id, extra={"clip": clip_id})
 
     def _spec(self, row: TaskRow, attempt: int) -> TaskSpec:
-        if self._spec_constants is None:  # the same for every clip of the run
-            self._spec_constants = (
-                self.settings.processor,
-                self.settings.options,
-                self.settings.decode_threads,
-                str(_tmp_root(self.run_dir)),
-            )
-        processor, options, decode_threads, tmp = self._spec_constants
         clip = self.clips.get(row.clip)
         rule = clip.frame_rule if clip is not None else FrameRule()
         return TaskSpec(
@@ -491,10 +482,10 @@ class Orchestrator:
             frames=rule.count,
             fps=float(rule.fps),
             dataset_format=clip.format if clip is not None else "midv500",
-            processor=processor,
-            options=dict(options),
-            output_dir=f"{tmp}/{self._attempt_folder(row.id, attempt)}",
-            decode_threads=decode_threads,
+            processor=self.settings.processor,
+            options=dict(self.settings.options),
+            output_dir=str(self._attempt_dir(row.id, attempt)),
+            decode_threads=self.settings.decode_threads,
             template_size=self._template_size(row.document),
             working_dir=self.working_dir,
         )
@@ -534,32 +525,32 @@ class Orchestrator:
             return len(rows)
         self._set_paused(None, "")
         now = self.clock()
+        gone = {r.id for r in rows if r.clip not in self.clips and r.video is None}
         with ledger.transaction():  # every clip of the batch marked running in one commit
             attempts = ledger.mark_running_many([r.id for r in rows], now)
-            for row in rows:
-                if row.clip not in self.clips and row.video is None:
-                    ledger.fail(
-                        row.id,
-                        now=now,
-                        state="dead",
-                        error_class="permanent",
-                        error="clip no longer found in the dataset",
-                    )
+            for task_id in gone:
+                ledger.fail(
+                    task_id,
+                    now=now,
+                    state="dead",
+                    error_class="permanent",
+                    error="clip no longer found in the dataset",
+                )
         for row in rows:
-            if row.clip not in self.clips and row.video is None:
+            if row.id in gone:
                 continue
             attempt = attempts[row.id]
             self.in_flight[row.id] = _InFlight(row, attempt, now)
             executor.submit(self._spec(row, attempt))  # (its start is in the ledger: started_at, attempts)
         return len(rows)
 
-    def _attempt_folder(self, task_id: int, attempt: int) -> str:
-        """The name of an attempt's folder under tmp/: TASK-ATTEMPT-SESSION.
+    def _attempt_dir(self, task_id: int, attempt: int) -> Path:
+        """An attempt's folder: tmp/TASK-ATTEMPT-SESSION.
 
         The session part makes it this orchestrator's own: a worker of a killed one that
         still writes into its folder cannot mix its files into this attempt's.
         """
-        return f"{task_id}-{attempt}-{self.session}"
+        return _tmp_root(self.run_dir) / f"{task_id}-{attempt}-{self.session}"
 
     def _kill_worker_group(self, pid: int) -> None:
         """Kill a worker's process group, unless its pid now belongs to another process."""
@@ -608,7 +599,7 @@ class Orchestrator:
         flight = self.in_flight.get(outcome.task_id)
         if flight is None or not outcome.ok:
             return []
-        tmp = _tmp_root(self.run_dir) / self._attempt_folder(flight.row.id, flight.attempt)
+        tmp = self._attempt_dir(flight.row.id, flight.attempt)
         try:
             moved, artifacts = _move_artifacts(tmp, self.run_dir, ledger, flight.row.id)
         except ArtifactClash as exc:
@@ -639,7 +630,7 @@ class Orchestrator:
         if flight is None:
             return None
         row, attempt = flight.row, flight.attempt
-        tmp = _tmp_root(self.run_dir) / self._attempt_folder(row.id, attempt)
+        tmp = self._attempt_dir(row.id, attempt)
         now = self.clock()
         if not outcome.ok and outcome.error_class in ("crash", "timeout") and flight.pid is not None:
             self._kill_worker_group(flight.pid)  # the worker is gone: so goes what its processor started
