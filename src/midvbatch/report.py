@@ -372,10 +372,11 @@ def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = 
     """Build the report and render it as `fmt`; write it to `out` if given; return the text."""
     if fmt not in FORMATS:
         raise LedgerError(f"unknown report format {fmt!r} (use {', '.join(FORMATS)})")
+    plot_dir = Path(f"{Path(out).with_suffix('')}-plots") if out and fmt == "html" else None  # beside --out
     if out:
         check_output_path(out)  # never over the run folder's own files
-        if fmt == "html":
-            check_output_path(f"{Path(out).with_suffix('')}-plots/x.png")
+    if plot_dir is not None:
+        check_output_path(plot_dir / "x.png")
     report = build_report(run_dir)
     if fmt == "md":
         text = render_markdown(report)
@@ -386,9 +387,8 @@ def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = 
     elif fmt == "csv":
         text = render_csv(report)
     else:
-        plot_dir = Path(out).with_suffix("") if out else None
         try:
-            text = render_html(report, plot_dir=Path(f"{plot_dir}-plots") if plot_dir else None)
+            text = render_html(report, plot_dir=plot_dir)
         except OSError as exc:  # the plots' folder beside --out cannot be made
             raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
     if out:
