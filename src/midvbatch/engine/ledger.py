@@ -237,6 +237,14 @@ class NewTask:
     cost: float
 
 
+def _in_states(column: str, states: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:
+    """Return (" WHERE column IN (?, ...)", states) selecting `states`, or ("", ()) for every state."""
+    if states is None:
+        return "", ()
+    chosen = tuple(states)
+    return f" WHERE {column} IN ({', '.join('?' * len(chosen))})", chosen
+
+
 class Ledger:
     """The run's SQLite ledger. Open one per process; only the orchestrator writes.
 
@@ -646,13 +654,8 @@ class Ledger:
 
     def tasks(self, states: Iterable[str] | None = None) -> list[TaskRow]:
         """Return tasks in queue order, optionally only those in `states`."""
-        sql = f"SELECT {_TASK_COLUMNS} FROM tasks"
-        args: tuple = ()
-        if states is not None:
-            states = tuple(states)
-            sql += f" WHERE state IN ({', '.join('?' * len(states))})"
-            args = states
-        sql += " ORDER BY priority DESC, position"
+        where, args = _in_states("state", states)
+        sql = f"SELECT {_TASK_COLUMNS} FROM tasks{where} ORDER BY priority DESC, position"
         return [TaskRow(**dict(r)) for r in self.db.execute(sql, args)]
 
     def frame_results(self) -> Iterator[sqlite3.Row]:
@@ -666,14 +669,11 @@ class Ledger:
         """Yield every task (optionally only those in `states`) in queue order: its columns, its
         per-stage wall times (``stage_seconds``, JSON) and its clip result (``clip_result``, JSON
         or None when it has none)."""
+        where, args = _in_states("t.state", states)
         sql = (
             f"SELECT {', '.join('t.' + c for c in TaskRow.__dataclass_fields__)}, t.stage_seconds, "
-            "c.result AS clip_result FROM tasks t LEFT JOIN clips c ON c.task = t.id"
+            f"c.result AS clip_result FROM tasks t LEFT JOIN clips c ON c.task = t.id{where}"
         )
-        args: tuple = ()
-        if states is not None:
-            args = tuple(states)
-            sql += f" WHERE t.state IN ({', '.join('?' * len(args))})"
         yield from self.db.execute(sql + " ORDER BY t.priority DESC, t.position", args)
 
     def check_candidates(self) -> list[tuple[int, str, str]]:
