@@ -93,22 +93,18 @@ def describe_processors() -> list[ProcessorInfo]:
     Entry points are loaded to read their options and docstring; one that cannot be
     loaded is listed with the reason in `error`, never raised.
     """
-    builtin = _builtin()
     infos = []
     for name, entry in processor_registry().items():
-        source = "built-in" if name in builtin else f"entry point {getattr(entry, 'value', '?')}"
-        error = None
         factory: Factory
         if isinstance(entry, EntryPoint):  # the names not built in
+            source = f"entry point {entry.value}"
             try:
                 factory = entry.load()
             except Exception as exc:  # a plugin's import error, whatever it is
-                error = f"cannot load: {type(exc).__name__}: {exc}"
+                infos.append(ProcessorInfo(name, source, "", [], f"cannot load: {type(exc).__name__}: {exc}"))
+                continue
         else:
-            factory = entry
-        if error is not None:
-            infos.append(ProcessorInfo(name, source, "", [], error))
-            continue
+            factory, source = entry, "built-in"
         doc = (inspect.getdoc(factory) or "").strip().splitlines()
         infos.append(ProcessorInfo(name, source, doc[0] if doc else "", _options_of(factory)))
     builtins = [i for i in infos if i.source == "built-in"]
@@ -169,9 +165,7 @@ def check_processor(spec: str, options: dict[str, Any], import_dir: str | None =
     try:
         signature.bind(**options)
     except TypeError as exc:
-        accepted = [
-            p.name for p in signature.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        ]
+        accepted = [o["name"] for o in _options_of(factory)]
         hint = f" (it takes: {', '.join(accepted)})" if accepted else " (it takes no options)"
         raise ProcessorError(f"processor {spec!r} does not take these options: {exc}{hint}") from None
     return factory
