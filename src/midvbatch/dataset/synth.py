@@ -139,23 +139,41 @@ def synthesize(
     return report
 
 
+# Where synthesize writes, under a document's folder: the writers and the check that
+# nothing is overwritten name the files through these.
+def _template_files(folder: Path, document: str) -> tuple[Path, Path]:
+    """(image, JSON) of a document's template."""
+    return folder / "images" / f"{document}.tif", folder / "ground_truth" / f"{document}.json"
+
+
+def _video_file(folder: Path, kind: ClipKind, number: int) -> Path:
+    return folder / "videos" / f"{kind.code}{number:02d}{kind.device.container}"
+
+
+def _truth_file(folder: Path, code: str, frame_id: str) -> Path:
+    return folder / "ground_truth" / code / f"{frame_id}.json"
+
+
+def _frame_file(folder: Path, code: str, frame_id: str) -> Path:
+    return folder / "images" / code / f"{frame_id}.tif"
+
+
 def _outputs(
     catalog: Catalog, documents: list[str], codes: list[str], picks: list[int], config: SynthConfig
 ) -> Iterator[Path]:
     """Yield every file :func:`synthesize` writes, relative to its output folder."""
     for document in documents:
-        number = document_number(document)
-        yield Path(document, "images", f"{document}.tif")
-        yield Path(document, "ground_truth", f"{document}.json")
+        number, folder = document_number(document), Path(document)
+        yield from _template_files(folder, document)
         for code in codes:
             kind = catalog.clip_kind(code)
             assert kind is not None  # _check chose the codes from the catalog's
-            yield Path(document, "videos", f"{code}{number:02d}{kind.device.container}")
+            yield _video_file(folder, kind, number)
             for k in range(1, len(picks) + 1):
                 frame_id = catalog.frame_id(code, document, k)
-                yield Path(document, "ground_truth", code, f"{frame_id}.json")
+                yield _truth_file(folder, code, frame_id)
                 if config.with_frames:
-                    yield Path(document, "images", code, f"{frame_id}.tif")
+                    yield _frame_file(folder, code, frame_id)
 
 
 def _refuse_existing(root: Path, outputs: Iterator[Path]) -> None:
@@ -349,8 +367,9 @@ def _write_template(folder: Path, document: str, number: int, seed: int) -> np.n
     for sub in ("videos", "ground_truth", "images"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     image, fields = _render.render_template(document, number, np.random.default_rng([seed, number, 0, 0]))
-    _imwrite(folder / "images" / f"{document}.tif", image)
-    write_template(folder / "ground_truth" / f"{document}.json", fields)
+    image_file, json_file = _template_files(folder, document)
+    _imwrite(image_file, image)
+    write_template(json_file, fields)
     return image
 
 
@@ -400,20 +419,18 @@ class _Clip:
         rng = np.random.default_rng([config.seed, self.number, 1, code_index])
         quads = self.trajectory(config, template, real, rng)
 
-        truth = folder / "ground_truth" / code
-        truth.mkdir(parents=True, exist_ok=True)
-        frames_dir = folder / "images" / code
+        (folder / "ground_truth" / code).mkdir(parents=True, exist_ok=True)
         wanted: dict[int, list[str]] = {}
         for k, i in enumerate(self.picks, start=1):
             frame_id = self.catalog.frame_id(code, self.document, k)
             corners = tuple((int(round(x)), int(round(y))) for x, y in quads[i])
-            write_frame_quad(truth / f"{frame_id}.json", Quad(corners))
+            write_frame_quad(_truth_file(folder, code, frame_id), Quad(corners))
             wanted.setdefault(i, []).append(frame_id)
         if config.with_frames:
-            frames_dir.mkdir(parents=True, exist_ok=True)
+            (folder / "images" / code).mkdir(parents=True, exist_ok=True)
 
         scene = _render.make_scene(self.kind.condition.code, template, quads, self.times, w, h, rng)
-        video = folder / "videos" / f"{code}{self.number:02d}{self.kind.device.container}"
+        video = _video_file(folder, self.kind, self.number)
         # Apple clips: landscape pictures with a -90 degree display rotation, as iPhones store them
         rotation = -90 if self.kind.device.rotated else 0
         with VideoWriter(video, self.rate, w, h, display_rotation=rotation) as writer:
@@ -424,5 +441,5 @@ class _Clip:
             # pristine renders: a decoded annotated frame and its TIFF are the same picture.
             for frame in read_annotated_frames(video, count=len(self.picks), fps=self.catalog.sample_fps):
                 for frame_id in wanted.get(frame.source_index, ()):
-                    _imwrite(frames_dir / f"{frame_id}.tif", frame.image)
+                    _imwrite(_frame_file(folder, code, frame_id), frame.image)
         return video
