@@ -612,29 +612,14 @@ def _run_display() -> dict:
     return {"progress": RunView(console), "log_handler": console_log_handler(console)}
 
 
-def _summary_dict(summary) -> dict:
-    c = summary.counts
-    return {
-        "run_dir": str(summary.run_dir),
-        "state": summary.state,
-        "exit_code": summary.exit_code,
-        "seconds": round(summary.seconds, 3),
-        "done": c["done"],
-        "dead": c["dead"],
-        "left": c["pending"] + c["failed"] + c["running"],
-        "counts": c,
-    }
-
-
 def _print_summary(summary, as_json: bool, **extra) -> None:
     if as_json:
-        _echo_json({**extra, **_summary_dict(summary)})
+        _echo_json({**extra, **summary.to_dict()})
     else:
         c = summary.counts
         click.echo(
-            f"{summary.state}: {c['done']} done, {c['dead']} dead, "
-            f"{c['pending'] + c['failed'] + c['running']} left, in {summary.seconds:.1f} s; "
-            f"results in {summary.run_dir}"
+            f"{summary.state}: {c['done']} done, {c['dead']} dead, {summary.left} left, "
+            f"in {summary.seconds:.1f} s; results in {summary.run_dir}"
         )
     sys.exit(summary.exit_code)
 
