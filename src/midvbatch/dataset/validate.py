@@ -146,16 +146,21 @@ def check_clip(
                 video_ok = False
         except VideoError as exc:
             add(ERROR, "video", clip.video, exc.message)
+    quads: dict[int, Quad] = {}
     if clip.ground_truth:
         try:
             read_quads = get_format(clip.format).read_quads
         except MidvBatchError as exc:
             add(ERROR, "ground_truth", clip.video or clip.id, exc.message)
             return problems
+        try:  # one reading: a format may keep every frame's quad in one file
+            quads = read_quads(clip.ground_truth)
+        except GroundTruthError:
+            pass  # then frame by frame below, to name every bad file
     for number in sorted(clip.ground_truth):
         path = clip.ground_truth[number]
         try:
-            quad = read_quads({number: path})[number]
+            quad = quads[number] if number in quads else read_quads({number: path})[number]
         except GroundTruthError as exc:
             add(ERROR, "ground_truth", path, exc.message)
             continue
