@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,17 +63,6 @@ class Clip:
     images: dict[int, Path] = field(default_factory=dict)  # frame number -> extracted frame
     frame_rule: FrameRule = FrameRule()
     frame_size: tuple[int, int] | None = None  # (width, height) as the format documents it; None: unknown
-
-    @functools.cached_property
-    def video_size(self) -> int | None:
-        """The video file's size in bytes, read once (a run's identity and its queue order both need it);
-        None when there is no video or it cannot be read."""
-        if self.video is None:
-            return None
-        try:
-            return os.stat(self.video).st_size
-        except OSError:
-            return None
 
     def frame_id(self, number: int) -> str:
         """Name annotated frame `number` as the dataset does (CCDD_KK)."""

@@ -226,7 +226,10 @@ def _dataset_identity(dataset) -> dict:
     """The dataset a run works on: its absolute root, its format, and a fingerprint of the clips found and their files' sizes."""
     digest = hashlib.sha256()
     for clip in sorted(dataset.clips, key=lambda c: c.id):
-        size = clip.video_size if clip.video_size is not None else -1
+        try:
+            size = clip.video.stat().st_size if clip.video is not None else -1
+        except OSError:
+            size = -1
         name = clip.video.name if clip.video is not None else ""
         digest.update(f"{clip.id}\t{name}\t{size}\t{len(clip.ground_truth)}\n".encode())
     return {

@@ -10,6 +10,7 @@ for phone video grows with length and frame size and costs one stat() per clip.
 from __future__ import annotations
 
 import fnmatch
+import os
 from dataclasses import dataclass
 
 from midvbatch.config import PriorityRule, RunConfig, Settings
@@ -50,7 +51,12 @@ def clip_priority(clip: Clip, rules: list[PriorityRule]) -> int:
 
 def estimated_cost(clip: Clip) -> float:
     """Return the estimated work of a clip: its video's size in megabytes (0 if none)."""
-    return (clip.video_size or 0) / 1e6
+    if clip.video is None:
+        return 0.0
+    try:
+        return os.stat(clip.video).st_size / 1e6
+    except OSError:
+        return 0.0
 
 
 def plan(dataset: Dataset, settings: Settings | RunConfig) -> list[PlannedClip]:
