@@ -247,6 +247,28 @@ def test_safety_ctrl_c_at_any_moment_exits_130_and_charges_nothing(small, tmp_pa
     assert ledger_rows(out, "SELECT COUNT(*), MAX(attempts) FROM tasks WHERE state = 'done'") == [(4, 1)]
 
 
+
+def test_safety_ctrl_c_inside_exec_code_still_exits_130(small, tmp_path):
+    """A Ctrl-C that lands in code run by exec() of a string (as dataclasses build methods during
+    a lazy import) makes CPython kill the process with SIGINT at exit even when the interrupt was
+    caught; the command line must still exit 130. The interrupt is sent from inside such code."""
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "ki_in_exec.py").write_text(
+        "import os\nimport signal\n\n"
+        'exec("os.kill(os.getpid(), signal.SIGINT)\\nfor _ in range(1000): pass\\n")\n\n\n'
+        "class Quiet:\n    def process_frame(self, frame):\n        return {}\n"
+    )
+    e = env()
+    e["PYTHONPATH"] = os.pathsep.join([str(plugin), e["PYTHONPATH"]])
+    for module in ("midvbatch", "midvbatch.cli"):
+        out = tmp_path / f"run-{module}"
+        result = subprocess.run([sys.executable, "-m", module, "run", str(small), "--out", str(out),
+                                 "--processor", "ki_in_exec:Quiet", "--workers", "1"],
+                                capture_output=True, text=True, env=e, timeout=120)
+        assert result.returncode == 130, (module, result.returncode, result.stderr)
+        assert result.stderr.strip() == "interrupted; nothing was lost: run the same command again to go on"
+
 # 8. a damaged ledger; a read-only --out ---------------------------------------------------------
 
 def test_safety_ledger_with_garbage_in_the_middle_is_one_line(finished, small, tmp_path):

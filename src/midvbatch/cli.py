@@ -12,11 +12,13 @@ hidden aliases (``fetch --dest``, ``fetch --dataset``, ``retry --clip``). What i
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
 import signal
 import sys
+from typing import NoReturn
 
 import click
 
@@ -975,11 +977,16 @@ def main(args: list[str] | None = None) -> None:
     A Ctrl-C at any moment exits 130 with one line, never a traceback or click's "Aborted!".
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is KeyboardInterrupt
+    atexit.register(_exit_interrupted)  # the first exit handler registered runs last
     try:
         code = cli.main(args=args, prog_name="midvbatch", standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort):
         _last_words("interrupted; nothing was lost: run the same command again to go on")
-        sys.exit(EXIT_INTERRUPTED)
+        _leave_interrupted()
+    except SystemExit as exc:  # a command that said its own last words (fetch)
+        if exc.code == EXIT_INTERRUPTED:
+            _leave_interrupted()
+        raise
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -993,6 +1000,43 @@ def main(args: list[str] | None = None) -> None:
             pass
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+_interrupted: list[bool] = []  # set when main() exits 130; read by _exit_interrupted
+
+
+def _leave_interrupted() -> NoReturn:
+    """Exit 130 after an interrupt; a second Ctrl-C from here on ends the process at once."""
+    _interrupted.append(True)
+    signal.signal(signal.SIGINT, _exit_at_once)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def _exit_at_once(signum, frame) -> None:
+    _flush_std()
+    os._exit(EXIT_INTERRUPTED)
+
+
+def _exit_interrupted() -> None:
+    """Run last at exit: after an interrupt, end with status 130 whatever the interpreter noted.
+
+    CPython notes a KeyboardInterrupt that ends code run by exec() of a string (dataclasses
+    build their methods so; a Ctrl-C during a lazy import can land there) and, once every
+    exit handler has run, kills the process with SIGINT even though the interrupt was
+    caught: the status would read "killed by SIGINT", not 130. Only the interpreter's own
+    teardown is skipped here; the other exit handlers (multiprocessing's) have run.
+    """
+    if _interrupted:
+        _flush_std()
+        os._exit(EXIT_INTERRUPTED)
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or broken stream must not turn into a traceback
+            pass
 
 
 def _last_words(line: str) -> None:
