@@ -128,6 +128,9 @@ class FutureExecutor(Executor):
         return outcomes
 
 
+_PEBBLE_WORKER = "pebble_pool_worker"  # the name pebble gives its worker processes
+
+
 @contextmanager
 def _sigint_blocked() -> Iterator[None]:
     """Hold back Ctrl-C while workers may be started: they inherit the blocked signal.
@@ -248,11 +251,28 @@ class ProcessExecutor(FutureExecutor):
     def shutdown(self) -> None:
         # pebble stops each worker with SIGTERM: one between clips closes its processors first (worker._end_group)
         self._pool.stop()
+        self._stop_unheard_workers()
         self._pool.join(timeout=10)
         self._stage_reader.close()
         self._stage_writer.close()
         for pid, started in self.worker_pids.items():
             kill_group(pid, started)
+
+    def _stop_unheard_workers(self) -> None:
+        """SIGTERM, all at once, the pool's workers that never reported a stage (starting, or idle).
+
+        pebble's join closes the pool's channels, unlinking their semaphores, and then stops the
+        workers one at a time, waiting for each: a worker still starting (slow under load) meanwhile
+        fails to attach to the semaphores and prints a traceback on the run's stderr. A worker
+        not heard from has run no clip far enough to report; SIGTERM ends it as pebble would.
+        """
+        self.stages()  # the pids of workers heard from since the last poll
+        for child in multiprocessing.active_children():
+            if child.name == _PEBBLE_WORKER and child.pid is not None and child.pid not in self.worker_pids:
+                try:
+                    os.kill(child.pid, signal_module.SIGTERM)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
 
 class ThreadExecutor(FutureExecutor):

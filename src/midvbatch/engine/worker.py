@@ -59,12 +59,19 @@ _clips_running = 0  # clips in progress in this process (threads: several)
 _peak_resettable = True  # False once resetting the process's peak memory failed (not Linux 4.0+): peaks unknown
 
 
+_ending = False  # _end_group has begun
+
+
 def _end_group(*_args: Any) -> None:
     """Kill this worker's process group (the worker and what its processor started), then exit.
 
     Stopped by its pool (SIGTERM, the orchestrator alive), a worker between clips closes
     its processors first; one in a clip (a timeout, a cancel) or orphaned does not.
     """
+    global _ending
+    if _ending:  # a second SIGTERM while the first is handled: the first finishes the job
+        return
+    _ending = True
     if _args and _parent is not None and os.getppid() == _parent:
         close_processors()
     _kill_children()
