@@ -39,7 +39,10 @@ def test_dataset_catalog_midv500():
 def test_dataset_catalog_midv2019_is_a_second_entry():
     assert get_catalog("MIDV-2019") is MIDV2019
     assert MIDV2019.documents == MIDV500.documents
-    assert len(MIDV2019.clip_codes) == 4
+    # D distorted / L low light; X Apple iPhone XS Max / G Samsung Galaxy S10 (its readme: DG01, LX01)
+    assert MIDV2019.clip_codes == ("DX", "DG", "LX", "LG")
+    assert MIDV2019.clip_kind("DG").device.name == "Samsung Galaxy S10"
+    assert MIDV2019.clip_kind("DS") is None
     with pytest.raises(DatasetError, match="unknown dataset 'midv3000'"):
         get_catalog("midv3000")
 

@@ -223,7 +223,7 @@ MIDV2019 = Catalog(
     conditions=(Condition("D", "distorted"), Condition("L", "low light")),
     devices=(
         Device("X", "Apple iPhone XS Max", ".MOV", rotated=True),
-        Device("S", "Samsung Galaxy S10", ".mp4", rotated=False),
+        Device("G", "Samsung Galaxy S10", ".mp4", rotated=False),
     ),
     frame_width=2160,
     frame_height=3840,
