@@ -230,7 +230,123 @@ MIDV2019 = Catalog(
     archive_base="ftp://smartengines.com/midv-500/extra/midv-2019/dataset",
 )
 
-CATALOGS: dict[str, Catalog] = {c.name: c for c in (MIDV500, MIDV2019)}
+# MIDV-2020 (Bulatov et al., 2020): 10 document types, 100 unique documents each, in five
+# collections. Its clip codes are "<collection>/<number>" (see Midv2020Catalog.clip_kind).
+MIDV2020_DOCUMENTS: tuple[str, ...] = (
+    "alb_id",
+    "aze_passport",
+    "esp_id",
+    "est_id",
+    "fin_id",
+    "grc_passport",
+    "lva_passport",
+    "rus_internalpassport",
+    "srb_passport",
+    "svk_id",
+)
+MIDV2020_COLLECTIONS: tuple[str, ...] = ("templates", "scan_upright", "scan_rotated", "photo", "clips")
+MIDV2020_IMAGE_COLLECTIONS = MIDV2020_COLLECTIONS[:4]  # images/<TYPE>/NN.jpg + annotations/<TYPE>.json
+
+_S10 = Device("G", "Samsung Galaxy S10", ".mp4", rotated=False)
+_XR = Device("R", "Apple iPhone XR", ".MOV", rotated=True)
+_SCANNER = Device("N", "scanner", ".jpg", rotated=False)
+_NONE = Device("-", "none (the template)", ".jpg", rotated=False)
+_2020_CONDITIONS = {
+    c.code: c
+    for c in (
+        Condition("lowlight", "low light"),
+        Condition("keyboard", "keyboard"),
+        Condition("table", "table"),
+        Condition("cloth", "cloth"),
+        Condition("text", "text documents"),
+        Condition("outdoor", "outdoor"),
+        Condition("projective", "projective"),
+        Condition("highlight", "highlight"),
+        Condition("upright", "upright scan"),
+        Condition("rotated", "rotated scan"),
+        Condition("template", "template"),
+    )
+}
+# (first, last, condition, device) by number, from the dataset's readme: clips and photos
+# use two different tables.
+MIDV2020_CLIP_TABLE: tuple[tuple[int, int, str, Device], ...] = (
+    (0, 9, "lowlight", _S10), (10, 19, "lowlight", _XR),
+    (20, 24, "keyboard", _S10), (25, 29, "keyboard", _XR),
+    (30, 34, "table", _S10), (35, 39, "table", _XR),
+    (40, 44, "cloth", _S10), (45, 49, "cloth", _XR),
+    (50, 54, "text", _S10), (55, 59, "text", _XR),
+    (60, 64, "outdoor", _S10), (65, 69, "outdoor", _XR),
+    (70, 79, "projective", _S10), (80, 89, "projective", _XR),
+    (90, 94, "highlight", _S10), (95, 99, "highlight", _XR),
+)  # fmt: skip
+MIDV2020_PHOTO_TABLE: tuple[tuple[int, int, str, Device], ...] = (
+    (0, 9, "projective", _XR), (10, 19, "projective", _S10),
+    (20, 24, "text", _XR), (25, 29, "text", _S10),
+    (30, 34, "keyboard", _XR), (35, 39, "keyboard", _S10),
+    (40, 44, "outdoor", _XR), (45, 49, "outdoor", _S10),
+    (50, 54, "table", _XR), (55, 59, "table", _S10),
+    (60, 64, "highlight", _XR), (65, 69, "highlight", _S10),
+    (70, 79, "lowlight", _XR), (80, 89, "lowlight", _S10),
+    (90, 94, "cloth", _XR), (95, 99, "cloth", _S10),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Midv2020Catalog(Catalog):
+    """MIDV-2020: clip codes name a collection and a number or block of numbers.
+
+    ``clips/NN`` is video clip NN of a type; ``photo/NN-MM`` a block of photos taken in one
+    condition with one phone; ``scan_upright``, ``scan_rotated`` and ``templates`` the
+    scans and templates of a type.
+    """
+
+    @property
+    def clip_codes(self) -> tuple[str, ...]:
+        clips = tuple(f"clips/{n:02d}" for n in range(100))
+        photos = tuple(f"photo/{first:02d}-{last:02d}" for first, last, _, _ in MIDV2020_PHOTO_TABLE)
+        return ("templates", "scan_upright", "scan_rotated", *photos, *clips)
+
+    def clip_kind(self, code: str) -> ClipKind | None:
+        collection, _, number = code.partition("/")
+        if not number:
+            fixed = {"templates": ("template", _NONE), "scan_upright": ("upright", _SCANNER)}
+            fixed["scan_rotated"] = ("rotated", _SCANNER)
+            if collection not in fixed:
+                return None
+            condition, device = fixed[collection]
+            return ClipKind(code, _2020_CONDITIONS[condition], device)
+        table = {"clips": MIDV2020_CLIP_TABLE, "photo": MIDV2020_PHOTO_TABLE}.get(collection)
+        first = number.split("-", 1)[0]
+        if table is None or not first.isdigit() or len(first) != 2:
+            return None
+        n = int(first)
+        for low, high, condition, device in table:
+            if low <= n <= high:
+                return ClipKind(code, _2020_CONDITIONS[condition], device)
+        return None
+
+    def photo_block(self, number: int) -> str | None:
+        """Return the code of the photo block holding photo `number` ('photo/20-24'), None if none."""
+        for low, high, _, _ in MIDV2020_PHOTO_TABLE:
+            if low <= number <= high:
+                return f"photo/{low:02d}-{high:02d}"
+        return None
+
+
+MIDV2020 = Midv2020Catalog(
+    name="midv2020",
+    title="MIDV-2020",
+    documents=MIDV2020_DOCUMENTS,
+    conditions=tuple(_2020_CONDITIONS.values()),
+    devices=(_S10, _XR, _SCANNER, _NONE),
+    frame_width=2160,  # the clips, as the readme reports them; images vary (read from the files)
+    frame_height=3840,
+    frames_per_clip=0,  # annotated frames vary per clip: every 6th, as the annotation names them
+    sample_fps=0,
+    archive_base="ftp://smartengines.com/midv-500/extra/midv-2020/dataset",
+)
+
+CATALOGS: dict[str, Catalog] = {c.name: c for c in (MIDV500, MIDV2019, MIDV2020)}
 
 
 def get_catalog(name: str) -> Catalog:

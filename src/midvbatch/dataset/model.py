@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,16 +23,28 @@ ERROR, WARNING, NOTE = "error", "warning", "note"
 
 @dataclass(frozen=True)
 class FrameRule:
-    """Which frames of a clip are annotated: frame k (1..count) is the picture shown at
-    (k - 1) / fps seconds, as FFmpeg's ``fps`` filter samples it (MIDV-500: 30 at 10 fps)."""
+    """Which frames of a clip are annotated.
+
+    By time (MIDV-500, MIDV-2019): frame k (1..count) is the picture shown at (k - 1) / fps
+    seconds, as FFmpeg's ``fps`` filter samples it (30 at 10 fps). By number (MIDV-2020):
+    `numbers` lists the annotated frames, 1-based in decode order (1, 7, 13, ...), or the
+    numbers of a group's pictures; `count` is then their number and `fps` 0.
+    """
 
     count: int = 30
     fps: float = 10.0
+    numbers: tuple[int, ...] = ()
+
+    @classmethod
+    def by_number(cls, numbers: Iterable[int]) -> FrameRule:
+        """The rule of a clip whose annotated frames are named by number."""
+        chosen = tuple(sorted(set(numbers)))
+        return cls(count=len(chosen), fps=0.0, numbers=chosen)
 
     @property
     def needed_seconds(self) -> float:
-        """The shortest clip from which the sampler yields every annotated frame."""
-        return (self.count - 0.5) / self.fps
+        """The shortest clip from which the sampler yields every annotated frame (0 for a rule by number)."""
+        return (self.count - 0.5) / self.fps if self.fps else 0.0
 
 
 @dataclass(frozen=True)
@@ -63,10 +76,16 @@ class Clip:
     images: dict[int, Path] = field(default_factory=dict)  # frame number -> extracted frame
     frame_rule: FrameRule = FrameRule()
     frame_size: tuple[int, int] | None = None  # (width, height) as the format documents it; None: unknown
+    frame_digits: int = 2  # digits of a frame number in frame ids: 2 (CCDD_KK), 6 (MIDV-2020's 000007)
+
+    @property
+    def runs_from_pictures(self) -> bool:
+        """A clip without video whose pictures are its frames (a format naming its frames by number)."""
+        return self.video is None and bool(self.frame_rule.numbers) and bool(self.images)
 
     def frame_id(self, number: int) -> str:
         """Name annotated frame `number` as the dataset does (CCDD_KK)."""
-        return f"{self.id}_{number:02d}"
+        return f"{self.id}_{number:0{self.frame_digits}d}"
 
     def to_dict(self) -> dict:
         """Return a JSON-ready summary of the clip."""

@@ -30,8 +30,9 @@ from midvbatch.dataset.model import ERROR, NOTE, WARNING, Clip, Problem
 from midvbatch.errors import GroundTruthError, MidvBatchError, VideoError
 from midvbatch.fileio import IMAGE_LIMIT, TEXT_LIMIT, read_bytes
 from midvbatch.geometry import segments_cross
+from midvbatch.video.image import read_image
 from midvbatch.video.probe import VideoInfo, probe
-from midvbatch.video.reader import read_annotated_frames, sample_slot
+from midvbatch.video.reader import read_annotated_frames, read_frames_at, sample_slot
 
 PSNR_THRESHOLD = 30.0  # dB: a decoded frame and its extracted TIFF of the same instant agree better
 PLAUSIBLE_MARGIN = 2.0  # corners within this many frame sizes beyond the frame's edges
@@ -135,7 +136,7 @@ def check_clip(
             info = probe_video(clip.video)
             width, height = info.display_width, info.display_height
             video_ok = True
-            if info.duration is not None and sample_slot(info.duration, rule.fps) < rule.count:
+            if rule.fps and info.duration is not None and sample_slot(info.duration, rule.fps) < rule.count:
                 add(
                     ERROR,
                     "video",
@@ -167,10 +168,21 @@ def check_clip(
         trouble = quad_problem(quad, width, height)
         if trouble:
             add(ERROR, "quad", path, trouble)
+    if deep and clip.video is None and rule.numbers:  # the pictures are the frames: each must decode
+        for number in sorted(clip.images):
+            try:
+                read_image(clip.images[number])
+            except VideoError as exc:
+                add(ERROR, "decode", clip.images[number], exc.message)
     if deep and video_ok:
         assert clip.video is not None  # video_ok: the clip's video was probed
         try:
-            for frame in read_annotated_frames(clip.video, count=rule.count, fps=rule.fps):
+            frames = (
+                read_frames_at(clip.video, rule.numbers)
+                if rule.numbers
+                else read_annotated_frames(clip.video, count=rule.count, fps=rule.fps)
+            )
+            for frame in frames:
                 tif = clip.images.get(frame.number)
                 if tif is None:
                     continue
@@ -319,7 +331,7 @@ def check_clips(clips: Iterable[Clip], jobs: int = 2) -> dict[str, list[Problem]
     out = {}
     for clip, problems in zip(clips, results, strict=True):
         errors = [p for p in problems if p.severity == ERROR]
-        if clip.video is None:  # validate() reports this with the dataset's structure
+        if clip.video is None and not clip.runs_from_pictures:  # validate() reports this with the structure
             errors.insert(0, Problem(ERROR, "missing", str(clip.document or "."), "no video file", clip.id))
         if errors:
             out[clip.id] = errors

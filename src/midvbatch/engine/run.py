@@ -499,6 +499,8 @@ class Orchestrator:
             ground_truth={k: str(p) for k, p in clip.ground_truth.items()} if clip else {},
             frames=rule.count,
             fps=float(rule.fps),
+            frame_numbers=rule.numbers,
+            images={k: str(p) for k, p in clip.images.items()} if clip is not None and clip.runs_from_pictures else {},
             dataset_format=clip.format if clip is not None else "midv500",
             processor=self.settings.processor,
             options=dict(self.settings.options),

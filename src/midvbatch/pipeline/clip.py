@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,8 @@ from typing import Any
 from midvbatch.dataset.formats import get_format
 from midvbatch.errors import MidvBatchError, PermanentError, ProcessorError, TransientError
 from midvbatch.pipeline.processor import ClipInfo, Frame
-from midvbatch.video.reader import read_annotated_frames
+from midvbatch.video.image import read_images
+from midvbatch.video.reader import AnnotatedFrame, read_annotated_frames, read_frames_at
 
 TRACEBACK_TAIL = 3000  # characters of traceback kept
 
@@ -44,6 +45,8 @@ class TaskSpec:
     template_size: tuple[int, int] | None = None  # (w, h) for the scores; None: an ID-1 card
     working_dir: str | None = None  # the orchestrator's working directory: MODULE of MODULE:FACTORY is found there
     dataset_format: str = "midv500"  # the dataset format's registry name: it reads the ground truth
+    frame_numbers: tuple[int, ...] = ()  # annotated frames by number (1-based, decode order); () : by time
+    images: dict[int, str] = field(default_factory=dict)  # frame number -> picture, read when there is no video
 
 
 @dataclass
@@ -114,6 +117,17 @@ def _classify(exc: BaseException) -> str:
     return "error"  # unknown: retried until attempts run out
 
 
+def annotated_frames(spec: TaskSpec) -> Generator[AnnotatedFrame, None, None]:
+    """The annotated frames of a task's clip: decoded from its video (by time or by number), else read from its pictures."""
+    if spec.video:
+        if spec.frame_numbers:
+            return read_frames_at(spec.video, spec.frame_numbers, threads=spec.decode_threads)
+        return read_annotated_frames(spec.video, count=spec.frames, fps=spec.fps, threads=spec.decode_threads)
+    if spec.images:
+        return read_images({int(k): v for k, v in spec.images.items()})
+    raise PermanentError("clip has neither a video file nor frame pictures")
+
+
 def run_clip(
     spec: TaskSpec,
     processor: Any,
@@ -150,11 +164,9 @@ def run_clip(
             outcome.clip_result = _check_json(processor.process_clip(clip), "process_clip")
             stages[stage] = clock() - t0
         else:
-            if clip.video is None:
-                raise PermanentError("clip has no video file")
             decode = process = scoring = 0.0
             t0 = clock()
-            frames = read_annotated_frames(clip.video, count=spec.frames, fps=spec.fps, threads=spec.decode_threads)
+            frames = annotated_frames(spec)
             for number in range(1, spec.frames + 1):
                 stage = "decode"
                 report(spec.task_id, f"decode {number}/{spec.frames}")

@@ -153,3 +153,47 @@ def read_annotated_frames(
             )
     finally:
         container.close()
+
+
+def read_frames_at(
+    path: str | Path,
+    numbers: tuple[int, ...] | list[int],
+    *,
+    threads: int | None = None,
+) -> Generator[AnnotatedFrame, None, None]:
+    """Yield the frames of the video at `path` whose numbers (1-based, in decode order) are in `numbers`.
+
+    For datasets that annotate frames by their index (MIDV-2020: 1, 7, 13, ... as its
+    JPEG names 000001.jpg, 000007.jpg say). Decoding stops after the last one. Raises
+    VideoError naming the file if it cannot be decoded or ends before the last number.
+    """
+    path = Path(path)
+    wanted = sorted(set(numbers))
+    if not wanted:
+        return
+    container, stream = open_video(path)
+    try:
+        if threads is None or threads > 1:
+            stream.thread_type = "AUTO"
+            if threads:
+                stream.codec_context.thread_count = threads
+        at = 0
+        index = -1
+        start: float | None = None
+        try:
+            for frame in container.decode(stream):
+                index += 1
+                t = frame.time if frame.time is not None else index / float(stream.average_rate or 30)
+                if start is None:
+                    start = t
+                if index + 1 == wanted[at]:
+                    rotation = normalise_rotation(getattr(frame, "rotation", 0))
+                    yield AnnotatedFrame(index + 1, t - start, index, _to_bgr(frame, rotation))
+                    at += 1
+                    if at == len(wanted):
+                        return
+        except av.FFmpegError as exc:
+            raise VideoError(f"decoding failed after frame {index + 1} ({ffmpeg_reason(exc)})", path=path) from None
+        raise VideoError(f"video ends after {index + 1} frames; frame {wanted[at]} is annotated", path=path)
+    finally:
+        container.close()
