@@ -623,7 +623,7 @@ def test_fetch_cli_lists_failures_and_exits_1(http_server, archives, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--mirror", "gopher://x/y"], "Error: bad mirror URL 'gopher://x/y': give an ftp://, http:// or https:// folder URL"),
-    (["--dataset", "midv9"], "Error: unknown dataset format 'midv9' (known: midv500, midv2019, folder)"),
+    (["--dataset", "midv9"], "Error: unknown dataset format 'midv9' (known: midv500, midv2019, midv2020, folder)"),
     (["--from-archives", "/nonexistent/archives"], "Error: /nonexistent/archives: no such folder"),
 ])
 def test_fetch_cli_user_errors_are_one_line(tmp_path, args, message):

@@ -21,10 +21,10 @@ EXAMPLE = ROOT / "examples" / "quadlist_format.py"
 
 
 def test_formats_builtin_names_and_lookup():
-    assert format_names()[:3] == ["midv500", "midv2019", "folder"]
+    assert format_names()[:4] == ["midv500", "midv2019", "midv2020", "folder"]
     assert get_format("MIDV-2019").catalog is MIDV2019
     assert get_format("midv_500").name == "midv500"
-    with pytest.raises(DatasetError, match=r"unknown dataset format 'midv3000' \(known: midv500, midv2019, folder"):
+    with pytest.raises(DatasetError, match=r"unknown dataset format 'midv3000' \(known: midv500, midv2019, midv2020, folder"):
         get_format("midv3000")
 
 

@@ -151,7 +151,7 @@ def cli():
     """
 
 
-_CATALOG_HELP = "Dataset format the folder holds (midv500, midv2019, folder, a plugin's: see `midvbatch formats`); found from the folder by default."
+_CATALOG_HELP = "Dataset format the folder holds (midv500, midv2019, midv2020, folder, a plugin's: see `midvbatch formats`); found from the folder by default."
 
 _MISSING_LABELS = {
     "document": "documents",

@@ -20,13 +20,14 @@ from pathlib import Path
 from midvbatch.dataset.formats.base import Archive, ArchiveSource, DatasetFormat
 from midvbatch.dataset.formats.folder import FOLDER_FORMAT
 from midvbatch.dataset.formats.midv import MIDV500_FORMAT, MIDV2019_FORMAT
+from midvbatch.dataset.formats.midv2020 import MIDV2020_FORMAT
 from midvbatch.dataset.model import Dataset
 from midvbatch.errors import DatasetError, MidvBatchError
 
 ENTRY_POINT_GROUP = "midvbatch.datasets"
 _log = logging.getLogger("midvbatch")
 
-_BUILTIN: tuple[DatasetFormat, ...] = (MIDV500_FORMAT, MIDV2019_FORMAT, FOLDER_FORMAT)
+_BUILTIN: tuple[DatasetFormat, ...] = (MIDV500_FORMAT, MIDV2019_FORMAT, MIDV2020_FORMAT, FOLDER_FORMAT)
 _registered: dict[str, DatasetFormat] = {}  # register(): formats added by the program itself
 _loaded: dict[str, DatasetFormat] = {}  # entry points, loaded once, by _key(name)
 

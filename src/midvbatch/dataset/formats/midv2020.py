@@ -1,0 +1,264 @@
+"""MIDV-2020: 10 document types, 100 documents each, in five collections.
+
+The dataset root holds one folder per collection, each as its archive unpacks::
+
+    templates/    images/<TYPE>/NN.jpg            annotations/<TYPE>.json
+    scan_upright/ images/<TYPE>/NN.jpg            annotations/<TYPE>.json
+    scan_rotated/ images/<TYPE>/NN.jpg            annotations/<TYPE>.json
+    photo/        images/<TYPE>/NN.jpg            annotations/<TYPE>.json
+    clips/        images/<TYPE>/<NN>/000001.jpg   annotations/<TYPE>/<NN>.json
+    clips_video/  video/<TYPE>/<NN>.mp4|MOV       (or clips/video/...)
+
+Annotations are VIA 2.0 project files (:mod:`midvbatch.dataset.via`). A clip's annotated
+frames are every 6th frame of its video (1, 7, 13, ...), as its JPEGs and its annotation
+name them; it is decoded from the video when there is one, else read from the JPEGs.
+Each still-image collection of a type is one task (a "clip" of pictures): templates,
+scan_upright and scan_rotated one per type, photos one per block of numbers taken in one
+condition with one phone (the readme's table). Any subset of the collections is a
+dataset: what is there is used, what is missing is listed. A folder holding a single
+collection (``images/`` and ``annotations/`` directly) is read as that collection.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from midvbatch.dataset.catalog import MIDV2020, MIDV2020_COLLECTIONS, MIDV2020_IMAGE_COLLECTIONS
+from midvbatch.dataset.formats.base import DatasetFormat
+from midvbatch.dataset.groundtruth import Quad
+from midvbatch.dataset.model import VIDEO_EXTENSIONS, WARNING, Clip, Dataset, Document, FrameRule, Missing, Problem
+from midvbatch.dataset.via import doc_quad, numbered, read_via
+from midvbatch.errors import DatasetError, GroundTruthError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
+VIDEO_COLLECTION = "clips_video"
+FRAME_STEP = 6  # a clip's annotated frames: 1, 7, 13, ...
+
+
+def _entries(folder: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError:
+        return []
+
+
+def _numbered_files(folder: Path, extensions: frozenset[str]) -> dict[int, Path]:
+    """Files of `folder` named by a number ('05.jpg', '000007.jpg'), by that number."""
+    out: dict[int, Path] = {}
+    for entry in _entries(folder):
+        stem, dot, ext = entry.name.rpartition(".")
+        if dot and stem.isdigit() and f".{ext.lower()}" in extensions and entry.is_file():
+            out.setdefault(int(stem), Path(entry.path))
+    return out
+
+
+def _collection_of(folder: Path) -> str | None:
+    """Which collection a folder holding images/ and annotations/ directly is (None: not one)."""
+    if folder.name in MIDV2020_COLLECTIONS:
+        return folder.name
+    annotations = folder / "annotations"
+    if not annotations.is_dir():
+        return None
+    kinds = {
+        ("dir" if e.is_dir() else "file") for e in _entries(annotations) if e.name.split(".")[0] in MIDV2020.documents
+    }
+    if "dir" in kinds:
+        return "clips"
+    return "photo" if "file" in kinds else None
+
+
+def collections(root: Path) -> dict[str, Path]:
+    """The collection folders under `root` (or `root` itself when it is one), by collection name."""
+    found = {name: root / name for name in (*MIDV2020_COLLECTIONS, VIDEO_COLLECTION) if (root / name).is_dir()}
+    if not found and ((root / "images").is_dir() or (root / "annotations").is_dir()):
+        own = _collection_of(root)
+        if own is not None:
+            found[own] = root
+    if not found and (root / "video").is_dir():
+        found[VIDEO_COLLECTION] = root
+    return found
+
+
+def _types_in(*folders: Path) -> list[str]:
+    names: set[str] = set()
+    for folder in folders:
+        for entry in _entries(folder):
+            stem = entry.name.split(".")[0]
+            if stem in MIDV2020.documents:
+                names.add(stem)
+    return sorted(names)
+
+
+class Midv2020Format(DatasetFormat):
+    name = "midv2020"
+    title = "MIDV-2020"
+    summary = "10 document types x 100 documents: templates, upright and rotated scans, photos, 1,000 video clips"
+    catalog = MIDV2020
+
+    def detect(self, root: Path) -> float:
+        found = collections(root)
+        if not found:
+            return 0.0
+        types = set()
+        for folder in found.values():
+            types.update(_types_in(folder / "images", folder / "annotations", folder / "video"))
+        return 2.0 + len(found) if types else 0.0
+
+    def discover(self, root: Path) -> Dataset:
+        found = collections(root)
+        if not found:
+            raise DatasetError(
+                "holds no MIDV-2020 collection (templates/, scan_upright/, scan_rotated/, photo/, clips/, "
+                "clips_video/ with images/, annotations/ or video/)",
+                path=root,
+            )
+        clips: list[Clip] = []
+        missing: list[Missing] = []
+        for collection in MIDV2020_IMAGE_COLLECTIONS:
+            if collection in found:
+                clips += _picture_groups(collection, found[collection], missing)
+        if "clips" in found or VIDEO_COLLECTION in found:
+            clips += _video_clips(found, missing)
+        for collection in (*MIDV2020_COLLECTIONS, VIDEO_COLLECTION):
+            if collection not in found:
+                missing.append(Missing("collection", collection, f"no {collection}/ collection"))
+        if not clips:
+            raise DatasetError("holds MIDV-2020 collection folders but no annotated image or clip in them", path=root)
+        templates = found.get("templates")
+        documents = []
+        for name in sorted({c.document for c in clips}):
+            template_images = _numbered_files(templates / "images" / name, IMAGE_EXTENSIONS) if templates else {}
+            template_json = templates / "annotations" / f"{name}.json" if templates else None
+            documents.append(
+                Document(
+                    name,
+                    root,
+                    template_images[min(template_images)] if template_images else None,
+                    template_json if template_json is not None and template_json.is_file() else None,
+                    [c for c in clips if c.document == name],
+                )
+            )
+        return Dataset(root, self.name, MIDV2020, documents, clips, missing)
+
+    def read_quads(self, files: Mapping[int, str | Path]) -> dict[int, Quad]:
+        """Read the doc_quad of each frame from its VIA file (read once per file), frames found by number.
+
+        Templates may carry no doc_quad: their frames are then left out (unscored)."""
+        by_file: dict[str, list[int]] = {}
+        for number, path in files.items():
+            by_file.setdefault(str(path), []).append(int(number))
+        out: dict[int, Quad] = {}
+        for path, numbers in by_file.items():
+            images = numbered(read_via(path))
+            template = Path(path).parent.parent.name == "templates"
+            for number in numbers:
+                image = images.get(number)
+                if image is None:
+                    raise GroundTruthError(f"no annotation of image {number}", path=path)
+                if template and image.region("doc_quad") is None:
+                    continue
+                out[number] = doc_quad(image, path)
+        return out
+
+    def check_layout(self, dataset: Dataset) -> list[Problem]:
+        problems = []
+        for m in dataset.missing:
+            if m.kind == "collection":
+                continue  # a partial download is the norm
+            problems.append(Problem(WARNING, "missing", m.where, m.detail))
+        return problems
+
+
+def _picture_groups(collection: str, folder: Path, missing: list[Missing]) -> Iterator[Clip]:
+    """One clip per type (templates, scans) or per photo block, its pictures as frames."""
+    images_root, annotations = folder / "images", folder / "annotations"
+    for name in _types_in(images_root, annotations):
+        pictures = _numbered_files(images_root / name, IMAGE_EXTENSIONS)
+        annotation = annotations / f"{name}.json"
+        has_truth = annotation.is_file()
+        if not has_truth:
+            missing.append(Missing("ground_truth", f"{collection}/{name}", f"no annotations/{name}.json"))
+        if not pictures:
+            missing.append(Missing("images", f"{collection}/{name}", f"no pictures in images/{name}/"))
+            continue
+        groups: dict[str, dict[int, Path]] = {}
+        for number, path in pictures.items():
+            code = MIDV2020.photo_block(number) if collection == "photo" else collection
+            groups.setdefault(code or f"photo/{number:02d}", {})[number] = path
+        for code, members in groups.items():
+            block = code.partition("/")[2]
+            clip_id = f"photo/{name}/{block}" if block else f"{collection}/{name}"
+            yield _clip(clip_id, name, code, None, members, annotation if has_truth else None, 2)
+
+
+def _video_clips(found: dict[str, Path], missing: list[Missing]) -> Iterator[Clip]:
+    clips_folder = found.get("clips")
+    video_roots = [f / "video" for f in (found.get(VIDEO_COLLECTION), clips_folder) if f is not None]
+    images_root = clips_folder / "images" if clips_folder else None
+    annotations = clips_folder / "annotations" if clips_folder else None
+    names = _types_in(*(p for p in (images_root, annotations) if p is not None), *video_roots)
+    for name in names:
+        videos: dict[int, Path] = {}
+        for video_root in video_roots:
+            for number, path in _numbered_files(video_root / name, VIDEO_EXTENSIONS).items():
+                videos.setdefault(number, path)
+        folders = (
+            {int(e.name): Path(e.path) for e in _entries(images_root / name) if e.name.isdigit() and e.is_dir()}
+            if images_root
+            else {}
+        )
+        notes = _numbered_files(annotations / name, frozenset({".json"})) if annotations else {}
+        for number in sorted(set(videos) | set(folders) | set(notes)):
+            clip_id = f"clips/{name}/{number:02d}"
+            pictures = _numbered_files(folders[number], IMAGE_EXTENSIONS) if number in folders else {}
+            annotation = notes.get(number)
+            if annotation is None:
+                missing.append(Missing("ground_truth", clip_id, f"no annotations/{name}/{number:02d}.json"))
+            frames = set(pictures)
+            if not frames and annotation is not None:
+                try:
+                    frames = set(numbered(read_via(annotation)))
+                except GroundTruthError:
+                    frames = set()  # validate and the run name the file
+            if not frames:
+                frames = set()
+                missing.append(Missing("images", clip_id, "no annotated frame named (no JPEGs, no annotation)"))
+                continue
+            if number not in videos:
+                missing.append(Missing("video", clip_id, "no video (clips_video/): frames read from the JPEGs"))
+            clip = _clip(clip_id, name, f"clips/{number:02d}", videos.get(number), pictures, annotation, 6, frames)
+            yield clip
+
+
+def _clip(
+    clip_id: str,
+    document: str,
+    code: str,
+    video: Path | None,
+    pictures: dict[int, Path],
+    annotation: Path | None,
+    digits: int,
+    frames: set[int] | None = None,
+) -> Clip:
+    numbers = sorted(frames if frames is not None else pictures)
+    kind = MIDV2020.clip_kind(code)
+    return Clip(
+        id=clip_id,
+        document=document,
+        code=code,
+        video=video,
+        format="midv2020",
+        condition=kind.condition.name if kind else None,
+        device=kind.device.name if kind else None,
+        ground_truth={n: annotation for n in numbers} if annotation is not None else {},
+        images=dict(pictures),
+        frame_rule=FrameRule.by_number(numbers),
+        frame_size=None,  # read from the files: the clips are 2160 x 3840 as reported, pictures vary
+        frame_digits=digits,
+    )
+
+
+MIDV2020_FORMAT = Midv2020Format()

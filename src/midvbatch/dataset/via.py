@@ -1,0 +1,126 @@
+"""VGG Image Annotator (VIA) 2.0 project files, as MIDV-2020 annotates its images.
+
+A project file is JSON (UTF-8) with ``_via_img_metadata``: one entry per image, keyed by
+its file name followed by its size in bytes (``"00.jpg1190677"``), each ``{"filename",
+"size", "regions": [...]}``. A region has ``shape_attributes`` (``{"name": "polygon",
+"all_points_x": [...], "all_points_y": [...]}`` or ``{"name": "rect", "x", "y", "width",
+"height"}``) and ``region_attributes`` (``field_name``, and ``value`` for text fields).
+MIDV-2020 marks the document's corners with the polygon ``doc_quad``, in the document's
+own corner order (in rotated scans the first corner can be anywhere in the image).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from midvbatch.dataset.groundtruth import Quad
+from midvbatch.errors import GroundTruthError, shown
+from midvbatch.fileio import MiB, read_json
+
+VIA_LIMIT = 16 * MiB  # a clip's file is ~20 kB, a collection's ~65 kB, a template's with its fields ~100 kB
+DOC_QUAD = "doc_quad"
+
+
+@dataclass(frozen=True)
+class Region:
+    """One annotated region: its field name, text value (None when it has none), shape and points."""
+
+    field_name: str
+    value: str | None
+    shape: str  # "polygon" | "rect"
+    points: tuple[tuple[float, float], ...]  # a rect as its 4 corners, clockwise from top-left
+
+
+@dataclass(frozen=True)
+class ViaImage:
+    """One image's annotation."""
+
+    filename: str
+    size: int | None
+    regions: tuple[Region, ...]
+
+    def region(self, field_name: str) -> Region | None:
+        """Return the first region named `field_name`, None if there is none."""
+        return next((r for r in self.regions if r.field_name == field_name), None)
+
+
+def read_via(path: str | Path) -> dict[str, ViaImage]:
+    """Read a VIA 2.0 project file and return its images by file name.
+
+    Raises GroundTruthError naming the file (and the image) for anything malformed: not
+    JSON, no ``_via_img_metadata``, an entry without a file name, a shape without its
+    points or with a non-numeric coordinate. Unknown shapes (circles, points) are skipped.
+    """
+    path = Path(path)
+    data = read_json(path, VIA_LIMIT, GroundTruthError)
+    if not isinstance(data, dict) or not isinstance(data.get("_via_img_metadata"), dict):
+        got = "an object without it" if isinstance(data, dict) else type(data).__name__
+        raise GroundTruthError(f"not a VIA 2.0 project: no _via_img_metadata object ({got})", path=path)
+    images: dict[str, ViaImage] = {}
+    for key, entry in data["_via_img_metadata"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str) or not entry["filename"]:
+            raise GroundTruthError(f"image entry {shown(key, 60)} has no filename", path=path)
+        name = entry["filename"]
+        size = entry.get("size")
+        regions = entry.get("regions", [])
+        if not isinstance(regions, list):
+            raise GroundTruthError(f"{name}: regions must be a list, got {type(regions).__name__}", path=path)
+        parsed = tuple(r for r in (_region(r, name, path) for r in regions) if r is not None)
+        images[name] = ViaImage(name, size if isinstance(size, int) and not isinstance(size, bool) else None, parsed)
+    return images
+
+
+def _number(value: Any, where: str, path: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise GroundTruthError(f"{where} has a coordinate {shown(value, 40)}, not a finite number", path=path)
+    return value
+
+
+def _region(obj: Any, image: str, path: Path) -> Region | None:
+    if not isinstance(obj, dict):
+        raise GroundTruthError(f"{image}: a region must be an object, got {type(obj).__name__}", path=path)
+    shape = obj.get("shape_attributes")
+    attributes = obj.get("region_attributes") or {}
+    if not isinstance(shape, dict) or not isinstance(attributes, dict):
+        raise GroundTruthError(f"{image}: a region without shape_attributes", path=path)
+    field_name = attributes.get("field_name")
+    field_name = field_name if isinstance(field_name, str) else ""
+    value = attributes.get("value")
+    value = value if isinstance(value, str) else None
+    where = f"{image}: region {field_name or '(unnamed)'}"
+    kind = shape.get("name")
+    if kind == "polygon":
+        xs, ys = shape.get("all_points_x"), shape.get("all_points_y")
+        if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys) or not xs:
+            raise GroundTruthError(f"{where}: all_points_x and all_points_y must be lists of one length", path=path)
+        points = tuple((_number(x, where, path), _number(y, where, path)) for x, y in zip(xs, ys, strict=True))
+        return Region(field_name, value, "polygon", points)
+    if kind == "rect":
+        x, y, w, h = (_number(shape.get(k), f"{where} ({k})", path) for k in ("x", "y", "width", "height"))
+        return Region(field_name, value, "rect", ((x, y), (x + w, y), (x + w, y + h), (x, y + h)))
+    return None
+
+
+def doc_quad(image: ViaImage, path: str | Path) -> Quad:
+    """Return the document quad of an image (its ``doc_quad`` region); GroundTruthError if absent or not 4 corners."""
+    region = image.region(DOC_QUAD)
+    if region is None:
+        raise GroundTruthError(f"{image.filename}: no {DOC_QUAD} region", path=path)
+    if len(region.points) != 4:
+        raise GroundTruthError(
+            f"{image.filename}: {DOC_QUAD} has {len(region.points)} points, a document has 4 corners", path=path
+        )
+    return Quad(region.points)
+
+
+def numbered(images: dict[str, ViaImage]) -> dict[int, ViaImage]:
+    """Index images by the number their file name stem gives ('000007.jpg' -> 7, '05.jpg' -> 5); others left out."""
+    out: dict[int, ViaImage] = {}
+    for name, image in images.items():
+        stem = name.rsplit("/", 1)[-1].split(".", 1)[0]
+        if stem.isdigit():
+            out[int(stem)] = image
+    return out
