@@ -10,6 +10,7 @@ from midvbatch.dataset.groundtruth import Quad
 from midvbatch.dataset.model import Clip
 from midvbatch.dataset.visibility import subsets
 from midvbatch.errors import VideoError
+from midvbatch.video.image import image_size
 from midvbatch.video.probe import probe
 
 
@@ -23,7 +24,7 @@ class FrameTruth:
     quad: Quad
     width: int
     height: int
-    size_from: str  # "video", "catalog" (the format's documented size) or "unknown" (0 x 0)
+    size_from: str  # "video", "picture", "catalog" (the format's documented size) or "unknown" (0 x 0)
     subsets: tuple[str, ...]
 
     def to_dict(self) -> dict:
@@ -68,6 +69,12 @@ def clip_frame_truths(clip: Clip) -> list[FrameTruth]:
     out = []
     for number in sorted(quads):
         quad = quads[number]
+        if clip.video is None and number in clip.images:  # a picture: its own size
+            try:
+                width, height = image_size(clip.images[number])
+                source = "picture"
+            except VideoError:
+                width, height, source = 0, 0, "unknown"
         out.append(
             FrameTruth(
                 clip.frame_id(number),

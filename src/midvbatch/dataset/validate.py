@@ -30,7 +30,7 @@ from midvbatch.dataset.model import ERROR, NOTE, WARNING, Clip, Problem
 from midvbatch.errors import GroundTruthError, MidvBatchError, VideoError
 from midvbatch.fileio import IMAGE_LIMIT, TEXT_LIMIT, read_bytes
 from midvbatch.geometry import segments_cross
-from midvbatch.video.image import read_image
+from midvbatch.video.image import image_size, read_image
 from midvbatch.video.probe import VideoInfo, probe
 from midvbatch.video.reader import read_annotated_frames, read_frames_at, sample_slot
 
@@ -158,16 +158,26 @@ def check_clip(
             quads = read_quads(clip.ground_truth)
         except GroundTruthError:
             pass  # then frame by frame below, to name every bad file
+    said: set[tuple[str, str]] = set()
     for number in sorted(clip.ground_truth):
         path = clip.ground_truth[number]
         try:
             quad = quads[number] if number in quads else read_quads({number: path})[number]
         except GroundTruthError as exc:
-            add(ERROR, "ground_truth", path, exc.message)
+            if (str(path), exc.message) not in said:  # one file for many frames: said once
+                said.add((str(path), exc.message))
+                add(ERROR, "ground_truth", path, exc.message)
             continue
-        trouble = quad_problem(quad, width, height)
+        w, h = width, height
+        if clip.video is None and number in clip.images:  # a picture: its own size
+            try:
+                w, h = image_size(clip.images[number])
+            except VideoError as exc:
+                add(ERROR, "decode", clip.images[number], exc.message)
+                continue
+        trouble = quad_problem(quad, w, h)
         if trouble:
-            add(ERROR, "quad", path, trouble)
+            add(ERROR, "quad", path, f"frame {clip.frame_id(number)}: {trouble}" if rule.numbers else trouble)
     if deep and clip.video is None and rule.numbers:  # the pictures are the frames: each must decode
         for number in sorted(clip.images):
             try:

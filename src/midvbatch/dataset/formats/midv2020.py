@@ -28,7 +28,17 @@ from pathlib import Path
 from midvbatch.dataset.catalog import MIDV2020, MIDV2020_COLLECTIONS, MIDV2020_IMAGE_COLLECTIONS
 from midvbatch.dataset.formats.base import DatasetFormat
 from midvbatch.dataset.groundtruth import Quad
-from midvbatch.dataset.model import VIDEO_EXTENSIONS, WARNING, Clip, Dataset, Document, FrameRule, Missing, Problem
+from midvbatch.dataset.model import (
+    ERROR,
+    VIDEO_EXTENSIONS,
+    WARNING,
+    Clip,
+    Dataset,
+    Document,
+    FrameRule,
+    Missing,
+    Problem,
+)
 from midvbatch.dataset.via import doc_quad, numbered, read_via
 from midvbatch.errors import DatasetError, GroundTruthError
 
@@ -164,11 +174,57 @@ class Midv2020Format(DatasetFormat):
         return out
 
     def check_layout(self, dataset: Dataset) -> list[Problem]:
+        """Missing parts (not whole collections: partial downloads are the norm), frames off the
+        6-frame grid, pictures without annotation, annotations of absent pictures."""
         problems = []
         for m in dataset.missing:
-            if m.kind == "collection":
-                continue  # a partial download is the norm
-            problems.append(Problem(WARNING, "missing", m.where, m.detail))
+            if m.kind != "collection":
+                problems.append(Problem(WARNING, "missing", m.where, m.detail))
+        read: dict[Path, dict[int, str]] = {}
+        pictures: dict[Path, set[str]] = {}  # annotation file -> the names of the pictures it should annotate
+        for clip in dataset.clips:
+            if clip.code.startswith("clips/"):
+                off = [n for n in clip.frame_rule.numbers if (n - 1) % FRAME_STEP]
+                if off:
+                    where = clip.images.get(off[0]) or next(iter(clip.ground_truth.values()), clip.id)
+                    problems.append(
+                        Problem(
+                            ERROR,
+                            "frame_mismatch",
+                            str(where),
+                            f"frame {off[0]:06d} is off the 6-frame grid (1, 7, 13, ...)"
+                            + (f", and {len(off) - 1} more" if len(off) > 1 else ""),
+                            clip.id,
+                        )
+                    )
+            annotation = next(iter(clip.ground_truth.values()), None)
+            if annotation is None or not clip.images:
+                continue
+            pictures.setdefault(annotation, set()).update(p.name for p in clip.images.values())
+            if annotation not in read:
+                try:
+                    read[annotation] = {n: image.filename for n, image in numbered(read_via(annotation)).items()}
+                except GroundTruthError:
+                    read[annotation] = {}  # check_clip names the file
+            names = read[annotation]
+            if not names:
+                continue
+            for number in sorted(set(clip.images) - set(names)):
+                problems.append(
+                    Problem(ERROR, "ground_truth", str(clip.images[number]), f"no annotation in {annotation}", clip.id)
+                )
+        for annotation, names in read.items():
+            absent = sorted(name for name in names.values() if name not in pictures[annotation])
+            if absent:
+                problems.append(
+                    Problem(
+                        WARNING,
+                        "missing",
+                        str(annotation),
+                        f"annotates {len(absent)} picture(s) not in images/: {', '.join(absent[:3])}"
+                        + (" ..." if len(absent) > 3 else ""),
+                    )
+                )
         return problems
 
 

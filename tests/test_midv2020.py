@@ -1,0 +1,194 @@
+"""MIDV-2020: VIA annotations (the real files), discovery, validate, run, report, export, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import env
+
+from midvbatch.dataset import discover
+from midvbatch.dataset.catalog import MIDV2020
+from midvbatch.dataset.via import doc_quad, numbered, read_via
+from midvbatch.errors import GroundTruthError
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "midv2020-real"
+REAL_FILES = sorted(REAL.glob("*/annotations/*.json"))
+
+
+def cli(*args, check=None) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "midvbatch", *map(str, args)], capture_output=True, text=True,
+                            env=env(), timeout=300)
+    if check is not None:
+        assert result.returncode == check, result.stderr
+    return result
+
+
+def test_midv2020_real_annotations_parse_to_one_quad_per_scan():
+    assert len(REAL_FILES) == 10
+    for path in REAL_FILES:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        images = read_via(path)
+        assert len(images) == 100
+        for key, entry in raw["_via_img_metadata"].items():
+            assert key == f"{entry['filename']}{entry['size']}"
+            assert images[entry["filename"]].size == entry["size"]
+        by_number = numbered(images)
+        assert sorted(by_number) == list(range(100))
+        for image in by_number.values():
+            quad = doc_quad(image, path)
+            assert len(quad.points) == 4 and quad.area() > 100_000  # a document of a 300 dpi scan
+            face = image.region("face")
+            assert face is not None and face.shape == "rect"
+
+
+def test_midv2020_catalog_tables_follow_the_readme():
+    kind = MIDV2020.clip_kind
+    assert (kind("clips/05").condition.name, kind("clips/05").device.name) == ("low light", "Samsung Galaxy S10")
+    assert (kind("clips/12").condition.name, kind("clips/12").device.name) == ("low light", "Apple iPhone XR")
+    assert kind("clips/83").condition.name == "projective" and kind("clips/83").device.name == "Apple iPhone XR"
+    assert kind("clips/97").device.name == "Apple iPhone XR" and kind("clips/92").device.name == "Samsung Galaxy S10"
+    # photos use another table, listed iPhone XR first
+    assert (kind("photo/00-09").condition.name, kind("photo/00-09").device.name) == ("projective", "Apple iPhone XR")
+    assert (kind("photo/80-89").condition.name, kind("photo/80-89").device.name) == ("low light", "Samsung Galaxy S10")
+    assert MIDV2020.photo_block(57) == "photo/55-59"
+    assert kind("scan_rotated").condition.name == "rotated scan" and kind("clips/1x") is None
+
+
+def _jpeg(path: Path, width: int, height: int, value: int = 128) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.full((height, width, 3), value, np.uint8))
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory) -> Path:
+    """Both scan collections of two types, real annotation files, three blank pictures each at scan size."""
+    root = tmp_path_factory.mktemp("m2020") / "midv2020"
+    for collection, size in (("scan_upright", (2480, 1400)), ("scan_rotated", (2600, 3700))):
+        for name in ("alb_id", "est_id"):
+            target = root / collection / "annotations" / f"{name}.json"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(REAL / collection / "annotations" / f"{name}.json", target)
+            for number in (0, 1, 2):
+                _jpeg(root / collection / "images" / name / f"{number:02d}.jpg", *size)
+    return root
+
+
+def test_midv2020_scans_list_validate_run_export_report(scans, tmp_path):
+    listing = json.loads(cli("ls", scans, "--json", check=0).stdout)
+    assert listing["format"] == "midv2020"
+    ids = {c["id"]: c for c in listing["clips"]}
+    assert set(ids) == {f"{c}/{n}" for c in ("scan_upright", "scan_rotated") for n in ("alb_id", "est_id")}
+    assert ids["scan_rotated/est_id"]["condition"] == "rotated scan" and ids["scan_rotated/est_id"]["images"] == 3
+    assert {m["where"] for m in listing["missing"] if m["kind"] == "collection"} == {
+        "templates", "photo", "clips", "clips_video"}
+
+    checked = cli("validate", scans)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "0 errors" in checked.stdout + checked.stderr
+
+    out = tmp_path / "run"
+    cli("run", scans, "--out", out, "--pipeline", "ground-truth", "--workers", 2, check=0)
+    frames = [json.loads(line) for line in cli("export", out, check=0).stdout.splitlines()]
+    assert len(frames) == 12
+    assert {f["clip"] for f in frames} == set(ids)
+    assert all(abs(f["scores"]["iou_gt"] - 1.0) < 1e-9 for f in frames)
+    report = json.loads(cli("report", out, "--format", "json", check=0).stdout)
+    assert report["run"]["format"] == "midv2020"
+    text = cli("report", out, check=0).stdout
+    assert "rotated scan" in text and "upright scan" in text
+
+
+def _via(images: dict[str, list | None]) -> dict:
+    """A VIA 2.0 project: file name -> doc_quad corners (None: no regions)."""
+    meta = {}
+    for name, corners in images.items():
+        regions = []
+        if corners is not None:
+            regions.append({"shape_attributes": {"name": "polygon", "all_points_x": [c[0] for c in corners],
+                                                 "all_points_y": [c[1] for c in corners]},
+                            "region_attributes": {"field_name": "doc_quad"}})
+        meta[f"{name}100"] = {"filename": name, "size": 100, "regions": regions, "file_attributes": {}}
+    return {"_via_settings": {}, "_via_img_metadata": meta, "_via_attributes": {},
+            "_via_data_format_version": "2.0.10", "_via_image_id_list": list(meta)}
+
+
+QUAD = [[10, 10], [150, 12], [148, 90], [12, 88]]
+
+
+def _photo(root: Path, name: str, annotation, numbers=(0, 1)) -> None:
+    for n in numbers:
+        _jpeg(root / "photo" / "images" / name / f"{n:02d}.jpg", 160, 100)
+    path = root / "photo" / "annotations" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(annotation if isinstance(annotation, str) else json.dumps(annotation), encoding="utf-8")
+
+
+def test_midv2020_bad_annotations_are_one_line_each_and_the_run_goes_on(tmp_path):
+    root = tmp_path / "ds"
+    _photo(root, "alb_id", _via({"00.jpg": QUAD, "01.jpg": QUAD}))  # good
+    _photo(root, "aze_passport", "{not json")
+    _photo(root, "esp_id", {"images": {}})  # no _via_img_metadata
+    _photo(root, "est_id", _via({"00.jpg": QUAD[:3], "01.jpg": QUAD + [[0, 0]]}))  # 3 and 5 points
+    _photo(root, "fin_id", _via({"00.jpg": QUAD}))  # 01.jpg has no annotation
+    _photo(root, "grc_passport", _via({"00.jpg": QUAD, "01.jpg": QUAD, "07.jpg": QUAD}))  # 07.jpg is absent
+    # a clip whose frames are off the 6-frame grid
+    for n in (1, 4):
+        _jpeg(root / "clips" / "images" / "svk_id" / "00" / f"{n:06d}.jpg", 160, 100)
+    clip_note = root / "clips" / "annotations" / "svk_id" / "00.json"
+    clip_note.parent.mkdir(parents=True)
+    clip_note.write_text(json.dumps(_via({"000001.jpg": QUAD, "000004.jpg": QUAD})), encoding="utf-8")
+
+    checked = cli("validate", root)
+    assert checked.returncode == 1
+    text = checked.stdout + checked.stderr
+    assert "Traceback" not in text
+    lines = text.splitlines()
+
+    def line_for(fragment: str) -> str:
+        hits = [line for line in lines if fragment in line]
+        assert hits, (fragment, text)
+        return hits[0]
+
+    assert "not valid JSON" in line_for("photo/annotations/aze_passport.json") or "JSON" in line_for(
+        "aze_passport.json")
+    assert "_via_img_metadata" in line_for("esp_id.json")
+    assert "3 points" in text and "5 points" in text and "est_id.json" in line_for("3 points")
+    assert "no annotation in" in line_for("photo/images/fin_id/01.jpg")
+    assert "07.jpg" in line_for("grc_passport.json: annotates")
+    assert "off the 6-frame grid" in line_for("svk_id/00/000004.jpg") or "off the 6-frame grid" in text
+
+    out = tmp_path / "run"
+    run = cli("run", root, "--out", out, "--pipeline", "ground-truth", "--workers", 2)
+    assert run.returncode == 1, run.stderr  # some clips dead, the others done
+    assert "Traceback" not in run.stderr
+    done = {json.loads(line)["clip"] for line in cli("export", out, check=0).stdout.splitlines()}
+    assert "photo/alb_id/00-09" in done and "photo/grc_passport/00-09" in done
+    assert "photo/aze_passport/00-09" not in done and "photo/esp_id/00-09" not in done
+
+
+def test_midv2020_via_errors_name_the_file(tmp_path):
+    bad = tmp_path / "a.json"
+    bad.write_text(json.dumps({"_via_img_metadata": {"x": {"filename": "00.jpg", "regions": [
+        {"shape_attributes": {"name": "polygon", "all_points_x": [1, 2], "all_points_y": [1]},
+         "region_attributes": {"field_name": "doc_quad"}}]}}}), encoding="utf-8")
+    with pytest.raises(GroundTruthError, match="all_points_x and all_points_y") as info:
+        read_via(bad)
+    assert str(bad) in str(info.value)
+    bad.write_text(json.dumps({"_via_img_metadata": {"x": {"filename": "00.jpg", "regions": [
+        {"shape_attributes": {"name": "rect", "x": 1, "y": "a", "width": 3, "height": 4},
+         "region_attributes": {"field_name": "face"}}]}}}), encoding="utf-8")
+    with pytest.raises(GroundTruthError, match="not a finite number"):
+        read_via(bad)
+
+
+def test_midv2020_discovers_a_single_collection_folder(scans):
+    dataset = discover(scans / "scan_upright")
+    assert dataset.format == "midv2020"
+    assert {c.id for c in dataset.clips} == {"scan_upright/alb_id", "scan_upright/est_id"}
