@@ -101,8 +101,9 @@ def test_midv2020_scans_list_validate_run_export_report(scans, tmp_path):
     assert all(abs(f["scores"]["iou_gt"] - 1.0) < 1e-9 for f in frames)
     report = json.loads(cli("report", out, "--format", "json", check=0).stdout)
     assert report["run"]["format"] == "midv2020"
+    assert set(report["by_collection"]) == {"scan_rotated", "scan_upright"}
     text = cli("report", out, check=0).stdout
-    assert "rotated scan" in text and "upright scan" in text
+    assert "### By collection" in text and "rotated scan" in text and "upright scan" in text
 
 
 def _via(images: dict[str, list | None]) -> dict:

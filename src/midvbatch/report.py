@@ -143,6 +143,7 @@ def _state_line(run: dict[str, Any]) -> str:
 
 # the report's grouped tables, in page order: (group name in ReportFigures.groups, title)
 _SECTIONS = (
+    ("collection", "By collection"),
     ("condition", "By condition"),
     ("device", "By device"),
     ("subset", "By visibility subset"),
@@ -171,7 +172,8 @@ def render_markdown(report: Report) -> str:
             "",
         ]
         for name, title in _SECTIONS:
-            lines += _md_table(title, report.groups[name])
+            if name in report.groups:
+                lines += _md_table(title, report.groups[name])
     s = report.speed
     lines += [
         "### Speed",
@@ -330,7 +332,8 @@ def render_html(report: Report, plot_dir: Path | None = None) -> str:
         )
     if report.overall is not None:
         for name, title in _SECTIONS:
-            parts.append(_html_table(title, report.groups[name]))
+            if name in report.groups:
+                parts.append(_html_table(title, report.groups[name]))
     s = report.speed
     parts.append(
         f"<h3>Speed</h3><p>{s['frames']} frames in {s['clips']} clips, {_fmt(s['frames_per_second'], 1)} "

@@ -134,6 +134,7 @@ class ClipKind:
     code: str
     condition: Condition
     device: Device
+    collection: str | None = None  # the part of a dataset it belongs to (MIDV-2020's clips, photo, ...)
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,7 @@ class Midv2020Catalog(Catalog):
             if collection not in fixed:
                 return None
             condition, device = fixed[collection]
-            return ClipKind(code, _2020_CONDITIONS[condition], device)
+            return ClipKind(code, _2020_CONDITIONS[condition], device, collection)
         table = {"clips": MIDV2020_CLIP_TABLE, "photo": MIDV2020_PHOTO_TABLE}.get(collection)
         first = number.split("-", 1)[0]
         if table is None or not first.isdigit() or len(first) != 2:
@@ -322,7 +323,7 @@ class Midv2020Catalog(Catalog):
         n = int(first)
         for low, high, condition, device in table:
             if low <= n <= high:
-                return ClipKind(code, _2020_CONDITIONS[condition], device)
+                return ClipKind(code, _2020_CONDITIONS[condition], device, collection)
         return None
 
     def photo_block(self, number: int) -> str | None:

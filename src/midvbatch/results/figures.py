@@ -175,6 +175,7 @@ def compute_figures(
     )
     kind = clip_kinds(meta.format)
     keys: dict[str, Any] = {
+        "collection": lambda f: (k.collection if (k := kind(f.code)) is not None else None) or "-",
         "condition": lambda f: condition_label(kind(f.code)),
         "device": lambda f: device_label(kind(f.code)),
         "document": lambda f: f.document,
@@ -185,6 +186,8 @@ def compute_figures(
         buckets: dict[str, list[FrameScore]] = defaultdict(list)
         for f, score in scored:
             buckets[key(f)].append(score)
+        if name == "collection" and set(buckets) <= {"-"}:
+            continue  # a format without collections (MIDV-500): no such section
         groups[name] = {k: Accuracy.of(v) for k, v in sorted(buckets.items())}
     subsets: dict[str, list[FrameScore]] = {name: [] for name in SUBSETS}
     for f, score in scored:
