@@ -257,3 +257,33 @@ def test_video_writer_failure_leaves_no_file(tmp_path):
     with pytest.raises(ValueError, match="display rotation"):
         VideoWriter(path, 30, 64, 96, display_rotation=45)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_frames_at_yields_the_numbered_frames_in_decode_order(tmp_path):
+    from midvbatch.video.reader import read_frames_at
+
+    video = write_video(tmp_path / "c.mp4", frames=40)
+    got = list(read_frames_at(video, [13, 1, 7, 37]))
+    assert [f.number for f in got] == [1, 7, 13, 37]
+    assert [f.source_index for f in got] == [0, 6, 12, 36]
+    assert [image_index(f.image) for f in got] == [0, 6, 12, 36]
+    with pytest.raises(VideoError, match="video ends after 40 frames; frame 43 is annotated") as info:
+        list(read_frames_at(video, [1, 43]))
+    assert str(video) in str(info.value)
+
+
+def test_read_images_reads_pictures_and_names_a_bad_one(tmp_path):
+    from midvbatch.video.image import image_size, read_images
+
+    cv2.imwrite(str(tmp_path / "05.jpg"), np.full((30, 40, 3), 200, np.uint8))
+    (tmp_path / "06.jpg").write_bytes(b"not a picture at all")
+    frames = read_images({5: tmp_path / "05.jpg"})
+    frame = next(frames)
+    assert frame.number == 5 and frame.image.shape == (30, 40, 3) and abs(float(frame.image.mean()) - 200) < 3
+    assert image_size(tmp_path / "05.jpg") == (40, 30)
+    with pytest.raises(VideoError) as info:
+        list(read_images({6: tmp_path / "06.jpg"}))
+    assert "06.jpg" in str(info.value)
+    with pytest.raises(VideoError, match="empty file"):
+        (tmp_path / "07.jpg").write_bytes(b"")
+        list(read_images({7: tmp_path / "07.jpg"}))
