@@ -86,6 +86,7 @@ def test_midv2020_scans_list_validate_run_export_report(scans, tmp_path):
     ids = {c["id"]: c for c in listing["clips"]}
     assert set(ids) == {f"{c}/{n}" for c in ("scan_upright", "scan_rotated") for n in ("alb_id", "est_id")}
     assert ids["scan_rotated/est_id"]["condition"] == "rotated scan" and ids["scan_rotated/est_id"]["images"] == 3
+    assert "(3 pictures)" in cli("ls", scans, check=0).stdout
     assert {m["where"] for m in listing["missing"] if m["kind"] == "collection"} == {
         "templates", "photo", "clips", "clips_video"}
 

@@ -204,10 +204,7 @@ def ls_command(dataset_dir, docs, clips, show_frames, show_missing, catalog, as_
         return
     echo_table(
         ["CLIP", "CONDITION", "DEVICE", "GT", "VIDEO"],
-        (
-            [c.id, c.condition or "-", c.device or "-", len(c.ground_truth), str(c.video) if c.video else "(missing)"]
-            for c in chosen
-        ),
+        ([c.id, c.condition or "-", c.device or "-", len(c.ground_truth), _video_column(c)] for c in chosen),
         right={"GT"},
     )
     title = (
@@ -258,7 +255,10 @@ def probe_command(video, as_json):
     help="The first N documents of the catalog, or names matching a glob like '0[1-5]_*'.",
 )
 @click.option(
-    "--clips", default="*", show_default=True, metavar="PATTERN", help="Clip codes to write, e.g. 'T*' or 'CA'."
+    "--clips",
+    metavar="PATTERN",
+    help="Clip codes to write, a glob: 'T*', 'CA'; MIDV-2020's: 'templates', 'scan_*', 'photo/00-09', "
+    "'clips/1?'.  [default: all; midv2020: templates,scan_*,photo/00-09,clips/0[01]]",
 )
 @click.option(
     "--size",
@@ -269,14 +269,15 @@ def probe_command(video, as_json):
 )
 @click.option(
     "--seconds",
-    default=3.2,
-    show_default=True,
     type=float,
-    help="Clip length; at least the 3 s the annotations span, at most 600.",
+    help="Clip length, at most 600; MIDV-500/2019: at least the 3 s the annotations span.  "
+    "[default: 3.2; midv2020: 1.2, so 36 frames at 30 fps, every 6th annotated]",
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes (0 to 2**63-1).")
 @click.option(
-    "--with-frames", is_flag=True, help="Also write the 30 annotated frames of each clip as TIFF under images/."
+    "--with-frames",
+    is_flag=True,
+    help="Also write the 30 annotated frames of each clip as TIFF under images/ (MIDV-2020 always writes its JPEGs).",
 )
 @click.option(
     "--trajectories",
@@ -289,15 +290,26 @@ def probe_command(video, as_json):
     default="midv500",
     show_default=True,
     metavar="NAME",
-    help="Dataset format to imitate (midv500, midv2019).",
+    help="Dataset format to imitate (midv500, midv2019, midv2020).",
+)
+@click.option(
+    "--images",
+    default=2,
+    show_default=True,
+    type=int,
+    metavar="N",
+    help="MIDV-2020: documents 00, 01, ... of the templates and each scan collection, and photos per photo block.",
 )
 @click.option("--force", is_flag=True, help="Overwrite the files of a dataset already in OUT_DIR.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @_user_errors
-def synth_command(out_dir, docs, clips, size, seconds, seed, with_frames, trajectories, catalog, force, as_json):
-    """Write a synthetic dataset in the MIDV-500 layout to OUT_DIR.
+def synth_command(
+    out_dir, docs, clips, size, seconds, seed, with_frames, trajectories, catalog, images, force, as_json
+):
+    """Write a synthetic dataset in a MIDV layout to OUT_DIR.
 
-    Refuses to overwrite the files of a dataset already there, unless --force.
+    MIDV-500 by default; --catalog midv2019 or midv2020 for theirs. Refuses to
+    overwrite the files of a dataset already there, unless --force.
     """
     from midvbatch.dataset.synth import SynthConfig, parse_size, synthesize
     from midvbatch.errors import SynthError
@@ -316,6 +328,7 @@ def synth_command(out_dir, docs, clips, size, seconds, seed, with_frames, trajec
         with_frames=with_frames,
         trajectories=trajectories,
         catalog=catalog,
+        images=images,
     )
     report = synthesize(out_dir, config, progress=lambda line: click.echo(f"  {line}", err=True), overwrite=force)
     if as_json:
@@ -969,6 +982,15 @@ def formats_command(as_json):
         ["NAME", "FROM", "FETCH", "DESCRIPTION"],
         ([i.name, i.source, "yes" if i.fetchable else "-", i.error or f"{i.title}: {i.summary}"] for i in infos),
     )
+
+
+def _video_column(clip) -> str:
+    """What `ls` shows a clip's frames come from: its video, its pictures, or nothing."""
+    if clip.video:
+        return str(clip.video)
+    if clip.runs_from_pictures:
+        return f"({len(clip.images)} pictures)"
+    return "(missing)"
 
 
 def main(args: list[str] | None = None) -> None:
