@@ -14,6 +14,7 @@ import pytest
 
 from midvbatch.dataset import MIDV2019, discover, get_format
 from midvbatch.dataset.formats import detect_format, format_names
+from midvbatch.dataset.synth import SynthConfig, synthesize
 from midvbatch.errors import DatasetError
 
 ROOT = Path(__file__).parent.parent
@@ -166,3 +167,18 @@ def test_formats_a_run_keeps_the_format_it_read_the_dataset_with(dataset, tmp_pa
     assert "give --catalog folder" in again.stderr
     status = midvbatch("report", out, "--format", "json")
     assert json.loads(status.stdout)["run"]["format"] == "folder"
+
+
+def test_midv2019_unzipped_without_its_document_folder_is_found(tmp_path):
+    """MIDV-2019's zips hold images/, ground_truth/, videos/ at their root: a user who unzips one
+    into the dataset root, or into a folder of another name, still has the document (named by
+    its template files)."""
+    synthesize(tmp_path / "made", SynthConfig(docs=1, clips="D*", catalog="midv2019", seed=5))
+    for where in (tmp_path / "root", tmp_path / "other" / "alb"):
+        shutil.copytree(tmp_path / "made" / "01_alb_id", where)
+        top = tmp_path / "root" if where.name == "root" else tmp_path / "other"
+        dataset = discover(top)
+        assert dataset.format == "midv2019"
+        assert [c.id for c in dataset.clips] == ["DX01", "DG01"]
+        assert {d.name for d in dataset.documents} == {"01_alb_id"}
+        assert all(len(c.ground_truth) == 30 for c in dataset.clips)

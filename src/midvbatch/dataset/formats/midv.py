@@ -54,6 +54,16 @@ def _is_document_folder(path: Path) -> bool:
     return any(e.is_dir() and e.name in STRUCTURE_DIRS for e in _scan(path))
 
 
+def _template_name(folder: Path) -> str | None:
+    """The document name a folder's template files give (ground_truth/NN_name.json, images/NN_name.tif), if any."""
+    for sub in ("ground_truth", "images"):
+        for entry in _scan(folder / sub):
+            stem = entry.name.rsplit(".", 1)[0]
+            if "." in entry.name and DOCUMENT_NAME.match(stem) and entry.is_file():
+                return stem
+    return None
+
+
 def _find_document_folders(root: Path, limit: int | None = None) -> list[tuple[str, Path]]:
     """Return (name, folder) of every document folder within a few levels of root, in name order;
     the first `limit` of them only, when given (the rest is not walked)."""
@@ -69,6 +79,11 @@ def _find_document_folders(root: Path, limit: int | None = None) -> list[tuple[s
                 return
             if _is_document_folder(folder):
                 found.append((folder.name, folder))
+                return
+        elif _is_document_folder(folder):  # unzipped under another name (MIDV-2019's zips have no NN_name/)
+            name = _template_name(folder)
+            if name is not None:
+                found.append((name, folder))
                 return
         if depth >= _MAX_SEARCH_DEPTH:
             return
