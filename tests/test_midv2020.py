@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import shutil
 import subprocess
@@ -194,3 +196,101 @@ def test_midv2020_discovers_a_single_collection_folder(scans):
     dataset = discover(scans / "scan_upright")
     assert dataset.format == "midv2020"
     assert {c.id for c in dataset.clips} == {"scan_upright/alb_id", "scan_upright/est_id"}
+
+
+# --- fetch: tar archives per collection ------------------------------------------------
+
+
+def _tar(path: Path, folder: Path, prefix: str, extra=()) -> None:
+    import tarfile
+
+    with tarfile.open(path, "w") as tf:
+        for file in sorted(folder.rglob("*")):
+            tf.add(file, arcname=prefix + str(file.relative_to(folder)), recursive=False)
+        for info, data in extra:
+            tf.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
+def test_midv2020_fetch_takes_the_chosen_collections_from_tar_archives(scans, tmp_path):
+    import http.server
+    import threading
+
+    from test_fetch import _RangeHandler
+
+    from midvbatch.dataset.fetch import fetch
+
+    served = tmp_path / "srv" / "midv2020"
+    served.mkdir(parents=True)
+    _tar(served / "scan_upright.tar", scans / "scan_upright", "scan_upright/")  # with its top folder
+    _tar(served / "scan_rotated.tar", scans / "scan_rotated", "")  # images/... at the root
+    (served / "md5.txt").write_text("".join(
+        f"{hashlib.md5(p.read_bytes()).hexdigest()}  {p.name}\n" for p in sorted(served.glob("*.tar"))))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
+    server.root, server.log, server.lock = served.parent, [], threading.Lock()
+    server.fail_first, server.cut_after, server.ignore_range = 0, {}, False
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/midv2020"
+        dest = tmp_path / "dest"
+        report = fetch(dest, catalog="midv2020", docs=["scan_*"], mirror=url)
+        assert {o.document: (o.status, o.reason) for o in report.documents} == {"scan_upright": ("fetched", None), "scan_rotated": ("fetched", None)}
+        assert all(o.verified for o in report.documents)
+        assert (dest / "scan_rotated" / "annotations" / "alb_id.json").is_file()
+        assert (dest / "scan_upright" / "images" / "est_id" / "02.jpg").is_file()
+        dataset = discover(dest)
+        assert dataset.format == "midv2020" and len(dataset.clips) == 4
+        again = fetch(dest, catalog="midv2020", docs=["scan_*"], mirror=url)  # nothing left to do
+        assert {o.status for o in again.documents} == {"present"}
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _member(name: str, kind: bytes = b"0", link: str = "") -> tuple:
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = link
+    data = b"x" * 10 if kind == tarfile.REGTYPE else None
+    info.size = len(data) if data else 0
+    return info, data
+
+
+@pytest.mark.parametrize("member, why", [
+    (("/etc/evil", b"0"), "absolute"),
+    (("images/../../evil", b"0"), ".."),
+    (("images/link", b"2", "/etc/passwd"), "symbolic link"),
+    (("images/hard", b"1", "images/x"), "hard link"),
+    (("images/dev", b"3"), "a device"),
+    (("images/fifo", b"6"), "a FIFO"),
+])
+def test_midv2020_unsafe_tar_members_are_refused_before_anything_is_written(tmp_path, member, why):
+    from midvbatch.dataset.archive import ArchiveError, extract_tar
+
+    folder = tmp_path / "c"
+    _jpeg(folder / "images" / "alb_id" / "00.jpg", 16, 16)
+    archive = tmp_path / "photo.tar"
+    _tar(archive, folder, "", extra=[_member(*member)])
+    out = tmp_path / "out"
+    with pytest.raises(ArchiveError) as info:
+        extract_tar(archive, out)
+    assert why in str(info.value) and str(archive) in str(info.value)
+    assert not out.exists()
+
+
+def test_midv2020_tar_bomb_and_corrupt_tar_are_refused(tmp_path):
+    from midvbatch.dataset.archive import ArchiveError, ExtractLimits, extract_tar
+
+    folder = tmp_path / "c"
+    (folder / "annotations").mkdir(parents=True)
+    (folder / "annotations" / "big.json").write_bytes(b"0" * 200_000)
+    archive = tmp_path / "photo.tar"
+    _tar(archive, folder, "")
+    with pytest.raises(ArchiveError, match="tar bomb"):
+        extract_tar(archive, tmp_path / "out", ExtractLimits(total_factor=0.5, total_floor=1000))
+    assert not (tmp_path / "out").exists()
+    archive.write_bytes(archive.read_bytes()[:5000])  # truncated in the middle of the file's data
+    with pytest.raises(ArchiveError, match="tar archive") as info:
+        extract_tar(archive, tmp_path / "out2")
+    assert str(archive) in str(info.value)

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import stat
+import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -237,6 +238,110 @@ def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: str, archive
     return written
 
 
+def _tar_kind(member: tarfile.TarInfo) -> str | None:
+    """What a tar member is when it is neither a file nor a folder (a link, a device, a FIFO), else None."""
+    if member.isfile() or member.isdir():
+        return None
+    if member.issym():
+        return f"a symbolic link (to {member.linkname!r})"
+    if member.islnk():
+        return f"a hard link (to {member.linkname!r})"
+    if member.ischr() or member.isblk():
+        return "a device"
+    if member.isfifo():
+        return "a FIFO"
+    return "a special file"
+
+
+def check_tar(
+    tf: tarfile.TarFile, archive: Path, archive_size: int, limits: ExtractLimits = ExtractLimits()
+) -> list[tarfile.TarInfo]:
+    """Return the members of an open tar archive, or raise ArchiveError for the first unsafe one:
+    an absolute name or one with '..', a link, a device or FIFO, too many members, or more
+    bytes in all than `limits` allow for an archive of `archive_size` bytes."""
+    members: list[tarfile.TarInfo] = []
+    total = 0
+    for member in tf:
+        members.append(member)
+        if len(members) > limits.max_entries:
+            raise ArchiveError(f"refused: more than {limits.max_entries} entries", path=archive)
+        if safe_entry_path(member.name) is None:
+            raise _entry_error(archive, member.name, _why_unsafe_name(member.name))
+        kind = _tar_kind(member)
+        if kind is not None:
+            raise _entry_error(archive, member.name, f"is {kind}, not a regular file")
+        total += member.size if member.isfile() else 0
+        if total > limits.max_total(archive_size):
+            raise ArchiveError(
+                f"refused: would expand to more than {limits.max_total(archive_size)} bytes from {archive_size}: "
+                "looks like a tar bomb",
+                path=archive,
+            )
+    return members
+
+
+def extract_tar(archive: str | Path, dest: str | Path, limits: ExtractLimits = ExtractLimits()) -> ExtractResult:
+    """Check every member of a tar archive (plain or compressed), then extract them all under `dest`.
+
+    Raises ArchiveError, before anything is written, for an unsafe member (see
+    :func:`check_tar`), and for a corrupt or truncated archive (possibly after some files
+    were written: extract into a fresh temporary folder and discard it on error). Only
+    regular files and folders are written; nothing keeps the archive's owners or modes.
+    """
+    archive, dest = Path(archive), Path(dest)
+    try:
+        size = check_regular_file(archive, ArchiveError, "a tar archive")
+        with tarfile.open(archive, mode="r:*") as tf:
+            members = check_tar(tf, archive, size, limits)
+            dest.mkdir(parents=True, exist_ok=True)
+            root = os.path.realpath(dest)
+            written = files = 0
+            for member in members:
+                parts = safe_entry_path(member.name)
+                assert parts is not None  # check_tar refused every unsafe name
+                target = os.path.join(root, *parts)
+                if os.path.commonpath([root, os.path.realpath(os.path.dirname(target))]) != root:
+                    raise _entry_error(archive, member.name, "would be written outside the destination")
+                try:
+                    if member.isdir():
+                        os.makedirs(target, exist_ok=True)
+                        continue
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    source = tf.extractfile(member)
+                    if source is None:
+                        raise _entry_error(archive, member.name, "has no data")
+                    with source, open(target, "xb") as out:
+                        left = member.size
+                        while left > 0 and (chunk := source.read(min(_CHUNK, left))):
+                            out.write(chunk)
+                            left -= len(chunk)
+                    if left:
+                        raise ArchiveError(f"truncated tar archive: entry {member.name!r} ends early", path=archive)
+                    written += member.size
+                except (FileExistsError, NotADirectoryError, IsADirectoryError):
+                    raise _entry_error(
+                        archive, member.name, "clashes with another entry (a file and a folder of one name)"
+                    ) from None
+                files += 1
+    except tarfile.TarError as exc:
+        raise ArchiveError(f"corrupt tar archive: {exc}", path=archive) from None
+    except (zlib.error, EOFError) as exc:
+        raise ArchiveError(f"corrupt tar archive: {type(exc).__name__}: {exc}", path=archive) from None
+    except OSError as exc:
+        if exc.errno is not None:
+            raise  # disk full, no permission: as is
+        raise ArchiveError(f"corrupt tar archive: {exc}", path=archive) from None  # a bad gzip stream
+    return ExtractResult(files, written)
+
+
+def extract_archive(archive: str | Path, dest: str | Path, limits: ExtractLimits = ExtractLimits()) -> ExtractResult:
+    """Extract a zip or a tar archive (by its name: .zip, .tar, .tar.gz, .tgz) safely under `dest`."""
+    name = Path(archive).name.lower()
+    if name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
+        return extract_tar(archive, dest, limits)
+    return extract_zip(archive, dest, limits)
+
+
 def parse_md5_list(text: str | bytes) -> dict[str, str]:
     """Read an md5sum listing into {file name: lowercase md5}.
 
@@ -272,9 +377,9 @@ def file_md5(path: str | Path) -> str:
             raise ArchiveError(f"cannot read: {exc.strerror or exc}", path=path) from None
 
 
-def has_document_structure(folder: Path) -> bool:
-    """Tell whether a folder holds any of videos/, images/, ground_truth/."""
-    return any((folder / d).is_dir() for d in STRUCTURE_DIRS)
+def has_document_structure(folder: Path, layout: tuple[str, ...] = STRUCTURE_DIRS) -> bool:
+    """Tell whether a folder holds any of the `layout` folders (videos/, images/, ground_truth/)."""
+    return any((folder / d).is_dir() for d in layout)
 
 
 def remove_path(path: Path) -> None:
@@ -285,7 +390,7 @@ def remove_path(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _document_root(tmp: Path, name: str, archive: Path) -> Path:
+def _document_root(tmp: Path, name: str, archive: Path, layout: tuple[str, ...] = STRUCTURE_DIRS) -> Path:
     """Find the folder holding videos/, images/, ground_truth/ in an extracted archive.
 
     Archives unzip to NAME/..., NAME/NAME/... or straight to videos/...; a wrapping
@@ -293,7 +398,7 @@ def _document_root(tmp: Path, name: str, archive: Path) -> Path:
     """
     folder = tmp
     for _ in range(4):
-        if has_document_structure(folder):
+        if has_document_structure(folder, layout):
             return folder
         dirs = [e for e in folder.iterdir() if e.is_dir() and not e.name.startswith(".") and e.name != "__MACOSX"]
         if (folder / name).is_dir():
@@ -302,17 +407,22 @@ def _document_root(tmp: Path, name: str, archive: Path) -> Path:
             folder = dirs[0]
         else:
             break
-    raise ArchiveError(f"holds no {', '.join(d + '/' for d in STRUCTURE_DIRS)} folder for {name}", path=archive)
+    raise ArchiveError(f"holds no {', '.join(d + '/' for d in layout)} folder for {name}", path=archive)
 
 
 def unpack_document(
-    archive: str | Path, target: str | Path, scratch: str | Path, limits: ExtractLimits = ExtractLimits()
+    archive: str | Path,
+    target: str | Path,
+    scratch: str | Path,
+    limits: ExtractLimits = ExtractLimits(),
+    layout: tuple[str, ...] = STRUCTURE_DIRS,
 ) -> ExtractResult:
     """Extract a document's archive into `scratch`, then rename its document folder to `target`.
 
     `target`'s name is the document's (NN_name); `scratch` is a folder on the same file
-    system (it is deleted first and after). Whatever the archive's layout (NAME/...,
-    NAME/NAME/..., videos/...), `target` gets videos/, images/, ground_truth/ directly,
+    system (it is deleted first and after). `layout` names the folders a document's root
+    holds (MIDV-2020's collections: images/, annotations/, video/). Zip or tar archive,
+    whatever its layout (NAME/..., NAME/NAME/..., videos/...), `target` gets them directly,
     and appears only once complete. An empty `target` folder is replaced; any other
     existing `target` makes the rename fail with OSError. Raises ArchiveError for an
     unsafe or corrupt archive, or one holding no document.
@@ -320,8 +430,8 @@ def unpack_document(
     archive, target, scratch = Path(archive), Path(target), Path(scratch)
     remove_path(scratch)
     try:
-        result = extract_zip(archive, scratch, limits)
-        root = _document_root(scratch, target.name, archive)
+        result = extract_archive(archive, scratch, limits)
+        root = _document_root(scratch, target.name, archive, layout)
         if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
             target.rmdir()
         os.rename(root, target)

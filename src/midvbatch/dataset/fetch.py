@@ -610,7 +610,7 @@ def _fetch_one(job: _Job, name: str) -> DocumentOutcome:
             raise ArchiveError(f"md5 mismatch: expected {expected}, got {out.md5}")
         out.verified = expected is not None
         job.view.stage(name, "extracting")
-        unpack_document(archive, job.dest / name, job.work / f"{name}.extracting", job.limits)
+        unpack_document(archive, job.dest / name, job.work / f"{name}.extracting", job.limits, job.source.layout)
         job.state.record(
             name,
             {
@@ -706,7 +706,8 @@ def _already_there(job: _Job, name: str) -> DocumentOutcome | None:
     entry = job.state.documents.get(name)
     if folder.is_dir() and entry is not None:
         return DocumentOutcome(name, "present", md5=entry.get("md5"), verified=bool(entry.get("verified")))
-    if folder.is_dir() and (has_document_structure(folder) or has_document_structure(folder / name)):
+    layout = job.source.layout
+    if folder.is_dir() and (has_document_structure(folder, layout) or has_document_structure(folder / name, layout)):
         return DocumentOutcome(name, "unverified")  # unzipped by hand, say
     if folder.is_file() or folder.is_dir() and any(folder.iterdir()):
         return DocumentOutcome(

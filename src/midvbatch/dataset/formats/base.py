@@ -43,6 +43,7 @@ class ArchiveSource:
     base_url: str
     archives: tuple[Archive, ...]
     checksums: str | None = "md5.txt"  # file name of the md5 list under base_url; None: none published
+    layout: tuple[str, ...] = ("videos", "ground_truth", "images")  # what an unpacked archive's root holds
 
 
 class DatasetFormat:

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from midvbatch.dataset.catalog import MIDV2020, MIDV2020_COLLECTIONS, MIDV2020_IMAGE_COLLECTIONS
-from midvbatch.dataset.formats.base import DatasetFormat
+from midvbatch.dataset.formats.base import Archive, ArchiveSource, DatasetFormat
 from midvbatch.dataset.groundtruth import Quad
 from midvbatch.dataset.model import (
     ERROR,
@@ -45,6 +45,7 @@ from midvbatch.errors import DatasetError, GroundTruthError
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 VIDEO_COLLECTION = "clips_video"
 FRAME_STEP = 6  # a clip's annotated frames: 1, 7, 13, ...
+COLLECTION_LAYOUT = ("images", "annotations", "video")  # what a collection's folder holds
 
 
 def _entries(folder: Path) -> list[os.DirEntry]:
@@ -172,6 +173,14 @@ class Midv2020Format(DatasetFormat):
                     continue
                 out[number] = doc_quad(image, path)
         return out
+
+    def archives(self) -> ArchiveSource:
+        """One tar archive per collection (the TIFF originals of the scans are left out: same pictures)."""
+        assert self.catalog is not None
+        names = (*MIDV2020_COLLECTIONS, VIDEO_COLLECTION)
+        return ArchiveSource(
+            self.catalog.archive_base, tuple(Archive(n, f"{n}.tar") for n in names), layout=COLLECTION_LAYOUT
+        )
 
     def check_layout(self, dataset: Dataset) -> list[Problem]:
         """Missing parts (not whole collections: partial downloads are the norm), frames off the
