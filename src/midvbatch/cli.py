@@ -776,14 +776,19 @@ def retry_command(run_dir, clips, all_dead, as_json):
 
 @cli.command("fetch")
 @click.argument("dest", required=False, metavar="DEST", type=_Path(path_type=str))
-@click.option("--catalog", metavar="NAME", help="Dataset to fetch: midv500 (default) or midv2019.")
+@click.option("--catalog", metavar="NAME", help="Dataset to fetch: midv500 (default), midv2019 or midv2020.")
 @click.option(
-    "--docs", multiple=True, metavar="PATTERN", help="Only documents matching this glob, e.g. '0[1-5]_*' (repeatable)."
+    "--docs",
+    "--collections",
+    multiple=True,
+    metavar="PATTERN",
+    help="Only the archives matching these globs: documents ('0[1-5]_*'), MIDV-2020 collections "
+    "('clips,photo'); comma-separated or repeated.",
 )
 @click.option(
     "--mirror",
     metavar="URL",
-    help="ftp://, http:// or https:// folder holding NN_name.zip and md5.txt, instead of the official one.",
+    help="ftp://, http:// or https:// folder holding the archives and md5.txt, instead of the official one.",
 )
 @click.option(
     "--jobs", default=2, show_default=True, type=click.IntRange(1, MAX_JOBS), help="Archives fetched at once."

@@ -659,7 +659,7 @@ def _number(name: str) -> int | None:
 
 
 def _select(fmt: DatasetFormat, source: ArchiveSource, docs: Iterable[str], local: Path | None) -> list[str]:
-    docs = list(docs)
+    docs = [p.strip() for pattern in docs for p in pattern.split(",") if p.strip()]  # 'clips,photo' is two
     names = [a.name for a in source.archives]
     if local is not None and not docs:  # by default, the archives the folder holds
         names = [a.name for a in source.archives if (local / a.file).is_file()]
