@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from midvbatch.dataset.model import Clip
 from midvbatch.errors import MidvBatchError
-from midvbatch.video.reader import read_annotated_frames
+from midvbatch.video.image import annotated_frames
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,11 @@ def decode_clip(clip: Clip, clock=time.perf_counter) -> ClipDecode:
     rule = clip.frame_rule
     start = clock()
     frames, width, height = 0, None, None
-    if clip.video is None:
+    if clip.video is None and not clip.runs_from_pictures:
         return ClipDecode(clip.id, 0, None, None, 0.0, "no video file")
     try:
-        for frame in read_annotated_frames(clip.video, count=rule.count, fps=rule.fps):
+        source = annotated_frames(clip.video, count=rule.count, fps=rule.fps, numbers=rule.numbers, images=clip.images)
+        for frame in source:
             frames += 1
             height, width = frame.image.shape[:2]
     except MidvBatchError as exc:

@@ -270,21 +270,29 @@ def _thumbnail(dataset, worst: dict[str, Any]) -> bytes | None:
     """Decode a clip's worst frame and draw ground truth (green) and prediction (red) on it; JPEG bytes."""
     import cv2
 
-    from midvbatch.dataset.groundtruth import load_frame_quad
-    from midvbatch.video.reader import read_annotated_frames
+    from midvbatch.dataset.formats import get_format
+    from midvbatch.video.image import annotated_frames
 
+    number = worst["worst_frame"]
     try:
         clip = dataset.clip(worst["clip"])
-        frame = next(
-            f for f in read_annotated_frames(clip.video, count=worst["worst_frame"]) if f.number == worst["worst_frame"]
+        rule = clip.frame_rule
+        picked = {number: clip.images[number]} if number in clip.images else {}
+        frames = annotated_frames(
+            clip.video, count=number, fps=rule.fps, numbers=(number,) if rule.numbers else (), images=picked
+        )
+        frame = next(f for f in frames if f.number == number)
+        truth = (
+            get_format(clip.format).read_quads({number: clip.ground_truth[number]}).get(number)
+            if number in clip.ground_truth
+            else None
         )
     except (MidvBatchError, StopIteration, TypeError):
         return None
     scale = 240 / frame.image.shape[0]
     image = cv2.resize(frame.image, (max(1, round(frame.image.shape[1] * scale)), 240), interpolation=cv2.INTER_AREA)
     # drawn after scaling down, so the lines stay visible at thumbnail size
-    if worst["worst_frame"] in clip.ground_truth:
-        truth = load_frame_quad(clip.ground_truth[worst["worst_frame"]])
+    if truth is not None:
         cv2.polylines(image, [np.round(np.array(truth.points) * scale).astype(np.int32)], True, (60, 200, 60), 2)
     if worst.get("predicted"):
         cv2.polylines(image, [np.round(np.array(worst["predicted"]) * scale).astype(np.int32)], True, (60, 60, 230), 2)

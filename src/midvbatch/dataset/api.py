@@ -23,7 +23,7 @@ from midvbatch.dataset import (
     select,
 )
 from midvbatch.errors import VideoError
-from midvbatch.video.reader import read_annotated_frames
+from midvbatch.video.image import annotated_frames
 
 Patterns = str | Sequence[str]
 
@@ -112,11 +112,14 @@ class AnnotatedDataset:
         """Yield one clip's annotated frames (a Clip or its id), each with its ground truth."""
         if isinstance(clip, str):
             clip = self.clip(clip)
-        if clip.video is None:
+        if clip.video is None and not clip.runs_from_pictures:
             raise VideoError(f"clip {clip.id} has no video file", path=self.root)
-        rule = clip.frame_rule  # which frames are annotated: count and sampling rate
+        rule = clip.frame_rule  # which frames are annotated: by time (count at fps) or by number
         truths = {t.number: t for t in clip_frame_truths(clip)}
-        for frame in read_annotated_frames(clip.video, count=rule.count, fps=rule.fps, threads=threads):
+        frames = annotated_frames(
+            clip.video, count=rule.count, fps=rule.fps, numbers=rule.numbers, images=clip.images, threads=threads
+        )
+        for frame in frames:
             yield DatasetFrame(clip, frame.number, frame.time, frame.image, truths.get(frame.number))
 
     def __repr__(self) -> str:

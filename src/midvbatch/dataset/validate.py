@@ -30,9 +30,9 @@ from midvbatch.dataset.model import ERROR, NOTE, WARNING, Clip, Problem
 from midvbatch.errors import GroundTruthError, MidvBatchError, VideoError
 from midvbatch.fileio import IMAGE_LIMIT, TEXT_LIMIT, read_bytes
 from midvbatch.geometry import segments_cross
-from midvbatch.video.image import image_size, read_image
+from midvbatch.video.image import annotated_frames, image_size, read_image
 from midvbatch.video.probe import VideoInfo, probe
-from midvbatch.video.reader import read_annotated_frames, read_frames_at, sample_slot
+from midvbatch.video.reader import sample_slot
 
 PSNR_THRESHOLD = 30.0  # dB: a decoded frame and its extracted TIFF of the same instant agree better
 PLAUSIBLE_MARGIN = 2.0  # corners within this many frame sizes beyond the frame's edges
@@ -187,12 +187,7 @@ def check_clip(
     if deep and video_ok:
         assert clip.video is not None  # video_ok: the clip's video was probed
         try:
-            frames = (
-                read_frames_at(clip.video, rule.numbers)
-                if rule.numbers
-                else read_annotated_frames(clip.video, count=rule.count, fps=rule.fps)
-            )
-            for frame in frames:
+            for frame in annotated_frames(clip.video, count=rule.count, fps=rule.fps, numbers=rule.numbers):
                 tif = clip.images.get(frame.number)
                 if tif is None:
                     continue

@@ -17,8 +17,8 @@ from typing import Any
 from midvbatch.dataset.formats import get_format
 from midvbatch.errors import MidvBatchError, PermanentError, ProcessorError, TransientError
 from midvbatch.pipeline.processor import ClipInfo, Frame
-from midvbatch.video.image import read_images
-from midvbatch.video.reader import AnnotatedFrame, read_annotated_frames, read_frames_at
+from midvbatch.video.image import annotated_frames as read_frames
+from midvbatch.video.reader import AnnotatedFrame
 
 TRACEBACK_TAIL = 3000  # characters of traceback kept
 
@@ -119,13 +119,16 @@ def _classify(exc: BaseException) -> str:
 
 def annotated_frames(spec: TaskSpec) -> Generator[AnnotatedFrame, None, None]:
     """The annotated frames of a task's clip: decoded from its video (by time or by number), else read from its pictures."""
-    if spec.video:
-        if spec.frame_numbers:
-            return read_frames_at(spec.video, spec.frame_numbers, threads=spec.decode_threads)
-        return read_annotated_frames(spec.video, count=spec.frames, fps=spec.fps, threads=spec.decode_threads)
-    if spec.images:
-        return read_images({int(k): v for k, v in spec.images.items()})
-    raise PermanentError("clip has neither a video file nor frame pictures")
+    if not spec.video and not (spec.frame_numbers and spec.images):
+        raise PermanentError("clip has neither a video file nor frame pictures")
+    return read_frames(
+        spec.video,
+        count=spec.frames,
+        fps=spec.fps,
+        numbers=spec.frame_numbers,
+        images={int(k): v for k, v in spec.images.items()},
+        threads=spec.decode_threads,
+    )
 
 
 def run_clip(
