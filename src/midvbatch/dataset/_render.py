@@ -28,6 +28,22 @@ _WORDS = ("NOTE", "TODO", "INVOICE", "12:45", "MENU", "PAID", "OK", "TEL", "2019
 _FONT = cv2.FONT_HERSHEY_DUPLEX
 _LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
 _MRZ_FONT = cv2.FONT_HERSHEY_PLAIN
+# MIDV-2020's names for the fields _field_values draws, by label (its templates name
+# their fields so); a label without one keeps its number (field01, ...).
+_FIELD_NAMES = {
+    "Type": "type",
+    "Code": "code",
+    "Passport No": "number",
+    "Document No": "number",
+    "Surname": "surname",
+    "Given names": "name",
+    "Nationality": "nationality",
+    "Date of birth": "birth_date",
+    "Sex": "gender",
+    "Place of birth": "birth_place",
+    "Date of issue": "issue_date",
+    "Date of expiry": "expiry_date",
+}
 _TITLES = {
     "id": "IDENTITY CARD",
     "drvlic": "DRIVING LICENCE",
@@ -164,13 +180,15 @@ def _box_quad(x0: int, y0: int, x1: int, y1: int) -> Quad:
 
 
 def render_template(
-    document: str, number: int, rng: np.random.Generator
+    document: str, number: int, rng: np.random.Generator, *, named: bool = False
 ) -> tuple[np.ndarray, dict[str, tuple[Quad, str | None]]]:
     """Draw a document's flat template; return (BGR image, fields for write_template).
 
     Text fields come first as field01.., then "photo" and, for some documents,
     "signature" (both without a value). Documents 18 and 29 get a few '*' values, as in
-    MIDV-500, and those fields stay blank on the card.
+    MIDV-500, and those fields stay blank on the card. `named` names the fields as
+    MIDV-2020 does instead ("surname", "name", ..., "mrz_line0", "face"); the picture
+    is the same.
     """
     tw, th = template_size(document)
     hue = int(rng.integers(0, 180))
@@ -222,19 +240,20 @@ def render_template(
         x, y = int(area_x0 + col * cell_w), int(area_y0 + row * cell_h)
         if label:
             _draw_text(image, label, x, y, int(cell_h * 0.3), label_scale, (90, 90, 90), _LABEL_FONT)
+        key = _FIELD_NAMES.get(label, f"field{i + 1:02d}") if named else f"field{i + 1:02d}"
         if i in missing:
             quad = _box_quad(x, y + int(cell_h * 0.35), x + box_w // 2, y + int(cell_h * 0.35) + box_h)
-            fields[f"field{i + 1:02d}"] = (quad, MISSING_VALUE)
+            fields[key] = (quad, MISSING_VALUE)
             continue
         quad = _draw_text(image, value, x, y + int(cell_h * 0.35), box_h, value_scale, (20, 20, 20))
-        fields[f"field{i + 1:02d}"] = (quad, value)
+        fields[key] = (quad, value)
     mrz_scale = _common_scale([m[1] for m in mrz], _MRZ_FONT, tw * 0.92, th * 0.07)
     for j, (_, line) in enumerate(mrz):
         y = int(th * (0.82 + 0.085 * j))
         quad = _draw_text(image, line, int(tw * 0.04), y, int(th * 0.07), mrz_scale, (20, 20, 20), _MRZ_FONT)
-        fields[f"field{len(pairs) + j + 1:02d}"] = (quad, line)
+        fields[f"mrz_line{j}" if named else f"field{len(pairs) + j + 1:02d}"] = (quad, line)
 
-    fields["photo"] = (_box_quad(px0, py0, px1, py1), None)
+    fields["face" if named else "photo"] = (_box_quad(px0, py0, px1, py1), None)
     if rng.random() < 0.6:
         sx0, sy0 = px0, py1 + int(th * 0.03)
         sx1, sy1 = px1, min(py1 + int(th * 0.15), int(th * (bottom + 0.02)))
@@ -268,7 +287,12 @@ def _draw_signature(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, rng: 
 
 
 def render_background(condition: str, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw the surface a clip is filmed on (T, K, H, P, C), as a BGR image."""
+    """Draw the surface a clip is filmed on (T, K, H, P, C), or a scanner's white lid (S), as a BGR image."""
+    if condition == "S":
+        lid = np.empty((height, width, 3), np.float32)
+        lid[:] = rng.uniform(236, 250) + rng.uniform(-3, 3, 3)
+        lid += rng.normal(0, 1.5, (height, width, 1)).astype(np.float32)
+        return lid.clip(0, 255).astype(np.uint8)
     if condition == "K":
         return _keyboard(width, height, rng)
     if condition == "H":  # held in a hand: a blurred room behind
@@ -408,6 +432,28 @@ def random_trajectory(
     return rel + centre[:, None, :]
 
 
+def scan_quad(size: tuple[int, int], width: int, height: int, rotated: bool, rng: np.random.Generator) -> np.ndarray:
+    """Return the (4, 2) quad of a document of physical `size` (tenths of a mm) on a scanned A4 page.
+
+    The page is width x height pixels (portrait, 210 mm wide). Upright, the document lies
+    against the top-right corner, as on MIDV-2020's scans, turned by at most a degree;
+    `rotated`, at any angle anywhere on the page, wholly inside it. Corners stay in the
+    document's order, so a rotated document's first corner can be anywhere.
+    """
+    scale = width / 2100  # pixels per tenth of a millimetre
+    w, h = size[0] * scale, size[1] * scale
+    angle = math.radians(rng.uniform(0, 360) if rotated else rng.uniform(-1, 1))
+    unit = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]]) * [w, h]
+    turn = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    rel = unit @ turn.T
+    low, high = -rel.min(0) + 0.02 * width, [width, height] - rel.max(0) - 0.02 * width
+    if rotated:
+        centre = rng.uniform(low, np.maximum(high, low))
+    else:
+        centre = np.array([high[0] - rng.uniform(0, 0.02) * width, low[1] + rng.uniform(0, 0.02) * width])
+    return rel + centre
+
+
 def interpolate_quads(knot_times: np.ndarray, knot_quads: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Interpolate (k, 4, 2) quads at `knot_times` linearly to `times`, holding the ends."""
     flat = knot_quads.reshape(len(knot_quads), 8)
@@ -484,6 +530,14 @@ def make_scene(
         reference_inverse=np.linalg.inv(reference),
         reference_centre=quads.mean(axis=(0, 1)),
     )
+
+
+def render_picture(
+    condition: str, template: np.ndarray, quad: np.ndarray, width: int, height: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Render one still picture (a photo, a scan) of the template at `quad`: a scene of one frame."""
+    scene = make_scene(condition, template, quad[None], np.zeros(1), width, height, rng)
+    return render_frame(scene, quad, 0, width, height)
 
 
 def render_frame(scene: Scene, quad: np.ndarray, index: int, width: int, height: int) -> np.ndarray:
