@@ -20,7 +20,7 @@ from midvbatch.dataset.catalog import MIDV2020
 from midvbatch.dataset.via import doc_quad, numbered, read_via
 from midvbatch.errors import GroundTruthError
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "midv2020-real"
+REAL = Path(__file__).resolve().parent / "data" / "midv2020-real"
 REAL_FILES = sorted(REAL.glob("*/annotations/*.json"))
 
 
