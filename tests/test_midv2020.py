@@ -295,3 +295,54 @@ def test_midv2020_tar_bomb_and_corrupt_tar_are_refused(tmp_path):
     with pytest.raises(ArchiveError, match="tar archive") as info:
         extract_tar(archive, tmp_path / "out2")
     assert str(archive) in str(info.value)
+
+
+# --- a synthetic MIDV-2020 end to end: clips from the videos, or from the JPEGs alone --------
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    from midvbatch.dataset.synth import SynthConfig, synthesize
+
+    root = tmp_path_factory.mktemp("s2020") / "ds"
+    synthesize(root, SynthConfig(catalog="midv2020", seed=4))
+    return root
+
+
+def test_midv2020_clips_run_from_videos_or_from_jpegs_alone(synthetic, tmp_path):
+    deep = cli("validate", synthetic, "--deep")
+    assert deep.returncode == 0 and "0 errors" in deep.stdout + deep.stderr, deep.stdout + deep.stderr
+    alone = tmp_path / "alone"
+    shutil.copytree(synthetic, alone, ignore=shutil.ignore_patterns("clips_video"))
+    results = {}
+    for name, root in (("video", synthetic), ("jpeg", alone)):
+        out = tmp_path / f"run-{name}"
+        cli("run", root, "--out", out, "--processor", "localize", "--workers", 2, check=0)
+        rows = [json.loads(line) for line in cli("export", out, check=0).stdout.splitlines()]
+        results[name] = {(r["clip"], r["frame"]): r for r in rows}
+    assert results["video"].keys() == results["jpeg"].keys()
+    clip_frames = sorted(f for (c, f) in results["video"] if c == "clips/alb_id/00")
+    assert clip_frames == [1, 7, 13, 19, 25, 31]
+    assert {c.split("/")[0] for c, _ in results["video"]} == {"templates", "scan_upright", "scan_rotated", "photo",
+                                                              "clips"}
+    from midvbatch import open_dataset
+
+    decoded = list(open_dataset(synthetic).clip_frames("clips/alb_id/01"))
+    read = list(open_dataset(alone).clip_frames("clips/alb_id/01"))
+    assert [f.number for f in decoded] == [f.number for f in read] == [1, 7, 13, 19, 25, 31]
+    for a, b in zip(decoded, read, strict=True):  # the same frame, decoded or read from its JPEG
+        mse = float(np.mean((a.image.astype(float) - b.image.astype(float)) ** 2))
+        assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 30, a.number
+    listing = json.loads(cli("ls", alone, "--json", check=0).stdout)
+    assert {"kind": "collection", "where": "clips_video", "detail": "no clips_video/ collection"} in listing["missing"]
+
+
+def test_midv2020_python_api_pairs_frames_with_truth(synthetic):
+    from midvbatch import open_dataset
+
+    data = open_dataset(synthetic)
+    frames = list(data.clip_frames("clips/aze_passport/01"))
+    assert [f.number for f in frames] == [1, 7, 13, 19, 25, 31]
+    assert all(f.truth is not None and f.image.ndim == 3 for f in frames)
+    pictures = list(data.clip_frames("scan_rotated/alb_id"))
+    assert [f.number for f in pictures] == [0, 1] and pictures[0].truth.size_from == "picture"
