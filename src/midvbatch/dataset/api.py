@@ -127,7 +127,8 @@ class AnnotatedDataset:
 
 
 def open_dataset(root: str | Path, catalog: str | None = None) -> AnnotatedDataset:
-    """Discover the dataset under `root` ('midv500' or 'midv2019' by `catalog`, guessed by default).
+    """Discover the dataset under `root`, in the format named by `catalog` ('midv500', 'midv2019',
+    'midv2020', a plugin's), guessed from the folder by default.
 
     Raises DatasetError if `root` is not a folder or holds no dataset.
     """
