@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_discovery.py
 	$(BIN)/python bench/bench_decode.py --repeat 3
 	$(BIN)/python bench/bench_engine.py overhead frames scaling memory
+	$(BIN)/python bench/bench_scale.py
 
 demo: $(STAMP)
 	@echo "== midvbatch demo: synthesize a small MIDV-500-format dataset, localize the document in its 600 annotated frames, score and report"
