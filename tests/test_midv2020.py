@@ -346,3 +346,37 @@ def test_midv2020_python_api_pairs_frames_with_truth(synthetic):
     assert all(f.truth is not None and f.image.ndim == 3 for f in frames)
     pictures = list(data.clip_frames("scan_rotated/alb_id"))
     assert [f.number for f in pictures] == [0, 1] and pictures[0].truth.size_from == "picture"
+
+
+def test_midv2020_fetch_finds_md5_higher_up_and_a_renamed_archive(scans, tmp_path):
+    """md5.txt at the server's root rather than beside the archives, and an archive listed there
+    under another name (SCAN_ROTATED.tar.gz for scan_rotated.tar): fetch finds and uses both."""
+    import http.server
+    import tarfile
+    import threading
+
+    from test_fetch import _RangeHandler
+
+    from midvbatch.dataset.fetch import fetch
+
+    served = tmp_path / "srv" / "data" / "midv2020"
+    served.mkdir(parents=True)
+    with tarfile.open(served / "SCAN_ROTATED.tar.gz", "w:gz") as tf:
+        tf.add(scans / "scan_rotated", arcname="scan_rotated")
+    digest = hashlib.md5((served / "SCAN_ROTATED.tar.gz").read_bytes()).hexdigest()
+    (tmp_path / "srv" / "md5.txt").write_text(f"{digest}  ./data/midv2020/SCAN_ROTATED.tar.gz\n")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
+    server.root, server.log, server.lock = tmp_path / "srv", [], threading.Lock()
+    server.fail_first, server.cut_after, server.ignore_range = 0, {}, False
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/data/midv2020"
+        report = fetch(tmp_path / "dest", catalog="midv2020", docs=["scan_rotated"], mirror=url)
+        (outcome,) = report.documents
+        assert (outcome.status, outcome.verified, outcome.reason) == ("fetched", True, None)
+        assert outcome.source.endswith("/data/midv2020/SCAN_ROTATED.tar.gz")
+        assert not report.warnings
+        assert (tmp_path / "dest" / "scan_rotated" / "annotations" / "est_id.json").is_file()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -684,20 +684,57 @@ def _checksums(job: _Job) -> dict[str, str] | None:
         listed = os.path.lexists(where)  # a FIFO or a link to /dev/zero is refused, not waited on
         data = read_bytes(where, _SMALL_LIMIT, FetchError, "an md5 list") if listed else None
     else:
-        where = f"{job.base}/{listing}"
-        try:
-            data = _retrying(lambda: _read_small(where, job.timeout), job.retries, job.retry_delay, job.stop)
-        except _GaveUp as exc:  # the source is unreachable: no archive would come either
-            raise FetchError(f"cannot read {where}: {exc}") from None
-        except _Permanent as exc:
-            job.warnings.append(f"{exc}: archives are not checked")
-            return None
+        assert job.base is not None
+        data = None
+        for folder in _folder_and_parents(job.base):  # beside the archives, else higher up (MIDV-2020's)
+            where = f"{folder}/{listing}"
+            try:
+                data = _retrying(
+                    functools.partial(_read_small, where, job.timeout), job.retries, job.retry_delay, job.stop
+                )
+            except _GaveUp as exc:  # the source is unreachable: no archive would come either
+                raise FetchError(f"cannot read {where}: {exc}") from None
+            except _Permanent as exc:
+                job.warnings.append(f"{exc}: archives are not checked")
+                return None
+            if data is not None:
+                break
+        where = f"{job.base}/{listing}" if data is None else where
         if data is not None:
             write_atomic(job.work / listing, data)
     if data is None:
         job.warnings.append(f"no {listing} at {where}: archives are not checked")
         return None
     return parse_md5_list(data)
+
+
+def _folder_and_parents(base: str, levels: int = 3) -> list[str]:
+    """`base` and up to `levels` folders above it, not above the server's root."""
+    scheme, _, rest = base.partition("://")
+    host, _, path = rest.partition("/")
+    parts = [p for p in path.split("/") if p]
+    return [f"{scheme}://{'/'.join([host, *parts[: len(parts) - up]])}" for up in range(min(levels, len(parts)) + 1)]
+
+
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".zip")
+
+
+def _archive_stem(file: str) -> str:
+    lower = file.lower()
+    return next((file[: -len(s)] for s in _ARCHIVE_SUFFIXES if lower.endswith(s)), file).lower()
+
+
+def _resolve_files(job: _Job, names: list[str], available: set[str]) -> None:
+    """Where the source lists an archive under another name than expected (another case, or
+    compressed: clips.tar.gz for clips.tar), fetch that one: the exact paths are not documented."""
+    for name in names:
+        file = job.files[name]
+        if file in available:
+            continue
+        stem = _archive_stem(file)
+        candidates = sorted(a for a in available if _archive_stem(a) == stem and a.lower().endswith(_ARCHIVE_SUFFIXES))
+        if len(candidates) == 1:
+            job.files[name] = candidates[0]
 
 
 def _already_there(job: _Job, name: str) -> DocumentOutcome | None:
@@ -800,6 +837,10 @@ def fetch(
         todo = [n for n in names if n not in outcomes]
         if todo:
             job.md5s = _checksums(job)
+            available = set(job.md5s or ())
+            if local is not None:
+                available |= {e.name for e in os.scandir(local) if e.is_file()}
+            _resolve_files(job, todo, available)
             view.begin(todo)
             try:
                 with ThreadPoolExecutor(jobs, thread_name_prefix="midvbatch-fetch") as pool:
