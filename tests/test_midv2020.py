@@ -380,3 +380,16 @@ def test_midv2020_fetch_finds_md5_higher_up_and_a_renamed_archive(scans, tmp_pat
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_midv2020_real_and_synthetic_annotations_parse_to_the_same_structures(synthetic):
+    def shapes(path: Path) -> set[tuple[str, str]]:
+        return {(r.field_name, r.shape) for image in read_via(path).values() for r in image.regions}
+
+    for collection in ("scan_upright", "scan_rotated"):
+        real = shapes(REAL / collection / "annotations" / "alb_id.json")
+        made = shapes(synthetic / collection / "annotations" / "alb_id.json")
+        assert real == made == {("face", "rect"), ("doc_quad", "polygon")}
+        raw_real = json.loads((REAL / collection / "annotations" / "alb_id.json").read_text(encoding="utf-8"))
+        raw_made = json.loads((synthetic / collection / "annotations" / "alb_id.json").read_text(encoding="utf-8"))
+        assert list(raw_real) == list(raw_made)
