@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import env
+from test_fetch import ftp_server, http_server  # noqa: F401 - the servers, on this module's archives
 
 from midvbatch.dataset import discover
 from midvbatch.dataset.catalog import MIDV2020
@@ -393,3 +394,37 @@ def test_midv2020_real_and_synthetic_annotations_parse_to_the_same_structures(sy
         raw_real = json.loads((REAL / collection / "annotations" / "alb_id.json").read_text(encoding="utf-8"))
         raw_made = json.loads((synthetic / collection / "annotations" / "alb_id.json").read_text(encoding="utf-8"))
         assert list(raw_real) == list(raw_made)
+
+
+@pytest.fixture
+def archives(scans, tmp_path) -> Path:
+    """scan_upright.tar and scan_rotated.tar with their md5.txt, for test_fetch's servers."""
+    folder = tmp_path / "archives"
+    folder.mkdir()
+    _tar(folder / "scan_upright.tar", scans / "scan_upright", "scan_upright/")
+    _tar(folder / "scan_rotated.tar", scans / "scan_rotated", "")
+    (folder / "md5.txt").write_text("".join(
+        f"{hashlib.md5(p.read_bytes()).hexdigest()}  {p.name}\n" for p in sorted(folder.glob("*.tar"))))
+    return folder
+
+
+def test_midv2020_fetch_over_ftp(ftp_server, tmp_path):
+    from midvbatch.dataset.fetch import fetch
+
+    report = fetch(tmp_path / "dest", catalog="midv2020", docs=["scan_*"], mirror=ftp_server.url)
+    assert {(o.document, o.status, o.verified) for o in report.documents} == {
+        ("scan_upright", "fetched", True), ("scan_rotated", "fetched", True)}
+    assert len(discover(tmp_path / "dest").clips) == 4
+
+
+def test_midv2020_fetch_resumes_a_cut_tar_download(http_server, archives, tmp_path):
+    from midvbatch.dataset.fetch import fetch
+
+    size = (archives / "scan_upright.tar").stat().st_size
+    http_server.cut_after = {"/archives/scan_upright.tar": size // 2}
+    report = fetch(tmp_path / "dest", catalog="midv2020", docs=["scan_upright"],
+                   mirror=http_server.url, retry_delay=0.01)
+    (outcome,) = report.documents
+    assert (outcome.status, outcome.verified) == ("fetched", True), outcome.reason
+    assert outcome.bytes_resumed == size // 2
+    assert ("/archives/scan_upright.tar", f"bytes={size // 2}-") in http_server.log
