@@ -1,0 +1,96 @@
+"""Text-field recognition metrics, exactly as Smart Engines publish them for MIDV-500.
+
+From SmartEngines/stoppers_modelling (metrics.py): a string is normalized by upper-casing
+it and replacing the letter O with the digit 0; a field is correct end to end when the
+normalized strings are equal; the Levenshtein distance is taken between the normalized
+strings; the normalized generalized Levenshtein distance (NGLD) is ``2L / (|a| + |b| + L)``
+with the lengths of the strings *as given* (0 for two empty strings). Beside them, the
+character error rate ``L / |truth|`` that other benchmarks report.
+
+Upper-casing can change a string's length (German ``ß`` becomes ``SS``): L is measured on
+the normalized strings, the NGLD's lengths on the strings as given, as the reference does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+FIELD_TYPES = ("date", "number", "name", "mrz", "other")
+
+
+def normalize(text: str) -> str:
+    """Upper-case and replace the letter O with the digit 0 (the reference's normalize_string)."""
+    return text.upper().replace("O", "0")
+
+
+def levenshtein(a: str, b: str) -> int:
+    """The Levenshtein distance (insertions, deletions, substitutions, each costing 1)."""
+    if len(a) < len(b):
+        a, b = b, a
+    if not b:
+        return len(a)
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def ngld(result: str, truth: str) -> float:
+    """Normalized generalized Levenshtein distance: 2L / (|result| + |truth| + L), 0 for two empty strings.
+
+    L is the distance between the normalized strings; the lengths are those of the strings
+    as given (the reference's levmetric)."""
+    return score_field(result, truth).ngld
+
+
+@dataclass(frozen=True)
+class FieldScore:
+    """The scores of one field read once."""
+
+    correct: bool  # the normalized strings are equal (end to end)
+    distance: int  # Levenshtein distance between the normalized strings
+    ngld: float
+    cer: float  # distance / |truth| (as given); for an empty truth: 0 if the result is empty too, else 1
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready record."""
+        return {"correct": self.correct, "distance": self.distance, "ngld": self.ngld, "cer": self.cer}
+
+
+def score_field(result: str, truth: str) -> FieldScore:
+    """Score a recognized string against the true value."""
+    a, b = normalize(result), normalize(truth)
+    distance = levenshtein(a, b)
+    total = len(result) + len(truth) + distance
+    value = 0.0 if not result and not truth else 2.0 * distance / total
+    cer = distance / len(truth) if truth else (0.0 if not result else 1.0)
+    return FieldScore(a == b, distance, value, cer)
+
+
+_DATE = re.compile(
+    r"^\s*(\d{1,2}[./\- ]\d{1,2}[./\- ]\d{2,4}|\d{4}[./\- ]\d{1,2}[./\- ]\d{1,2}"
+    r"|\d{1,2}[ ./\-]?[A-Za-z]{3,9}[./ \-]*(?:/[A-Za-z]{3,9})?[ ./\-]?\d{2,4})\s*$"
+)
+_MRZ = re.compile(r"^[A-Z0-9<]{28,46}$")
+_NAME = re.compile(r"^[A-Za-z\u00C0-\u024F]+(?:[ '\-.,][A-Za-z\u00C0-\u024F]+)*\.?$")
+_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 \-/.]{3,}$")
+
+
+def field_type(value: str) -> str:
+    """Say what kind of field a value looks like: date, number (a document number), name (Latin
+    letters), mrz (a machine-readable zone line), or other. For datasets that do not say."""
+    text = value.strip()
+    if _MRZ.match(text) and "<" in text:
+        return "mrz"
+    if _DATE.match(text):
+        return "date"
+    if _NAME.match(text) and not any(c.isdigit() for c in text):
+        return "name"
+    digits = sum(c.isdigit() for c in text)
+    if _NUMBER.match(text) and digits >= max(3, len(text.replace(" ", "")) // 2):
+        return "number"
+    return "other"

@@ -1,0 +1,51 @@
+"""Text-field metrics, on hand-made cases checked against the reference's definitions."""
+
+from __future__ import annotations
+
+import pytest
+
+from midvbatch.scoring.text import field_type, levenshtein, ngld, normalize, score_field
+
+
+def test_normalize_upper_cases_and_turns_the_letter_o_into_zero():
+    assert normalize("Bob o'Neil") == "B0B 0'NEIL"
+    assert normalize("straße") == "STRASSE"  # upper-casing changes the length
+    assert normalize("") == ""
+
+
+@pytest.mark.parametrize("a, b, d", [
+    ("", "", 0), ("abc", "", 3), ("", "ab", 2), ("kitten", "sitting", 3), ("flaw", "lawn", 2), ("abc", "abc", 0),
+    ("ab", "ba", 2),
+])
+def test_levenshtein(a, b, d):
+    assert levenshtein(a, b) == d == levenshtein(b, a)
+
+
+def test_scores_follow_the_reference():
+    s = score_field("01-01-198O", "01-01-1980")  # O and 0 are one after normalization
+    assert (s.correct, s.distance, s.ngld, s.cer) == (True, 0, 0.0, 0.0)
+    s = score_field("ivanov", "IVANOVA")  # case does not count; one deletion
+    assert (s.correct, s.distance) == (False, 1)
+    assert s.ngld == pytest.approx(2 * 1 / (6 + 7 + 1))
+    assert s.cer == pytest.approx(1 / 7)
+    # German sharp s: normalized "STRASSE" vs "STRASSE": equal; NGLD's lengths are the strings as given
+    s = score_field("straße", "STRASSE")
+    assert (s.correct, s.distance, s.ngld) == (True, 0, 0.0)
+    s = score_field("strase", "straße")  # STRASE vs STRASSE: L = 1, lengths 6 and 6
+    assert s.distance == 1 and s.ngld == pytest.approx(2 / (6 + 6 + 1)) and s.cer == pytest.approx(1 / 6)
+    assert ngld("", "") == 0.0 and score_field("", "").correct
+    s = score_field("AB", "")
+    assert (s.correct, s.distance, s.ngld, s.cer) == (False, 2, 1.0, 1.0)
+    s = score_field("", "AB")
+    assert (s.distance, s.ngld, s.cer) == (2, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("value, kind", [
+    ("01.02.1980", "date"), ("1980-02-01", "date"), ("12 JAN 1975", "date"), ("05 MAR/MAR 90", "date"),
+    ("P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "mrz"), ("L898902C36UTO7408122F1204159ZE184226B<<<<<10", "mrz"),
+    ("AB1234567", "number"), ("123 456 789", "number"), ("X12-3456", "number"),
+    ("ERIKSSON", "name"), ("Anna Maria", "name"), ("O'Neil-Smith", "name"), ("Müller", "name"),
+    ("ЕКАТЕРИНБУРГ", "other"), ("M", "name"), ("*", "other"),
+])
+def test_field_type_from_the_value_shape(value, kind):
+    assert field_type(value) == kind
