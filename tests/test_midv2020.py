@@ -428,3 +428,11 @@ def test_midv2020_fetch_resumes_a_cut_tar_download(http_server, archives, tmp_pa
     assert (outcome.status, outcome.verified) == ("fetched", True), outcome.reason
     assert outcome.bytes_resumed == size // 2
     assert ("/archives/scan_upright.tar", f"bytes={size // 2}-") in http_server.log
+
+
+def test_midv2020_frame_ids_keep_the_datasets_frame_names(synthetic, tmp_path):
+    out = tmp_path / "ids"
+    cli("run", synthetic, "--out", out, "--processor", "processors:MeanColour", "--clips", "clips/00",
+        "--clips", "scan_upright", "--workers", 1, check=0)
+    ids = {json.loads(line)["result"]["id"] for line in cli("export", out, check=0).stdout.splitlines()}
+    assert "clips/alb_id/00_000007" in ids and "scan_upright/alb_id_01" in ids

@@ -500,6 +500,7 @@ class Orchestrator:
             frames=rule.count,
             fps=float(rule.fps),
             frame_numbers=rule.numbers,
+            frame_digits=clip.frame_digits if clip is not None else 2,
             images={k: str(p) for k, p in clip.images.items()} if clip is not None and clip.runs_from_pictures else {},
             dataset_format=clip.format if clip is not None else "midv500",
             processor=self.settings.processor,

@@ -47,6 +47,7 @@ class TaskSpec:
     dataset_format: str = "midv500"  # the dataset format's registry name: it reads the ground truth
     frame_numbers: tuple[int, ...] = ()  # annotated frames by number (1-based, decode order); () : by time
     images: dict[int, str] = field(default_factory=dict)  # frame number -> picture, read when there is no video
+    frame_digits: int = 2  # digits of a frame number in frame ids (the clip's Clip.frame_digits)
 
 
 @dataclass
@@ -158,6 +159,7 @@ def run_clip(
             ground_truth=truth,
             output_dir=Path(spec.output_dir) if spec.output_dir else None,
             template_size=spec.template_size,
+            frame_digits=spec.frame_digits,
         )
         stages[stage] = clock() - start
         if hasattr(processor, "process_clip"):

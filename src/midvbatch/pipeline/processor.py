@@ -35,6 +35,7 @@ class ClipInfo:
     ground_truth: dict[int, Quad] = field(default_factory=dict)  # frame number -> quad
     output_dir: Path | None = None  # write artifacts here; moved into RUN_DIR on success
     template_size: tuple[int, int] | None = None  # (w, h) of the document's template rectangle
+    frame_digits: int = 2  # digits of a frame number in frame ids: 2 (CCDD_KK), 6 (MIDV-2020's 000007)
 
     def artifact(self, relative: str | Path) -> Path:
         """Return where to write an artifact that ends up at RUN_DIR/`relative`."""
@@ -62,8 +63,8 @@ class Frame:
 
     @property
     def id(self) -> str:
-        """The frame's dataset name, CCDD_KK."""
-        return f"{self.clip.id}_{self.number:02d}"
+        """The frame's dataset name: CCDD_KK (MIDV-500), clips/alb_id/00_000007 (MIDV-2020)."""
+        return f"{self.clip.id}_{self.number:0{self.clip.frame_digits}d}"
 
     @property
     def quad(self) -> Quad | None:
