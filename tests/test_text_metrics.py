@@ -49,3 +49,26 @@ def test_scores_follow_the_reference():
 ])
 def test_field_type_from_the_value_shape(value, kind):
     assert field_type(value) == kind
+
+
+def test_majority_and_best_confidence_combinations():
+    from midvbatch.scoring.text import combine_best, combine_majority
+
+    assert combine_majority(["IVAN0V", "ivanov", "IVANOW"]) == "IVAN0V"  # two of three once normalized
+    assert combine_majority(["A", "B"]) == "A" and combine_majority([]) is None  # a tie: the first reached
+    assert combine_best([("A", 0.2), ("B", 0.9), ("C", 0.9)]) == "B"
+    assert combine_best([("A", None), ("B", 0.1)]) == "B" and combine_best([]) is None
+
+
+def test_accuracy_after_frames_is_the_published_curve():
+    from midvbatch.scoring.text import accuracy_after_frames
+
+    clips = [
+        ([("X", 0.9), ("AB", 0.5), ("AB", 0.4)], "AB"),  # wrong first, right once two agree
+        ([("AB", 0.3), ("AC", 0.8)], "ab"),  # right at once; best-confidence turns wrong at frame 2
+        ([], "AB"),  # nothing read: wrong throughout
+    ]
+    assert accuracy_after_frames(clips, "majority") == pytest.approx([1 / 3, 1 / 3, 2 / 3])
+    assert accuracy_after_frames(clips, "best") == pytest.approx([1 / 3, 0.0, 0.0])
+    with pytest.raises(ValueError, match="unknown combination"):
+        accuracy_after_frames(clips, "rover")

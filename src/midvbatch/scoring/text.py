@@ -94,3 +94,60 @@ def field_type(value: str) -> str:
     if _NUMBER.match(text) and digits >= max(3, len(text.replace(" ", "")) // 2):
         return "number"
     return "other"
+
+
+# --- combining the frames of a clip ------------------------------------------------------
+
+
+def combine_majority(results: list[str]) -> str | None:
+    """The result read most often once normalized (ties: the one reached first); None for no results.
+
+    Returns the first string as read of the winning normalized form."""
+    counts: dict[str, int] = {}
+    first: dict[str, str] = {}
+    for text in results:
+        key = normalize(text)
+        counts[key] = counts.get(key, 0) + 1
+        first.setdefault(key, text)
+    if not counts:
+        return None
+    best = max(counts.values())
+    winner = next(key for key in counts if counts[key] == best)  # dicts keep insertion order: first reached
+    return first[winner]
+
+
+def combine_best(results: list[tuple[str, float | None]]) -> str | None:
+    """The result with the highest confidence (ties and missing confidences: the earliest); None for none."""
+    best: tuple[str, float] | None = None
+    for text, confidence in results:
+        value = confidence if confidence is not None else float("-inf")
+        if best is None or value > best[1]:
+            best = (text, value)
+    return best[0] if best is not None else None
+
+
+def accuracy_after_frames(
+    clips: list[tuple[list[tuple[str, float | None]], str]], method: str = "majority"
+) -> list[float]:
+    """Accuracy of the combined result after 1, 2, ... frames, over clips of one field.
+
+    `clips` holds, per clip, its per-frame (result, confidence) in frame order and the true
+    value. Entry k - 1 is the share of clips whose first k results, combined by `method`
+    ('majority' or 'best'), equal the truth once normalized; a clip with fewer than k
+    results counts with all it has (as a recognizer that has stopped). Clips without
+    results count as wrong.
+    """
+    if method not in ("majority", "best"):
+        raise ValueError(f"unknown combination {method!r}: majority or best")
+    if not clips:
+        return []
+    longest = max(len(results) for results, _ in clips)
+    curve = []
+    for k in range(1, longest + 1):
+        right = 0
+        for results, truth in clips:
+            first = results[:k]
+            combined = combine_majority([t for t, _ in first]) if method == "majority" else combine_best(first)
+            right += combined is not None and normalize(combined) == normalize(truth)
+        curve.append(right / len(clips))
+    return curve
