@@ -55,3 +55,25 @@ def test_template_size_is_the_pictures(size):
     document = Quad(((0, 0), (100, 0), (100, 60), (0, 60)))
     assert np.allclose(fields_in_frame(template, size, document)["f"].quad.points, [(50, 30), (100, 30), (100, 60),
                                                                                      (50, 60)])
+
+
+def test_field_crop_rectifies_a_field_seen_in_perspective():
+    import cv2
+
+    from midvbatch.dataset.fields import field_crop
+
+    flat = np.zeros((40, 160, 3), np.uint8)
+    flat[:, :80] = (255, 255, 255)  # left half white, right half black
+    seen = Quad(((300, 100), (620, 140), (610, 220), (290, 170)))
+    h = cv2.getPerspectiveTransform(np.float32([[0, 0], [160, 0], [160, 40], [0, 40]]),
+                                    np.float32(seen.points))
+    frame = cv2.warpPerspective(flat, h, (800, 400))
+    crop = field_crop(frame, seen, height=40)
+    assert crop is not None and crop.shape[0] == 40 and 150 < crop.shape[1] < 190  # about 4:1 as the field
+    half = crop.shape[1] // 2
+    assert crop[5:-5, 5 : half - 10].mean() > 200 and crop[5:-5, half + 10 : -5].mean() < 50
+    # a quarter turn of the corners turns the crop: the field's order decides what is up
+    assert field_crop(frame, Quad((seen.points[3], seen.points[0], seen.points[1], seen.points[2])), 40).shape[0] == 40
+    assert field_crop(frame, Quad(((0, 0), (10, 0), (20, 0), (30, 0))), 40) is None
+    with pytest.raises(ValueError):
+        field_crop(frame, seen, height=0)

@@ -46,3 +46,33 @@ def fields_in_frame(template: Template, template_size: tuple[float, float], docu
         quad = Quad(tuple((float(x), float(y)) for x, y in corners))
         out[name] = FrameField(name, quad, field.value, field.has_text)
     return out
+
+
+MAX_CROP_ASPECT = 40  # a field crop at most this many times wider than high (an MRZ line is about 15)
+
+
+def field_crop(image: np.ndarray, quad: Quad, height: int = 32) -> np.ndarray | None:
+    """Return the field at `quad` in `image`, rectified to `height` pixels high (the width keeps
+    the field's aspect ratio); None when the quad has no area or no homography exists.
+
+    For OCR of a field without geometry of one's own: the corners are taken in the field's
+    order (top-left, top-right, bottom-right, bottom-left), so the text comes out upright.
+    """
+    import cv2
+
+    if height < 1:
+        raise ValueError(f"height must be at least 1, not {height}")
+    corners = np.asarray(quad.points, np.float64)
+    top, bottom = np.linalg.norm(corners[1] - corners[0]), np.linalg.norm(corners[2] - corners[3])
+    left, right = np.linalg.norm(corners[3] - corners[0]), np.linalg.norm(corners[2] - corners[1])
+    tall = (left + right) / 2
+    if tall <= 0 or quad.area() <= 0:
+        return None
+    width = int(min(max(1, round(height * (top + bottom) / 2 / tall)), MAX_CROP_ASPECT * height))
+    h = homography(corners, rectangle(width, height))
+    if h is None:
+        return None
+    crop: np.ndarray = cv2.warpPerspective(
+        image, h, (width, height), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+    )
+    return crop
