@@ -13,6 +13,7 @@ the document folder into place, so a destination never holds half a document.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -21,6 +22,7 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,32 +191,39 @@ def extract_zip(archive: str | Path, dest: str | Path, limits: ExtractLimits = E
         size = check_regular_file(archive, ArchiveError, "a zip archive")  # a FIFO would block zipfile
         with zipfile.ZipFile(archive) as zf:
             infos = check_zip(zf, archive, size, limits)
-            dest.mkdir(parents=True, exist_ok=True)
-            root = os.path.realpath(dest)
-            written = files = 0
-            for info in infos:
-                parts = safe_entry_path(info.filename)
-                assert parts is not None  # check_zip refused every unsafe name
-                target = os.path.join(root, *parts)
-                # Belt and braces: the names were checked, and nothing we write is a
-                # symlink, so a target outside dest means a bug here, not a bad archive.
-                if os.path.commonpath([root, os.path.realpath(os.path.dirname(target))]) != root:
-                    raise _entry_error(archive, info.filename, "would be written outside the destination")
-                try:
-                    if info.is_dir():
-                        os.makedirs(target, exist_ok=True)
-                        continue
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    written += _copy_entry(zf, info, target, archive)
-                except (FileExistsError, NotADirectoryError, IsADirectoryError):
-                    raise _entry_error(
-                        archive, info.filename, "clashes with another entry (a file and a folder of one name)"
-                    ) from None
-                files += 1
+            entries = ((i.filename, i.is_dir(), functools.partial(_copy_entry, zf, i, archive=archive)) for i in infos)
+            result = _extract_entries(archive, dest, entries)
     except zipfile.BadZipFile as exc:
         raise ArchiveError(f"corrupt zip archive: {exc}", path=archive) from None
     except (zlib.error, EOFError, NotImplementedError) as exc:
         raise ArchiveError(f"corrupt zip archive: {type(exc).__name__}: {exc}", path=archive) from None
+    return result
+
+
+def _extract_entries(
+    archive: Path, dest: Path, entries: Iterable[tuple[str, bool, Callable[[str], int]]]
+) -> ExtractResult:
+    """Write checked entries (name, is a folder, write(target) -> bytes written) under `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    root = os.path.realpath(dest)
+    written = files = 0
+    for name, is_dir, write in entries:
+        parts = safe_entry_path(name)
+        assert parts is not None  # the archive's check refused every unsafe name
+        target = os.path.join(root, *parts)
+        # Belt and braces: the names were checked, and nothing we write is a
+        # symlink, so a target outside dest means a bug here, not a bad archive.
+        if os.path.commonpath([root, os.path.realpath(os.path.dirname(target))]) != root:
+            raise _entry_error(archive, name, "would be written outside the destination")
+        try:
+            if is_dir:
+                os.makedirs(target, exist_ok=True)
+                continue
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            written += write(target)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            raise _entry_error(archive, name, "clashes with another entry (a file and a folder of one name)") from None
+        files += 1
     return ExtractResult(files, written)
 
 
@@ -293,36 +302,8 @@ def extract_tar(archive: str | Path, dest: str | Path, limits: ExtractLimits = E
         size = check_regular_file(archive, ArchiveError, "a tar archive")
         with tarfile.open(archive, mode="r:*") as tf:
             members = check_tar(tf, archive, size, limits)
-            dest.mkdir(parents=True, exist_ok=True)
-            root = os.path.realpath(dest)
-            written = files = 0
-            for member in members:
-                parts = safe_entry_path(member.name)
-                assert parts is not None  # check_tar refused every unsafe name
-                target = os.path.join(root, *parts)
-                if os.path.commonpath([root, os.path.realpath(os.path.dirname(target))]) != root:
-                    raise _entry_error(archive, member.name, "would be written outside the destination")
-                try:
-                    if member.isdir():
-                        os.makedirs(target, exist_ok=True)
-                        continue
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    source = tf.extractfile(member)
-                    if source is None:
-                        raise _entry_error(archive, member.name, "has no data")
-                    with source, open(target, "xb") as out:
-                        left = member.size
-                        while left > 0 and (chunk := source.read(min(_CHUNK, left))):
-                            out.write(chunk)
-                            left -= len(chunk)
-                    if left:
-                        raise ArchiveError(f"truncated tar archive: entry {member.name!r} ends early", path=archive)
-                    written += member.size
-                except (FileExistsError, NotADirectoryError, IsADirectoryError):
-                    raise _entry_error(
-                        archive, member.name, "clashes with another entry (a file and a folder of one name)"
-                    ) from None
-                files += 1
+            entries = ((m.name, m.isdir(), functools.partial(_copy_member, tf, m, archive=archive)) for m in members)
+            result = _extract_entries(archive, dest, entries)
     except tarfile.TarError as exc:
         raise ArchiveError(f"corrupt tar archive: {exc}", path=archive) from None
     except (zlib.error, EOFError) as exc:
@@ -331,7 +312,25 @@ def extract_tar(archive: str | Path, dest: str | Path, limits: ExtractLimits = E
         if exc.errno is not None:
             raise  # disk full, no permission: as is
         raise ArchiveError(f"corrupt tar archive: {exc}", path=archive) from None  # a bad gzip stream
-    return ExtractResult(files, written)
+    return result
+
+
+def _copy_member(tf: tarfile.TarFile, member: tarfile.TarInfo, target: str, archive: Path) -> int:
+    """Write one tar member to `target` (which must not exist); return the bytes written."""
+    source = tf.extractfile(member)
+    if source is None:
+        raise _entry_error(archive, member.name, "has no data")
+    left = member.size
+    try:
+        with source, open(target, "xb") as out:
+            while left > 0 and (chunk := source.read(min(_CHUNK, left))):
+                out.write(chunk)
+                left -= len(chunk)
+    except (FileExistsError, IsADirectoryError, NotADirectoryError):
+        raise _entry_error(archive, member.name, "clashes with another entry of the same path") from None
+    if left:
+        raise ArchiveError(f"truncated tar archive: entry {member.name!r} ends early", path=archive)
+    return member.size
 
 
 def extract_archive(archive: str | Path, dest: str | Path, limits: ExtractLimits = ExtractLimits()) -> ExtractResult:
