@@ -38,6 +38,17 @@ def _image_kind(container, stream) -> str | None:
     return f"an {kind} image" if kind[:1] in "AEFHILMNORSX" else f"a {kind} image"
 
 
+def open_container(path: Path, what: str):
+    """Open `path` with FFmpeg for reading; a failure is a VideoError naming the file ('not a readable `what`')."""
+    try:
+        # An absolute name: FFmpeg would take a file named 'concat:...' or 'http:...' for a protocol.
+        return av.open(os.path.abspath(path), mode="r", metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise VideoError(f"not a readable {what} ({ffmpeg_reason(exc)})", path=path) from None
+    except OSError as exc:
+        raise VideoError(f"cannot read: {exc.strerror or exc}", path=path) from None
+
+
 def open_video(path: str | Path):
     """Open `path` for reading and return (container, video stream).
 
@@ -49,13 +60,7 @@ def open_video(path: str | Path):
     size = check_regular_file(path, VideoError, "a video file")
     if size == 0:
         raise VideoError("empty file (0 bytes), not a video", path=path)
-    try:
-        # An absolute name: FFmpeg would take a file named 'concat:...' or 'http:...' for a protocol.
-        container = av.open(os.path.abspath(path), mode="r", metadata_errors="ignore")
-    except av.FFmpegError as exc:
-        raise VideoError(f"not a readable video ({ffmpeg_reason(exc)})", path=path) from None
-    except OSError as exc:
-        raise VideoError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    container = open_container(path, "video")
     try:
         streams = [
             s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic

@@ -7,7 +7,6 @@ videos: a VideoError naming the file.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Generator, Mapping
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 
 from midvbatch.errors import VideoError
 from midvbatch.fileio import check_regular_file
-from midvbatch.video._open import ffmpeg_reason
+from midvbatch.video._open import ffmpeg_reason, open_container
 from midvbatch.video.reader import AnnotatedFrame, read_annotated_frames, read_frames_at
 
 MAX_IMAGE_BYTES = 512 << 20  # a scan at 600 dpi is some tens of MB; larger is not a picture of a document
@@ -35,16 +34,8 @@ def read_image(path: str | Path) -> np.ndarray:
         raise VideoError("empty file (0 bytes), not a picture", path=path)
     if size > MAX_IMAGE_BYTES:
         raise VideoError(f"{size:,} bytes: too large for a picture (limit {MAX_IMAGE_BYTES:,})", path=path)
+    container, stream = _open_picture(path)
     try:
-        container = av.open(os.path.abspath(path), mode="r", metadata_errors="ignore")
-    except av.FFmpegError as exc:
-        raise VideoError(f"not a readable picture ({ffmpeg_reason(exc)})", path=path) from None
-    except OSError as exc:
-        raise VideoError(f"cannot read: {exc.strerror or exc}", path=path) from None
-    try:
-        if not container.streams.video:
-            raise VideoError("not a picture (no image in it)", path=path)
-        stream = container.streams.video[0]
         if stream.codec_context.width * stream.codec_context.height > MAX_IMAGE_PIXELS:
             raise VideoError(
                 f"{stream.codec_context.width} x {stream.codec_context.height} pixels: too large for a picture",
@@ -75,18 +66,21 @@ def image_size(path: str | Path) -> tuple[int, int]:
     """Return (width, height) of the picture at `path` without decoding it; VideoError if unreadable."""
     path = Path(path)
     check_regular_file(path, VideoError, "a picture")
-    try:
-        with av.open(os.path.abspath(path), mode="r", metadata_errors="ignore") as container:
-            if not container.streams.video:
-                raise VideoError("not a picture (no image in it)", path=path)
-            codec = container.streams.video[0].codec_context
-            if not codec.width or not codec.height:
-                raise VideoError("not a picture (no size)", path=path)
-            return codec.width, codec.height
-    except av.FFmpegError as exc:
-        raise VideoError(f"not a readable picture ({ffmpeg_reason(exc)})", path=path) from None
-    except OSError as exc:
-        raise VideoError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    container, stream = _open_picture(path)
+    with container:
+        codec = stream.codec_context
+        if not codec.width or not codec.height:
+            raise VideoError("not a picture (no size)", path=path)
+        return codec.width, codec.height
+
+
+def _open_picture(path: Path):
+    """Open a picture with FFmpeg: (container, its image stream); VideoError naming the file if it has none."""
+    container = open_container(path, "picture")
+    if not container.streams.video:
+        container.close()
+        raise VideoError("not a picture (no image in it)", path=path)
+    return container, container.streams.video[0]
 
 
 def annotated_frames(
@@ -110,4 +104,4 @@ def annotated_frames(
         return read_annotated_frames(video, count=count, fps=fps, threads=threads)
     if numbers and images:
         return read_images(images)
-    raise VideoError("no video file" + (" and no frame pictures" if numbers else ""))
+    raise VideoError("clip has no video file" + (" and no frame pictures" if numbers else ""))

@@ -80,6 +80,14 @@ def _duration(frame: av.VideoFrame, stream, fps: float) -> float:
     return 1.0 / fps
 
 
+def _set_threads(stream, threads: int | None) -> None:
+    """FFmpeg's frame threading for `threads` > 1, its own choice for None; 1: the calling thread only."""
+    if threads is None or threads > 1:
+        stream.thread_type = "AUTO"
+        if threads:
+            stream.codec_context.thread_count = threads
+
+
 def _to_bgr(frame: av.VideoFrame, rotation: int) -> np.ndarray:
     image: np.ndarray = frame.to_ndarray(format="bgr24")
     if rotation:
@@ -106,10 +114,7 @@ def read_annotated_frames(
     path = Path(path)
     container, stream = open_video(path)
     try:
-        if threads is None or threads > 1:
-            stream.thread_type = "AUTO"
-            if threads:
-                stream.codec_context.thread_count = threads
+        _set_threads(stream, threads)
         next_number = 1  # next annotated frame to yield
         pending: av.VideoFrame | None = None
         pending_index = -1
@@ -173,10 +178,7 @@ def read_frames_at(
         return
     container, stream = open_video(path)
     try:
-        if threads is None or threads > 1:
-            stream.thread_type = "AUTO"
-            if threads:
-                stream.codec_context.thread_count = threads
+        _set_threads(stream, threads)
         at = 0
         index = -1
         start: float | None = None
