@@ -119,11 +119,10 @@ def _classify(exc: BaseException) -> str:
 
 
 def annotated_frames(spec: TaskSpec) -> Generator[AnnotatedFrame, None, None]:
-    """The annotated frames of a task's clip: decoded from its video (by time or by number), else read from its pictures."""
-    if not spec.video and not (spec.frame_numbers and spec.images):
-        raise PermanentError("clip has neither a video file nor frame pictures")
+    """The annotated frames of a task's clip: decoded from its video (by time or by number), else read from its
+    pictures; a VideoError (permanent: not retried) when it has neither."""
     return read_frames(
-        spec.video,
+        spec.video or None,
         count=spec.frames,
         fps=spec.fps,
         numbers=spec.frame_numbers,

@@ -289,13 +289,11 @@ def _video_clips(found: dict[str, Path], missing: list[Missing]) -> Iterator[Cli
                 except GroundTruthError:
                     frames = set()  # validate and the run name the file
             if not frames:
-                frames = set()
                 missing.append(Missing("images", clip_id, "no annotated frame named (no JPEGs, no annotation)"))
                 continue
             if number not in videos:
                 missing.append(Missing("video", clip_id, "no video (clips_video/): frames read from the JPEGs"))
-            clip = _clip(clip_id, name, f"clips/{number:02d}", videos.get(number), pictures, annotation, 6, frames)
-            yield clip
+            yield _clip(clip_id, name, f"clips/{number:02d}", videos.get(number), pictures, annotation, 6, frames)
 
 
 def _clip(
