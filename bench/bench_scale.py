@@ -25,14 +25,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_engine import MIDVBATCH, env, run_args, run_timed  # noqa: E402
+from bench_engine import MIDVBATCH, run_args, run_timed  # noqa: E402
 
 TARGET_MEMORY = 30  # MiB: most the orchestrator may grow from one type to all ten
 TARGET_RESULTS = 20.0  # at most this many times the sqlite3 baseline, for every status/report/export
@@ -56,14 +55,6 @@ def frames_done(run: Path) -> int:
         return db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
     finally:
         db.close()
-
-
-def timed(args: list[str]) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, args))} failed:\n{result.stderr}")
-    return time.perf_counter() - start
 
 
 def baseline(run: Path, out: Path) -> float:
@@ -110,7 +101,7 @@ def main() -> None:
             "export csv": ["export", full, "--format", "csv", "--out", Path(tmp) / "e.csv"],
         }
         for label, command in commands.items():
-            took = timed([*MIDVBATCH, *map(str, command)])
+            took, _ = run_timed([*MIDVBATCH, *map(str, command)])
             ratio = took / base
             met = "met" if ratio <= TARGET_RESULTS else "NOT met"
             print(f"results: {label}: {took:.2f} s ({ratio:.1f}x the baseline) | target at most "

@@ -212,40 +212,22 @@ def _tar(path: Path, folder: Path, prefix: str, extra=()) -> None:
             tf.addfile(info, io.BytesIO(data) if data is not None else None)
 
 
-def test_midv2020_fetch_takes_the_chosen_collections_from_tar_archives(scans, tmp_path):
-    import http.server
-    import threading
-
-    from test_fetch import _RangeHandler
-
+def test_midv2020_fetch_takes_the_chosen_collections_from_tar_archives(http_server, tmp_path):
     from midvbatch.dataset.fetch import fetch
 
-    served = tmp_path / "srv" / "midv2020"
-    served.mkdir(parents=True)
-    _tar(served / "scan_upright.tar", scans / "scan_upright", "scan_upright/")  # with its top folder
-    _tar(served / "scan_rotated.tar", scans / "scan_rotated", "")  # images/... at the root
-    (served / "md5.txt").write_text("".join(
-        f"{hashlib.md5(p.read_bytes()).hexdigest()}  {p.name}\n" for p in sorted(served.glob("*.tar"))))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
-    server.root, server.log, server.lock = served.parent, [], threading.Lock()
-    server.fail_first, server.cut_after, server.ignore_range = 0, {}, False
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/midv2020"
-        dest = tmp_path / "dest"
-        report = fetch(dest, catalog="midv2020", docs=["scan_*"], mirror=url)
-        assert {o.document: (o.status, o.reason) for o in report.documents} == {"scan_upright": ("fetched", None), "scan_rotated": ("fetched", None)}
-        assert all(o.verified for o in report.documents)
-        assert (dest / "scan_rotated" / "annotations" / "alb_id.json").is_file()
-        assert (dest / "scan_upright" / "images" / "est_id" / "02.jpg").is_file()
-        dataset = discover(dest)
-        assert dataset.format == "midv2020" and len(dataset.clips) == 4
-        again = cli("fetch", dest, "--catalog", "midv2020", "--collections", "scan_upright,scan_rotated",
-                    "--mirror", url, "--json", check=0)  # nothing left to do
-        assert {o["status"] for o in json.loads(again.stdout)["documents"]} == {"present"}
-    finally:
-        server.shutdown()
-        server.server_close()
+    url = http_server.url  # scan_upright.tar with its top folder, scan_rotated.tar without (see archives)
+    dest = tmp_path / "dest"
+    report = fetch(dest, catalog="midv2020", docs=["scan_*"], mirror=url)
+    assert {o.document: (o.status, o.reason) for o in report.documents} == {
+        "scan_upright": ("fetched", None), "scan_rotated": ("fetched", None)}
+    assert all(o.verified for o in report.documents)
+    assert (dest / "scan_rotated" / "annotations" / "alb_id.json").is_file()
+    assert (dest / "scan_upright" / "images" / "est_id" / "02.jpg").is_file()
+    dataset = discover(dest)
+    assert dataset.format == "midv2020" and len(dataset.clips) == 4
+    again = cli("fetch", dest, "--catalog", "midv2020", "--collections", "scan_upright,scan_rotated",
+                "--mirror", url, "--json", check=0)  # nothing left to do
+    assert {o["status"] for o in json.loads(again.stdout)["documents"]} == {"present"}
 
 
 def _member(name: str, kind: bytes = b"0", link: str = "") -> tuple:
@@ -349,38 +331,26 @@ def test_midv2020_python_api_pairs_frames_with_truth(synthetic):
     assert [f.number for f in pictures] == [0, 1] and pictures[0].truth.size_from == "picture"
 
 
-def test_midv2020_fetch_finds_md5_higher_up_and_a_renamed_archive(scans, tmp_path):
+def test_midv2020_fetch_finds_md5_higher_up_and_a_renamed_archive(http_server, scans, tmp_path):
     """md5.txt at the server's root rather than beside the archives, and an archive listed there
     under another name (SCAN_ROTATED.tar.gz for scan_rotated.tar): fetch finds and uses both."""
-    import http.server
     import tarfile
-    import threading
-
-    from test_fetch import _RangeHandler
 
     from midvbatch.dataset.fetch import fetch
 
-    served = tmp_path / "srv" / "data" / "midv2020"
+    served = http_server.root / "data" / "midv2020"
     served.mkdir(parents=True)
     with tarfile.open(served / "SCAN_ROTATED.tar.gz", "w:gz") as tf:
         tf.add(scans / "scan_rotated", arcname="scan_rotated")
     digest = hashlib.md5((served / "SCAN_ROTATED.tar.gz").read_bytes()).hexdigest()
-    (tmp_path / "srv" / "md5.txt").write_text(f"{digest}  ./data/midv2020/SCAN_ROTATED.tar.gz\n")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
-    server.root, server.log, server.lock = tmp_path / "srv", [], threading.Lock()
-    server.fail_first, server.cut_after, server.ignore_range = 0, {}, False
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/data/midv2020"
-        report = fetch(tmp_path / "dest", catalog="midv2020", docs=["scan_rotated"], mirror=url)
-        (outcome,) = report.documents
-        assert (outcome.status, outcome.verified, outcome.reason) == ("fetched", True, None)
-        assert outcome.source.endswith("/data/midv2020/SCAN_ROTATED.tar.gz")
-        assert not report.warnings
-        assert (tmp_path / "dest" / "scan_rotated" / "annotations" / "est_id.json").is_file()
-    finally:
-        server.shutdown()
-        server.server_close()
+    (http_server.root / "md5.txt").write_text(f"{digest}  ./data/midv2020/SCAN_ROTATED.tar.gz\n")
+    url = http_server.url.removesuffix("/archives") + "/data/midv2020"
+    report = fetch(tmp_path / "dest", catalog="midv2020", docs=["scan_rotated"], mirror=url)
+    (outcome,) = report.documents
+    assert (outcome.status, outcome.verified, outcome.reason) == ("fetched", True, None)
+    assert outcome.source.endswith("/data/midv2020/SCAN_ROTATED.tar.gz")
+    assert not report.warnings
+    assert (tmp_path / "dest" / "scan_rotated" / "annotations" / "est_id.json").is_file()
 
 
 def test_midv2020_real_and_synthetic_annotations_parse_to_the_same_structures(synthetic):
