@@ -51,7 +51,7 @@ def test_ledger_artifacts_are_claimed_then_recorded(tmp_path):
     ledger.claim_artifacts(task, ["frames/a.png"])
     assert ledger.artifact_record("frames/a.png") == (task, None, None) and ledger.artifact_record("frames/b.png") is None
     ledger.mark_running_many([task], now=1.0)
-    ledger.complete_many([Completion(task, 2.0, [], None, 1.0, {}, None, None, [("frames/a.png", 12, 34)])])
+    ledger.complete_many([Completion(task, 2.0, [], None, None, 1.0, {}, None, None, [("frames/a.png", 12, 34)])])
     assert ledger.artifacts() == [("frames/a.png", 12, 34)]
     ledger.restart()  # tasks go first; the records stay until the files are removed
     assert ledger.counts() == dict.fromkeys(ledger.counts(), 0) and ledger.artifacts() == [("frames/a.png", 12, 34)]

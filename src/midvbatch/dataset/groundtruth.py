@@ -74,10 +74,18 @@ class TemplateField:
 
 @dataclass(frozen=True)
 class Template:
-    """The fields of a document template, by name, in file order."""
+    """The fields of a document template, by name, in file order.
+
+    `size` is (width, height) of the template picture whose pixels the field quads are in
+    (its corners are the document's); None where it is not known. `problems` names the
+    fields left out as malformed (a quad of 3 points, a value that is not text), when the
+    template was read leniently.
+    """
 
     path: Path
     fields: dict[str, TemplateField]
+    size: tuple[int, int] | None = None
+    problems: tuple[str, ...] = ()
 
     def text_fields(self) -> list[TemplateField]:
         """Fields with a value to read (not photo/signature, not '*')."""
@@ -123,32 +131,49 @@ def load_frame_quad(path: str | Path) -> Quad:
     return parse_quad(data["quad"], path)
 
 
-def load_template(path: str | Path) -> Template:
-    """Read a template ground-truth file; raise GroundTruthError naming the file if malformed."""
+def load_template(path: str | Path, strict: bool = True) -> Template:
+    """Read a template ground-truth file; raise GroundTruthError naming the file if malformed.
+
+    With `strict` false, a malformed field is left out and named in ``problems`` instead,
+    and a template without fields is a problem too: the other fields stay usable."""
     path = Path(path)
-    return parse_template(read_ground_truth_json(path), path)
+    return parse_template(read_ground_truth_json(path), path, strict)
 
 
-def parse_template(data: Any, path: str | Path) -> Template:
-    """Check the parsed JSON of a template file and return it as a Template; raise GroundTruthError."""
+def parse_template(data: Any, path: str | Path, strict: bool = True) -> Template:
+    """Check the parsed JSON of a template file and return it as a Template; raise GroundTruthError.
+
+    With `strict` false only a file that is not an object of fields raises; see load_template."""
     path = Path(path)
     if not isinstance(data, dict):
         raise GroundTruthError(f"expected a JSON object of fields, got {type(data).__name__}", path=path)
     fields: dict[str, TemplateField] = {}
+    problems: list[str] = []
     for name, spec in data.items():
-        if not isinstance(spec, dict):
-            raise GroundTruthError(f'field {shown(name, 60)} must be an object with "quad"', path=path)
-        if "quad" not in spec:
-            raise GroundTruthError(f'field {shown(name, 60)} is missing "quad"', path=path)
-        quad = parse_quad(spec["quad"], path, where=f'field {shown(name, 60)} "quad"')
-        has_text = "value" in spec
-        value = spec.get("value")
-        if has_text and value is not None and not isinstance(value, str):
-            raise GroundTruthError(f"field {shown(name, 60)} value must be text, got {shown(value, 60)}", path=path)
-        if value == MISSING_VALUE:
-            value = None
-        fields[name] = TemplateField(name, quad, value, has_text)
-    return Template(path, fields)
+        try:
+            fields[name] = _parse_field(name, spec, path)
+        except GroundTruthError as exc:
+            if strict:
+                raise
+            problems.append(exc.message)
+    if not fields and not strict:
+        problems.append("no fields")
+    return Template(path, fields, problems=tuple(problems))
+
+
+def _parse_field(name: str, spec: Any, path: Path) -> TemplateField:
+    if not isinstance(spec, dict):
+        raise GroundTruthError(f'field {shown(name, 60)} must be an object with "quad"', path=path)
+    if "quad" not in spec:
+        raise GroundTruthError(f'field {shown(name, 60)} is missing "quad"', path=path)
+    quad = parse_quad(spec["quad"], path, where=f'field {shown(name, 60)} "quad"')
+    has_text = "value" in spec
+    value = spec.get("value")
+    if has_text and value is not None and not isinstance(value, str):
+        raise GroundTruthError(f"field {shown(name, 60)} value must be text, got {shown(value, 60)}", path=path)
+    if value == MISSING_VALUE:
+        value = None
+    return TemplateField(name, quad, value, has_text)
 
 
 def write_frame_quad(path: str | Path, quad: Quad) -> None:

@@ -77,6 +77,7 @@ class Clip:
     frame_rule: FrameRule = FrameRule()
     frame_size: tuple[int, int] | None = None  # (width, height) as the format documents it; None: unknown
     frame_digits: int = 2  # digits of a frame number in frame ids: 2 (CCDD_KK), 6 (MIDV-2020's 000007)
+    template: str | None = None  # where its text fields are: the format's reference (read_templates); None: none
 
     @property
     def runs_from_pictures(self) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from midvbatch.dataset.groundtruth import Quad
+from midvbatch.dataset.groundtruth import MISSING_VALUE, Quad, Template, TemplateField
 from midvbatch.errors import GroundTruthError, shown
 from midvbatch.fileio import MiB, read_json
 
@@ -124,3 +124,33 @@ def numbered(images: dict[str, ViaImage]) -> dict[int, ViaImage]:
         if stem.isdigit():
             out[int(stem)] = image
     return out
+
+
+NO_TEXT = frozenset({"face", "photo", "signature"})  # regions that are pictures, not text
+
+
+def template_of(image: ViaImage, path: str | Path, size: tuple[int, int]) -> Template:
+    """The text fields of a template picture's annotation (MIDV-2020's templates), its size `size`.
+
+    Every region but ``doc_quad`` is a field; face, photo and signature carry no text. A
+    field shape of other than 4 corners or a name given twice is left out and named in
+    ``problems``; an empty value (or '*') is an empty field."""
+    fields: dict[str, TemplateField] = {}
+    problems: list[str] = []
+    for region in image.regions:
+        name = region.field_name
+        if name == DOC_QUAD:
+            continue
+        where = f"{image.filename}: field {shown(name or '(unnamed)', 60)}"
+        if not name or name in fields:
+            problems.append(f"{where} is {'unnamed' if not name else 'named twice'}")
+            continue
+        if len(region.points) != 4:
+            problems.append(f"{where} has {len(region.points)} points, a field has 4 corners")
+            continue
+        has_text = name not in NO_TEXT
+        value = region.value if has_text and region.value not in ("", MISSING_VALUE) else None
+        fields[name] = TemplateField(name, Quad(region.points), value, has_text)
+    if not fields:
+        problems.append(f"{image.filename}: no fields")
+    return Template(Path(path), fields, size, tuple(problems))

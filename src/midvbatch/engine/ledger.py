@@ -76,7 +76,8 @@ CREATE TABLE IF NOT EXISTS frames (
 );
 CREATE TABLE IF NOT EXISTS clips (
     task INTEGER PRIMARY KEY REFERENCES tasks(id),
-    result TEXT
+    result TEXT,
+    scores TEXT
 );
 CREATE TABLE IF NOT EXISTS validation (
     clip TEXT PRIMARY KEY,
@@ -217,6 +218,7 @@ class Completion:
     now: float
     frames: list[dict] | None
     clip_result: dict | None
+    clip_scores: dict | None
     wall_seconds: float
     stage_seconds: dict[str, float]
     cpu_seconds: float | None
@@ -235,6 +237,11 @@ class NewTask:
     frames: int
     priority: int
     cost: float
+
+
+def _columns(db: Any, table: str) -> set[str]:
+    """The column names of `table`."""
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
 
 
 def _in_states(column: str, states: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:
@@ -274,6 +281,8 @@ class Ledger:
                     if problems != ["ok"]:
                         raise sqlite3.DatabaseError("; ".join(problems))
                 raw.executescript(_SCHEMA)
+                if "scores" not in _columns(raw, "clips"):  # a ledger of a midvbatch before clip scores
+                    raw.execute("ALTER TABLE clips ADD COLUMN scores TEXT")
             except sqlite3.DatabaseError as exc:
                 raw.close()
                 error = _ledger_error(exc, self.path)  # a full disk or a lock is not damage
@@ -530,9 +539,13 @@ class Ledger:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     frames,
                 )
-            clips = [(c.task_id, json.dumps(c.clip_result)) for c in done if c.clip_result is not None]
+            clips = [
+                (c.task_id, json.dumps(c.clip_result), json.dumps(c.clip_scores) if c.clip_scores is not None else None)
+                for c in done
+                if c.clip_result is not None
+            ]
             if clips:
-                db.executemany("INSERT OR REPLACE INTO clips (task, result) VALUES (?, ?)", clips)
+                db.executemany("INSERT OR REPLACE INTO clips (task, result, scores) VALUES (?, ?, ?)", clips)
             db.executemany(
                 "UPDATE tasks SET state = 'done', stage = NULL, finished_at = ?, wall_seconds = ?, "
                 "stage_seconds = ?, cpu_seconds = ?, peak_rss = ?, frames_done = ?, error_class = NULL, "
@@ -667,12 +680,13 @@ class Ledger:
 
     def clip_rows(self, states: Iterable[str] | None = None) -> Iterator[sqlite3.Row]:
         """Yield every task (optionally only those in `states`) in queue order: its columns, its
-        per-stage wall times (``stage_seconds``, JSON) and its clip result (``clip_result``, JSON
-        or None when it has none)."""
+        per-stage wall times (``stage_seconds``, JSON), its clip result (``clip_result``, JSON
+        or None when it has none) and that result's scores (``clip_scores``, JSON or None)."""
         where, args = _in_states("t.state", states)
+        scores = "c.scores" if "scores" in _columns(self.db, "clips") else "NULL"  # read-only: an older ledger
         sql = (
             f"SELECT {', '.join('t.' + c for c in TaskRow.__dataclass_fields__)}, t.stage_seconds, "
-            f"c.result AS clip_result FROM tasks t LEFT JOIN clips c ON c.task = t.id{where}"
+            f"c.result AS clip_result, {scores} AS clip_scores FROM tasks t LEFT JOIN clips c ON c.task = t.id{where}"
         )
         yield from self.db.execute(sql + " ORDER BY t.priority DESC, t.position", args)
 

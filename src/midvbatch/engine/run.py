@@ -49,6 +49,7 @@ GATHER_SECONDS = 0.002  # extra wait for more finished clips while workers have 
 CHECK_CHUNK = 2000  # clips checked, and their findings held, at a time
 WATCH_INTERVAL = 0.2  # seconds between checks of the workers' memory
 PERMANENT = ("permanent",)
+MAX_NOTES = 10  # notes of a done clip (fields left unscored) logged one by one; the rest counted
 
 
 @dataclass
@@ -501,6 +502,7 @@ class Orchestrator:
             fps=float(rule.fps),
             frame_numbers=rule.numbers,
             frame_digits=clip.frame_digits if clip is not None else 2,
+            template=clip.template if clip is not None else None,
             images={k: str(p) for k, p in clip.images.items()} if clip is not None and clip.runs_from_pictures else {},
             dataset_format=clip.format if clip is not None else "midv500",
             processor=self.settings.processor,
@@ -669,6 +671,7 @@ class Orchestrator:
                 now,
                 outcome.frames,
                 outcome.clip_result,
+                outcome.clip_scores,
                 outcome.wall_seconds,
                 outcome.stage_seconds,
                 outcome.cpu_seconds,
@@ -677,6 +680,10 @@ class Orchestrator:
             )
             self.meter.add(len(outcome.frames))
             self.log.debug("done %s in %.2f s", row.clip, outcome.wall_seconds, extra=extra)
+            for note in outcome.notes[:MAX_NOTES]:
+                self.log.warning("%s: %s", row.clip, note, extra=extra)
+            if len(outcome.notes) > MAX_NOTES:
+                self.log.warning("%s: and %d more notes", row.clip, len(outcome.notes) - MAX_NOTES, extra=extra)
         else:
             retries_left = attempt <= self.config.retries
             permanent = outcome.error_class in PERMANENT

@@ -41,15 +41,21 @@ class ExtractProcessor(Processor):
 
 
 class GroundTruthProcessor(Processor):
-    """Return each frame's ground-truth quad as the prediction: every score must be perfect.
+    """Return each frame's ground truth as the prediction (document quad, text fields): every score must be perfect.
 
-    The end-to-end check of the scoring path.
+    The end-to-end check of the scoring path: the one pipeline that sees the fields' values.
     """
 
+    field_values = True
+
     def process_frame(self, frame: Frame) -> dict:
-        """Return {"quad": the ground truth, or None where the dataset has none}."""
+        """Return {"quad": the ground truth, or None where the dataset has none; "fields": the true values}."""
         quad = frame.quad
-        return {"quad": quad.to_list() if quad is not None else None}
+        result: dict = {"quad": quad.to_list() if quad is not None else None}
+        template = frame.clip.templates.get(frame.number)
+        if template is not None:  # every value, also of a field the frame's quad cannot place
+            result["fields"] = {f.name: f.value for f in template.fields.values() if f.value is not None}
+        return result
 
 
 class ProbeProcessor(Processor):

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from midvbatch.dataset.formats import get_format
-from midvbatch.errors import MidvBatchError, PermanentError, ProcessorError, TransientError
+from midvbatch.dataset.groundtruth import Template
+from midvbatch.errors import MidvBatchError, PermanentError, ProcessorError, TransientError, shown
 from midvbatch.pipeline.processor import ClipInfo, Frame
 from midvbatch.video.image import annotated_frames as read_frames
 from midvbatch.video.reader import AnnotatedFrame
@@ -48,6 +49,7 @@ class TaskSpec:
     frame_numbers: tuple[int, ...] = ()  # annotated frames by number (1-based, decode order); () : by time
     images: dict[int, str] = field(default_factory=dict)  # frame number -> picture, read when there is no video
     frame_digits: int = 2  # digits of a frame number in frame ids (the clip's Clip.frame_digits)
+    template: str | None = None  # where its text fields are (Clip.template, read by the format); None: no fields
 
 
 @dataclass
@@ -56,8 +58,10 @@ class ClipOutcome:
 
     task_id: int
     ok: bool
-    frames: list[dict] = field(default_factory=list)  # {"frame", "time", "seconds", "result"}
+    frames: list[dict] = field(default_factory=list)  # {"frame", "time", "seconds", "result"[, "scores"]}
     clip_result: dict | None = None
+    clip_scores: dict | None = None  # the clip result's text fields scored: {"fields": {...}, "empty_fields": n}
+    notes: list[str] = field(default_factory=list)  # what was left unscored and why (a malformed field ...)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
     cpu_seconds: float | None = None
@@ -106,6 +110,74 @@ def _score(predicted: Any, truth, shape: tuple[int, ...], clip: ClipInfo) -> dic
     return scores
 
 
+class _Notes:
+    """What a clip left unscored, each message once with the frames it came from counted."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def add(self, message: str) -> None:
+        self.counts[message] = self.counts.get(message, 0) + 1
+
+    def lines(self) -> list[str]:
+        return [m if n == 1 else f"{m} (in {n} frames)" for m, n in self.counts.items()]
+
+
+def _read_templates(spec: TaskSpec, numbers: list[int], notes: _Notes) -> dict[int, Template]:
+    """The text fields of each frame (by the dataset's format); {} with a note when they cannot be read."""
+    if not spec.template:
+        return {}
+    try:
+        templates = get_format(spec.dataset_format).read_templates(spec.template, numbers)
+    except MidvBatchError as exc:
+        notes.add(f"text fields not scored: {exc}")
+        return {}
+    for template in {id(t): t for t in templates.values()}.values():
+        for problem in template.problems:
+            notes.add(f"{template.path}: {problem}; scored without it")
+    return templates
+
+
+def _read_fields(value: Any, template: Template | None, notes: _Notes) -> dict[str, tuple[str, float | None]]:
+    """Check the "fields" a processor returned: field name -> (text, confidence); what is malformed is noted, left out."""
+    if not isinstance(value, dict):
+        notes.add(f'"fields" must be an object of field name -> text, got {type(value).__name__}; not scored')
+        return {}
+    read: dict[str, tuple[str, float | None]] = {}
+    for name, given in value.items():
+        if template is not None and name not in template.fields:
+            known = ", ".join(template.fields) or "none"
+            notes.add(f"unknown field {shown(name, 40)} returned (the document has: {known}); not scored")
+            continue
+        text, confidence = (given.get("text"), given.get("confidence")) if isinstance(given, dict) else (given, None)
+        if not isinstance(text, str):
+            notes.add(f"field {shown(name, 40)}: the result is {shown(given, 40)}, not text; not scored")
+            continue
+        if confidence is not None and (isinstance(confidence, bool) or not isinstance(confidence, (int, float))):
+            notes.add(f"field {shown(name, 40)}: confidence {shown(confidence, 40)} is not a number; ignored")
+            confidence = None
+        read[name] = (text, float(confidence) if confidence is not None else None)
+    return read
+
+
+def _score_text(result: Any, template: Template | None, notes: _Notes) -> dict | None:
+    """Score a result's "fields" against a template: {"fields": {...}, "empty_fields": n}, or None (nothing to score)."""
+    from midvbatch.scoring.text import empty_fields, score_fields
+
+    if not isinstance(result, dict) or "fields" not in result:
+        return None
+    read = _read_fields(result["fields"], template, notes)
+    if template is None:
+        return None
+    return {"fields": score_fields(read, template), "empty_fields": empty_fields(template)}
+
+
+def _one_template(templates: dict[int, Template]) -> Template | None:
+    """The template every frame of the clip shows (a video of one document); None for pictures of many."""
+    distinct = {id(t): t for t in templates.values()}
+    return next(iter(distinct.values())) if len(distinct) == 1 else None
+
+
 def _classify(exc: BaseException) -> str:
     if isinstance(exc, TransientError):
         return "transient"
@@ -143,9 +215,12 @@ def run_clip(
     start = clock()
     cpu_start = time.process_time()
     stage = "ground_truth"
+    notes = _Notes()
     try:
         report(spec.task_id, stage)
         truth = get_format(spec.dataset_format).read_quads(spec.ground_truth) if spec.ground_truth else {}
+        numbers = list(spec.frame_numbers) or list(range(1, spec.frames + 1))
+        templates = _read_templates(spec, numbers, notes)
         clip = ClipInfo(
             id=spec.clip,
             document=spec.document,
@@ -159,6 +234,8 @@ def run_clip(
             output_dir=Path(spec.output_dir) if spec.output_dir else None,
             template_size=spec.template_size,
             frame_digits=spec.frame_digits,
+            templates=templates,
+            field_values=bool(getattr(processor, "field_values", False)),
         )
         stages[stage] = clock() - start
         if hasattr(processor, "process_clip"):
@@ -190,9 +267,15 @@ def run_clip(
                     "seconds": round(t0 - t1, 6),
                     "result": _check_json(result, "process_frame"),
                 }
+                stage = "score"
+                scores: dict[str, Any] = {}
                 if isinstance(result, dict) and "quad" in result and decoded.number in truth:
-                    stage = "score"
-                    record["scores"] = _score(result["quad"], truth[decoded.number], decoded.image.shape, clip)
+                    scores = _score(result["quad"], truth[decoded.number], decoded.image.shape, clip)
+                text = _score_text(result, templates.get(decoded.number), notes)
+                if text is not None:
+                    scores.update(text)
+                if scores:
+                    record["scores"] = scores
                     t2 = clock()
                     scoring += t2 - t0
                     t0 = t2
@@ -201,6 +284,13 @@ def run_clip(
             stages["decode"], stages["process_frame"] = decode, process
             if scoring:
                 stages["score"] = scoring
+            if hasattr(processor, "finish_clip"):
+                stage = "finish_clip"
+                report(spec.task_id, stage)
+                t0 = clock()
+                outcome.clip_result = _check_json(processor.finish_clip(clip), "finish_clip")
+                stages[stage] = clock() - t0
+        outcome.clip_scores = _score_text(outcome.clip_result, _one_template(templates), notes)
         outcome.ok = True
         outcome.stage = None
     except BaseException as exc:  # everything, so a worker never dies of a processor's error
@@ -213,6 +303,7 @@ def run_clip(
         else:
             outcome.error = str(exc) if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}"
         outcome.traceback = traceback.format_exc()[-TRACEBACK_TAIL:]
+    outcome.notes = notes.lines()
     outcome.wall_seconds = clock() - start
     outcome.cpu_seconds = time.process_time() - cpu_start
     return outcome

@@ -3,19 +3,27 @@
 A processor is any object with either ``process_frame(frame) -> dict | None`` (the
 engine reads the annotated frames and calls it once per frame) or
 ``process_clip(clip) -> dict`` (the processor reads the video itself), and optionally
-``setup()`` (once per worker, before the first clip: load a model) and ``close()``.
+``setup()`` (once per worker, before the first clip: load a model), ``finish_clip(clip)
+-> dict | None`` (after a clip's frames: the processor's own result for the whole clip,
+e.g. its text fields combined over the frames) and ``close()``.
+
+What a result may hold that midvbatch scores: ``"quad"`` (the document's four corners in
+the frame) and ``"fields"`` (``{"field05": "01.01.1980"}``, or ``{"field05": {"text":
+"01.01.1980", "confidence": 0.93}}``), each scored against the dataset's ground truth.
 A *factory* makes it: a callable taking the run's processor options as keyword
 arguments. Finding factories by name is pipeline/registry.py's concern.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from midvbatch.dataset.groundtruth import Quad
+from midvbatch.dataset.fields import FrameField, field_crop, fields_in_frame
+from midvbatch.dataset.groundtruth import Quad, Template
 from midvbatch.errors import ProcessorError
 from midvbatch.runfolder import RESERVED, is_reserved
 
@@ -36,6 +44,8 @@ class ClipInfo:
     output_dir: Path | None = None  # write artifacts here; moved into RUN_DIR on success
     template_size: tuple[int, int] | None = None  # (w, h) of the document's template rectangle
     frame_digits: int = 2  # digits of a frame number in frame ids: 2 (CCDD_KK), 6 (MIDV-2020's 000007)
+    templates: dict[int, Template] = field(default_factory=dict, repr=False)  # frame number -> its text fields
+    field_values: bool = False  # Frame.fields carries the true values (the ground-truth pipeline only)
 
     def artifact(self, relative: str | Path) -> Path:
         """Return where to write an artifact that ends up at RUN_DIR/`relative`."""
@@ -71,9 +81,45 @@ class Frame:
         """The ground-truth quad of this frame, if the dataset has one."""
         return self.clip.ground_truth.get(self.number)
 
+    @functools.cached_property
+    def fields(self) -> dict[str, FrameField]:
+        """The document's fields in this frame, by name: each one's quad in the frame's pixels.
+
+        Carried from the template through the ground-truth document quad (a picture the
+        template's size without one is the template itself). The true values are None
+        (hidden) unless the processor declares ``field_values = True``; ``has_text`` says
+        which fields hold text. {} for a frame without template or document quad.
+        """
+        template = self.clip.templates.get(self.number)
+        if template is None or template.size is None:
+            return {}
+        document = self.quad
+        if document is None and (self.image.shape[1], self.image.shape[0]) == template.size:
+            width, height = template.size
+            document = Quad(((0, 0), (width, 0), (width, height), (0, height)))
+        if document is None:
+            return {}
+        fields = fields_in_frame(template, template.size, document)
+        if not self.clip.field_values:
+            fields = {name: replace(f, value=None) for name, f in fields.items()}
+        return fields
+
+    def field_image(self, name: str, height: int = 32) -> np.ndarray | None:
+        """Return field `name` cut out of the frame and rectified, `height` pixels high, text upright.
+
+        None when the field has no area in the frame; ProcessorError for a name the frame
+        does not show (see ``fields``)."""
+        found = self.fields.get(name)
+        if found is None:
+            known = ", ".join(self.fields) or "none"
+            raise ProcessorError(f"frame {self.id} has no field {name!r} (it has: {known})")
+        return field_crop(self.image, found.quad, height)
+
 
 class Processor:
     """Optional base class: override ``process_frame`` or ``process_clip``."""
+
+    field_values = False  # True: Frame.fields carries the true values (only for checking the scoring)
 
     def setup(self) -> None:
         """Prepare once per worker (load a model); default: nothing."""

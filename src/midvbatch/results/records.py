@@ -65,10 +65,10 @@ class RunMeta:
 class FrameResult:
     """One annotated frame of a done clip: the processor's output, its time, its scores.
 
-    `scores` is None when the frame was not scored (the processor returns no ``quad``, or
-    the frame has no ground truth); then `iou`, `iou_gt`, `mean_iou`, `min_d` and
-    `correct` are None too. `min_d` is ``inf`` when no homography exists, None when there
-    was no prediction.
+    `scores` is None when the frame was not scored (the processor returns neither ``quad``
+    nor ``fields``, or the frame has no ground truth). `iou`, `iou_gt`, `mean_iou`, `min_d`
+    and `correct` are None when the quad was not scored; `min_d` is ``inf`` when no
+    homography exists. `fields` holds the text fields scored (empty when none were).
     """
 
     clip: str  # clip id, CCDD for MIDV
@@ -91,40 +91,56 @@ class FrameResult:
         return self.result.get("quad") if isinstance(self.result, dict) else None
 
     @property
-    def score(self) -> FrameScore | None:
-        """The four MIDV-500 scores, or None when the frame was not scored."""
+    def _located(self) -> dict[str, Any] | None:
+        """The scores when the quad was scored."""
         s = self.scores
+        return s if s is not None and "iou" in s else None
+
+    @property
+    def score(self) -> FrameScore | None:
+        """The four MIDV-500 scores, or None when the quad was not scored."""
+        s = self._located
         return None if s is None else FrameScore(s["iou"], s["iou_gt"], s["mean_iou"], s["min_d"])
 
     @property
     def iou(self) -> float | None:
         """IoU of prediction and ground truth in the frame."""
-        return None if self.scores is None else self.scores["iou"]
+        s = self._located
+        return None if s is None else s["iou"]
 
     @property
     def iou_gt(self) -> float | None:
         """IoU in the template's coordinates: the MIDV-500 headline metric."""
-        return None if self.scores is None else self.scores["iou_gt"]
+        s = self._located
+        return None if s is None else s["iou_gt"]
 
     @property
     def mean_iou(self) -> float | None:
         """The mean_iou metric of the MIDV-500 protocol."""
-        return None if self.scores is None else self.scores["mean_iou"]
+        s = self._located
+        return None if s is None else s["mean_iou"]
 
     @property
     def min_d(self) -> float | None:
         """The largest corner distance relative to the template's diagonal, corners matched best."""
-        return None if self.scores is None else self.scores["min_d"]
+        s = self._located
+        return None if s is None else s["min_d"]
 
     @property
     def correct(self) -> bool | None:
         """Whether iou_gt passes 0.9."""
-        return None if self.scores is None else self.scores.get("correct")
+        s = self._located
+        return None if s is None else s.get("correct")
 
     @property
     def subsets(self) -> tuple[str, ...]:
         """The visibility subsets the frame's ground truth belongs to (empty when not scored)."""
         return tuple((self.scores or {}).get("subsets", ()))
+
+    @property
+    def fields(self) -> dict[str, dict[str, Any]]:
+        """The text fields scored, by name: truth, text, confidence, type, correct, distance, ngld, cer[, missing]."""
+        return (self.scores or {}).get("fields", {})
 
     @classmethod
     def from_row(cls, row: Any) -> FrameResult:
@@ -173,7 +189,13 @@ class ClipResult:
     cpu_seconds: float | None
     peak_rss: int | None  # the worker's peak resident memory, bytes
     stage_seconds: dict[str, float]
-    result: Any  # what process_clip returned (clip processors); None otherwise
+    result: Any  # what process_clip (or finish_clip) returned; None otherwise
+    scores: dict[str, Any] | None = field(default=None, repr=False)  # the result's text fields scored, as for a frame
+
+    @property
+    def fields(self) -> dict[str, dict[str, Any]]:
+        """The clip result's text fields scored, by name (empty when none were)."""
+        return (self.scores or {}).get("fields", {})
 
     @classmethod
     def from_row(cls, row: Any, kind: ClipKind | None = None) -> ClipResult:
@@ -203,4 +225,5 @@ class ClipResult:
             row["peak_rss"],
             json.loads(row["stage_seconds"] or "{}"),
             json.loads(clip_result) if clip_result is not None else None,
+            json.loads(row["clip_scores"]) if row["clip_scores"] is not None else None,
         )

@@ -14,7 +14,11 @@ the normalized strings, the NGLD's lengths on the strings as given, as the refer
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from midvbatch.dataset.groundtruth import Template
 
 FIELD_TYPES = ("date", "number", "name", "mrz", "other")
 
@@ -80,10 +84,23 @@ _NAME = re.compile(r"^[A-Za-z\u00C0-\u024F]+(?:[ '\-.,][A-Za-z\u00C0-\u024F]+)*\
 _NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 \-/.]{3,}$")
 
 
-def field_type(value: str) -> str:
-    """Say what kind of field a value looks like: date, number (a document number), name (Latin
-    letters), mrz (a machine-readable zone line), or other. For datasets that do not say."""
+def field_type(value: str, name: str = "") -> str:
+    """Say what kind of field it is: date, number (a document number), name (in Latin letters),
+    mrz (a machine-readable zone line), or other.
+
+    A field `name` that says it (MIDV-2020's ``birth_date``, ``mrz_line0``, ``number``,
+    ``surname``) decides, the value's shape confirming a name is in Latin letters; MIDV-500's
+    ``field05`` says nothing, and the value's shape decides."""
     text = value.strip()
+    hint = name.lower()
+    if "mrz" in hint:
+        return "mrz"
+    if "date" in hint:
+        return "date"
+    if "number" in hint or hint.endswith(("_no", "_num")):
+        return "number"
+    if "name" in hint:
+        return "name" if _NAME.match(text) and not any(c.isdigit() for c in text) else "other"
     if _MRZ.match(text) and "<" in text:
         return "mrz"
     if _DATE.match(text):
@@ -94,6 +111,37 @@ def field_type(value: str) -> str:
     if _NUMBER.match(text) and digits >= max(3, len(text.replace(" ", "")) // 2):
         return "number"
     return "other"
+
+
+def score_fields(read: Mapping[str, tuple[str, float | None]], template: Template) -> dict[str, dict[str, Any]]:
+    """Score what a processor read (field name -> (text, confidence)) against a template's values.
+
+    Every field of the template with a value is scored, read or not (one not read scores as
+    the empty string, marked ``missing``); fields without text and empty ones ('*') are
+    not. Each record: truth, text, confidence, type, correct, distance, ngld, cer (and
+    missing). A name `read` holds that the template lacks is the caller's to report.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, field in template.fields.items():
+        if field.value is None:
+            continue
+        text, confidence = read.get(name, ("", None))
+        record: dict[str, Any] = {
+            "truth": field.value,
+            "text": text,
+            "confidence": confidence,
+            "type": field_type(field.value, name),
+            **score_field(text, field.value).to_dict(),
+        }
+        if name not in read:
+            record["missing"] = True
+        out[name] = record
+    return out
+
+
+def empty_fields(template: Template) -> int:
+    """The fields that hold text on other documents but are empty on this one ('*'): not scored, counted."""
+    return sum(1 for f in template.fields.values() if f.has_text and f.value is None)
 
 
 # --- combining the frames of a clip ------------------------------------------------------

@@ -8,6 +8,9 @@ A format is an object (usually one instance of a :class:`DatasetFormat` subclass
   from names alone (nothing decoded, nothing parsed);
 - ``read_quads(files)``: reads the document quads of a clip's annotated frames from those
   files (workers call it, so it must work from the format's registered name alone);
+- ``read_templates(template, frames)``: reads the text fields (names, values, quads in a
+  template picture) that each annotated frame shows, from the reference ``discover`` gave
+  ``Clip.template`` (workers call it too);
 - ``check_layout(dataset)``: what ``validate`` reports about the folder's structure;
 - ``archives()``: where its archives come from, for ``fetch`` (None: nothing to fetch);
 - ``catalog``: documents, conditions, devices, frame size, template sizes (None: unknown).
@@ -19,13 +22,15 @@ complete example.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from midvbatch.dataset.catalog import Catalog
-from midvbatch.dataset.groundtruth import Quad, load_frame_quad
+from midvbatch.dataset.groundtruth import Quad, Template, load_frame_quad, load_template
 from midvbatch.dataset.model import Dataset, Problem
+from midvbatch.errors import GroundTruthError
+from midvbatch.video.image import image_size
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,18 @@ class DatasetFormat:
         """
         return {int(number): load_frame_quad(path) for number, path in files.items()}
 
+    def read_templates(self, template: str, frames: Iterable[int]) -> dict[int, Template]:
+        """Read the text fields each of `frames` shows, from `template` (the clip's ``Clip.template``).
+
+        The default reads MIDV-500's: one template file (``ground_truth/NN_name.json``) for
+        every frame of the clip, its fields leniently (a malformed field is left out and
+        named in ``Template.problems``), with the size of its picture
+        (``images/NN_name.tif``, or .png/.jpg) read from the picture's header. Raises
+        GroundTruthError (file) or VideoError (picture) naming the file.
+        """
+        read = template_with_picture(Path(template), _midv_template_picture(Path(template)))
+        return {number: read for number in frames}
+
     def check_layout(self, dataset: Dataset) -> list[Problem]:
         """Return what is wrong with the folder's structure (missing parts, stray files)."""
         return []
@@ -88,3 +105,29 @@ class DatasetFormat:
 
     def __repr__(self) -> str:
         return f"<dataset format {self.name}>"
+
+
+TEMPLATE_PICTURES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")  # MIDV-500's template pictures are TIFF
+
+
+def _midv_template_picture(json_file: Path) -> Path | None:
+    """The picture of a MIDV-500 template file: ``images/NN_name.tif`` beside ``ground_truth/``."""
+    images = json_file.parent.parent / "images"
+    return next(
+        (
+            images / f"{json_file.stem}{ext}"
+            for ext in TEMPLATE_PICTURES
+            if (images / f"{json_file.stem}{ext}").is_file()
+        ),
+        None,
+    )
+
+
+def template_with_picture(json_file: Path, picture: Path | None) -> Template:
+    """Read a template file leniently and give it its picture's size; GroundTruthError naming what is missing."""
+    template = load_template(json_file, strict=False)
+    if picture is None:
+        raise GroundTruthError(
+            "no template picture beside it (its field quads are in that picture's pixels)", path=json_file
+        )
+    return replace(template, size=image_size(picture))

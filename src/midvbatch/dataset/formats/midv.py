@@ -132,6 +132,7 @@ def _read_document(name: str, folder: Path) -> tuple[Document, set[str]]:
         None,
     )
     codes = set(videos) | {c for c, f in truths.items() if f}
+    present = os.path.lexists(template_json) and not template_json.is_dir()  # a FIFO too: reading says what it is
     clips = [
         Clip(
             id=f"{code}{name[:2]}",
@@ -140,10 +141,10 @@ def _read_document(name: str, folder: Path) -> tuple[Document, set[str]]:
             video=videos.get(code),
             ground_truth=truths.get(code, {}),
             images=images.get(code, {}),
+            template=str(template_json) if present else None,
         )
         for code in codes
     ]
-    present = os.path.lexists(template_json) and not template_json.is_dir()  # a FIFO too: reading says what it is
     doc = Document(name, folder, template_image, template_json if present else None, clips)
     return doc, codes
 

@@ -22,12 +22,12 @@ collection (``images/`` and ``annotations/`` directly) is read as that collectio
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from midvbatch.dataset.catalog import MIDV2020, MIDV2020_COLLECTIONS, MIDV2020_IMAGE_COLLECTIONS
 from midvbatch.dataset.formats.base import Archive, ArchiveSource, DatasetFormat
-from midvbatch.dataset.groundtruth import Quad
+from midvbatch.dataset.groundtruth import Quad, Template
 from midvbatch.dataset.model import (
     ERROR,
     VIDEO_EXTENSIONS,
@@ -39,8 +39,9 @@ from midvbatch.dataset.model import (
     Missing,
     Problem,
 )
-from midvbatch.dataset.via import doc_quad, numbered, read_via
-from midvbatch.errors import DatasetError, GroundTruthError
+from midvbatch.dataset.via import doc_quad, numbered, read_via, template_of
+from midvbatch.errors import DatasetError, GroundTruthError, VideoError
+from midvbatch.video.image import image_size
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 VIDEO_COLLECTION = "clips_video"
@@ -139,6 +140,8 @@ class Midv2020Format(DatasetFormat):
         if not clips:
             raise DatasetError("holds MIDV-2020 collection folders but no annotated image or clip in them", path=root)
         templates = found.get("templates")
+        if templates is not None:
+            _give_templates(clips, templates / "annotations")
         documents = []
         for name in sorted({c.document for c in clips}):
             template_images = _numbered_files(templates / "images" / name, IMAGE_EXTENSIONS) if templates else {}
@@ -172,6 +175,25 @@ class Midv2020Format(DatasetFormat):
                 if template and image.region("doc_quad") is None:
                     continue
                 out[number] = doc_quad(image, path)
+        return out
+
+    def read_templates(self, template: str, frames: Iterable[int]) -> dict[int, Template]:
+        """Read each frame's document template from the templates' VIA file, its picture's size from the picture.
+
+        `template` is ``templates/annotations/TYPE.json`` (document NN is frame NN: scans
+        and photos) or ``...TYPE.json#NN`` (every frame shows document NN: a clip). A
+        document without annotation or picture gets a template with no fields that says so
+        in ``problems``; a file that cannot be read raises GroundTruthError."""
+        path, _, fixed = template.partition("#")
+        annotated = numbered(read_via(path))
+        pictures = _numbered_files(Path(path).parent.parent / "images" / Path(path).stem, IMAGE_EXTENSIONS)
+        read: dict[int, Template] = {}
+        out: dict[int, Template] = {}
+        for number in frames:
+            document = int(fixed) if fixed else number
+            if document not in read:
+                read[document] = _document_template(path, document, annotated.get(document), pictures.get(document))
+            out[number] = read[document]
         return out
 
     def archives(self) -> ArchiveSource:
@@ -235,6 +257,27 @@ class Midv2020Format(DatasetFormat):
                     )
                 )
         return problems
+
+
+def _give_templates(clips: list[Clip], annotations: Path) -> None:
+    """Point each clip at its type's template annotations (document NN: frame NN, or the clip's NN)."""
+    for clip in clips:
+        path = annotations / f"{clip.document}.json"
+        if not path.is_file():
+            continue
+        collection, _, number = clip.code.partition("/")
+        clip.template = f"{path}#{number}" if collection == "clips" else str(path)
+
+
+def _document_template(path: str, document: int, image, picture: Path | None) -> Template:
+    if image is None or picture is None:
+        missing = "annotation" if image is None else "picture"
+        return Template(Path(path), {}, None, (f"no template {missing} of document {document:02d}",))
+    try:
+        size = image_size(picture)
+    except VideoError as exc:
+        return Template(Path(path), {}, None, (str(exc),))
+    return template_of(image, path, size)
 
 
 def _picture_groups(collection: str, folder: Path, missing: list[Missing]) -> Iterator[Clip]:
