@@ -20,6 +20,7 @@ venv: $(STAMP)
 
 test: $(STAMP) lint
 	@.ci/browser
+	@.ci/tesseract $(VENV)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

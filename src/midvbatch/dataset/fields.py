@@ -9,11 +9,13 @@ carries every field's quad into the frame.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from midvbatch.dataset.groundtruth import Quad, Template
+from midvbatch.dataset.model import Clip
 from midvbatch.geometry import homography, rectangle, transform
 
 
@@ -76,3 +78,25 @@ def field_crop(image: np.ndarray, quad: Quad, height: int = 32) -> np.ndarray | 
         image, h, (width, height), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
     )
     return crop
+
+
+def clip_fields(clip: Clip, numbers: Iterable[int]) -> dict[int, dict[str, FrameField]]:
+    """The fields of `clip` in each of its annotated frames `numbers`, values included: the
+    clip's format reads the templates and the document quads. A frame without template or
+    document quad gets {}. Raises GroundTruthError/VideoError naming a file that cannot be read.
+
+    For readers of a finished run (the report's crops, the COCO export's field boxes);
+    workers carry the fields through Frame.fields instead."""
+    from midvbatch.dataset.formats import get_format
+
+    wanted = list(numbers)
+    if clip.template is None:
+        return {n: {} for n in wanted}
+    fmt = get_format(clip.format)
+    templates = fmt.read_templates(clip.template, wanted)
+    quads = fmt.read_quads({n: clip.ground_truth[n] for n in wanted if n in clip.ground_truth})
+    out: dict[int, dict[str, FrameField]] = {}
+    for n in wanted:
+        template, quad = templates.get(n), quads.get(n)
+        out[n] = fields_in_frame(template, template.size, quad) if template and template.size and quad else {}
+    return out

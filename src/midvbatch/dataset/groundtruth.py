@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,11 @@ class Template:
     fields: dict[str, TemplateField]
     size: tuple[int, int] | None = None
     problems: tuple[str, ...] = ()
+
+    def without_values(self) -> Template:
+        """The same template with every value hidden (None): what a processor may see."""
+        hidden = {name: replace(f, value=None) for name, f in self.fields.items()}
+        return replace(self, fields=hidden)
 
     def text_fields(self) -> list[TemplateField]:
         """Fields with a value to read (not photo/signature, not '*')."""

@@ -172,6 +172,12 @@ def _score_text(result: Any, template: Template | None, notes: _Notes) -> dict |
     return {"fields": score_fields(read, template), "empty_fields": empty_fields(template)}
 
 
+def _hidden(templates: dict[int, Template]) -> dict[int, Template]:
+    """The templates without their values (each distinct template hidden once)."""
+    hidden: dict[int, Template] = {}
+    return {n: hidden.setdefault(id(t), t.without_values()) for n, t in templates.items()}
+
+
 def _one_template(templates: dict[int, Template]) -> Template | None:
     """The template every frame of the clip shows (a video of one document); None for pictures of many."""
     distinct = {id(t): t for t in templates.values()}
@@ -221,6 +227,7 @@ def run_clip(
         truth = get_format(spec.dataset_format).read_quads(spec.ground_truth) if spec.ground_truth else {}
         numbers = list(spec.frame_numbers) or list(range(1, spec.frames + 1))
         templates = _read_templates(spec, numbers, notes)
+        reveal = bool(getattr(processor, "field_values", False))
         clip = ClipInfo(
             id=spec.clip,
             document=spec.document,
@@ -234,8 +241,7 @@ def run_clip(
             output_dir=Path(spec.output_dir) if spec.output_dir else None,
             template_size=spec.template_size,
             frame_digits=spec.frame_digits,
-            templates=templates,
-            field_values=bool(getattr(processor, "field_values", False)),
+            templates=templates if reveal else _hidden(templates),
         )
         stages[stage] = clock() - start
         if hasattr(processor, "process_clip"):

@@ -17,7 +17,7 @@ arguments. Finding factories by name is pipeline/registry.py's concern.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +44,8 @@ class ClipInfo:
     output_dir: Path | None = None  # write artifacts here; moved into RUN_DIR on success
     template_size: tuple[int, int] | None = None  # (w, h) of the document's template rectangle
     frame_digits: int = 2  # digits of a frame number in frame ids: 2 (CCDD_KK), 6 (MIDV-2020's 000007)
-    templates: dict[int, Template] = field(default_factory=dict, repr=False)  # frame number -> its text fields
-    field_values: bool = False  # Frame.fields carries the true values (the ground-truth pipeline only)
+    # frame number -> its text fields; their values are None (hidden) unless the processor says field_values = True
+    templates: dict[int, Template] = field(default_factory=dict, repr=False)
 
     def artifact(self, relative: str | Path) -> Path:
         """Return where to write an artifact that ends up at RUN_DIR/`relative`."""
@@ -90,19 +90,20 @@ class Frame:
         (hidden) unless the processor declares ``field_values = True``; ``has_text`` says
         which fields hold text. {} for a frame without template or document quad.
         """
+        document = self.quad
+        template = self.clip.templates.get(self.number)
+        if document is None and template is not None and (self.image.shape[1], self.image.shape[0]) == template.size:
+            width, height = template.size
+            document = Quad(((0, 0), (width, 0), (width, height), (0, height)))
+        return self.fields_at(document) if document is not None else {}
+
+    def fields_at(self, document: Quad) -> dict[str, FrameField]:
+        """The document's fields were it at `document` in this frame (corners in document order: top-left
+        of the document first): for reading the fields where a localizer found the document."""
         template = self.clip.templates.get(self.number)
         if template is None or template.size is None:
             return {}
-        document = self.quad
-        if document is None and (self.image.shape[1], self.image.shape[0]) == template.size:
-            width, height = template.size
-            document = Quad(((0, 0), (width, 0), (width, height), (0, height)))
-        if document is None:
-            return {}
-        fields = fields_in_frame(template, template.size, document)
-        if not self.clip.field_values:
-            fields = {name: replace(f, value=None) for name, f in fields.items()}
-        return fields
+        return fields_in_frame(template, template.size, document)
 
     def field_image(self, name: str, height: int = 32) -> np.ndarray | None:
         """Return field `name` cut out of the frame and rectified, `height` pixels high, text upright.
@@ -113,7 +114,12 @@ class Frame:
         if found is None:
             known = ", ".join(self.fields) or "none"
             raise ProcessorError(f"frame {self.id} has no field {name!r} (it has: {known})")
-        return field_crop(self.image, found.quad, height)
+        return self.crop(found.quad, height)
+
+    def crop(self, quad: Quad, height: int = 32) -> np.ndarray | None:
+        """Return the region at `quad` (corners top-left, top-right, bottom-right, bottom-left) rectified,
+        `height` pixels high, its width by the region's aspect ratio; None when it has no area."""
+        return field_crop(self.image, quad, height)
 
 
 class Processor:

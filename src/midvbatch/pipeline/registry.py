@@ -24,10 +24,11 @@ Factory = Callable[..., Any]
 
 
 def _builtin() -> dict[str, Factory]:
-    from midvbatch.pipeline import builtin, localize
+    from midvbatch.pipeline import builtin, localize, ocr
 
     return {
         "localize": localize.make,
+        "ocr": ocr.make,
         "ground-truth": builtin.GroundTruthProcessor,
         "frames": builtin.FramesProcessor,
         "extract": builtin.ExtractProcessor,
