@@ -138,26 +138,31 @@ def _read_templates(spec: TaskSpec, numbers: list[int], notes: _Notes) -> dict[i
     return templates
 
 
-def _read_fields(value: Any, template: Template | None, notes: _Notes) -> dict[str, tuple[str, float | None]]:
-    """Check the "fields" a processor returned: field name -> (text, confidence); what is malformed is noted, left out."""
+def _read_fields(
+    value: Any, template: Template | None, notes: _Notes
+) -> tuple[dict[str, tuple[str, float | None]], set[str]]:
+    """Check the "fields" a processor returned: (field name -> (text, confidence), names whose result is
+    malformed). What is malformed is noted; such a field is left out of the frame's scores."""
     if not isinstance(value, dict):
         notes.add(f'"fields" must be an object of field name -> text, got {type(value).__name__}; not scored')
-        return {}
+        return {}, set(template.fields) if template is not None else set()
     read: dict[str, tuple[str, float | None]] = {}
+    malformed: set[str] = set()
     for name, given in value.items():
         if template is not None and name not in template.fields:
             known = ", ".join(template.fields) or "none"
-            notes.add(f"unknown field {shown(name, 40)} returned (the document has: {known}); not scored")
+            notes.add(f"unknown field {shown(name, 40)} returned (the document has: {known}); ignored")
             continue
         text, confidence = (given.get("text"), given.get("confidence")) if isinstance(given, dict) else (given, None)
         if not isinstance(text, str):
-            notes.add(f"field {shown(name, 40)}: the result is {shown(given, 40)}, not text; not scored")
+            notes.add(f"field {shown(name, 40)}: the result {shown(given, 40)} is not text; field not scored")
+            malformed.add(name)
             continue
         if confidence is not None and (isinstance(confidence, bool) or not isinstance(confidence, (int, float))):
             notes.add(f"field {shown(name, 40)}: confidence {shown(confidence, 40)} is not a number; ignored")
             confidence = None
         read[name] = (text, float(confidence) if confidence is not None else None)
-    return read
+    return read, malformed
 
 
 def _score_text(result: Any, template: Template | None, notes: _Notes) -> dict | None:
@@ -166,10 +171,10 @@ def _score_text(result: Any, template: Template | None, notes: _Notes) -> dict |
 
     if not isinstance(result, dict) or "fields" not in result:
         return None
-    read = _read_fields(result["fields"], template, notes)
+    read, malformed = _read_fields(result["fields"], template, notes)
     if template is None:
         return None
-    return {"fields": score_fields(read, template), "empty_fields": empty_fields(template)}
+    return {"fields": score_fields(read, template, skip=malformed), "empty_fields": empty_fields(template)}
 
 
 def _hidden(templates: dict[int, Template]) -> dict[int, Template]:

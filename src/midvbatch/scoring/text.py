@@ -14,7 +14,7 @@ the normalized strings, the NGLD's lengths on the strings as given, as the refer
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,17 +113,19 @@ def field_type(value: str, name: str = "") -> str:
     return "other"
 
 
-def score_fields(read: Mapping[str, tuple[str, float | None]], template: Template) -> dict[str, dict[str, Any]]:
+def score_fields(
+    read: Mapping[str, tuple[str, float | None]], template: Template, skip: Collection[str] = ()
+) -> dict[str, dict[str, Any]]:
     """Score what a processor read (field name -> (text, confidence)) against a template's values.
 
     Every field of the template with a value is scored, read or not (one not read scores as
-    the empty string, marked ``missing``); fields without text and empty ones ('*') are
-    not. Each record: truth, text, confidence, type, correct, distance, ngld, cer (and
+    the empty string, marked ``missing``), but those in `skip` (a malformed result); fields
+    without text and empty ones ('*') are not. Each record: truth, text, confidence, type, correct, distance, ngld, cer (and
     missing). A name `read` holds that the template lacks is the caller's to report.
     """
     out: dict[str, dict[str, Any]] = {}
     for name, field in template.fields.items():
-        if field.value is None:
+        if field.value is None or name in skip:
             continue
         text, confidence = read.get(name, ("", None))
         record: dict[str, Any] = {

@@ -1,0 +1,82 @@
+"""Processors that return text fields, for tests/test_text_fields.py (loaded as `text_processors:NAME`)."""
+
+from __future__ import annotations
+
+from midvbatch.pipeline import Processor
+
+
+class Corrupt(Processor):
+    """Reads the truth (field_values = True) and returns it damaged in known ways:
+
+    field01: lower-cased with its last character replaced by '#' in odd frames (right in even ones);
+    field02: not returned at all; field03: the truth with the letter O for every digit 0;
+    every other field: the truth. Confidence 0.9 in even frames, 0.1 in odd ones.
+    """
+
+    field_values = True
+
+    def process_frame(self, frame):
+        template = frame.clip.templates[frame.number]
+        out = {}
+        confidence = 0.9 if frame.number % 2 == 0 else 0.1
+        for name, field in template.fields.items():
+            if field.value is None or name == "field02":
+                continue
+            text = field.value
+            if name == "field01" and frame.number % 2:
+                text = text.lower()[:-1] + "#"
+            elif name == "field03":
+                text = text.replace("0", "O")
+            out[name] = {"text": text, "confidence": confidence}
+        return {"fields": out}
+
+
+class Peek(Processor):
+    """Reports what a processor that did not ask for values sees of the fields."""
+
+    def process_frame(self, frame):
+        template = frame.clip.templates.get(frame.number)
+        crop = frame.field_image("field01", height=40) if "field01" in frame.fields else None
+        return {
+            "names": sorted(frame.fields),
+            "values": sorted({str(f.value) for f in frame.fields.values()}),
+            "template_values": sorted({str(f.value) for f in template.fields.values()}) if template else [],
+            "crop": list(crop.shape) if crop is not None else None,
+        }
+
+
+class Unruly(Processor):
+    """Returns malformed fields: a number, an unknown name, a list for a confidence; field01 right."""
+
+    field_values = True
+
+    def process_frame(self, frame):
+        template = frame.clip.templates[frame.number]
+        return {
+            "fields": {
+                "field01": template.fields["field01"].value,
+                "field02": 12345,
+                "no_such_field": "X",
+                "field03": {"text": template.fields["field03"].value, "confidence": [1]},
+            }
+        }
+
+
+class NotAnObject(Processor):
+    """Returns "fields" as a list."""
+
+    def process_frame(self, frame):
+        return {"fields": ["a", "b"]}
+
+
+class Combined(Processor):
+    """Reads nothing per frame; after the clip, returns its own clip result: field01 right, field02 wrong."""
+
+    field_values = True
+
+    def process_frame(self, frame):
+        self.template = frame.clip.templates[frame.number]
+        return None
+
+    def finish_clip(self, clip):
+        return {"fields": {"field01": self.template.fields["field01"].value, "field02": "WRONG"}}
