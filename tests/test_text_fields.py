@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import sqlite3
@@ -209,3 +210,37 @@ def test_text_fields_ledger_of_an_older_midvbatch_gains_clip_scores(tmp_path):
     db = sqlite3.connect(tmp_path / "ledger.sqlite")
     assert [r[1] for r in db.execute("PRAGMA table_info(clips)")] == ["task", "result", "scores"]
     assert db.execute("SELECT * FROM clips").fetchall() == [(1, "{}", None)]
+
+
+def test_text_fields_exports_one_record_per_field_and_coco_field_quads(one_clip, tmp_path):
+    _run(one_clip, tmp_path / "run", "text_processors:Corrupt", "--clips", "TA01")
+    template = load_template(one_clip / TEMPLATE)
+    texts = len(template.text_fields())
+    done = midvbatch("export", tmp_path / "run", "--fields", "--format", "csv", "--out", tmp_path / "f.csv")
+    assert done.returncode == 0 and f"wrote {30 * texts} records" in done.stdout
+    rows = list(csv.DictReader((tmp_path / "f.csv").open()))
+    assert list(rows[0])[:4] == ["clip", "document", "frame", "field"]
+    first = {r["field"]: r for r in rows if r["frame"] == "1"}
+    assert first["field01"]["correct"] == "False" and first["field01"]["confidence"] == "0.1"
+    assert first["field02"]["missing"] == "True" and first["field02"]["ngld"] == "1.0"
+    lines = midvbatch("export", tmp_path / "run", "--fields").stdout.splitlines()
+    assert len(lines) == 30 * texts and json.loads(lines[0])["field"] == "field01"
+    # per frame (no --fields): the scores carry the fields
+    record = json.loads(midvbatch("export", tmp_path / "run").stdout.splitlines()[0])
+    assert record["scores"]["fields"]["field03"]["correct"] is True
+
+    coco = json.loads(midvbatch("export", tmp_path / "run", "--format", "coco", "--fields").stdout)
+    assert [c["name"] for c in coco["categories"]] == ["id_card", "text_field"]
+    fields = [a for a in coco["annotations"] if a["category_id"] == 2]
+    assert len(fields) == 30 * len(template.fields)  # photo and signature too, without value
+    by_name = {a["attributes"]["field"]: a for a in fields if a["image_id"] == 0}
+    assert by_name["field01"]["attributes"] == {"field": "field01", "value": template.fields["field01"].value, "has_text": True}
+    assert by_name["photo"]["attributes"]["has_text"] is False
+    assert len(by_name["field01"]["segmentation"][0]) == 8 and by_name["field01"]["area"] > 0
+    plain = json.loads(midvbatch("export", tmp_path / "run", "--format", "coco").stdout)
+    assert [c["name"] for c in plain["categories"]] == ["id_card"] and len(plain["annotations"]) == 30
+    read = json.loads(midvbatch("export", tmp_path / "run", "--format", "coco", "--fields", "--predictions").stdout)
+    texts_read = [a["attributes"] for a in read["annotations"] if a["image_id"] == 0]
+    assert {a["field"] for a in texts_read} == {f.name for f in template.text_fields()} - {"field02"}
+    refused = midvbatch("export", tmp_path / "run", "--format", "smartengines", "--fields")
+    assert refused.returncode == 1 and "--fields applies to the jsonl, csv and coco exports" in refused.stderr

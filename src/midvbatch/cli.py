@@ -890,13 +890,18 @@ def validate_command(dataset_dir, deep, catalog, jobs, as_json):
 )
 @click.option("--predictions", is_flag=True, help="coco: the predicted quads instead of the ground truth.")
 @click.option("--subset", metavar="NAME", help="smartengines: write the runlist of this visibility subset instead.")
+@click.option(
+    "--fields",
+    is_flag=True,
+    help="jsonl, csv: one record per text field scored; coco: the text fields' quads too.",
+)
 @click.option("--out", type=_Path(dir_okay=False, path_type=str), help="Write to this file instead of standard output.")
 @_user_errors
-def export_command(run_dir, fmt, predictions, subset, out):
+def export_command(run_dir, fmt, predictions, subset, fields, out):
     """Export the results of RUN_DIR: one record per frame, or per clip for clip processors."""
     from midvbatch.engine.export import export_results
 
-    count = export_results(run_dir, fmt, out, predictions=predictions, subset=subset)
+    count = export_results(run_dir, fmt, out, predictions=predictions, subset=subset, fields=fields)
     if out:
         click.echo(f"wrote {_plural(count, 'record')} to {out}")
 

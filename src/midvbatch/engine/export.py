@@ -56,11 +56,36 @@ def result_records(run_dir: str | Path) -> Iterator[dict]:
                 }
 
 
+RECORD_LEAD = ("clip", "document", "frame", "time", "seconds")  # the CSV's first columns, then every result's
+FIELD_LEAD = ("clip", "document", "frame", "field")
+FIELD_COLUMNS = ("truth", "text", "confidence", "type", "correct", "distance", "ngld", "cer", "missing")
+
+
+def field_records(run_dir: str | Path) -> Iterator[dict]:
+    """Yield one record per text field scored: of every frame, then of every clip result, in queue order.
+
+    Each: clip, document, frame (None for a clip result), field, and the field's scores
+    (truth, text, confidence, type, correct, distance, ngld, cer, missing)."""
+    with open_run(run_dir) as run:
+        for frame in run.frames():
+            for name, scores in frame.fields.items():
+                yield _field_record(frame.clip, frame.document, frame.number, name, scores)
+        for clip in run.clips("done"):
+            for name, scores in clip.fields.items():
+                yield _field_record(clip.clip, clip.document, None, name, scores)
+
+
+def _field_record(clip: str, document: str, frame: int | None, name: str, scores: dict) -> dict:
+    record: dict[str, Any] = {"clip": clip, "document": document, "frame": frame, "field": name}
+    record.update({key: scores.get(key, False if key == "missing" else None) for key in FIELD_COLUMNS})
+    return record
+
+
 def _flatten(record: dict) -> dict:
     flat = {k: v for k, v in record.items() if k not in ("result", "scores")}
     for key, value in (record.get("scores") or {}).items():
         flat[f"scores.{key}"] = json.dumps(value) if isinstance(value, (dict, list)) else value
-    result = record["result"]
+    result = record.get("result")
     if isinstance(result, dict):
         for key, value in result.items():
             flat[f"result.{key}"] = json.dumps(value) if isinstance(value, (dict, list)) else value
@@ -76,15 +101,19 @@ def export_results(
     *,
     predictions: bool = False,
     subset: str | None = None,
+    fields: bool = False,
 ) -> int:
     """Write the run's results to `out` (default stdout); return the record count.
 
-    Formats: jsonl and csv (one record per frame), coco (ground truth, or with
-    `predictions` the predicted quads), smartengines (report.json for the reference
-    evaluation; with `subset`, that subset's runlist instead).
+    Formats: jsonl and csv (one record per frame; with `fields`, one per text field
+    scored), coco (ground truth, or with `predictions` the predicted quads; with `fields`,
+    the text fields' quads too), smartengines (report.json for the reference evaluation;
+    with `subset`, that subset's runlist instead).
     """
     if fmt not in FORMATS:
         raise LedgerError(f"unknown export format {fmt!r} (use {', '.join(FORMATS)})")
+    if fields and fmt == "smartengines":
+        raise LedgerError("--fields applies to the jsonl, csv and coco exports, not smartengines")
     if not Path(run_dir).is_dir():
         raise LedgerError("no such run folder", path=run_dir)
     if out:
@@ -94,35 +123,39 @@ def export_results(
         text = "".join(f"{i}\n" for i in ids)
         count = len(ids)
     elif fmt == "coco":
-        document = coco_document(run_dir, predictions)
+        document = coco_document(run_dir, predictions, fields)
         text, count = json.dumps(document), len(document["annotations"])
     elif fmt == "smartengines":
-        records = smartengines_report(run_dir)
-        text, count = json.dumps(records, indent=1), len(records)
+        reports = smartengines_report(run_dir)
+        text, count = json.dumps(reports, indent=1), len(reports)
     else:
         text = None
+    records = field_records if fields else result_records
+    lead = FIELD_LEAD if fields else RECORD_LEAD
     if not out:
-        return _write_results(sys.stdout, run_dir, fmt, text, count if text is not None else 0)
+        return _write_results(sys.stdout, records(run_dir), lead, fmt, text, count if text is not None else 0)
     try:
         with atomic_output(
             out, "w", into_special=True, newline="", encoding="utf-8"
         ) as stream:  # a reader never sees half a file
-            return _write_results(stream, run_dir, fmt, text, count if text is not None else 0)
+            return _write_results(stream, records(run_dir), lead, fmt, text, count if text is not None else 0)
     except OSError as exc:
         raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
 
 
-def _write_results(stream: IO[str], run_dir: str | Path, fmt: str, text: str | None, count: int) -> int:
+def _write_results(
+    stream: IO[str], records: Iterator[dict], lead: tuple[str, ...], fmt: str, text: str | None, count: int
+) -> int:
     if text is not None:
         stream.write(text if text.endswith("\n") or not text else text + "\n")
     elif fmt == "jsonl":
         count = 0
-        for record in result_records(run_dir):
+        for record in records:
             stream.write(json.dumps(json_safe(record), ensure_ascii=False) + "\n")
             count += 1
     else:
-        rows = [_flatten(r) for r in result_records(run_dir)]  # columns come from every result
-        columns: dict[str, None] = dict.fromkeys(["clip", "document", "frame", "time", "seconds"])
+        rows = [_flatten(r) for r in records]  # columns come from every result
+        columns: dict[str, None] = dict.fromkeys(lead)
         for row in rows:
             columns.update(dict.fromkeys(row))
         writer = csv.DictWriter(stream, fieldnames=list(columns))
@@ -135,15 +168,24 @@ def _write_results(stream: IO[str], run_dir: str | Path, fmt: str, text: str | N
 # ---------------------------------------------------------------- formats of other tools
 
 COCO_CATEGORY = {"name": "id_card", "id": 1}
+COCO_FIELD_CATEGORY = {"name": "text_field", "id": 2}
 
 
-def _annotated_frames(run_dir: str | Path) -> Iterator[dict]:
-    """Yield, for every scored or done frame of the run: ids, sizes, ground truth, prediction, subsets."""
+def _annotated_frames(run_dir: str | Path, fields: bool = False) -> Iterator[dict]:
+    """Yield, for every scored or done frame of the run: ids, sizes, ground truth, prediction, subsets;
+    with `fields`, also the text fields in the frame (``fields``: name -> FrameField, values included)
+    and what the processor read of them (``read``: name -> scores as stored)."""
     from midvbatch.dataset import clip_frame_truths, discover
+    from midvbatch.dataset.fields import clip_fields
 
     with open_run(run_dir) as run:
         dataset_dir, dataset_format = run.meta.dataset, run.meta.format
-        predicted: dict[tuple[str, int], Any] = {(f.clip, f.number): f.quad for f in run.frames()}
+        predicted: dict[tuple[str, int], Any] = {}
+        read: dict[tuple[str, int], dict] = {}
+        for f in run.frames():
+            predicted[(f.clip, f.number)] = f.quad
+            if fields and f.fields:
+                read[(f.clip, f.number)] = f.fields
         done = [c.clip for c in run.clips("done")]
     if dataset_dir is None:
         raise LedgerError("the run does not say which dataset it ran on", path=run_dir)
@@ -154,7 +196,14 @@ def _annotated_frames(run_dir: str | Path) -> Iterator[dict]:
             clip = dataset.clip(clip_id)
         except MidvBatchError:
             continue  # gone from the dataset since the run
-        for truth in clip_frame_truths(clip):
+        truths = list(clip_frame_truths(clip))
+        in_frames = {}
+        if fields:
+            try:
+                in_frames = clip_fields(clip, [t.number for t in truths])
+            except MidvBatchError:
+                in_frames = {}  # its template cannot be read: the frames go without fields (validate says why)
+        for truth in truths:
             yield {
                 "id": truth.id,
                 "clip": clip,
@@ -166,6 +215,8 @@ def _annotated_frames(run_dir: str | Path) -> Iterator[dict]:
                 "subsets": truth.subsets,
                 "predicted": predicted.get((clip_id, truth.number)),
                 "template": templates.get(clip.document),
+                "fields": in_frames.get(truth.number, {}),
+                "read": read.get((clip_id, truth.number), {}),
             }
 
 
@@ -175,37 +226,59 @@ def _bbox(points, width: int, height: int) -> list[float]:
     return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
 
 
-def coco_document(run_dir: str | Path, predictions: bool = False) -> dict:
+def coco_document(run_dir: str | Path, predictions: bool = False, fields: bool = False) -> dict:
     """Return COCO instance segmentation of the run's frames: ground truth, or the predicted quads.
 
     As the `midv500` package writes it: per frame an image (file_name DOC/images/CC/CCDD_KK.tif,
     width, height) and an annotation with `segmentation` the quad as given (unclipped), `bbox`
-    clipped to the frame and `area` the bbox's.
+    clipped to the frame and `area` the bbox's. With `fields`, each text field in the frame
+    is an annotation of category ``text_field`` too, its quad carried from the template
+    through the ground-truth document quad, ``attributes`` its name and true value (with
+    `predictions`: its name and what the processor read there, ``text`` and ``confidence``;
+    a field it did not read is left out).
     """
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
-    for frame in _annotated_frames(run_dir):
+    for frame in _annotated_frames(run_dir, fields):
         image_id = len(images)
         images.append(
             {"file_name": frame["file_name"], "height": frame["height"], "width": frame["width"], "id": image_id}
         )
         points = frame["predicted"] if predictions else frame["truth"].to_list()
-        if not points:
-            continue
-        bbox = _bbox(points, frame["width"], frame["height"])
-        annotations.append(
-            {
-                "iscrowd": 0,
-                "image_id": image_id,
-                "category_id": 1,
-                "ignore": 0,
-                "id": len(annotations),
-                "bbox": bbox,
-                "area": bbox[2] * bbox[3],
-                "segmentation": [[v for p in points for v in p]],
-            }
-        )
-    return {"images": images, "annotations": annotations, "categories": [COCO_CATEGORY]}
+        if points:
+            annotations.append(_coco_annotation(len(annotations), image_id, COCO_CATEGORY, points, frame))
+        for name, field in frame["fields"].items():
+            attributes = _field_attributes(name, field, frame["read"].get(name), predictions)
+            if attributes is not None:
+                annotation = _coco_annotation(
+                    len(annotations), image_id, COCO_FIELD_CATEGORY, field.quad.to_list(), frame
+                )
+                annotations.append({**annotation, "attributes": attributes})
+    categories = [COCO_CATEGORY, COCO_FIELD_CATEGORY] if fields else [COCO_CATEGORY]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def _coco_annotation(number: int, image_id: int, category: dict, points: list, frame: dict) -> dict[str, Any]:
+    bbox = _bbox(points, frame["width"], frame["height"])
+    return {
+        "iscrowd": 0,
+        "image_id": image_id,
+        "category_id": category["id"],
+        "ignore": 0,
+        "id": number,
+        "bbox": bbox,
+        "area": bbox[2] * bbox[3],
+        "segmentation": [[v for p in points for v in p]],
+    }
+
+
+def _field_attributes(name: str, field: Any, read: dict | None, predictions: bool) -> dict | None:
+    """A field annotation's attributes: its truth (None: a photo, signature or empty field), or what was read."""
+    if not predictions:
+        return {"field": name, "value": field.value, "has_text": field.has_text}
+    if read is None or read.get("missing"):
+        return None
+    return {"field": name, "text": read["text"], "confidence": read["confidence"]}
 
 
 def smartengines_report(run_dir: str | Path) -> list[dict]:
