@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from midvbatch.scoring.text import field_type, levenshtein, ngld, normalize, score_field
+from midvbatch.scoring.text import (
+    accuracy_after_frames,
+    combine_characters,
+    combine_majority,
+    field_type,
+    levenshtein,
+    ngld,
+    normalize,
+    score_field,
+)
 
 
 def test_normalize_upper_cases_and_turns_the_letter_o_into_zero():
@@ -72,3 +81,37 @@ def test_accuracy_after_frames_is_the_published_curve():
     assert accuracy_after_frames(clips, "best") == pytest.approx([1 / 3, 0.0, 0.0])
     with pytest.raises(ValueError, match="unknown combination"):
         accuracy_after_frames(clips, "rover")
+
+
+def test_text_metrics_character_vote_outvotes_errors_in_different_places():
+    readings = [("SM1TH", None), ("SMIT4", None), ("5MITH", None)]
+    assert combine_majority([t for t, _ in readings]) == "SM1TH"  # three different strings: the first wins
+    assert combine_characters(readings) == "SMITH"  # each position has two of three right
+
+
+def test_text_metrics_character_vote_keeps_to_the_most_common_length_and_weighs_confidence():
+    assert combine_characters([("SMITHH", 1.0), ("SMIT", 0.9), ("SMITH", 0.2), ("SNITH", 0.1)]) == "SMITH"
+    # one confident reading outweighs two unsure ones
+    assert combine_characters([("ANNA", 0.1), ("ANNE", 0.9), ("ANNA", 0.1)]) == "ANNE"
+    assert combine_characters([("anno", None)]) == "ANN0"  # normalized: compared the way the metrics compare
+    assert combine_characters([]) is None
+
+
+def test_text_metrics_character_vote_curve():
+    truth = "12.01.1976"
+    readings = [("12.01.1978", 0.5), ("13.01.1976", 0.5), ("12.07.1976", 0.5)]
+    assert accuracy_after_frames([(readings, truth)], "characters") == [0.0, 0.0, 1.0]
+    assert accuracy_after_frames([(readings, truth)], "majority") == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("value, name, kind", [
+    ("KOVACS", "surname", "name"),
+    ("ΑΘΗΝΑ", "name", "other"),  # a name, but not in Latin letters
+    ("P<ALBKOVACS<<LUCA", "mrz_line0", "mrz"),  # shorter than an MRZ line: the name says it
+    ("19.01.1975", "birth_date", "date"),
+    ("AB 123", "number", "number"),
+    ("AB 123", "id_number", "number"),
+    ("SMITH", "field01", "name"),  # MIDV-500's names say nothing: the value decides
+])
+def test_text_metrics_field_type_from_the_name_where_the_dataset_gives_one(value, name, kind):
+    assert field_type(value, name) == kind

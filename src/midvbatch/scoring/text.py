@@ -176,6 +176,48 @@ def combine_best(results: list[tuple[str, float | None]]) -> str | None:
     return best[0] if best is not None else None
 
 
+def combine_characters(results: list[tuple[str, float | None]]) -> str | None:
+    """A character-level vote: among the results of the most common length (once normalized; ties: the
+    length reached first), each position takes the character with the most weight (a result's
+    confidence, 1 without one; ties: the earliest result's). None for no results.
+
+    Per-frame errors in different characters outvote each other, where a vote of whole
+    strings needs the same string twice."""
+    if not results:
+        return None
+    normalized = [
+        (normalize(text), 1.0 if confidence is None else max(0.0, confidence)) for text, confidence in results
+    ]
+    lengths: dict[int, int] = {}
+    for text, _ in normalized:
+        lengths[len(text)] = lengths.get(len(text), 0) + 1
+    best = max(lengths.values())
+    length = next(n for n in lengths if lengths[n] == best)
+    voters = [(text, weight) for text, weight in normalized if len(text) == length]
+    out = []
+    for i in range(length):
+        weights: dict[str, float] = {}
+        for text, weight in voters:
+            weights[text[i]] = weights.get(text[i], 0.0) + weight
+        top = max(weights.values())
+        out.append(next(text[i] for text, _ in voters if weights[text[i]] == top))
+    return "".join(out)
+
+
+COMBINATIONS = ("majority", "best", "characters")
+
+
+def combine(results: list[tuple[str, float | None]], method: str) -> str | None:
+    """Combine a field's per-frame (text, confidence) results by `method`: majority, best or characters."""
+    if method == "majority":
+        return combine_majority([text for text, _ in results])
+    if method == "best":
+        return combine_best(results)
+    if method == "characters":
+        return combine_characters(results)
+    raise ValueError(f"unknown combination {method!r}: {', '.join(COMBINATIONS)}")
+
+
 def accuracy_after_frames(
     clips: list[tuple[list[tuple[str, float | None]], str]], method: str = "majority"
 ) -> list[float]:
@@ -183,12 +225,12 @@ def accuracy_after_frames(
 
     `clips` holds, per clip, its per-frame (result, confidence) in frame order and the true
     value. Entry k - 1 is the share of clips whose first k results, combined by `method`
-    ('majority' or 'best'), equal the truth once normalized; a clip with fewer than k
+    (one of COMBINATIONS), equal the truth once normalized; a clip with fewer than k
     results counts with all it has (as a recognizer that has stopped). Clips without
     results count as wrong.
     """
-    if method not in ("majority", "best"):
-        raise ValueError(f"unknown combination {method!r}: majority or best")
+    if method not in COMBINATIONS:
+        raise ValueError(f"unknown combination {method!r}: {', '.join(COMBINATIONS)}")
     if not clips:
         return []
     longest = max(len(results) for results, _ in clips)
@@ -196,8 +238,7 @@ def accuracy_after_frames(
     for k in range(1, longest + 1):
         right = 0
         for results, truth in clips:
-            first = results[:k]
-            combined = combine_majority([t for t, _ in first]) if method == "majority" else combine_best(first)
+            combined = combine(results[:k], method)
             right += combined is not None and normalize(combined) == normalize(truth)
         curve.append(right / len(clips))
     return curve

@@ -242,11 +242,13 @@ def _templates(dataset: Dataset) -> list[Problem]:
             problems.append(Problem(ERROR, "template", str(doc.template_json), exc.message))
             continue
         try:
-            template = parse_template(data, doc.template_json)
+            template = parse_template(data, doc.template_json, strict=False)
         except GroundTruthError as exc:
             # Real MIDV-500 has irregular template files: usable for frames, so a warning.
             problems.append(Problem(WARNING, "template", str(doc.template_json), exc.message))
             continue
+        for message in template.problems:  # each field left out of the text scores
+            problems.append(Problem(WARNING, "template", str(doc.template_json), message))
         for name, f in template.fields.items():
             if f.quad.area() < 1.0:
                 problems.append(
