@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from conftest import midvbatch
@@ -95,3 +96,25 @@ def test_ocr_without_language_data_fails_each_clip_with_the_reason(sharp, tmp_pa
 def test_ocr_bad_options_are_one_line(sharp, tmp_path, option, message):
     done = midvbatch("run", sharp, "--out", tmp_path / "run", "--processor", "ocr", "--option", option)
     assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "vote_fields.py"
+
+
+def test_ocr_docs_show_the_vote_example_unchanged():
+    blocks = (EXAMPLE.parent.parent / "docs" / "processors.md").read_text().split("```python\n")
+    assert any(block.startswith(EXAMPLE.read_text()) for block in blocks)
+
+
+@needs_tesseract
+def test_ocr_vote_example_answers_per_clip_and_is_scored(sharp, tmp_path):
+    done = midvbatch("run", sharp, "--out", tmp_path / "run", "--processor", "examples.vote_fields:make",
+                     cwd=EXAMPLE.parent.parent)
+    assert done.returncode == 0, done.stderr
+    with open_run(tmp_path / "run") as run:
+        clip = run.clip("TA01")
+        frames = list(run.frames())
+    assert set(clip.fields) == set(frames[0].fields)
+    per_frame = sum(f["correct"] for fr in frames for f in fr.fields.values()) / sum(len(fr.fields) for fr in frames)
+    per_clip = sum(f["correct"] for f in clip.fields.values()) / len(clip.fields)
+    assert per_clip >= per_frame - 1e-9  # combining 30 readings does not lose to one
