@@ -22,7 +22,8 @@ from midvbatch.dataset import (
     discover,
     select,
 )
-from midvbatch.errors import VideoError
+from midvbatch.dataset.fields import FrameField, clip_fields
+from midvbatch.errors import MidvBatchError, VideoError
 from midvbatch.video.image import annotated_frames
 
 Patterns = str | Sequence[str]
@@ -48,6 +49,8 @@ class DatasetFrame:
     time: float  # seconds from the clip's start of the decoded frame
     image: np.ndarray = field(repr=False)  # H x W x 3 uint8, BGR, upright (the video's rotation applied)
     truth: FrameTruth | None
+    # the document's text fields in this frame, true values included; {} without template or quad
+    fields: dict[str, FrameField] = field(default_factory=dict, repr=False)
 
     @property
     def id(self) -> str:
@@ -116,11 +119,16 @@ class AnnotatedDataset:
             raise VideoError(f"clip {clip.id} has no video file", path=self.root)
         rule = clip.frame_rule  # which frames are annotated: by time (count at fps) or by number
         truths = {t.number: t for t in clip_frame_truths(clip)}
+        try:
+            fields = clip_fields(clip, truths)
+        except MidvBatchError:  # a template that cannot be read: frames without fields (validate says why)
+            fields = {}
         frames = annotated_frames(
             clip.video, count=rule.count, fps=rule.fps, numbers=rule.numbers, images=clip.images, threads=threads
         )
         for frame in frames:
-            yield DatasetFrame(clip, frame.number, frame.time, frame.image, truths.get(frame.number))
+            number = frame.number
+            yield DatasetFrame(clip, number, frame.time, frame.image, truths.get(number), fields.get(number, {}))
 
     def __repr__(self) -> str:
         return f"AnnotatedDataset({str(self.root)!r}, {len(self.dataset.clips)} clips)"
