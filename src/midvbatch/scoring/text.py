@@ -30,6 +30,8 @@ def normalize(text: str) -> str:
 
 def levenshtein(a: str, b: str) -> int:
     """The Levenshtein distance (insertions, deletions, substitutions, each costing 1)."""
+    if a == b:  # the common case of a good reader: no table to fill
+        return 0
     if len(a) < len(b):
         a, b = b, a
     if not b:
