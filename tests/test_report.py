@@ -51,6 +51,9 @@ def test_report_ground_truth_pipeline_is_perfect_in_every_table(gt_run):
                 assert agg["accuracy"] == 1.0 and agg["accuracy_min_d"] == 1.0, (grouping, key)
     assert set(data["by_condition"]) == {"T (table)", "K (keyboard)", "H (hand)", "P (partial)", "C (clutter)"}
     assert data["by_subset"]["four_vertices_in_frame"]["frames"] < 600  # P clips leave the frame
+    text = data["text"]  # it returns the text fields too (tests/test_text_report.py has the details)
+    assert text["frames"] == 600 and text["overall"]["accuracy"] == 1.0 and text["overall"]["mean_ngld"] == 0.0
+    assert text["curves"]["clips"] == 20 and set(text["curves"]["overall"]["majority"]) == {1.0}
     record = json.loads(midvbatch("export", gt_run).stdout.splitlines()[0])
     assert record["scores"]["iou_gt"] == pytest.approx(1.0) and record["scores"]["correct"] is True
     assert record["scores"]["min_d"] == pytest.approx(0.0, abs=1e-9)

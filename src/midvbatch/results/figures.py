@@ -1,8 +1,10 @@
 """The figures of a run's report, as typed values: accuracy by the MIDV-500 protocol in every
-grouping, speed, the worst clips.
+grouping, speed, the worst clips, and the text fields' figures (per field, per field type,
+..., the accuracy after k frames combined, the worst fields).
 
-:func:`compute_figures` makes them from a run's records; ``midvbatch report`` renders them
-(Markdown, JSON, CSV, HTML). Field order is the order of the report's JSON.
+:func:`compute_figures` makes them from a run's records in one pass over its frames;
+``midvbatch report`` renders them (Markdown, JSON, CSV, HTML). Field order is the order of
+the report's JSON.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from midvbatch.dataset.catalog import ClipKind
 from midvbatch.dataset.visibility import SUBSETS
 from midvbatch.engine.progress import Snapshot
 from midvbatch.results.records import ClipResult, FrameResult, RunMeta, clip_kinds
+from midvbatch.results.textfigures import TextFigures, TextTally
 from midvbatch.scoring import FrameScore, aggregate
 
 WORST_CLIPS = 6  # clips listed as the worst
@@ -102,7 +105,8 @@ class ReportFigures:
     """Every figure of a run's report.
 
     `groups` maps a grouping (condition, device, document, clip, subset) to its groups'
-    accuracy; `iou_gt` and `latencies` are per frame (for distributions).
+    accuracy; `iou_gt` and `latencies` are per frame (for distributions); `text` holds the
+    text fields' figures (None when the processor read none).
     """
 
     run: RunOverview
@@ -112,6 +116,7 @@ class ReportFigures:
     worst: tuple[WorstClip, ...] = ()
     iou_gt: tuple[float, ...] = field(default=(), repr=False)
     latencies: tuple[float, ...] = field(default=(), repr=False)
+    text: TextFigures | None = None  # None: the processor read no text field
 
 
 def condition_label(kind: ClipKind | None) -> str:
@@ -150,15 +155,21 @@ def _percentile(values: list[float], q: float) -> float | None:
 def compute_figures(
     run_dir: str, meta: RunMeta, status: Snapshot, frames: Iterable[FrameResult], done: list[ClipResult]
 ) -> ReportFigures:
-    """Compute the report's figures from a run's frames (of done clips) and its done clips, in queue order."""
+    """Compute the report's figures from a run's frames (of done clips) and its done clips, in queue order.
+
+    The frames are read once; a clip's frames come together, in frame order (as
+    RunResults.frames yields them)."""
     scored: list[tuple[FrameResult, FrameScore]] = []
     latencies: list[float] = []
+    text = TextTally()
     for f in frames:
         if f.seconds is not None:
             latencies.append(f.seconds)
         score = f.score
         if score is not None:
             scored.append((f, score))
+        if f.scores is not None and "fields" in f.scores:
+            text.add(f, f.scores)
     state = status.state
     run = RunOverview(
         run_dir,
@@ -202,6 +213,7 @@ def compute_figures(
         worst=_worst(scored, groups["clip"]),
         iou_gt=tuple(s.iou_gt for _, s in scored),
         latencies=tuple(latencies),
+        text=text.figures(keys, done),
     )
 
 

@@ -1,20 +1,20 @@
-"""The report of a run: accuracy by the MIDV-500 protocol in every grouping, and speed.
+"""The report of a run: accuracy by the MIDV-500 protocol in every grouping, the text fields
+read (when the processor reads any), and speed.
 
 Reads the run's figures through midvbatch.results (also while the run goes on, or after
 it was interrupted) and lays them out as one :class:`Report` that renders as Markdown
 (the terminal), JSON (the same tables, an
 ``accuracy`` figure in every grouping), CSV (one row per group) or a self-contained HTML
-page with plots (PNG images inlined as data: URIs; nothing to fetch to view it).
+page with plots (PNG images inlined as data: URIs; nothing to fetch to view it). The text
+fields' section renders in ``_text``.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ import numpy as np
 
 from midvbatch.errors import LedgerError, MidvBatchError
 from midvbatch.fileio import write_atomic
+from midvbatch.report import _text
+from midvbatch.report._render import data_uri, fmt, html_table, md_table, png, read_frame
 from midvbatch.results.figures import WORST_CLIPS, ReportFigures, busy_seconds
 from midvbatch.results.reader import open_run
 from midvbatch.runfolder import check_output_path
@@ -54,6 +56,7 @@ class Report:
     worst: list[dict[str, Any]] = field(default_factory=list)
     iou_gt: list[float] = field(default_factory=list)  # per frame, for the distribution plot
     latencies: list[float] = field(default_factory=list)
+    text: dict[str, Any] | None = None  # the text fields' figures (TextFigures); None: none read
 
     @classmethod
     def from_figures(cls, figures: ReportFigures) -> Report:
@@ -66,21 +69,24 @@ class Report:
             worst=[asdict(w) for w in figures.worst],
             iou_gt=list(figures.iou_gt),
             latencies=list(figures.latencies),
+            text=asdict(figures.text) if figures.text is not None else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON document: run, protocol, overall, groups, speed, worst clips."""
+        """Return the JSON document: run, protocol, overall, groups, speed, worst clips, text fields."""
         return {
             "run": self.run,
             "protocol": {
                 "thresholds": THRESHOLDS,
                 "headline": "iou_gt",
                 "correct": "iou, iou_gt, mean_iou >= 0.9; min_d <= 0.017",
+                "text": _text.PROTOCOL,
             },
             "overall": self.overall,
             **{f"by_{name}": table for name, table in self.groups.items()},
             "speed": self.speed,
             "worst_clips": self.worst,
+            "text": self.text,
         }
 
 
@@ -98,16 +104,6 @@ def build_report(run_dir: str | Path) -> Report:
 # ----------------------------------------------------------------------------- rendering
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if math.isinf(value):
-            return "inf"
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
 _COLUMNS = (
     "frames",
     "accuracy",
@@ -122,10 +118,8 @@ _COLUMNS = (
 
 
 def _md_table(title: str, table: dict[str, dict[str, Any]]) -> list[str]:
-    lines = [f"### {title}", "", "| group | " + " | ".join(_COLUMNS) + " |", "|---" * (len(_COLUMNS) + 1) + "|"]
-    for key, agg in table.items():
-        lines.append(f"| {key} | " + " | ".join(_fmt(agg.get(c)) for c in _COLUMNS) + " |")
-    return lines + [""]
+    rows = [[key, *(fmt(agg.get(c)) for c in _COLUMNS)] for key, agg in table.items()]
+    return md_table(title, ["group", *_COLUMNS], rows)
 
 
 def _state_line(run: dict[str, Any]) -> str:
@@ -161,31 +155,35 @@ def render_markdown(report: Report) -> str:
         f"Processor `{run['processor']}` on `{run['dataset']}`. {_state_line(run)}",
         "",
     ]
-    if report.overall is None:
+    if report.overall is None and report.text is not None:
+        lines += ["No document quads scored: the processor returns no `quad`.", ""]
+    elif report.overall is None:
         lines += ["No scored frames: the processor returns no `quad`, or no clip is done yet.", ""]
     else:
         o = report.overall
         lines += [
-            f"**Accuracy (iou_gt >= 0.9): {_fmt(o['accuracy'])}** over {o['frames']} frames; "
-            f"mean iou_gt {_fmt(o['mean_iou_gt'])}, mean iou {_fmt(o['mean_iou'])}, "
-            f"accuracy by min_d {_fmt(o['accuracy_min_d'])}, frames without prediction {o['missing']}.",
+            f"**Accuracy (iou_gt >= 0.9): {fmt(o['accuracy'])}** over {o['frames']} frames; "
+            f"mean iou_gt {fmt(o['mean_iou_gt'])}, mean iou {fmt(o['mean_iou'])}, "
+            f"accuracy by min_d {fmt(o['accuracy_min_d'])}, frames without prediction {o['missing']}.",
             "",
         ]
         for name, title in _SECTIONS:
             if name in report.groups:
                 lines += _md_table(title, report.groups[name])
+    if report.text is not None:
+        lines += _text.markdown(report.text)
     s = report.speed
     lines += [
         "### Speed",
         "",
-        f"{s['frames']} frames in {s['clips']} clips, {_fmt(s['frames_per_second'], 1)} frames/s over "
-        f"{_fmt(s['wall_seconds'], 1)} s; per-frame processor latency p50 {_fmt(s['latency_p50'], 4)} s, "
-        f"p95 {_fmt(s['latency_p95'], 4)} s, max {_fmt(s['latency_max'], 4)} s.",
+        f"{s['frames']} frames in {s['clips']} clips, {fmt(s['frames_per_second'], 1)} frames/s over "
+        f"{fmt(s['wall_seconds'], 1)} s; per-frame processor latency p50 {fmt(s['latency_p50'], 4)} s, "
+        f"p95 {fmt(s['latency_p95'], 4)} s, max {fmt(s['latency_max'], 4)} s.",
         "",
     ]
     if s["stage_seconds_per_frame"]:
         lines += ["| stage | seconds per frame |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v, 5)} |" for k, v in s["stage_seconds_per_frame"].items()] + [""]
+        lines += [f"| {k} | {fmt(v, 5)} |" for k, v in s["stage_seconds_per_frame"].items()] + [""]
     if report.worst:
         lines += [
             "### Worst clips",
@@ -194,33 +192,37 @@ def render_markdown(report: Report) -> str:
             "|---|---|---|---|---|",
         ]
         lines += [
-            f"| {w['clip']} | {_fmt(w['accuracy'])} | {_fmt(w['mean_iou_gt'])} | {w['worst_frame']} | "
-            f"{_fmt(w['worst_iou_gt'])} |"
+            f"| {w['clip']} | {fmt(w['accuracy'])} | {fmt(w['mean_iou_gt'])} | {w['worst_frame']} | "
+            f"{fmt(w['worst_iou_gt'])} |"
             for w in report.worst
         ] + [""]
     return "\n".join(lines)
 
 
 def render_csv(report: Report) -> str:
-    """Render every grouping as CSV rows: grouping, group, then the aggregate's columns."""
+    """Render every grouping as CSV rows: grouping, group, then the aggregate's columns.
+
+    When the processor read text fields, their columns follow (empty in the rows above) and
+    their rows come after the localization ones, grouping ``text``, ``text_<grouping>``, ...
+    (see _text.csv_rows), the localization columns empty."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["grouping", "group", *_COLUMNS, "mean_mean_iou"])
+    text = [] if report.text is None else list(_text.CSV_COLUMNS)
+    pad = [None] * len(text)
+    writer.writerow(["grouping", "group", *_COLUMNS, "mean_mean_iou", *text])
     if report.overall is not None:
-        writer.writerow(["overall", "all", *(report.overall.get(c) for c in _COLUMNS), report.overall["mean_mean_iou"]])
+        o = report.overall
+        writer.writerow(["overall", "all", *(o.get(c) for c in _COLUMNS), o["mean_mean_iou"], *pad])
     for name, table in report.groups.items():
         for key, agg in table.items():
-            writer.writerow([name, key, *(agg.get(c) for c in _COLUMNS), agg.get("mean_mean_iou")])
+            writer.writerow([name, key, *(agg.get(c) for c in _COLUMNS), agg.get("mean_mean_iou"), *pad])
+    if report.text is not None:
+        blank = [None] * (len(_COLUMNS) + 1)
+        writer.writerows([grouping, group, *blank, *values] for grouping, group, *values in _text.csv_rows(report.text))
     return out.getvalue()
 
 
 # ---------------------------------------------------------------------------------- html
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return buffer.getvalue()
 
 
 def plots(report: Report) -> dict[str, bytes]:
@@ -240,7 +242,7 @@ def plots(report: Report) -> dict[str, bytes]:
         ax.set_ylim(0, 1)
         ax.set_ylabel("accuracy (iou_gt >= 0.9)")
         ax.set_title(title)
-        out[name] = _png(fig)
+        out[name] = png(fig)
         plt.close(fig)
 
     if report.overall is not None:
@@ -253,7 +255,7 @@ def plots(report: Report) -> dict[str, bytes]:
         ax.set_ylabel("frames")
         ax.set_title("IoU distribution")
         ax.legend()
-        out["iou_distribution"] = _png(fig)
+        out["iou_distribution"] = png(fig)
         plt.close(fig)
     if report.latencies:
         fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -261,7 +263,7 @@ def plots(report: Report) -> dict[str, bytes]:
         ax.set_xlabel("processor time per frame (ms)")
         ax.set_ylabel("frames")
         ax.set_title("Latency distribution")
-        out["latency_distribution"] = _png(fig)
+        out["latency_distribution"] = png(fig)
         plt.close(fig)
     return out
 
@@ -271,26 +273,22 @@ def _thumbnail(dataset, worst: dict[str, Any]) -> bytes | None:
     import cv2
 
     from midvbatch.dataset.formats import get_format
-    from midvbatch.video.image import annotated_frames
 
     number = worst["worst_frame"]
+    read = read_frame(dataset, worst["clip"], number)
+    if read is None:
+        return None
+    clip, frame = read
     try:
-        clip = dataset.clip(worst["clip"])
-        rule = clip.frame_rule
-        picked = {number: clip.images[number]} if number in clip.images else {}
-        frames = annotated_frames(
-            clip.video, count=number, fps=rule.fps, numbers=(number,) if rule.numbers else (), images=picked
-        )
-        frame = next(f for f in frames if f.number == number)
         truth = (
             get_format(clip.format).read_quads({number: clip.ground_truth[number]}).get(number)
             if number in clip.ground_truth
             else None
         )
-    except (MidvBatchError, StopIteration, TypeError):
+    except (MidvBatchError, TypeError):
         return None
-    scale = 240 / frame.image.shape[0]
-    image = cv2.resize(frame.image, (max(1, round(frame.image.shape[1] * scale)), 240), interpolation=cv2.INTER_AREA)
+    scale = 240 / frame.shape[0]
+    image = cv2.resize(frame, (max(1, round(frame.shape[1] * scale)), 240), interpolation=cv2.INTER_AREA)
     # drawn after scaling down, so the lines stay visible at thumbnail size
     if truth is not None:
         cv2.polylines(image, [np.round(np.array(truth.points) * scale).astype(np.int32)], True, (60, 200, 60), 2)
@@ -300,27 +298,31 @@ def _thumbnail(dataset, worst: dict[str, Any]) -> bytes | None:
     return data.tobytes() if ok else None
 
 
-def _data_uri(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
-
-
 def _html_table(title: str, table: dict[str, dict[str, Any]]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ("group", *_COLUMNS))
-    body = "".join(
-        "<tr>" + f"<td>{html.escape(k)}</td>" + "".join(f"<td>{_fmt(agg.get(c))}</td>" for c in _COLUMNS) + "</tr>"
-        for k, agg in table.items()
-    )
-    return f"<h3>{html.escape(title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    rows = [[html.escape(k), *(fmt(agg.get(c)) for c in _COLUMNS)] for k, agg in table.items()]
+    return html_table(title, ["group", *_COLUMNS], rows)
+
+
+def _dataset(run: dict[str, Any]) -> Any:
+    """The run's dataset as the run read it, for thumbnails and crops; None when it moved since."""
+    from midvbatch.dataset import discover
+
+    try:
+        return discover(run["dataset"], run.get("format"))
+    except MidvBatchError:
+        return None
 
 
 def render_html(report: Report, plot_dir: Path | None = None) -> str:
     """Render a self-contained HTML page; with `plot_dir`, also write each plot there as PNG."""
     run = report.run
     images = plots(report)
+    text_images = _text.plots(report.text) if report.text is not None else {}
     if plot_dir is not None:
         plot_dir.mkdir(exist_ok=True)
-        for name, data in images.items():
+        for name, data in {**images, **text_images}.items():
             write_atomic(plot_dir / f"{name}.png", data)
+    dataset = _dataset(run) if report.worst or (report.text and report.text["worst"]) else None
     parts = [
         f"<h1>midvbatch report</h1><p>Run <code>{html.escape(run['run_dir'])}</code>: processor "
         f"<code>{html.escape(str(run['processor']))}</code> on <code>{html.escape(str(run['dataset']))}</code>."
@@ -329,39 +331,35 @@ def render_html(report: Report, plot_dir: Path | None = None) -> str:
     if report.overall is not None:
         o = report.overall
         parts.append(
-            f"<p class='headline'>Accuracy (iou_gt &ge; 0.9): <b>{_fmt(o['accuracy'])}</b> over "
-            f"{o['frames']} frames; mean iou_gt {_fmt(o['mean_iou_gt'])}; accuracy by min_d "
-            f"{_fmt(o['accuracy_min_d'])}; frames without prediction {o['missing']}.</p>"
+            f"<p class='headline'>Accuracy (iou_gt &ge; 0.9): <b>{fmt(o['accuracy'])}</b> over "
+            f"{o['frames']} frames; mean iou_gt {fmt(o['mean_iou_gt'])}; accuracy by min_d "
+            f"{fmt(o['accuracy_min_d'])}; frames without prediction {o['missing']}.</p>"
         )
     for name, data in images.items():
         parts.append(
-            f"<figure><img alt='{name}' src='{_data_uri(data, 'image/png')}'>"
+            f"<figure><img alt='{name}' src='{data_uri(data, 'image/png')}'>"
             f"<figcaption>{html.escape(name.replace('_', ' '))}</figcaption></figure>"
         )
     if report.overall is not None:
         for name, title in _SECTIONS:
             if name in report.groups:
                 parts.append(_html_table(title, report.groups[name]))
+    if report.text is not None:
+        parts.append(_text.html_section(report.text, text_images, dataset))
     s = report.speed
     parts.append(
-        f"<h3>Speed</h3><p>{s['frames']} frames in {s['clips']} clips, {_fmt(s['frames_per_second'], 1)} "
-        f"frames/s; latency p50 {_fmt(s['latency_p50'], 4)} s, p95 {_fmt(s['latency_p95'], 4)} s, "
-        f"max {_fmt(s['latency_max'], 4)} s.</p>"
+        f"<h3>Speed</h3><p>{s['frames']} frames in {s['clips']} clips, {fmt(s['frames_per_second'], 1)} "
+        f"frames/s; latency p50 {fmt(s['latency_p50'], 4)} s, p95 {fmt(s['latency_p95'], 4)} s, "
+        f"max {fmt(s['latency_max'], 4)} s.</p>"
     )
     if report.worst:
-        from midvbatch.dataset import discover
-
-        try:
-            dataset = discover(run["dataset"], run.get("format"))  # as the run read it
-        except MidvBatchError:  # the dataset moved since the run: no thumbnails
-            dataset = None
         cells = []
         for w in report.worst:
             thumb = _thumbnail(dataset, w) if dataset is not None else None
-            img = f"<img alt='{html.escape(w['clip'])}' src='{_data_uri(thumb, 'image/jpeg')}'>" if thumb else ""
+            img = f"<img alt='{html.escape(w['clip'])}' src='{data_uri(thumb, 'image/jpeg')}'>" if thumb else ""
             cells.append(
                 f"<figure class='thumb'>{img}<figcaption>{html.escape(w['clip'])} frame {w['worst_frame']}: "
-                f"iou_gt {_fmt(w['worst_iou_gt'])} (clip accuracy {_fmt(w['accuracy'])})</figcaption></figure>"
+                f"iou_gt {fmt(w['worst_iou_gt'])} (clip accuracy {fmt(w['accuracy'])})</figcaption></figure>"
             )
         parts.append(
             "<h3>Worst clips</h3><p>Ground truth in green, prediction in red.</p>"
@@ -371,7 +369,7 @@ def render_html(report: Report, plot_dir: Path | None = None) -> str:
         "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:right}"
         "td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:0.5em}"
-        ".thumbs figure{width:200px;vertical-align:top}.headline{font-size:1.2em}"
+        ".thumbs figure{width:200px;vertical-align:top}.headline{font-size:1.2em}td img{max-width:400px}"
     )
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>midvbatch report</title>"

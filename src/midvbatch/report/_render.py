@@ -1,0 +1,75 @@
+"""What every section of the report renders with: numbers, table cells, PNG images, data: URIs,
+and a frame of the run's dataset read again (for the worst clips' thumbnails and the worst
+fields' crops)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from typing import Any
+
+import numpy as np
+
+from midvbatch.errors import MidvBatchError
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A figure as the tables show it: '-' for None, floats to `digits` places."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "inf"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def md_text(text: str) -> str:
+    """A string in a Markdown table cell: pipes escaped, backticks as quotes, on one line."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "'").replace("\n", " ")
+
+
+def md_table(title: str | None, header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table under a ### `title` (None: none), as lines with a blank line after; cells formatted."""
+    lines = [f"### {title}", ""] if title else []
+    lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows] + [""]
+
+
+def html_table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    """An HTML table under an <h3> `title`; `rows` hold cells already escaped or formatted."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<h3>{html.escape(title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def png(fig: Any) -> bytes:
+    """A matplotlib figure as PNG bytes, as every plot of the report is saved."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    """Inline `data` for an <img src>: the page needs nothing beside it."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def read_frame(dataset: Any, clip_id: str, number: int) -> tuple[Any, np.ndarray] | None:
+    """Decode annotated frame `number` of a clip of `dataset` again: (its Clip, the BGR image),
+    or None when the dataset no longer has it or it cannot be read."""
+    from midvbatch.video.image import annotated_frames
+
+    try:
+        clip = dataset.clip(clip_id)
+        rule = clip.frame_rule
+        picked = {number: clip.images[number]} if number in clip.images else {}
+        frames = annotated_frames(
+            clip.video, count=number, fps=rule.fps, numbers=(number,) if rule.numbers else (), images=picked
+        )
+        frame = next(f for f in frames if f.number == number)
+    except (MidvBatchError, StopIteration, TypeError):
+        return None
+    return clip, frame.image
