@@ -198,7 +198,7 @@ def test_text_report_curve_matches_the_reference_combination(corrupt_run):
     assert list(curves["best"]) == accuracy_after_frames(clips, "best")
 
 
-def test_text_report_markdown_csv_and_html(corrupt_run, tmp_path):
+def test_text_report_markdown_csv_and_html(corrupt_run, truth, tmp_path):
     text = midvbatch("report", corrupt_run).stdout
     section = text.split("## Text fields", 1)[1]
     for title in ("### Text by field type", "### Text by field", "### Text by condition", "### Text by device",
@@ -206,6 +206,7 @@ def test_text_report_markdown_csv_and_html(corrupt_run, tmp_path):
         assert title in section, title
     assert "| k | 1 | 2 | 3 | 5 | 10 | 15 | 20 | 30 | per frame |" in section
     assert text.index("## Text fields") < text.index("### Speed")
+    assert f"| `{truth[DOCS[0]]['field02']}` | (nothing) |" in section  # not returned in frame 30
 
     rows = list(csv.reader(io.StringIO(midvbatch("report", corrupt_run, "--format", "csv").stdout)))
     header = rows[0]

@@ -127,7 +127,7 @@ def markdown(text: dict[str, Any]) -> list[str]:
                 fmt(w["mean_ngld"], 4),
                 f"{md_text(w['clip'])} #{w['frame']}",
                 f"`{md_text(w['truth'])}`",
-                f"`{md_text(w['text'])}`",
+                f"`{md_text(w['text'])}`" if w["text"] else "(nothing)",
             ]
             for w in text["worst"]
         ]
@@ -258,7 +258,7 @@ def html_section(text: dict[str, Any], images: dict[str, bytes], dataset: Any) -
                     f"{html.escape(w['clip'])} #{w['frame']}",
                     image,
                     f"<code>{html.escape(w['truth'])}</code>",
-                    f"<code>{html.escape(w['text'])}</code>",
+                    f"<code>{html.escape(w['text'])}</code>" if w["text"] else "(nothing)",
                 ]
             )
         header = [*_WORST_HEADER[:7], "crop", *_WORST_HEADER[7:]]
