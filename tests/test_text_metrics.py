@@ -54,7 +54,7 @@ def test_scores_follow_the_reference():
     ("P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "mrz"), ("L898902C36UTO7408122F1204159ZE184226B<<<<<10", "mrz"),
     ("AB1234567", "number"), ("123 456 789", "number"), ("X12-3456", "number"),
     ("ERIKSSON", "name"), ("Anna Maria", "name"), ("O'Neil-Smith", "name"), ("Müller", "name"),
-    ("ЕКАТЕРИНБУРГ", "other"), ("M", "name"), ("*", "other"),
+    ("ЕКАТЕРИНБУРГ", "other"), ("MO", "name"), ("*", "other"),
 ])
 def test_field_type_from_the_value_shape(value, kind):
     assert field_type(value) == kind
@@ -115,3 +115,8 @@ def test_text_metrics_character_vote_curve():
 ])
 def test_text_metrics_field_type_from_the_name_where_the_dataset_gives_one(value, name, kind):
     assert field_type(value, name) == kind
+
+
+@pytest.mark.parametrize("value", ["M", "F", "P"])
+def test_text_metrics_a_lone_letter_is_not_a_name(value):
+    assert field_type(value) == "other" and field_type(value, "name") == "other"

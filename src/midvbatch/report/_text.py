@@ -11,6 +11,7 @@ import html
 from typing import Any
 
 from midvbatch.report._render import data_uri, fmt, html_table, md_table, md_text, png, read_frame
+from midvbatch.scoring.text import COMBINATIONS
 
 PROTOCOL = (
     "a field is correct when result and truth are equal once normalized (upper case, the letter O as the "
@@ -65,7 +66,7 @@ def _points(length: int) -> list[int]:
 def _curve_rows(curves: dict[str, Any], points: list[int]) -> list[list[str]]:
     rows = []
     for label, curve in [("all", curves["overall"]), *curves["by_type"].items()]:
-        for method in ("majority", "best"):
+        for method in COMBINATIONS:
             values = curve[method]
             name = method if label == "all" else f"{method}, {label}"
             rows.append([name, *(fmt(values[min(k, len(values)) - 1]) for k in points), fmt(curve["per_frame"])])
@@ -81,8 +82,9 @@ def _curve_note(curves: dict[str, Any]) -> str:
     )
     return (
         f"Each field of {curves['clips']} video clips ({o['fields']} fields) read in the clip's first k frames, "
-        "the results combined by a majority vote of the normalized strings or by taking the one of highest "
-        "confidence (as MIDV-500 results are published). k = 1 is each clip's first frame alone; the per-frame "
+        "the results combined by a majority vote of the normalized strings, by taking the one of highest "
+        "confidence, or by a vote per character among the results of the most common length (as MIDV-500 "
+        "results are published). k = 1 is each clip's first frame alone; the per-frame "
         f"accuracy counts every frame of these clips on its own: {fmt(o['per_frame'])}.{left}"
     )
 
@@ -138,7 +140,8 @@ def markdown(text: dict[str, Any]) -> list[str]:
 def csv_rows(text: dict[str, Any]) -> list[list[Any]]:
     """Rows of (grouping, group, CSV_COLUMNS): overall ('text', 'all'), every text grouping
     ('text_<grouping>'), the clip results ('text_clip_results'), and the accuracy after k
-    frames ('text_majority_after_frames' / 'text_best_after_frames', group k, in text_accuracy)."""
+    frames ('text_majority_after_frames', 'text_best_after_frames', 'text_characters_after_frames': group k,
+    in text_accuracy)."""
 
     def row(grouping: str, group: str, a: dict[str, Any]) -> list[Any]:
         values = (a["fields"], a["correct"], a["accuracy"], a["mean_ngld"], a["mean_cer"], a["missing"], a["empty"])
@@ -152,7 +155,7 @@ def csv_rows(text: dict[str, Any]) -> list[list[Any]]:
         rows += [row("text_clip_results_type", key, a) for key, a in text["clip_results_by_type"].items()]
     if text["curves"] is not None:
         curve = text["curves"]["overall"]
-        for method in ("majority", "best"):
+        for method in COMBINATIONS:
             for k, value in enumerate(curve[method], 1):
                 rows.append(
                     [f"text_{method}_after_frames", str(k), curve["fields"], None, value, None, None, None, None]
@@ -175,6 +178,7 @@ def plots(text: dict[str, Any]) -> dict[str, bytes]:
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(ks, o["majority"], color="#3b7dd8", marker="o", markersize=3, label="majority vote")
     ax.plot(ks, o["best"], color="#5a9e4b", marker="s", markersize=3, linestyle="--", label="best confidence")
+    ax.plot(ks, o["characters"], color="#9b59b6", marker="^", markersize=3, linestyle="-.", label="character vote")
     if o["per_frame"] is not None:
         ax.axhline(o["per_frame"], color="#d83b3b", linestyle=":", label="per frame")
     ax.set_ylim(0, 1.02)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from midvbatch.results.records import ClipResult, FrameResult
-from midvbatch.scoring.text import FIELD_TYPES, normalize
+from midvbatch.scoring.text import COMBINATIONS, FIELD_TYPES, Combiner, normalize
 
 WORST_FIELDS = 10  # (document, field) pairs listed as the worst read
 
@@ -49,7 +49,8 @@ class Curve:
 
     Over ``fields`` (clip, field) pairs. ``majority``: the majority vote of the normalized
     results (ties: the one reached first); ``best``: the result of highest confidence
-    (ties and no confidence: the earliest). A frame where the processor did not return the
+    (ties and no confidence: the earliest); ``characters``: a vote per character among the
+    results of the most common length (scoring.text.Combiner). A frame where the processor did not return the
     field gives no result; a field with no result yet is wrong; a clip with fewer than k
     frames counts with all it has. ``per_frame`` is the share of single frames read right
     in the same clips (every frame on its own), where ``majority[0]`` counts only each
@@ -58,8 +59,9 @@ class Curve:
 
     fields: int
     per_frame: float | None
-    majority: tuple[float, ...]
+    majority: tuple[float, ...]  # the rules of scoring.text.COMBINATIONS, in its order
     best: tuple[float, ...]
+    characters: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -160,27 +162,22 @@ class _Series(_Tally):
     """One field through the frames of one clip: its scores summed (those of its first frame's
     field type), its worst reading, and what the curves need.
 
-    For the curves, per frame, whether the combination of the results so far is right (one
-    byte each, for majority and best); the votes only while the clip is being read (close()
-    drops them). The rules are those of scoring.text's combine_majority and combine_best,
-    applied one frame at a time: the report reads 73,000 frames, and recombining each
-    clip's first k results for every k would cost k times more.
+    For the curves, per frame and per rule of scoring.text.COMBINATIONS, whether the
+    readings so far combined are right (one byte each); the Combiner only while the clip is
+    being read (close() drops it). It combines one frame at a time: the report reads
+    73,000 frames, and recombining each clip's first k readings for every k would cost k
+    times more.
     """
 
-    __slots__ = ("best", "best_value", "key", "lead", "leader", "majority", "rank", "truth", "type", "votes", "worst")
+    __slots__ = ("combiner", "key", "rows", "truth", "type", "worst")
 
     def __init__(self, truth: str, type_: str) -> None:
         super().__init__()
         self.truth = truth
         self.type = type_  # its first frame's
         self.key = normalize(truth)
-        self.votes: dict[str, int] = {}  # normalized result -> frames that read it
-        self.rank: dict[str, int] = {}  # normalized result -> the order it was first read in
-        self.leader: str | None = None  # the majority so far
-        self.lead = 0
-        self.best_value: float | None = None  # the highest confidence so far (-inf: none given)
-        self.majority = bytearray()
-        self.best = bytearray()
+        self.combiner: Combiner | None = Combiner()
+        self.rows = {method: bytearray() for method in COMBINATIONS}  # method -> right after each frame
         self.worst: tuple[float, int, str, str, str] | None = None  # ngld, frame, text, truth, type
 
     def take(self, record: dict[str, Any], frame: int, curve: bool) -> bool:
@@ -196,37 +193,25 @@ class _Series(_Tally):
             self.missing += bool(record.get("missing"))
         if self.worst is None or ngld > self.worst[0]:  # the first of equals
             self.worst = (ngld, frame, record["text"], record["truth"], record["type"])
-        if not curve:
+        if not curve or self.combiner is None:
             return True
         if record["truth"] != self.truth:
             return False
-        best_right = bool(self.best[-1]) if self.best else False
-        if not record.get("missing"):  # a field not returned gives no result
-            key = normalize(record["text"])
-            count = self.votes.get(key, 0) + 1
-            self.votes[key] = count
-            if count == 1:
-                self.rank[key] = len(self.rank)
-            leader = self.leader
-            if count > self.lead or (leader is not None and count == self.lead and self.rank[key] < self.rank[leader]):
-                self.leader, self.lead = key, count
-            confidence = record.get("confidence")
-            value = float("-inf") if confidence is None else float(confidence)
-            if self.best_value is None or value > self.best_value:
-                self.best_value = value
-                best_right = key == self.key
-        self.majority.append(self.leader == self.key)
-        self.best.append(best_right)
+        if not record.get("missing"):  # a field not returned gives no reading
+            self.combiner.add(record["text"], record.get("confidence"))
+        for method, row in self.rows.items():
+            combined = self.combiner.result(method)
+            row.append(combined is not None and normalize(combined) == self.key)
         return True
 
     def close(self) -> None:
         """Drop what only the clip's next frames would need."""
-        self.votes = self.rank = {}
+        self.combiner = None
 
 
 def _curve(series: list[_Series]) -> Curve:
     """Average the series' right/wrong per k; a series shorter than k counts with its last."""
-    longest = max(len(s.majority) for s in series)
+    longest = max(len(s.rows["majority"]) for s in series)
 
     def mean(rows: list[bytearray]) -> tuple[float, ...]:
         padded = b"".join(bytes(r) + bytes(r[-1:]) * (longest - len(r)) for r in rows)
@@ -237,8 +222,7 @@ def _curve(series: list[_Series]) -> Curve:
     return Curve(
         len(series),
         sum(s.correct for s in series) / frames if frames else None,
-        mean([s.majority for s in series]),
-        mean([s.best for s in series]),
+        *(mean([s.rows[method] for s in series]) for method in COMBINATIONS),
     )
 
 

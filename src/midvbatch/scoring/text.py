@@ -86,6 +86,11 @@ _NAME = re.compile(r"^[A-Za-z\u00C0-\u024F]+(?:[ '\-.,][A-Za-z\u00C0-\u024F]+)*\
 _NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 \-/.]{3,}$")
 
 
+def _is_name(text: str) -> bool:
+    """Words of Latin letters, two letters at least (a lone 'M' is a sex, 'P' a document type)."""
+    return bool(_NAME.match(text)) and sum(c.isalpha() for c in text) >= 2
+
+
 def field_type(value: str, name: str = "") -> str:
     """Say what kind of field it is: date, number (a document number), name (in Latin letters),
     mrz (a machine-readable zone line), or other.
@@ -102,12 +107,12 @@ def field_type(value: str, name: str = "") -> str:
     if "number" in hint or hint.endswith(("_no", "_num")):
         return "number"
     if "name" in hint:
-        return "name" if _NAME.match(text) and not any(c.isdigit() for c in text) else "other"
+        return "name" if _is_name(text) else "other"
     if _MRZ.match(text) and "<" in text:
         return "mrz"
     if _DATE.match(text):
         return "date"
-    if _NAME.match(text) and not any(c.isdigit() for c in text):
+    if _is_name(text):
         return "name"
     digits = sum(c.isdigit() for c in text)
     if _NUMBER.match(text) and digits >= max(3, len(text.replace(" ", "")) // 2):
@@ -150,74 +155,115 @@ def empty_fields(template: Template) -> int:
 
 # --- combining the frames of a clip ------------------------------------------------------
 
-
-def combine_majority(results: list[str]) -> str | None:
-    """The result read most often once normalized (ties: the one reached first); None for no results.
-
-    Returns the first string as read of the winning normalized form."""
-    counts: dict[str, int] = {}
-    first: dict[str, str] = {}
-    for text in results:
-        key = normalize(text)
-        counts[key] = counts.get(key, 0) + 1
-        first.setdefault(key, text)
-    if not counts:
-        return None
-    best = max(counts.values())
-    winner = next(key for key in counts if counts[key] == best)  # dicts keep insertion order: first reached
-    return first[winner]
-
-
-def combine_best(results: list[tuple[str, float | None]]) -> str | None:
-    """The result with the highest confidence (ties and missing confidences: the earliest); None for none."""
-    best: tuple[str, float] | None = None
-    for text, confidence in results:
-        value = confidence if confidence is not None else float("-inf")
-        if best is None or value > best[1]:
-            best = (text, value)
-    return best[0] if best is not None else None
-
-
-def combine_characters(results: list[tuple[str, float | None]]) -> str | None:
-    """A character-level vote: among the results of the most common length (once normalized; ties: the
-    length reached first), each position takes the character with the most weight (a result's
-    confidence, 1 without one; ties: the earliest result's). None for no results.
-
-    Per-frame errors in different characters outvote each other, where a vote of whole
-    strings needs the same string twice."""
-    if not results:
-        return None
-    normalized = [
-        (normalize(text), 1.0 if confidence is None else max(0.0, confidence)) for text, confidence in results
-    ]
-    lengths: dict[int, int] = {}
-    for text, _ in normalized:
-        lengths[len(text)] = lengths.get(len(text), 0) + 1
-    best = max(lengths.values())
-    length = next(n for n in lengths if lengths[n] == best)
-    voters = [(text, weight) for text, weight in normalized if len(text) == length]
-    out = []
-    for i in range(length):
-        weights: dict[str, float] = {}
-        for text, weight in voters:
-            weights[text[i]] = weights.get(text[i], 0.0) + weight
-        top = max(weights.values())
-        out.append(next(text[i] for text, _ in voters if weights[text[i]] == top))
-    return "".join(out)
-
-
 COMBINATIONS = ("majority", "best", "characters")
 
 
+class Combiner:
+    """A field's readings in a clip, combined as they come, by every rule of COMBINATIONS at once.
+
+    ``majority``: the reading seen most often once normalized (ties: the one reached first),
+    as first read. ``best``: the reading of highest confidence (ties and readings without
+    one: the earliest), as read. ``characters``: a character vote: among the readings of
+    the most common length once normalized (ties: the length reached first), each position
+    takes the character of most weight (a reading's confidence, 1 without one; ties: the
+    earliest reading's), normalized. Each reading costs the same however many came before
+    it (a report combines the frames of every clip of a dataset, after each frame).
+    """
+
+    __slots__ = (
+        "_best",
+        "_best_value",
+        "_columns",
+        "_counts",
+        "_first",
+        "_lead",
+        "_leader",
+        "_lengths",
+        "_order",
+        "_rank",
+        "_winners",
+    )
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}  # normalized reading -> readings of it
+        self._first: dict[str, str] = {}  # normalized reading -> as first read
+        self._rank: dict[str, int] = {}  # normalized reading -> the order it was first read in
+        self._leader: str | None = None
+        self._lead = 0
+        self._best: str | None = None
+        self._best_value = float("-inf")
+        self._lengths: dict[int, int] = {}  # normalized length -> readings of it, in the order first reached
+        self._columns: dict[int, list[dict[str, float]]] = {}  # length -> per position: character -> weight
+        self._order: dict[int, list[dict[str, int]]] = {}  # length -> per position: character -> first reading index
+        self._winners: dict[int, list[str]] = {}  # length -> per position: the character leading now
+
+    def add(self, text: str, confidence: float | None = None) -> None:
+        """Take the next reading."""
+        key = normalize(text)
+        count = self._counts.get(key, 0) + 1
+        self._counts[key] = count
+        if count == 1:
+            self._first[key], self._rank[key] = text, len(self._rank)
+        leader = self._leader
+        if count > self._lead or (count == self._lead and leader is not None and self._rank[key] < self._rank[leader]):
+            self._leader, self._lead = key, count  # a tie goes to the reading reached first
+        value = float("-inf") if confidence is None else float(confidence)
+        if self._best is None or value > self._best_value:
+            self._best, self._best_value = text, value
+        n = len(key)
+        index = sum(self._lengths.values())
+        self._lengths[n] = self._lengths.get(n, 0) + 1
+        weight = 1.0 if confidence is None else max(0.0, float(confidence))
+        columns = self._columns.setdefault(n, [{} for _ in range(n)])
+        order = self._order.setdefault(n, [{} for _ in range(n)])
+        winners = self._winners.setdefault(n, list(key))
+        for position, char in enumerate(key):
+            column, first = columns[position], order[position]
+            column[char] = column.get(char, 0.0) + weight
+            first.setdefault(char, index)
+            held = winners[position]  # weights only grow: only the character just weighed can take the lead
+            if column[char] > column[held] or (column[char] == column[held] and first[char] < first[held]):
+                winners[position] = char
+
+    def result(self, method: str) -> str | None:
+        """The readings so far combined by `method` (one of COMBINATIONS); None before the first."""
+        if method == "majority":
+            return self._first[self._leader] if self._leader is not None else None
+        if method == "best":
+            return self._best
+        if method == "characters":
+            if not self._lengths:
+                return None
+            most = max(self._lengths.values())
+            n = next(length for length, count in self._lengths.items() if count == most)
+            return "".join(self._winners[n])
+        raise ValueError(f"unknown combination {method!r}: {', '.join(COMBINATIONS)}")
+
+
 def combine(results: list[tuple[str, float | None]], method: str) -> str | None:
-    """Combine a field's per-frame (text, confidence) results by `method`: majority, best or characters."""
-    if method == "majority":
-        return combine_majority([text for text, _ in results])
-    if method == "best":
-        return combine_best(results)
-    if method == "characters":
-        return combine_characters(results)
-    raise ValueError(f"unknown combination {method!r}: {', '.join(COMBINATIONS)}")
+    """Combine a field's per-frame (text, confidence) readings by `method`: see Combiner."""
+    combiner = Combiner()
+    for text, confidence in results:
+        combiner.add(text, confidence)
+    return combiner.result(method)
+
+
+def combine_majority(results: list[str]) -> str | None:
+    """The reading seen most often once normalized (ties: the one reached first), as first read; None for none."""
+    return combine([(text, None) for text in results], "majority")
+
+
+def combine_best(results: list[tuple[str, float | None]]) -> str | None:
+    """The reading with the highest confidence (ties and missing confidences: the earliest); None for none."""
+    return combine(results, "best")
+
+
+def combine_characters(results: list[tuple[str, float | None]]) -> str | None:
+    """The character vote of the readings (see Combiner), normalized; None for none.
+
+    Per-frame errors in different characters outvote each other, where a vote of whole
+    strings needs the same string twice."""
+    return combine(results, "characters")
 
 
 def accuracy_after_frames(
@@ -236,11 +282,13 @@ def accuracy_after_frames(
     if not clips:
         return []
     longest = max(len(results) for results, _ in clips)
-    curve = []
-    for k in range(1, longest + 1):
-        right = 0
-        for results, truth in clips:
-            combined = combine(results[:k], method)
-            right += combined is not None and normalize(combined) == normalize(truth)
-        curve.append(right / len(clips))
-    return curve
+    right = [0] * longest
+    for results, truth in clips:
+        combiner, key, now = Combiner(), normalize(truth), False
+        for k in range(longest):
+            if k < len(results):
+                combiner.add(*results[k])
+                combined = combiner.result(method)
+                now = combined is not None and normalize(combined) == key
+            right[k] += now
+    return [r / len(clips) for r in right]
