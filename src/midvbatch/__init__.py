@@ -36,6 +36,8 @@ if TYPE_CHECKING:
         ReportFigures,
         RunMeta,
         RunResults,
+        TextAccuracy,
+        TextFigures,
         open_run,
     )
 
@@ -56,6 +58,8 @@ _LAZY = {
     "FrameResult": "midvbatch.results",
     "ReportFigures": "midvbatch.results",
     "Accuracy": "midvbatch.results",
+    "TextFigures": "midvbatch.results",
+    "TextAccuracy": "midvbatch.results",
 }
 
 __all__ = [
@@ -73,6 +77,8 @@ __all__ = [
     "RunMeta",
     "RunResults",
     "RunSummary",
+    "TextAccuracy",
+    "TextFigures",
     "TransientError",
     "VideoError",
     "__version__",
