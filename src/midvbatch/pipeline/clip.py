@@ -249,12 +249,17 @@ def run_clip(
             templates=templates if reveal else _hidden(templates),
         )
         stages[stage] = clock() - start
-        if hasattr(processor, "process_clip"):
-            stage = "process_clip"
+
+        def clip_result(method: str) -> None:  # process_clip, or finish_clip after the frames
+            nonlocal stage
+            stage = method
             report(spec.task_id, stage)
             t0 = clock()
-            outcome.clip_result = _check_json(processor.process_clip(clip), "process_clip")
+            outcome.clip_result = _check_json(getattr(processor, method)(clip), method)
             stages[stage] = clock() - t0
+
+        if hasattr(processor, "process_clip"):
+            clip_result("process_clip")
         else:
             decode = process = scoring = 0.0
             t0 = clock()
@@ -296,11 +301,7 @@ def run_clip(
             if scoring:
                 stages["score"] = scoring
             if hasattr(processor, "finish_clip"):
-                stage = "finish_clip"
-                report(spec.task_id, stage)
-                t0 = clock()
-                outcome.clip_result = _check_json(processor.finish_clip(clip), "finish_clip")
-                stages[stage] = clock() - t0
+                clip_result("finish_clip")
         outcome.clip_scores = _score_text(outcome.clip_result, _one_template(templates), notes)
         outcome.ok = True
         outcome.stage = None
