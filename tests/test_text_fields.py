@@ -244,3 +244,22 @@ def test_text_fields_exports_one_record_per_field_and_coco_field_quads(one_clip,
     assert {a["field"] for a in texts_read} == {f.name for f in template.text_fields()} - {"field02"}
     refused = midvbatch("export", tmp_path / "run", "--format", "smartengines", "--fields")
     assert refused.returncode == 1 and "--fields applies to the jsonl, csv and coco exports" in refused.stderr
+
+
+def test_text_fields_midv2020_template_field_of_3_points_is_named_by_validate_and_run(tmp_path):
+    root = tmp_path / "m20"
+    synthesize(root, SynthConfig(catalog="midv2020", docs="alb_id", clips="templates,clips/00", images=1))
+    path = root / "templates" / "annotations" / "alb_id.json"
+    data = json.loads(path.read_text())
+    image = next(iter(data["_via_img_metadata"].values()))
+    surname = next(r for r in image["regions"] if r["region_attributes"].get("field_name") == "surname")
+    surname["shape_attributes"] = {"name": "polygon", "all_points_x": [1, 2, 3], "all_points_y": [1, 2, 3]}
+    path.write_text(json.dumps(data))
+    message = f"{path}: 00.jpg: field 'surname' has 3 points, a field has 4 corners"
+    checked = midvbatch("validate", root)
+    assert f"warning template       {message}" in checked.stdout
+    done = _run(root, tmp_path / "run", "ground-truth")
+    assert f"clips/alb_id/00: {message}; scored without it" in done.stderr
+    with open_run(tmp_path / "run") as run:
+        frames = list(run.frames())
+    assert frames and all("surname" not in f.fields and f.fields["name"]["correct"] for f in frames)

@@ -256,7 +256,23 @@ class Midv2020Format(DatasetFormat):
                         + (" ..." if len(absent) > 3 else ""),
                     )
                 )
-        return problems
+        return problems + _template_problems(dataset)
+
+
+def _template_problems(dataset: Dataset) -> list[Problem]:
+    """Each malformed text field of the templates' annotations (left out of the text scores): a warning."""
+    problems = []
+    for doc in dataset.documents:
+        if doc.template_json is None:
+            continue
+        try:
+            images = numbered(read_via(doc.template_json))
+        except GroundTruthError:
+            continue  # the templates clip's own check names the file
+        for image in images.values():
+            for message in template_of(image, doc.template_json, (0, 0)).problems:
+                problems.append(Problem(WARNING, "template", str(doc.template_json), message))
+    return problems
 
 
 def _give_templates(clips: list[Clip], annotations: Path) -> None:
