@@ -204,6 +204,22 @@ def test_synth_templates_look_like_midv500(every_clip, table):
     assert patch.min() < 60 and np.median(patch) > 150
 
 
+def test_synth_value_quads_hold_their_text_tightly(every_clip, table):
+    """Each value's quad holds all its ink with a few pixels of margin: a crop of it is an OCR input."""
+    for root, doc in ((table[0].root, "01_alb_id"), (every_clip.root, "18_dza_passport")):
+        gray = cv2.imread(str(root / doc / "images" / f"{doc}.tif"), cv2.IMREAD_GRAYSCALE)
+        template = load_template(root / doc / "ground_truth" / f"{doc}.json")
+        for field in template.text_fields():
+            (x0, y0), (x1, _), (_, y1), (x, y) = field.quad.points
+            assert (x, y) == (x0, y1), f"{field.name}: corners not in TL, TR, BR, BL order"
+            around = gray[y0 - 8 : y1 + 8, x0 - 8 : x1 + 8]
+            ink_ys, ink_xs = np.nonzero(around < 60)  # the text's dark core
+            left, top = ink_xs.min() - 8, ink_ys.min() - 8
+            right, bottom = x1 - x0 + 7 - ink_xs.max(), y1 - y0 + 7 - ink_ys.max()
+            margins = [left, top, right, bottom]
+            assert all(0 <= m <= 6 for m in margins), f"{field.name} {field.value!r}: {margins}"
+
+
 def test_synth_is_deterministic(tmp_path):
     config = SynthConfig(docs=1, clips="TA,HS", with_frames=True)
     first = _digests(synthesize(tmp_path / "a", config).root)

@@ -7,11 +7,14 @@ every pixel. Coordinates: a *quad* is a (4, 2) float array of corners in documen
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from midvbatch.dataset.catalog import ID1, ID3, physical_template_size
 from midvbatch.dataset.groundtruth import MISSING_VALUE, Quad
@@ -25,9 +28,9 @@ _SURNAMES = (
 _GIVEN = ("ARBEN ANNA MARIA JAN ELENA LUCA SOFIA MEHMET IVAN YUKI JOHN CLAIRE ANDREI MARKO PETRA LEILA").split()
 _CITIES = ("TIRANE WIEN MADRID PRAHA LISBOA ROMA OSLO RIGA TALLINN ANKARA KYIV BEOGRAD BUCURESTI HELSINKI").split()
 _WORDS = ("NOTE", "TODO", "INVOICE", "12:45", "MENU", "PAID", "OK", "TEL", "2019", "SALE")
-_FONT = cv2.FONT_HERSHEY_DUPLEX
-_LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
-_MRZ_FONT = cv2.FONT_HERSHEY_PLAIN
+# Faces from the DejaVu copy matplotlib ships: they cover Latin, Greek and Cyrillic.
+_SANS, _MONO = "DejaVuSans.ttf", "DejaVuSansMono.ttf"
+_INK, _LABEL_INK, _WHITE = (20, 20, 20), (90, 90, 90), (255, 255, 255)
 # MIDV-2020's names for the fields _field_values draws, by label (its templates name
 # their fields so); a label without one keeps its number (field01, ...).
 _FIELD_NAMES = {
@@ -78,6 +81,76 @@ def _to_quad(template_size: tuple[int, int], quad: np.ndarray) -> np.ndarray:
     """
     src = rectangle(*template_size).astype(np.float32)
     return cv2.getPerspectiveTransform(src, quad.astype(np.float32)).astype(np.float64)
+
+
+# --- text -------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=128)
+def _font(face: str, size: int) -> ImageFont.FreeTypeFont:
+    """Load a DejaVu face (a file of matplotlib's) at `size` pixels per em. Pillow's basic layout,
+    not libraqm's: Latin, Greek and Cyrillic need no shaping, and pixels then do not depend on it."""
+    import matplotlib  # here, not above: its import costs ~0.2 s, which only drawing should pay
+
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / face
+    return ImageFont.truetype(str(path), size, layout_engine=ImageFont.Layout.BASIC)
+
+
+def _fitting_font(face: str, texts: list[str], box_w: float, box_h: float) -> ImageFont.FreeTypeFont:
+    """Return `face` at the largest size at which each of `texts` fits a box_w x box_h box: one
+    size for all. Its line (ascent to descent) fits the height, so all texts share a baseline."""
+
+    def extent(font: ImageFont.FreeTypeFont) -> tuple[float, float]:
+        return max((font.getbbox(t, anchor="ls")[2] for t in texts if t), default=1), sum(font.getmetrics())
+
+    wide, high = extent(_font(face, 100))  # sizes scale about linearly; hinting costs a few steps more
+    size = max(1, int(100 * min(box_w / wide, box_h / high)))
+    while size > 1:
+        wide, high = extent(_font(face, size))
+        if wide <= box_w and high <= box_h:
+            break
+        size -= 1
+    return _font(face, size)
+
+
+def _put_text(
+    image: np.ndarray, text: str, x: int, baseline: int, font: ImageFont.FreeTypeFont, colour: tuple[int, ...]
+) -> tuple[int, int, int, int] | None:
+    """Draw `text` antialiased, its baseline starting at (x, baseline), clipped to the BGR image;
+    return its ink box (x0, y0, x1, y1), exclusive and unclipped, or None if it inks nothing.
+
+    Pillow draws a coverage mask and numpy blends `colour` through it, so colours are exact.
+    """
+    left, top, right, bottom = (int(v) for v in font.getbbox(text, anchor="ls"))
+    mask = Image.new("L", (max(right - left, 1), max(bottom - top, 1)))
+    ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font, anchor="ls")
+    ink = mask.getbbox()  # tighter than the font's box, which starts at the pen, not the ink
+    if ink is None:
+        return None
+    mx, my = x + left, baseline + top  # the mask's top-left in the image
+    x0, y0 = max(mx, 0), max(my, 0)
+    x1, y1 = min(mx + mask.width, image.shape[1]), min(my + mask.height, image.shape[0])
+    if x1 > x0 and y1 > y0:
+        cover = np.asarray(mask)[y0 - my : y1 - my, x0 - mx : x1 - mx, None] * np.float32(1 / 255)
+        roi = image[y0:y1, x0:x1]
+        roi[:] = (roi + (np.array(colour, np.float32) - roi) * cover + 0.5).astype(np.uint8)
+    return mx + ink[0], my + ink[1], mx + ink[2], my + ink[3]
+
+
+def _draw_text(
+    image: np.ndarray, text: str, x: int, y_top: int, box_h: int, font: ImageFont.FreeTypeFont, colour: tuple[int, ...]
+) -> Quad:
+    """Draw `text` from x, its line centred in a box of height `box_h` whose top is y_top; return
+    the quad around its ink, with a margin of a tenth of the font size (2 px at least)."""
+    ascent, descent = font.getmetrics()
+    baseline = y_top + (box_h - ascent - descent) // 2 + ascent
+    x0, y0, x1, y1 = _put_text(image, text, x, baseline, font, colour) or (x, baseline - ascent, x, baseline)
+    pad = max(2, round(font.size / 10))
+    return _box_quad(x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+
+
+def _box_quad(x0: int, y0: int, x1: int, y1: int) -> Quad:
+    return Quad(((x0, y0), (x1, y0), (x1, y1), (x0, y1)))
 
 
 # --- the template -----------------------------------------------------------------------
@@ -137,48 +210,6 @@ def _field_values(document: str, rng: np.random.Generator) -> list[tuple[str, st
     ]
 
 
-def _fit_text(text: str, font: int, box_w: float, box_h: float) -> tuple[float, int]:
-    """Return (scale, thickness) making `text` as large as fits a box_w x box_h box."""
-    (w1, h1), base1 = cv2.getTextSize(text, font, 1.0, 2)
-    scale = min(box_h / (h1 + base1), box_w / max(w1, 1))
-    while True:  # stroke width grows with the scale, so check the real extent
-        thick = max(1, round(scale * 1.7))
-        (w, h), base = cv2.getTextSize(text, font, scale, thick)
-        if (w <= box_w and h + base <= box_h) or scale < 0.1:
-            return scale, thick
-        scale *= 0.95
-
-
-def _common_scale(texts: list[str], font: int, box_w: float, box_h: float) -> float:
-    """Return the largest scale at which each of `texts` fits the box: one size for all."""
-    return min((_fit_text(t, font, box_w, box_h)[0] for t in texts if t), default=1.0)
-
-
-def _draw_text(
-    image: np.ndarray,
-    text: str,
-    x: int,
-    y_top: int,
-    box_h: int,
-    scale: float,
-    colour: tuple[int, int, int],
-    font: int = _FONT,
-) -> Quad:
-    """Draw `text` at `scale`, centred vertically in a box of height `box_h` whose top-left
-    is (x, y_top); return the tight quad around it."""
-    thick = max(1, round(scale * 1.7))
-    (w, h), base = cv2.getTextSize(text, font, scale, thick)
-    baseline_y = y_top + h + (box_h - h - base) // 2
-    cv2.putText(image, text, (x, baseline_y), font, scale, colour, thick, cv2.LINE_AA)
-    pad = max(2, thick)
-    x0, y0, x1, y1 = x - pad, baseline_y - h - pad, x + w + pad, baseline_y + base + pad
-    return Quad(((x0, y0), (x1, y0), (x1, y1), (x0, y1)))
-
-
-def _box_quad(x0: int, y0: int, x1: int, y1: int) -> Quad:
-    return Quad(((x0, y0), (x1, y0), (x1, y1), (x0, y1)))
-
-
 def render_template(
     document: str, number: int, rng: np.random.Generator, *, named: bool = False
 ) -> tuple[np.ndarray, dict[str, tuple[Quad, str | None]]]:
@@ -209,9 +240,8 @@ def render_template(
     country = document.split("_")[1].upper()
     words = [_TITLES.get(w, w.upper()) for w in document.split("_")[2:]]
     header = f"{country}  {' '.join(words)}"
-    header_scale = _fit_text(header, _FONT, tw * 0.9, band_h * 0.6)[0]
-    white = (255, 255, 255)
-    _draw_text(image, header, int(tw * 0.04), int(band_h * 0.2), int(band_h * 0.6), header_scale, white)
+    header_font = _fitting_font(_SANS, [header], tw * 0.9, band_h * 0.6)
+    _draw_text(image, header, int(tw * 0.04), int(band_h * 0.2), int(band_h * 0.6), header_font, _WHITE)
 
     passport = (tw, th) == ID3
     pairs = _field_values(document, rng)
@@ -233,24 +263,24 @@ def render_template(
     area_y0, area_y1 = th * 0.18, th * bottom
     cell_w, cell_h = (area_x1 - area_x0) / columns, (area_y1 - area_y0) / rows
     box_w, box_h = int(cell_w * 0.92), int(cell_h * 0.55)
-    label_scale = _common_scale([p[0] for p in pairs], _LABEL_FONT, cell_w * 0.6, cell_h * 0.3)
-    value_scale = _common_scale([p[1] for p in pairs], _FONT, box_w, box_h)
+    label_font = _fitting_font(_SANS, [p[0] for p in pairs], cell_w * 0.6, cell_h * 0.3)
+    value_font = _fitting_font(_SANS, [p[1] for p in pairs], box_w, box_h)
     for i, (label, value) in enumerate(pairs):
         col, row = divmod(i, rows)
         x, y = int(area_x0 + col * cell_w), int(area_y0 + row * cell_h)
         if label:
-            _draw_text(image, label, x, y, int(cell_h * 0.3), label_scale, (90, 90, 90), _LABEL_FONT)
+            _draw_text(image, label, x, y, int(cell_h * 0.3), label_font, _LABEL_INK)
         key = _FIELD_NAMES.get(label, f"field{i + 1:02d}") if named else f"field{i + 1:02d}"
         if i in missing:
             quad = _box_quad(x, y + int(cell_h * 0.35), x + box_w // 2, y + int(cell_h * 0.35) + box_h)
             fields[key] = (quad, MISSING_VALUE)
             continue
-        quad = _draw_text(image, value, x, y + int(cell_h * 0.35), box_h, value_scale, (20, 20, 20))
+        quad = _draw_text(image, value, x, y + int(cell_h * 0.35), box_h, value_font, _INK)
         fields[key] = (quad, value)
-    mrz_scale = _common_scale([m[1] for m in mrz], _MRZ_FONT, tw * 0.92, th * 0.07)
+    mrz_font = _fitting_font(_MONO, [m[1] for m in mrz], tw * 0.92, th * 0.07)
     for j, (_, line) in enumerate(mrz):
         y = int(th * (0.82 + 0.085 * j))
-        quad = _draw_text(image, line, int(tw * 0.04), y, int(th * 0.07), mrz_scale, (20, 20, 20), _MRZ_FONT)
+        quad = _draw_text(image, line, int(tw * 0.04), y, int(th * 0.07), mrz_font, _INK)
         fields[f"mrz_line{j}" if named else f"field{len(pairs) + j + 1:02d}"] = (quad, line)
 
     fields["face" if named else "photo"] = (_box_quad(px0, py0, px1, py1), None)
@@ -340,8 +370,7 @@ def _keyboard(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
             cv2.rectangle(image, (x, y), (x + key, y + key), (grey, grey, grey), -1, cv2.LINE_AA)
             if rng.random() < 0.7:
                 letter = chr(int(rng.integers(65, 91)))
-                at, thick = (x + key // 4, y + 2 * key // 3), max(1, key // 25)
-                cv2.putText(image, letter, at, _LABEL_FONT, key / 60, (170,) * 3, thick, cv2.LINE_AA)
+                _put_text(image, letter, x + key // 4, y + 2 * key // 3, _font(_SANS, key // 2), (170,) * 3)
             x += key + gap
     return image
 
@@ -365,8 +394,8 @@ def _clutter(image: np.ndarray, rng: np.random.Generator) -> None:
             )
             cv2.line(image, (x, y), end, colour, max(1, size // 8), cv2.LINE_AA)
         else:
-            word, thick = str(rng.choice(_WORDS)), max(1, size // 20)
-            cv2.putText(image, word, (x, y), _LABEL_FONT, size / 40, colour, thick, cv2.LINE_AA)
+            word = str(rng.choice(_WORDS))
+            _put_text(image, word, x, y, _font(_SANS, max(1, 3 * size // 4)), tuple(colour))
 
 
 # --- motion -----------------------------------------------------------------------------
