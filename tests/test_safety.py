@@ -433,10 +433,13 @@ def test_safety_workers_exit_within_half_a_second_of_the_orchestrators_death(sma
 def test_safety_outputs_into_a_fifo_or_a_device_are_written_not_replaced(finished, tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
-    result = midvbatch("export", finished, "--out", fifo)
-    assert result.returncode == 0, result.stderr
-    assert len(reader.communicate(timeout=30)[0].splitlines()) == 4 * 30
+    received = tmp_path / "received"
+    with received.open("w") as sink:  # into a file, not a pipe: a pipe's buffer would fill and stop the reader
+        reader = subprocess.Popen(["cat", str(fifo)], stdout=sink)
+        result = midvbatch("export", finished, "--out", fifo)
+        assert result.returncode == 0, result.stderr
+        reader.wait(timeout=30)
+    assert len(received.read_text().splitlines()) == 4 * 30
     assert fifo.is_fifo()
     assert midvbatch("report", finished, "--out", "/dev/null").returncode == 0
     assert Path("/dev/null").is_char_device()
