@@ -38,15 +38,21 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_scale.py
 
 demo: $(STAMP)
-	@echo "== midvbatch demo: synthesize a small MIDV-500-format dataset, localize the document in its 600 annotated frames, score and report"
+	@.ci/tesseract $(VENV)
+	@echo "== midvbatch demo: synthesize a small MIDV-500-format dataset (540x960), localize the document in its 600 annotated frames, read their text fields with Tesseract, score and report"
 	rm -rf $(DEMO)
-	$(BIN)/midvbatch synth $(DEMO)/dataset --docs 2 --seed 7
+	$(BIN)/midvbatch synth $(DEMO)/dataset --docs 2 --seed 7 --size 540x960
 	$(BIN)/midvbatch ls $(DEMO)/dataset
 	$(BIN)/midvbatch run $(DEMO)/dataset --out $(DEMO)/run
 	$(BIN)/midvbatch report $(DEMO)/run
 	$(BIN)/midvbatch report $(DEMO)/run --format html --out $(DEMO)/report.html
 	$(BIN)/midvbatch export $(DEMO)/run --out $(DEMO)/results.jsonl
-	@echo "== results: $(DEMO)/report.html (open it in a browser), $(DEMO)/results.jsonl (one record per frame), run folder $(DEMO)/run"
+	@if $(BIN)/python -c "import tesserocr; from midvbatch.pipeline.ocr import find_tessdata; find_tessdata()" 2>/dev/null; then \
+	  $(BIN)/midvbatch run $(DEMO)/dataset --out $(DEMO)/ocr --processor ocr && \
+	  $(BIN)/midvbatch report $(DEMO)/ocr --format html --out $(DEMO)/ocr-report.html && \
+	  $(BIN)/midvbatch report $(DEMO)/ocr | sed -n '/^## Text fields/,/^### Text by field$$/p' | sed '$$d'; \
+	else echo "== Tesseract is not available here (see .ci/tesseract): the text-field part of the demo is skipped"; fi
+	@echo "== results: $(DEMO)/report.html and $(DEMO)/ocr-report.html (open them in a browser), $(DEMO)/results.jsonl (one record per frame), run folders $(DEMO)/run and $(DEMO)/ocr"
 	@echo "== run the same 'midvbatch run' command again: it resumes and finds nothing left to do"
 
 clean:
