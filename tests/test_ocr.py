@@ -118,3 +118,13 @@ def test_ocr_vote_example_answers_per_clip_and_is_scored(sharp, tmp_path):
     per_frame = sum(f["correct"] for fr in frames for f in fr.fields.values()) / sum(len(fr.fields) for fr in frames)
     per_clip = sum(f["correct"] for f in clip.fields.values()) / len(clip.fields)
     assert per_clip >= per_frame - 1e-9  # combining 30 readings does not lose to one
+
+
+def test_ocr_is_a_builtin_pipeline_of_the_cli_the_config_and_the_registry():
+    from midvbatch.config import PIPELINES
+    from midvbatch.pipeline.registry import describe_processors
+
+    assert list(PIPELINES) == [p.name for p in describe_processors() if p.source == "built-in"]
+    listed = midvbatch("processors").stdout
+    assert "ocr" in listed and "quad=\"truth\"" in listed
+    assert "localize|ocr|ground-truth|frames|extract|probe" in "".join(midvbatch("run", "--help").stdout.split())

@@ -28,6 +28,7 @@ from midvbatch.config import (
     MAX_RETRIES,
     MAX_RETRY_DELAY,
     MAX_TASK_TIMEOUT,
+    PIPELINES,
     ConfigError,
     check_finite,
     parse_count,
@@ -444,7 +445,7 @@ def _selection_options(func):
 )
 @click.option(
     "--pipeline",
-    type=click.Choice(["localize", "ground-truth", "frames", "extract", "probe"]),
+    type=click.Choice(PIPELINES),
     help="Built-in pipeline (default localize).",
 )
 @click.option("--processor", metavar="MODULE:FACTORY", help="Your processor: MODULE:FACTORY or a registered name.")

@@ -29,7 +29,7 @@ from midvbatch.errors import ConfigError, shown
 from midvbatch.fileio import name_too_long, read_text, write_atomic
 
 IMAGE_FORMATS = ("png", "jpg", "tif")
-PIPELINES = ("localize", "ground-truth", "frames", "extract", "probe")
+PIPELINES = ("localize", "ocr", "ground-truth", "frames", "extract", "probe")  # the built-in names (pipeline/registry)
 POOLS = ("process", "thread", "dask")  # what --pool accepts
 PoolKind = Literal["process", "thread", "inline", "dask"]  # what runs the clips, once resolved
 LOG_LEVELS = ("debug", "info", "warning", "error")
