@@ -6,10 +6,11 @@ back as a :class:`ClipOutcome`, small enough to cross a process boundary.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import traceback
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,25 +166,50 @@ def _read_fields(
     return read, malformed
 
 
-def _score_text(result: Any, template: Template | None, notes: _Notes) -> dict | None:
-    """Score a result's "fields" against a template: {"fields": {...}, "empty_fields": n}, or None (nothing to score)."""
+def _score_text(result: Any, template_of: Callable[[], Template | None], notes: _Notes) -> dict | None:
+    """Score a result's "fields" against its template (`template_of()`, asked only then):
+    {"fields": {...}, "empty_fields": n}, or None (nothing to score)."""
     from midvbatch.scoring.text import empty_fields, score_fields
 
     if not isinstance(result, dict) or "fields" not in result:
         return None
+    template = template_of()
     read, malformed = _read_fields(result["fields"], template, notes)
     if template is None:
         return None
     return {"fields": score_fields(read, template, skip=malformed), "empty_fields": empty_fields(template)}
 
 
-def _hidden(templates: dict[int, Template]) -> dict[int, Template]:
+class _Templates(Mapping[int, Template]):
+    """A clip's templates by frame number, read on first use: a processor that reads no field and
+    returns none costs no template read (a JSON file and a picture's header per clip)."""
+
+    def __init__(self, read: Callable[[], dict[int, Template]]) -> None:
+        self._read: Callable[[], dict[int, Template]] | None = read
+        self._templates: dict[int, Template] = {}
+
+    def _loaded(self) -> dict[int, Template]:
+        if self._read is not None:
+            self._templates, self._read = self._read(), None
+        return self._templates
+
+    def __getitem__(self, number: int) -> Template:
+        return self._loaded()[number]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+
+def _hidden(templates: Mapping[int, Template]) -> dict[int, Template]:
     """The templates without their values (each distinct template hidden once)."""
     hidden: dict[int, Template] = {}
     return {n: hidden.setdefault(id(t), t.without_values()) for n, t in templates.items()}
 
 
-def _one_template(templates: dict[int, Template]) -> Template | None:
+def _one_template(templates: Mapping[int, Template]) -> Template | None:
     """The template every frame of the clip shows (a video of one document); None for pictures of many."""
     distinct = {id(t): t for t in templates.values()}
     return next(iter(distinct.values())) if len(distinct) == 1 else None
@@ -231,7 +257,7 @@ def run_clip(
         report(spec.task_id, stage)
         truth = get_format(spec.dataset_format).read_quads(spec.ground_truth) if spec.ground_truth else {}
         numbers = list(spec.frame_numbers) or list(range(1, spec.frames + 1))
-        templates = _read_templates(spec, numbers, notes)
+        templates = _Templates(lambda: _read_templates(spec, numbers, notes))
         reveal = bool(getattr(processor, "field_values", False))
         clip = ClipInfo(
             id=spec.clip,
@@ -246,7 +272,7 @@ def run_clip(
             output_dir=Path(spec.output_dir) if spec.output_dir else None,
             template_size=spec.template_size,
             frame_digits=spec.frame_digits,
-            templates=templates if reveal else _hidden(templates),
+            templates=templates if reveal else _Templates(lambda: _hidden(templates)),
         )
         stages[stage] = clock() - start
 
@@ -287,7 +313,7 @@ def run_clip(
                 scores: dict[str, Any] = {}
                 if isinstance(result, dict) and "quad" in result and decoded.number in truth:
                     scores = _score(result["quad"], truth[decoded.number], decoded.image.shape, clip)
-                text = _score_text(result, templates.get(decoded.number), notes)
+                text = _score_text(result, functools.partial(templates.get, decoded.number), notes)
                 if text is not None:
                     scores.update(text)
                 if scores:
@@ -302,7 +328,7 @@ def run_clip(
                 stages["score"] = scoring
             if hasattr(processor, "finish_clip"):
                 clip_result("finish_clip")
-        outcome.clip_scores = _score_text(outcome.clip_result, _one_template(templates), notes)
+        outcome.clip_scores = _score_text(outcome.clip_result, lambda: _one_template(templates), notes)
         outcome.ok = True
         outcome.stage = None
     except BaseException as exc:  # everything, so a worker never dies of a processor's error

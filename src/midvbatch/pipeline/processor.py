@@ -17,6 +17,7 @@ arguments. Finding factories by name is pipeline/registry.py's concern.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +46,7 @@ class ClipInfo:
     template_size: tuple[int, int] | None = None  # (w, h) of the document's template rectangle
     frame_digits: int = 2  # digits of a frame number in frame ids: 2 (CCDD_KK), 6 (MIDV-2020's 000007)
     # frame number -> its text fields; their values are None (hidden) unless the processor says field_values = True
-    templates: dict[int, Template] = field(default_factory=dict, repr=False)
+    templates: Mapping[int, Template] = field(default_factory=dict, repr=False)
 
     def artifact(self, relative: str | Path) -> Path:
         """Return where to write an artifact that ends up at RUN_DIR/`relative`."""

@@ -92,7 +92,7 @@ class DatasetFormat:
         (``images/NN_name.tif``, or .png/.jpg) read from the picture's header. Raises
         GroundTruthError (file) or VideoError (picture) naming the file.
         """
-        read = template_with_picture(Path(template), _midv_template_picture(Path(template)))
+        read = template_with_picture(Path(template), midv_template_picture(Path(template)))
         return {number: read for number in frames}
 
     def check_layout(self, dataset: Dataset) -> list[Problem]:
@@ -110,8 +110,9 @@ class DatasetFormat:
 TEMPLATE_PICTURES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")  # MIDV-500's template pictures are TIFF
 
 
-def _midv_template_picture(json_file: Path) -> Path | None:
-    """The picture of a MIDV-500 template file: ``images/NN_name.tif`` beside ``ground_truth/``."""
+def midv_template_picture(json_file: Path) -> Path | None:
+    """The picture of a MIDV-500 template file (``ground_truth/NN_name.json``): ``images/NN_name.tif``
+    (or .tiff, .png, .jpg, .jpeg); None when there is none."""
     images = json_file.parent.parent / "images"
     return next(
         (

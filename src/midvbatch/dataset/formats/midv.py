@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from midvbatch.dataset.catalog import DOCUMENT_NAME, MIDV500, MIDV2019, Catalog
-from midvbatch.dataset.formats.base import Archive, ArchiveSource, DatasetFormat
+from midvbatch.dataset.formats.base import Archive, ArchiveSource, DatasetFormat, midv_template_picture
 from midvbatch.dataset.groundtruth import parse_template, read_ground_truth_json
 from midvbatch.dataset.model import (
     ERROR,
@@ -123,14 +123,7 @@ def _read_document(name: str, folder: Path) -> tuple[Document, set[str]]:
     truths = _frames_by_code(folder / "ground_truth", "json")
     images = _frames_by_code(folder / "images", "tif tiff png jpg jpeg")
     template_json = folder / "ground_truth" / f"{name}.json"
-    template_image = next(
-        (
-            folder / "images" / f"{name}{ext}"
-            for ext in (".tif", ".tiff", ".png", ".jpg")
-            if (folder / "images" / f"{name}{ext}").is_file()
-        ),
-        None,
-    )
+    template_image = midv_template_picture(template_json)
     codes = set(videos) | {c for c, f in truths.items() if f}
     present = os.path.lexists(template_json) and not template_json.is_dir()  # a FIFO too: reading says what it is
     clips = [

@@ -39,7 +39,7 @@ from midvbatch.dataset.model import (
     Missing,
     Problem,
 )
-from midvbatch.dataset.via import doc_quad, numbered, read_via, template_of
+from midvbatch.dataset.via import ViaImage, doc_quad, numbered, read_via, template_of
 from midvbatch.errors import DatasetError, GroundTruthError, VideoError
 from midvbatch.video.image import image_size
 
@@ -285,7 +285,7 @@ def _give_templates(clips: list[Clip], annotations: Path) -> None:
         clip.template = f"{path}#{number}" if collection == "clips" else str(path)
 
 
-def _document_template(path: str, document: int, image, picture: Path | None) -> Template:
+def _document_template(path: str, document: int, image: ViaImage | None, picture: Path | None) -> Template:
     if image is None or picture is None:
         missing = "annotation" if image is None else "picture"
         return Template(Path(path), {}, None, (f"no template {missing} of document {document:02d}",))
