@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from midvbatch.scoring.text import (
+    Combiner,
     accuracy_after_frames,
     combine_characters,
     combine_majority,
@@ -120,3 +123,39 @@ def test_text_metrics_field_type_from_the_name_where_the_dataset_gives_one(value
 @pytest.mark.parametrize("value", ["M", "F", "P"])
 def test_text_metrics_a_lone_letter_is_not_a_name(value):
     assert field_type(value) == "other" and field_type(value, "name") == "other"
+
+
+def _vote_by_hand(readings):
+    """The character vote written out from its definition, for the property test below."""
+    from midvbatch.scoring.text import WEIGHT_UNIT
+
+    weighed = [(normalize(t), WEIGHT_UNIT if c is None else max(0, round(c * WEIGHT_UNIT))) for t, c in readings]
+    lengths = {}
+    for text, _ in weighed:
+        lengths[len(text)] = lengths.get(len(text), 0) + 1
+    length = next(n for n in lengths if lengths[n] == max(lengths.values()))
+    voters = [(t, w) for t, w in weighed if len(t) == length]
+    out = ""
+    for i in range(length):
+        weights = {}
+        for text, weight in voters:
+            weights[text[i]] = weights.get(text[i], 0) + weight
+        out += next(text[i] for text, _ in voters if weights[text[i]] == max(weights.values()))
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.text("AB0o", min_size=1, max_size=4), st.sampled_from([None, 0.1, 0.5, 0.9])), min_size=1, max_size=9))
+def test_text_metrics_running_combination_equals_the_definitions_after_every_reading(readings):
+    combiner = Combiner()
+    for k, (text, confidence) in enumerate(readings, 1):
+        combiner.add(text, confidence)
+        first = readings[:k]
+        counts = {}
+        for t, _ in first:
+            counts[normalize(t)] = counts.get(normalize(t), 0) + 1
+        top = next(key for key in counts if counts[key] == max(counts.values()))
+        assert combiner.result("majority") == next(t for t, _ in first if normalize(t) == top)
+        best = max(range(k), key=lambda i: (-1 if first[i][1] is None else first[i][1], -i))
+        assert combiner.result("best") == first[best][0]
+        assert combiner.result("characters") == _vote_by_hand(first)

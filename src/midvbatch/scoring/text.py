@@ -156,6 +156,7 @@ def empty_fields(template: Template) -> int:
 # --- combining the frames of a clip ------------------------------------------------------
 
 COMBINATIONS = ("majority", "best", "characters")
+WEIGHT_UNIT = 1_000_000  # a confidence of 1 in the character vote
 
 
 class Combiner:
@@ -166,36 +167,23 @@ class Combiner:
     one: the earliest), as read. ``characters``: a character vote: among the readings of
     the most common length once normalized (ties: the length reached first), each position
     takes the character of most weight (a reading's confidence, 1 without one; ties: the
-    earliest reading's), normalized. Each reading costs the same however many came before
-    it (a report combines the frames of every clip of a dataset, after each frame).
+    earliest reading's), normalized. A report combines the frames of every clip of a
+    dataset after each frame: a reading costs a few dictionary updates, and the character
+    vote is worked out only when asked for after a new reading, over the distinct readings.
     """
 
-    __slots__ = (
-        "_best",
-        "_best_value",
-        "_columns",
-        "_counts",
-        "_first",
-        "_lead",
-        "_leader",
-        "_lengths",
-        "_order",
-        "_rank",
-        "_winners",
-    )
+    __slots__ = ("_best", "_best_value", "_by_length", "_counts", "_first", "_lead", "_leader", "_vote", "_weights")
 
     def __init__(self) -> None:
-        self._counts: dict[str, int] = {}  # normalized reading -> readings of it
+        self._counts: dict[str, int] = {}  # normalized reading -> readings of it, in the order first read
         self._first: dict[str, str] = {}  # normalized reading -> as first read
-        self._rank: dict[str, int] = {}  # normalized reading -> the order it was first read in
+        self._weights: dict[str, int] = {}  # normalized reading -> its readings' confidences summed (WEIGHT_UNIT)
+        self._by_length: dict[int, int] = {}  # normalized length -> readings of it, in the order first reached
         self._leader: str | None = None
         self._lead = 0
         self._best: str | None = None
         self._best_value = float("-inf")
-        self._lengths: dict[int, int] = {}  # normalized length -> readings of it, in the order first reached
-        self._columns: dict[int, list[dict[str, float]]] = {}  # length -> per position: character -> weight
-        self._order: dict[int, list[dict[str, int]]] = {}  # length -> per position: character -> first reading index
-        self._winners: dict[int, list[str]] = {}  # length -> per position: the character leading now
+        self._vote: str | None = None  # the character vote, until the next reading
 
     def add(self, text: str, confidence: float | None = None) -> None:
         """Take the next reading."""
@@ -203,27 +191,25 @@ class Combiner:
         count = self._counts.get(key, 0) + 1
         self._counts[key] = count
         if count == 1:
-            self._first[key], self._rank[key] = text, len(self._rank)
+            self._first[key] = text
         leader = self._leader
-        if count > self._lead or (count == self._lead and leader is not None and self._rank[key] < self._rank[leader]):
+        if count > self._lead or (count == self._lead and leader is not None and self._before(key, leader)):
             self._leader, self._lead = key, count  # a tie goes to the reading reached first
         value = float("-inf") if confidence is None else float(confidence)
         if self._best is None or value > self._best_value:
             self._best, self._best_value = text, value
-        n = len(key)
-        index = sum(self._lengths.values())
-        self._lengths[n] = self._lengths.get(n, 0) + 1
-        weight = 1.0 if confidence is None else max(0.0, float(confidence))
-        columns = self._columns.setdefault(n, [{} for _ in range(n)])
-        order = self._order.setdefault(n, [{} for _ in range(n)])
-        winners = self._winners.setdefault(n, list(key))
-        for position, char in enumerate(key):
-            column, first = columns[position], order[position]
-            column[char] = column.get(char, 0.0) + weight
-            first.setdefault(char, index)
-            held = winners[position]  # weights only grow: only the character just weighed can take the lead
-            if column[char] > column[held] or (column[char] == column[held] and first[char] < first[held]):
-                winners[position] = char
+        # in millionths, as integers: sums then do not depend on the order they are added in
+        weight = WEIGHT_UNIT if confidence is None else max(0, round(float(confidence) * WEIGHT_UNIT))
+        self._weights[key] = self._weights.get(key, 0) + weight
+        self._by_length[len(key)] = self._by_length.get(len(key), 0) + 1
+        self._vote = None
+
+    def _before(self, a: str, b: str) -> bool:
+        """Was `a` first read before `b`? (Only asked on a tie of counts: rare, and the readings few.)"""
+        for key in self._counts:
+            if key in (a, b):
+                return key == a
+        return False
 
     def result(self, method: str) -> str | None:
         """The readings so far combined by `method` (one of COMBINATIONS); None before the first."""
@@ -232,12 +218,25 @@ class Combiner:
         if method == "best":
             return self._best
         if method == "characters":
-            if not self._lengths:
-                return None
-            most = max(self._lengths.values())
-            n = next(length for length, count in self._lengths.items() if count == most)
-            return "".join(self._winners[n])
+            if self._vote is None and self._by_length:
+                self._vote = self._characters()
+            return self._vote
         raise ValueError(f"unknown combination {method!r}: {', '.join(COMBINATIONS)}")
+
+    def _characters(self) -> str:
+        most = max(self._by_length.values())
+        length = next(n for n, count in self._by_length.items() if count == most)
+        voters = [key for key in self._counts if len(key) == length]  # in the order first read
+        if len(voters) == 1:
+            return voters[0]
+        out = []
+        for position in range(length):
+            weights: dict[str, int] = {}  # character -> weight, in the order first read
+            for key in voters:
+                weights[key[position]] = weights.get(key[position], 0) + self._weights[key]
+            top = max(weights.values())
+            out.append(next(char for char, weight in weights.items() if weight == top))
+        return "".join(out)
 
 
 def combine(results: list[tuple[str, float | None]], method: str) -> str | None:
