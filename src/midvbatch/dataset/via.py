@@ -12,6 +12,7 @@ own corner order (in rotated scans the first corner can be anywhere in the image
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,9 @@ class ViaImage:
         return next((r for r in self.regions if r.field_name == field_name), None)
 
 
-def read_via(path: str | Path) -> dict[str, ViaImage]:
-    """Read a VIA 2.0 project file and return its images by file name.
+def read_via(path: str | Path, numbers: Collection[int] | None = None) -> dict[str, ViaImage]:
+    """Read a VIA 2.0 project file and return its images by file name (with `numbers`, only the
+    images numbered so: a worker reading one template of a hundred parses one).
 
     Raises GroundTruthError naming the file (and the image) for anything malformed: not
     JSON, no ``_via_img_metadata``, an entry without a file name, a shape without its
@@ -64,6 +66,8 @@ def read_via(path: str | Path) -> dict[str, ViaImage]:
         if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str) or not entry["filename"]:
             raise GroundTruthError(f"image entry {shown(key, 60)} has no filename", path=path)
         name = entry["filename"]
+        if numbers is not None and _number_of(name) not in numbers:
+            continue
         size = entry.get("size")
         regions = entry.get("regions", [])
         if not isinstance(regions, list):
@@ -116,13 +120,19 @@ def doc_quad(image: ViaImage, path: str | Path) -> Quad:
     return Quad(region.points)
 
 
+def _number_of(filename: str) -> int | None:
+    """The number a file name's stem gives ('000007.jpg' -> 7, '05.jpg' -> 5); None for another name."""
+    stem = filename.rsplit("/", 1)[-1].split(".", 1)[0]
+    return int(stem) if stem.isdigit() else None
+
+
 def numbered(images: dict[str, ViaImage]) -> dict[int, ViaImage]:
     """Index images by the number their file name stem gives ('000007.jpg' -> 7, '05.jpg' -> 5); others left out."""
     out: dict[int, ViaImage] = {}
     for name, image in images.items():
-        stem = name.rsplit("/", 1)[-1].split(".", 1)[0]
-        if stem.isdigit():
-            out[int(stem)] = image
+        number = _number_of(name)
+        if number is not None:
+            out[number] = image
     return out
 
 

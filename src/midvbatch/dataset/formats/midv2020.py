@@ -43,7 +43,8 @@ from midvbatch.dataset.via import ViaImage, doc_quad, numbered, read_via, templa
 from midvbatch.errors import DatasetError, GroundTruthError, VideoError
 from midvbatch.video.image import image_size
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
+PICTURE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff")  # MIDV-2020's are JPEG
+IMAGE_EXTENSIONS = frozenset(PICTURE_EXTENSIONS)
 VIDEO_COLLECTION = "clips_video"
 FRAME_STEP = 6  # a clip's annotated frames: 1, 7, 13, ...
 COLLECTION_LAYOUT = ("images", "annotations", "video")  # what a collection's folder holds
@@ -185,16 +186,12 @@ class Midv2020Format(DatasetFormat):
         document without annotation or picture gets a template with no fields that says so
         in ``problems``; a file that cannot be read raises GroundTruthError."""
         path, _, fixed = template.partition("#")
-        annotated = numbered(read_via(path))
-        pictures = _numbered_files(Path(path).parent.parent / "images" / Path(path).stem, IMAGE_EXTENSIONS)
-        read: dict[int, Template] = {}
-        out: dict[int, Template] = {}
-        for number in frames:
-            document = int(fixed) if fixed else number
-            if document not in read:
-                read[document] = _document_template(path, document, annotated.get(document), pictures.get(document))
-            out[number] = read[document]
-        return out
+        frames = list(frames)
+        documents = {int(fixed)} if fixed else set(frames)
+        annotated = numbered(read_via(path, documents))
+        folder = Path(path).parent.parent / "images" / Path(path).stem
+        read = {d: _document_template(path, d, annotated.get(d), _picture(folder, d)) for d in documents}
+        return {number: read[int(fixed) if fixed else number] for number in frames}
 
     def archives(self) -> ArchiveSource:
         """One tar archive per collection (the TIFF originals of the scans are left out: same pictures)."""
@@ -283,6 +280,15 @@ def _give_templates(clips: list[Clip], annotations: Path) -> None:
             continue
         collection, _, number = clip.code.partition("/")
         clip.template = f"{path}#{number}" if collection == "clips" else str(path)
+
+
+def _picture(folder: Path, number: int) -> Path | None:
+    """Picture `number` of a folder named by number (NN.jpg, or .jpeg, .png, .tif, .tiff); None if absent."""
+    for extension in PICTURE_EXTENSIONS:
+        path = folder / f"{number:02d}{extension}"
+        if path.is_file():
+            return path
+    return None
 
 
 def _document_template(path: str, document: int, image: ViaImage | None, picture: Path | None) -> Template:
