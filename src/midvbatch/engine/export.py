@@ -77,7 +77,7 @@ def field_records(run_dir: str | Path) -> Iterator[dict]:
 
 def _field_record(clip: str, document: str, frame: int | None, name: str, scores: dict) -> dict:
     record: dict[str, Any] = {"clip": clip, "document": document, "frame": frame, "field": name}
-    record.update({key: scores.get(key, False if key == "missing" else None) for key in FIELD_COLUMNS})
+    record.update({key: scores[key] for key in FIELD_COLUMNS})
     return record
 
 

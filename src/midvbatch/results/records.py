@@ -17,6 +17,7 @@ from midvbatch.dataset.catalog import CATALOGS, Catalog, ClipKind
 from midvbatch.dataset.formats import get_format
 from midvbatch.errors import MidvBatchError
 from midvbatch.scoring import FrameScore
+from midvbatch.scoring.text import field_scores
 
 
 def clip_kinds(format: str | None) -> Callable[[str], ClipKind | None]:
@@ -40,6 +41,13 @@ def clip_kinds(format: str | None) -> Callable[[str], ClipKind | None]:
         return next((k for c in catalogs if (k := c.clip_kind(code)) is not None), None)
 
     return kind
+
+
+def _whole(scores: dict[str, Any]) -> dict[str, Any]:
+    """Scores as stored, their text fields' records made whole (the ledger keeps them short: field_scores)."""
+    if "fields" in scores:
+        scores["fields"] = {name: field_scores(record) for name, record in scores["fields"].items()}
+    return scores
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,9 @@ class FrameResult:
     time: float | None  # seconds from the clip's start of the decoded frame
     seconds: float | None  # the processor's time on this frame
     result: Any  # what process_frame returned, as stored (JSON)
-    scores: dict[str, Any] | None = field(default=None, repr=False)  # as stored: iou, iou_gt, ..., correct, subsets
+    scores: dict[str, Any] | None = field(
+        default=None, repr=False
+    )  # iou, iou_gt, ..., correct, subsets; fields, empty_fields
 
     @property
     def id(self) -> str:
@@ -139,7 +149,7 @@ class FrameResult:
 
     @property
     def fields(self) -> dict[str, dict[str, Any]]:
-        """The text fields scored, by name: truth, text, confidence, type, correct, distance, ngld, cer[, missing]."""
+        """The text fields scored, by name: truth, text, confidence, type, correct, distance, ngld, cer, missing."""
         return (self.scores or {}).get("fields", {})
 
     @classmethod
@@ -154,7 +164,7 @@ class FrameResult:
             row["time"],
             row["seconds"],
             json.loads(row["result"]),
-            json.loads(scores) if scores is not None else None,
+            _whole(json.loads(scores)) if scores is not None else None,
         )
 
 
@@ -194,7 +204,7 @@ class ClipResult:
 
     @property
     def fields(self) -> dict[str, dict[str, Any]]:
-        """The clip result's text fields scored, by name (empty when none were)."""
+        """The clip result's text fields scored, by name, as FrameResult.fields (empty when none were)."""
         return (self.scores or {}).get("fields", {})
 
     @classmethod
@@ -225,5 +235,5 @@ class ClipResult:
             row["peak_rss"],
             json.loads(row["stage_seconds"] or "{}"),
             json.loads(clip_result) if clip_result is not None else None,
-            json.loads(row["clip_scores"]) if row["clip_scores"] is not None else None,
+            _whole(json.loads(row["clip_scores"])) if row["clip_scores"] is not None else None,
         )

@@ -258,7 +258,7 @@ class TextTally:
         self.frames += 1
         self.empty[clip] += scores.get("empty_fields", 0)
         curve = clip not in self.out
-        for name, record in scores["fields"].items():
+        for name, record in frame.fields.items():
             series = self.series.get((clip, name))
             if series is None:
                 series = self.series[clip, name] = _Series(record["truth"], record["type"])

@@ -69,12 +69,15 @@ class FieldScore:
 
 def score_field(result: str, truth: str) -> FieldScore:
     """Score a recognized string against the true value."""
-    a, b = normalize(result), normalize(truth)
-    distance = levenshtein(a, b)
+    return _scores(result, truth, levenshtein(normalize(result), normalize(truth)))
+
+
+def _scores(result: str, truth: str, distance: int) -> FieldScore:
+    """The scores of a reading whose normalized distance to the truth is `distance` (0: equal once normalized)."""
     total = len(result) + len(truth) + distance
     value = 0.0 if not result and not truth else 2.0 * distance / total
     cer = distance / len(truth) if truth else (0.0 if not result else 1.0)
-    return FieldScore(a == b, distance, value, cer)
+    return FieldScore(distance == 0, distance, value, cer)
 
 
 _DATE = re.compile(
@@ -123,12 +126,14 @@ def field_type(value: str, name: str = "") -> str:
 def score_fields(
     read: Mapping[str, tuple[str, float | None]], template: Template, skip: Collection[str] = ()
 ) -> dict[str, dict[str, Any]]:
-    """Score what a processor read (field name -> (text, confidence)) against a template's values.
+    """Score what a processor read (field name -> (text, confidence)) against a template's values,
+    as stored with the frame: {name: {"truth", "text", "type", "distance"[, "confidence"][, "missing"]}}.
 
     Every field of the template with a value is scored, read or not (one not read scores as
     the empty string, marked ``missing``), but those in `skip` (a malformed result); fields
-    without text and empty ones ('*') are not. Each record: truth, text, confidence, type, correct, distance, ngld, cer (and
-    missing). A name `read` holds that the template lacks is the caller's to report.
+    without text and empty ones ('*') are not. The rest of the scores (correct, ngld, cer)
+    follow from these: field_scores() gives the whole record. A name `read` holds that the
+    template lacks is the caller's to report.
     """
     out: dict[str, dict[str, Any]] = {}
     for name, field in template.fields.items():
@@ -138,14 +143,30 @@ def score_fields(
         record: dict[str, Any] = {
             "truth": field.value,
             "text": text,
-            "confidence": confidence,
             "type": field_type(field.value, name),
-            **score_field(text, field.value).to_dict(),
+            "distance": levenshtein(normalize(text), normalize(field.value)),
         }
+        if confidence is not None:
+            record["confidence"] = confidence
         if name not in read:
             record["missing"] = True
         out[name] = record
     return out
+
+
+def field_scores(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A field's whole record from what score_fields stored: truth, text, confidence, type, correct,
+    distance, ngld, cer, missing. (Storing only the distance keeps a frame's record small: a
+    dataset's ledger holds a million of them.)"""
+    text, truth = stored["text"], stored["truth"]
+    return {
+        "truth": truth,
+        "text": text,
+        "confidence": stored.get("confidence"),
+        "type": stored["type"],
+        **_scores(text, truth, stored["distance"]).to_dict(),
+        "missing": bool(stored.get("missing", False)),
+    }
 
 
 def empty_fields(template: Template) -> int:
