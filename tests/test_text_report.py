@@ -259,7 +259,7 @@ def _record(text: str | None, truth: str, confidence: float | None) -> dict:
         return {"truth": truth, "text": "", "confidence": None, "type": field_type(truth, "f"),
                 **score_field("", truth).to_dict(), "missing": True}
     return {"truth": truth, "text": text, "confidence": confidence, "type": field_type(truth, "f"),
-            **score_field(text, truth).to_dict()}
+            **score_field(text, truth).to_dict(), "missing": False}
 
 
 def _figures(frames: list[FrameResult]):

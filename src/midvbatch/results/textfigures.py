@@ -197,11 +197,10 @@ class _Series(_Tally):
             return True
         if record["truth"] != self.truth:
             return False
-        if not record.get("missing"):  # a field not returned gives no reading
-            self.combiner.add(record["text"], record.get("confidence"))
-        for method, row in self.rows.items():
-            combined = self.combiner.result(method)
-            row.append(combined is not None and normalize(combined) == self.key)
+        if not record["missing"]:  # a field not returned gives no reading
+            self.combiner.add(record["text"], record["confidence"])
+        for row, combined in zip(self.rows.values(), self.combiner.normalized(), strict=True):
+            row.append(combined == self.key)
         return True
 
     def close(self) -> None:

@@ -158,13 +158,21 @@ def field_scores(stored: Mapping[str, Any]) -> dict[str, Any]:
     """A field's whole record from what score_fields stored: truth, text, confidence, type, correct,
     distance, ngld, cer, missing. (Storing only the distance keeps a frame's record small: a
     dataset's ledger holds a million of them.)"""
-    text, truth = stored["text"], stored["truth"]
+    text, truth, distance = stored["text"], stored["truth"], stored["distance"]
+    if distance == 0:  # read right: the common case, a reader of a run's million fields meets it most
+        ngld, cer = 0.0, 0.0
+    else:
+        score = _scores(text, truth, distance)
+        ngld, cer = score.ngld, score.cer
     return {
         "truth": truth,
         "text": text,
         "confidence": stored.get("confidence"),
         "type": stored["type"],
-        **_scores(text, truth, stored["distance"]).to_dict(),
+        "correct": distance == 0,
+        "distance": distance,
+        "ngld": ngld,
+        "cer": cer,
         "missing": bool(stored.get("missing", False)),
     }
 
@@ -193,7 +201,18 @@ class Combiner:
     vote is worked out only when asked for after a new reading, over the distinct readings.
     """
 
-    __slots__ = ("_best", "_best_value", "_by_length", "_counts", "_first", "_lead", "_leader", "_vote", "_weights")
+    __slots__ = (
+        "_best",
+        "_best_key",
+        "_best_value",
+        "_by_length",
+        "_counts",
+        "_first",
+        "_lead",
+        "_leader",
+        "_vote",
+        "_weights",
+    )
 
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}  # normalized reading -> readings of it, in the order first read
@@ -203,6 +222,7 @@ class Combiner:
         self._leader: str | None = None
         self._lead = 0
         self._best: str | None = None
+        self._best_key: str | None = None  # normalized
         self._best_value = float("-inf")
         self._vote: str | None = None  # the character vote, until the next reading
 
@@ -218,7 +238,7 @@ class Combiner:
             self._leader, self._lead = key, count  # a tie goes to the reading reached first
         value = float("-inf") if confidence is None else float(confidence)
         if self._best is None or value > self._best_value:
-            self._best, self._best_value = text, value
+            self._best, self._best_key, self._best_value = text, key, value
         # in millionths, as integers: sums then do not depend on the order they are added in
         weight = WEIGHT_UNIT if confidence is None else max(0, round(float(confidence) * WEIGHT_UNIT))
         self._weights[key] = self._weights.get(key, 0) + weight
@@ -239,12 +259,22 @@ class Combiner:
         if method == "best":
             return self._best
         if method == "characters":
-            if self._vote is None and self._by_length:
-                self._vote = self._characters()
-            return self._vote
+            return self._characters()
         raise ValueError(f"unknown combination {method!r}: {', '.join(COMBINATIONS)}")
 
-    def _characters(self) -> str:
+    def normalized(self) -> tuple[str | None, str | None, str | None]:
+        """The three combinations so far, normalized, in the order of COMBINATIONS: what a curve compares
+        with the truth after every frame."""
+        return self._leader, self._best_key, self._characters()
+
+    def _characters(self) -> str | None:
+        if self._vote is None and self._counts:
+            self._vote = self._vote_now()
+        return self._vote
+
+    def _vote_now(self) -> str:
+        if len(self._counts) == 1:  # one reading, however often: the vote is it
+            return next(iter(self._counts))
         most = max(self._by_length.values())
         length = next(n for n, count in self._by_length.items() if count == most)
         voters = [key for key in self._counts if len(key) == length]  # in the order first read
