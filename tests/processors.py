@@ -190,3 +190,26 @@ class Hog(Processor):
             hog = np.ones(self.mb * 2**20, np.uint8)  # touched: resident
             del hog
         return {"pid": os.getpid()}
+
+
+class BatchedMean(Processor):
+    """MeanColour's per-frame result, computed a batch at a time; records each call's batch size.
+
+    fail_clip: a clip id whose batches raise; short_clip: a clip id whose batches return one result too few;
+    delay: seconds per batch."""
+
+    def __init__(self, fail_clip: str = "", short_clip: str = "", delay: float = 0.0):
+        self.fail_clip, self.short_clip, self.delay = fail_clip, short_clip, delay
+
+    def process_batch(self, frames):
+        if self.delay:
+            time.sleep(self.delay)
+        clip = frames[0].clip.id
+        if clip == self.fail_clip:
+            raise RuntimeError(f"batch of {len(frames)} frames of {clip} failed")
+        results = []
+        for frame in frames:
+            b, g, r = (float(v) for v in frame.image.reshape(-1, 3).mean(axis=0))
+            results.append({"id": frame.id, "mean": [round(b, 2), round(g, 2), round(r, 2)],
+                            "has_quad": frame.quad is not None, "batch": len(frames)})
+        return results[:-1] if clip == self.short_clip else results

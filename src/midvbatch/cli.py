@@ -24,6 +24,7 @@ import click
 
 from midvbatch import __version__
 from midvbatch.config import (
+    MAX_BATCH_SIZE,
     MAX_JOBS,
     MAX_RETRIES,
     MAX_RETRY_DELAY,
@@ -475,6 +476,12 @@ def _selection_options(func):
     metavar="N|auto",
     help="FFmpeg decoding threads per worker (default auto: the cores shared among the workers).",
 )
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, MAX_BATCH_SIZE),
+    metavar="N",
+    help="Annotated frames per process_batch call, within a clip (processors that define it; default 1).",
+)
 @click.option("--image-format", type=click.Choice(["png", "jpg", "tif"]), help="Image format of --pipeline extract.")
 @click.option(
     "--retries",
@@ -555,6 +562,7 @@ def run_command(
     pool,
     scheduler,
     decode_threads,
+    batch_size,
     image_format,
     retries,
     log_level,
@@ -596,6 +604,7 @@ def run_command(
             pool=pool,
             scheduler=scheduler,
             decode_threads=decode_threads,
+            batch_size=batch_size,
             image_format=image_format,
             retries=retries,
             log_level=log_level,

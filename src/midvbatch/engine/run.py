@@ -509,6 +509,7 @@ class Orchestrator:
             options=dict(self.settings.options),
             output_dir=str(self._attempt_dir(row.id, attempt)),
             decode_threads=self.settings.decode_threads,
+            batch_size=self.settings.batch_size,
             template_size=self._template_size(row.document),
             working_dir=self.working_dir,
         )

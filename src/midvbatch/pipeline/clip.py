@@ -51,6 +51,7 @@ class TaskSpec:
     images: dict[int, str] = field(default_factory=dict)  # frame number -> picture, read when there is no video
     frame_digits: int = 2  # digits of a frame number in frame ids (the clip's Clip.frame_digits)
     template: str | None = None  # where its text fields are (Clip.template, read by the format); None: no fields
+    batch_size: int = 1  # annotated frames per process_batch call
 
 
 @dataclass
@@ -215,6 +216,54 @@ def _one_template(templates: Mapping[int, Template]) -> Template | None:
     return next(iter(distinct.values())) if len(distinct) == 1 else None
 
 
+def _batched(processor: Any, batch_size: int) -> bool:
+    """Whether frames go to process_batch: it is the processor's only frame method, or batches were asked for."""
+    if not hasattr(processor, "process_batch"):
+        return False
+    return batch_size > 1 or not hasattr(processor, "process_frame")
+
+
+def _batch_results(results: Any, frames: int) -> list[Any]:
+    """Check what process_batch returned: one result per frame given, in order; ProcessorError otherwise."""
+    if not isinstance(results, (list, tuple)):
+        raise ProcessorError(
+            f"process_batch must return a list of results, one per frame, not {type(results).__name__}"
+        )
+    if len(results) != frames:
+        raise ProcessorError(f"process_batch returned {len(results)} results for {frames} frames")
+    return list(results)
+
+
+def _frame_record(
+    decoded: AnnotatedFrame,
+    result: Any,
+    seconds: float,
+    method: str,
+    truth: dict,
+    templates: Mapping[int, Template],
+    clip: ClipInfo,
+    notes: _Notes,
+) -> dict:
+    """A frame's record: its result as stored, its time, and its scores (quad and text fields) when it has any."""
+    if isinstance(result, dict) and "quad" in result:
+        result = _normal_quad(result)
+    record = {
+        "frame": decoded.number,
+        "time": round(decoded.time, 6),
+        "seconds": round(seconds, 6),
+        "result": _check_json(result, method),
+    }
+    scores: dict[str, Any] = {}
+    if isinstance(result, dict) and "quad" in result and decoded.number in truth:
+        scores = _score(result["quad"], truth[decoded.number], decoded.image.shape, clip)
+    text = _score_text(result, functools.partial(templates.get, decoded.number), notes)
+    if text is not None:
+        scores.update(text)
+    if scores:
+        record["scores"] = scores
+    return record
+
+
 def _classify(exc: BaseException) -> str:
     if isinstance(exc, TransientError):
         return "transient"
@@ -287,43 +336,40 @@ def run_clip(
         if hasattr(processor, "process_clip"):
             clip_result("process_clip")
         else:
+            method = "process_batch" if _batched(processor, spec.batch_size) else "process_frame"
+            size = spec.batch_size if method == "process_batch" else 1
             decode = process = scoring = 0.0
             t0 = clock()
             frames = annotated_frames(spec)
-            for number in range(1, spec.frames + 1):
+            number = 0
+            while number < spec.frames:
+                batch: list[AnnotatedFrame] = []
                 stage = "decode"
-                report(spec.task_id, f"decode {number}/{spec.frames}")
-                decoded = next(frames)
+                while len(batch) < size and number < spec.frames:
+                    number += 1
+                    report(spec.task_id, f"decode {number}/{spec.frames}")
+                    batch.append(next(frames))
                 t1 = clock()
                 decode += t1 - t0
-                stage = "process_frame"
-                report(spec.task_id, f"process_frame {number}/{spec.frames}")
-                result = processor.process_frame(Frame(decoded.image, decoded.number, decoded.time, clip))
+                stage = method
+                report(spec.task_id, f"{method} {number}/{spec.frames}")
+                given = [Frame(d.image, d.number, d.time, clip) for d in batch]
+                if method == "process_batch":
+                    results = _batch_results(processor.process_batch(given), len(given))
+                else:
+                    results = [processor.process_frame(given[0])]
                 t0 = clock()
                 process += t0 - t1
-                if isinstance(result, dict) and "quad" in result:
-                    result = _normal_quad(result)
-                record = {
-                    "frame": decoded.number,
-                    "time": round(decoded.time, 6),
-                    "seconds": round(t0 - t1, 6),
-                    "result": _check_json(result, "process_frame"),
-                }
                 stage = "score"
-                scores: dict[str, Any] = {}
-                if isinstance(result, dict) and "quad" in result and decoded.number in truth:
-                    scores = _score(result["quad"], truth[decoded.number], decoded.image.shape, clip)
-                text = _score_text(result, functools.partial(templates.get, decoded.number), notes)
-                if text is not None:
-                    scores.update(text)
-                if scores:
-                    record["scores"] = scores
-                    t2 = clock()
-                    scoring += t2 - t0
-                    t0 = t2
-                outcome.frames.append(record)
+                for decoded, result in zip(batch, results, strict=True):
+                    outcome.frames.append(
+                        _frame_record(decoded, result, (t0 - t1) / len(batch), method, truth, templates, clip, notes)
+                    )
+                t2 = clock()
+                scoring += t2 - t0
+                t0 = t2
             frames.close()
-            stages["decode"], stages["process_frame"] = decode, process
+            stages["decode"], stages[method] = decode, process
             if scoring:
                 stages["score"] = scoring
             if hasattr(processor, "finish_clip"):

@@ -1,7 +1,8 @@
 """The processor plugin interface: what a processor is handed (Frame, ClipInfo) and its base class.
 
-A processor is any object with either ``process_frame(frame) -> dict | None`` (the
-engine reads the annotated frames and calls it once per frame) or
+A processor is any object with ``process_frame(frame) -> dict | None`` (the engine
+reads the annotated frames and calls it once per frame), ``process_batch(frames) ->
+list`` (the same, up to --batch-size frames of a clip a call, one result per frame) or
 ``process_clip(clip) -> dict`` (the processor reads the video itself), and optionally
 ``setup()`` (once per worker, before the first clip: load a model), ``finish_clip(clip)
 -> dict | None`` (after a clip's frames: the processor's own result for the whole clip,
@@ -124,7 +125,7 @@ class Frame:
 
 
 class Processor:
-    """Optional base class: override ``process_frame`` or ``process_clip``."""
+    """Optional base class: override ``process_frame``, ``process_batch`` or ``process_clip``."""
 
     field_values = False  # True: Frame.fields carries the true values (only for checking the scoring)
 

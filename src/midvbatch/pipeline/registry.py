@@ -179,6 +179,6 @@ def make_processor(spec: str, options: dict[str, Any], import_dir: str | None = 
         processor = factory(**options)
     except TypeError as exc:
         raise ProcessorError(f"processor {spec!r} does not take these options: {exc}") from None
-    if not (hasattr(processor, "process_frame") or hasattr(processor, "process_clip")):
-        raise ProcessorError(f"processor {spec!r} has neither process_frame nor process_clip")
+    if not any(hasattr(processor, m) for m in ("process_frame", "process_batch", "process_clip")):
+        raise ProcessorError(f"processor {spec!r} has none of process_frame, process_batch, process_clip")
     return processor
