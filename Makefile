@@ -34,7 +34,7 @@ soak: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_discovery.py
 	$(BIN)/python bench/bench_decode.py --repeat 3
-	$(BIN)/python bench/bench_engine.py overhead frames scaling memory
+	$(BIN)/python bench/bench_engine.py overhead frames scaling memory overlap
 	$(BIN)/python bench/bench_scale.py
 
 demo: $(STAMP)

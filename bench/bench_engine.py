@@ -48,6 +48,8 @@ MEMORY_FEW, MEMORY_MANY = 100, 20_000
 TARGET_MEMORY = 30  # MiB: most the orchestrator may grow from MEMORY_FEW to MEMORY_MANY clips
 TARGET_FRAMES = 0.95  # --pipeline frames against multiprocessing.Pool(2): at least this ratio
 TARGET_SCALING = 1.8  # 2 workers against 1 on 2 cores: at least this speed-up
+TARGET_OVERLAP = 1.15  # wall with --prefetch against the longer of decoding alone and processing alone: at most
+PREFETCH = 8  # frames read ahead in the overlap figure
 
 
 def env() -> dict:
@@ -246,6 +248,27 @@ def bench_scaling(tmp: Path) -> None:
           f"{threaded:.2f} s: 2 workers with one thread each against that: {threaded / two:.2f}x", flush=True)
 
 
+def bench_overlap(tmp: Path) -> None:
+    """Decoding overlapped with processing (--prefetch) against one after the other, one worker."""
+    dataset = big_dataset(tmp)
+    frames = 600
+    decode = frames_run(tmp, dataset, 1, 1)  # the frames pipeline: decoding alone, start-up included
+    seconds = round(decode / frames, 4)  # a processor about as slow as decoding
+    walls = {}
+    for prefetch in (0, PREFETCH):
+        out = tmp / f"run-overlap-{prefetch}"
+        args = run_args(dataset, out, processor="slow_processor:make", workers=1, catalog="midv500", check=False)
+        walls[prefetch], _ = run_timed([*args, "--option", f"seconds={seconds}", "--prefetch", str(prefetch),
+                                        "--batch-size", "1"])
+    longer = max(decode, seconds * frames)
+    ratio = walls[PREFETCH] / longer
+    print(f"overlap: 1 worker, 1 decoding thread, {frames} frames of 1080x1920, a processor of {seconds * 1000:.1f} ms "
+          f"a frame outside the GIL: decoding alone {decode:.2f} s, processing alone {seconds * frames:.2f} s | "
+          f"--prefetch 0 {walls[0]:.2f} s ({walls[0] / longer:.2f}x the longer), --prefetch {PREFETCH} "
+          f"{walls[PREFETCH]:.2f} s ({ratio:.2f}x the longer) | target at most {TARGET_OVERLAP}x: "
+          f"{verdict(ratio <= TARGET_OVERLAP)}", flush=True)
+
+
 def bench_memory(tmp: Path) -> None:
     video = small_video(tmp)
     peaks = {}
@@ -261,7 +284,13 @@ def bench_memory(tmp: Path) -> None:
 
 
 def main() -> None:
-    benches = {"overhead": bench_overhead, "frames": bench_frames, "scaling": bench_scaling, "memory": bench_memory}
+    benches = {
+        "overhead": bench_overhead,
+        "frames": bench_frames,
+        "scaling": bench_scaling,
+        "memory": bench_memory,
+        "overlap": bench_overlap,
+    }
     chosen = sys.argv[1:] or list(benches)
     unknown = [name for name in chosen if name not in benches]
     if unknown:

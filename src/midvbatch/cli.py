@@ -26,6 +26,7 @@ from midvbatch import __version__
 from midvbatch.config import (
     MAX_BATCH_SIZE,
     MAX_JOBS,
+    MAX_PREFETCH,
     MAX_RETRIES,
     MAX_RETRY_DELAY,
     MAX_TASK_TIMEOUT,
@@ -482,6 +483,12 @@ def _selection_options(func):
     metavar="N",
     help="Annotated frames per process_batch call, within a clip (processors that define it; default 1).",
 )
+@click.option(
+    "--prefetch",
+    type=click.IntRange(0, MAX_PREFETCH),
+    metavar="N",
+    help="Frames each worker decodes ahead, in a thread, while its processor works (default 0: none).",
+)
 @click.option("--image-format", type=click.Choice(["png", "jpg", "tif"]), help="Image format of --pipeline extract.")
 @click.option(
     "--retries",
@@ -563,6 +570,7 @@ def run_command(
     scheduler,
     decode_threads,
     batch_size,
+    prefetch,
     image_format,
     retries,
     log_level,
@@ -605,6 +613,7 @@ def run_command(
             scheduler=scheduler,
             decode_threads=decode_threads,
             batch_size=batch_size,
+            prefetch=prefetch,
             image_format=image_format,
             retries=retries,
             log_level=log_level,

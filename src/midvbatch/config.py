@@ -42,6 +42,7 @@ WORKER_MEMORY_SHARE = 0.8  # default worker memory limit: this share of RAM, spl
 MEMORY_PER_WORKER = 256 * 2**20  # a worker holds at least this much; caps --workers on small machines
 WORKERS_PER_CORE = 4  # more workers (or decode threads) than this per core only thrash
 MAX_RETRIES = 100
+MAX_PREFETCH = 1024  # --prefetch: frames decoded ahead per worker
 MAX_BATCH_SIZE = 1024  # --batch-size: frames held at once by a batch (1080x1920 BGR: 6 MiB each)
 MAX_RETRY_DELAY = 3600.0  # seconds: the longest --retry-delay
 MAX_RETRY_WAIT = 3600.0  # the exponential backoff never waits longer than this per retry
@@ -296,6 +297,7 @@ class Settings:
     scheduler: str | None  # with Dask: the scheduler's address, or 'local'; else None
     decode_threads: int  # FFmpeg threads per worker
     batch_size: int  # annotated frames per process_batch call (processors that define it)
+    prefetch: int  # frames a worker decodes ahead in a thread while its processor works; 0: none
     docs: tuple[str, ...]
     clips: tuple[str, ...]
     limit: int | None
@@ -359,6 +361,7 @@ class RunConfig:
     workers: int | str = "auto"  # 0 runs clips inline (except with --pool dask)
     decode_threads: int | str = "auto"  # FFmpeg threads per worker; auto: cores // workers, at least 1
     batch_size: int = 1  # annotated frames per process_batch call, within a clip (processors that define it)
+    prefetch: int = 0  # frames decoded ahead in a thread while the processor works; 0: none
     pool: str = "process"
     scheduler: str | None = None  # with pool "dask": the scheduler's address, or "local"
     docs: list[str] = field(default_factory=list)
@@ -451,6 +454,7 @@ class RunConfig:
             raise ConfigError(f"limit must be a positive number of clips, not {shown(self.limit)}")
         retries = _whole(self.retries, "retries", 0, MAX_RETRIES)
         batch_size = _whole(self.batch_size, "batch size", 1, MAX_BATCH_SIZE)
+        prefetch = _whole(self.prefetch, "prefetch", 0, MAX_PREFETCH)
         retry_delay = parse_seconds(self.retry_delay, "retry delay", 0, MAX_RETRY_DELAY)
         task_timeout = None
         if self.task_timeout is not None:
@@ -490,6 +494,7 @@ class RunConfig:
             scheduler=(self.scheduler or "local") if pool == "dask" else None,
             decode_threads=decode_threads,
             batch_size=batch_size,
+            prefetch=prefetch,
             docs=tuple(self.docs),
             clips=tuple(self.clips),
             limit=self.limit,

@@ -510,6 +510,7 @@ class Orchestrator:
             output_dir=str(self._attempt_dir(row.id, attempt)),
             decode_threads=self.settings.decode_threads,
             batch_size=self.settings.batch_size,
+            prefetch=self.settings.prefetch,
             template_size=self._template_size(row.document),
             working_dir=self.working_dir,
         )

@@ -18,6 +18,7 @@ from typing import Any
 from midvbatch.dataset.formats import get_format
 from midvbatch.dataset.groundtruth import Template
 from midvbatch.errors import MidvBatchError, PermanentError, ProcessorError, TransientError, shown
+from midvbatch.pipeline.prefetch import Prefetch
 from midvbatch.pipeline.processor import ClipInfo, Frame
 from midvbatch.video.image import annotated_frames as read_frames
 from midvbatch.video.reader import AnnotatedFrame
@@ -52,6 +53,7 @@ class TaskSpec:
     frame_digits: int = 2  # digits of a frame number in frame ids (the clip's Clip.frame_digits)
     template: str | None = None  # where its text fields are (Clip.template, read by the format); None: no fields
     batch_size: int = 1  # annotated frames per process_batch call
+    prefetch: int = 0  # frames decoded ahead in a thread while the processor works; 0: none
 
 
 @dataclass
@@ -340,35 +342,39 @@ def run_clip(
             size = spec.batch_size if method == "process_batch" else 1
             decode = process = scoring = 0.0
             t0 = clock()
-            frames = annotated_frames(spec)
+            frames = annotated_frames(spec) if not spec.prefetch else Prefetch(annotated_frames(spec), spec.prefetch)
             number = 0
-            while number < spec.frames:
-                batch: list[AnnotatedFrame] = []
-                stage = "decode"
-                while len(batch) < size and number < spec.frames:
-                    number += 1
-                    report(spec.task_id, f"decode {number}/{spec.frames}")
-                    batch.append(next(frames))
-                t1 = clock()
-                decode += t1 - t0
-                stage = method
-                report(spec.task_id, f"{method} {number}/{spec.frames}")
-                given = [Frame(d.image, d.number, d.time, clip) for d in batch]
-                if method == "process_batch":
-                    results = _batch_results(processor.process_batch(given), len(given))
-                else:
-                    results = [processor.process_frame(given[0])]
-                t0 = clock()
-                process += t0 - t1
-                stage = "score"
-                for decoded, result in zip(batch, results, strict=True):
-                    outcome.frames.append(
-                        _frame_record(decoded, result, (t0 - t1) / len(batch), method, truth, templates, clip, notes)
-                    )
-                t2 = clock()
-                scoring += t2 - t0
-                t0 = t2
-            frames.close()
+            try:
+                while number < spec.frames:
+                    batch: list[AnnotatedFrame] = []
+                    stage = "decode"
+                    while len(batch) < size and number < spec.frames:
+                        number += 1
+                        report(spec.task_id, f"decode {number}/{spec.frames}")
+                        batch.append(next(frames))
+                    t1 = clock()
+                    decode += t1 - t0
+                    stage = method
+                    report(spec.task_id, f"{method} {number}/{spec.frames}")
+                    given = [Frame(d.image, d.number, d.time, clip) for d in batch]
+                    if method == "process_batch":
+                        results = _batch_results(processor.process_batch(given), len(given))
+                    else:
+                        results = [processor.process_frame(given[0])]
+                    t0 = clock()
+                    process += t0 - t1
+                    stage = "score"
+                    for decoded, result in zip(batch, results, strict=True):
+                        outcome.frames.append(
+                            _frame_record(
+                                decoded, result, (t0 - t1) / len(batch), method, truth, templates, clip, notes
+                            )
+                        )
+                    t2 = clock()
+                    scoring += t2 - t0
+                    t0 = t2
+            finally:
+                frames.close()  # a processor that raised leaves no decoder (nor read-ahead thread) behind
             stages["decode"], stages[method] = decode, process
             if scoring:
                 stages["score"] = scoring
