@@ -19,6 +19,7 @@ def test_batch_results_equal_the_per_frame_ones(dataset, tmp_path):
     batched = midvbatch("run", dataset, "--out", tmp_path / "batch", "--processor", "processors:BatchedMean",
                         "--batch-size", "8")
     assert one.returncode == 0 and batched.returncode == 0, batched.stderr
+    assert "processor processors:BatchedMean, 2 process workers, batches of up to 8 frames" in batched.stderr
     per_frame, per_batch = _results(tmp_path / "frame"), _results(tmp_path / "batch")
     assert len(per_frame) == len(per_batch) == 600
     keep = ("id", "mean", "has_quad")

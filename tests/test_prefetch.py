@@ -66,6 +66,7 @@ def test_prefetch_run_gives_the_same_results_as_without(dataset, tmp_path):
     ahead = midvbatch("run", dataset, "--out", tmp_path / "ahead", "--processor", "processors:mean_colour",
                       "--prefetch", "8")
     assert plain.returncode == ahead.returncode == 0, ahead.stderr
+    assert "2 process workers, 8 frames read ahead" in ahead.stderr
     keep = ("id", "mean", "has_quad")
     plain_results, ahead_results = _results(tmp_path / "plain"), _results(tmp_path / "ahead")
     assert len(ahead_results) == 600

@@ -872,7 +872,7 @@ class Orchestrator:
             )
             total = sum(counts.values())
             self.log.info(
-                "run %s: %d clip%s, processor %s, %s",
+                "run %s: %d clip%s, processor %s, %s%s",
                 self.run_dir,
                 total,
                 "" if total == 1 else "s",
@@ -882,6 +882,8 @@ class Orchestrator:
                 else f"Dask scheduler {self.settings.scheduler}"
                 if self.settings.pool == "dask"
                 else f"{workers} {self.settings.pool} workers",
+                (f", batches of up to {self.settings.batch_size} frames" if self.settings.batch_size > 1 else "")
+                + (f", {self.settings.prefetch} frames read ahead" if self.settings.prefetch else ""),
             )
             if self.install_signals:
                 # from here a Ctrl-C is a request to stop, handled by the loop: never a KeyboardInterrupt
