@@ -213,3 +213,16 @@ class BatchedMean(Processor):
             results.append({"id": frame.id, "mean": [round(b, 2), round(g, 2), round(r, 2)],
                             "has_quad": frame.quad is not None, "batch": len(frames)})
         return results[:-1] if clip == self.short_clip else results
+
+
+class RssProbe(Processor):
+    """Sleeps `delay` per frame (decoding runs ahead meanwhile) and records the worker's resident memory."""
+
+    def __init__(self, delay: float = 0.1):
+        self.delay = delay
+
+    def process_frame(self, frame):
+        import psutil
+
+        time.sleep(self.delay)
+        return {"rss": psutil.Process().memory_info().rss, "bytes": int(frame.image.nbytes)}

@@ -90,3 +90,28 @@ def test_prefetch_a_processor_that_raises_leaves_no_thread_behind(dataset, tmp_p
 def test_prefetch_out_of_range_is_one_line(dataset, tmp_path, value):
     done = midvbatch("run", dataset, "--out", tmp_path / "run", "--prefetch", value)
     assert done.returncode == 2 and "--prefetch" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory):
+    """One clip of 1080x1920 frames: 6 MiB each once decoded."""
+    from midvbatch.dataset.synth import SynthConfig, synthesize
+
+    root = tmp_path_factory.mktemp("large")
+    synthesize(root, SynthConfig(docs="01_*", clips="TA", width=1080, height=1920, seed=4))
+    return root
+
+
+@pytest.mark.parametrize("depth", [2, 8])
+def test_prefetch_memory_is_bounded_by_its_depth(large, tmp_path, depth):
+    # The processor is slow (0.1 s a frame), so decoding would run far ahead without a bound:
+    # 30 frames of 6 MiB. With N frames read ahead the worker holds about N + 4 more (measured: 5.8 at
+    # N = 2, 16.8 at N = 16: the frames waiting, the one being handed over, the decoder's own buffers).
+    done = midvbatch("run", large, "--out", tmp_path / "run", "--processor", "processors:RssProbe",
+                     "--prefetch", str(depth), "--workers", "1")
+    assert done.returncode == 0, done.stderr
+    results = [r for _, r in sorted(_results(tmp_path / "run").items())]
+    frame = results[0]["bytes"]
+    assert frame == 1080 * 1920 * 3
+    growth = max(r["rss"] for r in results) - results[0]["rss"]
+    assert growth <= (depth + 8) * frame < 30 * frame, (growth / frame, depth)
