@@ -265,7 +265,7 @@ def _record(text: str | None, truth: str, confidence: float | None) -> dict:
 def _figures(frames: list[FrameResult]):
     tally = TextTally()
     for f in frames:
-        tally.add(f, f.scores)
+        tally.add(f)
     return tally.figures({"document": lambda f: f.document, "clip": lambda f: f.clip}, [])
 
 

@@ -169,7 +169,7 @@ def compute_figures(
         if score is not None:
             scored.append((f, score))
         if f.scores is not None and "fields" in f.scores:
-            text.add(f, f.scores)
+            text.add(f)
     state = status.state
     run = RunOverview(
         run_dir,

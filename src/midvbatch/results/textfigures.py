@@ -185,12 +185,8 @@ class _Series(_Tally):
         `curve`. Return False when its truth is not the series' (the clip shows another document:
         not a video clip)."""
         ngld = record["ngld"]
-        if record["type"] == self.type:  # (_Tally.add, inlined: it runs for every field of every frame)
-            self.fields += 1
-            self.correct += bool(record["correct"])
-            self.ngld += ngld
-            self.cer += record["cer"]
-            self.missing += bool(record.get("missing"))
+        if record["type"] == self.type:
+            self.add(record)
         if self.worst is None or ngld > self.worst[0]:  # the first of equals
             self.worst = (ngld, frame, record["text"], record["truth"], record["type"])
         if not curve or self.combiner is None:
@@ -243,8 +239,8 @@ class TextTally:
         self.clip: str | None = None  # the clip being read
         self.open: list[_Series] = []  # its series
 
-    def add(self, frame: FrameResult, scores: dict[str, Any]) -> None:
-        """Count a frame's text fields (`scores`: its scores, which hold "fields")."""
+    def add(self, frame: FrameResult) -> None:
+        """Count a frame's text fields (its scores hold "fields")."""
         clip = frame.clip
         if clip != self.clip:
             for s in self.open:
@@ -255,7 +251,7 @@ class TextTally:
             self.clips[clip] = frame
             self.clip = clip
         self.frames += 1
-        self.empty[clip] += scores.get("empty_fields", 0)
+        self.empty[clip] += (frame.scores or {}).get("empty_fields", 0)
         curve = clip not in self.out
         for name, record in frame.fields.items():
             series = self.series.get((clip, name))
