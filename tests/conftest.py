@@ -141,6 +141,22 @@ def assert_every_clip_once(run_dir: Path, clips: int = 20, frames: int = 30) -> 
     assert len(keys) == len(set(keys)) == clips * frames
 
 
+def kill_9_twice_then_resume(args, out: Path, done_before_kill: int) -> None:
+    """Start `midvbatch *args`, SIGKILL the orchestrator once `done_before_kill` clips are done (its workers
+    follow it), twice; then run it to the end and check that every frame was recorded exactly once."""
+    for _ in range(2):
+        proc = start(*args)
+        wait_for(lambda: done_count(out) >= done_before_kill, timeout=120)
+        children = workers_of(proc.pid)
+        proc.kill()
+        proc.wait()
+        wait_for(lambda: not any(c.is_running() and c.status() != "zombie" for c in children), timeout=10)
+        time.sleep(0.1)
+    final = midvbatch(*args, timeout=300)
+    assert final.returncode == 0, final.stderr
+    assert_every_clip_once(out)
+
+
 def workers_of(pid: int) -> list[psutil.Process]:
     try:
         return psutil.Process(pid).children(recursive=True)

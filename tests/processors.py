@@ -204,15 +204,15 @@ class BatchedMean(Processor):
     def process_batch(self, frames):
         if self.delay:
             time.sleep(self.delay)
-        clip = frames[0].clip.id
-        if clip == self.fail_clip:
-            raise RuntimeError(f"batch of {len(frames)} frames of {clip} failed")
+        clips = list(dict.fromkeys(frame.clip.id for frame in frames))
+        if self.fail_clip in clips:
+            raise RuntimeError(f"batch of {len(frames)} frames of {self.fail_clip} failed")
         results = []
         for frame in frames:
             b, g, r = (float(v) for v in frame.image.reshape(-1, 3).mean(axis=0))
             results.append({"id": frame.id, "mean": [round(b, 2), round(g, 2), round(r, 2)],
-                            "has_quad": frame.quad is not None, "batch": len(frames)})
-        return results[:-1] if clip == self.short_clip else results
+                            "has_quad": frame.quad is not None, "batch": len(frames), "clips": clips})
+        return results[:-1] if self.short_clip in clips else results
 
 
 class RssProbe(Processor):
@@ -226,3 +226,36 @@ class RssProbe(Processor):
 
         time.sleep(self.delay)
         return {"rss": psutil.Process().memory_info().rss, "bytes": int(frame.image.nbytes)}
+
+
+class DeviceProbe(Processor):
+    """Says which device its worker was given; oom_clip fails once with a CUDA out-of-memory error (a marker in
+    state_dir); hog_clip claims `hog_mib` of device memory in the fake driver's list (FAKE_SMI_APPS) and waits."""
+
+    built = 0
+
+    def __init__(self, state_dir: str = ".", oom_clip: str = "", hog_clip: str = "", hog_mib: int = 4096):
+        self.state_dir, self.oom_clip, self.hog_clip, self.hog_mib = state_dir, oom_clip, hog_clip, hog_mib
+        self.setups = 0
+        DeviceProbe.built += 1
+        self.instance = DeviceProbe.built  # the worker's first processor is 1, the next one built 2 ...
+
+    def setup(self):
+        self.setups += 1
+
+    def process_frame(self, frame):
+        from pathlib import Path
+
+        clip = frame.clip.id
+        if clip == self.oom_clip and frame.number == 1:
+            marker = Path(self.state_dir) / f"{clip}.oom"
+            if not marker.exists():
+                marker.write_text("1")
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)")
+        if clip == self.hog_clip and frame.number == 1:
+            with open(os.environ["FAKE_SMI_APPS"], "a") as f:
+                f.write(f"{os.getpid()}, {self.hog_mib}\n")
+            time.sleep(600)
+        return {"visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "device": os.environ.get("MIDVBATCH_DEVICE"),
+                "accelerator": frame.clip.accelerator, "pid": os.getpid(), "setups": self.setups,
+                "instance": self.instance}

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
-from conftest import assert_every_clip_once, done_count, ledger_rows, midvbatch, start, wait_for, workers_of
+from conftest import kill_9_twice_then_resume, ledger_rows, midvbatch
 
 
 def _results(run_dir):
@@ -69,14 +68,4 @@ def test_batch_kill_9_mid_run_then_resume_gives_every_frame_once(dataset, tmp_pa
     out = tmp_path / "run"
     args = ("run", dataset, "--out", out, "--processor", "processors:BatchedMean", "--batch-size", "8",
             "--option", "delay=0.05", "--workers", "2")
-    for _ in range(2):
-        proc = start(*args)
-        wait_for(lambda: done_count(out) >= 2, timeout=120)
-        children = workers_of(proc.pid)
-        proc.kill()
-        proc.wait()
-        wait_for(lambda: not any(c.is_running() and c.status() != "zombie" for c in children), timeout=10)
-        time.sleep(0.1)
-    final = midvbatch(*args, timeout=300)
-    assert final.returncode == 0, final.stderr
-    assert_every_clip_once(out)
+    kill_9_twice_then_resume(args, out, done_before_kill=2)

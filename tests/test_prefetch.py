@@ -107,11 +107,13 @@ def test_prefetch_memory_is_bounded_by_its_depth(large, tmp_path, depth):
     # The processor is slow (0.1 s a frame), so decoding would run far ahead without a bound:
     # 30 frames of 6 MiB. With N frames read ahead the worker holds about N + 4 more (measured: 5.8 at
     # N = 2, 16.8 at N = 16: the frames waiting, the one being handed over, the decoder's own buffers).
+    limit = 512 * 2**20  # held by the orchestrator: a worker past it would be killed and its clip failed
     done = midvbatch("run", large, "--out", tmp_path / "run", "--processor", "processors:RssProbe",
-                     "--prefetch", str(depth), "--workers", "1")
+                     "--prefetch", str(depth), "--workers", "1", "--worker-memory", "512MiB")
     assert done.returncode == 0, done.stderr
     results = [r for _, r in sorted(_results(tmp_path / "run").items())]
     frame = results[0]["bytes"]
     assert frame == 1080 * 1920 * 3
     growth = max(r["rss"] for r in results) - results[0]["rss"]
     assert growth <= (depth + 8) * frame < 30 * frame, (growth / frame, depth)
+    assert max(r["rss"] for r in results) < limit

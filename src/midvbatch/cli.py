@@ -489,6 +489,12 @@ def _selection_options(func):
     metavar="N",
     help="Frames each worker decodes ahead, in a thread, while its processor works (default 0: none).",
 )
+@click.option(
+    "--batch-across-clips",
+    is_flag=True,
+    default=None,
+    help="Let a batch hold frames of the next clips a worker holds (with --batch-size).",
+)
 @click.option("--image-format", type=click.Choice(["png", "jpg", "tif"]), help="Image format of --pipeline extract.")
 @click.option(
     "--retries",
@@ -535,6 +541,18 @@ def _selection_options(func):
     "(default 80% of RAM shared among the workers; none: no limit).",
 )
 @click.option(
+    "--devices",
+    metavar="LIST|auto",
+    help="Accelerators for the workers, one each in turn: cuda:0,cuda:1, or auto (the GPUs nvidia-smi lists); "
+    "each worker sees only its own (CUDA_VISIBLE_DEVICES). Default: none.",
+)
+@click.option(
+    "--device-memory",
+    metavar="SIZE",
+    help="Kill a worker holding more than SIZE of its device's memory (as nvidia-smi tells); its clip fails "
+    "with 'oom'.",
+)
+@click.option(
     "--min-free-disk",
     metavar="SIZE|N%",
     help="Dispatch only while RUN_DIR's disk has this much free plus the next clip's output "
@@ -571,6 +589,7 @@ def run_command(
     decode_threads,
     batch_size,
     prefetch,
+    batch_across_clips,
     image_format,
     retries,
     log_level,
@@ -580,6 +599,8 @@ def run_command(
     max_tasks_per_worker,
     min_free_memory,
     worker_memory,
+    devices,
+    device_memory,
     min_free_disk,
     on_disk_full,
     strict,
@@ -614,6 +635,7 @@ def run_command(
             decode_threads=decode_threads,
             batch_size=batch_size,
             prefetch=prefetch,
+            batch_across_clips=batch_across_clips,
             image_format=image_format,
             retries=retries,
             log_level=log_level,
@@ -628,6 +650,8 @@ def run_command(
             max_tasks_per_worker=max_tasks_per_worker,
             min_free_memory=min_free_memory,
             worker_memory=worker_memory,
+            devices=devices,
+            device_memory=device_memory,
             min_free_disk=min_free_disk,
             on_disk_full=on_disk_full,
             strict=strict,

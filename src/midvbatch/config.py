@@ -298,6 +298,9 @@ class Settings:
     decode_threads: int  # FFmpeg threads per worker
     batch_size: int  # annotated frames per process_batch call (processors that define it)
     prefetch: int  # frames a worker decodes ahead in a thread while its processor works; 0: none
+    batch_across_clips: bool  # a batch may hold frames of several clips of a worker's task
+    devices: tuple[str, ...]  # accelerators, one per worker in turn ('cuda:0', ...); (): none
+    device_memory: int | None  # bytes of device memory a worker may hold (where the driver tells); None: no limit
     docs: tuple[str, ...]
     clips: tuple[str, ...]
     limit: int | None
@@ -362,6 +365,9 @@ class RunConfig:
     decode_threads: int | str = "auto"  # FFmpeg threads per worker; auto: cores // workers, at least 1
     batch_size: int = 1  # annotated frames per process_batch call, within a clip (processors that define it)
     prefetch: int = 0  # frames decoded ahead in a thread while the processor works; 0: none
+    batch_across_clips: bool = False  # batches may hold frames of the next clips a worker holds
+    devices: str | None = None  # "cuda:0,cuda:1" or "auto": one device per worker; None: none
+    device_memory: str | int | None = None  # kill a worker holding more device memory than this (class oom)
     pool: str = "process"
     scheduler: str | None = None  # with pool "dask": the scheduler's address, or "local"
     docs: list[str] = field(default_factory=list)
@@ -447,6 +453,16 @@ class RunConfig:
         notes: list[str] = []
         warnings: list[str] = []
         workers, pool = self._workers(machine, warnings)
+        devices = self._devices(pool, notes, warnings)
+        if devices and pool == "process" and self.workers == "auto":
+            workers = len(devices)
+            notes.append(f"{workers} worker{'s' if workers > 1 else ''}: one per device (--devices)")
+        device_memory = None
+        if self.device_memory is not None:
+            device_memory = parse_size(self.device_memory, "device-memory")
+            if not devices:
+                warnings.append("--device-memory applies to workers given a device (--devices): not enforced")
+                device_memory = None
         decode_threads = self._decode_threads(machine, workers, warnings)
         if self.limit is not None and (
             isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1
@@ -475,9 +491,9 @@ class RunConfig:
         if not isinstance(self.options, dict):
             raise ConfigError("options must be a table of processor options")
         check_finite(self.options, "")
-        for name in ("check", "strict"):
+        for name in ("check", "strict", "batch_across_clips"):
             if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, not {shown(getattr(self, name))}")
+                raise ConfigError(f"{name.replace('_', '-')} must be true or false, not {shown(getattr(self, name))}")
         priority = tuple(PriorityRule.parse(r) for r in self.priority)
         if task_timeout is not None and not _process_only("--task-timeout", pool, warnings):
             task_timeout = None
@@ -495,6 +511,9 @@ class RunConfig:
             decode_threads=decode_threads,
             batch_size=batch_size,
             prefetch=prefetch,
+            batch_across_clips=self.batch_across_clips,
+            devices=devices,
+            device_memory=device_memory,
             docs=tuple(self.docs),
             clips=tuple(self.clips),
             limit=self.limit,
@@ -541,6 +560,35 @@ class RunConfig:
         if count == 0:
             return 1, "inline"
         return count, "thread" if self.pool == "thread" else "process"
+
+    def _devices(self, pool: PoolKind, notes: list[str], warnings: list[str]) -> tuple[str, ...]:
+        """Return the accelerators workers get in turn: those asked for, or with 'auto' those the driver lists.
+
+        Devices are given to local worker processes only (each restricted to its own through
+        its environment). None found, or no driver: () and a note saying the workers use the CPU.
+        """
+        from midvbatch.accelerators import gpus, parse_devices
+
+        asked = self.devices
+        if asked is None or (isinstance(asked, str) and asked.strip().lower() in ("", "none")):
+            return ()
+        if not isinstance(asked, str):
+            raise ConfigError(f"devices must be text (cuda:0,cuda:1 or auto), not {shown(asked)}")
+        if asked.strip().lower() == "auto":
+            found = gpus()
+            if not found:
+                why = "the driver lists no GPU" if found is not None else "no GPU driver found (nvidia-smi)"
+                notes.append(f"--devices auto: {why}; the workers run on the CPU")
+                return ()
+            devices = found
+        else:
+            try:
+                devices = parse_devices(asked)
+            except ValueError as exc:
+                raise ConfigError(f"devices: {exc}") from None
+        if not _process_only("--devices", pool, warnings):
+            return ()
+        return devices
 
     def _decode_threads(self, machine: Machine, workers: int, warnings: list[str]) -> int:
         """Return FFmpeg's decoding threads per worker: 'auto' shares the cores among the workers.

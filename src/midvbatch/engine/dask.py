@@ -47,10 +47,11 @@ class DaskExecutor(FutureExecutor):
             raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         self.capacity = max(1, sum(self.client.nthreads().values()))
 
-    def submit(self, spec: TaskSpec) -> None:
-        key = f"midvbatch-{spec.clip}-{spec.task_id}-{spec.attempt}"
-        future = self.client.submit(worker.run_task, spec, self._owner, key=key, pure=False, retries=0)
-        self._futures[future] = spec.task_id
+    def submit(self, specs: list[TaskSpec]) -> None:
+        first = specs[0]
+        key = f"midvbatch-{first.clip}-{first.task_id}-{first.attempt}" + (f"-{len(specs)}" if len(specs) > 1 else "")
+        future = self.client.submit(worker.run_task, specs, self._owner, key=key, pure=False, retries=0)
+        self._futures[future] = tuple(s.task_id for s in specs)
 
     def cancel_queued(self) -> list[int]:
         return []  # Dask does not say whether a pending task has started: let them all finish
@@ -62,17 +63,18 @@ class DaskExecutor(FutureExecutor):
             if done or time.monotonic() >= deadline or not self._futures:
                 break
             time.sleep(0.02)
-        outcomes = []
+        outcomes: list[ClipOutcome] = []
         for future in done:
-            task_id = self._futures.pop(future)
+            ids = self._futures.pop(future)
             if future.status == "finished":
-                outcomes.append(future.result())
+                outcomes.extend(future.result())
             elif future.status != "cancelled":
                 exc = future.exception()
-                outcome = crash_outcome(task_id, exc)
-                if type(exc).__name__ == "KilledWorker":
-                    outcome.error_class, outcome.error = "crash", f"Dask worker died running it ({exc})"
-                outcomes.append(outcome)
+                for task_id in ids:
+                    outcome = crash_outcome(task_id, exc)
+                    if type(exc).__name__ == "KilledWorker":
+                        outcome.error_class, outcome.error = "crash", f"Dask worker died running it ({exc})"
+                    outcomes.append(outcome)
         return outcomes
 
     def shutdown(self) -> None:

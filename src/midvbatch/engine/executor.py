@@ -29,17 +29,22 @@ from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 
 
 class Executor(ABC):
-    """Runs TaskSpecs somewhere and hands back their ClipOutcomes."""
+    """Runs tasks somewhere and hands back their clips' ClipOutcomes.
+
+    A task is one clip, or several that one worker runs in order (a read-ahead and batches
+    may then cross from one to the next); it comes back whole: an outcome for each of its
+    clips, or, when its worker dies, a failed outcome for each.
+    """
 
     capacity: int  # how many tasks it can run at once
 
     @abstractmethod
-    def submit(self, spec: TaskSpec) -> None:
-        """Start (or queue) a task."""
+    def submit(self, specs: list[TaskSpec]) -> None:
+        """Start (or queue) a task: the clips of `specs`, in order."""
 
     @abstractmethod
     def cancel(self, task_id: int) -> None:
-        """Stop a task if it can; its outcome then never comes back."""
+        """Stop the task holding clip `task_id` if it can; its outcomes then never come back."""
 
     @abstractmethod
     def completed(self, timeout: float) -> list[ClipOutcome]:
@@ -50,7 +55,7 @@ class Executor(ABC):
         return []
 
     def cancel_queued(self) -> list[int]:
-        """Withdraw the tasks submitted but not started yet; return their ids."""
+        """Withdraw the tasks submitted but not started yet; return their clips' ids."""
         return []
 
     @abstractmethod
@@ -62,7 +67,7 @@ class Executor(ABC):
 
     @abstractmethod
     def in_flight(self) -> list[int]:
-        """Return the ids of the tasks submitted and not yet collected."""
+        """Return the ids of the clips submitted and not yet collected."""
 
 
 def crash_outcome(task_id: int, exc: BaseException) -> ClipOutcome:
@@ -95,36 +100,36 @@ class FutureExecutor(Executor):
 
     def __init__(self) -> None:
         # concurrent.futures futures here; DaskExecutor keeps distributed's, which are not cf.Future
-        self._futures: dict[Any, int] = {}
+        self._futures: dict[Any, tuple[int, ...]] = {}  # a task's future -> its clips' ids
 
     def in_flight(self) -> list[int]:
-        return list(self._futures.values())
+        return [tid for ids in self._futures.values() for tid in ids]
 
     def cancel(self, task_id: int) -> None:
-        for future, tid in list(self._futures.items()):
-            if tid == task_id:
+        for future, ids in list(self._futures.items()):
+            if task_id in ids:
                 future.cancel()
                 del self._futures[future]
 
     def cancel_queued(self) -> list[int]:
-        withdrawn = []
-        for future, tid in list(self._futures.items()):
+        withdrawn: list[int] = []
+        for future, ids in list(self._futures.items()):
             if not future.running() and not future.done() and future.cancel():
                 del self._futures[future]
-                withdrawn.append(tid)
+                withdrawn.extend(ids)
         return withdrawn
 
     def completed(self, timeout: float) -> list[ClipOutcome]:
         if not self._futures:
             return []
         done, _ = cf.wait(list(self._futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        outcomes = []
+        outcomes: list[ClipOutcome] = []
         for future in done:
-            task_id = self._futures.pop(future)
+            ids = self._futures.pop(future)
             if future.cancelled():
                 continue
             exc = future.exception()
-            outcomes.append(future.result() if exc is None else crash_outcome(task_id, exc))
+            outcomes.extend(future.result() if exc is None else [crash_outcome(tid, exc) for tid in ids])
         return outcomes
 
 
@@ -196,9 +201,11 @@ class ProcessExecutor(FutureExecutor):
         max_tasks: int = 0,
         task_timeout: float | None = None,
         log_dir: str | os.PathLike | None = None,
+        devices: tuple[str, ...] = (),
     ):
         super().__init__()
         context = multiprocessing.get_context("spawn")
+        slots = context.Array("i", workers) if devices else None  # a worker's pid per slot: slot i, device i
         # Stages come back as lines on one pipe: a write of less than PIPE_BUF bytes is atomic,
         # so workers share it without a lock or pickling, and a worker that dies right after
         # reporting a stage has still reported it (no feeder thread).
@@ -213,15 +220,17 @@ class ProcessExecutor(FutureExecutor):
                 max_workers=workers,
                 max_tasks=max_tasks,
                 initializer=worker.init_process,
-                initargs=(stage_writer, os.getpid(), str(log_dir) if log_dir is not None else None),
+                initargs=(stage_writer, os.getpid(), str(log_dir) if log_dir is not None else None, devices, slots),
                 context=context,
             )
         self._stage_writer = stage_writer  # kept open: workers started later receive it
 
-    def submit(self, spec: TaskSpec) -> None:
+    def submit(self, specs: list[TaskSpec]) -> None:
+        # the orchestrator holds each clip of a task to the timeout; the pool holds the task to its clips' sum
+        timeout = self._timeout * len(specs) if self._timeout is not None else None
         with _sigint_blocked():  # the first schedule starts the pool's workers and threads
-            future = self._pool.schedule(worker.run_task, args=(spec,), timeout=self._timeout)
-        self._futures[future] = spec.task_id
+            future = self._pool.schedule(worker.run_task, args=(specs,), timeout=timeout)
+        self._futures[future] = tuple(s.task_id for s in specs)
 
     def stages(self) -> list[tuple[int, str, int | None]]:
         chunks = [self._partial]
@@ -286,8 +295,8 @@ class ThreadExecutor(FutureExecutor):
         worker.set_reporter(lambda task, stage: self._messages.put((task, stage, None)))
         self._pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="midvbatch-worker")
 
-    def submit(self, spec: TaskSpec) -> None:
-        self._futures[self._pool.submit(worker.run_task, spec, self._owner)] = spec.task_id
+    def submit(self, specs: list[TaskSpec]) -> None:
+        self._futures[self._pool.submit(worker.run_task, specs, self._owner)] = tuple(s.task_id for s in specs)
 
     def stages(self) -> list[tuple[int, str, int | None]]:
         out = []
@@ -308,29 +317,28 @@ class InlineExecutor(Executor):
     capacity = 1
 
     def __init__(self, on_stage: Callable[[int, str], None] | None = None):
-        self._pending: list[TaskSpec] = []
+        self._pending: list[list[TaskSpec]] = []
         self._owner = f"inline-{uuid.uuid4().hex}"
         worker.set_reporter(on_stage or (lambda task, stage: None))
 
     def in_flight(self) -> list[int]:
-        return [s.task_id for s in self._pending]
+        return [s.task_id for specs in self._pending for s in specs]
 
-    def submit(self, spec: TaskSpec) -> None:
-        self._pending.append(spec)
+    def submit(self, specs: list[TaskSpec]) -> None:
+        self._pending.append(specs)
 
     def cancel(self, task_id: int) -> None:
-        self._pending = [s for s in self._pending if s.task_id != task_id]
+        self._pending = [specs for specs in self._pending if all(s.task_id != task_id for s in specs)]
 
     def cancel_queued(self) -> list[int]:
-        withdrawn = [s.task_id for s in self._pending]  # inline: nothing runs between calls
+        withdrawn = self.in_flight()  # inline: nothing runs between calls
         self._pending = []
         return withdrawn
 
     def completed(self, timeout: float) -> list[ClipOutcome]:
         if not self._pending:
             return []
-        spec = self._pending.pop(0)
-        return [worker.run_task(spec, self._owner)]
+        return worker.run_task(self._pending.pop(0), self._owner)
 
     def shutdown(self) -> None:
         worker.close_processors(self._owner)

@@ -39,4 +39,5 @@ def make_executor(settings: Settings, *, log_dir: str | os.PathLike | None = Non
         max_tasks=settings.max_tasks_per_worker or 0,
         task_timeout=settings.task_timeout,
         log_dir=log_dir,
+        devices=settings.devices,
     )

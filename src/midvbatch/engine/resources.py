@@ -79,8 +79,9 @@ class Resources:
         self._read_at = -1e9  # when the cached readings were taken
         self._memory = self._disk = 0
 
-    def admit(self, estimated_output: int) -> Admission:
-        """Return whether one more clip (writing about `estimated_output` bytes) may start."""
+    def admit(self, estimated_output: int, estimated_memory: int = 0) -> Admission:
+        """Return whether more clips may start: writing about `estimated_output` bytes, their workers holding
+        about `estimated_memory` bytes of frames (read ahead, batched) above the memory floor."""
         now = time.monotonic()
         if now - self._read_at >= READING_INTERVAL:  # a reading costs more than dispatching a clip
             self._memory, _ = self.memory_reading()
@@ -94,8 +95,9 @@ class Resources:
                 ) from None
             self._read_at = now
         available, free = self._memory, self._disk
-        if available < self.memory_floor:
-            return Admission(False, "memory", f"{_mib(available)} available, floor {_mib(self.memory_floor)}")
+        if available < self.memory_floor + estimated_memory:
+            held = f" + {_mib(estimated_memory)} of frames read ahead and batched" if estimated_memory else ""
+            return Admission(False, "memory", f"{_mib(available)} available, floor {_mib(self.memory_floor)}{held}")
         if free < self.disk_floor + estimated_output:
             return Admission(
                 False,

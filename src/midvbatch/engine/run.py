@@ -37,17 +37,22 @@ from midvbatch.engine.progress import NoProgress, RateMeter, RunProgress, Snapsh
 from midvbatch.engine.resources import DiskReading, MemoryReading, Resources, disk_space, system_memory
 from midvbatch.engine.runlog import close_run_log, flush_run_log, open_run_log
 from midvbatch.engine.scheduler import plan
-from midvbatch.errors import EXIT_INTERRUPTED, DatasetError, LedgerError
+from midvbatch.errors import EXIT_INTERRUPTED, ConfigError, DatasetError, LedgerError
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 from midvbatch.runfolder import CONFIG, LOGS, TMP, kind_of_folder, read_marker, write_marker
 
 SNAPSHOT_INTERVAL = 0.5  # seconds between stored snapshots
-DISPATCH_DEPTH = 2  # clips submitted per worker: one running, the next waiting in the pool
+DISPATCH_DEPTH = 2  # tasks submitted per worker: one running, the next waiting in the pool
+TASK_FRAMES = (
+    120  # annotated frames a worker's task holds when it reads ahead or batches across clips (4 MIDV-500 clips)
+)
+MAX_TASK_CLIPS = 64
 SHORT_CLIP_DEPTH = 8  # ... when clips take less than SHORT_CLIP_SECONDS: the pool's own latency then matters
 SHORT_CLIP_SECONDS = 0.05
 GATHER_SECONDS = 0.002  # extra wait for more finished clips while workers have queued ones
 CHECK_CHUNK = 2000  # clips checked, and their findings held, at a time
 WATCH_INTERVAL = 0.2  # seconds between checks of the workers' memory
+DEVICE_WATCH_INTERVAL = 1.0  # seconds between readings of the devices' memory (a driver tool run)
 PERMANENT = ("permanent",)
 MAX_NOTES = 10  # notes of a done clip (fields left unscored) logged one by one; the rest counted
 
@@ -87,9 +92,16 @@ class _InFlight:
     row: TaskRow
     attempt: int
     started: float
+    group: tuple[int, ...] = ()  # the clips of its task, itself included (one: a task of one clip)
     stage: str = "queued"
     pid: int | None = None
-    killed: str | None = None  # why the orchestrator killed its worker (memory)
+    running_since: float | None = None  # time.monotonic() of its first stage: its worker took it up
+    killed: tuple[str, str] | None = None  # (class, reason) of the orchestrator killing its worker: memory, timeout
+
+    @property
+    def active(self) -> bool:
+        """Its worker is on it now: taken up and not finished."""
+        return self.stage not in ("queued", "finished")
 
 
 class _Stop:
@@ -277,6 +289,7 @@ class Orchestrator:
         self.meter = RateMeter()
         self._last_snapshot = 0.0
         self._last_watch = 0.0
+        self._last_device_watch = 0.0
         self.memory_reading, self.disk_reading = memory_reading, disk_reading
         self.paused: str | None = None
         self._withdrawn = False  # queued clips withdrawn after a stop was asked
@@ -287,6 +300,8 @@ class Orchestrator:
         self.output_clips = 0
         self._executor: Executor | None = None
         self._clip_seconds = 1.0  # moving average of the clips' wall time, for the dispatch depth
+        self.task_clips = 1  # clips per task (see _plan_tasks)
+        self.frames_held = 0  # bytes of frames a worker holds beyond one: its read-ahead and batch
 
     # set-up ------------------------------------------------------------------------------
 
@@ -409,6 +424,7 @@ class Orchestrator:
         planned = plan(dataset, self.settings)
         if not planned:
             raise DatasetError("no clips to run", path=self.config.dataset)
+        self._plan_tasks()
         return planned
 
     def _enqueue(self, ledger: Ledger, planned: list) -> None:
@@ -511,6 +527,7 @@ class Orchestrator:
             decode_threads=self.settings.decode_threads,
             batch_size=self.settings.batch_size,
             prefetch=self.settings.prefetch,
+            batch_across_clips=self.settings.batch_across_clips,
             template_size=self._template_size(row.document),
             working_dir=self.working_dir,
         )
@@ -528,18 +545,22 @@ class Orchestrator:
     def _dispatch(self, ledger: Ledger, executor: Executor) -> int:
         per_worker = DISPATCH_DEPTH if self._clip_seconds > SHORT_CLIP_SECONDS else SHORT_CLIP_DEPTH
         depth = executor.capacity * per_worker if executor.capacity > 1 else 1
-        free = depth - len(self.in_flight)
+        tasks = len({f.group for f in self.in_flight.values()}) if self.task_clips > 1 else len(self.in_flight)
+        free = depth - tasks
         if free <= 0:
             return 0
-        rows = ledger.next_ready(free, self.clock(), exclude=set(self.in_flight))
+        rows = ledger.next_ready(free * self.task_clips, self.clock(), exclude=set(self.in_flight))
         if not rows:
             self._set_paused(None, "")
             return 0
+        groups = self._groups(rows, executor.capacity)
         estimate = self.output_bytes // self.output_clips if self.output_clips else 0
-        admission = self.resources.admit(estimate * len(rows))  # one reading for the whole batch
-        if not admission.ok and len(rows) > 1:
-            rows = rows[:1]
-            admission = self.resources.admit(estimate)
+        held = self.frames_held  # a worker's frames in memory: its read-ahead and its batch
+        admission = self.resources.admit(estimate * len(rows), held * len(groups))  # one reading for the whole batch
+        if not admission.ok and len(groups) > 1:
+            rows = groups[0]
+            groups = groups[:1]
+            admission = self.resources.admit(estimate * len(rows), held)
         if not admission.ok:
             self._set_paused(admission.reason, admission.detail)
             if admission.reason == "disk" and self.config.on_disk_full == "stop":
@@ -561,13 +582,66 @@ class Orchestrator:
                     error_class="permanent",
                     error="clip no longer found in the dataset",
                 )
-        for row in rows:
-            if row.id in gone:
+        for group in groups:
+            members = [row for row in group if row.id not in gone]
+            if not members:
                 continue
-            attempt = attempts[row.id]
-            self.in_flight[row.id] = _InFlight(row, attempt, now)
-            executor.submit(self._spec(row, attempt))  # (its start is in the ledger: started_at, attempts)
+            ids = tuple(row.id for row in members)
+            for row in members:
+                self.in_flight[row.id] = _InFlight(row, attempts[row.id], now, ids)
+            # (their start is in the ledger: started_at, attempts)
+            executor.submit([self._spec(row, attempts[row.id]) for row in members])
         return len(rows)
+
+    def _groups(self, rows: list[TaskRow], workers: int) -> list[list[TaskRow]]:
+        """Cut the clips to dispatch into tasks of self.task_clips clips, fewer each when there are too few
+        clips for every worker to get a whole task."""
+        size = self.task_clips
+        if len(rows) < size * workers:
+            size = max(1, -(-len(rows) // workers))
+        return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+    def _task_line(self) -> str:
+        """How workers take their clips, for the run's first line: batches, read-ahead, clips per task."""
+        settings, parts = self.settings, []
+        if settings.batch_size > 1:
+            across = " across clips" if settings.batch_across_clips else ""
+            parts.append(f"batches of up to {settings.batch_size} frames{across}")
+        if settings.prefetch:
+            parts.append(f"{settings.prefetch} frames read ahead")
+        if self.task_clips > 1:
+            parts.append(f"{self.task_clips} clips per task")
+        return "".join(f", {part}" for part in parts)
+
+    def _plan_tasks(self) -> None:
+        """How many clips a task holds (self.task_clips) and the frames a worker holds in memory (self.frames_held).
+
+        A task holds one clip, unless workers read ahead or batch across clips: then about
+        TASK_FRAMES annotated frames (twice the batch size when batches cross clips), so that
+        the read-ahead and the batches go on from one clip to the next.
+        """
+        settings = self.settings
+        counts = sorted(c.frame_rule.count for c in self.clips.values()) or [1]
+        typical = max(1, counts[len(counts) // 2])
+        if settings.prefetch or settings.batch_across_clips:
+            frames = max(TASK_FRAMES, 2 * settings.batch_size if settings.batch_across_clips else 0)
+            self.task_clips = min(MAX_TASK_CLIPS, max(2, -(-frames // typical)))
+        else:
+            self.task_clips = 1
+        sizes = [c.frame_size for c in self.clips.values() if c.frame_size]
+        largest = max((w * h for w, h in sizes), default=1920 * 1080)
+        # beyond the frame every worker holds: BGR bytes
+        self.frames_held = (settings.prefetch + settings.batch_size - 1) * largest * 3
+        total = self.memory_reading()[1]
+        limit = settings.worker_memory_limit(total)
+        if self.frames_held and self.frames_held >= min(limit or total, total):
+            raise ConfigError(
+                f"--prefetch {settings.prefetch} and --batch-size {settings.batch_size} hold about "
+                f"{self.frames_held / 2**20:,.0f} MiB of frames per worker, more than "
+                + (f"the worker memory limit of {limit / 2**20:,.0f} MiB" if limit else "the machine's memory")
+                + ": lower them"
+                + (" or raise --worker-memory" if limit else "")
+            )
 
     def _attempt_dir(self, task_id: int, attempt: int) -> Path:
         """An attempt's folder: tmp/TASK-ATTEMPT-SESSION.
@@ -591,29 +665,87 @@ class Orchestrator:
         self.paused = reason
 
     def _watch_workers(self) -> None:
-        """Kill workers whose resident memory passes --worker-memory."""
+        """Kill workers whose resident memory passes --worker-memory, and those on a clip past --task-timeout.
+
+        The pool holds a task of one clip to the timeout itself; a task of several clips is held
+        to it clip by clip here, from each clip's first stage.
+        """
         now = time.monotonic()
-        if self.resources.worker_limit is None or now - self._last_watch < WATCH_INTERVAL:
+        if now - self._last_watch < WATCH_INTERVAL:
             return
         self._last_watch = now
+        by_worker: dict[int, list[_InFlight]] = {}
         for flight in self.in_flight.values():
-            if flight.pid is None or flight.killed:
-                continue
-            rss = self.resources.over_limit(flight.pid)
+            if flight.pid is not None and not flight.killed:
+                by_worker.setdefault(flight.pid, []).append(flight)
+        timeout = self.settings.task_timeout if self.task_clips > 1 else None
+        on_device = self._device_memory(now) if by_worker else {}
+        for pid, flights in by_worker.items():
+            rss = self.resources.over_limit(pid) if self.resources.worker_limit is not None else None
             if rss is not None:
-                flight.killed = (
-                    f"worker memory {rss / 2**20:,.0f} MiB passed the limit of "
-                    f"{self.resources.worker_limit / 2**20:,.0f} MiB"
+                limit = self.resources.worker_limit or 0
+                self._kill_worker(
+                    pid,
+                    flights,
+                    ("memory", f"worker memory {rss / 2**20:,.0f} MiB passed the limit of {limit / 2**20:,.0f} MiB"),
                 )
-                self.log.warning(
-                    "%s: %s; killing worker %d",
-                    flight.row.clip,
-                    flight.killed,
-                    flight.pid,
-                    extra={"clip": flight.row.clip, "attempt": flight.attempt, "stage": flight.stage},
+                continue
+            held, device_limit = on_device.get(pid, 0), self.settings.device_memory or 0
+            if device_limit and held > device_limit:
+                self._kill_worker(
+                    pid,
+                    flights,
+                    (
+                        "oom",
+                        f"device memory {held / 2**20:,.0f} MiB passed the limit of {device_limit / 2**20:,.0f} MiB",
+                    ),
                 )
-                self.resources.kill(flight.pid)
-                self._kill_worker_group(flight.pid)  # and what its processor started
+                continue
+            if timeout is None:
+                continue
+            late = [f for f in flights if f.active and f.running_since is not None and now - f.running_since > timeout]
+            if late:
+                self._kill_worker(pid, flights, ("timeout", f"still running after {timeout:g} s; worker killed"))
+
+    def _device_memory(self, now: float) -> dict[int, int]:
+        """The device memory of each process (pid -> bytes), read from the driver every DEVICE_WATCH_INTERVAL
+        when a --device-memory limit applies; {} otherwise or where the driver does not tell."""
+        if not self.settings.device_memory or now - self._last_device_watch < DEVICE_WATCH_INTERVAL:
+            return {}
+        self._last_device_watch = now
+        from midvbatch.accelerators import device_memory
+
+        return device_memory() or {}
+
+    def _kill_worker(self, pid: int, flights: list[_InFlight], why: tuple[str, str]) -> None:
+        """Kill worker `pid` for `why` (class, reason), which the clips it is on take as their failure."""
+        blamed = [f for f in flights if f.active] or [f for f in flights if f.stage != "finished"][:1]
+        for flight in blamed:
+            flight.killed = why
+        first = (blamed or flights)[0]
+        self.log.warning(
+            "%s: %s; killing worker %d",
+            first.row.clip,
+            why[1],
+            pid,
+            extra={"clip": first.row.clip, "attempt": first.attempt, "stage": first.stage},
+        )
+        self.resources.kill(pid)
+        self._kill_worker_group(pid)  # and what its processor started
+
+    def _lost(self, outcome: ClipOutcome) -> bool:
+        """Whether a failed outcome is a clip its task lost through no fault of its own: the task's worker died
+        (or was killed) while on another of its clips, before this one started or after it finished."""
+        flight = self.in_flight.get(outcome.task_id)
+        if flight is None or len(flight.group) < 2 or outcome.ok or outcome.error_class not in ("crash", "timeout"):
+            return False
+        if flight.killed or flight.active:
+            return False
+        siblings = [self.in_flight[t] for t in flight.group if t in self.in_flight]
+        if any(f.killed or f.active for f in siblings):
+            return True
+        unfinished = [f for f in siblings if f.stage != "finished"]  # none was on: the first unfinished is blamed
+        return bool(unfinished) and unfinished[0] is not flight
 
     def _place_artifacts(self, ledger: Ledger, outcome: ClipOutcome) -> list[tuple[str, int, int]]:
         """Move a successful clip's artifacts into the run folder (before its results are committed).
@@ -660,7 +792,7 @@ class Orchestrator:
         if not outcome.ok and outcome.error_class in ("crash", "timeout") and flight.pid is not None:
             self._kill_worker_group(flight.pid)  # the worker is gone: so goes what its processor started
         if flight.killed and not outcome.ok:
-            outcome.error_class, outcome.error = "memory", flight.killed
+            outcome.error_class, outcome.error = flight.killed
         elif outcome.error_class == "timeout":
             outcome.error = f"still running after {self.config.task_timeout:g} s; worker killed"
         if outcome.stage is None and not outcome.ok:
@@ -741,6 +873,27 @@ class Orchestrator:
             shutil.rmtree(tmp, ignore_errors=True)
         return completion
 
+    def _return_lost(self, ledger: Ledger, outcomes: list[ClipOutcome]) -> list[ClipOutcome]:
+        """Put the clips a dead task lost through no fault of their own back in the queue, their attempt not
+        counted (see _lost); return the other outcomes."""
+        lost = [o for o in outcomes if self._lost(o)]
+        if not lost:
+            return outcomes
+        ledger.release([o.task_id for o in lost])
+        for outcome in lost:
+            flight = self.in_flight.pop(outcome.task_id)
+            self.log.info(
+                "%s back in the queue: its task's worker died on another clip (%s)",
+                flight.row.clip,
+                outcome.error,
+                extra={"clip": flight.row.clip, "attempt": flight.attempt},
+            )
+            if flight.pid is not None:
+                self._kill_worker_group(flight.pid)
+            shutil.rmtree(self._attempt_dir(flight.row.id, flight.attempt), ignore_errors=True)
+        ids = {o.task_id for o in lost}
+        return [o for o in outcomes if o.task_id not in ids]
+
     def snapshot(self, ledger: Ledger, state: str) -> Snapshot:
         """Build the current snapshot from the ledger and what is in flight."""
         counts = ledger.counts()
@@ -805,6 +958,10 @@ class Orchestrator:
                 flight = self.in_flight.get(task_id)
                 if flight is not None:
                     flight.stage, flight.pid = stage, pid if pid is not None else flight.pid
+                    if flight.running_since is None:
+                        flight.running_since = time.monotonic()
+            if outcomes:
+                outcomes = self._return_lost(ledger, outcomes)
             if outcomes:
                 for o in outcomes:
                     self._clip_seconds = 0.8 * self._clip_seconds + 0.2 * o.wall_seconds
@@ -860,6 +1017,11 @@ class Orchestrator:
             counts = ledger.counts()
             if recovered or counts["done"]:
                 self.log.info("resuming: %d clips done, %d were in flight and run again", counts["done"], recovered)
+            if self.settings.devices:
+                self.log.info(
+                    "devices %s, one per worker in turn: each worker sees its own alone (CUDA_VISIBLE_DEVICES)",
+                    ", ".join(self.settings.devices),
+                )
             for note in self.settings.notes:  # defaults derived from the machine
                 self.log.info("%s", note)
             for warning in self.settings.warnings:  # values capped to the machine, limits the pool cannot enforce
@@ -882,8 +1044,7 @@ class Orchestrator:
                 else f"Dask scheduler {self.settings.scheduler}"
                 if self.settings.pool == "dask"
                 else f"{workers} {self.settings.pool} workers",
-                (f", batches of up to {self.settings.batch_size} frames" if self.settings.batch_size > 1 else "")
-                + (f", {self.settings.prefetch} frames read ahead" if self.settings.prefetch else ""),
+                self._task_line(),
             )
             if self.install_signals:
                 # from here a Ctrl-C is a request to stop, handled by the loop: never a KeyboardInterrupt

@@ -1,7 +1,7 @@
-"""The worker side: process set-up, one processor per worker, one clip per call.
+"""The worker side: process set-up, one processor per worker, one task (one clip or several) per call.
 
-Workers receive a TaskSpec and return a ClipOutcome; they never touch the ledger or
-the screen. Stage changes go back as lines on a pipe given at start-up.
+Workers receive a task (the TaskSpecs of one clip or of several, run in order) and return
+a ClipOutcome per clip; they never touch the ledger or the screen. Stage changes go back as lines on a pipe given at start-up.
 
 A worker process leads its own process group, so a Ctrl-C in the terminal reaches only
 the orchestrator, and whatever the processor starts (subprocesses, and theirs) goes
@@ -17,9 +17,10 @@ process that is between clips, and when a worker process is recycled. A processo
 use is closed when its clip ends. What cannot be closed: a worker killed in a clip
 (timeout, memory, crash, a stop that does not wait) or orphaned by the orchestrator.
 
-A clip's ``peak_rss`` is the highest resident memory of its worker's process while the
-clip ran (Linux: the process's high-water mark, reset when the clip starts); clips that
-run at the same time in one process (threads, a Dask worker's threads) share it.
+A clip's ``peak_rss`` is the highest resident memory of its worker's process while its
+task ran (Linux: the process's high-water mark, reset when the task starts); the clips of
+one task, and clips that run at the same time in one process (threads, a Dask worker's
+threads), share it.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from midvbatch.pipeline.clip import ClipOutcome, TaskSpec, run_clip
+from midvbatch.pipeline.clip import ClipOutcome, TaskSpec, run_clips
 from midvbatch.pipeline.registry import make_processor
 
 PARENT_POLL_SECONDS = 0.1
@@ -50,6 +51,7 @@ def _report_nothing(task: int, stage: str) -> None:
 
 
 _report: Callable[[int, str], None] = _report_nothing
+_accelerator: str | None = None  # the device this worker process was given (--devices), as it sees it
 _local = threading.local()  # processors, one per worker thread (thread pool) or process
 _parent: int | None = None  # a worker process's orchestrator
 _lock = threading.RLock()  # reentrant: the SIGTERM handler may run while the main thread holds it
@@ -143,8 +145,46 @@ def _cap_output(limit: int = OUTPUT_LIMIT) -> None:
         pass
 
 
-def init_process(stages: Any, parent: int, log_dir: str | None = None) -> None:
-    """Set up a worker process: its own process group, die with the parent, quiet Ctrl-C, stage reports.
+def _take_device(devices: tuple[str, ...], slots: Any) -> None:
+    """Give this worker one of `devices`: the slot of a worker that is gone (or a free one), and the device
+    of that slot in turn. The worker's environment then shows it that device alone, before any processor
+    loads a framework: CUDA_VISIBLE_DEVICES, and MIDVBATCH_DEVICE (the device as the run names it)."""
+    global _accelerator
+    pid = os.getpid()
+    with slots.get_lock():
+        chosen = 0
+        for index, holder in enumerate(slots):
+            if holder == 0 or not _alive(holder):
+                chosen = index
+                break
+        slots[chosen] = pid
+    device = devices[chosen % len(devices)]
+    from midvbatch.accelerators import visible_index
+
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible_index(device)
+    os.environ["MIDVBATCH_DEVICE"] = device
+    _accelerator = "cuda:0"  # the one device it sees
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except (OSError, IndexError):
+        return True
+
+
+def init_process(
+    stages: Any, parent: int, log_dir: str | None = None, devices: tuple[str, ...] = (), slots: Any = None
+) -> None:
+    """Set up a worker process: its own process group, die with the parent, quiet Ctrl-C, stage reports,
+    and its accelerator when the run has `devices` (`slots`: a shared array, a worker's pid per slot).
 
     `stages` is the write end of the pipe (a multiprocessing Connection) that stage lines go to.
 
@@ -153,6 +193,8 @@ def init_process(stages: Any, parent: int, log_dir: str | None = None) -> None:
     """
     global _report, _parent
     _parent = parent
+    if devices and slots is not None:
+        _take_device(devices, slots)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
@@ -318,15 +360,17 @@ def _clip_peak_rss() -> int | None:
     return None
 
 
-def run_task(spec: TaskSpec, owner: str | None = None) -> ClipOutcome:
-    """Run one clip; never raises (a processor that cannot be built fails the clip).
+def run_task(specs: list[TaskSpec], owner: str | None = None) -> list[ClipOutcome]:
+    """Run a task, one clip or several in order on one processor; never raises (a processor that cannot be
+    built fails every clip of the task).
 
     `owner` names the executor (threads, inline, Dask): processors are kept per owner,
     and close_processors(owner) closes its own. The working directory is put back after
-    the clip: a processor that changes it affects neither the next clip nor (inline) the
-    orchestrator.
+    the task: a processor that changes it affects neither the next task nor (inline) the
+    orchestrator. The clips of a task share its peak memory.
     """
     start = time.perf_counter()
+    spec = specs[0]
     cwd = spec.working_dir or os.getcwd()
     try:
         try:
@@ -336,24 +380,31 @@ def run_task(spec: TaskSpec, owner: str | None = None) -> ClipOutcome:
                 raise
             from midvbatch.errors import MidvBatchError
 
-            return ClipOutcome(
-                spec.task_id,
-                ok=False,
-                stage="setup",
-                error_class="permanent" if isinstance(exc, MidvBatchError) else "error",
-                error=str(exc) if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}",
-                wall_seconds=time.perf_counter() - start,
-                pid=os.getpid(),
-            )
+            known = isinstance(exc, MidvBatchError)
+            return [
+                ClipOutcome(
+                    s.task_id,
+                    ok=False,
+                    stage="setup",
+                    error_class="permanent" if known else "error",
+                    error=str(exc) if known else f"{type(exc).__name__}: {exc}",
+                    wall_seconds=time.perf_counter() - start,
+                    pid=os.getpid(),
+                )
+                for s in specs
+            ]
         _clip_started()
         try:
-            outcome = run_clip(spec, built.processor, _report)
+            outcomes = run_clips(specs, built.processor, _report, accelerator=_accelerator)
         finally:
             peak = _clip_peak_rss()
             _release(built)
-        outcome.peak_rss = peak
-        outcome.pid = os.getpid()
-        return outcome
+        if any(o.error_class == "oom" for o in outcomes):
+            close_processors(owner)  # its device memory may be spoken for: the next clip starts a fresh one
+        for outcome in outcomes:
+            outcome.peak_rss = peak
+            outcome.pid = os.getpid()
+        return outcomes
     finally:
         try:
             if os.getcwd() != cwd:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from midvbatch.accelerators import is_out_of_memory
 from midvbatch.dataset.formats import get_format
 from midvbatch.dataset.groundtruth import Template
-from midvbatch.errors import MidvBatchError, PermanentError, ProcessorError, TransientError, shown
+from midvbatch.errors import MidvBatchError, PermanentError, ProcessorError, TransientError, VideoError, shown
 from midvbatch.pipeline.prefetch import Prefetch
 from midvbatch.pipeline.processor import ClipInfo, Frame
 from midvbatch.video.image import annotated_frames as read_frames
@@ -54,6 +55,7 @@ class TaskSpec:
     template: str | None = None  # where its text fields are (Clip.template, read by the format); None: no fields
     batch_size: int = 1  # annotated frames per process_batch call
     prefetch: int = 0  # frames decoded ahead in a thread while the processor works; 0: none
+    batch_across_clips: bool = False  # a batch may hold frames of the task's next clips
 
 
 @dataclass
@@ -267,6 +269,8 @@ def _frame_record(
 
 
 def _classify(exc: BaseException) -> str:
+    if is_out_of_memory(exc):
+        return "oom"  # the device's memory: retried, on a fresh processor
     if isinstance(exc, TransientError):
         return "transient"
     if isinstance(exc, PermanentError):
@@ -291,26 +295,60 @@ def annotated_frames(spec: TaskSpec) -> Generator[AnnotatedFrame, None, None]:
     )
 
 
-def run_clip(
-    spec: TaskSpec,
-    processor: Any,
-    report: Callable[[int, str], None] = lambda task, stage: None,
-    clock: Callable[[], float] = time.perf_counter,
-) -> ClipOutcome:
-    """Run `processor` on the clip of `spec` and return the outcome; never raises."""
-    outcome = ClipOutcome(spec.task_id, ok=False)
-    stages = outcome.stage_seconds
-    start = clock()
-    cpu_start = time.process_time()
-    stage = "ground_truth"
-    notes = _Notes()
-    try:
-        report(spec.task_id, stage)
-        truth = get_format(spec.dataset_format).read_quads(spec.ground_truth) if spec.ground_truth else {}
+class _ClipRun:
+    """One clip of a task on its way through the processor: its outcome is filled in as it goes.
+
+    A clip is waiting, then reading (its frames arrive), then read (every frame arrived,
+    some may wait in a batch), then done or failed.
+    """
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        processor: Any,
+        report: Callable[[int, str], None],
+        clock: Callable[[], float],
+        accelerator: str | None = None,
+    ):
+        self.spec = spec
+        self.accelerator = accelerator
+        self.processor = processor
+        self.report = report
+        self.clock = clock
+        self.outcome = ClipOutcome(spec.task_id, ok=False)
+        self.notes = _Notes()
+        self.state = "waiting"
+        self.stage = "ground_truth"
+        self.read = 0  # frames received
+        self.waiting = 0  # frames received and not processed yet (in the batch being gathered)
+        self.start = self.cpu_start = 0.0
+        self.truth: dict = {}
+        self.templates: Mapping[int, Template] = {}
+
+    @property
+    def open(self) -> bool:
+        """Still going: neither done nor failed."""
+        return self.state in ("waiting", "reading", "read")
+
+    def set_stage(self, stage: str, shown: str | None = None) -> None:
+        self.stage = stage
+        self.report(self.spec.task_id, shown or stage)
+
+    def add_seconds(self, stage: str, seconds: float) -> None:
+        stages = self.outcome.stage_seconds
+        stages[stage] = stages.get(stage, 0.0) + seconds
+
+    def begin(self) -> None:
+        """Start the clip: read its ground truth and make its ClipInfo (raises what they raise)."""
+        self.start, self.cpu_start = self.clock(), time.process_time()
+        self.state = "reading"
+        self.set_stage("ground_truth")
+        spec = self.spec
+        self.truth = get_format(spec.dataset_format).read_quads(spec.ground_truth) if spec.ground_truth else {}
         numbers = list(spec.frame_numbers) or list(range(1, spec.frames + 1))
-        templates = _Templates(lambda: _read_templates(spec, numbers, notes))
-        reveal = bool(getattr(processor, "field_values", False))
-        clip = ClipInfo(
+        templates = self.templates = _Templates(lambda: _read_templates(spec, numbers, self.notes))
+        reveal = bool(getattr(self.processor, "field_values", False))
+        self.clip = ClipInfo(
             id=spec.clip,
             document=spec.document,
             code=spec.code,
@@ -319,81 +357,245 @@ def run_clip(
             video=Path(spec.video) if spec.video else None,
             frames=spec.frames,
             fps=spec.fps,
-            ground_truth=truth,
+            ground_truth=self.truth,
             output_dir=Path(spec.output_dir) if spec.output_dir else None,
             template_size=spec.template_size,
             frame_digits=spec.frame_digits,
             templates=templates if reveal else _Templates(lambda: _hidden(templates)),
+            accelerator=self.accelerator,
         )
-        stages[stage] = clock() - start
+        self.add_seconds("ground_truth", self.clock() - self.start)
 
-        def clip_result(method: str) -> None:  # process_clip, or finish_clip after the frames
-            nonlocal stage
-            stage = method
-            report(spec.task_id, stage)
-            t0 = clock()
-            outcome.clip_result = _check_json(getattr(processor, method)(clip), method)
-            stages[stage] = clock() - t0
+    def call(self, method: str) -> None:
+        """Ask the processor for the clip's own result (process_clip, or finish_clip after the frames)."""
+        self.set_stage(method)
+        t0 = self.clock()
+        self.outcome.clip_result = _check_json(getattr(self.processor, method)(self.clip), method)
+        self.add_seconds(method, self.clock() - t0)
 
-        if hasattr(processor, "process_clip"):
-            clip_result("process_clip")
-        else:
-            method = "process_batch" if _batched(processor, spec.batch_size) else "process_frame"
-            size = spec.batch_size if method == "process_batch" else 1
-            decode = process = scoring = 0.0
-            t0 = clock()
-            frames = annotated_frames(spec) if not spec.prefetch else Prefetch(annotated_frames(spec), spec.prefetch)
-            number = 0
-            try:
-                while number < spec.frames:
-                    batch: list[AnnotatedFrame] = []
-                    stage = "decode"
-                    while len(batch) < size and number < spec.frames:
-                        number += 1
-                        report(spec.task_id, f"decode {number}/{spec.frames}")
-                        batch.append(next(frames))
-                    t1 = clock()
-                    decode += t1 - t0
-                    stage = method
-                    report(spec.task_id, f"{method} {number}/{spec.frames}")
-                    given = [Frame(d.image, d.number, d.time, clip) for d in batch]
-                    if method == "process_batch":
-                        results = _batch_results(processor.process_batch(given), len(given))
-                    else:
-                        results = [processor.process_frame(given[0])]
-                    t0 = clock()
-                    process += t0 - t1
-                    stage = "score"
-                    for decoded, result in zip(batch, results, strict=True):
-                        outcome.frames.append(
-                            _frame_record(
-                                decoded, result, (t0 - t1) / len(batch), method, truth, templates, clip, notes
-                            )
-                        )
-                    t2 = clock()
-                    scoring += t2 - t0
-                    t0 = t2
-            finally:
-                frames.close()  # a processor that raised leaves no decoder (nor read-ahead thread) behind
-            stages["decode"], stages[method] = decode, process
-            if scoring:
-                stages["score"] = scoring
-            if hasattr(processor, "finish_clip"):
-                clip_result("finish_clip")
-        outcome.clip_scores = _score_text(outcome.clip_result, lambda: _one_template(templates), notes)
-        outcome.ok = True
-        outcome.stage = None
-    except BaseException as exc:  # everything, so a worker never dies of a processor's error
-        if isinstance(exc, KeyboardInterrupt):
-            raise  # workers ignore SIGINT: this is a real Ctrl-C in an inline run, for the orchestrator
-        outcome.stage = stage
+    def record(self, decoded: AnnotatedFrame, result: Any, seconds: float, method: str) -> None:
+        """Check, score and keep one frame's result (raises ProcessorError for a result that cannot be stored)."""
+        self.stage = "score"
+        t0 = self.clock()
+        self.outcome.frames.append(
+            _frame_record(decoded, result, seconds, method, self.truth, self.templates, self.clip, self.notes)
+        )
+        self.add_seconds("score", self.clock() - t0)
+
+    def finish(self) -> None:
+        """Every frame was processed: the clip's result, its text scores, done."""
+        if hasattr(self.processor, "finish_clip"):
+            self.call("finish_clip")
+        self.outcome.clip_scores = _score_text(
+            self.outcome.clip_result, lambda: _one_template(self.templates), self.notes
+        )
+        self.outcome.ok, self.outcome.stage = True, None
+        self.end("done")
+        self.report(self.spec.task_id, "finished")
+
+    def fail(self, exc: BaseException, stage: str | None = None) -> None:
+        """End the clip with `exc` as its reason (call it where the exception is handled: the traceback is kept)."""
+        outcome = self.outcome
+        outcome.ok, outcome.stage = False, stage or self.stage
         outcome.error_class = _classify(exc)
         if isinstance(exc, SystemExit):  # sys.exit() in a processor ends its clip, not midvbatch
             outcome.error = f"the processor called sys.exit({exc.code!r})"
         else:
             outcome.error = str(exc) if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}"
-        outcome.traceback = traceback.format_exc()[-TRACEBACK_TAIL:]
-    outcome.notes = notes.lines()
-    outcome.wall_seconds = clock() - start
-    outcome.cpu_seconds = time.process_time() - cpu_start
-    return outcome
+        outcome.traceback = "".join(traceback.format_exception(exc))[-TRACEBACK_TAIL:]
+        if self.state == "waiting":
+            self.start, self.cpu_start = self.clock(), time.process_time()
+        self.end("failed")
+
+    def end(self, state: str) -> None:
+        self.state = state
+        self.outcome.notes = self.notes.lines()
+        self.outcome.wall_seconds = self.clock() - self.start
+        self.outcome.cpu_seconds = time.process_time() - self.cpu_start
+
+
+_END_OF_CLIP = None  # a clip's frames are all read
+
+
+def _clip_frames(
+    specs: list[TaskSpec], skip: set[int]
+) -> Generator[tuple[int, AnnotatedFrame | BaseException | None], None, None]:
+    """The annotated frames of a task's clips one after the other, as (clip index, frame), each clip's closed by
+    (index, None). A clip's reading error comes in its place as (index, error). A clip whose index is put in
+    `skip` (it failed) is read no further."""
+    for index, spec in enumerate(specs):
+        if index in skip:
+            continue
+        try:
+            frames = annotated_frames(spec)
+            try:
+                for count, frame in enumerate(frames, 1):
+                    if index in skip:
+                        break
+                    yield index, frame
+                    if count == spec.frames:
+                        break
+            finally:
+                frames.close()
+        except Exception as exc:  # noqa: BLE001 (the clip's own failure, handed to it in order)
+            yield index, exc
+            continue
+        yield index, _END_OF_CLIP
+
+
+def _frame_loop(runs: list[_ClipRun], processor: Any) -> None:
+    """Put the frames of a task's clips through the processor, in batches when it takes them.
+
+    Batches end with their clip unless the task asks for batches across clips. A batch that
+    raises fails every clip with a frame in it; the other clips go on. With read-ahead, a
+    thread decodes the next frames, past a clip's end into the next clip, while the processor
+    works. A clip starts (its stage, its clock) when the one before it has all its frames read.
+    """
+    spec = runs[0].spec
+    clock = runs[0].clock
+    method = "process_batch" if _batched(processor, spec.batch_size) else "process_frame"
+    size = spec.batch_size if method == "process_batch" else 1
+    skip: set[int] = set()  # clips that failed: read no further
+    source = _clip_frames([r.spec for r in runs], skip)
+    stream = Prefetch(source, spec.prefetch) if spec.prefetch else source
+    batch: list[tuple[_ClipRun, AnnotatedFrame]] = []
+
+    def failed(run: _ClipRun, exc: BaseException, stage: str | None = None) -> None:
+        if isinstance(exc, KeyboardInterrupt):
+            raise exc
+        run.fail(exc, stage)
+        skip.add(runs.index(run))
+        if run.waiting:
+            batch[:] = [(r, d) for r, d in batch if r is not run]
+            run.waiting = 0
+
+    def finish(run: _ClipRun) -> None:
+        try:
+            run.finish()
+        except BaseException as exc:
+            failed(run, exc)
+
+    def flush() -> None:
+        if not batch:
+            return
+        members = list(dict.fromkeys(r for r, _ in batch))
+        for run in members:
+            run.set_stage(method, f"{method} {run.read}/{run.spec.frames}")
+        t1 = clock()
+        try:
+            given = [Frame(d.image, d.number, d.time, r.clip) for r, d in batch]
+            if method == "process_batch":
+                results = _batch_results(processor.process_batch(given), len(given))
+            else:
+                results = [processor.process_frame(given[0])]
+        except BaseException as exc:  # the batch's clips fail, the task goes on
+            for run in members:
+                failed(run, exc, method)
+            return
+        share = (clock() - t1) / len(batch)
+        for (run, decoded), result in zip(batch, results, strict=True):
+            run.waiting -= 1
+            if run.open:
+                run.add_seconds(method, share)
+                try:
+                    run.record(decoded, result, share, method)
+                except BaseException as exc:
+                    failed(run, exc)
+        batch.clear()
+        for run in members:
+            if run.state == "read" and not run.waiting:
+                finish(run)
+
+    def begin(first: int) -> int:
+        """Start the first clip still waiting from `first` on; return its index (len(runs): none left)."""
+        for index in range(first, len(runs)):
+            run = runs[index]
+            if run.state != "waiting":
+                continue
+            try:
+                run.begin()
+                return index
+            except BaseException as exc:
+                failed(run, exc)
+        return len(runs)
+
+    try:
+        current = begin(0)
+        t0 = clock()
+        for index, item in stream:
+            run = runs[index]
+            if run.open:
+                run.add_seconds("decode", clock() - t0)
+                if item is _END_OF_CLIP:
+                    if run.read < run.spec.frames:
+                        missing = VideoError(
+                            f"gave {run.read} of {run.spec.frames} annotated frames", path=run.spec.video
+                        )
+                        failed(run, missing, "decode")
+                    else:
+                        run.state = "read"
+                        if not spec.batch_across_clips or index == len(runs) - 1:
+                            flush()
+                        if run.state == "read" and not run.waiting:
+                            finish(run)
+                elif isinstance(item, BaseException):
+                    failed(run, item, "decode")
+                else:
+                    run.read += 1
+                    run.waiting += 1
+                    batch.append((run, item))
+                    if len(batch) >= size:
+                        flush()
+            if current < len(runs) and runs[current].state != "reading":
+                current = begin(current + 1)
+            if current < len(runs):
+                reading = runs[current]
+                reading.set_stage("decode", f"decode {reading.read + 1}/{reading.spec.frames}")
+            t0 = clock()
+        flush()
+    except BaseException as exc:  # what no clip caused (the read-ahead itself): every open clip fails with it
+        for run in runs:
+            if run.open:
+                failed(run, exc)
+    finally:
+        stream.close()  # a processor that raised leaves no decoder (nor read-ahead thread) behind
+
+
+def run_clips(
+    specs: list[TaskSpec],
+    processor: Any,
+    report: Callable[[int, str], None] = lambda task, stage: None,
+    clock: Callable[[], float] = time.perf_counter,
+    accelerator: str | None = None,
+) -> list[ClipOutcome]:
+    """Run `processor` on the clips of `specs`, in order, and return their outcomes; never raises.
+    `accelerator` is the worker's device, for ClipInfo.accelerator.
+
+    Each clip has its own outcome: one that fails does not stop the others. A process_clip
+    processor gets the clips one by one; frames go to process_frame or, in batches, to
+    process_batch (see _frame_loop).
+    """
+    runs = [_ClipRun(spec, processor, report, clock, accelerator) for spec in specs]
+    if hasattr(processor, "process_clip"):
+        for run in runs:
+            try:
+                run.begin()
+                run.call("process_clip")
+                run.finish()
+            except BaseException as exc:  # everything, so a worker never dies of a processor's error
+                if isinstance(exc, KeyboardInterrupt):
+                    raise  # workers ignore SIGINT: this is a real Ctrl-C in an inline run, for the orchestrator
+                run.fail(exc)
+    elif runs:
+        _frame_loop(runs, processor)
+    return [run.outcome for run in runs]
+
+
+def run_clip(
+    spec: TaskSpec,
+    processor: Any,
+    report: Callable[[int, str], None] = lambda task, stage: None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> ClipOutcome:
+    """Run `processor` on the clip of `spec` and return the outcome; never raises."""
+    return run_clips([spec], processor, report, clock)[0]

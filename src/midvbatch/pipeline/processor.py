@@ -46,6 +46,7 @@ class ClipInfo:
     output_dir: Path | None = None  # write artifacts here; moved into RUN_DIR on success
     template_size: tuple[int, int] | None = None  # (w, h) of the document's template rectangle
     frame_digits: int = 2  # digits of a frame number in frame ids: 2 (CCDD_KK), 6 (MIDV-2020's 000007)
+    accelerator: str | None = None  # the worker's device as it sees it ('cuda:0') with --devices; None: the CPU
     # frame number -> its text fields; their values are None (hidden) unless the processor says field_values = True
     templates: Mapping[int, Template] = field(default_factory=dict, repr=False)
 
