@@ -21,6 +21,7 @@ venv: $(STAMP)
 test: $(STAMP) lint
 	@.ci/browser
 	@.ci/tesseract $(VENV)
+	@.ci/onnx $(VENV)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -36,6 +37,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_decode.py --repeat 3
 	$(BIN)/python bench/bench_engine.py overhead frames scaling memory overlap
 	$(BIN)/python bench/bench_scale.py
+	@.ci/onnx $(VENV)
+	$(BIN)/python bench/bench_models.py
 
 demo: $(STAMP)
 	@.ci/tesseract $(VENV)

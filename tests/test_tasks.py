@@ -23,7 +23,7 @@ def test_batches_across_clips_give_the_per_frame_results(dataset, tmp_path):
                        "--batch-size", "64", "--batch-across-clips")
     assert one.returncode == 0 and across.returncode == 0, across.stderr
     # 64-frame batches across clips: tasks of 5 clips (150 frames, at least twice a batch)
-    assert "batches of up to 64 frames across clips, 5 clips per task" in across.stderr
+    assert "batches of up to 64 frames across clips, tasks of up to 5 clips" in across.stderr
     per_frame, batched = _results(tmp_path / "frame"), _results(tmp_path / "across")
     assert len(batched) == 600
     keep = ("id", "mean", "has_quad")
@@ -58,7 +58,7 @@ def test_a_clip_of_a_task_is_held_to_the_timeout_and_the_others_lose_no_attempt(
                      "--option", 'faults={"TA01": "hang"}', "--option", f"state_dir={tmp_path}",
                      "--prefetch", "4", "--task-timeout", "4", "--retries", "0", timeout=300)
     assert done.returncode == 1, done.stderr
-    assert "4 frames read ahead, 4 clips per task" in done.stderr
+    assert "4 frames read ahead, tasks of up to 4 clips" in done.stderr
     tasks = _tasks(tmp_path / "run")
     assert tasks.pop("TA01") == ("dead", 1, "timeout", "still running after 4 s; worker killed")
     # the clips of TA01's task, finished or not started when its worker was killed, ran again: one attempt each

@@ -610,7 +610,7 @@ class Orchestrator:
         if settings.prefetch:
             parts.append(f"{settings.prefetch} frames read ahead")
         if self.task_clips > 1:
-            parts.append(f"{self.task_clips} clips per task")
+            parts.append(f"tasks of up to {self.task_clips} clips")
         return "".join(f", {part}" for part in parts)
 
     def _plan_tasks(self) -> None:
