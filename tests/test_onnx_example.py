@@ -37,7 +37,7 @@ def test_the_detector_in_batches_finds_the_text_and_gives_the_per_frame_results(
                         "examples.onnx_text_detector:make", "--batch-size", "8", "--batch-across-clips",
                         "--prefetch", "4", "--workers", "1")
     assert one.returncode == 0 and batched.returncode == 0, batched.stderr
-    assert "batches of up to 8 frames across clips, 4 frames read ahead, tasks of up to 4 clips" in batched.stderr
+    assert "batches of up to 8 frames across clips, 4 frames read ahead, workers take up to 4 clips at a time" in batched.stderr
     singles, batches = _results(tmp_path / "one"), _results(tmp_path / "eight")
     assert len(singles) == len(batches) == 60
     for key, result in singles.items():

@@ -23,7 +23,7 @@ def test_batches_across_clips_give_the_per_frame_results(dataset, tmp_path):
                        "--batch-size", "64", "--batch-across-clips")
     assert one.returncode == 0 and across.returncode == 0, across.stderr
     # 64-frame batches across clips: tasks of 5 clips (150 frames, at least twice a batch)
-    assert "batches of up to 64 frames across clips, tasks of up to 5 clips" in across.stderr
+    assert "batches of up to 64 frames across clips, workers take up to 5 clips at a time" in across.stderr
     per_frame, batched = _results(tmp_path / "frame"), _results(tmp_path / "across")
     assert len(batched) == 600
     keep = ("id", "mean", "has_quad")
@@ -58,12 +58,12 @@ def test_a_clip_of_a_task_is_held_to_the_timeout_and_the_others_lose_no_attempt(
                      "--option", 'faults={"TA01": "hang"}', "--option", f"state_dir={tmp_path}",
                      "--prefetch", "4", "--task-timeout", "4", "--retries", "0", timeout=300)
     assert done.returncode == 1, done.stderr
-    assert "4 frames read ahead, tasks of up to 4 clips" in done.stderr
+    assert "4 frames read ahead, workers take up to 4 clips at a time" in done.stderr
     tasks = _tasks(tmp_path / "run")
     assert tasks.pop("TA01") == ("dead", 1, "timeout", "still running after 4 s; worker killed")
     # the clips of TA01's task, finished or not started when its worker was killed, ran again: one attempt each
     assert set(tasks.values()) == {("done", 1, None, None)}
-    assert "back in the queue: its task's worker died on another clip" in done.stderr
+    assert "back in the queue: its worker died on another of the clips it held" in done.stderr
 
 
 def test_a_worker_dying_in_a_task_costs_only_the_clip_it_was_on(dataset, tmp_path):
@@ -96,3 +96,15 @@ def test_batch_across_clips_in_the_config_file_is_checked(dataset, tmp_path):
     config.write_text('batch_across_clips = "yes"\n')
     done = midvbatch("run", dataset, "--out", tmp_path / "run", "--config", config)
     assert done.returncode != 0 and "batch-across-clips must be true or false, not 'yes'" in done.stderr
+
+
+def test_workers_are_replaced_after_the_lot_in_which_they_reach_max_tasks_per_worker(dataset, tmp_path):
+    done = midvbatch("run", dataset, "--out", tmp_path / "run", "--processor", "processors:DeviceProbe",
+                     "--prefetch", "2", "--max-tasks-per-worker", "4")
+    assert done.returncode == 0, done.stderr
+    clips_by_pid: dict[int, set[str]] = {}
+    for record in map(json.loads, midvbatch("export", tmp_path / "run").stdout.splitlines()):
+        clips_by_pid.setdefault(record["result"]["pid"], set()).add(record["clip"])
+    # handed 4 clips at a time, a worker reaches 4 clips with its first lot and is replaced after it
+    assert all(len(clips) <= 4 for clips in clips_by_pid.values()), clips_by_pid
+    assert len(clips_by_pid) >= 5

@@ -19,12 +19,14 @@ from midvbatch.engine.executor import (
 )
 
 
-def make_executor(settings: Settings, *, log_dir: str | os.PathLike | None = None) -> Executor:
+def make_executor(settings: Settings, *, log_dir: str | os.PathLike | None = None, clips_per_task: int = 1) -> Executor:
     """Return the executor of `settings.pool` with `settings.workers` workers.
 
-    Worker processes get the task timeout, the recycling count and `log_dir` (where
-    their processors' output goes); with Dask, clips go to `settings.scheduler` ('local':
-    a local cluster of `settings.workers` processes).
+    Worker processes get the task timeout, the recycling count (in tasks of up to
+    `clips_per_task` clips: a worker is replaced once it has run at least
+    --max-tasks-per-worker clips), their devices and `log_dir` (where their processors'
+    output goes); with Dask, clips go to `settings.scheduler` ('local': a local cluster of
+    `settings.workers` processes).
     """
     if settings.pool == "dask":
         from midvbatch.engine.dask import DaskExecutor
@@ -36,7 +38,7 @@ def make_executor(settings: Settings, *, log_dir: str | os.PathLike | None = Non
         return ThreadExecutor(settings.workers)  # threads cannot be killed: no timeout, no recycling
     return ProcessExecutor(
         settings.workers,
-        max_tasks=settings.max_tasks_per_worker or 0,
+        max_tasks=-(-(settings.max_tasks_per_worker or 0) // clips_per_task),
         task_timeout=settings.task_timeout,
         log_dir=log_dir,
         devices=settings.devices,

@@ -1,6 +1,7 @@
 """The orchestrator: put every selected clip of a dataset through a processor, durably.
 
-The orchestrator alone writes the ledger and the screen. Each clip is one task; its
+The orchestrator alone writes the ledger and the screen. Each clip is one task of the
+ledger (a worker may be handed a few at a time: see _plan_tasks); its
 results and its ``done`` mark are committed in one transaction, after its artifacts
 were moved from a temporary folder to their final names. Running the same command on
 the same run folder resumes: done clips are never run again, clips that were in flight
@@ -610,7 +611,7 @@ class Orchestrator:
         if settings.prefetch:
             parts.append(f"{settings.prefetch} frames read ahead")
         if self.task_clips > 1:
-            parts.append(f"tasks of up to {self.task_clips} clips")
+            parts.append(f"workers take up to {self.task_clips} clips at a time")
         return "".join(f", {part}" for part in parts)
 
     def _plan_tasks(self) -> None:
@@ -883,7 +884,7 @@ class Orchestrator:
         for outcome in lost:
             flight = self.in_flight.pop(outcome.task_id)
             self.log.info(
-                "%s back in the queue: its task's worker died on another clip (%s)",
+                "%s back in the queue: its worker died on another of the clips it held (%s)",
                 flight.row.clip,
                 outcome.error,
                 extra={"clip": flight.row.clip, "attempt": flight.attempt},
@@ -1052,7 +1053,7 @@ class Orchestrator:
             self.resources = Resources(
                 self.settings, self.run_dir, memory_reading=self.memory_reading, disk_reading=self.disk_reading
             )
-            executor = make_executor(self.settings, log_dir=self.run_dir / LOGS)
+            executor = make_executor(self.settings, log_dir=self.run_dir / LOGS, clips_per_task=self.task_clips)
             self._executor = executor
             view = self.progress
             failure: BaseException | None = None
