@@ -1,12 +1,13 @@
 # The two commands: `make demo` and `make test`. Both build .venv from nothing.
 # `make bench` runs every benchmark under bench/ (docs/benchmarks.md); GNU parallel is optional.
+# `make rehearsal` runs all of MIDV-500 at full size, killed three times and resumed (long: not in `make test`).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := demo
 
-.PHONY: demo test lint soak bench venv clean
+.PHONY: demo test lint soak bench rehearsal venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_scale.py
 	@.ci/onnx $(VENV)
 	$(BIN)/python bench/bench_models.py
+
+rehearsal: $(STAMP)
+	$(BIN)/python bench/rehearsal.py
 
 demo: $(STAMP)
 	@.ci/tesseract $(VENV)

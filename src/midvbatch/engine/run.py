@@ -44,9 +44,9 @@ from midvbatch.runfolder import CONFIG, LOGS, TMP, kind_of_folder, read_marker, 
 
 SNAPSHOT_INTERVAL = 0.5  # seconds between stored snapshots
 DISPATCH_DEPTH = 2  # tasks submitted per worker: one running, the next waiting in the pool
-TASK_FRAMES = (
-    120  # annotated frames a worker's task holds when it reads ahead or batches across clips (4 MIDV-500 clips)
-)
+# with read-ahead or batches across clips a worker is handed clips a few at a time, a task of about
+# TASK_FRAMES annotated frames (4 MIDV-500 clips), at most MAX_TASK_CLIPS clips
+TASK_FRAMES = 120
 MAX_TASK_CLIPS = 64
 SHORT_CLIP_DEPTH = 8  # ... when clips take less than SHORT_CLIP_SECONDS: the pool's own latency then matters
 SHORT_CLIP_SECONDS = 0.05

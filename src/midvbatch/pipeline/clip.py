@@ -394,7 +394,7 @@ class _ClipRun:
         self.report(self.spec.task_id, "finished")
 
     def fail(self, exc: BaseException, stage: str | None = None) -> None:
-        """End the clip with `exc` as its reason (call it where the exception is handled: the traceback is kept)."""
+        """End the clip with `exc` as its reason, its traceback kept."""
         outcome = self.outcome
         outcome.ok, outcome.stage = False, stage or self.stage
         outcome.error_class = _classify(exc)
