@@ -42,6 +42,18 @@ def test_dask_processor_errors_are_classified_as_locally(dataset, tmp_path, clus
     assert "TS01 dead (permanent: corrupt input (injected))" in result.stderr
 
 
+def test_dask_workers_take_clips_a_few_at_a_time_with_batches_across_them(dataset, tmp_path, cluster):
+    out = tmp_path / "run"
+    result = midvbatch("run", dataset, "--out", out, "--pool", "dask", "--scheduler", cluster, "--processor",
+                       "processors:BatchedMean", "--batch-size", "16", "--batch-across-clips", "--prefetch", "4",
+                       "--docs", "01_*")
+    assert result.returncode == 0, result.stderr
+    assert "workers take up to 4 clips at a time" in result.stderr
+    assert_every_clip_once(out, clips=10)
+    records = [__import__("json").loads(line)["result"] for line in midvbatch("export", out).stdout.splitlines()]
+    assert max(len(r["clips"]) for r in records) == 2  # a batch of 16 went on from one clip into the next
+
+
 def test_dask_unreachable_scheduler_is_one_line(dataset, tmp_path):
     result = midvbatch("run", dataset, "--out", tmp_path / "run", "--pool", "dask", "--scheduler",
                        "tcp://127.0.0.1:9", "--clips", "TA01", timeout=120)
