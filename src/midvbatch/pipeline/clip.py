@@ -548,7 +548,7 @@ def _frame_loop(runs: list[_ClipRun], processor: Any) -> None:
                         flush()
             if current < len(runs) and runs[current].state != "reading":
                 current = begin(current + 1)
-            if current < len(runs):
+            if current < len(runs) and runs[current].read < runs[current].spec.frames:
                 reading = runs[current]
                 reading.set_stage("decode", f"decode {reading.read + 1}/{reading.spec.frames}")
             t0 = clock()
