@@ -149,11 +149,12 @@ class Closing(Processor):
     `fail_setup`: setup() raises (after recording), so the clip fails in its setup stage.
     """
 
-    def __init__(self, record: str, fail_setup: bool = False):
+    def __init__(self, record: str, fail_setup: bool = False, close_seconds: float = 0.0):
         import uuid
 
         self.record = record
         self.fail_setup = fail_setup
+        self.close_seconds = close_seconds  # close() writes 'closing', waits this long, then writes 'close'
         self.name = uuid.uuid4().hex  # not id(self): a freed instance's id comes back
         self._write("built")
 
@@ -173,6 +174,9 @@ class Closing(Processor):
         return {"pid": os.getpid()}
 
     def close(self):
+        if self.close_seconds:
+            self._write("closing")
+            time.sleep(self.close_seconds)
         self._write("close")
 
 

@@ -9,7 +9,7 @@ from conftest import ledger_rows, midvbatch
 
 
 def _events(record) -> dict[str, Counter]:
-    events: dict[str, Counter] = {"built": Counter(), "setup": Counter(), "close": Counter()}
+    events: dict[str, Counter] = {"built": Counter(), "setup": Counter(), "closing": Counter(), "close": Counter()}
     for line in record.read_text().splitlines():
         event, pid, ident = line.split()
         events[event][(pid, ident)] += 1
@@ -57,3 +57,26 @@ def test_close_after_a_failed_setup(dataset, tmp_path, pool, workers):
     events = _events(record)
     assert len(events["built"]) == 2  # one per attempt: a failed setup is not kept
     assert events["close"] == events["built"]
+
+
+def test_a_sigterm_during_close_at_a_workers_exit_waits_for_close_to_finish(dataset, tmp_path):
+    # --max-tasks-per-worker 1: each worker exits after its clip and closes its processor on the way out;
+    # a SIGTERM then (the pool stopping it) must not cut that close() short
+    import os
+    import signal
+
+    from conftest import start, wait_for
+
+    record = tmp_path / "record.txt"
+    proc = start("run", dataset, "--out", tmp_path / "run", "--workers", "1", "--max-tasks-per-worker", "1",
+                 "--processor", "processors:Closing", "--option", f"record={record}", "--option", "close_seconds=1.5",
+                 "--clips", "TA01", "--clips", "TA02", "--docs", "01_*", "--no-check")
+    try:
+        closing = wait_for(lambda: record.exists() and [l.split()[1] for l in record.read_text().splitlines()
+                                                        if l.startswith("closing ")], timeout=60)
+        os.kill(int(closing[0]), signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+    events = _events(record)
+    assert events["close"] == events["built"], (events["built"], events["close"])

@@ -62,6 +62,8 @@ _peak_resettable = True  # False once resetting the process's peak memory failed
 
 
 _ending = False  # _end_group has begun
+_closing = 0  # close_processors() calls under way in this process
+_end_asked = False  # a SIGTERM came during one of them: end the worker once it is done
 
 
 def _end_group(*_args: Any) -> None:
@@ -70,7 +72,12 @@ def _end_group(*_args: Any) -> None:
     Stopped by its pool (SIGTERM, the orchestrator alive), a worker between clips closes
     its processors first; one in a clip (a timeout, a cancel) or orphaned does not.
     """
-    global _ending
+    global _ending, _end_asked
+    if _args and _closing and threading.current_thread() is threading.main_thread():
+        # a SIGTERM in the middle of close_processors() (a worker exiting normally closes them at exit):
+        # ending now would cut a close() short; close_processors() ends the worker when it is done
+        _end_asked = True
+        return
     if _ending:  # a second SIGTERM while the first is handled: the first finishes the job
         return
     _ending = True
@@ -314,19 +321,30 @@ def _release(built: _Built) -> None:
 def close_processors(owner: str | None = None) -> None:
     """Call close() once on the processors this process built (all threads'), or those built for `owner`.
 
-    A processor in use is closed when its clip ends; none is used again after this.
+    A processor in use is closed when its clip ends; none is used again after this. A
+    SIGTERM that arrives meanwhile waits for the closes to finish (see _end_group).
     """
+    global _closing
     with _lock:
-        chosen = [b for b in _built if owner is None or b.owner == owner]
-        for built in chosen:
-            _built.remove(built)
-            built.closing = True
-        for cache in list(_caches):  # forgotten by every thread: a closed processor's memory can go
-            for key in [k for k, b in cache.items() if b.closing]:
-                del cache[key]
-        idle = [b for b in chosen if not b.busy]
-    for built in idle:
-        _close(built)
+        _closing += 1
+    try:
+        with _lock:
+            chosen = [b for b in _built if owner is None or b.owner == owner]
+            for built in chosen:
+                _built.remove(built)
+                built.closing = True
+            for cache in list(_caches):  # forgotten by every thread: a closed processor's memory can go
+                for key in [k for k, b in cache.items() if b.closing]:
+                    del cache[key]
+            idle = [b for b in chosen if not b.busy]
+        for built in idle:
+            _close(built)
+    finally:
+        with _lock:
+            _closing -= 1
+            end = _end_asked and not _closing
+    if end:
+        _end_group(signal.SIGTERM, None)
 
 
 def _clip_started() -> None:
