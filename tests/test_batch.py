@@ -57,11 +57,15 @@ def test_batch_size_out_of_range_is_one_line(dataset, tmp_path, size):
     assert done.returncode == 2 and "--batch-size" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_batch_size_in_the_config_file_is_checked(dataset, tmp_path):
+@pytest.mark.parametrize("line, message", [
+    ("batch_size = 0", "batch size must be a whole number between 1 and 1024, not 0"),
+    ('batch_across_clips = "yes"', "batch-across-clips must be true or false, not 'yes'"),
+])
+def test_batch_options_in_the_config_file_are_checked(dataset, tmp_path, line, message):
     config = tmp_path / "run.toml"
-    config.write_text("batch_size = 0\n")
+    config.write_text(line + "\n")
     done = midvbatch("run", dataset, "--out", tmp_path / "run", "--config", config)
-    assert done.returncode != 0 and "batch size must be a whole number between 1 and 1024, not 0" in done.stderr
+    assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr
 
 
 def test_batch_kill_9_mid_run_then_resume_gives_every_frame_once(dataset, tmp_path):

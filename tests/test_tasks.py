@@ -91,13 +91,6 @@ def test_read_ahead_that_cannot_fit_the_worker_memory_is_one_line(dataset, tmp_p
     assert not (tmp_path / "run").exists()
 
 
-def test_batch_across_clips_in_the_config_file_is_checked(dataset, tmp_path):
-    config = tmp_path / "run.toml"
-    config.write_text('batch_across_clips = "yes"\n')
-    done = midvbatch("run", dataset, "--out", tmp_path / "run", "--config", config)
-    assert done.returncode != 0 and "batch-across-clips must be true or false, not 'yes'" in done.stderr
-
-
 def test_workers_are_replaced_after_the_lot_in_which_they_reach_max_tasks_per_worker(dataset, tmp_path):
     done = midvbatch("run", dataset, "--out", tmp_path / "run", "--processor", "processors:DeviceProbe",
                      "--prefetch", "2", "--max-tasks-per-worker", "4")
