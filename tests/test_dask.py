@@ -1,22 +1,56 @@
-"""Scale-out: the same run on a Dask cluster, reached through the scheduler's address."""
+"""Scale-out: the same run on a Dask cluster, reached through the scheduler's address: a real scheduler and
+workers, each its own process."""
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from conftest import TESTS, assert_every_clip_once, midvbatch
+from conftest import assert_every_clip_once, env, midvbatch
 
 distributed = pytest.importorskip("distributed")
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
-def cluster():
-    """A real Dask scheduler and two worker processes on 127.0.0.1 (workers import the tests' processors)."""
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=":0") as local:
-        yield local.scheduler_address
+def cluster(tmp_path_factory):
+    """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1, each started as its own process
+    (not a LocalCluster), as on a cluster; the workers import the tests' processors. Killed, with whatever
+    their tasks started, at the end."""
+    scratch = tmp_path_factory.mktemp("dask")
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    dask = [str(Path(sys.executable).parent / "dask")]
+    environment = env()
+    common = ["--dashboard-address", ":0"]
+    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                               *common], env=environment, cwd=scratch, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=open(scratch / "scheduler.log", "w"))]
+    for i in range(2):
+        procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
+                                       "--host", "127.0.0.1", "--local-directory", str(scratch / f"w{i}"), *common],
+                                      env=environment, cwd=scratch, start_new_session=True,
+                                      stdout=subprocess.DEVNULL, stderr=open(scratch / f"worker{i}.log", "w")))
+    try:
+        with distributed.Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # a worker whose task hangs does not stop on SIGTERM
+            except ProcessLookupError:
+                pass
+            proc.wait()
 
 
 def test_dask_run_on_a_cluster_records_every_clip_once(dataset, tmp_path, cluster):
