@@ -94,3 +94,25 @@ def test_dask_unreachable_scheduler_is_one_line(dataset, tmp_path):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("Error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+
+
+def test_dask_stages_reach_the_orchestrator_and_status(dataset, tmp_path, cluster):
+    import json
+
+    from conftest import start, wait_for
+
+    out = tmp_path / "run"
+    proc = start("run", dataset, "--out", out, "--pool", "dask", "--scheduler", cluster, "--processor",
+                 "processors:Faults", "--option", "delay=0.1", "--docs", "01_*", "--clips", "T*")
+    seen: set[str] = set()
+    try:
+        def stages():
+            done = midvbatch("status", out, "--json")
+            if done.returncode == 0:
+                seen.update(w["stage"].split(" ")[0] for w in json.loads(done.stdout).get("workers", []))
+            return {"decode", "process_frame"} & seen  # where each clip is, not only that it runs
+
+        wait_for(stages, timeout=60, interval=0.2)
+        assert proc.wait(timeout=180) == 0, proc.stderr.read()
+    finally:
+        proc.kill()

@@ -9,6 +9,7 @@ read the videos and write artifacts to RUN_DIR/tmp.
 
 from __future__ import annotations
 
+import queue
 import time
 import uuid
 
@@ -46,11 +47,28 @@ class DaskExecutor(FutureExecutor):
         except OSError as exc:
             raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         self.capacity = max(1, sum(self.client.nthreads().values()))
+        # stage changes come back as the scheduler's events of a topic of this run's own
+        self._topic = f"midvbatch-stages-{self._owner}"
+        self._messages: queue.SimpleQueue = queue.SimpleQueue()
+        self.client.subscribe_topic(self._topic, self._messages.put)
+
+    def stages(self) -> list[tuple[int, str, int | None]]:
+        # no pid: a Dask worker's process is on another machine, nothing the orchestrator may signal
+        out: list[tuple[int, str, int | None]] = []
+        while not self._messages.empty():
+            _, message = self._messages.get()
+            try:
+                out.append((int(message["task"]), str(message["stage"]), None))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out
 
     def submit(self, specs: list[TaskSpec]) -> None:
         first = specs[0]
         key = f"midvbatch-{first.clip}-{first.task_id}-{first.attempt}" + (f"-{len(specs)}" if len(specs) > 1 else "")
-        future = self.client.submit(worker.run_task, specs, self._owner, key=key, pure=False, retries=0)
+        future = self.client.submit(
+            worker.run_task_on_dask, specs, self._owner, self._topic, key=key, pure=False, retries=0
+        )
         self._futures[future] = tuple(s.task_id for s in specs)
 
     def cancel_queued(self) -> list[int]:

@@ -234,6 +234,41 @@ def init_process(
     _report = report
 
 
+def _reporter() -> Callable[[int, str], None]:
+    """Where this thread's stage changes go: its own reporter (a Dask task's), else the process's."""
+    return getattr(_local, "report", None) or _report
+
+
+STAGE_EVENT_SECONDS = 0.5  # on Dask: at most one stage event per clip this often, besides each change of stage
+
+
+def run_task_on_dask(specs: list[TaskSpec], owner: str, topic: str) -> list[ClipOutcome]:
+    """run_task on a Dask worker: its stage changes go to the client as events of `topic` on the scheduler
+    ({"task", "stage", "worker"}), each change of stage name at once, progress within one every
+    STAGE_EVENT_SECONDS."""
+    from distributed import get_worker
+
+    dask_worker = get_worker()
+    last: dict[int, tuple[float, str]] = {}
+
+    def report(task: int, stage: str) -> None:
+        now, name = time.monotonic(), stage.split(" ", 1)[0]
+        before = last.get(task)
+        if before is not None and before[1] == name and now - before[0] < STAGE_EVENT_SECONDS:
+            return
+        last[task] = (now, name)
+        try:
+            dask_worker.log_event(topic, {"task": task, "stage": stage[:200], "worker": dask_worker.address})
+        except Exception:  # noqa: BLE001, S110 (a lost event costs a display update, never the clip)
+            pass
+
+    _local.report = report
+    try:
+        return run_task(specs, owner)
+    finally:
+        _local.report = None
+
+
 def set_reporter(report: Callable[[int, str], None]) -> None:
     """Set where stage changes go (threads and inline runs share the orchestrator's process)."""
     global _report
@@ -295,7 +330,7 @@ def _acquire(spec: TaskSpec, owner: str | None) -> _Built:
         with _lock:
             _built.append(built)
         if hasattr(built.processor, "setup"):
-            _report(spec.task_id, "setup")
+            _reporter()(spec.task_id, "setup")
             try:
                 built.processor.setup()
             except BaseException:
@@ -413,7 +448,7 @@ def run_task(specs: list[TaskSpec], owner: str | None = None) -> list[ClipOutcom
             ]
         _clip_started()
         try:
-            outcomes = run_clips(specs, built.processor, _report, accelerator=_accelerator)
+            outcomes = run_clips(specs, built.processor, _reporter(), accelerator=_accelerator)
         finally:
             peak = _clip_peak_rss()
             _release(built)
