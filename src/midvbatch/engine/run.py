@@ -682,7 +682,7 @@ class Orchestrator:
         timeout = self.settings.task_timeout if self.task_clips > 1 else None
         on_device = self._device_memory(now) if by_worker else {}
         for pid, flights in by_worker.items():
-            rss = self.resources.over_limit(pid) if self.resources.worker_limit is not None else None
+            rss = self.resources.over_limit(pid)
             if rss is not None:
                 limit = self.resources.worker_limit or 0
                 self._kill_worker(
@@ -706,7 +706,11 @@ class Orchestrator:
                 continue
             late = [f for f in flights if f.active and f.running_since is not None and now - f.running_since > timeout]
             if late:
-                self._kill_worker(pid, flights, ("timeout", f"still running after {timeout:g} s; worker killed"))
+                self._kill_worker(pid, flights, ("timeout", self._timed_out()))
+
+    def _timed_out(self) -> str:
+        """The reason a clip killed for --task-timeout fails with."""
+        return f"still running after {self.settings.task_timeout:g} s; worker killed"
 
     def _device_memory(self, now: float) -> dict[int, int]:
         """The device memory of each process (pid -> bytes), read from the driver every DEVICE_WATCH_INTERVAL
@@ -795,7 +799,7 @@ class Orchestrator:
         if flight.killed and not outcome.ok:
             outcome.error_class, outcome.error = flight.killed
         elif outcome.error_class == "timeout":
-            outcome.error = f"still running after {self.config.task_timeout:g} s; worker killed"
+            outcome.error = self._timed_out()
         if outcome.stage is None and not outcome.ok:
             outcome.stage = flight.stage.split(" ")[0] if flight.stage else None
         extra = {"clip": row.clip, "attempt": attempt, "stage": outcome.stage}

@@ -174,16 +174,14 @@ def _take_device(devices: tuple[str, ...], slots: Any) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie has ended)."""
+    import psutil  # here: only workers given a device ask
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
-    except (OSError, IndexError):
+    except psutil.Error:
         return True
 
 

@@ -589,13 +589,3 @@ def run_clips(
     elif runs:
         _frame_loop(runs, processor)
     return [run.outcome for run in runs]
-
-
-def run_clip(
-    spec: TaskSpec,
-    processor: Any,
-    report: Callable[[int, str], None] = lambda task, stage: None,
-    clock: Callable[[], float] = time.perf_counter,
-) -> ClipOutcome:
-    """Run `processor` on the clip of `spec` and return the outcome; never raises."""
-    return run_clips([spec], processor, report, clock)[0]
