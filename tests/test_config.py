@@ -136,15 +136,26 @@ def test_config_settings_hold_values_in_units(tmp_path):
     assert settings.worker_memory == 512 * 2**20 and settings.worker_memory_limit(GIB) == 512 * 2**20
 
 
-@pytest.mark.parametrize("workers, pool, ignored", [(0, "process", "--workers 0"), (2, "thread", "--pool thread"),
-                                                    (2, "dask", "--pool dask")])
+@pytest.mark.parametrize("workers, pool, ignored", [(0, "process", "--workers 0"), (2, "thread", "--pool thread")])
 def test_config_limits_a_pool_cannot_enforce_are_dropped_with_a_warning(workers, pool, ignored):
     settings = RunConfig(dataset="d", out="o", workers=workers, pool=pool, worker_memory="1GiB", task_timeout=5,
                          max_tasks_per_worker=3).resolve(SMALL)
     assert (settings.worker_memory, settings.task_timeout, settings.max_tasks_per_worker) == (None, None, None)
     assert settings.warnings == (
-        f"--worker-memory applies to local worker processes only; not enforced with {ignored}",
-        f"--task-timeout applies to local worker processes only; not enforced with {ignored}")
+        f"--worker-memory applies to worker processes (local or Dask) only; not enforced with {ignored}",
+        f"--task-timeout applies to worker processes (local or Dask) only; not enforced with {ignored}")
+
+
+def test_config_dask_workers_are_held_to_the_timeout_and_memory_limit_not_capped_to_this_machine():
+    settings = RunConfig(dataset="d", out="o", pool="dask", scheduler="tcp://h:8786", worker_memory="64GiB",
+                         task_timeout=5, max_tasks_per_worker=3, artifacts="return").resolve(SMALL)
+    assert (settings.task_timeout, settings.max_tasks_per_worker, settings.artifacts) == (5.0, None, "return")
+    assert settings.worker_memory_limit(SMALL.memory) == 64 * GIB and settings.warnings == ()
+    assert RunConfig(dataset="d", out="o", pool="dask").resolve(SMALL).worker_memory is None  # Dask's own limit
+    with pytest.raises(ConfigError, match="artifacts must be one of shared, return, not 'back'"):
+        RunConfig(dataset="d", out="o", pool="dask", artifacts="back").resolve(SMALL)
+    local = RunConfig(dataset="d", out="o", artifacts="return").resolve(SMALL)
+    assert local.artifacts == "shared" and "--artifacts return applies to --pool dask" in local.warnings[-1]
 
 
 def test_config_resolved_once_until_the_options_change():

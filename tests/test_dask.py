@@ -3,15 +3,19 @@ workers, each its own process."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
-from conftest import assert_every_clip_once, env, midvbatch
+from conftest import assert_every_clip_once, env, ledger_rows, midvbatch, start, wait_for
 
 distributed = pytest.importorskip("distributed")
 
@@ -22,12 +26,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1, each started as its own process
-    (not a LocalCluster), as on a cluster; the workers import the tests' processors. Killed, with whatever
-    their tasks started, at the end."""
-    scratch = tmp_path_factory.mktemp("dask")
+def _start_cluster(scratch: Path, workers: int = 2, hide: Path | None = None, extra: tuple = ()) -> tuple[str, list]:
+    """Start a `dask scheduler` and `workers` `dask worker` processes on 127.0.0.1, each its own process group.
+
+    With `hide`, the workers run in a mount namespace of their own where an empty tmpfs covers that folder,
+    as on a machine where it is not mounted."""
     address = f"tcp://127.0.0.1:{_free_port()}"
     dask = [str(Path(sys.executable).parent / "dask")]
     environment = env()
@@ -35,22 +38,55 @@ def cluster(tmp_path_factory):
     procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
                                *common], env=environment, cwd=scratch, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=open(scratch / "scheduler.log", "w"))]
-    for i in range(2):
-        procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
-                                       "--host", "127.0.0.1", "--local-directory", str(scratch / f"w{i}"), *common],
-                                      env=environment, cwd=scratch, start_new_session=True,
+    for i in range(workers):
+        command = [*dask, "worker", address, "--nthreads", "1", "--nworkers", "1", "--host", "127.0.0.1",
+                   "--local-directory", str(scratch / f"w{i}"), *common, *extra]
+        if hide is not None:
+            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                       'mount -t tmpfs none "$0" && exec "$@"', str(hide), *command]
+        procs.append(subprocess.Popen(command, env=environment, cwd=scratch, start_new_session=True,
                                       stdout=subprocess.DEVNULL, stderr=open(scratch / f"worker{i}.log", "w")))
     try:
-        with distributed.Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=60)
+        _workers_ready(address, workers)
+    except BaseException:
+        _stop_cluster(procs)
+        raise
+    return address, procs
+
+
+def _workers_ready(address: str, workers: int = 2) -> dict:
+    """Wait until the cluster has `workers` workers (a restarted one comes back); return address -> pid."""
+    with distributed.Client(address, timeout=60) as client:
+        client.wait_for_workers(workers, timeout=60)
+        return client.run(os.getpid)
+
+
+def _stop_cluster(procs: list) -> None:
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # a worker whose task hangs does not stop on SIGTERM
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1, each started as its own process
+    (not a LocalCluster), as on a cluster; the workers import the tests' processors. Killed, with whatever
+    their tasks started, at the end. A test that kills or restarts a worker leaves two again."""
+    address, procs = _start_cluster(tmp_path_factory.mktemp("dask"))
+    try:
         yield address
     finally:
-        for proc in procs:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # a worker whose task hangs does not stop on SIGTERM
-            except ProcessLookupError:
-                pass
-            proc.wait()
+        _stop_cluster(procs)
+
+
+@pytest.fixture
+def two_workers(cluster):
+    """The cluster's address once it has its two workers (a worker restarted by the test before is back)."""
+    _workers_ready(cluster)
+    return cluster
 
 
 def test_dask_run_on_a_cluster_records_every_clip_once(dataset, tmp_path, cluster):
@@ -116,3 +152,190 @@ def test_dask_stages_reach_the_orchestrator_and_status(dataset, tmp_path, cluste
         assert proc.wait(timeout=180) == 0, proc.stderr.read()
     finally:
         proc.kill()
+
+
+def _dask_run(dataset, out, address, *extra):
+    return ("run", dataset, "--out", out, "--pool", "dask", "--scheduler", address, *extra)
+
+
+def _running(out: Path) -> list[dict]:
+    """The clips in flight as `status --json` shows them."""
+    result = midvbatch("status", out, "--json")
+    return json.loads(result.stdout).get("workers", []) if result.returncode == 0 else []
+
+
+def test_dask_task_timeout_restarts_the_worker_and_the_orchestrator_waits_idle(dataset, tmp_path, two_workers):
+    before = _workers_ready(two_workers)
+    out = tmp_path / "run"
+    proc = start(*_dask_run(dataset, out, two_workers, "--processor", "processors:Faults", "--option",
+                            'faults={"TS01": "hang"}', "--task-timeout", "8", "--retries", "0", "--docs", "01_*",
+                            "--clips", "T*"))
+    try:
+        hung = wait_for(lambda: [w for w in _running(out) if w["clip"] == "TS01" and w.get("worker")], timeout=60)
+        assert hung[0]["worker"] in before and hung[0]["pid"] is None  # a remote worker: no pid to signal here
+        orchestrator = psutil.Process(proc.pid)
+        cpu = sum(orchestrator.cpu_times()[:2])
+        time.sleep(3)
+        assert sum(orchestrator.cpu_times()[:2]) - cpu < 0.6  # waiting on the cluster: no busy loop
+        assert proc.wait(timeout=120) == 1
+        stderr = proc.stderr.read()
+    finally:
+        proc.kill()
+    assert re.search(r"TS01 dead \(timeout: still running after 8 s; Dask worker tcp://127\.0\.0\.1:\d+ restarted\)",
+                     stderr), stderr
+    rows = ledger_rows(out, "SELECT clip, state, error_class, attempts FROM tasks ORDER BY clip")
+    assert [r[:2] for r in rows] == [("TA01", "done"), ("TS01", "dead")] and rows[1][2:] == ("timeout", 1)
+    # the worker that hung was restarted: its process is gone, so the clip no longer uses a core
+    after = _workers_ready(two_workers)
+    assert not psutil.pid_exists(before[hung[0]["worker"]]) and hung[0]["worker"] not in after
+
+
+def test_dask_worker_memory_restarts_the_worker_and_fails_the_clip(dataset, tmp_path, two_workers):
+    out = tmp_path / "run"
+    result = midvbatch(*_dask_run(dataset, out, two_workers, "--processor", "processors:Faults", "--option",
+                                  'faults={"TS01": "memory"}', "--option", "memory_mb=900", "--worker-memory",
+                                  "600MiB", "--retries", "1", "--docs", "01_*", "--clips", "T*"), timeout=180)
+    assert result.returncode == 1, result.stderr
+    assert re.search(r"TS01 failed \(memory: worker memory [\d,]+ MiB passed the limit of 600 MiB\); retry 1 of 1",
+                     result.stderr), result.stderr
+    rows = ledger_rows(out, "SELECT clip, state, error_class, attempts FROM tasks ORDER BY clip")
+    assert rows == [("TA01", "done", None, 1), ("TS01", "dead", "memory", 2)]
+
+
+def test_dask_nanny_memory_restart_fails_the_clip_with_class_memory(dataset, tmp_path):
+    """A worker with its own memory limit (dask worker --memory-limit): Dask's nanny restarts it past 95%."""
+    scratch = tmp_path / "cluster"
+    scratch.mkdir()
+    address, procs = _start_cluster(scratch, workers=1, extra=("--memory-limit", "700MiB"))
+    try:
+        out = tmp_path / "run"
+        result = midvbatch(*_dask_run(dataset, out, address, "--processor", "processors:Faults", "--option",
+                                      'faults={"TS01": "memory"}', "--option", "memory_mb=900", "--retries", "0",
+                                      "--docs", "01_*", "--clips", "T*"), timeout=180)
+    finally:
+        _stop_cluster(procs)
+    assert result.returncode == 1, result.stderr
+    assert re.search(r"TS01 dead \(memory: Dask worker tcp://\S+ reached [\d,]+ MiB, past its memory limit; its "
+                     r"nanny restarted it\)", result.stderr), result.stderr
+    assert ledger_rows(out, "SELECT clip, state FROM tasks ORDER BY clip") == [("TA01", "done"), ("TS01", "dead")]
+
+
+def test_dask_worker_killed_mid_clip_costs_that_clip_one_attempt(dataset, tmp_path, two_workers):
+    pids = _workers_ready(two_workers)
+    out = tmp_path / "run"
+    args = _dask_run(dataset, out, two_workers, "--processor", "processors:Faults", "--option", "delay=0.05",
+                     "--docs", "01_*")
+    proc = start(*args)
+    try:
+        victim = wait_for(lambda: [w for w in _running(out) if w["stage"].startswith("process_frame")], timeout=60)[0]
+        os.kill(pids[victim["worker"]], signal.SIGKILL)
+        assert proc.wait(timeout=180) == 0, proc.stderr.read()
+        stderr = proc.stderr.read()
+    finally:
+        proc.kill()
+    assert_every_clip_once(out, clips=10)  # nothing lost, nothing twice
+    killed = re.findall(rf"(\w+) failed \(crash: Dask worker {re.escape(victim['worker'])} died running it\)", stderr)
+    assert len(killed) == 1, stderr
+    attempts = dict(ledger_rows(out, "SELECT clip, attempts FROM tasks"))
+    assert attempts.pop(killed[0]) == 2 and set(attempts.values()) == {1}  # the others: Dask moved them, uncounted
+
+
+def test_dask_orchestrator_killed_mid_run_resumes_with_the_same_cluster(dataset, tmp_path, two_workers):
+    out = tmp_path / "run"
+    args = _dask_run(dataset, out, two_workers, "--processor", "processors:Faults", "--option", "delay=0.05",
+                     "--docs", "01_*")
+    proc = start(*args)
+    try:
+        wait_for(lambda: (out / "ledger.sqlite").exists()
+                 and ledger_rows(out, "SELECT COUNT(*) FROM tasks WHERE state = 'done'")[0][0] >= 2, timeout=90)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    result = midvbatch(*args, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"resuming: \d+ clips done, [1-9]\d* were in flight and run again", result.stderr), result.stderr
+    assert_every_clip_once(out, clips=10)
+
+
+def test_dask_worker_without_the_dataset_stops_the_run_in_one_line(dataset, tmp_path):
+    scratch = tmp_path / "cluster"
+    scratch.mkdir()
+    address, procs = _start_cluster(scratch, workers=1, hide=dataset)  # the dataset is not mounted there
+    try:
+        out = tmp_path / "run"
+        result = midvbatch(*_dask_run(dataset, out, address, "--processor", "processors:mean_colour",
+                                      "--docs", "01_*"), timeout=180)
+    finally:
+        _stop_cluster(procs)
+    assert result.returncode == 1
+    lines = re.findall(rf"worker tcp://127\.0\.0\.1:\d+: cannot read {re.escape(str(dataset))}/\S+: not mounted there\?$",
+                       result.stderr, re.M)
+    assert len(lines) == 1, result.stderr  # one line, not one per clip
+    assert "stopped because a Dask worker cannot see the dataset or the run folder" in result.stderr
+    assert "Traceback" not in result.stderr
+    # no clip paid for it: all back in the queue, no attempt counted
+    assert ledger_rows(out, "SELECT DISTINCT state, attempts FROM tasks") == [("pending", 0)]
+
+
+def test_dask_artifacts_come_back_when_the_run_folder_is_not_shared(dataset, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    scratch = tmp_path / "cluster"
+    scratch.mkdir()
+    address, procs = _start_cluster(scratch, workers=1, hide=runs)  # the run folder is not mounted there
+    out = runs / "run"
+    args = _dask_run(dataset, out, address, "--processor", "processors:Faults", "--option", "write=true",
+                     "--docs", "01_*", "--clips", "T*")
+    try:
+        shared = midvbatch(*args, timeout=180)
+        returned = midvbatch(*args, "--artifacts", "return", timeout=180)
+    finally:
+        _stop_cluster(procs)
+    assert shared.returncode == 1
+    assert re.search(rf"cannot read {re.escape(str(out))}/tmp: the run folder is not shared with it", shared.stderr)
+    assert returned.returncode == 0, returned.stderr
+    assert_every_clip_once(out, clips=2)
+    written = sorted((out / "frames").glob("*.txt"))
+    assert len(written) == 60 and all(f.read_text() == f.stem for f in written)
+    assert ledger_rows(out, "SELECT COUNT(*) FROM artifacts") == [(60,)]
+
+
+def test_dask_returned_artifacts_are_size_limited(tmp_path):
+    from midvbatch.engine.worker import collect_artifacts
+    from midvbatch.pipeline.clip import ClipOutcome
+
+    def written(name: str, sizes: dict) -> str:
+        folder = tmp_path / name
+        for relative, size in sizes.items():
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_bytes(b"x" * size)
+        return str(folder)
+
+    small = ClipOutcome(1, ok=True, frames=[{"frame": 1}])
+    collect_artifacts(small, written("small", {"a.txt": 10, "frames/b.txt": 20}), limit=64)
+    assert small.ok and small.artifacts == {"a.txt": b"x" * 10, "frames/b.txt": b"x" * 20}
+    large = ClipOutcome(2, ok=True, frames=[{"frame": 1}])
+    collect_artifacts(large, written("large", {"a.txt": 40, "frames/b.txt": 40}), limit=64)
+    assert not large.ok and large.error_class == "permanent" and large.frames == [] and large.artifacts == {}
+    assert "a clip may return (--artifacts return): share the run folder with the workers instead" in large.error
+    assert not (tmp_path / "small").exists() and not (tmp_path / "large").exists()  # the local folders go
+
+
+def test_dask_second_ctrl_c_stops_at_once_and_the_workers_let_go(dataset, tmp_path, two_workers):
+    out = tmp_path / "run"
+    proc = start(*_dask_run(dataset, out, two_workers, "--processor", "processors:Faults", "--option", "delay=0.3",
+                            "--docs", "01_*"))
+    try:
+        wait_for(lambda: len([w for w in _running(out) if w["stage"].startswith("process_frame")]) == 2, timeout=60)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130, proc.stderr.read()
+    finally:
+        proc.kill()
+    assert ledger_rows(out, "SELECT DISTINCT state, attempts FROM tasks") == [("pending", 0)]
+    with distributed.Client(two_workers, timeout=30) as client:
+        # the cancelled tasks stop at their next frame (0.3 s), not at the end of their 9 s clip
+        wait_for(lambda: not any(client.run(lambda dask_worker: len(dask_worker.state.executing)).values()),
+                 timeout=5, interval=0.2)

@@ -472,6 +472,12 @@ def _selection_options(func):
 )
 @click.option("--scheduler", metavar="ADDRESS", help="With --pool dask: the scheduler (tcp://host:8786), or 'local'.")
 @click.option(
+    "--artifacts",
+    type=click.Choice(["shared", "return"]),
+    help="With --pool dask: workers write artifacts into the shared run folder (default), or return them "
+    "with the results (up to 64 MiB a clip) when it is not shared.",
+)
+@click.option(
     "--decode-threads",
     type=_Count(1),
     metavar="N|auto",
@@ -586,6 +592,7 @@ def run_command(
     workers,
     pool,
     scheduler,
+    artifacts,
     decode_threads,
     batch_size,
     prefetch,
@@ -632,6 +639,7 @@ def run_command(
             workers=workers,
             pool=pool,
             scheduler=scheduler,
+            artifacts=artifacts,
             decode_threads=decode_threads,
             batch_size=batch_size,
             prefetch=prefetch,

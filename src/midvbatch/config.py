@@ -31,6 +31,7 @@ from midvbatch.fileio import name_too_long, read_text, write_atomic
 IMAGE_FORMATS = ("png", "jpg", "tif")
 PIPELINES = ("localize", "ocr", "ground-truth", "frames", "extract", "probe")  # the built-in names (pipeline/registry)
 POOLS = ("process", "thread", "dask")  # what --pool accepts
+ARTIFACTS = ("shared", "return")  # how artifacts reach the run folder: written there, or sent back (Dask)
 PoolKind = Literal["process", "thread", "inline", "dask"]  # what runs the clips, once resolved
 LOG_LEVELS = ("debug", "info", "warning", "error")
 ON_DISK_FULL = ("wait", "stop")
@@ -265,12 +266,14 @@ def _auto_worker_memory(total_memory: int, workers: int) -> int:
     return max(MIN_WORKER_MEMORY, int(total_memory * WORKER_MEMORY_SHARE / workers))
 
 
-def _process_only(option: str, pool: str, warnings: list[str]) -> bool:
-    """Tell whether `option`, a limit only a local worker process can be held to, applies; warn when it does not."""
-    if pool == "process":
+def _process_only(option: str, pool: str, warnings: list[str], dask: bool = False) -> bool:
+    """Tell whether `option`, a limit only a worker process (a local one, or a Dask worker's when `dask`)
+    can be held to, applies; warn when it does not."""
+    if pool == "process" or (dask and pool == "dask"):
         return True
     warnings.append(
-        f"{option} applies to local worker processes only; not enforced with "
+        f"{option} applies to {'worker processes (local or Dask)' if dask else 'local worker processes'} only; "
+        "not enforced with "
         + ("--workers 0" if pool == "inline" else f"--pool {pool}")
     )
     return False
@@ -284,8 +287,9 @@ class Settings:
     what runs the clips: worker processes, threads, the orchestrator itself ('inline':
     ``--workers 0`` with any pool but Dask) or a Dask cluster; `workers` is how many clips
     run at once (1 inline; with Dask, the size of a local cluster). Limits a pool cannot
-    enforce are None here (`worker_memory`, `task_timeout`, `max_tasks_per_worker` apply
-    to worker processes only); the first two with a warning saying so.
+    enforce are None here (`worker_memory` and `task_timeout` apply to worker processes, local
+    or Dask workers; `max_tasks_per_worker` to local ones only); the first two with a warning
+    saying so.
     """
 
     dataset: str  # absolute
@@ -301,6 +305,7 @@ class Settings:
     batch_across_clips: bool  # a batch may hold frames of several clips of a worker's task
     devices: tuple[str, ...]  # accelerators, one per worker in turn ('cuda:0', ...); (): none
     device_memory: int | None  # bytes of device memory a worker may hold (where the driver tells); None: no limit
+    artifacts: str  # "shared": workers write them into RUN_DIR/tmp; "return": Dask workers send them back
     docs: tuple[str, ...]
     clips: tuple[str, ...]
     limit: int | None
@@ -343,13 +348,13 @@ class Settings:
         """Return the resident memory a worker may reach before it is killed, in bytes; None: no limit.
 
         'auto' is WORKER_MEMORY_SHARE of `total_memory` split among the workers, at least
-        MIN_WORKER_MEMORY; a size is capped to `total_memory`.
+        MIN_WORKER_MEMORY; a size is capped to `total_memory` (this machine's: not for Dask workers).
         """
         if self.worker_memory is None:
             return None
         if self.worker_memory == "auto":
             return _auto_worker_memory(total_memory, self.workers)
-        return min(self.worker_memory, total_memory)
+        return self.worker_memory if self.pool == "dask" else min(self.worker_memory, total_memory)
 
 
 @dataclass
@@ -370,6 +375,7 @@ class RunConfig:
     device_memory: str | int | None = None  # kill a worker holding more device memory than this (class oom)
     pool: str = "process"
     scheduler: str | None = None  # with pool "dask": the scheduler's address, or "local"
+    artifacts: str = "shared"  # "return": Dask workers send artifacts back with the results (no shared run folder)
     docs: list[str] = field(default_factory=list)
     clips: list[str] = field(default_factory=list)
     limit: int | None = None
@@ -478,6 +484,10 @@ class RunConfig:
         for name in ("max_failures", "max_tasks_per_worker"):
             if getattr(self, name) is not None:
                 _whole(getattr(self, name), name.replace("_", "-"), 1)
+        if self.artifacts not in ARTIFACTS:
+            raise ConfigError(f"artifacts must be one of {', '.join(ARTIFACTS)}, not {shown(self.artifacts)}")
+        if self.artifacts == "return" and pool != "dask":
+            warnings.append("--artifacts return applies to --pool dask: local workers write into the run folder")
         if self.on_disk_full not in ON_DISK_FULL:
             raise ConfigError(f"on-disk-full must be one of {', '.join(ON_DISK_FULL)}, not {shown(self.on_disk_full)}")
         min_free_memory = (
@@ -495,7 +505,7 @@ class RunConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name.replace('_', '-')} must be true or false, not {shown(getattr(self, name))}")
         priority = tuple(PriorityRule.parse(r) for r in self.priority)
-        if task_timeout is not None and not _process_only("--task-timeout", pool, warnings):
+        if task_timeout is not None and not _process_only("--task-timeout", pool, warnings, dask=True):
             task_timeout = None
         options = dict(self.options)
         if self.processor_spec() == "extract":
@@ -514,6 +524,7 @@ class RunConfig:
             batch_across_clips=self.batch_across_clips,
             devices=devices,
             device_memory=device_memory,
+            artifacts=self.artifacts if pool == "dask" else "shared",
             docs=tuple(self.docs),
             clips=tuple(self.clips),
             limit=self.limit,
@@ -612,8 +623,9 @@ class RunConfig:
         """Return the worker memory limit: bytes, 'auto' (the default share) or None (off, or not enforceable).
 
         Not set, the limit applies to local worker processes only (nothing can kill a
-        thread, an inline clip or a Dask worker). A size below MIN_WORKER_MEMORY is
-        refused, one above the machine's memory capped to it.
+        thread or an inline clip; Dask workers have their own limit). A size applies to
+        local and Dask workers; below MIN_WORKER_MEMORY it is refused, above the machine's
+        memory (local workers) capped to it.
         """
         asked = self.worker_memory
         if asked is None:
@@ -634,9 +646,9 @@ class RunConfig:
                 f"worker-memory {shown(asked, 20)} is below the "
                 f"{MIN_WORKER_MEMORY >> 20} MiB a worker needs to start (use 'none' for no limit)"
             )
-        if not _process_only("--worker-memory", pool, warnings):
+        if not _process_only("--worker-memory", pool, warnings, dask=True):
             return None
-        if size > machine.memory:
+        if size > machine.memory and pool != "dask":  # (a Dask worker's machine is not this one)
             warnings.append(
                 f"worker memory capped at {_gib(machine.memory)} (asked {shown(asked, 20)}): the machine's memory"
             )

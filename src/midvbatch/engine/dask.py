@@ -3,20 +3,40 @@
 The orchestrator, the ledger and the run folder stay on the machine that runs
 ``midvbatch run``; Dask workers receive the same small TaskSpecs and return the same
 ClipOutcomes. Workers need midvbatch (and your processor's module) installed, and must
-see the dataset and the run folder at the same paths (a shared filesystem), since they
-read the videos and write artifacts to RUN_DIR/tmp.
+see the dataset at the same paths; the run folder too (they write artifacts to
+RUN_DIR/tmp), unless artifacts come back with the results (``--artifacts return``).
+
+What the scheduler tells the client, as events, is how the orchestrator watches the
+workers as it watches local ones:
+
+- each clip's stages (a topic of the run's own, sent by engine/worker.py), with the
+  address of the worker that runs it;
+- a worker leaving the cluster ("all": remove-worker), with the tasks it was processing:
+  a clip that had started there fails with class crash, or memory when the worker's
+  nanny restarted it for passing its memory limit ("worker-restart-memory"); one that
+  had not started is left to Dask, which runs it elsewhere;
+- the workers' memory, from the scheduler's heartbeats, for --worker-memory.
+
+A clip held past --task-timeout or a worker past --worker-memory is stopped by
+restarting its worker (through its nanny): a cancelled Dask task would keep running in
+its thread. Cancelled tasks that are not stuck stop at their next stage report.
 """
 
 from __future__ import annotations
 
 import queue
+import threading
 import time
 import uuid
+from typing import Any
 
 from midvbatch.engine import worker
 from midvbatch.engine.executor import FutureExecutor, crash_outcome
 from midvbatch.errors import ConfigError
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
+
+MEMORY_READING_SECONDS = 1.0  # the workers' memory is asked of the scheduler at most this often
+RESTART_TIMEOUT = 30.0  # seconds a worker's nanny has to restart it
 
 
 class DaskExecutor(FutureExecutor):
@@ -24,9 +44,10 @@ class DaskExecutor(FutureExecutor):
 
     Dask workers outlive a run and may serve several: the processors they build for this
     one are kept under its own name, and closed on every worker at shutdown.
+    `artifacts` is "shared" (workers write into the run folder) or "return".
     """
 
-    def __init__(self, address: str | None, workers: int = 2):
+    def __init__(self, address: str | None, workers: int = 2, artifacts: str = "shared"):
         try:
             from distributed import Client, LocalCluster
         except ImportError:
@@ -36,6 +57,7 @@ class DaskExecutor(FutureExecutor):
         super().__init__()
         self._cluster = None
         self._owner = f"dask-{uuid.uuid4().hex}"
+        self._artifacts = artifacts
         try:
             if address in (None, "local"):
                 self._cluster = LocalCluster(
@@ -47,42 +69,102 @@ class DaskExecutor(FutureExecutor):
         except OSError as exc:
             raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         self.capacity = max(1, sum(self.client.nthreads().values()))
-        # stage changes come back as the scheduler's events of a topic of this run's own
+        self._wake = threading.Event()  # a future finished or an event came
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._stages: list[tuple[int, str, int | str | None]] = []
+        self._where: dict[int, str] = {}  # clip id -> the worker its last stage came from
+        self._ready: list[ClipOutcome] = []  # outcomes of tasks failed here (their worker left or was restarted)
+        self._restarted: set[str] = set()  # workers restarted by this run: their other tasks are Dask's to move
+        self._memory_restarts: dict[str, int] = {}  # worker -> its memory when its nanny restarted it
+        self._memory: dict[str, int] = {}
+        self._memory_read = -1e9
+        self._restarts: list[threading.Thread] = []
+        # stage changes come as the scheduler's events of a topic of this run's own; workers leaving, as "all"
         self._topic = f"midvbatch-stages-{self._owner}"
-        self._messages: queue.SimpleQueue = queue.SimpleQueue()
-        self.client.subscribe_topic(self._topic, self._messages.put)
+        for topic in (self._topic, "all", "worker-restart-memory"):
+            self.client.subscribe_topic(topic, lambda event, topic=topic: self._event(topic, event))
 
-    def stages(self) -> list[tuple[int, str, int | None]]:
-        # no pid: a Dask worker's process is on another machine, nothing the orchestrator may signal
-        out: list[tuple[int, str, int | None]] = []
-        while not self._messages.empty():
-            _, message = self._messages.get()
-            try:
-                out.append((int(message["task"]), str(message["stage"]), None))
-            except (KeyError, TypeError, ValueError):
+    def _event(self, topic: str, event: tuple[float, Any]) -> None:
+        self._events.put((topic, event[1]))
+        self._wake.set()
+
+    def _drain(self) -> None:
+        """Take in the events received: stages, workers restarted for memory, workers gone."""
+        while not self._events.empty():
+            topic, message = self._events.get()
+            if not isinstance(message, dict):
                 continue
+            if topic == self._topic:
+                try:
+                    task, stage, where = int(message["task"]), str(message["stage"]), message.get("worker")
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if where:
+                    self._where[task] = str(where)
+                self._stages.append((task, stage, str(where) if where else None))
+            elif topic == "worker-restart-memory" and message.get("worker"):
+                self._memory_restarts[str(message["worker"])] = int(message.get("rss") or 0)
+            elif topic == "all" and message.get("action") == "remove-worker":
+                self._worker_gone(str(message.get("worker")), set(message.get("processing-tasks") or ()))
+
+    def _worker_gone(self, address: str, processing: set) -> None:
+        """Fail the tasks that had started on a worker that left the cluster (Dask would run them again)."""
+        if address in self._restarted:
+            return  # this run restarted it: its own clip failed already, the others Dask runs again
+        rss = self._memory_restarts.pop(address, None)
+        for future, ids in list(self._futures.items()):
+            if future.key not in processing or not any(self._where.get(t) == address for t in ids):
+                continue  # not there, or not started yet: Dask runs it elsewhere
+            future.cancel()
+            del self._futures[future]
+            for task_id in ids:
+                if rss is not None:
+                    outcome = ClipOutcome(
+                        task_id,
+                        ok=False,
+                        error_class="memory",
+                        error=f"Dask worker {address} reached {rss / 2**20:,.0f} MiB, past its memory limit; "
+                        "its nanny restarted it",
+                    )
+                else:
+                    outcome = ClipOutcome(
+                        task_id, ok=False, error_class="crash", error=f"Dask worker {address} died running it"
+                    )
+                self._ready.append(outcome)
+
+    def stages(self) -> list[tuple[int, str, int | str | None]]:
+        # the worker is its address: a process on another machine, nothing the orchestrator may signal
+        self._drain()
+        out, self._stages = self._stages, []
         return out
 
     def submit(self, specs: list[TaskSpec]) -> None:
         first = specs[0]
         key = f"midvbatch-{first.clip}-{first.task_id}-{first.attempt}" + (f"-{len(specs)}" if len(specs) > 1 else "")
         future = self.client.submit(
-            worker.run_task_on_dask, specs, self._owner, self._topic, key=key, pure=False, retries=0
+            worker.run_task_on_dask,
+            specs,
+            self._owner,
+            self._topic,
+            self._artifacts,
+            key=key,
+            pure=False,
+            retries=0,
         )
+        future.add_done_callback(lambda _: self._wake.set())
         self._futures[future] = tuple(s.task_id for s in specs)
 
     def cancel_queued(self) -> list[int]:
         return []  # Dask does not say whether a pending task has started: let them all finish
 
     def completed(self, timeout: float) -> list[ClipOutcome]:
-        deadline = time.monotonic() + timeout
-        while True:
-            done = [f for f in self._futures if f.done()]
-            if done or time.monotonic() >= deadline or not self._futures:
-                break
-            time.sleep(0.02)
-        outcomes: list[ClipOutcome] = []
-        for future in done:
+        self._drain()
+        if not self._ready and not any(f.done() for f in self._futures) and self._futures and timeout > 0:
+            self._wake.wait(timeout)  # woken by a future done or an event: no polling
+        self._wake.clear()
+        self._drain()
+        outcomes, self._ready = self._ready, []
+        for future in [f for f in self._futures if f.done()]:
             ids = self._futures.pop(future)
             if future.status == "finished":
                 outcomes.extend(future.result())
@@ -91,13 +173,53 @@ class DaskExecutor(FutureExecutor):
                 for task_id in ids:
                     outcome = crash_outcome(task_id, exc)
                     if type(exc).__name__ == "KilledWorker":
-                        outcome.error_class, outcome.error = "crash", f"Dask worker died running it ({exc})"
+                        outcome.error_class, outcome.error = "crash", f"Dask workers died running it ({exc})"
                     outcomes.append(outcome)
         return outcomes
+
+    def worker_memory(self) -> dict[str, int]:
+        """The resident memory of each worker (address -> bytes), from the scheduler's heartbeats, at most
+        MEMORY_READING_SECONDS old."""
+        now = time.monotonic()
+        if now - self._memory_read >= MEMORY_READING_SECONDS:
+            self._memory_read = now
+            try:
+                info = self.client.scheduler_info(n_workers=-1)["workers"]
+                self._memory = {a: int(w.get("metrics", {}).get("memory") or 0) for a, w in info.items()}
+            except Exception:  # noqa: BLE001 (the scheduler unreachable for a moment: the last reading stands)
+                pass
+        return self._memory
+
+    def kill_worker(self, address: str, task_ids: list[int]) -> None:
+        """Stop the tasks holding `task_ids` and restart the worker `address` they run on, so that a stuck
+        or swollen clip stops using it; those tasks' clips come back failed (class crash: the orchestrator
+        says why). Other tasks on that worker are Dask's to run again elsewhere."""
+        for future, ids in list(self._futures.items()):
+            if any(t in ids for t in task_ids):
+                future.cancel()
+                del self._futures[future]
+                self._ready.extend(
+                    ClipOutcome(t, ok=False, error_class="crash", error=f"Dask worker {address} restarted") for t in ids
+                )
+        self._restarted.add(address)
+        restart = threading.Thread(
+            target=self._restart, args=(address,), daemon=True, name=f"restart {address}"
+        )  # a restart takes seconds: the run goes on meanwhile
+        restart.start()
+        self._restarts.append(restart)
+        self._wake.set()
+
+    def _restart(self, address: str) -> None:
+        try:
+            self.client.restart_workers([address], timeout=RESTART_TIMEOUT, raise_for_error=False)
+        except Exception:  # noqa: BLE001, S110 (gone already, or no nanny: its clip failed all the same)
+            pass
 
     def shutdown(self) -> None:
         for future in self._futures:
             future.cancel()
+        for restart in self._restarts:
+            restart.join(RESTART_TIMEOUT)
         try:
             self.client.run(
                 worker.close_processors, self._owner

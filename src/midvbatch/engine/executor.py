@@ -50,9 +50,21 @@ class Executor(ABC):
     def completed(self, timeout: float) -> list[ClipOutcome]:
         """Wait up to `timeout` seconds for tasks to finish; return their outcomes."""
 
-    def stages(self) -> list[tuple[int, str, int | None]]:
-        """Return (task id, stage, worker pid) messages received since the last call."""
+    def stages(self) -> list[tuple[int, str, int | str | None]]:
+        """Return (task id, stage, worker) messages received since the last call.
+
+        The worker is a local worker process's pid, a Dask worker's address, or None (threads, inline).
+        """
         return []
+
+    def worker_memory(self) -> dict[str, int]:
+        """The resident memory of each remote worker (address -> bytes); local workers are read by pid."""
+        return {}
+
+    def kill_worker(self, address: str, task_ids: list[int]) -> None:
+        """Stop the tasks holding `task_ids` by restarting the remote worker `address`; their clips come back
+        failed. Local workers are killed by pid instead."""
+        raise NotImplementedError("only remote (Dask) workers are restarted by address")
 
     def cancel_queued(self) -> list[int]:
         """Withdraw the tasks submitted but not started yet; return their clips' ids."""
@@ -232,7 +244,7 @@ class ProcessExecutor(FutureExecutor):
             future = self._pool.schedule(worker.run_task, args=(specs,), timeout=timeout)
         self._futures[future] = tuple(s.task_id for s in specs)
 
-    def stages(self) -> list[tuple[int, str, int | None]]:
+    def stages(self) -> list[tuple[int, str, int | str | None]]:
         chunks = [self._partial]
         while True:
             try:
@@ -245,7 +257,7 @@ class ProcessExecutor(FutureExecutor):
         data = b"".join(chunks)
         lines = data.split(b"\n")
         self._partial = lines.pop()
-        out: list[tuple[int, str, int | None]] = []
+        out: list[tuple[int, str, int | str | None]] = []
         for line in lines:
             try:
                 task, pid, stage = line.decode("utf-8", "replace").split("\t", 2)
@@ -298,7 +310,7 @@ class ThreadExecutor(FutureExecutor):
     def submit(self, specs: list[TaskSpec]) -> None:
         self._futures[self._pool.submit(worker.run_task, specs, self._owner)] = tuple(s.task_id for s in specs)
 
-    def stages(self) -> list[tuple[int, str, int | None]]:
+    def stages(self) -> list[tuple[int, str, int | str | None]]:
         out = []
         while not self._messages.empty():
             out.append(self._messages.get())

@@ -31,7 +31,7 @@ def make_executor(settings: Settings, *, log_dir: str | os.PathLike | None = Non
     if settings.pool == "dask":
         from midvbatch.engine.dask import DaskExecutor
 
-        return DaskExecutor(settings.scheduler, settings.workers)
+        return DaskExecutor(settings.scheduler, settings.workers, settings.artifacts)
     if settings.pool == "inline":
         return InlineExecutor()  # debugging: no timeout
     if settings.pool == "thread":

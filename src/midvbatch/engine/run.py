@@ -39,8 +39,9 @@ from midvbatch.engine.resources import DiskReading, MemoryReading, Resources, di
 from midvbatch.engine.runlog import close_run_log, flush_run_log, open_run_log
 from midvbatch.engine.scheduler import plan
 from midvbatch.errors import EXIT_INTERRUPTED, ConfigError, DatasetError, LedgerError
+from midvbatch.fileio import write_atomic
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
-from midvbatch.runfolder import CONFIG, LOGS, TMP, kind_of_folder, read_marker, write_marker
+from midvbatch.runfolder import CONFIG, LOGS, TMP, is_reserved, kind_of_folder, read_marker, write_marker
 
 SNAPSHOT_INTERVAL = 0.5  # seconds between stored snapshots
 DISPATCH_DEPTH = 2  # tasks submitted per worker: one running, the next waiting in the pool
@@ -95,7 +96,7 @@ class _InFlight:
     started: float
     group: tuple[int, ...] = ()  # the clips of its task, itself included (one: a task of one clip)
     stage: str = "queued"
-    pid: int | None = None
+    worker: int | str | None = None  # a local worker process's pid, or a Dask worker's address
     running_since: float | None = None  # time.monotonic() of its first stage: its worker took it up
     killed: tuple[str, str] | None = None  # (class, reason) of the orchestrator killing its worker: memory, timeout
 
@@ -182,6 +183,18 @@ def _move_artifacts(tmp: Path, run_dir: Path, ledger: Ledger, task_id: int) -> t
         moved += st.st_size
         recorded.append((relative, st.st_size, st.st_mtime_ns))
     return moved, recorded
+
+
+def _write_returned(tmp: Path, files: dict[str, bytes]) -> None:
+    """Write the artifacts a Dask worker sent back (--artifacts return) into an attempt's folder, each to a
+    temporary name then renamed, as workers on a shared run folder would have written them."""
+    for relative, data in files.items():
+        rel = Path(relative)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts or is_reserved(rel):
+            raise ArtifactClash(f"a worker returned an artifact outside the run folder: {relative!r}")
+        dest = tmp / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(dest, data)
 
 
 def _as_written(st: os.stat_result, size: int, mtime_ns: int | None) -> bool:
@@ -504,6 +517,9 @@ class Orchestrator:
 
     def _spec(self, row: TaskRow, attempt: int) -> TaskSpec:
         clip = self.clips.get(row.clip)
+        output_dir = self._attempt_dir(row.id, attempt)
+        if self.settings.pool == "dask" and self.settings.artifacts == "shared":
+            output_dir.mkdir(parents=True, exist_ok=True)  # a Dask worker that does not see it: no shared run folder
         rule = clip.frame_rule if clip is not None else FrameRule()
         return TaskSpec(
             task_id=row.id,
@@ -524,7 +540,7 @@ class Orchestrator:
             dataset_format=clip.format if clip is not None else "midv500",
             processor=self.settings.processor,
             options=dict(self.settings.options),
-            output_dir=str(self._attempt_dir(row.id, attempt)),
+            output_dir=str(output_dir),
             decode_threads=self.settings.decode_threads,
             batch_size=self.settings.batch_size,
             prefetch=self.settings.prefetch,
@@ -672,26 +688,36 @@ class Orchestrator:
         to it clip by clip here, from each clip's first stage.
         """
         now = time.monotonic()
-        if now - self._last_watch < WATCH_INTERVAL:
+        executor = self._executor
+        if now - self._last_watch < WATCH_INTERVAL or executor is None:
             return
         self._last_watch = now
-        by_worker: dict[int, list[_InFlight]] = {}
+        by_worker: dict[int | str, list[_InFlight]] = {}
         for flight in self.in_flight.values():
-            if flight.pid is not None and not flight.killed:
-                by_worker.setdefault(flight.pid, []).append(flight)
-        timeout = self.settings.task_timeout if self.task_clips > 1 else None
+            if flight.worker is not None and not flight.killed:
+                by_worker.setdefault(flight.worker, []).append(flight)
+        limit = self.resources.worker_limit
+        remote = executor.worker_memory() if limit and any(isinstance(w, str) for w in by_worker) else {}
         on_device = self._device_memory(now) if by_worker else {}
         for pid, flights in by_worker.items():
-            rss = self.resources.over_limit(pid)
+            if isinstance(pid, str):  # a Dask worker: its memory as the scheduler last heard it
+                rss = remote.get(pid) if limit and remote.get(pid, 0) > limit else None
+            else:
+                rss = self.resources.over_limit(pid)
             if rss is not None:
-                limit = self.resources.worker_limit or 0
                 self._kill_worker(
                     pid,
                     flights,
-                    ("memory", f"worker memory {rss / 2**20:,.0f} MiB passed the limit of {limit / 2**20:,.0f} MiB"),
+                    (
+                        "memory",
+                        f"worker memory {rss / 2**20:,.0f} MiB passed the limit of {(limit or 0) / 2**20:,.0f} MiB",
+                    ),
                 )
                 continue
-            held, device_limit = on_device.get(pid, 0), self.settings.device_memory or 0
+            # the pool holds a local task of one clip to the timeout itself; nothing holds a Dask task but this
+            timeout = self.settings.task_timeout if self.task_clips > 1 or isinstance(pid, str) else None
+            held = on_device.get(pid, 0) if isinstance(pid, int) else 0
+            device_limit = self.settings.device_memory or 0
             if device_limit and held > device_limit:
                 self._kill_worker(
                     pid,
@@ -706,11 +732,12 @@ class Orchestrator:
                 continue
             late = [f for f in flights if f.active and f.running_since is not None and now - f.running_since > timeout]
             if late:
-                self._kill_worker(pid, flights, ("timeout", self._timed_out()))
+                self._kill_worker(pid, flights, ("timeout", self._timed_out(pid)))
 
-    def _timed_out(self) -> str:
+    def _timed_out(self, worker: int | str | None = None) -> str:
         """The reason a clip killed for --task-timeout fails with."""
-        return f"still running after {self.settings.task_timeout:g} s; worker killed"
+        stopped = f"Dask worker {worker} restarted" if isinstance(worker, str) else "worker killed"
+        return f"still running after {self.settings.task_timeout:g} s; {stopped}"
 
     def _device_memory(self, now: float) -> dict[int, int]:
         """The device memory of each process (pid -> bytes), read from the driver every DEVICE_WATCH_INTERVAL
@@ -722,19 +749,24 @@ class Orchestrator:
 
         return device_memory() or {}
 
-    def _kill_worker(self, pid: int, flights: list[_InFlight], why: tuple[str, str]) -> None:
-        """Kill worker `pid` for `why` (class, reason), which the clips it is on take as their failure."""
+    def _kill_worker(self, pid: int | str, flights: list[_InFlight], why: tuple[str, str]) -> None:
+        """Kill worker `pid` (a Dask worker: restart it) for `why` (class, reason), which the clips it is on take
+        as their failure."""
         blamed = [f for f in flights if f.active] or [f for f in flights if f.stage != "finished"][:1]
         for flight in blamed:
             flight.killed = why
         first = (blamed or flights)[0]
         self.log.warning(
-            "%s: %s; killing worker %d",
+            "%s: %s; %s",
             first.row.clip,
-            why[1],
-            pid,
+            why[1].split("; ")[0],
+            f"restarting Dask worker {pid}" if isinstance(pid, str) else f"killing worker {pid}",
             extra={"clip": first.row.clip, "attempt": first.attempt, "stage": first.stage},
         )
+        if isinstance(pid, str):
+            if self._executor is not None:
+                self._executor.kill_worker(pid, [f.row.id for f in blamed or flights])
+            return
         self.resources.kill(pid)
         self._kill_worker_group(pid)  # and what its processor started
 
@@ -763,6 +795,7 @@ class Orchestrator:
             return []
         tmp = self._attempt_dir(flight.row.id, flight.attempt)
         try:
+            _write_returned(tmp, outcome.artifacts)
             moved, artifacts = _move_artifacts(tmp, self.run_dir, ledger, flight.row.id)
         except ArtifactClash as exc:
             outcome.ok, outcome.error_class, outcome.stage = False, "permanent", "artifacts"
@@ -794,8 +827,8 @@ class Orchestrator:
         row, attempt = flight.row, flight.attempt
         tmp = self._attempt_dir(row.id, attempt)
         now = self.clock()
-        if not outcome.ok and outcome.error_class in ("crash", "timeout") and flight.pid is not None:
-            self._kill_worker_group(flight.pid)  # the worker is gone: so goes what its processor started
+        if not outcome.ok and outcome.error_class in ("crash", "timeout") and isinstance(flight.worker, int):
+            self._kill_worker_group(flight.worker)  # the worker is gone: so goes what its processor started
         if flight.killed and not outcome.ok:
             outcome.error_class, outcome.error = flight.killed
         elif outcome.error_class == "timeout":
@@ -893,10 +926,42 @@ class Orchestrator:
                 outcome.error,
                 extra={"clip": flight.row.clip, "attempt": flight.attempt},
             )
-            if flight.pid is not None:
-                self._kill_worker_group(flight.pid)
+            if isinstance(flight.worker, int):
+                self._kill_worker_group(flight.worker)
             shutil.rmtree(self._attempt_dir(flight.row.id, flight.attempt), ignore_errors=True)
         ids = {o.task_id for o in lost}
+        return [o for o in outcomes if o.task_id not in ids]
+
+    def _return_misplaced(self, ledger: Ledger, outcomes: list[ClipOutcome]) -> list[ClipOutcome]:
+        """Put back in the queue, their attempt not counted, the clips a Dask worker could not run because it
+        does not see a file this machine sees (the dataset or the run folder not mounted there), and stop the
+        run: every clip would fail the same way. Return the other outcomes.
+
+        A file this machine cannot read either is the clip's own problem: its outcome says so.
+        """
+        misplaced = []
+        for outcome in outcomes:
+            if outcome.error_class != "placement":
+                continue
+            if outcome.missing and not os.access(outcome.missing, os.R_OK):
+                outcome.error_class, outcome.error = "permanent", f"cannot read {outcome.missing}"
+                continue
+            misplaced.append(outcome)
+        if not misplaced:
+            return outcomes
+        ledger.release([o.task_id for o in misplaced])
+        for outcome in misplaced:
+            flight = self.in_flight.pop(outcome.task_id)
+            shutil.rmtree(self._attempt_dir(flight.row.id, flight.attempt), ignore_errors=True)
+        if self.stop.reason != "placement":
+            self.log.error("%s", misplaced[0].error)
+            self.log.error(
+                "every Dask worker must see the dataset at the path it has here, and the run folder too "
+                "unless --artifacts return: stopping after the clips in flight"
+            )
+            self.stop.requested = False  # (a stop asked for before takes this reason: the run cannot go on)
+            self.stop.request("placement")
+        ids = {o.task_id for o in misplaced}
         return [o for o in outcomes if o.task_id not in ids]
 
     def snapshot(self, ledger: Ledger, state: str) -> Snapshot:
@@ -910,7 +975,8 @@ class Orchestrator:
             {
                 "clip": f.row.clip,
                 "stage": f.stage,
-                "pid": f.pid,
+                "pid": f.worker if isinstance(f.worker, int) else None,
+                "worker": f.worker if isinstance(f.worker, str) else None,
                 "attempt": f.attempt,
                 "seconds": round(now - f.started, 1),
             }
@@ -959,14 +1025,14 @@ class Orchestrator:
                 time.sleep(GATHER_SECONDS)
                 outcomes += executor.completed(timeout=0)
             # stages after outcomes: a worker that died has written its last stage before dying
-            for task_id, stage, pid in executor.stages():
+            for task_id, stage, where in executor.stages():
                 flight = self.in_flight.get(task_id)
                 if flight is not None:
-                    flight.stage, flight.pid = stage, pid if pid is not None else flight.pid
+                    flight.stage, flight.worker = stage, where if where is not None else flight.worker
                     if flight.running_since is None:
                         flight.running_since = time.monotonic()
             if outcomes:
-                outcomes = self._return_lost(ledger, outcomes)
+                outcomes = self._return_lost(ledger, self._return_misplaced(ledger, outcomes))
             if outcomes:
                 for o in outcomes:
                     self._clip_seconds = 0.8 * self._clip_seconds + 0.2 * o.wall_seconds
@@ -1080,7 +1146,10 @@ class Orchestrator:
                 )
             elif self.stop.requested:
                 exit_code = 1
-                why = "too many dead clips" if self.stop.reason == "max-failures" else "the disk is full"
+                why = {
+                    "max-failures": "too many dead clips",
+                    "placement": "a Dask worker cannot see the dataset or the run folder",
+                }.get(self.stop.reason or "", "the disk is full")
                 self.log.error(
                     "stopped because %s: %d of %d clips done; fix it, then run the same command "
                     "again (midvbatch retry for dead clips)",

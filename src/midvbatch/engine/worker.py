@@ -240,31 +240,129 @@ def _reporter() -> Callable[[int, str], None]:
 STAGE_EVENT_SECONDS = 0.5  # on Dask: at most one stage event per clip this often, besides each change of stage
 
 
-def run_task_on_dask(specs: list[TaskSpec], owner: str, topic: str) -> list[ClipOutcome]:
-    """run_task on a Dask worker: its stage changes go to the client as events of `topic` on the scheduler
-    ({"task", "stage", "worker"}), each change of stage name at once, progress within one every
-    STAGE_EVENT_SECONDS."""
+RETURN_LIMIT = 64 << 20  # bytes of artifacts a clip may send back with its result (--artifacts return)
+
+
+class TaskCancelled(Exception):
+    """The orchestrator cancelled the Dask task this clip runs in: it stops at its next stage report."""
+
+
+def run_task_on_dask(specs: list[TaskSpec], owner: str, topic: str, artifacts: str = "shared") -> list[ClipOutcome]:
+    """run_task on a Dask worker.
+
+    Its stage changes go to the client as events of `topic` on the scheduler ({"task",
+    "stage", "pid"}, and Dask adds "worker"), each change of stage name at once, progress
+    within one every STAGE_EVENT_SECONDS. A task whose future was cancelled stops at its
+    next report. The worker must see the clips' files and (unless `artifacts` is
+    "return") the run folder at the orchestrator's paths: when it does not, every clip
+    comes back failed with class "placement" and the path it cannot see. With "return",
+    artifacts are written to a local folder and come back in the outcome.
+    """
     from distributed import get_worker
 
     dask_worker = get_worker()
+    address = dask_worker.address
+    key = dask_worker.get_current_task()
+    unseen = _unseen(specs, returned=artifacts == "return")
+    if unseen is not None:
+        path, what = unseen
+        return [
+            ClipOutcome(
+                s.task_id,
+                ok=False,
+                stage="placement",
+                error_class="placement",
+                error=f"worker {address}: cannot read {path}: {what}",
+                missing=path,
+                pid=os.getpid(),
+            )
+            for s in specs
+        ]
     last: dict[int, tuple[float, str]] = {}
+    pid = os.getpid()
 
     def report(task: int, stage: str) -> None:
+        state = dask_worker.state.tasks.get(key) if key is not None else None
+        if key is not None and (state is None or state.state in ("cancelled", "released", "forgotten")):
+            raise TaskCancelled("the orchestrator cancelled this task")
         now, name = time.monotonic(), stage.split(" ", 1)[0]
         before = last.get(task)
         if before is not None and before[1] == name and now - before[0] < STAGE_EVENT_SECONDS:
             return
         last[task] = (now, name)
         try:
-            dask_worker.log_event(topic, {"task": task, "stage": stage[:200], "worker": dask_worker.address})
+            dask_worker.log_event(topic, {"task": task, "stage": stage[:200], "pid": pid})
         except Exception:  # noqa: BLE001, S110 (a lost event costs a display update, never the clip)
             pass
 
+    local: dict[int, str] = {}
+    if artifacts == "return":
+        import dataclasses
+        import tempfile
+
+        for i, spec in enumerate(specs):
+            local[spec.task_id] = tempfile.mkdtemp(prefix=f"midvbatch-{spec.task_id}-")
+            specs[i] = dataclasses.replace(spec, output_dir=local[spec.task_id])
     _local.report = report
     try:
-        return run_task(specs, owner)
+        outcomes = run_task(specs, owner)
     finally:
         _local.report = None
+    for outcome in outcomes:
+        folder = local.get(outcome.task_id)
+        if folder is not None:
+            collect_artifacts(outcome, folder)
+    return outcomes
+
+
+def _unseen(specs: list[TaskSpec], returned: bool) -> tuple[str, str] | None:
+    """The first path of a task this machine does not see as the orchestrator does, and why; None if all are.
+
+    A clip's video (or first picture) and first ground-truth file stand for the dataset;
+    the attempt's folder, which the orchestrator made, for the run folder.
+    """
+    for spec in specs:
+        files: list[str | None] = [spec.video] if spec.video else [next(iter(spec.images.values()), None)]
+        files.append(next(iter(spec.ground_truth.values()), None))
+        for path in files:
+            if path and not os.access(path, os.R_OK):
+                return path, "not mounted there?"
+        if spec.output_dir and not returned and not os.path.isdir(spec.output_dir):
+            return (
+                os.path.dirname(spec.output_dir),
+                "the run folder is not shared with it (mount it at the same path, or use --artifacts return)",
+            )
+    return None
+
+
+def collect_artifacts(outcome: ClipOutcome, folder: str, limit: int = RETURN_LIMIT) -> None:
+    """Put the artifacts a clip wrote into `folder` into its outcome (relative path -> bytes), then remove it.
+
+    More than `limit` bytes fail the clip: results this large belong in a shared run folder.
+    """
+    import shutil
+
+    try:
+        if outcome.ok:
+            files: dict[str, bytes] = {}
+            total = 0
+            root = Path(folder)
+            for path in sorted(root.rglob("*")):
+                if path.is_symlink() or not path.is_file():
+                    continue
+                total += path.stat().st_size
+                if total > limit:
+                    outcome.ok, outcome.stage, outcome.error_class = False, "artifacts", "permanent"
+                    outcome.error = (
+                        f"its artifacts pass the {limit / 2**20:g} MiB a clip may return (--artifacts return): "
+                        "share the run folder with the workers instead"
+                    )
+                    outcome.frames = []
+                    return
+                files[path.relative_to(root).as_posix()] = path.read_bytes()
+            outcome.artifacts = files
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def set_reporter(report: Callable[[int, str], None]) -> None:

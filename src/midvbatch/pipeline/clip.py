@@ -79,6 +79,8 @@ class ClipOutcome:
     exitcode: int | None = None
     signal: int | None = None
     pid: int | None = None
+    missing: str | None = None  # a path its worker cannot see (a Dask worker without the dataset mounted)
+    artifacts: dict[str, bytes] = field(default_factory=dict)  # sent back instead of written (--artifacts return)
 
 
 def _check_json(value: Any, what: str) -> Any:

@@ -37,9 +37,11 @@ def summary_line(s: Snapshot) -> str:
 
 
 def worker_rows(s: Snapshot) -> list[list[str]]:
-    """One row per running clip: worker pid, clip, stage, for how long (the run's panel and `status` alike)."""
+    """One row per running clip: worker (pid, or a Dask worker's address), clip, stage, for how long (the run's
+    panel and `status` alike)."""
     return [
-        [str(w.get("pid") or "-"), w["clip"], w.get("stage") or "", format_seconds(w.get("seconds"))] for w in s.workers
+        [str(w.get("pid") or w.get("worker") or "-"), w["clip"], w.get("stage") or "", format_seconds(w.get("seconds"))]
+        for w in s.workers
     ]
 
 
