@@ -36,7 +36,7 @@ soak: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_discovery.py
 	$(BIN)/python bench/bench_decode.py --repeat 3
-	$(BIN)/python bench/bench_engine.py overhead frames scaling memory overlap
+	$(BIN)/python bench/bench_engine.py overhead frames scaling memory overlap dask
 	$(BIN)/python bench/bench_scale.py
 	@.ci/onnx $(VENV)
 	$(BIN)/python bench/bench_models.py

@@ -14,13 +14,18 @@
             with 2 workers vs 1 (one decoding thread each), and vs 1 worker with 2 decoding
             threads.
   memory    the orchestrator's peak RSS (psutil, sampled) with 100 vs 20,000 no-op clips.
+  dask      the per-clip overhead of --pool dask (a real `dask scheduler` and two `dask
+            worker` processes of one thread on 127.0.0.1) against --pool process (2 workers),
+            by the same 400 - 20 no-op clips difference (best of 3 each, --no-check: the
+            checks are the same for both); and that overhead as a share of a real clip's
+            time (the frames pipeline, 1080x1920, 2 workers, per clip).
 
 Every `midvbatch run` pins the options its figure depends on (see `run_args`), so a
 changed default cannot change what a figure measures. frames and scaling synthesize a
 20-clip 1080x1920 dataset once per invocation (about a minute); set
 MIDVBATCH_BENCH_DATASET to a folder to keep it between invocations.
 
-    python bench/bench_engine.py [overhead] [frames] [scaling] [memory]
+    python bench/bench_engine.py [overhead] [frames] [scaling] [memory] [overlap] [dask]
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ TARGET_FRAMES = 0.95  # --pipeline frames against multiprocessing.Pool(2): at le
 TARGET_SCALING = 1.8  # 2 workers against 1 on 2 cores: at least this speed-up
 TARGET_OVERLAP = 1.15  # wall with --prefetch against the longer of decoding alone and processing alone: at most
 PREFETCH = 8  # frames read ahead in the overlap figure
+DASK_FEW, DASK_MANY = 20, 400  # dask: clips of the short and the long run
+TARGET_DASK_SHARE = 0.05  # dask: its per-clip overhead at most this share of a real clip's time
 
 
 def env() -> dict:
@@ -59,10 +66,12 @@ def env() -> dict:
 
 
 def run_args(dataset: Path, out: Path, *, workers: int, processor: str | None = None, pipeline: str | None = None,
-             decode_threads: int = 1, check: bool = True, catalog: str | None = None) -> list[str]:
+             decode_threads: int = 1, check: bool = True, catalog: str | None = None,
+             scheduler: str | None = None) -> list[str]:
     """Return a `midvbatch run` command line with every option a figure depends on given.
 
-    Pinned: what runs (--processor or --pipeline), --workers, --pool process,
+    Pinned: what runs (--processor or --pipeline), --workers, --pool process (--pool dask
+    with `scheduler`),
     --decode-threads, --retries 0 (a failure ends the bench instead of being retried),
     --log-level warning, no admission floors (--min-free-disk 0, --min-free-memory 0),
     no worker memory limit (--worker-memory none); --no-check only when `check` is false;
@@ -72,7 +81,8 @@ def run_args(dataset: Path, out: Path, *, workers: int, processor: str | None = 
         raise ValueError("give a processor or a pipeline")
     what = ["--processor", processor] if processor else ["--pipeline", pipeline]
     args = [*MIDVBATCH, "run", str(dataset), "--out", str(out), *what, "--workers", str(workers),
-            "--pool", "process", "--decode-threads", str(decode_threads), "--retries", "0",
+            *(["--pool", "dask", "--scheduler", scheduler] if scheduler else ["--pool", "process"]),
+            "--decode-threads", str(decode_threads), "--retries", "0",
             "--log-level", "warning", "--min-free-disk", "0", "--min-free-memory", "0", "--worker-memory", "none"]
     if catalog:
         args += ["--catalog", catalog]
@@ -283,6 +293,61 @@ def bench_memory(tmp: Path) -> None:
           f"{verdict(grown <= TARGET_MEMORY)}", flush=True)
 
 
+def _dask_cluster(tmp: Path) -> tuple[str, list[subprocess.Popen]]:
+    """A `dask scheduler` and two `dask worker` processes (one thread each) on 127.0.0.1, as a cluster runs."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    dask = str(Path(sys.executable).parent / "dask")
+    quiet = {"env": env(), "cwd": tmp, "start_new_session": True, "stdout": subprocess.DEVNULL,
+             "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address",
+                               ":0"], **quiet)]
+    procs += [subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--host", "127.0.0.1",
+                                "--dashboard-address", ":0", "--local-directory", str(tmp / f"dask-w{i}")], **quiet)
+              for i in range(2)]
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        client.wait_for_workers(2, timeout=60)
+    return address, procs
+
+
+def bench_dask(tmp: Path) -> None:
+    import signal
+
+    video = small_video(tmp)
+    address, procs = _dask_cluster(tmp)
+    try:
+        costs = {}
+        for pool, scheduler in (("process", None), ("dask", address)):
+            walls = {}
+            for count in (DASK_FEW, DASK_MANY):
+                clips = plain_clips(tmp, count, video)
+                walls[count], _ = best_wall([run_args(clips, tmp / f"run-dask-{pool}-{count}-{i}", processor=NOOP,
+                                                      workers=2, check=False, scheduler=scheduler)
+                                             for i in range(REPEAT)])
+            costs[pool] = (walls[DASK_MANY] - walls[DASK_FEW]) / (DASK_MANY - DASK_FEW)
+            print(f"dask: --pool {pool}, 2 workers, no-op clips, --no-check: {costs[pool] * 1000:.2f} ms per clip "
+                  f"(wall {walls[DASK_MANY]:.2f} s for {DASK_MANY} - {walls[DASK_FEW]:.2f} s for {DASK_FEW}, "
+                  f"best of {REPEAT})", flush=True)
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    dataset = big_dataset(tmp)
+    clips = sum(1 for p in dataset.rglob("videos/*") if p.is_file())
+    real = frames_run(tmp, dataset, 2, 1) / clips
+    share = costs["dask"] / real
+    print(f"dask: per-clip overhead {costs['dask'] * 1000:.2f} ms, {costs['dask'] / costs['process']:.1f}x the "
+          f"local pool's {costs['process'] * 1000:.2f} ms; a real clip (--pipeline frames, 1080x1920, 2 workers) "
+          f"takes {real:.2f} s: the overhead is {share:.1%} of it | target at most {TARGET_DASK_SHARE:.0%}: "
+          f"{verdict(share <= TARGET_DASK_SHARE)}", flush=True)
+
+
 def main() -> None:
     benches = {
         "overhead": bench_overhead,
@@ -290,6 +355,7 @@ def main() -> None:
         "scaling": bench_scaling,
         "memory": bench_memory,
         "overlap": bench_overlap,
+        "dask": bench_dask,
     }
     chosen = sys.argv[1:] or list(benches)
     unknown = [name for name in chosen if name not in benches]
