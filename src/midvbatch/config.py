@@ -273,8 +273,7 @@ def _process_only(option: str, pool: str, warnings: list[str], dask: bool = Fals
         return True
     warnings.append(
         f"{option} applies to {'worker processes (local or Dask)' if dask else 'local worker processes'} only; "
-        "not enforced with "
-        + ("--workers 0" if pool == "inline" else f"--pool {pool}")
+        "not enforced with " + ("--workers 0" if pool == "inline" else f"--pool {pool}")
     )
     return False
 

@@ -158,11 +158,11 @@ class DaskExecutor(FutureExecutor):
         return []  # Dask does not say whether a pending task has started: let them all finish
 
     def completed(self, timeout: float) -> list[ClipOutcome]:
+        self._wake.clear()  # (before looking: what comes after wakes the wait)
         self._drain()
         if not self._ready and not any(f.done() for f in self._futures) and self._futures and timeout > 0:
             self._wake.wait(timeout)  # woken by a future done or an event: no polling
-        self._wake.clear()
-        self._drain()
+            self._drain()
         outcomes, self._ready = self._ready, []
         for future in [f for f in self._futures if f.done()]:
             ids = self._futures.pop(future)
@@ -195,7 +195,7 @@ class DaskExecutor(FutureExecutor):
         or swollen clip stops using it; those tasks' clips come back failed (class crash: the orchestrator
         says why). Other tasks on that worker are Dask's to run again elsewhere."""
         for future, ids in list(self._futures.items()):
-            if any(t in ids for t in task_ids):
+            if any(t in ids for t in task_ids) and not future.done():  # (one done comes back as it is)
                 future.cancel()
                 del self._futures[future]
                 self._ready.extend(

@@ -124,8 +124,9 @@ class _Stop:
         self.requested = True
         self.reason = "signal"
 
-    def request(self, reason: str) -> None:
-        if not self.requested:
+    def request(self, reason: str, over: bool = False) -> None:
+        """Stop after the clips in flight, for `reason`; `over`: this reason replaces one given before."""
+        if not self.requested or over:
             self.requested, self.reason = True, reason
 
 
@@ -959,8 +960,7 @@ class Orchestrator:
                 "every Dask worker must see the dataset at the path it has here, and the run folder too "
                 "unless --artifacts return: stopping after the clips in flight"
             )
-            self.stop.requested = False  # (a stop asked for before takes this reason: the run cannot go on)
-            self.stop.request("placement")
+            self.stop.request("placement", over=True)  # the run cannot go on, whatever stopped it before
         ids = {o.task_id for o in misplaced}
         return [o for o in outcomes if o.task_id not in ids]
 
