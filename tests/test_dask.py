@@ -96,6 +96,8 @@ def test_dask_run_on_a_cluster_records_every_clip_once(dataset, tmp_path, cluste
     result = midvbatch(*args)
     assert result.returncode == 0, result.stderr
     assert f"Dask scheduler {cluster}" in result.stderr
+    assert (f"Dask workers must see the dataset ({dataset}) and the run folder ({out}) at these paths: they read "
+            f"the videos and write artifacts into {out}/tmp") in result.stderr
     assert_every_clip_once(out, clips=10)
     pids = {__import__("json").loads(line)["result"]["pid"] for line in midvbatch("export", out).stdout.splitlines()}
     assert len(pids) == 2  # both Dask workers took clips
@@ -168,7 +170,7 @@ def test_dask_task_timeout_restarts_the_worker_and_the_orchestrator_waits_idle(d
     before = _workers_ready(two_workers)
     out = tmp_path / "run"
     proc = start(*_dask_run(dataset, out, two_workers, "--processor", "processors:Faults", "--option",
-                            'faults={"TS01": "hang"}', "--task-timeout", "8", "--retries", "0", "--docs", "01_*",
+                            'faults={"TS01": "hang"}', "--task-timeout", "6", "--retries", "0", "--docs", "01_*",
                             "--clips", "T*"))
     try:
         hung = wait_for(lambda: [w for w in _running(out) if w["clip"] == "TS01" and w.get("worker")], timeout=60)
@@ -181,7 +183,7 @@ def test_dask_task_timeout_restarts_the_worker_and_the_orchestrator_waits_idle(d
         stderr = proc.stderr.read()
     finally:
         proc.kill()
-    assert re.search(r"TS01 dead \(timeout: still running after 8 s; Dask worker tcp://127\.0\.0\.1:\d+ restarted\)",
+    assert re.search(r"TS01 dead \(timeout: still running after 6 s; Dask worker tcp://127\.0\.0\.1:\d+ restarted\)",
                      stderr), stderr
     rows = ledger_rows(out, "SELECT clip, state, error_class, attempts FROM tasks ORDER BY clip")
     assert [r[:2] for r in rows] == [("TA01", "done"), ("TS01", "dead")] and rows[1][2:] == ("timeout", 1)
@@ -258,19 +260,29 @@ def test_dask_orchestrator_killed_mid_run_resumes_with_the_same_cluster(dataset,
     assert_every_clip_once(out, clips=10)
 
 
-def test_dask_worker_without_the_dataset_stops_the_run_in_one_line(dataset, tmp_path):
-    scratch = tmp_path / "cluster"
-    scratch.mkdir()
-    address, procs = _start_cluster(scratch, workers=1, hide=dataset)  # the dataset is not mounted there
+@pytest.fixture(scope="module")
+def blind(tmp_path_factory, dataset):
+    """A cluster of one worker that does not see a folder, HIDDEN (a tmpfs over it in its own mount namespace):
+    (address, HIDDEN). HIDDEN holds a copy of the dataset, HIDDEN/ds."""
+    import shutil
+
+    hidden = tmp_path_factory.mktemp("hidden")
+    shutil.copytree(dataset, hidden / "ds", symlinks=True)
+    address, procs = _start_cluster(tmp_path_factory.mktemp("blind"), workers=1, hide=hidden)
     try:
-        out = tmp_path / "run"
-        result = midvbatch(*_dask_run(dataset, out, address, "--processor", "processors:mean_colour",
-                                      "--docs", "01_*"), timeout=180)
+        yield address, hidden
     finally:
         _stop_cluster(procs)
+
+
+def test_dask_worker_without_the_dataset_stops_the_run_in_one_line(blind, tmp_path):
+    address, hidden = blind
+    out = tmp_path / "run"
+    result = midvbatch(*_dask_run(hidden / "ds", out, address, "--processor", "processors:mean_colour",
+                                  "--docs", "01_*"), timeout=180)
     assert result.returncode == 1
-    lines = re.findall(rf"worker tcp://127\.0\.0\.1:\d+: cannot read {re.escape(str(dataset))}/\S+: not mounted there\?$",
-                       result.stderr, re.M)
+    lines = re.findall(rf"worker tcp://127\.0\.0\.1:\d+: cannot read {re.escape(str(hidden))}/ds/\S+: not mounted "
+                       r"there\?$", result.stderr, re.M)
     assert len(lines) == 1, result.stderr  # one line, not one per clip
     assert "stopped because a Dask worker cannot see the dataset or the run folder" in result.stderr
     assert "Traceback" not in result.stderr
@@ -278,23 +290,17 @@ def test_dask_worker_without_the_dataset_stops_the_run_in_one_line(dataset, tmp_
     assert ledger_rows(out, "SELECT DISTINCT state, attempts FROM tasks") == [("pending", 0)]
 
 
-def test_dask_artifacts_come_back_when_the_run_folder_is_not_shared(dataset, tmp_path):
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    scratch = tmp_path / "cluster"
-    scratch.mkdir()
-    address, procs = _start_cluster(scratch, workers=1, hide=runs)  # the run folder is not mounted there
-    out = runs / "run"
+def test_dask_artifacts_come_back_when_the_run_folder_is_not_shared(blind, dataset):
+    address, hidden = blind
+    out = hidden / "runs" / "run"  # the worker sees the dataset, not the run folder
     args = _dask_run(dataset, out, address, "--processor", "processors:Faults", "--option", "write=true",
                      "--docs", "01_*", "--clips", "T*")
-    try:
-        shared = midvbatch(*args, timeout=180)
-        returned = midvbatch(*args, "--artifacts", "return", timeout=180)
-    finally:
-        _stop_cluster(procs)
+    shared = midvbatch(*args, timeout=180)
+    returned = midvbatch(*args, "--artifacts", "return", timeout=180)
     assert shared.returncode == 1
     assert re.search(rf"cannot read {re.escape(str(out))}/tmp: the run folder is not shared with it", shared.stderr)
     assert returned.returncode == 0, returned.stderr
+    assert "their artifacts come back with the results (--artifacts return)" in returned.stderr
     assert_every_clip_once(out, clips=2)
     written = sorted((out / "frames").glob("*.txt"))
     assert len(written) == 60 and all(f.read_text() == f.stem for f in written)
