@@ -1117,6 +1117,21 @@ class Orchestrator:
                 else f"{workers} {self.settings.pool} workers",
                 self._task_line(),
             )
+            if self.settings.pool == "dask" and self.settings.scheduler != "local":
+                if self.settings.artifacts == "shared":
+                    self.log.info(
+                        "Dask workers must see the dataset (%s) and the run folder (%s) at these paths: they read "
+                        "the videos and write artifacts into %s",
+                        self.settings.dataset,
+                        self.run_dir,
+                        _tmp_root(self.run_dir),
+                    )
+                else:
+                    self.log.info(
+                        "Dask workers must see the dataset (%s) at this path; their artifacts come back with the "
+                        "results (--artifacts return)",
+                        self.settings.dataset,
+                    )
             if self.install_signals:
                 # from here a Ctrl-C is a request to stop, handled by the loop: never a KeyboardInterrupt
                 previous = {s: signal.signal(s, self.stop.handle) for s in (signal.SIGINT, signal.SIGTERM)}
