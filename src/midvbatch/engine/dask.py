@@ -25,6 +25,7 @@ its thread. Cancelled tasks that are not stuck stop at their next stage report.
 from __future__ import annotations
 
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -37,6 +38,24 @@ from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 
 MEMORY_READING_SECONDS = 1.0  # the workers' memory is asked of the scheduler at most this often
 RESTART_TIMEOUT = 30.0  # seconds a worker's nanny has to restart it
+CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler
+
+
+def _probe(address: str) -> None:
+    """Fail at once, in one line, when nothing listens at a TCP scheduler address (Dask's client would retry
+    for CONNECT_TIMEOUT seconds before saying so). Other transports are left to Dask."""
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "tcp", "tls"):
+        return
+    host, _, port = rest.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        return  # Dask's own error says what is wrong with it
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", number), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}") from None
 
 
 class DaskExecutor(FutureExecutor):
@@ -65,7 +84,8 @@ class DaskExecutor(FutureExecutor):
                 )
                 self.client = Client(self._cluster)
             else:
-                self.client = Client(address, timeout=10)
+                _probe(address)
+                self.client = Client(address, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
             raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         self.capacity = max(1, sum(self.client.nthreads().values()))

@@ -1117,6 +1117,14 @@ class Orchestrator:
                 else f"{workers} {self.settings.pool} workers",
                 self._task_line(),
             )
+            if self.install_signals:
+                # from here a Ctrl-C is a request to stop, handled by the loop: never a KeyboardInterrupt
+                previous = {s: signal.signal(s, self.stop.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+            self.resources = Resources(
+                self.settings, self.run_dir, memory_reading=self.memory_reading, disk_reading=self.disk_reading
+            )
+            executor = make_executor(self.settings, log_dir=self.run_dir / LOGS, clips_per_task=self.task_clips)
+            self._executor = executor
             if self.settings.pool == "dask" and self.settings.scheduler != "local":
                 if self.settings.artifacts == "shared":
                     self.log.info(
@@ -1132,14 +1140,6 @@ class Orchestrator:
                         "results (--artifacts return)",
                         self.settings.dataset,
                     )
-            if self.install_signals:
-                # from here a Ctrl-C is a request to stop, handled by the loop: never a KeyboardInterrupt
-                previous = {s: signal.signal(s, self.stop.handle) for s in (signal.SIGINT, signal.SIGTERM)}
-            self.resources = Resources(
-                self.settings, self.run_dir, memory_reading=self.memory_reading, disk_reading=self.disk_reading
-            )
-            executor = make_executor(self.settings, log_dir=self.run_dir / LOGS, clips_per_task=self.task_clips)
-            self._executor = executor
             view = self.progress
             failure: BaseException | None = None
             try:
