@@ -196,7 +196,8 @@ def test_dask_worker_memory_restarts_the_worker_and_fails_the_clip(dataset, tmp_
     out = tmp_path / "run"
     result = midvbatch(*_dask_run(dataset, out, two_workers, "--processor", "processors:Faults", "--option",
                                   'faults={"TS01": "memory"}', "--option", "memory_mb=900", "--worker-memory",
-                                  "600MiB", "--retries", "1", "--docs", "01_*", "--clips", "T*"), timeout=180)
+                                  "600MiB", "--retries", "1", "--retry-delay", "0", "--docs", "01_*", "--clips", "T*"),
+                       timeout=180)
     assert result.returncode == 1, result.stderr
     assert re.search(r"TS01 failed \(memory: worker memory [\d,]+ MiB passed the limit of 600 MiB\); retry 1 of 1",
                      result.stderr), result.stderr
@@ -204,29 +205,11 @@ def test_dask_worker_memory_restarts_the_worker_and_fails_the_clip(dataset, tmp_
     assert rows == [("TA01", "done", None, 1), ("TS01", "dead", "memory", 2)]
 
 
-def test_dask_nanny_memory_restart_fails_the_clip_with_class_memory(dataset, tmp_path):
-    """A worker with its own memory limit (dask worker --memory-limit): Dask's nanny restarts it past 95%."""
-    scratch = tmp_path / "cluster"
-    scratch.mkdir()
-    address, procs = _start_cluster(scratch, workers=1, extra=("--memory-limit", "700MiB"))
-    try:
-        out = tmp_path / "run"
-        result = midvbatch(*_dask_run(dataset, out, address, "--processor", "processors:Faults", "--option",
-                                      'faults={"TS01": "memory"}', "--option", "memory_mb=900", "--retries", "0",
-                                      "--docs", "01_*", "--clips", "T*"), timeout=180)
-    finally:
-        _stop_cluster(procs)
-    assert result.returncode == 1, result.stderr
-    assert re.search(r"TS01 dead \(memory: Dask worker tcp://\S+ reached [\d,]+ MiB, past its memory limit; its "
-                     r"nanny restarted it\)", result.stderr), result.stderr
-    assert ledger_rows(out, "SELECT clip, state FROM tasks ORDER BY clip") == [("TA01", "done"), ("TS01", "dead")]
-
-
 def test_dask_worker_killed_mid_clip_costs_that_clip_one_attempt(dataset, tmp_path, two_workers):
     pids = _workers_ready(two_workers)
     out = tmp_path / "run"
     args = _dask_run(dataset, out, two_workers, "--processor", "processors:Faults", "--option", "delay=0.05",
-                     "--docs", "01_*")
+                     "--retry-delay", "0", "--docs", "01_*")
     proc = start(*args)
     try:
         victim = wait_for(lambda: [w for w in _running(out) if w["stage"].startswith("process_frame")], timeout=60)[0]
@@ -262,17 +245,33 @@ def test_dask_orchestrator_killed_mid_run_resumes_with_the_same_cluster(dataset,
 
 @pytest.fixture(scope="module")
 def blind(tmp_path_factory, dataset):
-    """A cluster of one worker that does not see a folder, HIDDEN (a tmpfs over it in its own mount namespace):
-    (address, HIDDEN). HIDDEN holds a copy of the dataset, HIDDEN/ds."""
+    """A cluster of one worker that does not see a folder, HIDDEN (a tmpfs over it in its own mount namespace),
+    and has a memory limit of its own (dask worker --memory-limit 700MiB): (address, HIDDEN). HIDDEN holds a
+    copy of the dataset, HIDDEN/ds."""
     import shutil
 
     hidden = tmp_path_factory.mktemp("hidden")
     shutil.copytree(dataset, hidden / "ds", symlinks=True)
-    address, procs = _start_cluster(tmp_path_factory.mktemp("blind"), workers=1, hide=hidden)
+    address, procs = _start_cluster(tmp_path_factory.mktemp("blind"), workers=1, hide=hidden,
+                                    extra=("--memory-limit", "700MiB"))
     try:
         yield address, hidden
     finally:
         _stop_cluster(procs)
+
+
+def test_dask_nanny_memory_restart_fails_the_clip_with_class_memory(blind, dataset, tmp_path):
+    """Dask's nanny restarts a worker past 95% of its own --memory-limit: its clip fails with class memory."""
+    address, _ = blind
+    out = tmp_path / "run"
+    result = midvbatch(*_dask_run(dataset, out, address, "--processor", "processors:Faults", "--option",
+                                  'faults={"TS01": "memory"}', "--option", "memory_mb=900", "--retries", "0",
+                                  "--docs", "01_*", "--clips", "T*"), timeout=180)
+    assert result.returncode == 1, result.stderr
+    assert re.search(r"TS01 dead \(memory: Dask worker tcp://\S+ reached [\d,]+ MiB, past its memory limit; its "
+                     r"nanny restarted it\)", result.stderr), result.stderr
+    assert ledger_rows(out, "SELECT clip, state FROM tasks ORDER BY clip") == [("TA01", "done"), ("TS01", "dead")]
+    _workers_ready(address, 1)  # back for the next test
 
 
 def test_dask_worker_without_the_dataset_stops_the_run_in_one_line(blind, tmp_path):
