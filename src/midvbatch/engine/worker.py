@@ -306,6 +306,12 @@ def run_task_on_dask(specs: list[TaskSpec], owner: str, topic: str, artifacts: s
     _local.report = report
     try:
         outcomes = run_task(specs, owner)
+    except BaseException:  # cancelled before its clips began: their local folders go all the same
+        import shutil
+
+        for made in local.values():
+            shutil.rmtree(made, ignore_errors=True)
+        raise
     finally:
         _local.report = None
     for outcome in outcomes:
