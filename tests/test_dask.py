@@ -344,3 +344,21 @@ def test_dask_second_ctrl_c_stops_at_once_and_the_workers_let_go(dataset, tmp_pa
         # the cancelled tasks stop at their next frame (0.3 s), not at the end of their 9 s clip
         wait_for(lambda: not any(client.run(lambda dask_worker: len(dask_worker.state.executing)).values()),
                  timeout=5, interval=0.2)
+
+
+def test_dask_worker_without_a_nanny_cannot_be_restarted_and_the_log_says_so():
+    """--task-timeout and --worker-memory restart a Dask worker through its nanny; one started without (here an
+    in-process cluster of one worker) keeps running the clip, and the run's log says so instead of nothing."""
+    from midvbatch.engine.dask import DaskExecutor
+
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as local:
+        executor = DaskExecutor(local.scheduler_address)
+        try:
+            address = next(iter(executor.client.nthreads()))
+            executor.kill_worker(address, [])
+            said = wait_for(executor.warnings, timeout=30, interval=0.1)
+        finally:
+            executor.shutdown()
+    assert len(said) == 1 and said[0].startswith(f"cannot restart Dask worker {address} (") and "nanny" in said[0]
+    assert said[0].endswith("): the clip it was running goes on in its thread until it ends; start workers with a "
+                            "nanny (the default) for --task-timeout and --worker-memory to free them")

@@ -99,6 +99,7 @@ class DaskExecutor(FutureExecutor):
         self._memory: dict[str, int] = {}
         self._memory_read = -1e9
         self._restarts: list[threading.Thread] = []
+        self._warnings: queue.SimpleQueue = queue.SimpleQueue()  # lines for the run's log, from restart threads
         # stage changes come as the scheduler's events of a topic of this run's own; workers leaving, as "all"
         self._topic = f"midvbatch-stages-{self._owner}"
         for topic in (self._topic, "all", "worker-restart-memory"):
@@ -231,9 +232,22 @@ class DaskExecutor(FutureExecutor):
 
     def _restart(self, address: str) -> None:
         try:
-            self.client.restart_workers([address], timeout=RESTART_TIMEOUT, raise_for_error=False)
-        except Exception:  # noqa: BLE001, S110 (gone already, or no nanny: its clip failed all the same)
-            pass
+            answers = self.client.restart_workers([address], timeout=RESTART_TIMEOUT, raise_for_error=False)
+            problem = next((str(a) for a in (answers or {}).values() if a != "OK"), None)
+        except Exception as exc:  # noqa: BLE001 (no nanny, or the scheduler gone: said, and the run goes on)
+            problem = str(exc)
+        if problem is not None and address in self.client.nthreads():  # (a worker gone already needs nothing)
+            self._warnings.put(
+                f"cannot restart Dask worker {address} ({problem}): the clip it was running goes on in its "
+                "thread until it ends; start workers with a nanny (the default) for --task-timeout and "
+                "--worker-memory to free them"
+            )
+
+    def warnings(self) -> list[str]:
+        out = []
+        while not self._warnings.empty():
+            out.append(self._warnings.get())
+        return out
 
     def shutdown(self) -> None:
         for future in self._futures:

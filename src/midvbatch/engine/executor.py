@@ -57,6 +57,10 @@ class Executor(ABC):
         """
         return []
 
+    def warnings(self) -> list[str]:
+        """Return what went wrong with the workers themselves since the last call, a line each, for the log."""
+        return []
+
     def worker_memory(self) -> dict[str, int]:
         """The resident memory of each remote worker (address -> bytes); local workers are read by pid."""
         return {}

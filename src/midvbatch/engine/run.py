@@ -1031,6 +1031,8 @@ class Orchestrator:
                     flight.stage, flight.worker = stage, where if where is not None else flight.worker
                     if flight.running_since is None:
                         flight.running_since = time.monotonic()
+            for line in executor.warnings():
+                self.log.warning("%s", line)
             if outcomes:
                 outcomes = self._return_lost(ledger, self._return_misplaced(ledger, outcomes))
             if outcomes:
@@ -1205,6 +1207,8 @@ class Orchestrator:
         for task_id in in_flight:
             executor.cancel(task_id)
         executor.shutdown()
+        for line in executor.warnings():  # (what its shut-down waited for: a Dask worker's restart)
+            self.log.warning("%s", line)
         try:
             if in_flight:
                 ledger.release(in_flight)
