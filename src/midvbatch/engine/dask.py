@@ -38,6 +38,7 @@ from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 
 MEMORY_READING_SECONDS = 1.0  # the workers' memory is asked of the scheduler at most this often
 RESTART_TIMEOUT = 30.0  # seconds a worker's nanny has to restart it
+RESTART_WAIT = 2.0  # seconds the run's end waits for a restart it asked for (the scheduler carries it through)
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler
 
 
@@ -99,6 +100,7 @@ class DaskExecutor(FutureExecutor):
         self._memory: dict[str, int] = {}
         self._memory_read = -1e9
         self._restarts: list[threading.Thread] = []
+        self._closing = False
         self._warnings: queue.SimpleQueue = queue.SimpleQueue()  # lines for the run's log, from restart threads
         # stage changes come as the scheduler's events of a topic of this run's own; workers leaving, as "all"
         self._topic = f"midvbatch-stages-{self._owner}"
@@ -234,9 +236,11 @@ class DaskExecutor(FutureExecutor):
         try:
             answers = self.client.restart_workers([address], timeout=RESTART_TIMEOUT, raise_for_error=False)
             problem = next((str(a) for a in (answers or {}).values() if a != "OK"), None)
+            if problem is not None and address not in self.client.nthreads():
+                problem = None  # gone already: nothing left running
         except Exception as exc:  # noqa: BLE001 (no nanny, or the scheduler gone: said, and the run goes on)
-            problem = str(exc)
-        if problem is not None and address in self.client.nthreads():  # (a worker gone already needs nothing)
+            problem = None if self._closing else str(exc)  # (the client closed: the scheduler restarts it)
+        if problem is not None:
             self._warnings.put(
                 f"cannot restart Dask worker {address} ({problem}): the clip it was running goes on in its "
                 "thread until it ends; start workers with a nanny (the default) for --task-timeout and "
@@ -253,7 +257,8 @@ class DaskExecutor(FutureExecutor):
         for future in self._futures:
             future.cancel()
         for restart in self._restarts:
-            restart.join(RESTART_TIMEOUT)
+            restart.join(RESTART_WAIT)  # what fails at once is said; the scheduler finishes a slow restart itself
+        self._closing = True
         try:
             self.client.run(
                 worker.close_processors, self._owner
