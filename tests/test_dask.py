@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import assert_every_clip_once, env, ledger_rows, midvbatch, start, wait_for
+from conftest import assert_every_clip_once, done_count, env, ledger_rows, midvbatch, start, wait_for
 
 distributed = pytest.importorskip("distributed")
 
@@ -231,8 +231,7 @@ def test_dask_orchestrator_killed_mid_run_resumes_with_the_same_cluster(dataset,
                      "--docs", "01_*")
     proc = start(*args)
     try:
-        wait_for(lambda: (out / "ledger.sqlite").exists()
-                 and ledger_rows(out, "SELECT COUNT(*) FROM tasks WHERE state = 'done'")[0][0] >= 2, timeout=90)
+        wait_for(lambda: done_count(out) >= 2, timeout=90)  # (a ledger still being made counts 0)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
