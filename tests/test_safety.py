@@ -227,7 +227,7 @@ def test_safety_processor_changing_directory_does_not_move_results(small, tmp_pa
 def test_safety_ctrl_c_at_any_moment_exits_130_and_charges_nothing(small, tmp_path, delay):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "midvbatch", "run", str(small), "--out", str(out),
-                             "--processor", FAULTS, "--option", "delay=0.1", "--workers", "2"],
+                             "--processor", FAULTS, "--option", "delay=0.05", "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
                             start_new_session=True)
     time.sleep(delay)
@@ -242,7 +242,7 @@ def test_safety_ctrl_c_at_any_moment_exits_130_and_charges_nothing(small, tmp_pa
     if rows:
         assert all(state in ("pending", "done") for state, _, _ in rows), rows
         assert all(attempts == (1 if state == "done" else 0) for state, attempts, _ in rows), rows
-    resumed = midvbatch("run", small, "--out", out, "--processor", FAULTS, "--option", "delay=0.1", "--workers", 2)
+    resumed = midvbatch("run", small, "--out", out, "--processor", FAULTS, "--option", "delay=0.05", "--workers", 2)
     assert resumed.returncode == 0, resumed.stderr
     assert ledger_rows(out, "SELECT COUNT(*), MAX(attempts) FROM tasks WHERE state = 'done'") == [(4, 1)]
 
