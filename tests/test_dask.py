@@ -326,22 +326,33 @@ def test_dask_returned_artifacts_are_size_limited(tmp_path):
 
 
 def test_dask_second_ctrl_c_stops_at_once_and_the_workers_let_go(dataset, tmp_path, two_workers):
+    """TA01 runs (0.3 s a frame), TS01 is stuck in the processor: after Ctrl-C twice, TA01's cancelled task stops at
+    its next frame, and TS01's worker, still on it a second later, is restarted."""
     out = tmp_path / "run"
     proc = start(*_dask_run(dataset, out, two_workers, "--processor", "processors:Faults", "--option", "delay=0.3",
-                            "--docs", "01_*"))
+                            "--option", 'faults={"TS01": "hang"}', "--docs", "01_*", "--clips", "T*"))
     try:
-        wait_for(lambda: len([w for w in _running(out) if w["stage"].startswith("process_frame")]) == 2, timeout=60)
+        def both_in_frames():
+            framing = [w for w in _running(out) if w["stage"].startswith("process_frame") and w.get("worker")]
+            return framing if len(framing) == 2 else []
+
+        running = wait_for(both_in_frames, timeout=60)
+        stuck = next(w["worker"] for w in running if w["clip"] == "TS01")
         proc.send_signal(signal.SIGINT)
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 130, proc.stderr.read()
+        stderr = proc.stderr.read()
     finally:
         proc.kill()
     assert ledger_rows(out, "SELECT DISTINCT state, attempts FROM tasks") == [("pending", 0)]
+    assert re.findall(r"Dask worker (\S+) still ran a cancelled clip 1 s later \(stuck in the processor\): "
+                      r"restarting it", stderr) == [stuck], stderr
     with distributed.Client(two_workers, timeout=30) as client:
-        # the cancelled tasks stop at their next frame (0.3 s), not at the end of their 9 s clip
-        wait_for(lambda: not any(client.run(lambda dask_worker: len(dask_worker.state.executing)).values()),
-                 timeout=5, interval=0.2)
+        # TA01's task stops at its next frame (0.3 s), not at the end of its 9 s clip; TS01's worker is a new one
+        wait_for(lambda: stuck not in client.nthreads() and len(client.nthreads()) == 2
+                 and not any(client.run(lambda dask_worker: len(dask_worker.state.executing)).values()),
+                 timeout=20, interval=0.2)
 
 
 def test_dask_worker_without_a_nanny_cannot_be_restarted_and_the_log_says_so():

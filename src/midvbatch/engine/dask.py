@@ -38,7 +38,9 @@ from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 
 MEMORY_READING_SECONDS = 1.0  # the workers' memory is asked of the scheduler at most this often
 RESTART_TIMEOUT = 30.0  # seconds a worker's nanny has to restart it
-RESTART_WAIT = 2.0  # seconds the run's end waits for a restart it asked for (the scheduler carries it through)
+RESTART_WAIT = 0.5  # seconds the run's end waits for a restart it asked for (the scheduler carries it through)
+CANCEL_GRACE = 1.0  # seconds a cancelled task that had started has to stop (at its next frame) before its worker
+# is restarted: a clip stuck in the processor never reaches its next frame
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler
 
 
@@ -101,6 +103,7 @@ class DaskExecutor(FutureExecutor):
         self._memory_read = -1e9
         self._restarts: list[threading.Thread] = []
         self._closing = False
+        self._cancelled: dict[str, tuple[str, str]] = {}  # key -> (worker, clip id) of a started task cancelled
         self._warnings: queue.SimpleQueue = queue.SimpleQueue()  # lines for the run's log, from restart threads
         # stage changes come as the scheduler's events of a topic of this run's own; workers leaving, as "all"
         self._topic = f"midvbatch-stages-{self._owner}"
@@ -180,6 +183,14 @@ class DaskExecutor(FutureExecutor):
     def cancel_queued(self) -> list[int]:
         return []  # Dask does not say whether a pending task has started: let them all finish
 
+    def cancel(self, task_id: int) -> None:
+        for future, ids in list(self._futures.items()):
+            if task_id in ids:
+                started = [t for t in ids if t in self._where]
+                if started and not future.done():  # it runs somewhere: shutdown() makes sure it stops
+                    self._cancelled[str(future.key)] = (self._where[started[-1]], str(started[-1]))
+        super().cancel(task_id)
+
     def completed(self, timeout: float) -> list[ClipOutcome]:
         self._wake.clear()  # (before looking: what comes after wakes the wait)
         self._drain()
@@ -253,9 +264,38 @@ class DaskExecutor(FutureExecutor):
             out.append(self._warnings.get())
         return out
 
+    def _free_stuck_workers(self) -> None:
+        """Restart the workers still running a task this run cancelled CANCEL_GRACE seconds later (stuck in the
+        processor: a cancelled task that runs stops at its next frame), so that they do not go on with it."""
+        cancelled = dict(self._cancelled)
+        if not cancelled:
+            return
+        addresses = sorted({where for where, _ in cancelled.values()})
+        deadline = time.monotonic() + CANCEL_GRACE
+        stuck: set[str] = set()
+        while True:
+            try:
+                running = self.client.run(worker.executing_keys, workers=addresses, on_error="return")
+            except Exception:  # noqa: BLE001 (the scheduler gone: nothing to restart through)
+                return
+            stuck = {a for a, keys in running.items() if isinstance(keys, list) and set(keys) & set(cancelled)}
+            if not stuck or time.monotonic() >= deadline:
+                break
+            time.sleep(0.25)
+        for address in sorted(stuck):
+            self._warnings.put(
+                f"Dask worker {address} still ran a cancelled clip {CANCEL_GRACE:g} s later (stuck in the "
+                "processor): restarting it"
+            )
+            self._restarted.add(address)
+            restart = threading.Thread(target=self._restart, args=(address,), daemon=True, name=f"restart {address}")
+            restart.start()
+            self._restarts.append(restart)
+
     def shutdown(self) -> None:
         for future in self._futures:
             future.cancel()
+        self._free_stuck_workers()
         for restart in self._restarts:
             restart.join(RESTART_WAIT)  # what fails at once is said; the scheduler finishes a slow restart itself
         self._closing = True

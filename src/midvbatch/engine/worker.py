@@ -321,6 +321,11 @@ def run_task_on_dask(specs: list[TaskSpec], owner: str, topic: str, artifacts: s
     return outcomes
 
 
+def executing_keys(dask_worker: Any) -> list[str]:
+    """The keys of the tasks a Dask worker's threads are running now, cancelled ones included (Client.run)."""
+    return [str(task.key) for task in list(dask_worker.state.executing)]
+
+
 def _unseen(specs: list[TaskSpec], returned: bool) -> tuple[str, str] | None:
     """The first path of a task this machine does not see as the orchestrator does, and why; None if all are.
 
