@@ -97,6 +97,12 @@ def is_reserved(relative: str | Path) -> bool:
     return bool(parts) and (parts[0] in RESERVED or parts[0].startswith(LEDGER))
 
 
+def is_artifact_path(relative: str | Path) -> bool:
+    """True if `relative` may name an artifact: relative, inside the run folder, not one of its own files."""
+    rel = Path(relative)
+    return bool(rel.parts) and not rel.is_absolute() and ".." not in rel.parts and not is_reserved(rel)
+
+
 def run_folder_of(path: str | Path) -> Path | None:
     """Return the run folder that holds `path` (the nearest folder above it with a marker), or None."""
     here = Path(os.path.abspath(path)).parent

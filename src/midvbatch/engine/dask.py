@@ -103,7 +103,7 @@ class DaskExecutor(FutureExecutor):
         self._memory_read = -1e9
         self._restarts: list[threading.Thread] = []
         self._closing = False
-        self._cancelled: dict[str, tuple[str, str]] = {}  # key -> (worker, clip id) of a started task cancelled
+        self._cancelled: dict[str, str] = {}  # key of a started task cancelled -> the worker it ran on
         self._warnings: queue.SimpleQueue = queue.SimpleQueue()  # lines for the run's log, from restart threads
         # stage changes come as the scheduler's events of a topic of this run's own; workers leaving, as "all"
         self._topic = f"midvbatch-stages-{self._owner}"
@@ -188,7 +188,7 @@ class DaskExecutor(FutureExecutor):
             if task_id in ids:
                 started = [t for t in ids if t in self._where]
                 if started and not future.done():  # it runs somewhere: shutdown() makes sure it stops
-                    self._cancelled[str(future.key)] = (self._where[started[-1]], str(started[-1]))
+                    self._cancelled[str(future.key)] = self._where[started[-1]]
         super().cancel(task_id)
 
     def completed(self, timeout: float) -> list[ClipOutcome]:
@@ -235,13 +235,16 @@ class DaskExecutor(FutureExecutor):
                 self._ready.extend(
                     ClipOutcome(t, ok=False, error_class="crash", error=f"Dask worker {address} restarted") for t in ids
                 )
+        self._restart_soon(address)
+        self._wake.set()
+
+    def _restart_soon(self, address: str) -> None:
+        """Restart worker `address` in a thread (it takes seconds: the run goes on meanwhile); the tasks of this
+        run it held are failed or cancelled already, the others are Dask's to move."""
         self._restarted.add(address)
-        restart = threading.Thread(
-            target=self._restart, args=(address,), daemon=True, name=f"restart {address}"
-        )  # a restart takes seconds: the run goes on meanwhile
+        restart = threading.Thread(target=self._restart, args=(address,), daemon=True, name=f"restart {address}")
         restart.start()
         self._restarts.append(restart)
-        self._wake.set()
 
     def _restart(self, address: str) -> None:
         try:
@@ -270,7 +273,7 @@ class DaskExecutor(FutureExecutor):
         cancelled = dict(self._cancelled)
         if not cancelled:
             return
-        addresses = sorted({where for where, _ in cancelled.values()})
+        addresses = sorted(set(cancelled.values()))
         deadline = time.monotonic() + CANCEL_GRACE
         stuck: set[str] = set()
         while True:
@@ -287,10 +290,7 @@ class DaskExecutor(FutureExecutor):
                 f"Dask worker {address} still ran a cancelled clip {CANCEL_GRACE:g} s later (stuck in the "
                 "processor): restarting it"
             )
-            self._restarted.add(address)
-            restart = threading.Thread(target=self._restart, args=(address,), daemon=True, name=f"restart {address}")
-            restart.start()
-            self._restarts.append(restart)
+            self._restart_soon(address)
 
     def shutdown(self) -> None:
         for future in self._futures:

@@ -41,7 +41,7 @@ from midvbatch.engine.scheduler import plan
 from midvbatch.errors import EXIT_INTERRUPTED, ConfigError, DatasetError, LedgerError
 from midvbatch.fileio import write_atomic
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
-from midvbatch.runfolder import CONFIG, LOGS, TMP, is_reserved, kind_of_folder, read_marker, write_marker
+from midvbatch.runfolder import CONFIG, LOGS, TMP, is_artifact_path, kind_of_folder, read_marker, write_marker
 
 SNAPSHOT_INTERVAL = 0.5  # seconds between stored snapshots
 DISPATCH_DEPTH = 2  # tasks submitted per worker: one running, the next waiting in the pool
@@ -190,10 +190,9 @@ def _write_returned(tmp: Path, files: dict[str, bytes]) -> None:
     """Write the artifacts a Dask worker sent back (--artifacts return) into an attempt's folder, each to a
     temporary name then renamed, as workers on a shared run folder would have written them."""
     for relative, data in files.items():
-        rel = Path(relative)
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts or is_reserved(rel):
+        if not is_artifact_path(relative):  # (the worker's ClipInfo.artifact checked it: the same rule, here too)
             raise ArtifactClash(f"a worker returned an artifact outside the run folder: {relative!r}")
-        dest = tmp / rel
+        dest = tmp / relative
         dest.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(dest, data)
 
@@ -918,20 +917,27 @@ class Orchestrator:
         lost = [o for o in outcomes if self._lost(o)]
         if not lost:
             return outcomes
-        ledger.release([o.task_id for o in lost])
-        for outcome in lost:
-            flight = self.in_flight.pop(outcome.task_id)
+        for outcome, flight in zip(lost, self._requeue(ledger, lost), strict=True):
             self.log.info(
                 "%s back in the queue: its worker died on another of the clips it held (%s)",
                 flight.row.clip,
                 outcome.error,
                 extra={"clip": flight.row.clip, "attempt": flight.attempt},
             )
+        ids = {o.task_id for o in lost}
+        return [o for o in outcomes if o.task_id not in ids]
+
+    def _requeue(self, ledger: Ledger, outcomes: list[ClipOutcome]) -> list[_InFlight]:
+        """Put the clips of `outcomes` back in the queue, their attempt not counted, their attempt folders
+        removed (after what a dead local worker's processor started, which might still write there); return
+        their flights, in the same order."""
+        ledger.release([o.task_id for o in outcomes])
+        flights = [self.in_flight.pop(o.task_id) for o in outcomes]
+        for flight in flights:
             if isinstance(flight.worker, int):
                 self._kill_worker_group(flight.worker)
             shutil.rmtree(self._attempt_dir(flight.row.id, flight.attempt), ignore_errors=True)
-        ids = {o.task_id for o in lost}
-        return [o for o in outcomes if o.task_id not in ids]
+        return flights
 
     def _return_misplaced(self, ledger: Ledger, outcomes: list[ClipOutcome]) -> list[ClipOutcome]:
         """Put back in the queue, their attempt not counted, the clips a Dask worker could not run because it
@@ -950,10 +956,7 @@ class Orchestrator:
             misplaced.append(outcome)
         if not misplaced:
             return outcomes
-        ledger.release([o.task_id for o in misplaced])
-        for outcome in misplaced:
-            flight = self.in_flight.pop(outcome.task_id)
-            shutil.rmtree(self._attempt_dir(flight.row.id, flight.attempt), ignore_errors=True)
+        self._requeue(ledger, misplaced)
         if self.stop.reason != "placement":
             self.log.error("%s", misplaced[0].error)
             self.log.error(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -307,8 +308,6 @@ def run_task_on_dask(specs: list[TaskSpec], owner: str, topic: str, artifacts: s
     try:
         outcomes = run_task(specs, owner)
     except BaseException:  # cancelled before its clips began: their local folders go all the same
-        import shutil
-
         for made in local.values():
             shutil.rmtree(made, ignore_errors=True)
         raise
@@ -351,8 +350,6 @@ def collect_artifacts(outcome: ClipOutcome, folder: str, limit: int = RETURN_LIM
 
     More than `limit` bytes fail the clip: results this large belong in a shared run folder.
     """
-    import shutil
-
     try:
         if outcome.ok:
             files: dict[str, bytes] = {}

@@ -27,7 +27,7 @@ import numpy as np
 from midvbatch.dataset.fields import FrameField, field_crop, fields_in_frame
 from midvbatch.dataset.groundtruth import Quad, Template
 from midvbatch.errors import ProcessorError
-from midvbatch.runfolder import RESERVED, is_reserved
+from midvbatch.runfolder import RESERVED, is_artifact_path
 
 
 @dataclass
@@ -55,7 +55,7 @@ class ClipInfo:
         if self.output_dir is None:
             raise ProcessorError("this run keeps no artifacts")
         rel = Path(relative)
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts or is_reserved(rel):
+        if not is_artifact_path(rel):
             raise ProcessorError(
                 f"artifact path {str(relative)!r} must be relative, inside the run folder, and "
                 f"not one of the run's own files ({', '.join(RESERVED)})"
