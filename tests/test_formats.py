@@ -182,3 +182,35 @@ def test_midv2019_unzipped_without_its_document_folder_is_found(tmp_path):
         assert [c.id for c in dataset.clips] == ["DX01", "DG01"]
         assert {d.name for d in dataset.documents} == {"01_alb_id"}
         assert all(len(c.ground_truth) == 30 for c in dataset.clips)
+
+
+def test_formats_a_plugin_that_calls_sys_exit_at_import_is_one_line(dataset, tmp_path):
+    """An argparse script at top level exits 2 with its usage on import: one line, every built-in still works."""
+    module = ("import argparse\nparser = argparse.ArgumentParser(prog='quadtool')\n"
+              "parser.add_argument('--must', required=True)\nparser.parse_args()\nFORMAT = None\n")
+    env = _plugin_env(tmp_path, module=module)
+    info = tmp_path / "site" / "quadlist_format-1.0.dist-info"
+    (info / "entry_points.txt").write_text("[midvbatch.datasets]\nquadlist = quadlist_format:FORMAT\n\n"
+                                           "[midvbatch.processors]\nquadproc = quadlist_format:FORMAT\n")
+    why = "cannot be loaded: it called sys.exit(2) (it printed: quadtool: error: the following arguments are required"
+    listed = _cli(env, "ls", dataset)
+    assert listed.returncode == 0, listed.stderr
+    assert "20 clips" in listed.stdout and "usage:" not in listed.stderr
+    assert [line for line in listed.stderr.splitlines() if "quadlist" in line] == [listed.stderr.strip()]
+    assert why in listed.stderr
+    formats = _cli(env, "formats", "--json")
+    assert formats.returncode == 0, formats.stderr
+    by_name = {f["name"]: f for f in json.loads(formats.stdout)}
+    assert by_name["midv500"]["error"] is None and why in by_name["quadlist"]["error"]
+    processors = _cli(env, "processors", "--json")
+    assert processors.returncode == 0, processors.stderr
+    procs = {p["name"]: p for p in json.loads(processors.stdout)}
+    assert procs["localize"]["error"] is None and why in procs["quadproc"]["error"]
+    chosen = _cli(env, "run", dataset, "--out", tmp_path / "r1", "--processor", "quadproc")
+    assert chosen.returncode == 1 and "Traceback" not in chosen.stderr and "usage:" not in chosen.stderr
+    assert "processor 'quadproc' (quadlist_format:FORMAT) " + why in chosen.stderr
+    assert not (tmp_path / "r1").exists()
+    ran = _cli(env, "run", dataset, "--out", tmp_path / "r2", "--pipeline", "ground-truth", "--clips", "TA01",
+               "--workers", "0")
+    assert ran.returncode == 0, ran.stderr
+    assert "usage:" not in ran.stderr and "Traceback" not in ran.stderr

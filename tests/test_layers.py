@@ -15,7 +15,7 @@ SRC = Path(__file__).parent.parent / "src" / "midvbatch"
 
 # a module may import its own layer and the layers below, never one above
 LAYERS = [
-    ("errors", "fileio", "runfolder", "config", "geometry", "accelerators"),
+    ("errors", "fileio", "runfolder", "config", "geometry", "accelerators", "plugins"),
     ("video",),
     ("dataset",),
     ("scoring",),

@@ -7,6 +7,7 @@ its options (check_processor) before it creates anything; workers build it (make
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -17,6 +18,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from midvbatch.errors import ProcessorError
+from midvbatch.plugins import PluginLoadError, load_entry_point, load_plugin
 
 ENTRY_POINT_GROUP = "midvbatch.processors"
 
@@ -100,9 +102,9 @@ def describe_processors() -> list[ProcessorInfo]:
         if isinstance(entry, EntryPoint):  # the names not built in
             source = f"entry point {entry.value}"
             try:
-                factory = entry.load()
-            except Exception as exc:  # a plugin's import error, whatever it is
-                infos.append(ProcessorInfo(name, source, "", [], f"cannot load: {type(exc).__name__}: {exc}"))
+                factory = load_entry_point(entry, f"processor {name!r} ({entry.value})")
+            except PluginLoadError as exc:  # a plugin's import error, sys.exit included
+                infos.append(ProcessorInfo(name, source, "", [], exc.message))
                 continue
         else:
             factory, source = entry, "built-in"
@@ -126,9 +128,9 @@ def load_processor_factory(spec: str, import_dir: str | None = None) -> Factory:
         entry = registry[spec]
         if isinstance(entry, EntryPoint):
             try:
-                return entry.load()
-            except Exception as exc:  # a plugin's import error, whatever it is
-                raise ProcessorError(f"cannot load processor {spec!r}: {type(exc).__name__}: {exc}") from None
+                return load_entry_point(entry, f"processor {spec!r} ({entry.value})")
+            except PluginLoadError as exc:  # a plugin's import error, sys.exit included
+                raise ProcessorError(exc.message) from None
         return entry
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
@@ -137,11 +139,12 @@ def load_processor_factory(spec: str, import_dir: str | None = None) -> Factory:
     if where not in sys.path:
         sys.path.insert(0, where)
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ProcessorError(f"cannot import module {module_name!r} of processor {spec!r}: {exc}") from None
-    except (Exception, SystemExit) as exc:
-        raise ProcessorError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+        module = load_plugin(functools.partial(importlib.import_module, module_name), f"module {module_name!r}")
+    except PluginLoadError as exc:
+        cause = exc.__context__
+        if isinstance(cause, ImportError) and getattr(cause, "name", None) == module_name:
+            raise ProcessorError(f"cannot import module {module_name!r} of processor {spec!r}: {cause}") from None
+        raise ProcessorError(f"{exc.message} (processor {spec!r})") from None
     factory: Any = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)

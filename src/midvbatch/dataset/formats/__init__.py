@@ -23,6 +23,7 @@ from midvbatch.dataset.formats.midv import MIDV500_FORMAT, MIDV2019_FORMAT
 from midvbatch.dataset.formats.midv2020 import MIDV2020_FORMAT
 from midvbatch.dataset.model import Dataset
 from midvbatch.errors import DatasetError, MidvBatchError
+from midvbatch.plugins import PluginLoadError, load_plugin
 
 ENTRY_POINT_GROUP = "midvbatch.datasets"
 _log = logging.getLogger("midvbatch")
@@ -39,19 +40,22 @@ def _key(name: str) -> str:
 def _load_entry_point(ep) -> DatasetFormat:
     if _key(ep.name) in _loaded:
         return _loaded[_key(ep.name)]
+    what = f"dataset format {ep.name!r} ({ep.value})"
     try:
-        obj = ep.load()
-        fmt = obj() if callable(obj) and not isinstance(obj, DatasetFormat) else obj
-    except Exception as exc:  # a plugin's import error, whatever it is
-        raise DatasetError(
-            f"dataset format {ep.name!r} ({ep.value}) cannot be loaded: {type(exc).__name__}: {exc}"
-        ) from None
+        fmt = load_plugin(functools.partial(_make_format, ep), what)
+    except PluginLoadError as exc:  # a plugin's import error, sys.exit included
+        raise DatasetError(exc.message) from None
     if not isinstance(fmt, DatasetFormat):
         raise DatasetError(f"dataset format {ep.name!r} ({ep.value}) is not a DatasetFormat (got {type(fmt).__name__})")
     if not fmt.name:
         fmt.name = ep.name
     _loaded[_key(ep.name)] = fmt
     return fmt
+
+
+def _make_format(ep) -> object:
+    obj = ep.load()
+    return obj() if callable(obj) and not isinstance(obj, DatasetFormat) else obj
 
 
 def register(fmt: DatasetFormat) -> DatasetFormat:
@@ -165,7 +169,7 @@ def detect_format(root: str | Path) -> DatasetFormat:
     for fmt in _formats(skip_broken=True):  # a plugin that cannot be loaded: not a candidate
         try:
             score = float(fmt.detect(root))
-        except Exception as exc:  # a plugin's bug must not hide the other formats
+        except (Exception, SystemExit) as exc:  # a plugin's bug must not hide the other formats
             _log.warning(
                 "dataset format %s: detect() failed (%s: %s); taken as not this format",
                 fmt.name,
@@ -195,7 +199,7 @@ def discover(root: str | Path, format: str | None = None) -> Dataset:
         dataset = fmt.discover(root)
     except MidvBatchError:
         raise
-    except Exception as exc:  # a plugin's bug: one line naming the format, not a traceback
+    except (Exception, SystemExit) as exc:  # a plugin's bug: one line naming the format, not a traceback
         raise DatasetError(
             f"dataset format {fmt.name} failed to read it: {type(exc).__name__}: {exc}", path=root
         ) from None
