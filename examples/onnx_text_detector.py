@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from midvbatch import PermanentError
+
 MODEL = "ch_PP-OCRv4_det_infer.onnx"
 
 
@@ -126,8 +128,21 @@ class TextDetector:
         return {"quad": order_corners(around), "boxes": [order_corners(b) for b in boxes]}
 
 
+def check(**options) -> None:
+    """What a run checks before it starts: ONNX Runtime and the model file are installed."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise PermanentError("the detector needs ONNX Runtime: run .ci/onnx (or pip install onnxruntime)")
+    try:
+        model_path()
+    except RuntimeError as exc:
+        raise PermanentError(str(exc)) from None
+
+
 def make(side: int = 480, threshold: float = 0.3, box_threshold: float = 0.5, threads: int = 1,
          device: str | None = None) -> TextDetector:
     """Factory: the engine calls it with the run's --option values."""
     return TextDetector(side=side, threshold=threshold, box_threshold=box_threshold, threads=threads,
                         device=device)
+
+
+make.check = check  # type: ignore[attr-defined]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import midvbatch
+from conftest import env, midvbatch
 
 from midvbatch import open_run
 from midvbatch.dataset.synth import SynthConfig, synthesize
@@ -76,13 +79,33 @@ def test_ocr_end_to_end_with_the_localized_quad(sharp, tmp_path):
 
 
 @needs_tesseract
-def test_ocr_without_language_data_fails_each_clip_with_the_reason(sharp, tmp_path):
-    done = midvbatch(
-        "run", sharp, "--out", tmp_path / "run", "--processor", "ocr", "--option", f"tessdata={tmp_path}", "--workers", "1"
-    )
-    assert done.returncode != 0
-    assert f"no Tesseract language data for 'eng' in {tmp_path}" in done.stderr
-    assert "Traceback" not in done.stderr
+@pytest.mark.parametrize("option, message", [
+    ("tessdata={t}", "no Tesseract language data for 'eng' in {t}: install it with 'apt-get install tesseract-ocr-eng'"),
+    ("lang=eng+xyz", "no Tesseract language data for 'eng+xyz' in "),
+])
+def test_ocr_without_language_data_is_one_line_before_the_run_folder(sharp, tmp_path, option, message):
+    done = midvbatch("run", sharp, "--out", tmp_path / "run", "--processor", "ocr",
+                     "--option", option.format(t=tmp_path), "--workers", "1")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr  # one line
+    assert "Error: processor 'ocr' cannot run here: " + message.format(t=tmp_path) in done.stderr
+    assert "tesseract-ocr-xyz" in done.stderr or "xyz" not in option
+    assert not (tmp_path / "run").exists()
+
+
+def test_ocr_without_tesserocr_is_one_line_before_the_run_folder(sharp, tmp_path):
+    """tesserocr not importable (here: a broken install shadows it): the run says what to install, makes nothing."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "tesserocr.py").write_text("raise ImportError(\"No module named 'tesserocr'\", name='tesserocr')\n")
+    environment = env()
+    environment["PYTHONPATH"] = os.pathsep.join([str(shadow), environment["PYTHONPATH"]])
+    done = subprocess.run([sys.executable, "-m", "midvbatch.cli", "run", str(sharp), "--out", str(tmp_path / "run"),
+                           "--pipeline", "ocr"], capture_output=True, text=True, env=environment, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == ("Error: processor 'ocr' cannot run here: the ocr pipeline needs tesserocr (No "
+                                   "module named 'tesserocr'): install it with pip install 'midvbatch[ocr]'")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(

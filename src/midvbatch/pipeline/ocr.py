@@ -42,11 +42,36 @@ def find_tessdata(given: str = "", lang: str = "eng") -> Path:
     for folder in filter(None, candidates):
         if all((Path(folder) / f"{name}.traineddata").is_file() for name in wanted):
             return Path(folder)
-    where = given or ", ".join(TESSDATA_FOLDERS)
+    where = given or ", ".join(filter(None, candidates))
+    packages = " ".join(f"tesseract-ocr-{name.lower().replace('_', '-')}" for name in wanted)
     raise PermanentError(
-        f"no Tesseract language data for {lang!r} in {where}: install Debian's tesseract-ocr-{wanted[0]} "
-        "(.ci/tesseract does), or give --option tessdata=DIR"
+        f"no Tesseract language data for {lang!r} in {where}: install it with 'apt-get install {packages}' "
+        "(Debian, Ubuntu), or give --option tessdata=DIR"
     )
+
+
+def _import_tesserocr() -> Any:
+    try:
+        import tesserocr
+    except ImportError as exc:
+        raise PermanentError(
+            f"the ocr pipeline needs tesserocr ({exc}): install it with pip install 'midvbatch[ocr]'"
+        ) from None
+    return tesserocr
+
+
+def check(quad: str = "truth", lang: str = "eng", height: int = 48, tessdata: str = "") -> None:
+    """Check, before a run, that Tesseract and its language data are here; PermanentError saying how to
+    install what is missing. A run calls this once (processors' ``check``), so that a missing engine is
+    one line before anything starts, not every clip dead at setup."""
+    processor = OcrProcessor(quad=quad, lang=lang, height=height, tessdata=tessdata)  # the options' own checks
+    tesserocr = _import_tesserocr()
+    folder = find_tessdata(processor.tessdata, processor.lang)
+    try:
+        api = tesserocr.PyTessBaseAPI(path=f"{folder}/", lang=processor.lang, psm=PSM_SINGLE_LINE)
+    except RuntimeError as exc:
+        raise PermanentError(f"Tesseract cannot start with {processor.lang!r} from {folder}: {exc}") from None
+    api.End()
 
 
 class OcrProcessor(Processor):
@@ -67,10 +92,7 @@ class OcrProcessor(Processor):
 
     def setup(self) -> None:
         """Start Tesseract once per worker (and the localizer for quad=localize)."""
-        try:
-            import tesserocr
-        except ImportError as exc:
-            raise PermanentError(f"the ocr pipeline needs tesserocr ({exc}): pip install 'midvbatch[ocr]'") from None
+        tesserocr = _import_tesserocr()
         folder = find_tessdata(self.tessdata, self.lang)
         try:
             self._api = tesserocr.PyTessBaseAPI(path=f"{folder}/", lang=self.lang, psm=PSM_SINGLE_LINE)
@@ -125,3 +147,6 @@ class OcrProcessor(Processor):
 def make(quad: str = "truth", lang: str = "eng", height: int = 48, tessdata: str = "") -> OcrProcessor:
     """Factory of the built-in ocr pipeline: --option quad=truth|localize, lang=eng, height=48, tessdata=DIR."""
     return OcrProcessor(quad=quad, lang=lang, height=height, tessdata=tessdata)
+
+
+make.check = check  # type: ignore[attr-defined]  # what a run checks first (pipeline.registry)

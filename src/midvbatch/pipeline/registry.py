@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from midvbatch.errors import ProcessorError
-from midvbatch.plugins import PluginLoadError, load_entry_point, load_plugin
+from midvbatch.errors import MidvBatchError, ProcessorError
+from midvbatch.plugins import PluginLoadError, describe_failure, load_entry_point, load_plugin
 
 ENTRY_POINT_GROUP = "midvbatch.processors"
 
@@ -172,7 +172,26 @@ def check_processor(spec: str, options: dict[str, Any], import_dir: str | None =
         accepted = [o["name"] for o in _options_of(factory)]
         hint = f" (it takes: {', '.join(accepted)})" if accepted else " (it takes no options)"
         raise ProcessorError(f"processor {spec!r} does not take these options: {exc}{hint}") from None
+    _check_requirements(spec, factory, options)
     return factory
+
+
+def _check_requirements(spec: str, factory: Factory, options: dict[str, Any]) -> None:
+    """Run the factory's own `check(**options)`, if it has one: what the processor needs that is missing.
+
+    A processor whose engine (a library, language data, a model file) is not installed says
+    so here, in one line, before a run folder exists, instead of failing every clip at setup.
+    """
+    check = getattr(factory, "check", None)
+    if not callable(check):
+        return
+    try:
+        load_plugin(functools.partial(check, **options), f"processor {spec!r}")
+    except PluginLoadError as exc:
+        cause = exc.__context__
+        # the check's own words (what is missing, how to install it), or what went wrong in it
+        why = cause.message if isinstance(cause, MidvBatchError) else describe_failure(cause or exc)
+        raise ProcessorError(f"processor {spec!r} cannot run here: {why}") from None
 
 
 def make_processor(spec: str, options: dict[str, Any], import_dir: str | None = None) -> Any:
