@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,8 +26,10 @@ LOCK = "lock"
 LOGS = "logs"
 TMP = "tmp"
 RUN_LOG = "run.jsonl"
+OUTPUTS = "outputs.json"  # the files report and export wrote from this run: the only ones they replace unasked
 # the run folder's own files and folders: no artifact and no output may take these names
-RESERVED = (MARKER, LEDGER, f"{LEDGER}-wal", f"{LEDGER}-shm", f"{LEDGER}-journal", CONFIG, LOCK, LOGS, TMP)
+RESERVED = (MARKER, LEDGER, f"{LEDGER}-wal", f"{LEDGER}-shm", f"{LEDGER}-journal", CONFIG, LOCK, LOGS, TMP, OUTPUTS)
+OUTPUTS_KEPT = 1000  # outputs remembered per run (the newest)
 
 
 @dataclass(frozen=True)
@@ -128,3 +131,88 @@ def check_output_path(out: str | Path) -> Path:
                 f"is one of the run folder's own files ({relative.parts[0]}); write the output elsewhere", path=out
             )
     return target
+
+
+def _identity(st: os.stat_result) -> list[int]:
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def _written_outputs(run_dir: str | Path) -> dict[str, list[int]]:
+    """The outputs recorded in `run_dir` (path -> identity); empty when none or unreadable."""
+    try:
+        data = parse_json(
+            read_bytes(Path(run_dir) / OUTPUTS, 1 << 20, LedgerError, "a list of outputs"),
+            Path(run_dir) / OUTPUTS,
+            LedgerError,
+        )
+    except LedgerError:
+        return {}
+    if not isinstance(data, dict) or not isinstance(data.get("outputs"), dict):
+        return {}
+    return {k: v for k, v in data["outputs"].items() if isinstance(v, list) and len(v) == 4}
+
+
+def _inside(target: Path, folder: str | Path) -> bool:
+    """True if `target` (absolute) lies in `folder`, links resolved on both sides."""
+    real = Path(os.path.realpath(target.parent)) / target.name
+    try:
+        real.relative_to(os.path.realpath(folder))
+    except ValueError:
+        return False
+    return True
+
+
+def claim_output(
+    out: str | Path, run_dir: str | Path, *, force: bool = False, dataset: str | Path | None = None
+) -> Path:
+    """Check that report or export of `run_dir` may write `out`; return it absolute.
+
+    midvbatch replaces only what it can prove it wrote: an existing file at `out` is
+    refused unless this run's report or export wrote it and nobody changed it since (its
+    device, inode, size and modification time are recorded, see :func:`record_output`),
+    or `force`. A FIFO or device (/dev/stdout) is written into, never replaced, and so is
+    allowed. A path inside the run's `dataset` is refused even with `force`, and so are the
+    run folder's own files. Raises LedgerError naming the path.
+    """
+    target = check_output_path(out)
+    if dataset is not None and _inside(target, dataset):
+        raise LedgerError(
+            f"is inside the run's dataset ({dataset}): midvbatch never writes there, even with --force; "
+            "write the output elsewhere",
+            path=out,
+        )
+    if force or not os.path.lexists(target):
+        return target
+    try:
+        st = os.stat(target)
+    except OSError:
+        st = None  # a dangling link: replacing it loses the link
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return target  # a FIFO, a device: written into as it is
+    if st is not None and not target.is_symlink() and _written_outputs(run_dir).get(str(target)) == _identity(st):
+        return target
+    raise LedgerError(
+        "already exists and was not written by a report or export of this run: give --force to replace it, "
+        "or another --out",
+        path=out,
+    )
+
+
+def record_output(run_dir: str | Path, written: str | Path) -> None:
+    """Remember in `run_dir` that report or export wrote the regular file `written` (see claim_output).
+
+    Best effort: a run folder that cannot be written (read-only media) records nothing,
+    and the next write over that file asks for --force.
+    """
+    target = Path(os.path.abspath(written))
+    try:
+        st = os.stat(target)
+        if not stat.S_ISREG(st.st_mode) or kind_of_folder(run_dir) != "run":
+            return
+        outputs = _written_outputs(run_dir)
+        outputs.pop(str(target), None)
+        outputs[str(target)] = _identity(st)
+        kept = dict(list(outputs.items())[-OUTPUTS_KEPT:])
+        write_atomic(Path(run_dir) / OUTPUTS, json.dumps({"version": 1, "outputs": kept}, indent=1) + "\n")
+    except (OSError, LedgerError):
+        return
