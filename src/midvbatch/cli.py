@@ -928,6 +928,11 @@ def validate_command(dataset_dir, deep, catalog, jobs, as_json):
         sys.exit(1)
 
 
+_FORCE_HELP = (
+    "Replace an existing --out that a report or export of this run did not write (never a file of the run's dataset)."
+)
+
+
 @cli.command("export")
 @click.argument("run_dir", type=_Path(path_type=str))
 @click.option(
@@ -947,12 +952,13 @@ def validate_command(dataset_dir, deep, catalog, jobs, as_json):
     help="jsonl, csv: one record per text field scored; coco: the text fields' quads too.",
 )
 @click.option("--out", type=_Path(dir_okay=False, path_type=str), help="Write to this file instead of standard output.")
+@click.option("--force", is_flag=True, help=_FORCE_HELP)
 @_user_errors
-def export_command(run_dir, fmt, predictions, subset, fields, out):
+def export_command(run_dir, fmt, predictions, subset, fields, out, force):
     """Export the results of RUN_DIR: one record per frame, or per clip for clip processors."""
     from midvbatch.engine.export import export_results
 
-    count = export_results(run_dir, fmt, out, predictions=predictions, subset=subset, fields=fields)
+    count = export_results(run_dir, fmt, out, predictions=predictions, subset=subset, fields=fields, force=force)
     if out:
         click.echo(f"wrote {_plural(count, 'record')} to {out}")
 
@@ -972,15 +978,16 @@ def export_command(run_dir, fmt, predictions, subset, fields, out):
     type=_Path(dir_okay=False, path_type=str),
     help="Write to this file (html also writes its plots as PNG beside it, in NAME-plots/).",
 )
+@click.option("--force", is_flag=True, help=_FORCE_HELP)
 @_user_errors
-def report_command(run_dir, fmt, out):
+def report_command(run_dir, fmt, out, force):
     """Report the accuracy (MIDV-500 protocol) and speed of RUN_DIR, overall and per group.
 
     Works on a run that is still going or was interrupted (the report says so).
     """
     from midvbatch.report import write_report
 
-    text = write_report(run_dir, fmt, out)
+    text = write_report(run_dir, fmt, out, force=force)
     if out:
         click.echo(f"wrote {fmt} report to {out}")
     else:

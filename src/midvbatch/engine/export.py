@@ -12,8 +12,8 @@ from typing import IO, Any
 
 from midvbatch.errors import LedgerError, MidvBatchError
 from midvbatch.fileio import atomic_output
-from midvbatch.results.reader import open_run
-from midvbatch.runfolder import check_output_path
+from midvbatch.results.reader import open_run, recorded_dataset
+from midvbatch.runfolder import claim_output, record_output
 
 FORMATS = ("jsonl", "csv", "coco", "smartengines")
 
@@ -102,8 +102,12 @@ def export_results(
     predictions: bool = False,
     subset: str | None = None,
     fields: bool = False,
+    force: bool = False,
 ) -> int:
     """Write the run's results to `out` (default stdout); return the record count.
+
+    An existing `out` is replaced only if this run's report or export wrote it, or with
+    `force`; never inside the run's dataset (runfolder.claim_output).
 
     Formats: jsonl and csv (one record per frame; with `fields`, one per text field
     scored), coco (ground truth, or with `predictions` the predicted quads; with `fields`,
@@ -117,7 +121,7 @@ def export_results(
     if not Path(run_dir).is_dir():
         raise LedgerError("no such run folder", path=run_dir)
     if out:
-        check_output_path(out)  # never over the run folder's own files
+        claim_output(out, run_dir, force=force, dataset=recorded_dataset(run_dir))  # never over what we did not write
     if fmt == "smartengines" and subset is not None:
         ids = runlist(run_dir, subset)
         text = "".join(f"{i}\n" for i in ids)
@@ -138,7 +142,9 @@ def export_results(
         with atomic_output(
             out, "w", into_special=True, newline="", encoding="utf-8"
         ) as stream:  # a reader never sees half a file
-            return _write_results(stream, records(run_dir), lead, fmt, text, count if text is not None else 0)
+            count = _write_results(stream, records(run_dir), lead, fmt, text, count if text is not None else 0)
+        record_output(run_dir, out)
+        return count
     except OSError as exc:
         raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
 

@@ -15,6 +15,7 @@ import csv
 import html
 import io
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,8 @@ from midvbatch.fileio import write_atomic
 from midvbatch.report import _text
 from midvbatch.report._render import data_uri, fmt, html_table, md_table, png, read_frame
 from midvbatch.results.figures import WORST_CLIPS, ReportFigures, busy_seconds
-from midvbatch.results.reader import open_run
-from midvbatch.runfolder import check_output_path
+from midvbatch.results.reader import open_run, recorded_dataset
+from midvbatch.runfolder import check_output_path, claim_output, record_output
 from midvbatch.scoring import THRESHOLDS
 
 FORMATS = ("md", "html", "json", "csv")
@@ -313,15 +314,24 @@ def _dataset(run: dict[str, Any]) -> Any:
         return None
 
 
-def render_html(report: Report, plot_dir: Path | None = None) -> str:
-    """Render a self-contained HTML page; with `plot_dir`, also write each plot there as PNG."""
+def render_html(report: Report, plot_dir: Path | None = None, claim: Callable[[Path], object] | None = None) -> str:
+    """Render a self-contained HTML page; with `plot_dir`, also write each plot there as PNG.
+
+    `claim(path)` is called before each plot is written (it raises to refuse the path), and
+    `record_output` after, when the report belongs to a run folder.
+    """
     run = report.run
     images = plots(report)
     text_images = _text.plots(report.text) if report.text is not None else {}
     if plot_dir is not None:
+        every = {plot_dir / f"{name}.png": data for name, data in {**images, **text_images}.items()}
+        for path in every:
+            if claim is not None:
+                claim(path)
         plot_dir.mkdir(exist_ok=True)
-        for name, data in {**images, **text_images}.items():
-            write_atomic(plot_dir / f"{name}.png", data)
+        for path, data in every.items():
+            write_atomic(path, data)
+            record_output(run["run_dir"], path)
     dataset = _dataset(run) if report.worst or (report.text and report.text["worst"]) else None
     parts = [
         f"<h1>midvbatch report</h1><p>Run <code>{html.escape(run['run_dir'])}</code>: processor "
@@ -377,13 +387,22 @@ def render_html(report: Report, plot_dir: Path | None = None) -> str:
     )
 
 
-def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = None) -> str:
-    """Build the report and render it as `fmt`; write it to `out` if given; return the text."""
+def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = None, *, force: bool = False) -> str:
+    """Build the report and render it as `fmt`; write it to `out` if given; return the text.
+
+    An existing `out` (or plot beside it) is replaced only if this run's report or export
+    wrote it, or with `force`; never inside the run's dataset (runfolder.claim_output).
+    """
     if fmt not in FORMATS:
         raise LedgerError(f"unknown report format {fmt!r} (use {', '.join(FORMATS)})")
     plot_dir = Path(f"{Path(out).with_suffix('')}-plots") if out and fmt == "html" else None  # beside --out
+    dataset = recorded_dataset(run_dir)
+
+    def claim(path: str | Path) -> None:  # never over what midvbatch did not write
+        claim_output(path, run_dir, force=force, dataset=dataset)
+
     if out:
-        check_output_path(out)  # never over the run folder's own files
+        claim(out)
     if plot_dir is not None:
         check_output_path(plot_dir / "x.png")
     report = build_report(run_dir)
@@ -397,12 +416,13 @@ def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = 
         text = render_csv(report)
     else:
         try:
-            text = render_html(report, plot_dir=plot_dir)
+            text = render_html(report, plot_dir=plot_dir, claim=claim)
         except OSError as exc:  # the plots' folder beside --out cannot be made
             raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
     if out:
         try:
             write_atomic(out, text, into_special=True)  # a user's --out: /dev/stdout, a FIFO are written into
+            record_output(run_dir, out)
         except OSError as exc:
             raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
     return text

@@ -18,7 +18,7 @@ import psutil
 from midvbatch.config import RunConfig, load_toml
 from midvbatch.engine.ledger import STATES, Ledger
 from midvbatch.engine.progress import Snapshot
-from midvbatch.errors import ConfigError, LedgerError
+from midvbatch.errors import ConfigError, LedgerError, MidvBatchError
 from midvbatch.results.figures import ReportFigures, compute_figures
 from midvbatch.results.records import ClipResult, FrameResult, RunMeta, clip_kinds
 from midvbatch.runfolder import CONFIG, read_marker
@@ -190,3 +190,12 @@ def open_run(run_dir: str | Path) -> RunResults:
     Raises LedgerError if `run_dir` is not a run folder or its ledger cannot be read.
     """
     return RunResults(run_dir)
+
+
+def recorded_dataset(run_dir: str | Path) -> str | None:
+    """Return the dataset folder a run recorded, None when the run folder cannot be read (or recorded none)."""
+    try:
+        with open_run(run_dir) as run:
+            return run.meta.dataset
+    except MidvBatchError:
+        return None
