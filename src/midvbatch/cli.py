@@ -184,6 +184,8 @@ def ls_command(dataset_dir, docs, clips, show_frames, show_missing, catalog, as_
 
     dataset = discover(dataset_dir, catalog)
     chosen = select(dataset, docs, clips)
+    for finding in dataset.findings(chosen):  # links not followed, second copies, clips set aside: one line each
+        click.echo(f"{finding.severity}: {finding}", err=True)
     if show_frames:
         records = list(frame_truths(chosen))  # all read before printing: a bad file prints one line only
         if as_json:

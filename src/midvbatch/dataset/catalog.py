@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from midvbatch.dataset.names import ascii_number
 from midvbatch.errors import DatasetError
 
 # The 50 document types of MIDV-500, in archive order. MIDV-2019 films the same documents.
@@ -106,7 +107,7 @@ def physical_template_size(document: str) -> tuple[int, int] | None:
     return TEMPLATE_SIZES.get(name)
 
 
-DOCUMENT_NAME = re.compile(r"^(\d\d)_[a-z0-9]+(?:_[a-z0-9]+)*$")
+DOCUMENT_NAME = re.compile(r"^([0-9]{2})_[a-z0-9]+(?:_[a-z0-9]+)*$")  # ASCII digits ('\d' takes '١')
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,8 @@ class Catalog:
 
     def document(self, key: str | int) -> str:
         """Return a document's folder name from its number (1..50) or its name."""
-        if isinstance(key, int) or str(key).isdigit():
-            number = int(key)
+        number = key if isinstance(key, int) else ascii_number(str(key))
+        if number is not None:
             if 1 <= number <= len(self.documents):
                 return self.documents[number - 1]
         elif key in self.documents:
@@ -318,9 +319,9 @@ class Midv2020Catalog(Catalog):
             return ClipKind(code, _2020_CONDITIONS[condition], device, collection)
         table = {"clips": MIDV2020_CLIP_TABLE, "photo": MIDV2020_PHOTO_TABLE}.get(collection)
         first = number.split("-", 1)[0]
-        if table is None or not first.isdigit() or len(first) != 2:
+        n = ascii_number(first) if len(first) == 2 else None
+        if table is None or n is None:
             return None
-        n = int(first)
         for low, high, condition, device in table:
             if low <= n <= high:
                 return ClipKind(code, _2020_CONDITIONS[condition], device, collection)

@@ -52,7 +52,9 @@ class Problem:
     """One finding of validation: how bad, what kind, which file, what is wrong."""
 
     severity: str  # error | warning | note
-    kind: str  # missing | ground_truth | quad | template | video | decode | frame_mismatch | archive | extra
+    # missing | ground_truth | quad | template | video | decode | frame_mismatch | archive | extra,
+    # and discovery's: link | duplicate | name | format
+    kind: str
     path: str
     message: str
     clip: str | None = None
@@ -125,9 +127,36 @@ class Missing:
         return f"{self.where}: {self.detail}"
 
 
+@dataclass(eq=False)
+class Copy:
+    """A second copy of something a dataset holds once (a document folder, a clip): one is used, one ignored.
+
+    ``select`` takes the ignored copy instead when a ``--docs`` pattern names its path (relative
+    to the root) and not the used one's.
+    """
+
+    what: str  # "document 01_alb_id", "clip cam1/receipt"
+    used: str  # the used copy's path, relative to the root
+    ignored: str  # the ignored copy's path, relative to the root
+    clips: tuple[Clip, ...] = ()  # the ignored copy's clips
+    replaces: tuple[str, ...] = ()  # the ids of the used copy's clips, which they replace when chosen
+
+    def problem(self, root: Path, chosen: bool = False) -> Problem:
+        """The one line saying which copy is used and which ignored (`chosen`: --docs took the ignored one)."""
+        used, ignored = (self.ignored, self.used) if chosen else (self.used, self.ignored)
+        how = "chosen by --docs" if chosen else f"--docs {self.ignored} takes this one instead"
+        message = f"a second copy of {self.what}, ignored: {root / used} is used ({how})"
+        return Problem(WARNING, "duplicate", str(root / ignored), message)
+
+
 @dataclass
 class Dataset:
-    """What discovery found under a root: documents, clips, and what is missing."""
+    """What discovery found under a root: documents, clips, and what is missing.
+
+    `problems` and `copies` are what discovery could not use as it found it: links not
+    followed, names without a number, clips a format gave that are not clips (set aside),
+    second copies of documents and clips (one used, one ignored). ``findings`` says them.
+    """
 
     root: Path
     format: str  # the name of the dataset format that read it
@@ -135,6 +164,15 @@ class Dataset:
     documents: list[Document]
     clips: list[Clip]
     missing: list[Missing]
+    problems: list[Problem] = field(default_factory=list)
+    copies: list[Copy] = field(default_factory=list)
+
+    def findings(self, chosen: Iterable[Clip] = ()) -> list[Problem]:
+        """Discovery's problems, one line each, and a line per second copy (`chosen`: the clips
+        ``select`` gave, which may hold ignored copies that --docs chose)."""
+        taken = {id(c) for c in chosen}
+        copies = [c.problem(self.root, any(id(x) in taken for x in c.clips)) for c in self.copies]
+        return [*self.problems, *copies]
 
     @functools.cached_property
     def _by_id(self) -> dict[str, Clip]:
@@ -159,18 +197,31 @@ class Dataset:
         }
 
 
+def _names_path(path: str, patterns: Iterable[str]) -> bool:
+    """Whether a glob names `path` (relative to the root) or a folder above it."""
+    return any(fnmatch.fnmatchcase(path, p) or fnmatch.fnmatchcase(path, p.rstrip("/") + "/*") for p in patterns)
+
+
 def select(
     dataset: Dataset, docs: list[str] | tuple[str, ...] = (), clips: list[str] | tuple[str, ...] = ()
 ) -> list[Clip]:
     """Return the clips whose document matches any `docs` glob and whose code or id matches any `clips` glob.
 
-    An empty list of patterns selects everything. Raises DatasetError when patterns
-    select nothing, naming them.
+    An empty list of patterns selects everything. A `docs` glob that names the path of a
+    second copy (``backup/01_alb_id``) and not the first's takes that copy instead.
+    Raises DatasetError when patterns select nothing, naming them.
     """
+    pool, taken = dataset.clips, set[int]()
+    for copy in dataset.copies:
+        if docs and _names_path(copy.ignored, docs) and not _names_path(copy.used, docs):
+            gone = set(copy.replaces)
+            at = next((i for i, c in enumerate(pool) if c.id in gone), len(pool))
+            pool = [*pool[:at], *copy.clips, *(c for c in pool[at:] if c.id not in gone)]
+            taken.update(id(c) for c in copy.clips)
     chosen = [
         c
-        for c in dataset.clips
-        if (not docs or any(fnmatch.fnmatchcase(c.document, p) for p in docs))
+        for c in pool
+        if (not docs or id(c) in taken or any(fnmatch.fnmatchcase(c.document, p) for p in docs))
         and (not clips or any(fnmatch.fnmatchcase(c.code, p) or fnmatch.fnmatchcase(c.id, p) for p in clips))
     ]
     if not chosen and (docs or clips):

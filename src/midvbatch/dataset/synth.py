@@ -353,7 +353,8 @@ def _select_clips(catalog: Catalog, clips: str) -> list[str]:
 
 # --- real trajectories ------------------------------------------------------------------
 
-_FRAME_FILE = re.compile(r"(?:^|/)(\d\d_[a-z0-9_]+)/images/([A-Z]{2})/[A-Z]{2}\d\d_(\d\d)\.\w+$")
+# ASCII digits in names, as discovery reads them
+_FRAME_FILE = re.compile(r"(?:^|/)(\d\d_[a-z0-9_]+)/images/([A-Z]{2})/[A-Z]{2}\d\d_(\d\d)\.\w+$", re.ASCII)
 
 
 @dataclass

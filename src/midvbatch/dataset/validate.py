@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import hashlib
+import math
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -136,7 +137,20 @@ def check_clip(
             info = probe_video(clip.video)
             width, height = info.display_width, info.display_height
             video_ok = True
-            if rule.fps and info.duration is not None and sample_slot(info.duration, rule.fps) < rule.count:
+            last = max(rule.numbers, default=0)  # frames named by number: the video must reach the last one
+            frames, exact = _frame_count(info)
+            if rule.numbers and frames is not None and frames + (0 if exact else 1) < last:
+                about = "" if exact else "about "
+                add(
+                    ERROR, "video", clip.video, f"too short: {about}{frames} frames, the annotations go to frame {last}"
+                )
+                video_ok = False
+            elif (
+                not rule.numbers
+                and rule.fps
+                and info.duration is not None
+                and sample_slot(info.duration, rule.fps) < rule.count
+            ):
                 add(
                     ERROR,
                     "video",
@@ -221,6 +235,15 @@ def check_clip(
     return problems
 
 
+def _frame_count(info: VideoInfo) -> tuple[int | None, bool]:
+    """How many frames a video holds: (the container's count, True), else (duration x rate, False), else (None, False)."""
+    if info.frame_count:
+        return info.frame_count, True
+    if info.duration and info.fps and math.isfinite(info.duration * info.fps):
+        return round(info.duration * info.fps), False
+    return None, False
+
+
 def _read_image(path: Path) -> np.ndarray | None:
     """Decode an extracted frame (None if OpenCV cannot); raise MidvBatchError for a FIFO, device, huge file."""
     import cv2
@@ -276,7 +299,9 @@ def validate(
     report = ValidationReport(
         str(dataset.root), dataset.catalog.name if dataset.catalog else None, len(dataset.clips), deep
     )
-    report.problems += get_format(dataset.format).check_layout(dataset)
+    report.problems += dataset.findings()  # links not followed, second copies, clips a format gave set aside
+    said = set(report.problems)
+    report.problems += [p for p in get_format(dataset.format).check_layout(dataset) if p not in said]
     report.problems += _archives(dataset.root)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for clip, problems in zip(

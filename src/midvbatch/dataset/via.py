@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from midvbatch.dataset.groundtruth import MISSING_VALUE, Quad, Template, TemplateField
+from midvbatch.dataset.names import ascii_number
 from midvbatch.errors import GroundTruthError, shown
 from midvbatch.fileio import MiB, read_json
 
@@ -33,6 +34,7 @@ class Region:
     value: str | None
     shape: str  # "polygon" | "rect"
     points: tuple[tuple[float, float], ...]  # a rect as its 4 corners, clockwise from top-left
+    bad_value: str | None = None  # a value given that is not text (12345, ["A"], null), as shown in messages
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ def _region(obj: Any, image: str, path: Path) -> Region | None:
     field_name = attributes.get("field_name")
     field_name = field_name if isinstance(field_name, str) else ""
     value = attributes.get("value")
+    bad_value = shown(value, 40) if "value" in attributes and not isinstance(value, str) else None
     value = value if isinstance(value, str) else None
     where = f"{image}: region {field_name or '(unnamed)'}"
     kind = shape.get("name")
@@ -101,10 +104,10 @@ def _region(obj: Any, image: str, path: Path) -> Region | None:
         if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys) or not xs:
             raise GroundTruthError(f"{where}: all_points_x and all_points_y must be lists of one length", path=path)
         points = tuple((_number(x, where, path), _number(y, where, path)) for x, y in zip(xs, ys, strict=True))
-        return Region(field_name, value, "polygon", points)
+        return Region(field_name, value, "polygon", points, bad_value)
     if kind == "rect":
         x, y, w, h = (_number(shape.get(k), f"{where} ({k})", path) for k in ("x", "y", "width", "height"))
-        return Region(field_name, value, "rect", ((x, y), (x + w, y), (x + w, y + h), (x, y + h)))
+        return Region(field_name, value, "rect", ((x, y), (x + w, y), (x + w, y + h), (x, y + h)), bad_value)
     return None
 
 
@@ -121,19 +124,40 @@ def doc_quad(image: ViaImage, path: str | Path) -> Quad:
 
 
 def _number_of(filename: str) -> int | None:
-    """The number a file name's stem gives ('000007.jpg' -> 7, '05.jpg' -> 5); None for another name."""
-    stem = filename.rsplit("/", 1)[-1].split(".", 1)[0]
-    return int(stem) if stem.isdigit() else None
+    """The number a file name's stem gives in ASCII digits ('000007.jpg' -> 7, '05.jpg' -> 5); None for another
+    name ('².jpg' too: str.isdigit() says yes, int() says no)."""
+    return ascii_number(filename.rsplit("/", 1)[-1].split(".", 1)[0])
 
 
 def numbered(images: dict[str, ViaImage]) -> dict[int, ViaImage]:
-    """Index images by the number their file name stem gives ('000007.jpg' -> 7, '05.jpg' -> 5); others left out."""
+    """Index images by the number their file name stem gives ('000007.jpg' -> 7, '05.jpg' -> 5); others left out,
+    and of two names of one number ('5.jpg', '05.jpg') the first (``unnumbered`` says which)."""
     out: dict[int, ViaImage] = {}
     for name, image in images.items():
         number = _number_of(name)
         if number is not None:
-            out[number] = image
+            out.setdefault(number, image)
     return out
+
+
+def unnumbered(images: dict[str, ViaImage]) -> list[str]:
+    """Say each image ``numbered`` leaves out: a name that is no number, a second name of a number."""
+    messages: list[str] = []
+    first: dict[int, str] = {}
+    for name in images:
+        number = _number_of(name)
+        if number is None:
+            messages.append(
+                f"image {shown(name, 60)} is not named by a number in ASCII digits: its annotation is ignored"
+            )
+        elif number in first:
+            messages.append(
+                f"images {shown(first[number], 60)} and {shown(name, 60)} are both number {number}: "
+                f"the annotation of {shown(name, 60)} is ignored"
+            )
+        else:
+            first[number] = name
+    return messages
 
 
 NO_TEXT = frozenset({"face", "photo", "signature"})  # regions that are pictures, not text
@@ -159,6 +183,9 @@ def template_of(image: ViaImage, path: str | Path, size: tuple[int, int]) -> Tem
             problems.append(f"{where} has {len(region.points)} points, a field has 4 corners")
             continue
         has_text = name not in NO_TEXT
+        if has_text and region.bad_value is not None:
+            problems.append(f"{where} has the value {region.bad_value}, not text")
+            continue
         value = region.value if has_text and region.value not in ("", MISSING_VALUE) else None
         fields[name] = TemplateField(name, Quad(region.points), value, has_text)
     if not fields:

@@ -29,7 +29,7 @@ import psutil
 
 from midvbatch.config import MAX_RETRY_WAIT, RunConfig
 from midvbatch.dataset.formats import discover
-from midvbatch.dataset.model import Clip, FrameRule
+from midvbatch.dataset.model import ERROR, Clip, FrameRule, Problem
 from midvbatch.engine.executor import Executor, kill_group
 from midvbatch.engine.ledger import Completion, Ledger, NewTask, TaskRow
 from midvbatch.engine.lock import RunLock
@@ -310,6 +310,7 @@ class Orchestrator:
         self.dead_this_run = 0  # clips that died in this session, for --max-failures
         self._templates: dict[str, tuple[int, int]] = {}
         self.template_images: dict[str, Path] = {}
+        self.findings: list[Problem] = []  # discovery's: links not followed, second copies, clips set aside
         self.output_bytes = 0  # artifacts moved into place, to estimate the next clip's
         self.output_clips = 0
         self._executor: Executor | None = None
@@ -436,6 +437,15 @@ class Orchestrator:
         self.clips = {c.id: c for c in dataset.clips}
         self.template_images = {d.name: d.template_image for d in dataset.documents if d.template_image}
         planned = plan(dataset, self.settings)
+        self.clips.update((p.clip.id, p.clip) for p in planned)  # a second copy --docs chose
+        self.findings = dataset.findings(p.clip for p in planned)
+        set_aside = [f for f in self.findings if f.severity == ERROR]
+        if set_aside and self.config.strict:
+            raise DatasetError(
+                f"{len(set_aside)} clip(s) set aside, first: {set_aside[0]}; `midvbatch validate` lists them all "
+                "(or run without --strict to set them aside)",
+                path=self.config.dataset,
+            )
         if not planned:
             raise DatasetError("no clips to run", path=self.config.dataset)
         self._plan_tasks()
@@ -1080,6 +1090,8 @@ class Orchestrator:
         ledger: Ledger | None = None
         try:
             self.log = open_run_log(self.run_dir, self.config.log_level, self.log_handler)
+            for finding in self.findings:  # what discovery could not use as it found it: one line each
+                (self.log.error if finding.severity == ERROR else self.log.warning)("%s", finding)
             ledger = Ledger(self.run_dir, check=True)
             self._prepare_ledger(ledger, run_id, self.dataset_identity)
             self.config.save(self.run_dir / CONFIG)  # (its paths are absolute already: see run())

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from midvbatch.dataset.formats._output import checked
 from midvbatch.dataset.formats.base import Archive, ArchiveSource, DatasetFormat
 from midvbatch.dataset.formats.folder import FOLDER_FORMAT
 from midvbatch.dataset.formats.midv import MIDV500_FORMAT, MIDV2019_FORMAT
@@ -207,7 +208,7 @@ def discover(root: str | Path, format: str | None = None) -> Dataset:
         raise DatasetError(
             f"dataset format {fmt.name}: discover() returned {type(dataset).__name__}, not a Dataset", path=root
         )
-    return dataset
+    return checked(dataset, fmt.name)  # a clip that is not one: one line, set aside
 
 
 __all__ = [

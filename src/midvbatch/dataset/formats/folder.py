@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from midvbatch.dataset.formats._walk import walk
 from midvbatch.dataset.formats.base import DatasetFormat
-from midvbatch.dataset.model import VIDEO_EXTENSIONS, Clip, Dataset
+from midvbatch.dataset.model import VIDEO_EXTENSIONS, Clip, Dataset, Problem
 from midvbatch.errors import DatasetError
 
 
@@ -22,19 +22,19 @@ class FolderFormat(DatasetFormat):
 
     def discover(self, root: Path) -> Dataset:
         clips: list[Clip] = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            rel_dir = Path(dirpath).relative_to(root)
-            for name in sorted(filenames):
-                path = Path(dirpath) / name
+        problems: list[Problem] = []
+        for folder in walk(root, problems):  # each real folder once: a link back up is one line, not a loop
+            rel_dir = folder.path.relative_to(root)
+            for entry in folder.files:
+                path = Path(entry.path)
                 if path.suffix.lower() not in VIDEO_EXTENSIONS:
                     continue
-                rel = (rel_dir / name).as_posix()
+                rel = (rel_dir / entry.name).as_posix()
                 document = rel_dir.as_posix() if str(rel_dir) != "." else ""
                 clips.append(Clip(id=rel, document=document, code=path.stem, video=path, format=self.name))
         if not clips:
             raise DatasetError("no MIDV document folders and no video files found", path=root)
-        return Dataset(root, self.name, None, [], clips, [])
+        return Dataset(root, self.name, None, [], clips, [], problems)
 
 
 FOLDER_FORMAT = FolderFormat()

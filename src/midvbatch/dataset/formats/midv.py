@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from midvbatch.dataset.catalog import DOCUMENT_NAME, MIDV500, MIDV2019, Catalog
+from midvbatch.dataset.formats._walk import walk
 from midvbatch.dataset.formats.base import Archive, ArchiveSource, DatasetFormat, midv_template_picture
 from midvbatch.dataset.groundtruth import parse_template, read_ground_truth_json
 from midvbatch.dataset.model import (
@@ -27,6 +28,7 @@ from midvbatch.dataset.model import (
     VIDEO_EXTENSIONS,
     WARNING,
     Clip,
+    Copy,
     Dataset,
     Document,
     FrameRule,
@@ -36,8 +38,8 @@ from midvbatch.dataset.model import (
 from midvbatch.errors import DatasetError, GroundTruthError
 
 STRUCTURE_DIRS = ("videos", "ground_truth", "images")
-_VIDEO_NAME = re.compile(r"^([A-Za-z]{2})(\d\d)(\.[A-Za-z0-9]+)$")
-_FRAME_FILE = re.compile(r"^([A-Za-z]{2})(\d\d)_(\d\d)\.([A-Za-z0-9]+)$")
+_VIDEO_NAME = re.compile(r"^([A-Za-z]{2})([0-9]{2})(\.[A-Za-z0-9]+)$")  # ASCII digits only ('\d' takes '١')
+_FRAME_FILE = re.compile(r"^([A-Za-z]{2})([0-9]{2})_([0-9]{2})\.([A-Za-z0-9]+)$")
 _MAX_SEARCH_DEPTH = 3  # levels below the root searched for document folders
 _DETECT_SAMPLE = 5  # document folders whose clip codes detection looks at
 
@@ -64,71 +66,96 @@ def _template_name(folder: Path) -> str | None:
     return None
 
 
-def _find_document_folders(root: Path, limit: int | None = None) -> list[tuple[str, Path]]:
-    """Return (name, folder) of every document folder within a few levels of root, in name order;
-    the first `limit` of them only, when given (the rest is not walked)."""
-    found: list[tuple[str, Path]] = []
-
-    def visit(folder: Path, depth: int) -> None:
+def _find_document_folders(
+    root: Path, limit: int | None = None, problems: list[Problem] | None = None
+) -> list[tuple[str, Path, tuple]]:
+    """Return (name, folder, rank) of every document folder within a few levels of root, in walk order;
+    the first `limit` of them only, when given (the rest is not walked). Each real folder is read once
+    (links not followed go to `problems`). Of two copies of a document, the lower `rank` is used: real
+    before reached through a link, shallower first, the inner of NN_name/NN_name/, then path order."""
+    found: list[tuple[str, Path, tuple]] = []
+    problems = [] if problems is None else problems
+    for folder in walk(root, problems, max_depth=_MAX_SEARCH_DEPTH):
         if limit is not None and len(found) >= limit:
-            return
-        if DOCUMENT_NAME.match(folder.name):
-            nested = folder / folder.name
-            if nested.is_dir() and _is_document_folder(nested):
-                found.append((folder.name, nested))
-                return
-            if _is_document_folder(folder):
-                found.append((folder.name, folder))
-                return
-        elif _is_document_folder(folder):  # unzipped under another name (MIDV-2019's zips have no NN_name/)
-            name = _template_name(folder)
+            break
+        path, rank = folder.path, (folder.linked, folder.depth)
+        if DOCUMENT_NAME.match(path.name):
+            nested = path / path.name
+            inner = nested.is_dir() and _is_document_folder(nested)
+            if inner and os.path.realpath(nested) == os.path.realpath(path):  # NN_name/NN_name -> .
+                problems.append(Problem(WARNING, "link", str(nested), f"a link to {path}, itself: not followed"))
+                inner = False
+            if inner:
+                found.append((path.name, nested, (*rank, 0, str(nested))))
+            if _is_document_folder(path) and (not inner or _codes_sample([(path.name, path)])):
+                found.append((path.name, path, (*rank, 1, str(path))))  # with an inner one: a copy, if it has clips
+            if inner or _is_document_folder(path):
+                folder.subfolders.clear()
+        elif _is_document_folder(path):  # unzipped under another name (MIDV-2019's zips have no NN_name/)
+            name = _template_name(path)
             if name is not None:
-                found.append((name, folder))
-                return
-        if depth >= _MAX_SEARCH_DEPTH:
-            return
-        for entry in sorted(_scan(folder), key=lambda e: e.name):
-            if entry.is_dir() and not entry.name.startswith("."):
-                visit(Path(entry.path), depth + 1)
-
-    visit(root, 0)
+                found.append((name, path, (*rank, 1, str(path))))
+                folder.subfolders.clear()
     return found
 
 
-def _frames_by_code(folder: Path, suffix: str) -> dict[str, dict[int, Path]]:
-    """Map clip code -> {frame number: file} for folder/CC/CCNN_KK.<suffix>."""
-    result: dict[str, dict[int, Path]] = {}
+def _first_of(files: list[Path], number: str, what: str, problems: list[Problem]) -> Path:
+    """The file used of several named for one clip or frame (the document's own number first, then name
+    order); each other one is a warning: a second copy, ignored."""
+    ordered = sorted(files, key=lambda p: (p.name[2:4] != number, p.name, str(p)))
+    for other in ordered[1:]:
+        problems.append(Problem(WARNING, "duplicate", str(other), f"a second {what} ({ordered[0]} is used): ignored"))
+    return ordered[0]
+
+
+def _frames_by_code(
+    folder: Path, suffixes: frozenset[str], number: str, problems: list[Problem]
+) -> dict[str, dict[int, Path]]:
+    """Map clip code -> {frame number: file} for folder/CC/CCNN_KK.<suffix>; two files of one frame
+    (TA01_01.tif and TA01_01.png, ta/ beside TA/): the first used, the other one line."""
+    found: dict[str, dict[int, list[Path]]] = {}
     for sub in _scan(folder):
         if not sub.is_dir() or len(sub.name) != 2:
             continue
         code = sub.name.upper()
-        frames = result.setdefault(code, {})
-        for entry in _scan(Path(sub.path)):
+        frames = found.setdefault(code, {})
+        for entry in sorted(_scan(Path(sub.path)), key=lambda e: e.name):
             m = _FRAME_FILE.match(entry.name)
-            if m and m.group(1).upper() == code and m.group(4).lower() in suffix:
-                frames[int(m.group(3))] = Path(entry.path)
-    return result
+            if m and m.group(1).upper() == code and m.group(4).lower() in suffixes:
+                frames.setdefault(int(m.group(3)), []).append(Path(entry.path))
+    return {
+        code: {
+            k: _first_of(files, number, f"file of frame {k:02d} of clip {code}{number}", problems)
+            for k, files in sorted(frames.items())
+        }
+        for code, frames in found.items()
+    }
 
 
-def _read_document(name: str, folder: Path) -> tuple[Document, set[str]]:
+def _read_document(name: str, folder: Path, problems: list[Problem]) -> tuple[Document, set[str]]:
     # Clip ids are CCNN (the video's stem, e.g. TA01): unique across a dataset, and
     # the name MIDV users know a clip by.
-    videos: dict[str, Path] = {}
+    number = name[:2]
+    candidates: dict[str, list[Path]] = {}
     for entry in _scan(folder / "videos"):
         m = _VIDEO_NAME.match(entry.name)
         # Anything but a folder: a FIFO or a link to a device named like a video is the
         # clip's video, and probing it says what is wrong (rather than "no video file").
         if m and m.group(3).lower() in VIDEO_EXTENSIONS and not entry.is_dir():
-            videos[m.group(1).upper()] = Path(entry.path)
-    truths = _frames_by_code(folder / "ground_truth", "json")
-    images = _frames_by_code(folder / "images", "tif tiff png jpg jpeg")
+            candidates.setdefault(m.group(1).upper(), []).append(Path(entry.path))
+    videos = {
+        code: _first_of(files, number, f"video of clip {code}{number}", problems)
+        for code, files in sorted(candidates.items())
+    }
+    truths = _frames_by_code(folder / "ground_truth", frozenset({"json"}), number, problems)
+    images = _frames_by_code(folder / "images", frozenset({"tif", "tiff", "png", "jpg", "jpeg"}), number, problems)
     template_json = folder / "ground_truth" / f"{name}.json"
     template_image = midv_template_picture(template_json)
     codes = set(videos) | {c for c, f in truths.items() if f}
     present = os.path.lexists(template_json) and not template_json.is_dir()  # a FIFO too: reading says what it is
     clips = [
         Clip(
-            id=f"{code}{name[:2]}",
+            id=f"{code}{number}",
             document=name,
             code=code,
             video=videos.get(code),
@@ -140,6 +167,13 @@ def _read_document(name: str, folder: Path) -> tuple[Document, set[str]]:
     ]
     doc = Document(name, folder, template_image, template_json if present else None, clips)
     return doc, codes
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _note_missing(dataset: Dataset) -> None:
@@ -276,18 +310,30 @@ class MidvFormat(DatasetFormat):
         if not folders:
             return 0.0
         assert self.catalog is not None
-        hits = sum(1 for code in _codes_sample(folders) if self.catalog.clip_kind(code) is not None)
+        codes = _codes_sample([(name, folder) for name, folder, _ in folders])
+        hits = sum(1 for code in codes if self.catalog.clip_kind(code) is not None)
         return hits + (0.5 if self._fallback else 0.0)
 
     def discover(self, root: Path) -> Dataset:
         cat = self.catalog
         assert cat is not None
-        folders = _find_document_folders(root)
+        problems: list[Problem] = []
+        folders = _find_document_folders(root, problems=problems)
         if not folders:
             raise DatasetError(
                 f"holds no {cat.title} document folder (NN_name/ with videos/, ground_truth/, images/)", path=root
             )
-        documents = [_read_document(name, folder)[0] for name, folder in folders]
+        copies_of: dict[str, list[tuple[Path, tuple]]] = {}
+        for name, folder, rank in folders:
+            copies_of.setdefault(name, []).append((folder, rank))
+        documents, copies = [], []
+        for name, found in copies_of.items():  # two copies of a document: one used, each other one line
+            (used, _), *others = sorted(found, key=lambda f: f[1])
+            doc = _read_document(name, used, problems)[0]
+            documents.append(doc)
+            for other, _ in others:
+                ignored = _read_document(name, other, [])[0]  # (its own duplicates: not said while it is ignored)
+                copies.append(self._copy(root, doc, ignored))
         order = {code: i for i, code in enumerate(cat.clip_codes)}
         rule = FrameRule(cat.frames_per_clip, float(cat.sample_fps))
         size = (cat.frame_width, cat.frame_height)
@@ -302,9 +348,23 @@ class MidvFormat(DatasetFormat):
                     clip.device = kind.device.name
                 clips.append(clip)
         documents.sort(key=lambda d: d.name)
-        dataset = Dataset(root, self.name, cat, documents, clips, [])
+        dataset = Dataset(root, self.name, cat, documents, clips, [], problems, copies)
         _note_missing(dataset)
         return dataset
+
+    def _copy(self, root: Path, used: Document, ignored: Document) -> Copy:
+        """A second copy of a document folder, its clips ready to run if --docs takes it."""
+        cat = self.catalog
+        assert cat is not None
+        rule, size = FrameRule(cat.frames_per_clip, float(cat.sample_fps)), (cat.frame_width, cat.frame_height)
+        for clip in ignored.clips:
+            clip.format, clip.frame_rule, clip.frame_size = self.name, rule, size
+            kind = cat.clip_kind(clip.code)
+            if kind is not None:
+                clip.condition, clip.device = kind.condition.name, kind.device.name
+        replaces = tuple(c.id for c in used.clips)
+        where = _relative(used.folder, root), _relative(ignored.folder, root)
+        return Copy(f"document {used.name}", where[0], where[1], tuple(ignored.clips), replaces)
 
     def check_layout(self, dataset: Dataset) -> list[Problem]:
         return _structure(dataset) + _templates(dataset) + _extra_files(dataset)

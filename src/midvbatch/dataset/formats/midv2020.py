@@ -39,7 +39,8 @@ from midvbatch.dataset.model import (
     Missing,
     Problem,
 )
-from midvbatch.dataset.via import ViaImage, doc_quad, numbered, read_via, template_of
+from midvbatch.dataset.names import ascii_number
+from midvbatch.dataset.via import ViaImage, doc_quad, numbered, read_via, template_of, unnumbered
 from midvbatch.errors import DatasetError, GroundTruthError, VideoError
 from midvbatch.video.image import image_size
 
@@ -58,14 +59,31 @@ def _entries(folder: Path) -> list[os.DirEntry]:
         return []
 
 
-def _numbered_files(folder: Path, extensions: frozenset[str]) -> dict[int, Path]:
-    """Files of `folder` named by a number ('05.jpg', '000007.jpg'), by that number."""
+def _numbered_files(folder: Path, extensions: frozenset[str], problems: list[Problem]) -> dict[int, Path]:
+    """Files of `folder` named by a number in ASCII digits ('05.jpg', '000007.jpg'), by that number. A file
+    of those extensions named otherwise ('²³.jpg', 'cover.jpg'), or a second name of a number ('5.jpg'
+    beside '05.jpg'), is one warning in `problems`, and the rest is read."""
     out: dict[int, Path] = {}
     for entry in _entries(folder):
         stem, dot, ext = entry.name.rpartition(".")
-        if dot and stem.isdigit() and f".{ext.lower()}" in extensions and entry.is_file():
-            out.setdefault(int(stem), Path(entry.path))
+        if not dot or f".{ext.lower()}" not in extensions or entry.name.startswith(".") or not entry.is_file():
+            continue
+        _number(entry, ascii_number(stem), out, "file", problems)
     return out
+
+
+def _number(entry: os.DirEntry, number: int | None, out: dict[int, Path], what: str, problems: list[Problem]) -> None:
+    """File `entry` under `number` in `out`, unless it has no number or the number has a file already (one line)."""
+    if number is None:
+        problems.append(Problem(WARNING, "name", entry.path, "not named by a number in ASCII digits: ignored"))
+    elif number in out:
+        problems.append(
+            Problem(
+                WARNING, "duplicate", entry.path, f"a second {what} numbered {number} ({out[number]} is used): ignored"
+            )
+        )
+    else:
+        out[number] = Path(entry.path)
 
 
 def _collection_of(folder: Path) -> str | None:
@@ -130,11 +148,12 @@ class Midv2020Format(DatasetFormat):
             )
         clips: list[Clip] = []
         missing: list[Missing] = []
+        problems: list[Problem] = []  # names without a number, second files of a number
         for collection in MIDV2020_IMAGE_COLLECTIONS:
             if collection in found:
-                clips += _picture_groups(collection, found[collection], missing)
+                clips += _picture_groups(collection, found[collection], missing, problems)
         if "clips" in found or VIDEO_COLLECTION in found:
-            clips += _video_clips(found, missing)
+            clips += _video_clips(found, missing, problems)
         for collection in (*MIDV2020_COLLECTIONS, VIDEO_COLLECTION):
             if collection not in found:
                 missing.append(Missing("collection", collection, f"no {collection}/ collection"))
@@ -145,7 +164,7 @@ class Midv2020Format(DatasetFormat):
             _give_templates(clips, templates / "annotations")
         documents = []
         for name in sorted({c.document for c in clips}):
-            template_images = _numbered_files(templates / "images" / name, IMAGE_EXTENSIONS) if templates else {}
+            template_images = _numbered_files(templates / "images" / name, IMAGE_EXTENSIONS, []) if templates else {}
             template_json = templates / "annotations" / f"{name}.json" if templates else None
             documents.append(
                 Document(
@@ -156,7 +175,7 @@ class Midv2020Format(DatasetFormat):
                     [c for c in clips if c.document == name],
                 )
             )
-        return Dataset(root, self.name, MIDV2020, documents, clips, missing)
+        return Dataset(root, self.name, MIDV2020, documents, clips, missing, problems)
 
     def read_quads(self, files: Mapping[int, str | Path]) -> dict[int, Quad]:
         """Read the doc_quad of each frame from its VIA file (read once per file), frames found by number.
@@ -231,9 +250,11 @@ class Midv2020Format(DatasetFormat):
             pictures.setdefault(annotation, set()).update(p.name for p in clip.images.values())
             if annotation not in read:
                 try:
-                    read[annotation] = {n: image.filename for n, image in numbered(read_via(annotation)).items()}
+                    images = read_via(annotation)
                 except GroundTruthError:
-                    read[annotation] = {}  # check_clip names the file
+                    images = {}  # check_clip names the file
+                read[annotation] = {n: image.filename for n, image in numbered(images).items()}
+                problems += [Problem(WARNING, "name", str(annotation), m) for m in unnumbered(images)]
             names = read[annotation]
             if not names:
                 continue
@@ -302,11 +323,11 @@ def _document_template(path: str, document: int, image: ViaImage | None, picture
     return template_of(image, path, size)
 
 
-def _picture_groups(collection: str, folder: Path, missing: list[Missing]) -> Iterator[Clip]:
+def _picture_groups(collection: str, folder: Path, missing: list[Missing], problems: list[Problem]) -> Iterator[Clip]:
     """One clip per type (templates, scans) or per photo block, its pictures as frames."""
     images_root, annotations = folder / "images", folder / "annotations"
     for name in _types_in(images_root, annotations):
-        pictures = _numbered_files(images_root / name, IMAGE_EXTENSIONS)
+        pictures = _numbered_files(images_root / name, IMAGE_EXTENSIONS, problems)
         annotation = annotations / f"{name}.json"
         has_truth = annotation.is_file()
         if not has_truth:
@@ -324,7 +345,7 @@ def _picture_groups(collection: str, folder: Path, missing: list[Missing]) -> It
             yield _clip(clip_id, name, code, None, members, annotation if has_truth else None, 2)
 
 
-def _video_clips(found: dict[str, Path], missing: list[Missing]) -> Iterator[Clip]:
+def _video_clips(found: dict[str, Path], missing: list[Missing], problems: list[Problem]) -> Iterator[Clip]:
     clips_folder = found.get("clips")
     video_roots = [f / "video" for f in (found.get(VIDEO_COLLECTION), clips_folder) if f is not None]
     images_root = clips_folder / "images" if clips_folder else None
@@ -332,27 +353,36 @@ def _video_clips(found: dict[str, Path], missing: list[Missing]) -> Iterator[Cli
     names = _types_in(*(p for p in (images_root, annotations) if p is not None), *video_roots)
     for name in names:
         videos: dict[int, Path] = {}
-        for video_root in video_roots:
-            for number, path in _numbered_files(video_root / name, VIDEO_EXTENSIONS).items():
-                videos.setdefault(number, path)
-        folders = (
-            {int(e.name): Path(e.path) for e in _entries(images_root / name) if e.name.isdigit() and e.is_dir()}
-            if images_root
-            else {}
-        )
-        notes = _numbered_files(annotations / name, frozenset({".json"})) if annotations else {}
+        for video_root in video_roots:  # clips_video/video/ first, then clips/video/: a second video is one line
+            for number, path in _numbered_files(video_root / name, VIDEO_EXTENSIONS, problems).items():
+                if number in videos:
+                    used = f"{videos[number]} is used"
+                    problems.append(
+                        Problem(
+                            WARNING, "duplicate", str(path), f"a second video of clip {number:02d} ({used}): ignored"
+                        )
+                    )
+                else:
+                    videos[number] = path
+        folders: dict[int, Path] = {}
+        for entry in _entries(images_root / name) if images_root else []:
+            if entry.is_dir() and not entry.name.startswith("."):
+                _number(entry, ascii_number(entry.name), folders, "folder", problems)
+        notes = _numbered_files(annotations / name, frozenset({".json"}), problems) if annotations else {}
         for number in sorted(set(videos) | set(folders) | set(notes)):
             clip_id = f"clips/{name}/{number:02d}"
-            pictures = _numbered_files(folders[number], IMAGE_EXTENSIONS) if number in folders else {}
+            pictures = _numbered_files(folders[number], IMAGE_EXTENSIONS, problems) if number in folders else {}
             annotation = notes.get(number)
             if annotation is None:
                 missing.append(Missing("ground_truth", clip_id, f"no annotations/{name}/{number:02d}.json"))
             frames = set(pictures)
             if not frames and annotation is not None:
                 try:
-                    frames = set(numbered(read_via(annotation)))
+                    images = read_via(annotation)
                 except GroundTruthError:
-                    frames = set()  # validate and the run name the file
+                    images = {}  # validate and the run name the file
+                frames = set(numbered(images))
+                problems += [Problem(WARNING, "name", str(annotation), m) for m in unnumbered(images)]
             if not frames:
                 missing.append(Missing("images", clip_id, "no annotated frame named (no JPEGs, no annotation)"))
                 continue

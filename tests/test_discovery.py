@@ -1,0 +1,194 @@
+"""Discovery sees each file once, and checks what a format gives: links, second copies, bad clips, bad names."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import midvbatch, write_video
+from test_formats import EXAMPLE, _cli, _plugin_env, _quadlist_dataset
+
+from midvbatch.cli import cli
+
+
+def _ls(*args) -> tuple[int, str, list[str]]:
+    """`midvbatch ls` in this process: exit code, standard output, standard error's lines."""
+    result = CliRunner().invoke(cli, ["ls", *map(str, args)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.stdout, result.stderr.splitlines()
+
+
+def _validate(*args) -> tuple[int, list[str]]:
+    result = CliRunner().invoke(cli, ["validate", *map(str, args)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output.splitlines()
+
+
+def _lines(lines: list[str], *fragments: str) -> list[str]:
+    return [line for line in lines if all(f in line for f in fragments)]
+
+
+def test_discovery_a_link_back_up_is_not_followed_and_said_once(dataset, tmp_path):
+    root = tmp_path / "dd"
+    root.mkdir()
+    (root / "01_alb_id").symlink_to(dataset / "01_alb_id")  # a link to a folder not read yet: followed
+    (root / "sl").symlink_to(".")  # back up: DATASET/sl/sl/sl/... would list every clip again
+    code, out, err = _ls(root)
+    assert code == 0 and "10 clips in 1 document" in out, out
+    assert err == [f"warning: {root / 'sl'}: a link to {root}, a folder already read: not followed"]
+    code, out, err = _ls(root, "--catalog", "folder")  # a folder of videos: the same walk
+    assert code == 0 and "10 clips in 1 document" in out, out
+    assert len(_lines(err, "sl", "not followed")) == 1
+    code, lines = _validate(root)
+    assert len(_lines(lines, "link", str(root / "sl"), "not followed")) == 1
+    ran = midvbatch("run", root, "--out", tmp_path / "run", "--pipeline", "ground-truth", "--workers", 0,
+                    "--clips", "TA", "--clips", "TS")
+    assert ran.returncode == 0, ran.stderr
+    assert "2 done, 0 dead, 0 left" in ran.stdout + ran.stderr
+    assert (ran.stdout + ran.stderr).count("not followed") == 1
+
+
+def test_discovery_two_copies_of_a_document_one_used_one_line(dataset, tmp_path):
+    root = tmp_path / "dd"
+    shutil.copytree(dataset / "01_alb_id", root / "01_alb_id")
+    shutil.copytree(dataset / "01_alb_id", root / "backup" / "01_alb_id")
+    shutil.copy(root / "01_alb_id" / "videos" / "TS01.mp4", root / "01_alb_id" / "videos" / "TS01.webm")
+    code, out, err = _ls(root)
+    assert code == 0 and "10 clips in 1 document" in out and "backup" not in out, out
+    copy = _lines(err, "a second copy of document 01_alb_id")
+    assert copy == [f"warning: {root / 'backup/01_alb_id'}: a second copy of document 01_alb_id, ignored: "
+                    f"{root / '01_alb_id'} is used (--docs backup/01_alb_id takes this one instead)"]
+    assert _lines(err, "TS01.webm: a second video of clip TS01", "TS01.mp4 is used")
+    code, out, err = _ls(root, "--docs", "backup/01_alb_id")  # the path chooses the other copy
+    assert code == 0 and "10 clips in 1 document" in out and out.count("backup/01_alb_id/videos") == 10, out
+    assert _lines(err, f"{root / '01_alb_id'}: a second copy", "backup/01_alb_id is used (chosen by --docs)")
+    code, lines = _validate(root)
+    assert len(_lines(lines, "duplicate", "a second copy of document 01_alb_id")) == 1
+    ran = midvbatch("run", root, "--out", tmp_path / "run", "--pipeline", "ground-truth", "--workers", 0,
+                    "--docs", "backup/*", "--clips", "TA")
+    assert ran.returncode == 0 and "1 done, 0 dead, 0 left" in ran.stdout + ran.stderr, ran.stderr
+    assert "backup/01_alb_id is used (chosen by --docs)" in ran.stderr
+
+
+BAD_CLIPS = {"ts01": {"fps": float("nan")}, "ka02": {"frames": -5}, "ta01": {"fps": 1e308}}
+
+
+def test_discovery_a_formats_bad_clips_are_one_line_each_and_the_others_run(dataset, tmp_path):
+    data = _quadlist_dataset(dataset, tmp_path / "data", clips=("TA01", "TS01", "KA02", "HA01"))
+    for stem, bad in BAD_CLIPS.items():  # the docs' own example, one clip's JSON edited
+        listing = next(data.rglob(f"{stem}.quads.json"))
+        listing.write_text(json.dumps({**json.loads(listing.read_text()), **bad}))
+    (data / "cam09").mkdir()
+    for name in ("ha01.mp4", "ha01.quads.json"):  # ha01 in cam09 too: one id from two files
+        shutil.copy(data / "cam01" / name, data / "cam09" / name)
+    module = EXAMPLE.read_text().replace('id=video.relative_to(root).with_suffix("").as_posix(),', "id=video.stem,")
+    module = module.replace("return Dataset(root, self.name, None, [], clips, [])",
+                            'return Dataset(root, self.name, None, [], ["cam01/extra", *clips], [])')
+    assert "id=video.stem," in module and '"cam01/extra"' in module
+    env = _plugin_env(tmp_path, module=module)
+    listed = _cli(env, "ls", data)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    assert "1 clip in 1 document" in listed.stdout, listed.stdout
+    err = listed.stderr.splitlines()
+    assert _lines(err, "error:", "gave 'cam01/extra': a str, not a Clip; set aside")
+    assert _lines(err, "ts01.mp4", "clip 'ts01'", "frame rate (fps) is nan")
+    assert _lines(err, "ta01.mp4", "clip 'ta01'", "frame rate (fps) 1e+308 is above 1000")
+    assert _lines(err, "ka02.mp4", "clip 'ka02'", "frame count is -5")
+    assert _lines(err, "cam09/ha01.mp4: a second copy of clip ha01, ignored", "cam01/ha01.mp4 is used")
+    assert len(err) == 5, err
+    checked = _cli(env, "validate", data)
+    assert checked.returncode == 1 and "Traceback" not in checked.stdout + checked.stderr, checked.stderr
+    assert len(_lines(checked.stdout.splitlines(), "error", "format", "set aside")) == 4
+    ran = _cli(env, "run", data, "--out", tmp_path / "run", "--pipeline", "ground-truth", "--workers", 0)
+    assert ran.returncode == 0 and "Traceback" not in ran.stderr, ran.stderr
+    assert "1 done, 0 dead, 0 left" in ran.stdout + ran.stderr
+    assert "a second copy of clip ha01" in ran.stderr and "frame rate (fps) is nan" in ran.stderr
+
+
+# ------------------------------------------------------------------------------------------- MIDV-2020
+
+QUAD = [[10, 10], [150, 12], [148, 90], [12, 88]]
+
+
+def _region(name: str, corners, **attributes) -> dict:
+    return {"shape_attributes": {"name": "polygon", "all_points_x": [c[0] for c in corners],
+                                 "all_points_y": [c[1] for c in corners]},
+            "region_attributes": {"field_name": name, **attributes}}
+
+
+def _via(path: Path, images: dict[str, list[dict]]) -> None:
+    meta = {f"{name}100": {"filename": name, "size": 100, "regions": regions, "file_attributes": {}}
+            for name, regions in images.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"_via_settings": {}, "_via_img_metadata": meta, "_via_attributes": {},
+                                "_via_data_format_version": "2.0.10", "_via_image_id_list": list(meta)}),
+                    encoding="utf-8")
+
+
+def _jpeg(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), np.full((100, 160, 3), 128, np.uint8))
+
+
+def test_discovery_midv2020_numbers_are_ascii_digits_and_the_rest_is_read(tmp_path):
+    root = tmp_path / "ds"
+    for name in ("00.jpg", "01.jpg", "²³.jpg", "1.jpg"):  # a stray superscript, a second name of number 1
+        _jpeg(root / "photo" / "images" / "alb_id" / name)
+    _via(root / "photo" / "annotations" / "alb_id.json",
+         {"00.jpg": [_region("doc_quad", QUAD)], "01.jpg": [_region("doc_quad", QUAD)],
+          "².jpg": [_region("doc_quad", QUAD)]})  # str.isdigit() is true, int() fails
+    code, out, err = _ls(root)
+    assert code == 0 and "1 clip in 1 document" in out, out
+    assert _lines(err, "warning:", str(root / "photo/images/alb_id/²³.jpg"), "not named by a number")
+    assert _lines(err, "warning:", "alb_id/1.jpg", "a second file numbered 1", "01.jpg is used")
+    code, lines = _validate(root)
+    assert code == 0, lines
+    assert _lines(lines, "alb_id.json", "'².jpg' is not named by a number in ASCII digits")
+    ran = midvbatch("run", root, "--out", tmp_path / "run", "--pipeline", "ground-truth", "--workers", 0)
+    assert ran.returncode == 0 and "Traceback" not in ran.stderr, ran.stderr
+    assert "1 done, 0 dead, 0 left" in ran.stdout + ran.stderr
+
+
+def test_discovery_midv2020_template_values_that_are_not_text_are_warnings(tmp_path):
+    root = tmp_path / "ds"
+    _jpeg(root / "templates" / "images" / "alb_id" / "00.jpg")
+    fields = [_region("doc_quad", QUAD), _region("surname", QUAD, value=12345),
+              _region("given_name", QUAD, value=["A", "B"]), _region("number", QUAD, value=None),
+              _region("nationality", QUAD, value="ALB"), _region("face", QUAD, value=None)]
+    _via(root / "templates" / "annotations" / "alb_id.json", {"00.jpg": fields})
+    code, lines = _validate(root)
+    assert code == 0 and "0 errors, 3 warnings" in lines[0], lines
+    assert _lines(lines, "template", "field 'surname' has the value 12345, not text")
+    assert _lines(lines, "template", "field 'given_name' has the value ['A', 'B'], not text")
+    assert _lines(lines, "template", "field 'number' has the value None, not text")
+
+
+def test_discovery_midv2020_a_clip_shorter_than_its_numbered_frames_is_said_before_decoding(tmp_path):
+    root = tmp_path / "ds"
+    numbers = (1, 7, 13, 19, 25, 31)
+    _via(root / "clips" / "annotations" / "alb_id" / "00.json",
+         {f"{n:06d}.jpg": [_region("doc_quad", QUAD)] for n in numbers})
+    video = root / "clips_video" / "video" / "alb_id" / "00.mp4"
+    video.parent.mkdir(parents=True)
+    write_video(video, frames=15, width=160, height=96)
+    code, lines = _validate(root)
+    assert code == 1
+    assert _lines(lines, "error", "video", f"{video}: too short: 15 frames, the annotations go to frame 31"), lines
+    ran = midvbatch("run", root, "--out", tmp_path / "run", "--pipeline", "ground-truth", "--workers", 0)
+    assert "0 done, 1 dead" in ran.stdout + ran.stderr, ran.stderr
+    assert "invalid" in ran.stderr and "too short: 15 frames" in ran.stderr
+
+
+def test_discovery_names_read_as_numbers_are_ascii_only():
+    from midvbatch.dataset.catalog import MIDV500, MIDV2020
+    from midvbatch.errors import DatasetError
+
+    assert MIDV2020.clip_kind("clips/²³") is None and MIDV2020.clip_kind("clips/23").condition.name == "keyboard"
+    with pytest.raises(DatasetError, match="has no document"):
+        MIDV500.document("²")
+    assert MIDV500.document("01") == "01_alb_id"
