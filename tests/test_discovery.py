@@ -41,6 +41,8 @@ def test_discovery_a_link_back_up_is_not_followed_and_said_once(dataset, tmp_pat
     code, out, err = _ls(root)
     assert code == 0 and "10 clips in 1 document" in out, out
     assert err == [f"warning: {root / 'sl'}: a link to {root}, a folder already read: not followed"]
+    listed = json.loads(_ls(root, "--json")[1])
+    assert [(f["kind"], f["path"]) for f in listed["problems"]] == [("link", str(root / "sl"))]
     code, out, err = _ls(root, "--catalog", "folder")  # a folder of videos: the same walk
     assert code == 0 and "10 clips in 1 document" in out, out
     assert len(_lines(err, "sl", "not followed")) == 1

@@ -203,8 +203,7 @@ def ls_command(dataset_dir, docs, clips, show_frames, show_missing, catalog, as_
         )
         return
     if as_json:
-        summary = dataset.to_dict()
-        summary["clips"] = [c.to_dict() for c in chosen]
+        summary = dataset.to_dict(chosen)
         _echo_json(summary)
         return
     echo_table(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from midvbatch.dataset.catalog import Catalog
@@ -185,15 +185,17 @@ class Dataset:
         except KeyError:
             raise DatasetError(f"no clip {clip_id!r}", path=self.root) from None
 
-    def to_dict(self) -> dict:
-        """Return a JSON-ready summary: root, catalog, clips and missing parts."""
+    def to_dict(self, chosen: Iterable[Clip] | None = None) -> dict:
+        """Return a JSON-ready summary: root, catalog, clips (`chosen`, by default all), missing parts, findings."""
+        clips = self.clips if chosen is None else list(chosen)
         return {
             "root": str(self.root),
             "format": self.format,
             "catalog": self.catalog.name if self.catalog else None,
             "documents": len(self.documents),
-            "clips": [c.to_dict() for c in self.clips],
+            "clips": [c.to_dict() for c in clips],
             "missing": [{"kind": m.kind, "where": m.where, "detail": m.detail} for m in self.missing],
+            "problems": [asdict(p) for p in self.findings(clips)],
         }
 
 

@@ -240,8 +240,9 @@ def _structure(dataset: Dataset) -> list[Problem]:
 
 def _extra_files(dataset: Dataset) -> list[Problem]:
     problems = []
+    said = {Path(p.path) for p in dataset.problems}  # a second video or frame file: said already
     for doc in dataset.documents:
-        known = {doc.template_image, doc.template_json}
+        known = {doc.template_image, doc.template_json, *said}
         known |= {c.video for c in doc.clips}
         known |= {p for c in doc.clips for p in c.ground_truth.values()}
         known |= {p for c in doc.clips for p in c.images.values()}
