@@ -14,6 +14,7 @@ from conftest import midvbatch, write_video
 from test_formats import EXAMPLE, _cli, _plugin_env, _quadlist_dataset
 
 from midvbatch.cli import cli
+from midvbatch.dataset import Clip, Dataset, DatasetFormat, FrameRule, discover, register
 
 
 def _ls(*args) -> tuple[int, str, list[str]]:
@@ -166,8 +167,8 @@ def test_discovery_midv2020_template_values_that_are_not_text_are_warnings(tmp_p
     code, lines = _validate(root)
     assert code == 0 and "0 errors, 3 warnings" in lines[0], lines
     assert _lines(lines, "template", "field 'surname' has the value 12345, not text")
-    assert _lines(lines, "template", "field 'given_name' has the value ['A', 'B'], not text")
-    assert _lines(lines, "template", "field 'number' has the value None, not text")
+    assert _lines(lines, "template", "field 'given_name' has the value [\"A\", \"B\"], not text")
+    assert _lines(lines, "template", "field 'number' has the value null, not text")
 
 
 def test_discovery_midv2020_a_clip_shorter_than_its_numbered_frames_is_said_before_decoding(tmp_path):
@@ -194,3 +195,49 @@ def test_discovery_names_read_as_numbers_are_ascii_only():
     with pytest.raises(DatasetError, match="has no document"):
         MIDV500.document("²")
     assert MIDV500.document("01") == "01_alb_id"
+
+
+class _BadClips(DatasetFormat):
+    """A format whose discover() gives a good clip and one with one field set badly."""
+
+    name = "badclips"
+
+    def __init__(self, field: str, value):
+        self.field, self.value = field, value
+
+    def discover(self, root: Path) -> Dataset:
+        good = Clip(id="good", document="d", code="g", video=root / "good.mp4", format=self.name)
+        bad = Clip(id="bad", document="d", code="b", video=root / "bad.mp4", format=self.name)
+        if self.field.startswith("rule."):
+            bad.frame_rule = FrameRule(**{"count": 30, "fps": 10.0, self.field[5:]: self.value})
+        else:
+            setattr(bad, self.field, self.value)
+        return Dataset(root, self.name, None, [], [good, bad], [])
+
+
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("rule.fps", float("inf"), "frame rate (fps) is inf"),
+    ("rule.fps", "10", "frame rate (fps) is '10'"),
+    ("rule.fps", 0.0, "neither a frame rate nor frame numbers"),
+    ("rule.count", True, "frame count is True"),
+    ("rule.count", 10**9, "frame count is 1000000000"),
+    ("rule.count", 2.5, "frame count is 2.5"),
+    ("rule.numbers", (1, -7), "frame numbers (1, -7)"),
+    ("frame_size", (0, 5), "frame_size is (0, 5)"),
+    ("frame_size", (float("nan"), 5), "frame_size is (nan, 5)"),
+    ("ground_truth", {"1": "a.json"}, "frame number '1'"),
+    ("ground_truth", {1: None}, "gives frame 1 None, not a path"),
+    ("video", 5, "its video is 5, not a path"),
+    ("id", "", "its id '' is not one line"),
+    ("id", "a\nb", "its id 'a\\nb' is not one line"),
+    ("id", None, "its id is None, not text"),
+    ("frame_digits", 0, "frame_digits is 0"),
+    ("condition", 3, "its condition is 3"),
+])
+def test_discovery_every_clip_field_a_format_sets_badly_is_one_line(tmp_path, field, value, said):
+    register(_BadClips(field, value))
+    dataset = discover(tmp_path, "badclips")
+    assert [c.id for c in dataset.clips] == ["good"]
+    (problem,) = dataset.findings()
+    assert problem.severity == "error" and problem.kind == "format" and said in problem.message, problem.message
+    assert problem.message.endswith("; set aside")

@@ -11,6 +11,7 @@ own corner order (in rotated scans the first corner can be anywhere in the image
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -85,6 +86,12 @@ def _number(value: Any, where: str, path: Path) -> float:
     return value
 
 
+def _as_json(value: Any, width: int = 40) -> str:
+    """A value of the file as the file writes it (null, ["A", "B"]), cut short."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= width else f"{text[: width - 4]}...{text[-1]}"
+
+
 def _region(obj: Any, image: str, path: Path) -> Region | None:
     if not isinstance(obj, dict):
         raise GroundTruthError(f"{image}: a region must be an object, got {type(obj).__name__}", path=path)
@@ -95,7 +102,7 @@ def _region(obj: Any, image: str, path: Path) -> Region | None:
     field_name = attributes.get("field_name")
     field_name = field_name if isinstance(field_name, str) else ""
     value = attributes.get("value")
-    bad_value = shown(value, 40) if "value" in attributes and not isinstance(value, str) else None
+    bad_value = _as_json(value) if "value" in attributes and not isinstance(value, str) else None
     value = value if isinstance(value, str) else None
     where = f"{image}: region {field_name or '(unnamed)'}"
     kind = shape.get("name")

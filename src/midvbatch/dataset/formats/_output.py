@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from midvbatch.dataset.catalog import Catalog
 from midvbatch.dataset.model import ERROR, Clip, Copy, Dataset, Document, FrameRule, Missing, Problem
 from midvbatch.errors import DatasetError, shown
 
@@ -27,7 +28,17 @@ MAX_TEXT = 1000  # characters of an id, a document or a clip code
 def checked(dataset: Dataset, fmt: str) -> Dataset:
     """Return `dataset` with every clip that is not a well-formed Clip set aside, and each said in `problems`;
     two clips of one id: the first kept, the second a `Copy`. Raises DatasetError when `clips` is no list."""
-    root = Path(dataset.root)
+    given = (dataset.root, dataset.format, dataset.catalog)
+    if (
+        not isinstance(given[0], (str, os.PathLike))
+        or not isinstance(given[1], str)
+        or not (given[2] is None or isinstance(given[2], Catalog))
+    ):
+        raise DatasetError(
+            f"dataset format {fmt}: discover() gave a Dataset whose root, format or catalog is "
+            f"{shown(given, 80)}, not a path, a name and a Catalog or None"
+        )
+    root = dataset.root = Path(dataset.root)
     for name in ("clips", "documents", "missing", "problems", "copies"):
         value = getattr(dataset, name)
         if not isinstance(value, (list, tuple)):
