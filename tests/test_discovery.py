@@ -72,6 +72,14 @@ def test_discovery_two_copies_of_a_document_one_used_one_line(dataset, tmp_path)
     assert _lines(err, f"{root / '01_alb_id'}: a second copy", "backup/01_alb_id is used (chosen by --docs)")
     code, lines = _validate(root)
     assert len(_lines(lines, "duplicate", "a second copy of document 01_alb_id")) == 1
+    nested = tmp_path / "nested"  # unzipped into a folder of the same name, with clips left in the outer one too
+    shutil.copytree(dataset / "01_alb_id", nested / "01_alb_id" / "01_alb_id")
+    shutil.copytree(dataset / "01_alb_id" / "videos", nested / "01_alb_id" / "videos")
+    code, out, err = _ls(nested)
+    assert "10 clips in 1 document" in out and out.count("01_alb_id/01_alb_id/videos") == 10, out
+    assert _lines(err, f"{nested / '01_alb_id'}: a second copy", "(--docs ./01_alb_id takes this one instead)")
+    code, out, err = _ls(nested, "--docs", "./01_alb_id")
+    assert "10 clips in 1 document" in out and "01_alb_id/01_alb_id/videos" not in out, out
     ran = midvbatch("run", root, "--out", tmp_path / "run", "--pipeline", "ground-truth", "--workers", 0,
                     "--docs", "backup/*", "--clips", "TA")
     assert ran.returncode == 0 and "1 done, 0 dead, 0 left" in ran.stdout + ran.stderr, ran.stderr

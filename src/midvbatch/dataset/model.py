@@ -144,7 +144,7 @@ class Copy:
     def problem(self, root: Path, chosen: bool = False) -> Problem:
         """The one line saying which copy is used and which ignored (`chosen`: --docs took the ignored one)."""
         used, ignored = (self.ignored, self.used) if chosen else (self.used, self.ignored)
-        how = "chosen by --docs" if chosen else f"--docs {self.ignored} takes this one instead"
+        how = "chosen by --docs" if chosen else f"--docs {path_pattern(self.ignored)} takes this one instead"
         message = f"a second copy of {self.what}, ignored: {root / used} is used ({how})"
         return Problem(WARNING, "duplicate", str(root / ignored), message)
 
@@ -200,8 +200,15 @@ class Dataset:
 
 
 def _names_path(path: str, patterns: Iterable[str]) -> bool:
-    """Whether a glob names `path` (relative to the root) or a folder above it."""
-    return any(fnmatch.fnmatchcase(path, p) or fnmatch.fnmatchcase(path, p.rstrip("/") + "/*") for p in patterns)
+    """Whether a path glob (one with a '/': ``backup/*``, ``./01_alb_id``) names `path`, relative to the root.
+
+    A glob without '/' names documents, never a copy's path."""
+    return any("/" in p and fnmatch.fnmatchcase(path, p[2:] if p.startswith("./") else p) for p in patterns)
+
+
+def path_pattern(path: str) -> str:
+    """The --docs glob that names `path` (relative to the root) and no other copy: ``./01_alb_id`` for a top folder."""
+    return path if "/" in path else f"./{path}"
 
 
 def select(
@@ -209,17 +216,20 @@ def select(
 ) -> list[Clip]:
     """Return the clips whose document matches any `docs` glob and whose code or id matches any `clips` glob.
 
-    An empty list of patterns selects everything. A `docs` glob that names the path of a
-    second copy (``backup/01_alb_id``) and not the first's takes that copy instead.
+    An empty list of patterns selects everything. A `docs` glob with a '/' that names the
+    path of a second copy (``backup/01_alb_id``, ``./01_alb_id``) and not the first's takes
+    that copy instead.
     Raises DatasetError when patterns select nothing, naming them.
     """
-    pool, taken = dataset.clips, set[int]()
-    for copy in dataset.copies:
-        if docs and _names_path(copy.ignored, docs) and not _names_path(copy.used, docs):
-            gone = set(copy.replaces)
+    pool, taken = dataset.clips, set[int]()  # taken: clips a path glob named
+    for copy in dataset.copies if docs else ():
+        gone = set(copy.replaces)
+        if _names_path(copy.ignored, docs) and not _names_path(copy.used, docs):
             at = next((i for i, c in enumerate(pool) if c.id in gone), len(pool))
             pool = [*pool[:at], *copy.clips, *(c for c in pool[at:] if c.id not in gone)]
             taken.update(id(c) for c in copy.clips)
+        elif _names_path(copy.used, docs):
+            taken.update(id(c) for c in pool if c.id in gone)
     chosen = [
         c
         for c in pool

@@ -358,6 +358,8 @@ class MidvFormat(DatasetFormat):
         cat = self.catalog
         assert cat is not None
         rule, size = FrameRule(cat.frames_per_clip, float(cat.sample_fps)), (cat.frame_width, cat.frame_height)
+        order = {code: i for i, code in enumerate(cat.clip_codes)}
+        ignored.clips.sort(key=lambda c: (order.get(c.code, len(order)), c.code))
         for clip in ignored.clips:
             clip.format, clip.frame_rule, clip.frame_size = self.name, rule, size
             kind = cat.clip_kind(clip.code)
