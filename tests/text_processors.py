@@ -80,3 +80,48 @@ class Combined(Processor):
 
     def finish_clip(self, clip):
         return {"fields": {"field01": self.template.fields["field01"].value, "field02": "WRONG"}}
+
+
+class Hostile(Processor):
+    """Returns, in every frame, each kind of value later commands could not read, beside good ones:
+
+    field01 a lone surrogate (as a decoder fed bytes gives), field02 a NaN confidence, field03 a
+    confidence of 1e308, field04 a reading of 10 MB, field05 right with confidence 0.9; "boxes" with
+    NaN and infinity; in odd frames a quad with a corner at 1e308, in even ones the true quad.
+    Its clip result: field01 right with a NaN confidence, field02 with a lone surrogate.
+    """
+
+    field_values = True
+
+    def process_frame(self, frame):
+        values = {name: f.value for name, f in frame.clip.templates[frame.number].fields.items()}
+        self.values = values
+        quad = [[1e308, 0], [1, 0], [1, 1], [0, 1]] if frame.number % 2 else frame.quad.to_list()
+        return {
+            "quad": quad,
+            "fields": {
+                "field01": {"text": "POP\ud800ESCU", "confidence": 0.5},
+                "field02": {"text": values["field02"], "confidence": float("nan")},
+                "field03": {"text": values["field03"], "confidence": 1e308},
+                "field04": "X" * 10_000_000,
+                "field05": {"text": values["field05"], "confidence": 0.9},
+            },
+            "boxes": [[1.0, float("nan")], [float("inf"), 2.0]],
+        }
+
+    def finish_clip(self, clip):
+        return {"fields": {"field01": {"text": self.values["field01"], "confidence": float("nan")},
+                           "field02": "CLA\udcffIRE"}}
+
+
+class Unstorable(Processor):
+    """Fails in a way whose words cannot be stored as they are: `mode` "message" raises an error whose
+    message holds a lone surrogate; "artifact" asks for an artifact named with one."""
+
+    def __init__(self, mode: str = "message"):
+        self.mode = mode
+
+    def process_frame(self, frame):
+        if self.mode == "artifact":
+            frame.clip.artifact("read-\udcffx.txt").write_text("x")
+        raise ValueError("could not read POP\ud800ESCU")

@@ -140,7 +140,7 @@ def export_results(
         return _write_results(sys.stdout, records(run_dir), lead, fmt, text, count if text is not None else 0)
     try:
         with atomic_output(
-            out, "w", into_special=True, newline="", encoding="utf-8"
+            out, "w", into_special=True, newline="", encoding="utf-8", errors="replace"
         ) as stream:  # a reader never sees half a file
             count = _write_results(stream, records(run_dir), lead, fmt, text, count if text is not None else 0)
         record_output(run_dir, out)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from midvbatch.errors import LedgerError
+from midvbatch.pipeline.prediction import valid_text
 from midvbatch.runfolder import LEDGER as LEDGER_NAME
 from midvbatch.runfolder import read_marker
 
@@ -586,6 +587,8 @@ class Ledger:
     ) -> None:
         """Record a failed attempt: state 'failed' (will retry after not_before) or 'dead'."""
         assert state in ("failed", "dead")
+        error = valid_text(error)  # SQLite holds UTF-8: a processor's message may carry lone surrogates
+        traceback = valid_text(traceback) if traceback is not None else None
         with self.transaction() as db:
             db.execute(
                 "UPDATE tasks SET state = ?, error_class = ?, error = ?, stage = COALESCE(?, stage), "
@@ -644,7 +647,7 @@ class Ledger:
         db.execute(
             "INSERT INTO events (ts, level, clip, attempt, stage, message) "
             "SELECT ?, ?, clip, attempts, ?, ? FROM tasks WHERE id = ?",
-            (time.time(), level, stage, message, task_id),
+            (time.time(), level, stage, valid_text(message), task_id),
         )
 
     def log_event(
@@ -653,7 +656,7 @@ class Ledger:
         """Append an event."""
         self.db.execute(
             "INSERT INTO events (ts, level, clip, attempt, stage, message) VALUES (?, ?, ?, ?, ?, ?)",
-            (time.time(), level, clip, attempt, stage, message),
+            (time.time(), level, clip, attempt, stage, valid_text(message)),
         )
 
     # reading ---------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from midvbatch.engine.scheduler import plan
 from midvbatch.errors import EXIT_INTERRUPTED, ConfigError, DatasetError, LedgerError
 from midvbatch.fileio import write_atomic
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
+from midvbatch.pipeline.prediction import valid_text
 from midvbatch.runfolder import CONFIG, LOGS, TMP, is_artifact_path, kind_of_folder, read_marker, write_marker
 
 SNAPSHOT_INTERVAL = 0.5  # seconds between stored snapshots
@@ -171,6 +172,8 @@ def _move_artifacts(tmp: Path, run_dir: Path, ledger: Ledger, task_id: int) -> t
         for name in filenames:
             src = Path(dirpath) / name
             relative = src.relative_to(tmp).as_posix()
+            if valid_text(relative) != relative:  # a name of bytes that are not UTF-8: the ledger cannot record it
+                raise ArtifactClash(f"an artifact's name is not valid UTF-8: {relative!r}")
             dest = run_dir / relative
             if dest.exists() or dest.is_symlink():
                 _check_overwrite(ledger, task_id, relative, dest)

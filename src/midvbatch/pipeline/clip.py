@@ -7,7 +7,6 @@ back as a :class:`ClipOutcome`, small enough to cross a process boundary.
 from __future__ import annotations
 
 import functools
-import json
 import time
 import traceback
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -19,6 +18,7 @@ from midvbatch.accelerators import is_out_of_memory
 from midvbatch.dataset.formats import get_format
 from midvbatch.dataset.groundtruth import Template
 from midvbatch.errors import MidvBatchError, PermanentError, ProcessorError, TransientError, VideoError, shown
+from midvbatch.pipeline.prediction import storable, valid_text
 from midvbatch.pipeline.prefetch import Prefetch
 from midvbatch.pipeline.processor import ClipInfo, Frame
 from midvbatch.video.image import annotated_frames as read_frames
@@ -83,28 +83,9 @@ class ClipOutcome:
     artifacts: dict[str, bytes] = field(default_factory=dict)  # sent back instead of written (--artifacts return)
 
 
-def _check_json(value: Any, what: str) -> Any:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ProcessorError(f"{what} returned a value that cannot be stored as JSON: {exc}") from None
-    return value
-
-
-def _normal_quad(result: dict) -> dict:
-    """Store a predicted quad as 4 [x, y] corners; one that is not 4 finite corners as None (kept in quad_raw)."""
-    from midvbatch.scoring import as_corners
-
-    raw = result["quad"]
-    if raw is None:
-        return result
-    corners = as_corners(raw)
-    fixed = dict(result)
-    if corners is None:
-        fixed["quad"], fixed["quad_raw"] = None, str(raw)[:200]  # as text: it may hold NaN
-    else:
-        fixed["quad"] = [[float(x), float(y)] for x, y in corners]
-    return fixed
+def _check_json(value: Any, what: str, notes: _Notes) -> Any:
+    """`value` as stored (pipeline/prediction.py); what was changed or left out is noted."""
+    return storable(value, what, notes.add)
 
 
 def _score(predicted: Any, truth, shape: tuple[int, ...], clip: ClipInfo) -> dict:
@@ -166,10 +147,8 @@ def _read_fields(
             notes.add(f"field {shown(name, 40)}: the result {shown(given, 40)} is not text; field not scored")
             malformed.add(name)
             continue
-        if confidence is not None and (isinstance(confidence, bool) or not isinstance(confidence, (int, float))):
-            notes.add(f"field {shown(name, 40)}: confidence {shown(confidence, 40)} is not a number; ignored")
-            confidence = None
-        read[name] = (text, float(confidence) if confidence is not None else None)
+        # (a confidence that is not a number from 0 to 1 was noted and left out as the result was stored)
+        read[name] = (text, float(confidence) if isinstance(confidence, (int, float)) else None)
     return read, malformed
 
 
@@ -251,13 +230,12 @@ def _frame_record(
     notes: _Notes,
 ) -> dict:
     """A frame's record: its result as stored, its time, and its scores (quad and text fields) when it has any."""
-    if isinstance(result, dict) and "quad" in result:
-        result = _normal_quad(result)
+    result = _check_json(result, method, notes)
     record = {
         "frame": decoded.number,
         "time": round(decoded.time, 6),
         "seconds": round(seconds, 6),
-        "result": _check_json(result, method),
+        "result": result,
     }
     scores: dict[str, Any] = {}
     if isinstance(result, dict) and "quad" in result and decoded.number in truth:
@@ -372,7 +350,7 @@ class _ClipRun:
         """Ask the processor for the clip's own result (process_clip, or finish_clip after the frames)."""
         self.set_stage(method)
         t0 = self.clock()
-        self.outcome.clip_result = _check_json(getattr(self.processor, method)(self.clip), method)
+        self.outcome.clip_result = _check_json(getattr(self.processor, method)(self.clip), method, self.notes)
         self.add_seconds(method, self.clock() - t0)
 
     def record(self, decoded: AnnotatedFrame, result: Any, seconds: float, method: str) -> None:
@@ -404,7 +382,8 @@ class _ClipRun:
             outcome.error = f"the processor called sys.exit({exc.code!r})"
         else:
             outcome.error = str(exc) if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}"
-        outcome.traceback = "".join(traceback.format_exception(exc))[-TRACEBACK_TAIL:]
+        outcome.error = valid_text(outcome.error)  # a message may carry what the processor read, surrogates too
+        outcome.traceback = valid_text("".join(traceback.format_exception(exc))[-TRACEBACK_TAIL:])
         if self.state == "waiting":
             self.start, self.cpu_start = self.clock(), time.process_time()
         self.end("failed")

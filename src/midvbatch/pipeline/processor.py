@@ -27,6 +27,7 @@ import numpy as np
 from midvbatch.dataset.fields import FrameField, field_crop, fields_in_frame
 from midvbatch.dataset.groundtruth import Quad, Template
 from midvbatch.errors import ProcessorError
+from midvbatch.pipeline.prediction import valid_text
 from midvbatch.runfolder import RESERVED, is_artifact_path
 
 
@@ -55,6 +56,8 @@ class ClipInfo:
         if self.output_dir is None:
             raise ProcessorError("this run keeps no artifacts")
         rel = Path(relative)
+        if valid_text(str(rel)) != str(rel):  # the ledger records its name, in UTF-8
+            raise ProcessorError(f"artifact path {str(relative)!r} is not valid Unicode (a lone surrogate)")
         if not is_artifact_path(rel):
             raise ProcessorError(
                 f"artifact path {str(relative)!r} must be relative, inside the run folder, and "

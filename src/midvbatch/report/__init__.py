@@ -24,6 +24,7 @@ import numpy as np
 
 from midvbatch.errors import LedgerError, MidvBatchError
 from midvbatch.fileio import write_atomic
+from midvbatch.pipeline.prediction import valid_text
 from midvbatch.report import _text
 from midvbatch.report._render import data_uri, fmt, html_table, md_table, png, read_frame
 from midvbatch.results.figures import WORST_CLIPS, ReportFigures, busy_seconds
@@ -70,7 +71,7 @@ class Report:
             worst=[asdict(w) for w in figures.worst],
             iou_gt=list(figures.iou_gt),
             latencies=list(figures.latencies),
-            text=asdict(figures.text) if figures.text is not None else None,
+            text=_text.laid_out(asdict(figures.text)) if figures.text is not None else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -419,6 +420,7 @@ def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = 
             text = render_html(report, plot_dir=plot_dir, claim=claim)
         except OSError as exc:  # the plots' folder beside --out cannot be made
             raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
+    text = valid_text(text)  # a reading stored with a lone surrogate by an earlier midvbatch: U+FFFD
     if out:
         try:
             write_atomic(out, text, into_special=True)  # a user's --out: /dev/stdout, a FIFO are written into

@@ -8,6 +8,7 @@ import base64
 import html
 import io
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -26,9 +27,20 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+SHOWN = 60  # characters of a reading (or a true value) a report shows; a longer one ends with an ellipsis
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # not tab or newline: md_text makes those spaces
+
+
+def shortened(text: str, limit: int = SHOWN) -> str:
+    """`text` cut to `limit` characters, its last an ellipsis when it was longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 def md_text(text: str) -> str:
-    """A string in a Markdown table cell: pipes escaped, backticks as quotes, on one line."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "'").replace("\n", " ")
+    """A string in a Markdown table cell: pipes escaped, backticks as quotes, on one line, control
+    characters (a terminal's escape sequences) written as escapes."""
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "'").replace("\n", " ").replace("\t", " ")
+    return _CONTROL.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
 def md_table(title: str | None, header: list[str], rows: list[list[str]]) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from midvbatch.report._render import data_uri, fmt, html_table, md_table, md_text, png, read_frame
+from midvbatch.report._render import data_uri, fmt, html_table, md_table, md_text, png, read_frame, shortened
 from midvbatch.scoring.text import COMBINATIONS
 
 PROTOCOL = (
@@ -33,6 +33,14 @@ SECTIONS = (
     ("device", "Text by device"),
     ("document", "Text by document"),
 )
+
+
+def laid_out(text: dict[str, Any]) -> dict[str, Any]:
+    """The section's figures as every format shows them: the worst fields' readings and true values
+    cut to _render.SHOWN characters (a reading is stored up to 256, and a ledger of an earlier
+    midvbatch may hold megabytes)."""
+    worst = [{**w, "truth": shortened(w["truth"]), "text": shortened(w["text"])} for w in text["worst"]]
+    return {**text, "worst": worst}
 
 
 def _cells(agg: dict[str, Any]) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 from midvbatch.dataset.catalog import CATALOGS, Catalog, ClipKind
 from midvbatch.dataset.formats import get_format
 from midvbatch.errors import MidvBatchError
+from midvbatch.pipeline.prediction import read_stored
 from midvbatch.scoring import FrameScore
 from midvbatch.scoring.text import field_scores
 
@@ -163,8 +164,8 @@ class FrameResult:
             row["frame"],
             row["time"],
             row["seconds"],
-            json.loads(row["result"]),
-            _whole(json.loads(scores)) if scores is not None else None,
+            read_stored(row["result"]),
+            _whole(read_stored(scores)) if scores is not None else None,
         )
 
 
@@ -234,6 +235,6 @@ class ClipResult:
             row["cpu_seconds"],
             row["peak_rss"],
             json.loads(row["stage_seconds"] or "{}"),
-            json.loads(clip_result) if clip_result is not None else None,
-            _whole(json.loads(row["clip_scores"])) if row["clip_scores"] is not None else None,
+            read_stored(clip_result) if clip_result is not None else None,
+            _whole(read_stored(row["clip_scores"])) if row["clip_scores"] is not None else None,
         )

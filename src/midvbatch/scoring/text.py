@@ -188,12 +188,21 @@ COMBINATIONS = ("majority", "best", "characters")
 WEIGHT_UNIT = 1_000_000  # a confidence of 1 in the character vote
 
 
+def _in_range(confidence: Any) -> float | None:
+    """A confidence as the combinations weigh it: from 0 to 1 (a ledger of an earlier midvbatch may hold
+    1e308 or -5), None when it is not a number (NaN included)."""
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or confidence != confidence:
+        return None
+    return min(max(float(confidence), 0.0), 1.0)
+
+
 class Combiner:
     """A field's readings in a clip, combined as they come, by every rule of COMBINATIONS at once.
 
     ``majority``: the reading seen most often once normalized (ties: the one reached first),
     as first read. ``best``: the reading of highest confidence (ties and readings without
-    one: the earliest), as read. ``characters``: a character vote: among the readings of
+    one: the earliest), as read. A confidence is held to 0..1, and one that is not a number
+    counts as none. ``characters``: a character vote: among the readings of
     the most common length once normalized (ties: the length reached first), each position
     takes the character of most weight (a reading's confidence, 1 without one; ties: the
     earliest reading's), normalized. A report combines the frames of every clip of a
@@ -236,11 +245,12 @@ class Combiner:
         leader = self._leader
         if count > self._lead or (count == self._lead and leader is not None and self._before(key, leader)):
             self._leader, self._lead = key, count  # a tie goes to the reading reached first
-        value = float("-inf") if confidence is None else float(confidence)
+        confidence = _in_range(confidence)
+        value = float("-inf") if confidence is None else confidence
         if self._best is None or value > self._best_value:
             self._best, self._best_key, self._best_value = text, key, value
         # in millionths, as integers: sums then do not depend on the order they are added in
-        weight = WEIGHT_UNIT if confidence is None else max(0, round(float(confidence) * WEIGHT_UNIT))
+        weight = WEIGHT_UNIT if confidence is None else round(confidence * WEIGHT_UNIT)
         self._weights[key] = self._weights.get(key, 0) + weight
         self._by_length[len(key)] = self._by_length.get(len(key), 0) + 1
         self._vote = None
