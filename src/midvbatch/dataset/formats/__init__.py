@@ -208,7 +208,7 @@ def discover(root: str | Path, format: str | None = None) -> Dataset:
         raise DatasetError(
             f"dataset format {fmt.name}: discover() returned {type(dataset).__name__}, not a Dataset", path=root
         )
-    return checked(dataset, fmt.name)  # a clip that is not one: one line, set aside
+    return checked(dataset, fmt.name, trusted=fmt in _BUILTIN)  # a clip that is not one: one line, set aside
 
 
 __all__ = [
