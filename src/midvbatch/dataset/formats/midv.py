@@ -119,13 +119,15 @@ def _frames_by_code(
             continue
         code = sub.name.upper()
         frames = found.setdefault(code, {})
-        for entry in sorted(_scan(Path(sub.path)), key=lambda e: e.name):
+        for entry in _scan(Path(sub.path)):
             m = _FRAME_FILE.match(entry.name)
             if m and m.group(1).upper() == code and m.group(4).lower() in suffixes:
                 frames.setdefault(int(m.group(3)), []).append(Path(entry.path))
     return {
         code: {
-            k: _first_of(files, number, f"file of frame {k:02d} of clip {code}{number}", problems)
+            k: files[0]
+            if len(files) == 1
+            else _first_of(files, number, f"file of frame {k:02d} of clip {code}{number}", problems)
             for k, files in sorted(frames.items())
         }
         for code, frames in found.items()
