@@ -32,14 +32,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from midvbatch import __version__
+from midvbatch.dataset._connections import Connections
 from midvbatch.dataset.archive import (
     ArchiveError,
     ExtractLimits,
@@ -54,6 +54,7 @@ from midvbatch.fileio import TEXT_LIMIT, read_bytes, read_json, write_atomic
 
 _CHUNK = 256 << 10
 _SMALL_LIMIT = TEXT_LIMIT  # md5.txt: MIDV-500's has 50 lines
+_GRACE = 1.0  # seconds a stopped fetch waits for its threads to leave (they need milliseconds)
 LABELS = {
     "fetched": "fetched",
     "present": "already present",
@@ -83,7 +84,7 @@ class _GaveUp(_Permanent):
 
 
 class _Stopped(Exception):
-    """The fetch was interrupted (Ctrl-C): threads stop at their next chunk."""
+    """The fetch was interrupted (Ctrl-C): threads stop at their next chunk, or once their connection is cut."""
 
 
 class _LocalError(Exception):
@@ -304,9 +305,13 @@ class _Tally:
         self.resumed += have if resumed else 0
         self.view.start(self.name, total, have)
 
-    def add(self, chunk: bytes, out) -> None:
+    def check(self) -> None:
+        """Raise _Stopped once the fetch is stopping: a stopped fetch changes no file."""
         if self.stop.is_set():
             raise _Stopped()
+
+    def add(self, chunk: bytes, out) -> None:
+        self.check()
         try:
             out.write(chunk)
         except OSError as exc:  # raised inside ftplib's callback: must not look like a network error
@@ -352,14 +357,14 @@ def _http_failure(exc: urllib.error.HTTPError, url: str) -> Exception:
     return _Permanent(f"{url}: HTTP {exc.code} {exc.reason}")
 
 
-def _http_download(url: str, part: Path, timeout: float, tally: _Tally) -> None:
+def _http_download(net: Connections, url: str, part: Path, timeout: float, tally: _Tally) -> None:
     """Download `url` into `part`, resuming from its size with a Range request."""
     have = _size_of(part)
     headers = {"User-Agent": f"midvbatch/{__version__}"}
     if have:
         headers["Range"] = f"bytes={have}-"
     try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+        response = net.opener.open(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and have:
@@ -367,6 +372,7 @@ def _http_download(url: str, part: Path, timeout: float, tally: _Tally) -> None:
             if total == have:  # already complete
                 tally.start(total, have, resumed=True)
                 return
+            tally.check()
             part.unlink()
             raise _Transient("partial download does not fit the file on the server; starting over", True) from None
         raise _http_failure(exc, url) from None
@@ -379,6 +385,7 @@ def _http_download(url: str, part: Path, timeout: float, tally: _Tally) -> None:
         if have and response.status == 206:
             first, total = _range_total(response.headers.get("Content-Range"))
             if first != have:
+                tally.check()
                 part.unlink()
                 raise _Transient(f"server resumed at byte {first}, not {have}; starting over", True)
             resumed = True
@@ -387,6 +394,7 @@ def _http_download(url: str, part: Path, timeout: float, tally: _Tally) -> None:
             total = length
         tally.start(total, have, resumed)
         got = 0
+        tally.check()  # before "wb" empties the partial file
         with open(part, mode) as out:
             while True:
                 try:  # read1: what has arrived, so a cut loses nothing already received
@@ -402,10 +410,10 @@ def _http_download(url: str, part: Path, timeout: float, tally: _Tally) -> None:
 
 
 @contextmanager
-def _ftp_session(url: str, timeout: float) -> Iterator[tuple[ftplib.FTP, str]]:
+def _ftp_session(net: Connections, url: str, timeout: float) -> Iterator[tuple[ftplib.FTP, str]]:
     """Log in to the server of an ftp:// URL (anonymous unless it names a user); yield (ftp, path)."""
     parts = urlsplit(url)
-    ftp = ftplib.FTP(timeout=timeout)
+    ftp = net.ftp(timeout)
     try:
         ftp.connect(parts.hostname or "", parts.port or 21)
         ftp.login(unquote(parts.username or "anonymous"), unquote(parts.password or "anonymous@"))
@@ -428,11 +436,11 @@ def _ftp_errors(url: str) -> Iterator[None]:
         raise _Transient(_reason(exc)) from None
 
 
-def _ftp_download(url: str, part: Path, timeout: float, tally: _Tally) -> None:
+def _ftp_download(net: Connections, url: str, part: Path, timeout: float, tally: _Tally) -> None:
     """Download `url` into `part`, resuming from its size with REST."""
     have = _size_of(part)
     got = 0
-    with _ftp_errors(url), _ftp_session(url, timeout) as (ftp, path):
+    with _ftp_errors(url), _ftp_session(net, url, timeout) as (ftp, path):
         try:
             total = ftp.size(path)
         except ftplib.error_perm as exc:
@@ -440,6 +448,7 @@ def _ftp_download(url: str, part: Path, timeout: float, tally: _Tally) -> None:
                 raise
             total = None  # SIZE not implemented: transfer anyway, size unknown
         if total is not None and have > total:
+            tally.check()
             part.unlink()
             have = 0
         tally.start(total, have, resumed=have > 0)
@@ -456,6 +465,7 @@ def _ftp_download(url: str, part: Path, timeout: float, tally: _Tally) -> None:
                 ftp.retrbinary(f"RETR {path}", write, blocksize=_CHUNK, rest=have or None)
             except ftplib.error_perm as exc:
                 if have and str(exc)[:3] in ("500", "501", "502", "504"):  # REST not understood
+                    tally.check()
                     part.unlink()
                     raise _Transient("server cannot resume (REST); starting over", True) from None
                 raise
@@ -469,7 +479,7 @@ def _too_large(url: str) -> _Permanent:
     return _Permanent(f"{url}: more than the {_SMALL_LIMIT:,} bytes an md5 list may have")
 
 
-def _read_small(url: str, timeout: float) -> bytes | None:
+def _read_small(net: Connections, url: str, timeout: float) -> bytes | None:
     """Return a small file's bytes (md5.txt, at most _SMALL_LIMIT), or None when the server says it has none."""
     if url.startswith("ftp:"):
         blocks: list[bytes] = []
@@ -483,7 +493,7 @@ def _read_small(url: str, timeout: float) -> bytes | None:
                 raise _too_large(url)
 
         try:
-            with _ftp_errors(url), _ftp_session(url, timeout) as (ftp, path):
+            with _ftp_errors(url), _ftp_session(net, url, timeout) as (ftp, path):
                 ftp.retrbinary(f"RETR {path}", keep)
         except _Permanent as exc:
             if " 550" in str(exc):
@@ -491,7 +501,7 @@ def _read_small(url: str, timeout: float) -> bytes | None:
             raise
         return b"".join(blocks)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with net.opener.open(url, timeout=timeout) as response:
             data = response.read(_SMALL_LIMIT + 1)
             if len(data) > _SMALL_LIMIT:
                 raise _too_large(url)
@@ -518,6 +528,8 @@ def _retrying(attempt: Callable[[], object], retries: int, delay: float, stop: t
         try:
             return attempt()
         except _Transient as exc:
+            if stop.is_set():  # the failure was the stop cutting the connection
+                raise _Stopped() from None
             failures = 0 if exc.progressed else failures + 1
             if failures > retries:
                 raise _GaveUp(f"{exc} (gave up after {attempts} attempts)") from None
@@ -526,6 +538,57 @@ def _retrying(attempt: Callable[[], object], retries: int, delay: float, stop: t
 
 
 # --- the fetch ------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+
+
+def _in_threads(job: _Job, work: Callable[[str], _T], names: list[str], jobs: int) -> dict[str, _T]:
+    """Return {name: work(name)} for every name, `jobs` at a time, each on a daemon thread.
+
+    The calling thread only waits, a tenth of a second at a time, so that Ctrl-C reaches it
+    at once whichever thread the kernel hands the signal to. On Ctrl-C (any exception
+    here), or an exception in `work`: stop the threads, cut their connections, give them
+    a moment to leave (each sees its connection end, or stops at its next chunk; partial
+    downloads stay for resuming), then raise. A thread blocked where no cut reaches (a DNS
+    look-up) is left behind: it changes no file once stopped, and ends with the process.
+    """
+    results: dict[str, _T] = {}
+    failures: list[BaseException] = []
+    queue, taking = iter(names), threading.Lock()
+
+    def worker() -> None:
+        while not job.stop.is_set():
+            with taking:
+                name = next(queue, None)
+            if name is None:
+                return
+            try:
+                results[name] = work(name)
+            except _Stopped:
+                return
+            except BaseException as exc:  # noqa: BLE001 - raised again in the calling thread
+                failures.append(exc)
+                return
+
+    count = min(jobs, len(names))
+    threads = [threading.Thread(target=worker, name=f"midvbatch-fetch-{i}", daemon=True) for i in range(count)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive() and not failures:
+                thread.join(0.1)
+            if failures:
+                raise failures[0]
+    except BaseException:
+        job.stop.set()
+        job.connections.cut()
+        deadline = time.monotonic() + _GRACE
+        for thread in threads:
+            if thread.is_alive():
+                thread.join(max(deadline - time.monotonic(), 0.0))
+        raise
+    return results
 
 
 class _State:
@@ -568,6 +631,7 @@ class _Job:
     state: _State
     view: FetchProgress
     stop: threading.Event
+    connections: Connections  # cut when the fetch stops
     retries: int
     retry_delay: float
     timeout: float
@@ -599,8 +663,14 @@ def _fetch_one(job: _Job, name: str) -> DocumentOutcome:
             if not archive.is_file():  # else: downloaded by an earlier fetch, not yet extracted
                 part = archive.with_name(f"{file}.part")
                 fetcher = _ftp_download if url.startswith("ftp:") else _http_download
-                _retrying(lambda: fetcher(url, part, job.timeout, tally), job.retries, job.retry_delay, job.stop)
+                _retrying(
+                    lambda: fetcher(job.connections, url, part, job.timeout, tally),
+                    job.retries,
+                    job.retry_delay,
+                    job.stop,
+                )
                 os.replace(part, archive)
+        tally.check()  # stopped: a downloaded archive waits for the next fetch
         job.view.stage(name, "verifying")
         out.md5 = file_md5(archive)
         expected = job.md5s.get(file) if job.md5s is not None else None
@@ -690,7 +760,10 @@ def _checksums(job: _Job) -> dict[str, str] | None:
             where = f"{folder}/{listing}"
             try:
                 data = _retrying(
-                    functools.partial(_read_small, where, job.timeout), job.retries, job.retry_delay, job.stop
+                    functools.partial(_read_small, job.connections, where, job.timeout),
+                    job.retries,
+                    job.retry_delay,
+                    job.stop,
                 )
             except _GaveUp as exc:  # the source is unreachable: no archive would come either
                 raise FetchError(f"cannot read {where}: {exc}") from None
@@ -827,6 +900,7 @@ def fetch(
             _State(work / "state.json", warnings),
             view,
             threading.Event(),
+            Connections(),
             retries,
             retry_delay,
             timeout,
@@ -836,23 +910,14 @@ def fetch(
         outcomes = {name: outcome for name in names if (outcome := _already_there(job, name)) is not None}
         todo = [n for n in names if n not in outcomes]
         if todo:
-            job.md5s = _checksums(job)
+            job.md5s = _in_threads(job, lambda _: _checksums(job), ["md5"], 1)["md5"]
             available = set(job.md5s or ())
             if local is not None:
                 available |= {e.name for e in os.scandir(local) if e.is_file()}
             _resolve_files(job, todo, available)
             view.begin(todo)
             try:
-                with ThreadPoolExecutor(jobs, thread_name_prefix="midvbatch-fetch") as pool:
-                    futures = {pool.submit(_fetch_one, job, name): name for name in todo}
-                    try:
-                        for future in as_completed(futures):
-                            outcomes[futures[future]] = future.result()
-                    except BaseException:
-                        # Ctrl-C: transfers stop at their next chunk; partial files stay for resuming.
-                        job.stop.set()
-                        pool.shutdown(wait=True, cancel_futures=True)
-                        raise
+                outcomes.update(_in_threads(job, functools.partial(_fetch_one, job), todo, jobs))
             finally:
                 view.close()
     where = str(local) if local is not None else str(base)
