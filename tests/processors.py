@@ -67,6 +67,9 @@ class Faults(Processor):
     chdir           change the working directory (to `state_dir`) at every frame
     child           start a `sleep 600` subprocess (its pid in state_dir/CLIP.child) and leave it running
     flood           print 1 MB to stdout and stderr at every frame
+    daemon          double-fork a daemon (setsid, SIGTERM ignored) that sleeps (its pid in state_dir/CLIP.daemon)
+    session         start `sleep 600` in a session of its own (its pid in state_dir/CLIP.session) and leave it
+    A+B             both, in order: "daemon+hang", "session+sigkill" ...
     """
 
     def __init__(self, faults: dict | None = None, state_dir: str = ".", memory_mb: int = 600,
@@ -93,6 +96,12 @@ class Faults(Processor):
 
             faults = json.loads(Path(self.faults_file).read_text())
         fault = faults.get(frame.clip.id) if frame.number == 1 else None
+        if fault and "+" in fault:
+            *first, fault = fault.split("+")
+            for each in first:
+                _leave(each, Path(self.state_dir) / f"{frame.clip.id}.{each}")
+        elif fault in ("daemon", "session", "child"):
+            _leave(fault, Path(self.state_dir) / f"{frame.clip.id}.{fault}")
         if faults.get(frame.clip.id) == "chdir" or faults.get("*") == "chdir":
             os.chdir(self.state_dir)
         if faults.get(frame.clip.id) == "flood" or faults.get("*") == "flood":
@@ -123,16 +132,38 @@ class Faults(Processor):
             time.sleep(3600)
         elif fault == "exit0":
             raise SystemExit(0)
-        elif fault == "child":
-            import subprocess
-
-            child = subprocess.Popen(["sleep", "600"])
-            (Path(self.state_dir) / f"{frame.clip.id}.child").write_text(str(child.pid))
         elif fault == "memory":
             hog = np.ones(self.memory_mb * 2**20, np.uint8)  # touched: resident
             time.sleep(60)
             del hog
         return {"ok": True}
+
+
+def _leave(kind: str, record) -> None:
+    """Start a process and leave it running (child: in the worker's process group; session, daemon: out of it);
+    write its pid to `record` once it runs."""
+    import signal
+    import subprocess
+
+    if kind in ("session", "child"):
+        child = subprocess.Popen(["sleep", "600"], start_new_session=kind == "session")
+        record.write_text(str(child.pid))
+        return
+    first = os.fork()
+    if first == 0:  # the daemon's first half: a session of its own, then fork again and exit
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a stubborn one: only SIGKILL ends it
+                tmp = record.with_suffix(".tmp")
+                tmp.write_text(str(os.getpid()))
+                tmp.rename(record)
+                time.sleep(600)
+        finally:
+            os._exit(0)
+    os.waitpid(first, 0)
+    while not record.exists():
+        time.sleep(0.005)
 
 
 class SameArtifact:

@@ -409,7 +409,7 @@ def test_safety_sys_exit_in_a_processor_fails_its_clip_only(small, tmp_path, wor
 def test_safety_workers_exit_within_half_a_second_of_the_orchestrators_death(small, tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "midvbatch.cli", "run", str(small), "--out", str(out),
-                             "--processor", FAULTS, "--option", 'faults={"TA01": "hang", "TS01": "child"}',
+                             "--processor", FAULTS, "--option", 'faults={"TA01": "hang", "TS01": "child+hang"}',
                              "--option", f"state_dir={json.dumps(str(tmp_path))}", "--workers", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
     wait_for(lambda: (tmp_path / "TS01.child").exists(), 60)

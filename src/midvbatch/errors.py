@@ -6,6 +6,7 @@ line that names the file (when there is one) and the problem, ready to print as 
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 EXIT_INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (or SIGTERM): run it again to go on
@@ -34,6 +35,54 @@ class MidvBatchError(Exception):
 
 class TransientError(MidvBatchError):
     """A failure worth retrying: an I/O hiccup, the network, a resource running short."""
+
+
+class ResourceShortage(TransientError):
+    """The machine ran short of threads, processes, file descriptors or memory: the clip is not at fault.
+
+    `resource` says which: "threads", "processes", "file descriptors" or "memory".
+    """
+
+    def __init__(self, message: str, *, resource: str, path: str | Path | None = None):
+        self.resource = resource
+        super().__init__(message, path=path)
+
+
+_SHORT_ERRNOS = {errno.EMFILE: "file descriptors", errno.ENFILE: "file descriptors", errno.ENOMEM: "memory"}
+_STARTING = {"_execute_child", "spawnv_passfds", "_launch"}  # where subprocess and multiprocessing start processes
+
+
+def shortage(exc: BaseException | None) -> str | None:
+    """What the machine ran short of, if `exc` (or the exception it came from) says so; None if it does not.
+
+    Threads ("can't start new thread"), processes (EAGAIN while one is being started),
+    file descriptors (EMFILE, ENFILE) or memory maps (ENOMEM). EAGAIN elsewhere is
+    non-blocking I/O that would block, not a shortage.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ResourceShortage):
+            return exc.resource
+        if isinstance(exc, RuntimeError) and "can't start new thread" in str(exc):
+            return "threads"
+        if isinstance(exc, OSError):
+            if exc.errno in _SHORT_ERRNOS:
+                return _SHORT_ERRNOS[exc.errno]
+            if exc.errno == errno.EAGAIN and _raised_in(exc, _STARTING):
+                return "processes"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _raised_in(exc: BaseException, functions: set[str]) -> bool:
+    """Whether `exc` passed through a function named in `functions` on its way up."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name in functions:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 class PermanentError(MidvBatchError):

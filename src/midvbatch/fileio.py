@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from midvbatch.errors import MidvBatchError
+from midvbatch.errors import MidvBatchError, ResourceShortage, shortage
 
 MiB = 1 << 20
 JSON_LIMIT = 64 * MiB  # ground truth and templates are kilobytes; MIDV-2020's VIA files a few MB
@@ -78,6 +78,9 @@ def _open_regular(path: str | Path, error: type[MidvBatchError], what: str) -> t
     except IsADirectoryError:
         raise error(f"a folder, not {what}", path=path) from None
     except OSError as exc:
+        short = shortage(exc)
+        if short is not None:  # the machine's state (ulimit -n), not the file's: retried
+            raise ResourceShortage(f"cannot open: out of {short} ({exc.strerror})", resource=short, path=path) from None
         raise error(f"cannot read: {exc.strerror or exc}", path=path) from None
     try:
         st = os.fstat(fd)

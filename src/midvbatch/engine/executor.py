@@ -18,13 +18,15 @@ import signal as signal_module
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any
 
 import pebble
 import psutil
 
-from midvbatch.engine import worker
+from midvbatch.engine import reaper, worker
+from midvbatch.errors import shortage
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 
 
@@ -37,6 +39,7 @@ class Executor(ABC):
     """
 
     capacity: int  # how many tasks it can run at once
+    could_start: int | None = None  # workers it had started when it could start no more (the machine ran short)
 
     @abstractmethod
     def submit(self, specs: list[TaskSpec]) -> None:
@@ -74,6 +77,11 @@ class Executor(ABC):
         """Withdraw the tasks submitted but not started yet; return their clips' ids."""
         return []
 
+    def resize(self, workers: int) -> bool:
+        """Run `workers` workers from now on; False where this executor cannot (threads, inline, Dask). The tasks in
+        flight then come back failed with class "resources" (the machine ran short, not the clips)."""
+        return False
+
     @abstractmethod
     def shutdown(self) -> None:
         """Stop the workers (in-flight tasks are abandoned) and close the processors they built."""
@@ -108,6 +116,17 @@ def crash_outcome(task_id: int, exc: BaseException) -> ClipOutcome:
         )
     if isinstance(exc, cf.TimeoutError):
         return ClipOutcome(task_id, ok=False, error_class="timeout", error="timeout")
+    short = shortage(exc)
+    if short is not None:  # the pool could not start a worker, or its threads: the machine's state
+        cause = exc.__cause__ or exc
+        return ClipOutcome(
+            task_id,
+            ok=False,
+            error_class="resources",
+            error=f"the pool could not start a worker or a thread: out of {short} ({getattr(cause, 'strerror', None) or cause})",
+        )
+    if isinstance(exc, BrokenProcessPool):
+        return ClipOutcome(task_id, ok=False, error_class="crash", error=f"the worker pool broke ({exc})")
     return ClipOutcome(task_id, ok=False, error_class="error", error=f"{type(exc).__name__}: {exc}")
 
 
@@ -145,8 +164,12 @@ class FutureExecutor(Executor):
             if future.cancelled():
                 continue
             exc = future.exception()
-            outcomes.extend(future.result() if exc is None else [crash_outcome(tid, exc) for tid in ids])
+            outcomes.extend(future.result() if exc is None else self._failed(ids, exc))
         return outcomes
+
+    def _failed(self, ids: tuple[int, ...], exc: BaseException) -> list[ClipOutcome]:
+        """The outcomes of a task whose future failed with `exc` (its worker died or timed out, the pool broke)."""
+        return [crash_outcome(tid, exc) for tid in ids]
 
 
 _PEBBLE_WORKER = "pebble_pool_worker"  # the name pebble gives its worker processes
@@ -163,7 +186,10 @@ def _sigint_blocked() -> Iterator[None]:
     # the thread that starts it: start it first, so the block holds while workers start
     from multiprocessing import resource_tracker
 
-    resource_tracker.ensure_running()
+    try:
+        resource_tracker.ensure_running()
+    except OSError:  # the machine ran short (processes, descriptors): starting a worker will say so
+        pass
     try:
         old = signal_module.pthread_sigmask(signal_module.SIG_BLOCK, {signal_module.SIGINT})
     except (AttributeError, OSError, ValueError):
@@ -206,8 +232,14 @@ class ProcessExecutor(FutureExecutor):
 
     Spawned workers inherit no descriptors, so the run lock stays with the orchestrator,
     and they watch their parent so that none outlives it. Each leads its own process
-    group; the groups of every worker seen are killed at shutdown, so nothing a
-    processor started outlives the run. Processor output goes to `log_dir`.
+    group and adopts what its clips leave (see engine/reaper.py); the orchestrator is a
+    subreaper too, so what a worker killed outright leaves is handed to it, and ended
+    when the worker's death is seen: nothing a processor started outlives the run.
+    Processor output goes to `log_dir`.
+
+    A pool that cannot start a worker (or its own threads: the machine ran short) is
+    started again at the next task; the tasks it lost come back failed with class
+    "resources", as do those in flight when the pool is resized.
     """
 
     def __init__(
@@ -220,33 +252,138 @@ class ProcessExecutor(FutureExecutor):
         devices: tuple[str, ...] = (),
     ):
         super().__init__()
-        context = multiprocessing.get_context("spawn")
-        slots = context.Array("i", workers) if devices else None  # a worker's pid per slot: slot i, device i
+        self._context = multiprocessing.get_context("spawn")
+        slots = self._context.Array("i", workers) if devices else None  # a worker's pid per slot: slot i, device i
         # Stages come back as lines on one pipe: a write of less than PIPE_BUF bytes is atomic,
         # so workers share it without a lock or pickling, and a worker that dies right after
         # reporting a stage has still reported it (no feeder thread).
-        self._stage_reader, stage_writer = context.Pipe(duplex=False)
+        self._stage_reader, stage_writer = self._context.Pipe(duplex=False)
         os.set_blocking(self._stage_reader.fileno(), False)
         self._partial = b""
         self._timeout = task_timeout
+        self._max_tasks = max_tasks
         self.capacity = workers
         self.worker_pids: dict[int, float | None] = {}  # pid -> start time, of every worker seen
-        with _sigint_blocked():
-            self._pool = pebble.ProcessPool(
-                max_workers=workers,
-                max_tasks=max_tasks,
-                initializer=worker.init_process,
-                initargs=(stage_writer, os.getpid(), str(log_dir) if log_dir is not None else None, devices, slots),
-                context=context,
-            )
+        self._mark = uuid.uuid4().hex  # in the environment of what this pool's workers start (worker.POOL_MARK)
+        self._since = reaper.now_ticks()  # what this process started before the pool is none of its business
+        self._subreaper = reaper.become_subreaper()
+        self._held: list[ClipOutcome] = []  # outcomes for the next completed(): tasks a broken or resized pool lost
+        self._broken = False  # the pool cannot take tasks: started again at the next submit
+        self._deaths = False  # a worker died since the last look: what it started is swept
+        self._initargs = (stage_writer, os.getpid(), str(log_dir) if log_dir is not None else None, devices, slots)
+        self._pool = self._new_pool(workers)
         self._stage_writer = stage_writer  # kept open: workers started later receive it
+
+    def _new_pool(self, workers: int) -> pebble.ProcessPool:
+        with _sigint_blocked():
+            return pebble.ProcessPool(
+                max_workers=workers,
+                max_tasks=self._max_tasks,
+                initializer=worker.init_process,
+                initargs=(*self._initargs, self._mark),
+                context=self._context,
+            )
 
     def submit(self, specs: list[TaskSpec]) -> None:
         # the orchestrator holds each clip of a task to the timeout; the pool holds the task to its clips' sum
         timeout = self._timeout * len(specs) if self._timeout is not None else None
-        with _sigint_blocked():  # the first schedule starts the pool's workers and threads
-            future = self._pool.schedule(worker.run_task, args=(specs,), timeout=timeout)
-        self._futures[future] = tuple(s.task_id for s in specs)
+        ids = tuple(s.task_id for s in specs)
+        for again in (True, False):
+            try:
+                if self._broken:
+                    self._restart(self.capacity)
+                with _sigint_blocked():  # the first schedule starts the pool's workers and threads
+                    future = self._pool.schedule(worker.run_task, args=(specs,), timeout=timeout)
+            except (OSError, RuntimeError) as exc:  # (BrokenProcessPool included) its threads, workers or pipes
+                self._break()
+                if again and shortage(exc) is None:
+                    continue  # a pool that broke earlier (a worker lost while idle): once more, on a fresh one
+                self._held.extend(crash_outcome(tid, exc) for tid in ids)
+                return
+            self._futures[future] = ids
+            return
+
+    def resize(self, workers: int) -> bool:
+        if workers != self.capacity or self._broken:
+            self._restart(workers)
+        return True
+
+    def _restart(self, workers: int) -> None:
+        """Stop the pool and start another of `workers` workers (they start with its first task).
+
+        Outcomes already in are kept; the tasks still in flight come back failed with class
+        "resources": they were not at fault.
+        """
+        for future, ids in list(self._futures.items()):
+            if future.done() and not future.cancelled():
+                exc = future.exception()
+                self._held.extend(future.result() if exc is None else self._failed(ids, exc))
+            else:
+                future.cancel()
+                self._held.extend(
+                    ClipOutcome(
+                        tid, ok=False, error_class="resources", error=f"withdrawn: the pool restarts with {workers}"
+                    )
+                    for tid in ids
+                )
+        self._futures.clear()
+        self._stop_pool()
+        self.capacity = workers
+        self._pool = self._new_pool(workers)
+        self._broken, self.could_start = False, None
+
+    def in_flight(self) -> list[int]:
+        return super().in_flight() + [o.task_id for o in self._held]
+
+    def cancel(self, task_id: int) -> None:
+        super().cancel(task_id)
+        self._held = [o for o in self._held if o.task_id != task_id]
+
+    def completed(self, timeout: float) -> list[ClipOutcome]:
+        held, self._held = self._held, []
+        outcomes = held + super().completed(0 if held else timeout)
+        if self._deaths:
+            self._deaths = False
+            self._sweep()
+        return outcomes
+
+    def _failed(self, ids: tuple[int, ...], exc: BaseException) -> list[ClipOutcome]:
+        self._deaths = True  # its worker died (or the pool broke): what it started is handed to this process
+        if isinstance(exc, BrokenProcessPool):
+            self._break()
+        return super()._failed(ids, exc)
+
+    def _break(self) -> None:
+        """The pool cannot go on: note how many workers it had started (could_start); start it again later."""
+        if not self._broken:
+            self._broken = True
+            self.could_start = sum(1 for c in multiprocessing.active_children() if c.name == _PEBBLE_WORKER)
+
+    def _sweep(self) -> None:
+        """End what dead workers left: processes handed to this process (a subreaper) that this pool's workers
+        started, detached or not, and reap them."""
+        if self._subreaper:
+            reaper.end(self._orphans)
+
+    def _orphans(self) -> reaper.Procs:
+        """This process's children that this pool's workers started: marked by the pool's mark in their
+        environment, or copies of a worker (forked, not run anew) out of this process's group; and zombies
+        that are no worker (their marks went with them). Never a worker, nor what this process started before
+        the pool (a caller's own subprocesses)."""
+        workers = {p.pid for p in multiprocessing.active_children()}
+        mark = f"{worker.POOL_MARK}={self._mark}"
+        group = os.getpgrp()
+        found: reaper.Procs = {}
+        for pid, started in reaper.children().items():
+            if pid in workers or started < self._since:
+                continue
+            info = reaper.stat(pid)
+            if info is None:
+                continue
+            copy = info.pgid != group and b"--multiprocessing-fork" in reaper.command_line(pid)
+            if info.state == "Z" or copy or reaper.environment_has(pid, mark):
+                found[pid] = started
+        return found
 
     def stages(self) -> list[tuple[int, str, int | str | None]]:
         chunks = [self._partial]
@@ -274,14 +411,25 @@ class ProcessExecutor(FutureExecutor):
         return out
 
     def shutdown(self) -> None:
+        self._stop_pool()
+        self._stage_reader.close()
+        self._stage_writer.close()
+        if self._subreaper:
+            reaper.become_subreaper(False)
+
+    def _stop_pool(self) -> None:
+        """Stop the pool's workers, kill their groups, end what they left."""
         # pebble stops each worker with SIGTERM: one between clips closes its processors first (worker._end_group)
         self._pool.stop()
         self._stop_unheard_workers()
-        self._pool.join(timeout=10)
-        self._stage_reader.close()
-        self._stage_writer.close()
+        try:
+            self._pool.join(timeout=10)
+        except (OSError, RuntimeError):  # a pool that broke while starting: what it started is killed below
+            if not self._broken:
+                raise
         for pid, started in self.worker_pids.items():
             kill_group(pid, started)
+        self._sweep()
 
     def _stop_unheard_workers(self) -> None:
         """SIGTERM, all at once, the pool's workers that never reported a stage (starting, or idle).

@@ -38,7 +38,8 @@ from midvbatch.engine.progress import NoProgress, RateMeter, RunProgress, Snapsh
 from midvbatch.engine.resources import DiskReading, MemoryReading, Resources, disk_space, system_memory
 from midvbatch.engine.runlog import close_run_log, flush_run_log, open_run_log
 from midvbatch.engine.scheduler import plan
-from midvbatch.errors import EXIT_INTERRUPTED, ConfigError, DatasetError, LedgerError
+from midvbatch.engine.shortage import Shortages, resource_named
+from midvbatch.errors import EXIT_INTERRUPTED, ConfigError, DatasetError, LedgerError, shortage
 from midvbatch.fileio import write_atomic
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 from midvbatch.pipeline.prediction import valid_text
@@ -320,6 +321,7 @@ class Orchestrator:
         self._clip_seconds = 1.0  # moving average of the clips' wall time, for the dispatch depth
         self.task_clips = 1  # clips per task (see _plan_tasks)
         self.frames_held = 0  # bytes of frames a worker holds beyond one: its read-ahead and batch
+        self.shortages = Shortages(1, self.settings.decode_threads, resizable=False)  # (for its executor: run())
 
     # set-up ------------------------------------------------------------------------------
 
@@ -480,6 +482,7 @@ class Orchestrator:
         ]
         cache = ledger.validation_cache()
         invalid: dict[str, list[str]] = {}
+        unchecked: set[str] = set()  # clips left unchecked: the machine ran short (threads, descriptors)
         checked, started = 0, time.monotonic()
         for first in range(0, len(candidates), CHECK_CHUNK):
             fresh = []
@@ -494,7 +497,20 @@ class Orchestrator:
                     fresh.append((clip, signature))
             if not fresh:
                 continue
-            found = check_clips([c for c, _ in fresh], jobs=max(2, self.settings.workers))
+            if unchecked:  # the machine ran short on an earlier chunk
+                unchecked.update(c.id for c, _ in fresh)
+                continue
+            try:
+                found = check_clips([c for c, _ in fresh], jobs=max(2, self.settings.workers))
+            except Exception as exc:
+                short = shortage(exc)
+                if short is None:
+                    raise
+                self.log.warning(
+                    "the machine ran out of %s checking the clips (%s): the rest run unchecked", short, exc
+                )
+                unchecked.update(c.id for c, _ in fresh)
+                continue
             ledger.store_validation((c.id, sig, [str(p) for p in found.get(c.id, ())]) for c, sig in fresh)
             invalid.update({clip_id: [str(p) for p in problems] for clip_id, problems in found.items()})
             checked += len(fresh)
@@ -511,6 +527,8 @@ class Orchestrator:
         with ledger.transaction():
             for task_id, clip_id, state in candidates:
                 msgs = invalid.get(clip_id)
+                if clip_id in unchecked:
+                    continue
                 if msgs and state != "dead":
                     more = f" (+{len(msgs) - 1} more)" if len(msgs) > 1 else ""
                     ledger.fail(
@@ -554,7 +572,7 @@ class Orchestrator:
             processor=self.settings.processor,
             options=dict(self.settings.options),
             output_dir=str(output_dir),
-            decode_threads=self.settings.decode_threads,
+            decode_threads=self.shortages.decode_threads,  # (lowered when the machine runs short of threads)
             batch_size=self.settings.batch_size,
             prefetch=self.settings.prefetch,
             batch_across_clips=self.settings.batch_across_clips,
@@ -815,6 +833,11 @@ class Orchestrator:
             outcome.error = str(exc)
             return []
         except OSError as exc:  # e.g. a file where an artifact needs a folder: this clip's problem
+            short = shortage(exc)
+            if short is not None:  # out of descriptors (ulimit -n): the machine's state, retried
+                outcome.ok, outcome.error_class, outcome.stage = False, "resources", "artifacts"
+                outcome.error = f"cannot move its artifacts into the run folder: out of {short} ({exc.strerror})"
+                return []
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise LedgerError(
                     f"the disk is full ({exc.strerror}); the run stopped cleanly: free some "
@@ -888,7 +911,8 @@ class Orchestrator:
                 wall_seconds=outcome.wall_seconds,
             )
             if state == "failed":
-                self.log.warning(
+                self.log.log(
+                    logging.DEBUG if outcome.error_class == "resources" else logging.WARNING,  # (said once: _ran_short)
                     "%s failed (%s: %s); retry %d of %d",
                     row.clip,
                     outcome.error_class,
@@ -938,6 +962,35 @@ class Orchestrator:
                 extra={"clip": flight.row.clip, "attempt": flight.attempt},
             )
         ids = {o.task_id for o in lost}
+        return [o for o in outcomes if o.task_id not in ids]
+
+    def _ran_short(self, ledger: Ledger, outcomes: list[ClipOutcome]) -> list[ClipOutcome]:
+        """Clips that failed because the machine ran short (class "resources"): ask less of it (engine/shortage.py)
+        and put them back in the queue, their attempt not counted, or, with nothing left to lower, let them fail
+        as transient. Return the outcomes left to record."""
+        back: list[ClipOutcome] = []
+        for outcome in outcomes:
+            flight = self.in_flight.get(outcome.task_id)
+            if outcome.ok or outcome.error_class != "resources" or flight is None:
+                continue
+            error = outcome.error or ""
+            started = self._executor.could_start if self._executor is not None else None
+            reaction = self.shortages.short(
+                resource_named(error), f"{flight.row.clip}: {error}", flight.started, self.clock(), started
+            )
+            if reaction.line:
+                self.log.warning("%s", reaction.line, extra={"clip": flight.row.clip, "stage": outcome.stage})
+            if reaction.workers and self._executor is not None:
+                self._executor.resize(reaction.workers)  # the clips in flight come back: dispatched before the change
+            if not reaction.counted:
+                back.append(outcome)
+        if not back:
+            return outcomes
+        ledger.release([o.task_id for o in back])
+        for outcome in back:  # (their workers live on, or were stopped by the pool's restart)
+            flight = self.in_flight.pop(outcome.task_id)
+            shutil.rmtree(self._attempt_dir(flight.row.id, flight.attempt), ignore_errors=True)
+        ids = {o.task_id for o in back}
         return [o for o in outcomes if o.task_id not in ids]
 
     def _requeue(self, ledger: Ledger, outcomes: list[ClipOutcome]) -> list[_InFlight]:
@@ -1050,7 +1103,7 @@ class Orchestrator:
             for line in executor.warnings():
                 self.log.warning("%s", line)
             if outcomes:
-                outcomes = self._return_lost(ledger, self._return_misplaced(ledger, outcomes))
+                outcomes = self._return_lost(ledger, self._return_misplaced(ledger, self._ran_short(ledger, outcomes)))
             if outcomes:
                 for o in outcomes:
                     self._clip_seconds = 0.8 * self._clip_seconds + 0.2 * o.wall_seconds
@@ -1145,6 +1198,9 @@ class Orchestrator:
             )
             executor = make_executor(self.settings, log_dir=self.run_dir / LOGS, clips_per_task=self.task_clips)
             self._executor = executor
+            self.shortages = Shortages(
+                executor.capacity, self.settings.decode_threads, resizable=self.settings.pool == "process"
+            )
             if self.settings.pool == "dask" and self.settings.scheduler != "local":
                 if self.settings.artifacts == "shared":
                     self.log.info(

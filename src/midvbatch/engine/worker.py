@@ -4,10 +4,12 @@ Workers receive a task (the TaskSpecs of one clip or of several, run in order) a
 a ClipOutcome per clip; they never touch the ledger or the screen. Stage changes go back as lines on a pipe given at start-up.
 
 A worker process leads its own process group, so a Ctrl-C in the terminal reaches only
-the orchestrator, and whatever the processor starts (subprocesses, and theirs) goes
-with the worker: when the worker ends (stopped, recycled, orphaned) it kills its group.
+the orchestrator. It is a child subreaper (see engine/reaper.py): whatever a clip starts,
+detached or not, stays below it; what a clip started is ended when the clip ends, and
+what the processor's setup() started when the worker ends (stopped, recycled, orphaned).
 The kernel tells it when the orchestrator dies (PR_SET_PDEATHSIG), and a watch thread
-checks its parent every 0.1 s besides. The processor's own output (print, warnings,
+checks its parent every 0.1 s besides (where no thread can be started, the kernel alone,
+and the thread is tried again at the next task). The processor's own output (print, warnings,
 native libraries writing to descriptors 1 and 2) goes to RUN_DIR/logs/worker-PID.log,
 capped in size (it starts over past 64 MiB), not to the terminal.
 
@@ -36,15 +38,19 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from midvbatch.pipeline.clip import ClipOutcome, TaskSpec, run_clips
-from midvbatch.pipeline.registry import make_processor
+from midvbatch.engine import reaper
+
+if TYPE_CHECKING:  # imported where used: a worker loads numpy and FFmpeg (which may complain, say of a thread
+    # they could not start) only once its output goes to its log
+    from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 
 PARENT_POLL_SECONDS = 0.1
 OUTPUT_LIMIT = 64 << 20  # bytes of processor output kept per worker log
 _output_capped = False
 _PR_SET_PDEATHSIG = 1
+POOL_MARK = "MIDVBATCH_POOL"  # in a worker process's environment: its pool's mark, which what it starts inherits
 
 
 def _report_nothing(task: int, stage: str) -> None:
@@ -55,6 +61,8 @@ _report: Callable[[int, str], None] = _report_nothing
 _accelerator: str | None = None  # the device this worker process was given (--devices), as it sees it
 _local = threading.local()  # processors, one per worker thread (thread pool) or process
 _parent: int | None = None  # a worker process's orchestrator
+_subreaper = False  # this is a worker process that adopts what its clips leave (see engine/reaper.py)
+_watching = False  # the parent-watch thread runs
 _lock = threading.RLock()  # reentrant: the SIGTERM handler may run while the main thread holds it
 _built: list[_Built] = []  # every processor built in this process and not yet closed, all threads
 _caches: weakref.WeakSet[_Cache] = weakref.WeakSet()  # every thread's processors by key (a thread's goes with it)
@@ -68,7 +76,7 @@ _end_asked = False  # a SIGTERM came during one of them: end the worker once it 
 
 
 def _end_group(*_args: Any) -> None:
-    """Kill this worker's process group (the worker and what its processor started), then exit.
+    """Kill what this worker started (every process below it, and its process group), then exit.
 
     Stopped by its pool (SIGTERM, the orchestrator alive), a worker between clips closes
     its processors first; one in a clip (a timeout, a cancel) or orphaned does not.
@@ -84,7 +92,7 @@ def _end_group(*_args: Any) -> None:
     _ending = True
     if _args and _parent is not None and os.getppid() == _parent:
         close_processors()
-    _kill_children()
+    _kill_descendants()
     try:
         if os.getpgrp() == os.getpid():  # the group is this worker's own
             os.killpg(os.getpgrp(), signal.SIGKILL)
@@ -92,23 +100,14 @@ def _end_group(*_args: Any) -> None:
         os._exit(70)
 
 
-def _kill_children() -> None:
-    """Kill the processes this worker is parent of (their own children share the worker's process group)."""
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        return
-    for tid in tasks:
-        try:
-            with open(f"/proc/self/task/{tid}/children") as f:
-                children = [int(p) for p in f.read().split()]
-        except (OSError, ValueError):
-            continue
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+def _kill_descendants() -> None:
+    """Kill every process below this worker (SIGKILL), detached ones included, and reap them."""
+    reaper.end(reaper.children, grace=0)
+
+
+def _end_descendants() -> None:
+    """End every process below this worker (SIGTERM, then SIGKILL): a worker exiting normally (recycled)."""
+    reaper.end(reaper.children)
 
 
 def _watch_parent(parent: int) -> None:
@@ -186,13 +185,33 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _watch() -> None:
+    """Start the parent-watch thread unless it runs; where no thread can be started now, the kernel's
+    PR_SET_PDEATHSIG alone ends the worker with its orchestrator, until the next try (each task)."""
+    global _watching
+    if _watching or _parent is None:
+        return
+    try:
+        threading.Thread(target=_watch_parent, args=(_parent,), daemon=True, name="parent-watch").start()
+        _watching = True
+    except RuntimeError:  # can't start new thread: the machine's threads ran out, not this worker's fault
+        pass
+
+
 def init_process(
-    stages: Any, parent: int, log_dir: str | None = None, devices: tuple[str, ...] = (), slots: Any = None
+    stages: Any,
+    parent: int,
+    log_dir: str | None = None,
+    devices: tuple[str, ...] = (),
+    slots: Any = None,
+    mark: str | None = None,
 ) -> None:
     """Set up a worker process: its own process group, die with the parent, quiet Ctrl-C, stage reports,
     and its accelerator when the run has `devices` (`slots`: a shared array, a worker's pid per slot).
 
-    `stages` is the write end of the pipe (a multiprocessing Connection) that stage lines go to.
+    `stages` is the write end of the pipe (a multiprocessing Connection) that stage lines go to;
+    `mark` goes into the environment (POOL_MARK), so that the orchestrator knows what the
+    worker's processes started once they are handed to it (see ProcessExecutor).
 
     The orchestrator starts workers with SIGINT blocked, so a Ctrl-C during start-up is
     not a KeyboardInterrupt here; it is ignored, then unblocked.
@@ -211,9 +230,13 @@ def init_process(
     _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the orchestrator died before the kernel was told to tell us
         _end_group()
-    atexit.register(_kill_children)
+    global _subreaper
+    _subreaper = reaper.become_subreaper()
+    if mark:
+        os.environ[POOL_MARK] = mark
+    atexit.register(_end_descendants)
     atexit.register(close_processors)  # a worker recycled (--max-tasks-per-worker) exits normally: close first
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
+    _watch()
     if log_dir is not None:
         try:
             Path(log_dir).mkdir(parents=True, exist_ok=True)
@@ -260,6 +283,8 @@ def run_task_on_dask(specs: list[TaskSpec], owner: str, topic: str, artifacts: s
     artifacts are written to a local folder and come back in the outcome.
     """
     from distributed import get_worker
+
+    from midvbatch.pipeline.clip import ClipOutcome
 
     dask_worker = get_worker()
     address = dask_worker.address
@@ -430,6 +455,8 @@ def _acquire(spec: TaskSpec, owner: str | None) -> _Built:
     key = (spec.processor, repr(sorted(spec.options.items())), owner)
     built = cache.get(key)
     if built is None or built.closing:
+        from midvbatch.pipeline.registry import make_processor
+
         built = _Built(make_processor(spec.processor, spec.options, import_dir=spec.working_dir), owner)
         with _lock:
             _built.append(built)
@@ -526,9 +553,12 @@ def run_task(specs: list[TaskSpec], owner: str | None = None) -> list[ClipOutcom
     the task: a processor that changes it affects neither the next task nor (inline) the
     orchestrator. The clips of a task share its peak memory.
     """
+    from midvbatch.pipeline.clip import ClipOutcome, run_clips
+
     start = time.perf_counter()
     spec = specs[0]
     cwd = spec.working_dir or os.getcwd()
+    _watch()
     try:
         try:
             built = _acquire(spec, owner)
@@ -551,11 +581,14 @@ def run_task(specs: list[TaskSpec], owner: str | None = None) -> list[ClipOutcom
                 for s in specs
             ]
         _clip_started()
+        kept = reaper.children() if _subreaper else {}  # what the worker started before: its processor's setup()
         try:
             outcomes = run_clips(specs, built.processor, _reporter(), accelerator=_accelerator)
         finally:
             peak = _clip_peak_rss()
             _release(built)
+            if _subreaper:  # what the clips started ends with them, however it detached
+                reaper.end(lambda: {p: t for p, t in reaper.children().items() if kept.get(p) != t})
         if any(o.error_class == "oom" for o in outcomes):
             close_processors(owner)  # its device memory may be spoken for: the next clip starts a fresh one
         for outcome in outcomes:

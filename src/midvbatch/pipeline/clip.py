@@ -17,7 +17,15 @@ from typing import Any
 from midvbatch.accelerators import is_out_of_memory
 from midvbatch.dataset.formats import get_format
 from midvbatch.dataset.groundtruth import Template
-from midvbatch.errors import MidvBatchError, PermanentError, ProcessorError, TransientError, VideoError, shown
+from midvbatch.errors import (
+    MidvBatchError,
+    PermanentError,
+    ProcessorError,
+    TransientError,
+    VideoError,
+    shortage,
+    shown,
+)
 from midvbatch.pipeline.prediction import storable, valid_text
 from midvbatch.pipeline.prefetch import Prefetch
 from midvbatch.pipeline.processor import ClipInfo, Frame
@@ -251,6 +259,8 @@ def _frame_record(
 def _classify(exc: BaseException) -> str:
     if is_out_of_memory(exc):
         return "oom"  # the device's memory: retried, on a fresh processor
+    if shortage(exc):
+        return "resources"  # the machine ran short of threads, processes, descriptors: the run waits, retries
     if isinstance(exc, TransientError):
         return "transient"
     if isinstance(exc, PermanentError):

@@ -24,7 +24,8 @@ class Prefetch(Generic[T]):
     What the source raises is raised by ``next`` in its place, after the items before it.
     ``close()`` stops the thread and closes the source; use it as a context manager or
     close it. The source is only ever touched by the thread (then by close(), once the
-    thread has stopped).
+    thread has stopped). Where no thread can be started (the machine's threads ran out),
+    ``next`` reads the source itself: no read-ahead, the same items.
     """
 
     def __init__(self, source: Iterator[T], depth: int) -> None:
@@ -34,8 +35,13 @@ class Prefetch(Generic[T]):
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._done = False
-        self._thread = threading.Thread(target=self._fill, name="midvbatch-prefetch", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._fill, name="midvbatch-prefetch", daemon=True
+        )
+        try:
+            self._thread.start()
+        except RuntimeError:  # can't start new thread: read in the caller's thread instead
+            self._thread = None
 
     def _put(self, item: object) -> bool:
         """Hand `item` over unless asked to stop; False when stopped."""
@@ -62,6 +68,8 @@ class Prefetch(Generic[T]):
     def __next__(self) -> T:
         if self._done:
             raise StopIteration
+        if self._thread is None:
+            return next(self._source)
         item = self._queue.get()
         if item is _END:
             self._done = True
@@ -75,7 +83,7 @@ class Prefetch(Generic[T]):
         """Stop reading ahead, drop what was read, close the source."""
         self._stop.set()
         self._done = True
-        while self._thread.is_alive():
+        while self._thread is not None and self._thread.is_alive():
             try:
                 self._queue.get_nowait()  # a put waiting on a full queue sees the stop sooner
             except queue.Empty:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 import av
 
-from midvbatch.errors import VideoError
+from midvbatch.errors import MidvBatchError, ResourceShortage, VideoError, shortage
 from midvbatch.fileio import check_regular_file
 
 
@@ -15,6 +16,26 @@ def ffmpeg_reason(exc: BaseException) -> str:
     """Say in a few words what FFmpeg objected to."""
     text = getattr(exc, "strerror", None) or str(exc)
     return text.split(":", 1)[0].strip() if "':" in text else text.strip()
+
+
+# what FFmpeg ran short of, by the error it returns: EAGAIN is a decoder that could not start its threads
+_SHORT = {
+    errno.EAGAIN: "threads",
+    errno.ENOMEM: "memory",
+    errno.EMFILE: "file descriptors",
+    errno.ENFILE: "file descriptors",
+}
+
+
+def video_failure(exc: BaseException, problem: str, path: str | Path) -> MidvBatchError:
+    """The error for FFmpeg's (or the system's) `exc` while doing something to the video at `path`: a
+    ResourceShortage (retried) when the machine ran short of threads, file descriptors or memory, else a
+    VideoError ("`problem` (reason)")."""
+    what = _SHORT.get(getattr(exc, "errno", None) or 0) if isinstance(exc, av.FFmpegError) else shortage(exc)
+    reason = ffmpeg_reason(exc) if isinstance(exc, av.FFmpegError) else (getattr(exc, "strerror", None) or str(exc))
+    if what is not None:
+        return ResourceShortage(f"{problem}: out of {what} ({reason})", resource=what, path=path)
+    return VideoError(f"{problem} ({reason})", path=path)
 
 
 _IMAGE_DEMUXERS = {"image2", "image2pipe", "gif", "apng", "webp"}  # FFmpeg's picture readers (and *_pipe)
@@ -44,8 +65,10 @@ def open_container(path: Path, what: str):
         # An absolute name: FFmpeg would take a file named 'concat:...' or 'http:...' for a protocol.
         return av.open(os.path.abspath(path), mode="r", metadata_errors="ignore")
     except av.FFmpegError as exc:
-        raise VideoError(f"not a readable {what} ({ffmpeg_reason(exc)})", path=path) from None
+        raise video_failure(exc, f"not a readable {what}", path) from None
     except OSError as exc:
+        if shortage(exc):
+            raise video_failure(exc, "cannot open", path) from None
         raise VideoError(f"cannot read: {exc.strerror or exc}", path=path) from None
 
 

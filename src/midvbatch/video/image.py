@@ -47,7 +47,7 @@ def read_image(path: str | Path) -> np.ndarray:
             raise VideoError(f"cannot decode the picture ({ffmpeg_reason(exc)})", path=path) from None
         if frame is None:
             raise VideoError("holds no picture", path=path)
-        image: np.ndarray = frame.to_ndarray(format="bgr24")
+        image: np.ndarray = frame.to_ndarray(format="bgr24", threads=1)  # (FFmpeg's default: a thread per core)
         return image
     finally:
         container.close()

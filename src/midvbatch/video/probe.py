@@ -7,8 +7,7 @@ from pathlib import Path
 
 import av
 
-from midvbatch.errors import VideoError
-from midvbatch.video._open import ffmpeg_reason, open_video
+from midvbatch.video._open import open_video, video_failure
 
 
 @dataclass(frozen=True)
@@ -60,13 +59,14 @@ def probe(path: str | Path) -> VideoInfo:
     container, stream = open_video(path)
     try:
         ctx = stream.codec_context
+        ctx.thread_count = 1  # one frame: no decoding threads to start
         rotation = 0
         try:
             for frame in container.decode(stream):
                 rotation = normalise_rotation(getattr(frame, "rotation", 0))
                 break
         except av.FFmpegError as exc:
-            raise VideoError(f"cannot decode its first frame ({ffmpeg_reason(exc)})", path=path) from None
+            raise video_failure(exc, "cannot decode its first frame", path) from None
         duration = None
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)

@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from midvbatch.errors import VideoError
-from midvbatch.video._open import ffmpeg_reason, open_video
+from midvbatch.video._open import open_video, video_failure
 from midvbatch.video.probe import normalise_rotation
 
 
@@ -81,15 +81,23 @@ def _duration(frame: av.VideoFrame, stream, fps: float) -> float:
 
 
 def _set_threads(stream, threads: int | None) -> None:
-    """FFmpeg's frame threading for `threads` > 1, its own choice for None; 1: the calling thread only."""
+    """FFmpeg's frame threading for `threads` > 1, its own choice for None; 1: the calling thread only.
+
+    (Left alone, a decoder starts a slice thread per core and one more, whatever the workers; so does the
+    conversion to BGR: see _to_bgr.)
+    """
     if threads is None or threads > 1:
         stream.thread_type = "AUTO"
         if threads:
             stream.codec_context.thread_count = threads
+    else:
+        stream.codec_context.thread_count = 1
 
 
-def _to_bgr(frame: av.VideoFrame, rotation: int) -> np.ndarray:
-    image: np.ndarray = frame.to_ndarray(format="bgr24")
+def _to_bgr(frame: av.VideoFrame, rotation: int, threads: int | None) -> np.ndarray:
+    """The frame as BGR, turned by `rotation`; converted on `threads` threads (None: one per core, as FFmpeg's
+    own choice; 1: the calling thread only)."""
+    image: np.ndarray = frame.to_ndarray(format="bgr24", threads=threads or 0)
     if rotation:
         # The display matrix rotates counter-clockwise by `rotation` degrees.
         image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
@@ -109,7 +117,8 @@ def read_annotated_frames(
     1 decodes on the calling thread only. With as many workers as cores, 1 is fastest.
 
     Raises VideoError naming the file if it cannot be opened or decoded, or if it ends
-    before frame `count` (after yielding the frames it has).
+    before frame `count` (after yielding the frames it has); ResourceShortage (a transient
+    error) when FFmpeg could not start its threads, open a file or get memory.
     """
     path = Path(path)
     container, stream = open_video(path)
@@ -126,7 +135,7 @@ def read_annotated_frames(
         def emit() -> AnnotatedFrame:
             assert pending is not None  # called only once a frame is pending
             rotation = normalise_rotation(getattr(pending, "rotation", 0))
-            return AnnotatedFrame(next_number, pending_time, pending_index, _to_bgr(pending, rotation))
+            return AnnotatedFrame(next_number, pending_time, pending_index, _to_bgr(pending, rotation, threads))
 
         try:
             for frame in container.decode(stream):
@@ -145,7 +154,7 @@ def read_annotated_frames(
                 pending, pending_index, pending_time = frame, index, t
                 pending_end = t + _duration(frame, stream, fps)
         except av.FFmpegError as exc:
-            raise VideoError(f"decoding failed after frame {index + 1} ({ffmpeg_reason(exc)})", path=path) from None
+            raise video_failure(exc, f"decoding failed after frame {index + 1}", path) from None
         if pending is not None:
             while next_number <= min(sample_slot(pending_end, fps), count):
                 yield emit()
@@ -190,12 +199,12 @@ def read_frames_at(
                     start = t
                 if index + 1 == wanted[at]:
                     rotation = normalise_rotation(getattr(frame, "rotation", 0))
-                    yield AnnotatedFrame(index + 1, t - start, index, _to_bgr(frame, rotation))
+                    yield AnnotatedFrame(index + 1, t - start, index, _to_bgr(frame, rotation, threads))
                     at += 1
                     if at == len(wanted):
                         return
         except av.FFmpegError as exc:
-            raise VideoError(f"decoding failed after frame {index + 1} ({ffmpeg_reason(exc)})", path=path) from None
+            raise video_failure(exc, f"decoding failed after frame {index + 1}", path) from None
         raise VideoError(f"video ends after {index + 1} frames; frame {wanted[at]} is annotated", path=path)
     finally:
         container.close()
