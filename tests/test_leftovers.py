@@ -48,19 +48,21 @@ def _faults(folder: Path, faults: dict) -> list[str]:
 
 def test_leftovers_detached_processes_end_with_their_clip(small, tmp_path):
     out = tmp_path / "run"
+    faults = {"TA01": "daemon", "TS01": "session", "KA01": "daemon", "KS01": "session"}
     proc = subprocess.Popen([sys.executable, "-m", "midvbatch.cli", "run", small, "--out", out, "--workers", "1",
-                             *_faults(tmp_path, {"TA01": "daemon", "TS01": "session"}), "--option", "delay=0.05"],
+                             *_faults(tmp_path, faults), "--option", "delay=0.01"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
     try:
-        wait_for(lambda: len(_left(tmp_path, "daemon", "session")) == 2, 60)
-        pids = _left(tmp_path, "daemon", "session")
-        # ended when their clip ended, while the run goes on (its other clips take 1.5 s each)
-        wait_for(lambda: not any(_alive(p) for p in pids), 5, 0.01)
+        first = wait_for(lambda: _left(tmp_path, "daemon", "session"), 60)[0]
+        # ended when its clip ended, while the run goes on (three clips more, 0.3 s each)
+        wait_for(lambda: not _alive(first), 5, 0.01)
         assert proc.poll() is None
         _, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr
+    pids = _left(tmp_path, "daemon", "session")
+    assert len(pids) == 4
     assert not any(_alive(p) for p in pids)
     assert ledger_rows(out, "SELECT state, COUNT(*) FROM tasks GROUP BY state") == [("done", 4)]
 
@@ -144,13 +146,13 @@ def test_leftovers_out_of_file_descriptors_the_run_goes_on_with_fewer_workers(sm
     assert "Traceback" not in result.stdout + result.stderr
     assert "workers capped at" in result.stderr
     lines = _said(result.stderr, r"ran out of file descriptors .*: going on with \d+ workers?;")
-    assert len(lines) == 1, result.stderr
+    assert 1 <= len(lines) <= 2, result.stderr  # a line each time it asks less
     assert ledger_rows(out, "SELECT state, COUNT(*) FROM tasks GROUP BY state") == [("done", 4)]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="runs the orchestrator as another uid (RLIMIT_NPROC counts per user)")
 @pytest.mark.parametrize(("options", "nproc", "said"), [
-    (("--workers", 10000), 12, r"ran out of (threads|processes) .*: going on with \d+ workers?;"),
+    (("--workers", 4), 9, r"ran out of (threads|processes) .*: going on with \d+ workers?;"),
     (("--workers", 2, "--decode-threads", 8), 10, r"ran out of threads .*decoding.*: decoding on 1 thread per worker"),
 ], ids=["workers", "decoding-threads"])
 def test_leftovers_out_of_threads_and_processes_the_run_asks_less(small, options, nproc, said):
@@ -168,7 +170,7 @@ def test_leftovers_out_of_threads_and_processes_the_run_asks_less(small, options
         result = _run_limited(base / "dataset", out, _limited(resource.RLIMIT_NPROC, nproc, uid), *options)
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stdout + result.stderr
-        assert len(_said(result.stderr, said)) == 1, result.stderr
+        assert 1 <= len(_said(result.stderr, said)) <= 2, result.stderr  # a line each time it asks less
         assert not _said(result.stderr, r"dead \([a-z]|permanent|OpenBLAS"), result.stderr
         assert ledger_rows(out, "SELECT state, COUNT(*) FROM tasks GROUP BY state") == [("done", 4)]
     finally:
