@@ -2,7 +2,8 @@
 
 Real processes (the ``midvbatch`` command), real servers on 127.0.0.1 that stall where a
 slow mirror does: in the TCP connect, before the greeting or the headers, in the middle of
-a file, in the md5 list.
+a file, in the md5 list. Two runs on one folder meet at every moment of its making: one
+of them is held there (its system call paused, as a busy machine would), the other starts.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ with warnings.catch_warnings():  # pyftpdlib still imports asyncore and asynchat
     from pyftpdlib.handlers import FTPHandler
     from pyftpdlib.servers import FTPServer
 
-from conftest import env
+from conftest import env, ledger_rows
 
 from midvbatch.dataset.fetch import fetch
 from midvbatch.dataset.synth import SynthConfig, synthesize
@@ -234,8 +235,8 @@ def connection_to(pid: int, port: int, status: str) -> bool:
 def wait_until(predicate, proc: subprocess.Popen, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
-        assert proc.poll() is None, f"fetch ended early ({proc.returncode}): {proc.communicate()[1]}"
-        assert time.monotonic() < deadline, "the fetch never reached the stall"
+        assert proc.poll() is None, f"{proc.args[3]} ended early ({proc.returncode}): {proc.communicate()[1]}"
+        assert time.monotonic() < deadline, f"{proc.args[3]} never got there"
         time.sleep(0.01)
 
 
@@ -329,3 +330,170 @@ def test_races_fetch_ctrl_c_wherever_the_mirror_stalls_50_times(request, tmp_pat
     seconds = sorted(interrupt_stalled_fetch(request, kind, tmp_path / f"dest{i}") for i in range(tries))
     print(f"{STALLS[kind]}: Ctrl-C to exit over {tries} tries: median {seconds[tries // 2]:.3f} s, "
           f"max {seconds[-1]:.3f} s")
+
+
+# --- two runs on one folder -----------------------------------------------------------
+
+
+
+def run(dataset: Path, out: Path, delay: float = 0.01) -> tuple:
+    """`midvbatch run` of one clip into `out`, its frames taking `delay` seconds each."""
+    return ("run", dataset, "--out", out, "--clips", "TA01", "--processor", "processors:mean_colour",
+            "--option", f"delay={delay}", "--pool", "thread", "--workers", "1")
+
+
+# `midvbatch`, started ahead (argv: MOMENT FLAG OUT ARGS...): once imported it prints "ready" and waits
+# for an instant of the machine's clock (CLOCK_MONOTONIC) on stdin, then runs. With a MOMENT other than
+# "-", it is held once at that moment of making its run folder: it creates FLAG there and goes on once
+# the test removes FLAG (its system call paused, as a busy machine would).
+LAUNCH = r"""
+import fcntl, os, sys, time
+
+if __name__ == "__main__":
+    moment, flag, out = sys.argv[1], sys.argv[2], os.path.abspath(sys.argv[3])
+    held = []
+
+    def hold():
+        if not held:
+            held.append(True)
+            open(flag, "w").close()
+            while os.path.exists(flag):
+                time.sleep(0.002)
+
+    def before(module, name, here):
+        real = getattr(module, name)
+
+        def call(*args, **kwargs):
+            if here(*args):
+                hold()
+            return real(*args, **kwargs)
+
+        setattr(module, name, call)
+
+    if moment == "before-mkdir":  # it found no folder; the other makes it first
+        before(os, "mkdir", lambda path, *_: os.path.abspath(path) == out)
+    elif moment == "marker":  # its lock taken, its marker written under a temporary name
+        before(os, "replace", lambda src, dst, *_: os.path.abspath(dst) == os.path.join(out, "midvbatch-run.json"))
+    elif moment == "ledger":  # its ledger made, its config.toml on its way
+        before(os, "replace", lambda src, dst, *_: os.path.abspath(dst) == os.path.join(out, "config.toml"))
+    elif moment == "after-flock":  # its lock taken, nothing written yet (the lock file empty, or a dead run's pid)
+        flock = fcntl.flock
+
+        def locked(fd, operation):
+            flock(fd, operation)
+            if operation & fcntl.LOCK_EX and os.readlink(f"/proc/self/fd/{fd}") == os.path.join(out, "lock"):
+                hold()
+
+        fcntl.flock = locked
+    import midvbatch.cli, midvbatch.engine.run  # (imported ahead: runs started together reach the folder together)
+    from midvbatch.__main__ import entry
+
+    sys.argv = ["midvbatch", *sys.argv[4:]]
+    print("ready", flush=True)
+    at = float(sys.stdin.readline())
+    while time.monotonic() < at:
+        pass
+    entry()
+"""
+
+
+def launch(out: Path, *args, moment: str = "-", flag: Path | None = None) -> subprocess.Popen:
+    """Start `midvbatch ARGS` ahead; it runs once go() tells it when."""
+    return subprocess.Popen([sys.executable, "-c", LAUNCH, moment, str(flag), out, *map(str, args)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env())
+
+
+def ready(proc: subprocess.Popen) -> None:
+    """Wait until a launched `midvbatch` is ready to run."""
+    assert proc.stdout.readline() == "ready\n", proc.communicate()[1]
+
+
+def go(proc: subprocess.Popen, at: float | None = None) -> None:
+    """Tell a launched, ready `midvbatch` to run at `at` (default: now)."""
+    proc.stdin.write(f"{time.monotonic() if at is None else at}\n")
+    proc.stdin.close()
+    proc.stdin = None  # (communicate() would flush it)
+
+
+def lock_holder_says(out: Path, pid: int) -> bool:
+    try:
+        return (out / "lock").read_text() == f"{pid}\n"
+    except OSError:
+        return False
+
+
+def assert_one_ran_and_the_other_was_told(out: Path, procs: list[subprocess.Popen]) -> None:
+    """Exactly one process ran; the other said, in one line, that that one (its pid) is using the folder."""
+    outcomes = [(p, *p.communicate(timeout=120)) for p in procs]
+    winners = [p for p, _, _ in outcomes if p.returncode == 0]
+    assert len(winners) == 1, [(p.pid, p.returncode, err) for p, _, err in outcomes]
+    for p, _, err in outcomes:
+        if p is not winners[0]:
+            assert p.returncode == 1
+            assert "Traceback" not in err
+            assert err.splitlines()[-1] == (f"Error: {out}: another midvbatch run (pid {winners[0].pid}) is using "
+                                            "this run folder; wait for it, or stop it with Ctrl-C"), err
+    assert ledger_rows(out, "SELECT state, COUNT(*) FROM tasks GROUP BY state") == [("done", 1)]
+
+
+def meet(dataset: Path, tmp_path: Path, moment: str, other: tuple = ("run",)) -> None:
+    """A run held at `moment` of making its folder; then another command on the folder (`run`, or
+    `retry`), which is refused at once or, if the held run had not taken the lock, takes the folder
+    (the held one goes on once it holds it)."""
+    out, flag = tmp_path / "run", tmp_path / "held"
+    held = launch(out, *run(dataset, out), moment=moment, flag=flag)
+    second = launch(out, *run(dataset, out)) if other == ("run",) else launch(out, *other)
+    ready(held)
+    go(held)
+    wait_until(flag.exists, held)
+    ready(second)
+    go(second)
+    deadline = time.monotonic() + 60
+    while second.poll() is None and not lock_holder_says(out, second.pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    flag.unlink()
+    assert_one_ran_and_the_other_was_told(out, [held, second])
+
+
+@pytest.mark.parametrize("moment", ["before-mkdir", "after-flock", "marker"])
+def test_races_run_two_runs_meet_while_the_folder_is_made_one_is_told(dataset, tmp_path, moment):
+    meet(dataset, tmp_path, moment)
+
+
+@pytest.mark.slow
+def test_races_run_two_runs_meet_while_the_ledger_is_made_one_is_told(dataset, tmp_path):
+    meet(dataset, tmp_path, "ledger")
+
+
+@pytest.mark.slow
+def test_races_run_retry_meets_a_resumed_run_before_its_pid_is_written(dataset, tmp_path):
+    """The lock file still holds the pid of the run before (dead): retry names the one holding the lock now."""
+    out = tmp_path / "run"
+    assert subprocess.run(cli(*run(dataset, out)), env=env(), capture_output=True).returncode == 0
+    meet(dataset, tmp_path, "after-flock", other=("retry", out, "--all-dead"))
+
+
+def pair(dataset: Path, out: Path, offset: float) -> None:
+    """Two runs on `out`, started at one instant (the second `offset` seconds later)."""
+    # (its frames take 0.02 s each: the first still holds the folder when the second, however late, gets there)
+    procs = [launch(out, *run(dataset, out, delay=0.02)) for _ in range(2)]
+    for proc in procs:
+        ready(proc)
+    at = time.monotonic() + 0.05
+    for proc, lag in zip(procs, (0.0, offset)):
+        go(proc, at + lag)
+    assert_one_ran_and_the_other_was_told(out, procs)
+
+
+def test_races_run_two_runs_started_at_one_instant_one_is_told(dataset, tmp_path):
+    for i, offset in enumerate((0.0, 0.0002)):
+        pair(dataset, tmp_path / f"run{i}", offset)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_races_run_two_runs_started_at_one_instant_50_pairs(dataset, tmp_path):
+    for i in range(int(os.environ.get("MIDVBATCH_RACE_TRIES", 50))):
+        pair(dataset, tmp_path / f"run{i}", (i % 21 - 10) * 0.0002)  # the second up to 2 ms before or after

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import time
 import uuid
@@ -30,6 +31,8 @@ OUTPUTS = "outputs.json"  # the files report and export wrote from this run: the
 # the run folder's own files and folders: no artifact and no output may take these names
 RESERVED = (MARKER, LEDGER, f"{LEDGER}-wal", f"{LEDGER}-shm", f"{LEDGER}-journal", CONFIG, LOCK, LOGS, TMP, OUTPUTS)
 OUTPUTS_KEPT = 1000  # outputs remembered per run (the newest)
+# the marker on its way in (fileio.write_atomic's temporary name), left by a run killed in that instant
+_MARKER_TEMPORARY = re.compile(rf"\.{re.escape(MARKER)}\.\d+\.tmp")
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def kind_of_folder(run_dir: str | Path) -> str:
     if not path.is_dir():
         raise LedgerError("not a folder", path=path)
     try:
-        names = set(os.listdir(path))
+        names = {name for name in os.listdir(path) if not _MARKER_TEMPORARY.fullmatch(name)}
     except OSError as exc:
         raise LedgerError(f"cannot list the folder: {exc.strerror or exc}", path=path) from None
     if not names or names == {LOCK}:  # (the lock alone: a run that took it and stopped before its marker)
@@ -92,6 +95,18 @@ def kind_of_folder(run_dir: str | Path) -> str:
     if LEDGER in names and CONFIG in names:
         return "legacy"
     return "foreign"
+
+
+def has_lock_file(run_dir: str | Path) -> bool:
+    """True if the folder holds a lock file (a regular file): a run took the folder, or is taking it now.
+
+    Such a folder is judged only under its lock: what it holds may be another run's
+    marker half-written.
+    """
+    try:
+        return stat.S_ISREG(os.lstat(Path(run_dir) / LOCK).st_mode)
+    except OSError:
+        return False
 
 
 def is_reserved(relative: str | Path) -> bool:

@@ -43,7 +43,16 @@ from midvbatch.errors import EXIT_INTERRUPTED, ConfigError, DatasetError, Ledger
 from midvbatch.fileio import write_atomic
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 from midvbatch.pipeline.prediction import valid_text
-from midvbatch.runfolder import CONFIG, LOGS, TMP, is_artifact_path, kind_of_folder, read_marker, write_marker
+from midvbatch.runfolder import (
+    CONFIG,
+    LOGS,
+    TMP,
+    has_lock_file,
+    is_artifact_path,
+    kind_of_folder,
+    read_marker,
+    write_marker,
+)
 
 SNAPSHOT_INTERVAL = 0.5  # seconds between stored snapshots
 DISPATCH_DEPTH = 2  # tasks submitted per worker: one running, the next waiting in the pool
@@ -330,48 +339,54 @@ class Orchestrator:
 
         An existing folder that is not empty and holds no run marker is refused, before
         anything is written in it: midvbatch deletes or overwrites only what it can prove it
-        created. The marker is written under the lock, so two runs started at once on a
-        new folder cannot both mark it.
+        created. A folder with a lock file is judged under its lock only, and the marker is
+        written under the lock: of two runs started at once on one folder, whatever the
+        moment they meet (one making the folder, taking the lock, writing the marker or
+        the ledger), one runs and the other is told that another run (its pid) is using it.
         """
-        kind = kind_of_folder(self.run_dir)
-        if kind == "foreign":
-            raise LedgerError(
-                "exists, is not empty and is not a midvbatch run folder (no midvbatch-run.json); "
-                "give --out a new or empty folder: nothing here was touched",
-                path=self.run_dir,
-            )
+        foreign = kind_of_folder(self.run_dir) == "foreign"
+        if foreign and not has_lock_file(self.run_dir):
+            raise self._foreign()
         try:
-            if kind == "missing":
-                self.run_dir.mkdir(parents=True)
+            self.run_dir.mkdir(parents=True, exist_ok=True)  # (another run may make it at the same moment)
         except PermissionError as exc:
             raise LedgerError(f"cannot write the run folder: {exc.strerror or exc}", path=self.run_dir) from None
         except OSError as exc:
             raise LedgerError(f"cannot create the run folder: {exc.strerror or exc}", path=self.run_dir) from None
         lock = RunLock(self.run_dir)
-        lock.acquire()
-        try:
-            self.run_id = self._mark_folder(kind_of_folder(self.run_dir))  # again, now that it is ours alone
-        except BaseException:
-            lock.release()
-            raise
+        # the lock file gets this run's pid once the folder is marked
+        lock.acquire(check=lambda: self._mark_folder(untouched=foreign))
         return lock
 
-    def _mark_folder(self, kind: str) -> str:
-        """Return the run id of a locked run folder, writing its marker if it has none yet."""
-        if kind == "foreign":
-            raise LedgerError(
-                "is not a midvbatch run folder (files appeared in it as the run started); "
-                "give --out a new or empty folder",
+    def _foreign(self, untouched: bool = True) -> LedgerError:
+        """The refusal of a folder that is not a run folder; `untouched`: found so before this run made
+        anything in it (a file of the user's named lock is opened and locked, never written)."""
+        if untouched:
+            return LedgerError(
+                "exists, is not empty and is not a midvbatch run folder (no midvbatch-run.json); "
+                "give --out a new or empty folder: nothing here was touched",
                 path=self.run_dir,
             )
+        return LedgerError(
+            "is not a midvbatch run folder (files appeared in it as the run started); give --out a new or empty folder",
+            path=self.run_dir,
+        )
+
+    def _mark_folder(self, untouched: bool) -> None:
+        """Judge the locked run folder again, now that it is ours alone, and set self.run_id: its
+        marker's, or a new one's if it has none yet. `untouched`: see _foreign."""
+        kind = kind_of_folder(self.run_dir)
+        if kind == "foreign":
+            raise self._foreign(untouched)
         if kind == "run":
             marker = read_marker(self.run_dir)
             assert marker is not None
-            return marker.run_id
+            self.run_id = marker.run_id
+            return
         if kind == "legacy":  # a run folder of an earlier midvbatch: adopt it if its ledger is one
             Ledger.check_written_by_midvbatch(self.run_dir)
         try:
-            return write_marker(self.run_dir).run_id
+            self.run_id = write_marker(self.run_dir).run_id
         except OSError as exc:
             raise LedgerError(f"cannot write the run folder: {exc.strerror or exc}", path=self.run_dir) from None
 
