@@ -132,6 +132,82 @@ def test_dask_unreachable_scheduler_is_one_line(dataset, tmp_path):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("Error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+    assert not (tmp_path / "run").exists()  # said before the run folder is made
+
+
+@pytest.mark.parametrize("address", ["nonsense", "tcp://", "tcp://127.0.0.1:1/extra", "inproc://x",
+                                     "ucx://127.0.0.1:9", "::1:8786", "tcp://host:0"])
+def test_dask_bad_scheduler_address_is_one_line_in_flags_and_toml(dataset, tmp_path, address):
+    from click.testing import CliRunner
+
+    from midvbatch.cli import cli
+
+    out, toml = tmp_path / "run", tmp_path / "run.toml"
+    toml.write_text(f'pool = "dask"\nscheduler = "{address}"\n')
+    flag = CliRunner().invoke(cli, ["run", str(dataset), "--out", str(out), "--pool", "dask", "--scheduler", address,
+                                    "--clips", "TA01"])
+    assert flag.exit_code == 2, flag.output  # a usage error
+    assert "is not 'local' or an address like tcp://HOST:8786: " in flag.output.splitlines()[-1], flag.output
+    config = CliRunner().invoke(cli, ["run", str(dataset), "--out", str(out), "--config", str(toml), "--clips", "TA01"])
+    assert config.exit_code == 1, config.output
+    assert config.output.startswith(f"Error: scheduler {address!r} is not 'local' or an address like tcp://HOST:8786: ")
+    assert config.output.count("\n") == 1 and "Traceback" not in config.output
+    assert not out.exists()
+
+
+@pytest.mark.timeout(60)
+def test_dask_port_where_no_scheduler_answers_is_one_line(dataset, tmp_path, monkeypatch):
+    """Something listens but never speaks (another service, a frozen scheduler): Dask's client would wait for the
+    scheduler's handshake forever."""
+    from midvbatch.config import RunConfig
+    from midvbatch.engine import dask as dask_executor
+    from midvbatch.engine.run import run
+    from midvbatch.errors import MidvBatchError
+
+    monkeypatch.setattr(dask_executor, "CONNECT_TIMEOUT", 0.5)
+    out = tmp_path / "run"
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(MidvBatchError, match=re.escape(f"no Dask scheduler answered at {address} within 0.5 s")):
+            run(RunConfig(dataset=str(dataset), out=str(out), pool="dask", scheduler=address, clips=["TA01"],
+                          pipeline="ground-truth"), install_signals=False)
+    assert not out.exists()
+
+
+def test_dask_lost_scheduler_ends_the_run_in_one_line_and_a_new_cluster_resumes(dataset, tmp_path, two_workers):
+    """The scheduler SIGKILLed mid-run: the run ends at once (exit 1, one line), its clips in flight back to pending
+    with no attempt counted; the same command on another cluster gives every frame once."""
+    (tmp_path / "lost").mkdir()
+    address, procs = _start_cluster(tmp_path / "lost", workers=1)
+    out = tmp_path / "run"
+    args = ("--processor", "processors:Faults", "--option", "delay=0.05", "--docs", "01_*", "--clips", "H*", "--clips", "KA*")
+    try:
+        proc = start(*_dask_run(dataset, out, address, *args))
+        try:
+            def first_done():
+                assert proc.poll() is None, proc.stderr.read()
+                return done_count(out) >= 1  # (and the next clip running)
+
+            wait_for(first_done, timeout=90)
+            procs[0].send_signal(signal.SIGKILL)
+            lost = time.monotonic()
+            assert proc.wait(timeout=30) == 1
+            assert time.monotonic() - lost < 10
+            stderr = proc.stderr.read()
+        finally:
+            proc.kill()
+    finally:
+        _stop_cluster(procs)
+    assert stderr.strip().splitlines()[-1] == (f"Error: lost the Dask scheduler at {address}; run the same command "
+                                                "again to resume"), stderr
+    assert "Traceback" not in stderr and "distributed." not in stderr
+    states = ledger_rows(out, "SELECT state, attempts, COUNT(*) FROM tasks GROUP BY state, attempts ORDER BY state")
+    assert [s[:2] for s in states] == [("done", 1), ("pending", 0)], states
+    resumed = midvbatch(*_dask_run(dataset, out, two_workers, *args), timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_every_clip_once(out, clips=3)
 
 
 def test_dask_stages_reach_the_orchestrator_and_status(dataset, tmp_path, cluster):

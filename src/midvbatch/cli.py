@@ -35,6 +35,7 @@ from midvbatch.config import (
     check_finite,
     parse_count,
     parse_seconds,
+    scheduler_address,
 )
 from midvbatch.errors import EXIT_INTERRUPTED, MidvBatchError, shown
 from midvbatch.fileio import name_too_long
@@ -142,6 +143,19 @@ class _Count(click.ParamType):
             return parse_count(value.strip() if isinstance(value, str) else value, param.name, minimum=self.minimum)
         except ConfigError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class _Scheduler(click.ParamType):
+    """'local' or a Dask scheduler's address, checked as the configuration checks it (TOML too)."""
+
+    name = "address"
+
+    def convert(self, value, param, ctx):
+        try:
+            scheduler_address(value)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+        return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -471,7 +485,12 @@ def _selection_options(func):
     type=click.Choice(["process", "thread", "dask"]),
     help="Worker processes (default), threads, or a Dask cluster (see --scheduler).",
 )
-@click.option("--scheduler", metavar="ADDRESS", help="With --pool dask: the scheduler (tcp://host:8786), or 'local'.")
+@click.option(
+    "--scheduler",
+    type=_Scheduler(),
+    metavar="ADDRESS",
+    help="With --pool dask: the scheduler (tcp://host:8786), or 'local'.",
+)
 @click.option(
     "--artifacts",
     type=click.Choice(["shared", "return"]),

@@ -185,6 +185,40 @@ def parse_seconds(value: Any, what: str, low: float, high: float, *, above: bool
     return float(value)
 
 
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss")  # Dask's transports that reach a scheduler in another process
+_HOST_PORT = re.compile(r"^(\[[^\[\]/\s]+\]|[^:/\[\]\s@?#]+)(?::(.*))?$")
+
+
+def scheduler_address(value: Any) -> tuple[str, str, int] | None:
+    """Return a Dask scheduler address as (scheme, host, port), None for 'local'; raise ConfigError saying what
+    is wrong with it. A bare HOST:PORT is tcp; an IPv6 host goes in brackets."""
+    if value == "local":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"scheduler must be text, not {shown(value)}")
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        scheme, rest = "tcp", value
+    problem = None
+    found = _HOST_PORT.match(rest)
+    if scheme == "inproc":
+        problem = "inproc:// reaches a scheduler in the same process only: use 'local'"
+    elif scheme not in SCHEDULER_SCHEMES:
+        problem = f"{shown(scheme)} is not a transport midvbatch can use (tcp, tls, ws, wss)"
+    elif not rest:
+        problem = "no host"
+    elif found is None:
+        problem = "not HOST:PORT (an IPv6 host goes in brackets: tcp://[::1]:8786)"
+    elif found.group(2) is None:
+        problem = "no port (Dask's default is 8786)"
+    elif not re.fullmatch(r"\d{1,5}", found.group(2)) or not 0 < int(found.group(2)) < 65536:
+        problem = f"port {shown(found.group(2))} is not a number from 1 to 65535"
+    if problem is not None:
+        raise ConfigError(f"scheduler {shown(value)} is not 'local' or an address like tcp://HOST:8786: {problem}")
+    assert found is not None
+    return scheme, found.group(1).strip("[]"), int(found.group(2))
+
+
 def check_finite(value: Any, where: str) -> None:
     """Raise ConfigError if `value` holds a float that is nan or infinite (JSON and TOML both allow them)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -439,6 +473,8 @@ class RunConfig:
         for name in ("processor", "catalog", "scheduler"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name} must be text, not {shown(getattr(self, name))}")
+        if self.scheduler is not None:
+            scheduler_address(self.scheduler)
         for name in ("dataset", "out"):
             if name_too_long(getattr(self, name) or ""):
                 raise ConfigError(f"{name} {shown(getattr(self, name))} is too long for a file name")

@@ -113,5 +113,9 @@ class LedgerError(MidvBatchError):
     """A run folder whose ledger cannot be used: locked, changed configuration, damaged."""
 
 
+class ClusterError(MidvBatchError):
+    """A Dask cluster the run cannot use or lost: its scheduler unreachable, gone, or dropping the run's tasks."""
+
+
 class ProcessorError(PermanentError):
     """A processor that cannot be loaded or returns something that cannot be stored."""

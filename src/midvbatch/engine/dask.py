@@ -20,10 +20,17 @@ workers as it watches local ones:
 A clip held past --task-timeout or a worker past --worker-memory is stopped by
 restarting its worker (through its nanny): a cancelled Dask task would keep running in
 its thread. Cancelled tasks that are not stuck stop at their next stage report.
+
+The connection to the scheduler lost, Dask cancels every task the client holds (a
+scheduler that comes back has forgotten them): the executor then raises ClusterError, and
+the orchestrator returns the clips in flight to the queue and ends the run; run again to
+resume. distributed's own log records go to the run's log file while the executor lives,
+not to the console.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import socket
 import threading
@@ -31,9 +38,10 @@ import time
 import uuid
 from typing import Any
 
+from midvbatch.config import scheduler_address
 from midvbatch.engine import worker
 from midvbatch.engine.executor import FutureExecutor, crash_outcome
-from midvbatch.errors import ConfigError
+from midvbatch.errors import ClusterError, ConfigError
 from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
 
 MEMORY_READING_SECONDS = 1.0  # the workers' memory is asked of the scheduler at most this often
@@ -42,23 +50,96 @@ RESTART_WAIT = 0.5  # seconds the run's end waits for a restart it asked for (th
 CANCEL_GRACE = 1.0  # seconds a cancelled task that had started has to stop (at its next frame) before its worker
 # is restarted: a clip stuck in the processor never reaches its next frame
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler
+HANDSHAKE_TIMEOUT = 15.0  # seconds for the whole of the client's start, the scheduler's handshake included
+CLOSE_TIMEOUT = 2.0  # seconds the client has to close once the scheduler is lost
+_DASK_LOGGERS = ("distributed", "tornado", "bokeh")  # whose records go to the run's log file (and their children)
 
 
-def _probe(address: str) -> None:
-    """Fail at once, in one line, when nothing listens at a TCP scheduler address (Dask's client would retry
-    for CONNECT_TIMEOUT seconds before saying so). Other transports are left to Dask."""
-    scheme, _, rest = address.rpartition("://")
-    if scheme not in ("", "tcp", "tls"):
+def probe(address: str | None) -> None:
+    """Fail at once, in one line (ClusterError), when no Dask scheduler is at an address; 'local' (None) passes.
+
+    Nothing listening: Dask's client would retry for CONNECT_TIMEOUT seconds before saying so. Over plain TCP a
+    scheduler speaks first (its handshake) as soon as it accepts: a port where another service listens, or a
+    frozen scheduler, stays silent, and Dask's client would wait for it forever. Raise ConfigError for an address
+    that is not one (see config.scheduler_address); an in-process cluster's (inproc://, from Python) passes.
+    """
+    parsed = None if address is None or address.startswith("inproc://") else scheduler_address(address)
+    if parsed is None:
         return
-    host, _, port = rest.rpartition(":")
+    scheme, host, port = parsed
     try:
-        number = int(port)
-    except ValueError:
-        return  # Dask's own error says what is wrong with it
-    try:
-        socket.create_connection((host.strip("[]") or "127.0.0.1", number), timeout=CONNECT_TIMEOUT).close()
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT) as connection:
+            if scheme == "tcp" and not connection.recv(1):
+                raise ClusterError(f"the service at {address} closed the connection: not a Dask scheduler?")
+    except TimeoutError:
+        raise ClusterError(
+            f"no Dask scheduler answered at {address} within {CONNECT_TIMEOUT:g} s (another service on that "
+            "port, or a scheduler that hangs?)"
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}") from None
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}") from None
+
+
+def _connect(client_class: Any, address: str) -> Any:
+    """Return client_class(address) (distributed's Client), its whole start held to HANDSHAKE_TIMEOUT: Dask waits
+    for the scheduler's handshake with no time limit, so that a port where another service listens, or a frozen
+    scheduler, would hang the run. Raises TimeoutError past it."""
+
+    class _Client(client_class):
+        def start(self, **kwargs: Any) -> Any:
+            # (distributed's sync() takes callback_timeout and cancels the start past it)
+            return super().start(callback_timeout=HANDSHAKE_TIMEOUT, **kwargs)
+
+    return _Client(address, timeout=CONNECT_TIMEOUT)
+
+
+class _IntoRunLog(logging.Handler):
+    """distributed's log records (and tornado's, bokeh's), into the run log's file: not onto the console."""
+
+    def __init__(self, log: logging.Logger | None):
+        super().__init__()
+        self._log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        files = [h for h in (self._log.handlers if self._log else ()) if isinstance(h, logging.FileHandler)]
+        if not files:
+            return
+        parts = [f"{record.name}:", record.getMessage()]
+        if record.exc_info and record.exc_info[1] is not None:  # the exception's line, not its traceback
+            exc = record.exc_info[1]
+            parts.append(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        message = " ".join(p for p in parts if p)
+        copy = logging.makeLogRecord({**record.__dict__, "msg": message, "args": None, "exc_info": None})
+        for handler in files:
+            if copy.levelno >= handler.level:
+                handler.handle(copy)
+
+
+class _DaskLogs:
+    """While held: the handlers of distributed's loggers replaced by one into the run's log file."""
+
+    def __init__(self, log: logging.Logger | None):
+        self._into = _IntoRunLog(log)
+        self._saved: dict[str, list[logging.Handler]] = {}
+        names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in _DASK_LOGGERS]
+        for name in sorted({*names, *_DASK_LOGGERS}):
+            logger = logging.getLogger(name)
+            if logger.handlers or name in _DASK_LOGGERS:
+                self._saved[name] = list(logger.handlers)
+                for handler in self._saved[name]:
+                    logger.removeHandler(handler)
+                logger.addHandler(self._into)
+                if name in _DASK_LOGGERS:
+                    logger.propagate = False  # (distributed's config sets it so; tornado's, bokeh's: not to root)
+
+    def release(self) -> None:
+        """Put the loggers' own handlers back."""
+        for name, handlers in self._saved.items():
+            logger = logging.getLogger(name)
+            logger.removeHandler(self._into)
+            for handler in handlers:
+                logger.addHandler(handler)
+        self._saved = {}
 
 
 class DaskExecutor(FutureExecutor):
@@ -66,10 +147,16 @@ class DaskExecutor(FutureExecutor):
 
     Dask workers outlive a run and may serve several: the processors they build for this
     one are kept under its own name, and closed on every worker at shutdown.
-    `artifacts` is "shared" (workers write into the run folder) or "return".
+    `artifacts` is "shared" (workers write into the run folder) or "return". distributed's
+    log records go to `log`'s file handlers (None: nowhere) until shutdown. Raises
+    ConfigError for an address that is not one, ClusterError for a scheduler that cannot
+    be reached (or a local cluster that cannot start); completed() raises ClusterError once
+    the scheduler is lost.
     """
 
-    def __init__(self, address: str | None, workers: int = 2, artifacts: str = "shared"):
+    def __init__(
+        self, address: str | None, workers: int = 2, artifacts: str = "shared", log: logging.Logger | None = None
+    ):
         try:
             from distributed import Client, LocalCluster
         except ImportError:
@@ -80,6 +167,9 @@ class DaskExecutor(FutureExecutor):
         self._cluster = None
         self._owner = f"dask-{uuid.uuid4().hex}"
         self._artifacts = artifacts
+        self._lost: str | None = None  # why the run's tasks are gone (the scheduler lost), once it is known
+        probe(address)
+        self._logs = _DaskLogs(log)
         try:
             if address in (None, "local"):
                 self._cluster = LocalCluster(
@@ -87,10 +177,20 @@ class DaskExecutor(FutureExecutor):
                 )
                 self.client = Client(self._cluster)
             else:
-                _probe(address)
-                self.client = Client(address, timeout=CONNECT_TIMEOUT)
-        except OSError as exc:
-            raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+                self.client = _connect(Client, address)
+        except Exception as exc:  # noqa: BLE001 (Dask's errors for an address: OSError, ValueError, TypeError...)
+            self._logs.release()
+            if self._cluster is not None:
+                self._cluster.close()
+            if address in (None, "local"):
+                raise ClusterError(f"cannot start a local Dask cluster: {type(exc).__name__}: {exc}") from None
+            if isinstance(exc, TimeoutError):
+                raise ClusterError(
+                    f"no Dask scheduler answered at {address} within {HANDSHAKE_TIMEOUT:g} s (another service on "
+                    "that port, or a scheduler that hangs?)"
+                ) from None
+            raise ClusterError(f"cannot reach the Dask scheduler at {address}: {type(exc).__name__}: {exc}") from None
+        self._address = str(address) if address not in (None, "local") else self.client.scheduler.address
         self.capacity = max(1, sum(self.client.nthreads().values()))
         self._wake = threading.Event()  # a future finished or an event came
         self._events: queue.SimpleQueue = queue.SimpleQueue()
@@ -183,7 +283,24 @@ class DaskExecutor(FutureExecutor):
     def cancel_queued(self) -> list[int]:
         return []  # Dask does not say whether a pending task has started: let them all finish
 
+    def _check_scheduler(self) -> None:
+        """Raise ClusterError once the run's tasks are gone: the connection to the scheduler lost (Dask cancelled
+        them all and tries to reconnect, to a scheduler that would not know them), or a task cancelled that this
+        run did not cancel (the scheduler restarted)."""
+        if self._lost is None and not self._closing:
+            if self.client.status != "running":
+                self._lost = f"lost the Dask scheduler at {self._address}"
+            elif any(f.status == "cancelled" for f in self._futures):
+                self._lost = f"the Dask scheduler at {self._address} dropped the run's tasks (restarted?)"
+        if self._lost is not None:
+            raise ClusterError(f"{self._lost}; run the same command again to resume")
+
     def cancel(self, task_id: int) -> None:
+        if self._lost is not None:  # nothing to tell a scheduler that is gone (it would wait to reconnect)
+            for future, ids in list(self._futures.items()):
+                if task_id in ids:
+                    del self._futures[future]
+            return
         for future, ids in list(self._futures.items()):
             if task_id in ids:
                 started = [t for t in ids if t in self._where]
@@ -194,9 +311,11 @@ class DaskExecutor(FutureExecutor):
     def completed(self, timeout: float) -> list[ClipOutcome]:
         self._wake.clear()  # (before looking: what comes after wakes the wait)
         self._drain()
+        self._check_scheduler()
         if not self._ready and not any(f.done() for f in self._futures) and self._futures and timeout > 0:
-            self._wake.wait(timeout)  # woken by a future done or an event: no polling
+            self._wake.wait(timeout)  # woken by a future done (or cancelled: the scheduler lost) or an event
             self._drain()
+            self._check_scheduler()
         outcomes, self._ready = self._ready, []
         for future in [f for f in self._futures if f.done()]:
             ids = self._futures.pop(future)
@@ -215,7 +334,7 @@ class DaskExecutor(FutureExecutor):
         """The resident memory of each worker (address -> bytes), from the scheduler's heartbeats, at most
         MEMORY_READING_SECONDS old."""
         now = time.monotonic()
-        if now - self._memory_read >= MEMORY_READING_SECONDS:
+        if now - self._memory_read >= MEMORY_READING_SECONDS and self.client.status == "running":
             self._memory_read = now
             try:
                 info = self.client.scheduler_info(n_workers=-1)["workers"]
@@ -293,6 +412,24 @@ class DaskExecutor(FutureExecutor):
             self._restart_soon(address)
 
     def shutdown(self) -> None:
+        """Cancel what is left, free stuck workers, close this run's processors on every worker, then leave: the
+        topics first (the scheduler would tell a leaving client that it leaves), the client, the local cluster.
+        The scheduler lost, only the client is closed, without waiting for it."""
+        lost = self._lost is not None or self.client.status != "running"
+        try:
+            if not lost:
+                self._leave()
+            self._closing = True
+            try:
+                self.client.close(**({"timeout": CLOSE_TIMEOUT} if lost else {}))
+            except Exception:  # noqa: BLE001, S110 (the scheduler gone: the run's own error says so)
+                pass
+            if self._cluster is not None:
+                self._cluster.close()
+        finally:
+            self._logs.release()
+
+    def _leave(self) -> None:
         for future in self._futures:
             future.cancel()
         self._free_stuck_workers()
@@ -303,8 +440,7 @@ class DaskExecutor(FutureExecutor):
             self.client.run(
                 worker.close_processors, self._owner
             )  # on every worker (a clip still running: when it ends)
+            for topic in (self._topic, "all", "worker-restart-memory"):
+                self.client.unsubscribe_topic(topic)
         except Exception:  # noqa: BLE001, S110 (a scheduler or workers gone: nothing left to close there)
             pass
-        self.client.close()
-        if self._cluster is not None:
-            self._cluster.close()

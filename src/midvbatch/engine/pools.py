@@ -8,6 +8,7 @@ Which pool, how many workers and which limits apply were decided by the configur
 
 from __future__ import annotations
 
+import logging
 import os
 
 from midvbatch.config import Settings
@@ -19,19 +20,34 @@ from midvbatch.engine.executor import (
 )
 
 
-def make_executor(settings: Settings, *, log_dir: str | os.PathLike | None = None, clips_per_task: int = 1) -> Executor:
+def check_pool(settings: Settings) -> None:
+    """Raise MidvBatchError, before anything is made, for a pool that cannot be reached: a Dask scheduler where
+    nothing listens (ClusterError)."""
+    if settings.pool == "dask":
+        from midvbatch.engine.dask import probe
+
+        probe(settings.scheduler)
+
+
+def make_executor(
+    settings: Settings,
+    *,
+    log_dir: str | os.PathLike | None = None,
+    clips_per_task: int = 1,
+    log: logging.Logger | None = None,
+) -> Executor:
     """Return the executor of `settings.pool` with `settings.workers` workers.
 
     Worker processes get the task timeout, the recycling count (in tasks of up to
     `clips_per_task` clips: a worker is replaced once it has run at least
     --max-tasks-per-worker clips), their devices and `log_dir` (where their processors'
     output goes); with Dask, clips go to `settings.scheduler` ('local': a local cluster of
-    `settings.workers` processes).
+    `settings.workers` processes), and distributed's own log records to `log`'s file.
     """
     if settings.pool == "dask":
         from midvbatch.engine.dask import DaskExecutor
 
-        return DaskExecutor(settings.scheduler, settings.workers, settings.artifacts)
+        return DaskExecutor(settings.scheduler, settings.workers, settings.artifacts, log=log)
     if settings.pool == "inline":
         return InlineExecutor()  # debugging: no timeout
     if settings.pool == "thread":

@@ -33,7 +33,7 @@ from midvbatch.dataset.model import ERROR, Clip, FrameRule, Problem
 from midvbatch.engine.executor import Executor, kill_group
 from midvbatch.engine.ledger import Completion, Ledger, NewTask, TaskRow
 from midvbatch.engine.lock import RunLock
-from midvbatch.engine.pools import make_executor
+from midvbatch.engine.pools import check_pool, make_executor
 from midvbatch.engine.progress import NoProgress, RateMeter, RunProgress, Snapshot, estimate_eta
 from midvbatch.engine.resources import DiskReading, MemoryReading, Resources, disk_space, system_memory
 from midvbatch.engine.runlog import close_run_log, flush_run_log, open_run_log
@@ -1155,6 +1155,7 @@ class Orchestrator:
         """Run to the end, or until stopped; return the summary."""
         started = time.monotonic()
         planned = self._discover()  # bad input fails here, before the run folder exists
+        check_pool(self.settings)  # and a Dask scheduler where nothing listens
         lock = self._claim_folder()
         run_id = self.run_id
         previous: dict = {}
@@ -1211,7 +1212,9 @@ class Orchestrator:
             self.resources = Resources(
                 self.settings, self.run_dir, memory_reading=self.memory_reading, disk_reading=self.disk_reading
             )
-            executor = make_executor(self.settings, log_dir=self.run_dir / LOGS, clips_per_task=self.task_clips)
+            executor = make_executor(
+                self.settings, log_dir=self.run_dir / LOGS, clips_per_task=self.task_clips, log=self.log
+            )
             self._executor = executor
             self.shortages = Shortages(
                 executor.capacity, self.settings.decode_threads, resizable=self.settings.pool == "process"
