@@ -864,7 +864,9 @@ def fetch(
     present) are skipped without touching the network. `progress` is told how the
     fetch goes (see :class:`FetchProgress`); without it nothing is shown. Raises FetchError (or
     DatasetError for an unknown dataset) for options that cannot be honoured; a
-    document that fails is reported in its outcome, never raised.
+    document that fails is reported in its outcome, never raised. A KeyboardInterrupt
+    (Ctrl-C) stops it at once, even while a mirror stalls: its connections are cut, and
+    partial downloads stay for the next fetch to resume.
     """
     started = time.monotonic()
     fmt = get_format(catalog)
