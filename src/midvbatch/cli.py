@@ -180,6 +180,12 @@ _MISSING_LABELS = {
 }
 
 
+def _echo_findings(dataset, chosen) -> None:
+    """Discovery's findings on standard error: links not followed, second copies, clips set aside; one line each."""
+    for finding in dataset.findings(chosen):
+        click.echo(f"{finding.severity}: {finding}", err=True)
+
+
 @cli.command("ls")
 @click.argument("dataset_dir", type=_Path(file_okay=False, path_type=str))
 @click.option("--docs", multiple=True, metavar="PATTERN", help="Only documents matching this glob (repeatable).")
@@ -198,8 +204,7 @@ def ls_command(dataset_dir, docs, clips, show_frames, show_missing, catalog, as_
 
     dataset = discover(dataset_dir, catalog)
     chosen = select(dataset, docs, clips)
-    for finding in dataset.findings(chosen):  # links not followed, second copies, clips set aside: one line each
-        click.echo(f"{finding.severity}: {finding}", err=True)
+    _echo_findings(dataset, chosen)
     if show_frames:
         records = list(frame_truths(chosen))  # all read before printing: a bad file prints one line only
         if as_json:
@@ -380,7 +385,10 @@ def frames_command(dataset_dir, docs, clips, as_json):
     from midvbatch.dataset import discover, select
     from midvbatch.decode import decode_clips
 
-    chosen = [c for c in select(discover(dataset_dir), docs, clips) if c.video is not None]
+    dataset = discover(dataset_dir)
+    picked = select(dataset, docs, clips)
+    _echo_findings(dataset, picked)
+    chosen = [c for c in picked if c.video is not None]
     results = []
     for r in decode_clips(chosen):
         results.append(r)
@@ -725,7 +733,9 @@ def plan_command(dataset_dir, as_json, docs, clips, limit, priority, catalog, co
         dict(dataset=dataset_dir, out="-", docs=docs, clips=clips, limit=limit, priority=priority, catalog=catalog),
         config_file,
     )
-    planned = plan(discover(config.dataset, config.catalog), config)
+    dataset = discover(config.dataset, config.catalog)
+    planned = plan(dataset, config)
+    _echo_findings(dataset, [p.clip for p in planned])
     if as_json:
         _echo_json([p.to_dict(i) for i, p in enumerate(planned, 1)])
         return

@@ -102,7 +102,7 @@ def physical_template_size(document: str) -> tuple[int, int] | None:
     """
     name = document.rsplit("/", 1)[-1]
     head, _, rest = name.partition("_")
-    if head.isdigit() and rest:
+    if head.isascii() and head.isdigit() and rest:
         name = rest
     return TEMPLATE_SIZES.get(name)
 

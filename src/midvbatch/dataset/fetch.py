@@ -49,6 +49,7 @@ from midvbatch.dataset.archive import (
     unpack_document,
 )
 from midvbatch.dataset.formats import ArchiveSource, DatasetFormat, get_format
+from midvbatch.dataset.names import ascii_number
 from midvbatch.errors import MidvBatchError
 from midvbatch.fileio import TEXT_LIMIT, read_bytes, read_json, write_atomic
 
@@ -380,7 +381,7 @@ def _http_download(net: Connections, url: str, part: Path, timeout: float, tally
         raise _Transient(_reason(exc)) from None
     with response:
         length = response.headers.get("Content-Length")
-        length = int(length) if length and length.isdigit() else None
+        length = ascii_number(length.strip()) if length else None  # "²" or "1e3": no length told
         mode, resumed = "ab", False
         if have and response.status == 206:
             first, total = _range_total(response.headers.get("Content-Range"))
@@ -725,7 +726,7 @@ def _check_base(url: str) -> str:
 def _number(name: str) -> int | None:
     """The number an archive's name starts with ('01_alb_id' -> 1), None for none."""
     head = name.split("_", 1)[0]
-    return int(head) if head.isdecimal() and len(head) <= 9 else None
+    return ascii_number(head)
 
 
 def _select(fmt: DatasetFormat, source: ArchiveSource, docs: Iterable[str], local: Path | None) -> list[str]:
@@ -736,7 +737,7 @@ def _select(fmt: DatasetFormat, source: ArchiveSource, docs: Iterable[str], loca
         if not names:
             example = source.archives[0].file if source.archives else "none"
             raise FetchError(f"holds no {fmt.title} archive (like {example})", path=local)
-    numbers = {int(p) for p in docs if p.isdecimal() and len(p) <= 9}  # int() of 5,000 digits raises
+    numbers = {ascii_number(p) for p in docs} - {None}  # ASCII digits only; int() of 5,000 digits raises
     chosen = [n for n in names if not docs or _number(n) in numbers or any(fnmatch.fnmatchcase(n, p) for p in docs)]
     if not chosen:
         raise FetchError(f"no {fmt.title} document matches {' '.join('--docs ' + p for p in docs)}")

@@ -314,7 +314,7 @@ def _select_documents(catalog: Catalog, docs: str | int) -> list[str]:
     """Resolve `docs` (a count or comma-separated globs) to document names, catalog order."""
     total = len(catalog.documents)
     count_given = isinstance(docs, int) and not isinstance(docs, bool)
-    if count_given or isinstance(docs, str) and docs.strip().isdecimal():
+    if count_given or isinstance(docs, str) and docs.strip().isascii() and docs.strip().isdecimal():
         # At most 9 digits are read: int() of thousands of digits is slow, then refused.
         count = docs if isinstance(docs, int) else int(docs.strip()) if len(docs.strip()) <= 9 else None
         if count is None or not 1 <= count <= total:

@@ -84,7 +84,13 @@ def _holder(fd: int) -> str:
     deadline = time.monotonic() + _STAMP_WAIT
     while True:
         stamp = os.pread(fd, 32, 0).decode(errors="replace")
-        if stamp.endswith("\n") and stamp.strip().isdecimal() and _alive(int(stamp)) and int(stamp) > 0:
+        if (
+            stamp.endswith("\n")
+            and stamp.strip().isascii()
+            and stamp.strip().isdecimal()
+            and _alive(int(stamp))
+            and int(stamp) > 0
+        ):
             return stamp.strip()
         if time.monotonic() > deadline:
             return stamp.strip() or "?"
