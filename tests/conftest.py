@@ -7,7 +7,10 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -164,3 +167,23 @@ def workers_of(pid: int) -> list[psutil.Process]:
         return []
 
 
+
+
+@contextmanager
+def serving_ftp(server) -> Iterator:
+    """Serve a pyftpdlib FTPServer on a thread until the block ends (its loop polls every 50 ms)."""
+    serving = threading.Event()
+    serving.set()
+
+    def loop():
+        while serving.is_set():
+            server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
+        server.close_all()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        serving.clear()
+        thread.join(5)

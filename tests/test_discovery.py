@@ -242,7 +242,8 @@ class _BadClips(DatasetFormat):
     ("frame_digits", 0, "frame_digits is 0"),
     ("condition", 3, "its condition is 3"),
 ])
-def test_discovery_every_clip_field_a_format_sets_badly_is_one_line(tmp_path, field, value, said):
+def test_discovery_every_clip_field_a_format_sets_badly_is_one_line(tmp_path, monkeypatch, field, value, said):
+    monkeypatch.setattr("midvbatch.dataset.formats._registered", {})  # the format is this test's only
     register(_BadClips(field, value))
     dataset = discover(tmp_path, "badclips")
     assert [c.id for c in dataset.clips] == ["good"]

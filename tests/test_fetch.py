@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 import pytest
 from click.testing import CliRunner
+from conftest import serving_ftp
 from rich.console import Console
 
 with warnings.catch_warnings():  # pyftpdlib still imports asyncore and asynchat
@@ -180,19 +181,8 @@ def ftp_server(archives):
     server = FTPServer(("127.0.0.1", 0), Handler)
     server.log, server.handler = log, Handler
     server.url = f"ftp://127.0.0.1:{server.address[1]}/archives/"
-    serving = threading.Event()
-    serving.set()
-
-    def loop():
-        while serving.is_set():
-            server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
-        server.close_all()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield server
-    serving.clear()
-    thread.join(5)
+    with serving_ftp(server):
+        yield server
 
 
 def retrieved(server) -> list[str]:

@@ -35,7 +35,7 @@ with warnings.catch_warnings():  # pyftpdlib still imports asyncore and asynchat
     from pyftpdlib.handlers import FTPHandler
     from pyftpdlib.servers import FTPServer
 
-from conftest import env, ledger_rows
+from conftest import env, ledger_rows, serving_ftp
 
 from midvbatch.dataset.fetch import fetch
 from midvbatch.dataset.synth import SynthConfig, synthesize
@@ -176,20 +176,9 @@ def ftp_mirror(archives) -> Iterator[FTPServer]:
     server = FTPServer(("127.0.0.1", 0), Handler)
     server.stall, server.stalled, server.release = stall, stalled, release
     server.url = f"ftp://127.0.0.1:{server.address[1]}/archives"
-    serving = threading.Event()
-    serving.set()
-
-    def loop():
-        while serving.is_set():
-            server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
-        server.close_all()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield server
-    release.set()
-    serving.clear()
-    thread.join(5)
+    with serving_ftp(server):
+        yield server
+        release.set()
 
 
 @pytest.fixture

@@ -236,8 +236,9 @@ def test_run_ctrl_c_finishes_in_flight_clips_and_exits_130(dataset, tmp_path):
     assert "interrupted" in stderr
     states = dict(ledger_rows(out, "SELECT state, COUNT(*) FROM tasks GROUP BY state"))
     assert states.get("running", 0) == 0 and states["done"] < 20
-    # no new clip starts after Ctrl-C: at most the 2 running ones finish afterwards
-    assert ledger_rows(out, f"SELECT COUNT(*) FROM tasks WHERE finished_at > {signalled}")[0][0] <= 2
+    # no new clip starts after Ctrl-C (finished_at is when the orchestrator records a clip, so a clip done
+    # just before the signal may be recorded after it: started_at is the check)
+    assert ledger_rows(out, f"SELECT COUNT(*) FROM tasks WHERE started_at > {signalled}")[0][0] == 0
     wait_for(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children), timeout=10)
     status = json.loads(midvbatch("status", out, "--json").stdout)
     assert status["state"] == "interrupted"

@@ -446,7 +446,9 @@ def test_safety_outputs_into_a_fifo_or_a_device_are_written_not_replaced(finishe
     link_target = tmp_path / "real.md"
     link_target.write_text("old")
     (tmp_path / "link.md").symlink_to(link_target)
-    assert midvbatch("report", finished, "--out", tmp_path / "link.md").returncode == 0
+    refused = midvbatch("report", finished, "--out", tmp_path / "link.md")  # a user's link: replaced only if asked
+    assert refused.returncode == 1 and "already exists" in refused.stderr and (tmp_path / "link.md").is_symlink()
+    assert midvbatch("report", finished, "--out", tmp_path / "link.md", "--force").returncode == 0
     assert not (tmp_path / "link.md").is_symlink() and link_target.read_text() == "old"  # the link's target untouched
     assert (tmp_path / "link.md").read_text().startswith("# midvbatch report")
     lonely = tmp_path / "lonely"
