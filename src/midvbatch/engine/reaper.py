@@ -92,6 +92,16 @@ def command_line(pid: int) -> list[bytes]:
     return _read(pid, "cmdline").split(b"\0")
 
 
+def has_children() -> bool:
+    """Whether this process has any child, running or a zombie: one system call, no /proc walk (the common
+    case after a clip is none, and a worker asks after every clip)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)  # (WNOWAIT: a zombie stays to be seen)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def children(pid: int | None = None) -> Procs:
     """The child processes of process `pid` (default: this one), zombies included, with their start times."""
     base = f"/proc/{pid if pid is not None else 'self'}/task"

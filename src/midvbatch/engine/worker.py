@@ -581,13 +581,16 @@ def run_task(specs: list[TaskSpec], owner: str | None = None) -> list[ClipOutcom
                 for s in specs
             ]
         _clip_started()
-        kept = reaper.children() if _subreaper else {}  # what the worker started before: its processor's setup()
+        # what the worker started before: its processor's setup() (most workers start nothing: no /proc walk)
+        kept = reaper.children() if _subreaper and reaper.has_children() else {}
         try:
             outcomes = run_clips(specs, built.processor, _reporter(), accelerator=_accelerator)
         finally:
             peak = _clip_peak_rss()
             _release(built)
-            if _subreaper:  # what the clips started ends with them, however it detached
+            if _subreaper and (
+                kept or reaper.has_children()
+            ):  # what the clips started ends with them, however detached
                 reaper.end(lambda: {p: t for p, t in reaper.children().items() if kept.get(p) != t})
         if any(o.error_class == "oom" for o in outcomes):
             close_processors(owner)  # its device memory may be spoken for: the next clip starts a fresh one
