@@ -48,7 +48,7 @@ class ResourceShortage(TransientError):
         super().__init__(message, path=path)
 
 
-_SHORT_ERRNOS = {errno.EMFILE: "file descriptors", errno.ENFILE: "file descriptors", errno.ENOMEM: "memory"}
+SHORT_ERRNOS = {errno.EMFILE: "file descriptors", errno.ENFILE: "file descriptors", errno.ENOMEM: "memory"}
 _STARTING = {"_execute_child", "spawnv_passfds", "_launch"}  # where subprocess and multiprocessing start processes
 
 
@@ -67,8 +67,8 @@ def shortage(exc: BaseException | None) -> str | None:
         if isinstance(exc, RuntimeError) and "can't start new thread" in str(exc):
             return "threads"
         if isinstance(exc, OSError):
-            if exc.errno in _SHORT_ERRNOS:
-                return _SHORT_ERRNOS[exc.errno]
+            if exc.errno in SHORT_ERRNOS:
+                return SHORT_ERRNOS[exc.errno]
             if exc.errno == errno.EAGAIN and _raised_in(exc, _STARTING):
                 return "processes"
         exc = exc.__cause__ or exc.__context__

@@ -90,22 +90,27 @@ class _TrackedTLS(_Tracked, http.client.HTTPSConnection):
     """An HTTPS connection whose sockets are made by Connections."""
 
 
-class _HTTPHandler(urllib.request.HTTPHandler):
+class _TrackingHandler:
+    """A urllib handler (HTTP or HTTPS, the class after this one) whose connections are `connection`s made
+    through Connections."""
+
+    connection: type
+
     def __init__(self, connections: Connections):
         super().__init__()
         self.connections = connections
 
     def do_open(self, http_class: Any, req: urllib.request.Request, **kwargs: Any) -> http.client.HTTPResponse:
-        return super().do_open(functools.partial(_Tracked, connections=self.connections), req, **kwargs)
+        opened = functools.partial(self.connection, connections=self.connections)
+        return super().do_open(opened, req, **kwargs)  # type: ignore[misc]
 
 
-class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, connections: Connections):
-        super().__init__()
-        self.connections = connections
+class _HTTPHandler(_TrackingHandler, urllib.request.HTTPHandler):
+    connection = _Tracked
 
-    def do_open(self, http_class: Any, req: urllib.request.Request, **kwargs: Any) -> http.client.HTTPResponse:
-        return super().do_open(functools.partial(_TrackedTLS, connections=self.connections), req, **kwargs)
+
+class _HTTPSHandler(_TrackingHandler, urllib.request.HTTPSHandler):
+    connection = _TrackedTLS
 
 
 class _FTP(ftplib.FTP):

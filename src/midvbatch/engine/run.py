@@ -1001,21 +1001,18 @@ class Orchestrator:
                 back.append(outcome)
         if not back:
             return outcomes
-        ledger.release([o.task_id for o in back])
-        for outcome in back:  # (their workers live on, or were stopped by the pool's restart)
-            flight = self.in_flight.pop(outcome.task_id)
-            shutil.rmtree(self._attempt_dir(flight.row.id, flight.attempt), ignore_errors=True)
+        self._requeue(ledger, back, workers_dead=False)  # (their workers live on, or the pool's restart stopped them)
         ids = {o.task_id for o in back}
         return [o for o in outcomes if o.task_id not in ids]
 
-    def _requeue(self, ledger: Ledger, outcomes: list[ClipOutcome]) -> list[_InFlight]:
+    def _requeue(self, ledger: Ledger, outcomes: list[ClipOutcome], workers_dead: bool = True) -> list[_InFlight]:
         """Put the clips of `outcomes` back in the queue, their attempt not counted, their attempt folders
-        removed (after what a dead local worker's processor started, which might still write there); return
-        their flights, in the same order."""
+        removed (with `workers_dead`, after what a dead local worker's processor started, which might still
+        write there; a worker that lives on is left alone); return their flights, in the same order."""
         ledger.release([o.task_id for o in outcomes])
         flights = [self.in_flight.pop(o.task_id) for o in outcomes]
         for flight in flights:
-            if isinstance(flight.worker, int):
+            if workers_dead and isinstance(flight.worker, int):
                 self._kill_worker_group(flight.worker)
             shutil.rmtree(self._attempt_dir(flight.row.id, flight.attempt), ignore_errors=True)
         return flights

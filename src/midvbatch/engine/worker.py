@@ -588,9 +588,8 @@ def run_task(specs: list[TaskSpec], owner: str | None = None) -> list[ClipOutcom
         finally:
             peak = _clip_peak_rss()
             _release(built)
-            if _subreaper and (
-                kept or reaper.has_children()
-            ):  # what the clips started ends with them, however detached
+            # what the clips started ends with them, however it detached
+            if _subreaper and (kept or reaper.has_children()):
                 reaper.end(lambda: {p: t for p, t in reaper.children().items() if kept.get(p) != t})
         if any(o.error_class == "oom" for o in outcomes):
             close_processors(owner)  # its device memory may be spoken for: the next clip starts a fresh one

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import av
 
-from midvbatch.errors import MidvBatchError, ResourceShortage, VideoError, shortage
+from midvbatch.errors import SHORT_ERRNOS, MidvBatchError, ResourceShortage, VideoError, shortage
 from midvbatch.fileio import check_regular_file
 
 
@@ -19,12 +19,7 @@ def ffmpeg_reason(exc: BaseException) -> str:
 
 
 # what FFmpeg ran short of, by the error it returns: EAGAIN is a decoder that could not start its threads
-_SHORT = {
-    errno.EAGAIN: "threads",
-    errno.ENOMEM: "memory",
-    errno.EMFILE: "file descriptors",
-    errno.ENFILE: "file descriptors",
-}
+_SHORT = {errno.EAGAIN: "threads", **SHORT_ERRNOS}
 
 
 def video_failure(exc: BaseException, problem: str, path: str | Path) -> MidvBatchError:
