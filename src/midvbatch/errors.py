@@ -14,8 +14,12 @@ EXIT_INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (or SIG
 
 def shown(value: object, width: int = 40) -> str:
     """Show a user's value in a message, cut short: a 5,000-character option or a huge
-    value from a file keeps the message one short line."""
-    text = repr(value)
+    value from a file keeps the message one short line (an integer too long for Python to
+    write out, inside `value` too, is "a very long integer")."""
+    try:
+        text = repr(value)
+    except ValueError:  # int() of more than 4,300 digits refuses to be written out
+        return "a very long integer"
     return text if len(text) <= width else f"{text[: width - 4]}...{text[-1]}"
 
 

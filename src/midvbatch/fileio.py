@@ -168,6 +168,14 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def is_temporary_of(name: str, final: str) -> bool:
+    """True if `name` is the temporary name an output called `final` has on its way in (atomic_output),
+    left behind by a process killed in that instant."""
+    head, dot, rest = name.partition(f".{final}.")
+    pid, _, tail = rest.partition(".")
+    return not head and bool(dot) and tail == "tmp" and pid.isascii() and pid.isdigit()
+
+
 @contextmanager
 def atomic_output(path: str | Path, mode: str = "w", *, into_special: bool = False, **open_args: Any) -> Iterator[IO]:
     """Open a temporary file beside `path`; on success rename it to `path`, on failure remove it.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 import time
 import uuid
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from midvbatch.errors import LedgerError
-from midvbatch.fileio import parse_json, read_bytes, write_atomic
+from midvbatch.fileio import is_temporary_of, parse_json, read_bytes, write_atomic
 
 MARKER = "midvbatch-run.json"
 LEDGER = "ledger.sqlite"
@@ -31,8 +30,6 @@ OUTPUTS = "outputs.json"  # the files report and export wrote from this run: the
 # the run folder's own files and folders: no artifact and no output may take these names
 RESERVED = (MARKER, LEDGER, f"{LEDGER}-wal", f"{LEDGER}-shm", f"{LEDGER}-journal", CONFIG, LOCK, LOGS, TMP, OUTPUTS)
 OUTPUTS_KEPT = 1000  # outputs remembered per run (the newest)
-# the marker on its way in (fileio.write_atomic's temporary name), left by a run killed in that instant
-_MARKER_TEMPORARY = re.compile(rf"\.{re.escape(MARKER)}\.\d+\.tmp")
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ def kind_of_folder(run_dir: str | Path) -> str:
     if not path.is_dir():
         raise LedgerError("not a folder", path=path)
     try:
-        names = {name for name in os.listdir(path) if not _MARKER_TEMPORARY.fullmatch(name)}
+        names = {name for name in os.listdir(path) if not is_temporary_of(name, MARKER)}  # a marker on its way in
     except OSError as exc:
         raise LedgerError(f"cannot list the folder: {exc.strerror or exc}", path=path) from None
     if not names or names == {LOCK}:  # (the lock alone: a run that took it and stopped before its marker)

@@ -49,13 +49,6 @@ def valid_text(text: str) -> str:
     return text
 
 
-def _shown(value: Any) -> str:
-    try:
-        return shown(value, 40)
-    except ValueError:  # an integer too long to write out
-        return "a very long integer"
-
-
 def _where(path: tuple[str | int, ...]) -> str:
     """A value's place in a result, as notes name it: boxes[2][1], fields.field01.text."""
     out = ""
@@ -65,7 +58,7 @@ def _where(path: tuple[str | int, ...]) -> str:
         elif part.isidentifier():
             out += f".{part}" if out else part
         else:
-            out += f"[{_shown(part)}]"
+            out += f"[{shown(part)}]"
     if len(out) > 80:  # a value nested deep
         out = f"{out[:60]}... ({len(path)} levels)"
     return out or "the result"
@@ -79,25 +72,25 @@ def _gone(path: tuple[str | int, ...]) -> str:
 def _text(value: str, where: str, note: Note) -> str:
     fixed = valid_text(value)
     if fixed is not value:
-        note(f"{where}: {_shown(value)} is not valid Unicode (a lone surrogate); stored with U+FFFD in its place")
+        note(f"{where}: {shown(value)} is not valid Unicode (a lone surrogate); stored with U+FFFD in its place")
     return fixed
 
 
 def _reading(value: str, name: str, note: Note) -> str:
     if len(value) > READING_LIMIT:
-        note(f"field {_shown(name)}: a reading of {len(value):,} characters; cut to its first {READING_LIMIT}")
+        note(f"field {shown(name)}: a reading of {len(value):,} characters; cut to its first {READING_LIMIT}")
         value = value[:READING_LIMIT]
-    return _text(value, f"field {_shown(name)}", note)
+    return _text(value, f"field {shown(name)}", note)
 
 
 def _confidence(value: Any, name: str, note: Note) -> Any:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # NaN is not a number
-        note(f"field {_shown(name)}: confidence {_shown(value)} is not a number; ignored")
+        note(f"field {shown(name)}: confidence {shown(value)} is not a number; ignored")
         return _DROP
     if not 0 <= value <= 1:
-        note(f"field {_shown(name)}: confidence {_shown(value)} is not from 0 to 1; ignored")
+        note(f"field {shown(name)}: confidence {shown(value)} is not from 0 to 1; ignored")
         return _DROP
     return float(value)
 
@@ -167,7 +160,7 @@ def _quad(result: dict, note: Note) -> dict:
     fixed = dict(result)
     if corners is None or abs(corners).max() > QUAD_LIMIT:
         note(
-            f"quad {_shown(raw)} is not 4 finite corners within {QUAD_LIMIT:,.0f} pixels; "
+            f"quad {shown(raw)} is not 4 finite corners within {QUAD_LIMIT:,.0f} pixels; "
             "scored as no prediction (kept as text in quad_raw)"
         )
         fixed["quad"], fixed["quad_raw"] = None, valid_text(str(raw)[:QUAD_RAW])  # as text: it may hold NaN
