@@ -71,7 +71,7 @@ def test_layers_no_private_names_across_modules(module):
     package = module if MODULES[module].name == "__init__.py" else module.rsplit(".", 1)[0]
     for target, names, line in _imports(MODULES[module]):
         private = [n for n in names if n.startswith("_") and n != "__version__"]
-        # (a package's private submodule, `from midvbatch.dataset import _render`, serves that package)
+        # (a package's private submodule, `from midvbatch.report import _render`, serves that package)
         assert not private or target == package, f"{module}:{line} imports private {private} from {target}"
         if any(part.startswith("_") for part in target.split(".")[1:]):
             # a private module (video._open) serves its own package only

@@ -33,7 +33,7 @@ import av
 import cv2
 import numpy as np
 
-from midvbatch.dataset import _render
+from midvbatch.dataset.synth import render
 from midvbatch.dataset.catalog import (
     MIDV2020_COLLECTIONS,
     Catalog,
@@ -423,7 +423,7 @@ def _write_template(folder: Path, document: str, number: int, seed: int) -> np.n
     """Write the template image and JSON of a document; return the image."""
     for sub in ("videos", "ground_truth", "images"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    image, fields = _render.render_template(document, number, np.random.default_rng([seed, number, 0, 0]))
+    image, fields = render.render_template(document, number, np.random.default_rng([seed, number, 0, 0]))
     image_file, json_file = _template_files(folder, document)
     _imwrite(image_file, image)
     write_template(json_file, fields)
@@ -462,13 +462,13 @@ class _Clip:
         w, h = config.width, config.height
         if real is None:
             aspect = template.shape[0] / template.shape[1]
-            return _render.random_trajectory(self.kind.condition.code, aspect, w, h, self.times, rng)
+            return render.random_trajectory(self.kind.condition.code, aspect, w, h, self.times, rng)
         # Real annotated frame k becomes our annotated frame k: place it at the time of
         # the source frame the reader picks for k, so its ground truth is the real quad.
         ks = [k for k in sorted(real.frames) if 1 <= k <= len(self.picks)]
         knot_times = np.array([self.times[self.picks[k - 1]] for k in ks])
         knots = np.stack([real.frames[k] for k in ks]) * [w, h]
-        return _render.interpolate_quads(knot_times, knots, self.times)
+        return render.interpolate_quads(knot_times, knots, self.times)
 
     def write(self, folder: Path, template: np.ndarray, config: SynthConfig, real: _RealClip | None) -> Path:
         """Write the clip's video, ground truth and (optionally) frames; return the video path."""
@@ -487,13 +487,13 @@ class _Clip:
         if config.with_frames:
             (folder / "images" / code).mkdir(parents=True, exist_ok=True)
 
-        scene = _render.make_scene(self.kind.condition.code, template, quads, self.times, w, h, rng)
+        scene = render.make_scene(self.kind.condition.code, template, quads, self.times, w, h, rng)
         video = _video_file(folder, self.kind, self.number)
         # Apple clips: landscape pictures with a -90 degree display rotation, as iPhones store them
         rotation = -90 if self.kind.device.rotated else 0
         with VideoWriter(video, self.rate, w, h, display_rotation=rotation) as writer:
             for i in range(len(self.times)):
-                writer.write(_render.render_frame(scene, quads[i], i, w, h))
+                writer.write(render.render_frame(scene, quads[i], i, w, h))
         if config.with_frames:
             # As in MIDV-500, the extracted frames are decoded from the video, not the
             # pristine renders: a decoded annotated frame and its TIFF are the same picture.
@@ -506,7 +506,7 @@ class _Clip:
 # --- MIDV-2020 ----------------------------------------------------------------------------
 
 FRAME_STEP = 6  # MIDV-2020 annotates every 6th frame of a clip: 1, 7, 13, ...
-# How _render draws each MIDV-2020 condition: surface and motion (T table, K keyboard,
+# How render draws each MIDV-2020 condition: surface and motion (T table, K keyboard,
 # C clutter, H held in a hand, D steep perspective, L low light, S scanner lid).
 _LOOKS = {
     "lowlight": "L",
@@ -684,7 +684,7 @@ class _Writer2020:
         """Draw document `number`'s template, the same each time (a few ms: cheaper than keeping 100)."""
         # Under a MIDV-500 folder name ('00_alb_id'), whose parts give country and kind;
         # number 0 leaves no field empty ('*').
-        return _render.render_template(f"00_{self.doc_type}", 0, self.rng("", number), named=True)
+        return render.render_template(f"00_{self.doc_type}", 0, self.rng("", number), named=True)
 
     def write(self, unit: _Unit, entries: dict[str, dict]) -> int:
         """Write the pictures (and a clip's video and annotation) of `unit`, adding image entries
@@ -705,11 +705,11 @@ class _Writer2020:
                     height = min(2 * self.config.height, MAX_SIDE)
                     width = round(height / math.sqrt(2))  # A4, portrait
                     rotated = unit.collection == "scan_rotated"
-                    quad = _render.scan_quad((tw, th), width, height, rotated, rng)  # 10 px/mm
+                    quad = render.scan_quad((tw, th), width, height, rotated, rng)  # 10 px/mm
                 else:
                     width, height = self.config.width, self.config.height
-                    quad = _render.random_trajectory(look, th / tw, width, height, np.zeros(1), rng)[0]
-                picture, text = _render.render_picture(look, image, quad, width, height, rng), {}
+                    quad = render.random_trajectory(look, th / tw, width, height, np.zeros(1), rng)[0]
+                picture, text = render.render_picture(look, image, quad, width, height, rng), {}
             path = self.root / _image_2020(unit.collection, self.doc_type, number)
             path.parent.mkdir(parents=True, exist_ok=True)
             size = _imwrite(path, picture)
@@ -726,13 +726,13 @@ class _Writer2020:
         look = _LOOKS[kind.condition.code]
         rng = self.rng("clips", number)
         times = np.array([float(Fraction(i) / self.rate) for i in range(self.n)])
-        quads = _render.random_trajectory(look, th / tw, w, h, times, rng)
-        scene = _render.make_scene(look, image, quads, times, w, h, rng)
+        quads = render.random_trajectory(look, th / tw, w, h, times, rng)
+        scene = render.make_scene(look, image, quads, times, w, h, rng)
         video = self.root / _clip_video_2020(self.doc_type, number)
         video.parent.mkdir(parents=True, exist_ok=True)
         with VideoWriter(video, self.rate, w, h) as writer:
             for i in range(self.n):
-                writer.write(_render.render_frame(scene, quads[i], i, w, h))
+                writer.write(render.render_frame(scene, quads[i], i, w, h))
         # The JPEGs are decoded from the video, as MIDV-2020's were cut from its clips: frame
         # number k of the annotation is the video's k-th decoded frame.
         entries: dict[str, dict] = {}
@@ -761,7 +761,7 @@ def _via_image(
 ) -> dict:
     """One image's VIA entry: the face box, the document quad and (templates) the text fields."""
     onto = homography(rectangle(*template_size), quad)
-    assert onto is not None  # the quads _render draws are never degenerate
+    assert onto is not None  # the quads render draws are never degenerate
     face_corners = transform(onto, np.array(face.points, np.float64))
     corners = [(round(float(x)), round(float(y))) for x, y in quad]
     regions: list[dict] = [
