@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from midvbatch.config import (
+    Floor,
     Machine,
     PriorityRule,
     RunConfig,
     build_config,
     load_toml,
-    parse_floor,
     parse_size,
 )
 from midvbatch.engine.resources import Resources
@@ -36,8 +36,8 @@ def test_config_parse_size_rejects(text):
 
 
 def test_config_floors_and_defaults():
-    assert parse_floor("10%", 1000, "x") == 100
-    assert parse_floor("1KiB", 10**9, "x") == 1024
+    assert Floor.parse("10%", "x").of(1000) == 100
+    assert Floor.parse("1KiB", "x").of(10**9) == 1024
     settings = RunConfig(dataset="d", out="o").resolve()
     assert settings.memory_floor(24 * 2**30) == 2**30  # 10% of 24 GiB is more than 1 GiB: the smaller
     assert settings.memory_floor(4 * 2**30) == 4 * 2**30 // 10
