@@ -159,7 +159,9 @@ class Seconds(Kind):
 
     @property
     def value(self) -> str:  # type: ignore[override]
-        return f"seconds, {'more than' if self.above else 'from'} {self.low:g} to {self.high:g}"
+        if self.above:
+            return f"seconds, more than {self.low:g}, at most {self.high:g}"
+        return f"seconds, {self.low:g} to {self.high:g}"
 
     def parse(self, value: Any, what: str) -> Any:
         return parse_seconds(value, what, self.low, self.high, above=self.above)
