@@ -18,7 +18,7 @@ from test_fetch import ftp_server, http_server  # noqa: F401 - the servers, on t
 
 from midvbatch.dataset import discover
 from midvbatch.dataset.catalog import MIDV2020
-from midvbatch.dataset.via import doc_quad, numbered, read_via
+from midvbatch.dataset.formats.midv2020.via import doc_quad, numbered, read_via
 from midvbatch.errors import GroundTruthError
 
 REAL = Path(__file__).resolve().parent / "data" / "midv2020-real"

@@ -13,6 +13,8 @@ A format is an object (usually one instance of a :class:`DatasetFormat` subclass
   ``Clip.template`` (workers call it too);
 - ``check_layout(dataset)``: what ``validate`` reports about the folder's structure;
 - ``archives()``: where its archives come from, for ``fetch`` (None: nothing to fetch);
+- ``writer()``: a :class:`FormatWriter` that writes synthetic datasets in the format, for
+  ``synth`` (None: it cannot be written);
 - ``catalog``: documents, conditions, devices, frame size, template sizes (None: unknown).
 
 Formats are found by name through :mod:`midvbatch.dataset.formats` (built-ins, then entry
@@ -22,15 +24,19 @@ complete example.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from midvbatch.dataset.catalog import Catalog
 from midvbatch.dataset.groundtruth import Quad, Template, load_frame_quad, load_template
 from midvbatch.dataset.model import Dataset, Problem
 from midvbatch.errors import GroundTruthError
 from midvbatch.video.image import image_size
+
+if TYPE_CHECKING:
+    from midvbatch.dataset.synth.options import Selection, SynthConfig, Written
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,30 @@ class ArchiveSource:
     archives: tuple[Archive, ...]
     checksums: str | None = "md5.txt"  # file name of the md5 list under base_url; None: none published
     layout: tuple[str, ...] = ("videos", "ground_truth", "images")  # what an unpacked archive's root holds
+
+
+class FormatWriter(Protocol):
+    """Writes a synthetic dataset in a format's layout (``midvbatch synth``).
+
+    `selection` is the options resolved (documents, clip codes, frame rate, clip length),
+    `config` the options themselves (frame size, seed, ...). Every picture's random
+    generator is derived from ``config.seed`` and where the picture sits, so a clip's bytes
+    do not depend on which others are written with it.
+    """
+
+    def outputs(self, selection: Selection, config: SynthConfig) -> Iterator[Path]:
+        """Yield every file :meth:`write` would write, relative to the dataset root (the driver
+        refuses to overwrite them). Raises SynthError for a selection it cannot write."""
+        ...
+
+    def write(
+        self, root: Path, selection: Selection, config: SynthConfig, progress: Callable[[str], None] | None
+    ) -> Written:
+        """Write the dataset under `root`, calling `progress` with 'DOCUMENT/CODE' after each clip.
+
+        Raises SynthError (options it cannot honour, before anything is written; a file it
+        cannot write, naming it)."""
+        ...
 
 
 class DatasetFormat:
@@ -101,6 +131,10 @@ class DatasetFormat:
 
     def archives(self) -> ArchiveSource | None:
         """Return where the official archives lie; None when the format has none to fetch."""
+        return None
+
+    def writer(self) -> FormatWriter | None:
+        """Return what writes synthetic datasets in this format; None when it cannot be written."""
         return None
 
     def __repr__(self) -> str:

@@ -1,22 +1,13 @@
-"""MIDV-2020: 10 document types, 100 documents each, in five collections.
+"""MIDV-2020 read: its collections discovered, its VIA annotations read as quads and templates.
 
-The dataset root holds one folder per collection, each as its archive unpacks::
-
-    templates/    images/<TYPE>/NN.jpg            annotations/<TYPE>.json
-    scan_upright/ images/<TYPE>/NN.jpg            annotations/<TYPE>.json
-    scan_rotated/ images/<TYPE>/NN.jpg            annotations/<TYPE>.json
-    photo/        images/<TYPE>/NN.jpg            annotations/<TYPE>.json
-    clips/        images/<TYPE>/<NN>/000001.jpg   annotations/<TYPE>/<NN>.json
-    clips_video/  video/<TYPE>/<NN>.mp4|MOV       (or clips/video/...)
-
-Annotations are VIA 2.0 project files (:mod:`midvbatch.dataset.via`). A clip's annotated
-frames are every 6th frame of its video (1, 7, 13, ...), as its JPEGs and its annotation
-name them; it is decoded from the video when there is one, else read from the JPEGs.
-Each still-image collection of a type is one task (a "clip" of pictures): templates,
-scan_upright and scan_rotated one per type, photos one per block of numbers taken in one
-condition with one phone (the readme's table). Any subset of the collections is a
-dataset: what is there is used, what is missing is listed. A folder holding a single
-collection (``images/`` and ``annotations/`` directly) is read as that collection.
+The layout is :mod:`midvbatch.dataset.formats.midv2020.layout`'s. Each still-image
+collection of a type is one task (a "clip" of pictures): templates, scan_upright and
+scan_rotated one per type, photos one per block of numbers taken in one condition with
+one phone (the readme's table). A clip's annotated frames are every 6th frame of its
+video, decoded from the video when there is one, else read from the JPEGs. Any subset of
+the collections is a dataset: what is there is used, what is missing is listed. A folder
+holding a single collection (``images/`` and ``annotations/`` directly) is read as that
+collection.
 """
 
 from __future__ import annotations
@@ -25,8 +16,21 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from midvbatch.dataset.catalog import MIDV2020, MIDV2020_COLLECTIONS, MIDV2020_IMAGE_COLLECTIONS
-from midvbatch.dataset.formats.base import Archive, ArchiveSource, DatasetFormat
+from midvbatch.dataset.catalog import MIDV2020, MIDV2020_COLLECTIONS, MIDV2020_IMAGE_COLLECTIONS, Midv2020Catalog
+from midvbatch.dataset.formats.base import Archive, ArchiveSource, DatasetFormat, FormatWriter
+from midvbatch.dataset.formats.midv2020.layout import (
+    ANNOTATIONS,
+    COLLECTION_LAYOUT,
+    FRAME_STEP,
+    IMAGES,
+    PICTURE_EXTENSIONS,
+    VIDEO,
+    VIDEO_COLLECTION,
+    annotation_file,
+    picture_file,
+    pictures_folder,
+)
+from midvbatch.dataset.formats.midv2020.via import ViaImage, doc_quad, numbered, read_via, template_of, unnumbered
 from midvbatch.dataset.groundtruth import Quad, Template
 from midvbatch.dataset.model import (
     ERROR,
@@ -40,15 +44,10 @@ from midvbatch.dataset.model import (
     Problem,
 )
 from midvbatch.dataset.names import ascii_number
-from midvbatch.dataset.via import ViaImage, doc_quad, numbered, read_via, template_of, unnumbered
 from midvbatch.errors import DatasetError, GroundTruthError, VideoError
 from midvbatch.video.image import image_size
 
-PICTURE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff")  # MIDV-2020's are JPEG
 IMAGE_EXTENSIONS = frozenset(PICTURE_EXTENSIONS)
-VIDEO_COLLECTION = "clips_video"
-FRAME_STEP = 6  # a clip's annotated frames: 1, 7, 13, ...
-COLLECTION_LAYOUT = ("images", "annotations", "video")  # what a collection's folder holds
 
 
 def _entries(folder: Path) -> list[os.DirEntry]:
@@ -90,7 +89,7 @@ def _collection_of(folder: Path) -> str | None:
     """Which collection a folder holding images/ and annotations/ directly is (None: not one)."""
     if folder.name in MIDV2020_COLLECTIONS:
         return folder.name
-    annotations = folder / "annotations"
+    annotations = folder / ANNOTATIONS
     if not annotations.is_dir():
         return None
     kinds = {
@@ -104,11 +103,11 @@ def _collection_of(folder: Path) -> str | None:
 def collections(root: Path) -> dict[str, Path]:
     """The collection folders under `root` (or `root` itself when it is one), by collection name."""
     found = {name: root / name for name in (*MIDV2020_COLLECTIONS, VIDEO_COLLECTION) if (root / name).is_dir()}
-    if not found and ((root / "images").is_dir() or (root / "annotations").is_dir()):
+    if not found and ((root / IMAGES).is_dir() or (root / ANNOTATIONS).is_dir()):
         own = _collection_of(root)
         if own is not None:
             found[own] = root
-    if not found and (root / "video").is_dir():
+    if not found and (root / VIDEO).is_dir():
         found[VIDEO_COLLECTION] = root
     return found
 
@@ -135,7 +134,7 @@ class Midv2020Format(DatasetFormat):
             return 0.0
         types = set()
         for folder in found.values():
-            types.update(_types_in(folder / "images", folder / "annotations", folder / "video"))
+            types.update(_types_in(folder / IMAGES, folder / ANNOTATIONS, folder / VIDEO))
         return 2.0 + len(found) if types else 0.0
 
     def discover(self, root: Path) -> Dataset:
@@ -161,11 +160,13 @@ class Midv2020Format(DatasetFormat):
             raise DatasetError("holds MIDV-2020 collection folders but no annotated image or clip in them", path=root)
         templates = found.get("templates")
         if templates is not None:
-            _give_templates(clips, templates / "annotations")
+            _give_templates(clips, templates)
         documents = []
         for name in sorted({c.document for c in clips}):
-            template_images = _numbered_files(templates / "images" / name, IMAGE_EXTENSIONS, []) if templates else {}
-            template_json = templates / "annotations" / f"{name}.json" if templates else None
+            template_images = (
+                _numbered_files(pictures_folder(templates, name), IMAGE_EXTENSIONS, []) if templates else {}
+            )
+            template_json = annotation_file(templates, name) if templates else None
             documents.append(
                 Document(
                     name,
@@ -208,9 +209,16 @@ class Midv2020Format(DatasetFormat):
         frames = list(frames)
         documents = {int(fixed)} if fixed else set(frames)
         annotated = numbered(read_via(path, documents))
-        folder = Path(path).parent.parent / "images" / Path(path).stem
-        read = {d: _document_template(path, d, annotated.get(d), _picture(folder, d)) for d in documents}
+        templates, doc_type = Path(path).parent.parent, Path(path).stem
+        read = {d: _document_template(path, d, annotated.get(d), _picture(templates, doc_type, d)) for d in documents}
         return {number: read[int(fixed) if fixed else number] for number in frames}
+
+    def writer(self) -> FormatWriter:
+        """Write synthetic MIDV-2020 datasets (:class:`~midvbatch.dataset.formats.midv2020.writer.Midv2020Writer`)."""
+        from midvbatch.dataset.formats.midv2020.writer import Midv2020Writer  # drawing and encoding: only when writing
+
+        assert isinstance(self.catalog, Midv2020Catalog)
+        return Midv2020Writer(self.catalog)
 
     def archives(self) -> ArchiveSource:
         """One tar archive per collection (the TIFF originals of the scans are left out: same pictures)."""
@@ -293,20 +301,20 @@ def _template_problems(dataset: Dataset) -> list[Problem]:
     return problems
 
 
-def _give_templates(clips: list[Clip], annotations: Path) -> None:
+def _give_templates(clips: list[Clip], templates: Path) -> None:
     """Point each clip at its type's template annotations (document NN: frame NN, or the clip's NN)."""
     for clip in clips:
-        path = annotations / f"{clip.document}.json"
+        path = annotation_file(templates, clip.document)
         if not path.is_file():
             continue
         collection, _, number = clip.code.partition("/")
         clip.template = f"{path}#{number}" if collection == "clips" else str(path)
 
 
-def _picture(folder: Path, number: int) -> Path | None:
-    """Picture `number` of a folder named by number (NN.jpg, or .jpeg, .png, .tif, .tiff); None if absent."""
+def _picture(collection: Path, doc_type: str, number: int) -> Path | None:
+    """Picture `number` of a type in a collection (NN.jpg, or .jpeg, .png, .tif, .tiff); None if absent."""
     for extension in PICTURE_EXTENSIONS:
-        path = folder / f"{number:02d}{extension}"
+        path = picture_file(collection, doc_type, number, extension)
         if path.is_file():
             return path
     return None
@@ -325,10 +333,10 @@ def _document_template(path: str, document: int, image: ViaImage | None, picture
 
 def _picture_groups(collection: str, folder: Path, missing: list[Missing], problems: list[Problem]) -> Iterator[Clip]:
     """One clip per type (templates, scans) or per photo block, its pictures as frames."""
-    images_root, annotations = folder / "images", folder / "annotations"
+    images_root, annotations = folder / IMAGES, folder / ANNOTATIONS
     for name in _types_in(images_root, annotations):
         pictures = _numbered_files(images_root / name, IMAGE_EXTENSIONS, problems)
-        annotation = annotations / f"{name}.json"
+        annotation = annotation_file(folder, name)
         has_truth = annotation.is_file()
         if not has_truth:
             missing.append(Missing("ground_truth", f"{collection}/{name}", f"no annotations/{name}.json"))
@@ -347,9 +355,9 @@ def _picture_groups(collection: str, folder: Path, missing: list[Missing], probl
 
 def _video_clips(found: dict[str, Path], missing: list[Missing], problems: list[Problem]) -> Iterator[Clip]:
     clips_folder = found.get("clips")
-    video_roots = [f / "video" for f in (found.get(VIDEO_COLLECTION), clips_folder) if f is not None]
-    images_root = clips_folder / "images" if clips_folder else None
-    annotations = clips_folder / "annotations" if clips_folder else None
+    video_roots = [f / VIDEO for f in (found.get(VIDEO_COLLECTION), clips_folder) if f is not None]
+    images_root = clips_folder / IMAGES if clips_folder else None
+    annotations = clips_folder / ANNOTATIONS if clips_folder else None
     names = _types_in(*(p for p in (images_root, annotations) if p is not None), *video_roots)
     for name in names:
         videos: dict[int, Path] = {}

@@ -1,26 +1,26 @@
-"""MIDV-500 and MIDV-2019: one layout, two catalogs.
+"""MIDV-500 and MIDV-2019 read: discovery of document folders, their checks, the two formats.
 
-A dataset root holds document folders ``NN_name/`` (also found one level deeper,
-``NN_name/NN_name/``, as some unzip tools leave them), each with::
-
-    videos/CCNN.ext                 one video per clip (extension and its case vary)
-    ground_truth/NN_name.json       template fields
-    ground_truth/CC/CCNN_KK.json    per-frame quads, KK = 01..30
-    images/NN_name.tif              template image
-    images/CC/CCNN_KK.tif           the annotated frames, extracted (optional)
-
-Clip codes (CC) are a condition letter and a device letter; the catalog says which.
+The layout is :mod:`midvbatch.dataset.formats.midv.layout`'s; clip codes (CC) are a
+condition letter and a device letter, and the catalog says which.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from midvbatch.dataset.catalog import DOCUMENT_NAME, MIDV500, MIDV2019, Catalog
 from midvbatch.dataset.formats._walk import walk
-from midvbatch.dataset.formats.base import Archive, ArchiveSource, DatasetFormat, midv_template_picture
+from midvbatch.dataset.formats.base import Archive, ArchiveSource, DatasetFormat, FormatWriter, midv_template_picture
+from midvbatch.dataset.formats.midv.layout import (
+    FRAME_NAME,
+    GROUND_TRUTH,
+    IMAGES,
+    STRUCTURE_DIRS,
+    VIDEO_NAME,
+    VIDEOS,
+    template_files,
+)
 from midvbatch.dataset.groundtruth import parse_template, read_ground_truth_json
 from midvbatch.dataset.model import (
     ERROR,
@@ -37,9 +37,6 @@ from midvbatch.dataset.model import (
 )
 from midvbatch.errors import DatasetError, GroundTruthError
 
-STRUCTURE_DIRS = ("videos", "ground_truth", "images")
-_VIDEO_NAME = re.compile(r"^([A-Za-z]{2})([0-9]{2})(\.[A-Za-z0-9]+)$")  # ASCII digits only ('\d' takes '١')
-_FRAME_FILE = re.compile(r"^([A-Za-z]{2})([0-9]{2})_([0-9]{2})\.([A-Za-z0-9]+)$")
 _MAX_SEARCH_DEPTH = 3  # levels below the root searched for document folders
 _DETECT_SAMPLE = 5  # document folders whose clip codes detection looks at
 
@@ -58,7 +55,7 @@ def _is_document_folder(path: Path) -> bool:
 
 def _template_name(folder: Path) -> str | None:
     """The document name a folder's template files give (ground_truth/NN_name.json, images/NN_name.tif), if any."""
-    for sub in ("ground_truth", "images"):
+    for sub in (GROUND_TRUTH, IMAGES):
         for entry in _scan(folder / sub):
             stem = entry.name.rsplit(".", 1)[0]
             if "." in entry.name and DOCUMENT_NAME.match(stem) and entry.is_file():
@@ -120,7 +117,7 @@ def _frames_by_code(
         code = sub.name.upper()
         frames = found.setdefault(code, {})
         for entry in _scan(Path(sub.path)):
-            m = _FRAME_FILE.match(entry.name)
+            m = FRAME_NAME.match(entry.name)
             if m and m.group(1).upper() == code and m.group(4).lower() in suffixes:
                 frames.setdefault(int(m.group(3)), []).append(Path(entry.path))
     return {
@@ -139,8 +136,8 @@ def _read_document(name: str, folder: Path, problems: list[Problem]) -> tuple[Do
     # the name MIDV users know a clip by.
     number = name[:2]
     candidates: dict[str, list[Path]] = {}
-    for entry in _scan(folder / "videos"):
-        m = _VIDEO_NAME.match(entry.name)
+    for entry in _scan(folder / VIDEOS):
+        m = VIDEO_NAME.match(entry.name)
         # Anything but a folder: a FIFO or a link to a device named like a video is the
         # clip's video, and probing it says what is wrong (rather than "no video file").
         if m and m.group(3).lower() in VIDEO_EXTENSIONS and not entry.is_dir():
@@ -149,9 +146,9 @@ def _read_document(name: str, folder: Path, problems: list[Problem]) -> tuple[Do
         code: _first_of(files, number, f"video of clip {code}{number}", problems)
         for code, files in sorted(candidates.items())
     }
-    truths = _frames_by_code(folder / "ground_truth", frozenset({"json"}), number, problems)
-    images = _frames_by_code(folder / "images", frozenset({"tif", "tiff", "png", "jpg", "jpeg"}), number, problems)
-    template_json = folder / "ground_truth" / f"{name}.json"
+    truths = _frames_by_code(folder / GROUND_TRUTH, frozenset({"json"}), number, problems)
+    images = _frames_by_code(folder / IMAGES, frozenset({"tif", "tiff", "png", "jpg", "jpeg"}), number, problems)
+    template_json = template_files(folder, name)[1]
     template_image = midv_template_picture(template_json)
     codes = set(videos) | {c for c, f in truths.items() if f}
     present = os.path.lexists(template_json) and not template_json.is_dir()  # a FIFO too: reading says what it is
@@ -228,14 +225,15 @@ def _structure(dataset: Dataset) -> list[Problem]:
             continue
         if m.where in by_name:  # a document's template
             folder = by_name[m.where]
+            image, json_file = template_files(folder, m.where)
             if m.kind == "template_image":
-                path, what = folder / "images" / f"{m.where}.tif", "template image missing"
+                path, what = image, "template image missing"
             else:
-                path, what = folder / "ground_truth" / f"{m.where}.json", "template JSON missing"
+                path, what = json_file, "template JSON missing"
             problems.append(Problem(ERROR, "template", str(path), what))
             continue
         folder, clip = by_number.get(m.where[2:4], dataset.root), m.where
-        path = {"video": folder / "videos", "ground_truth": folder / "ground_truth" / m.where[:2]}.get(m.kind, folder)
+        path = {"video": folder / VIDEOS, "ground_truth": folder / GROUND_TRUTH / m.where[:2]}.get(m.kind, folder)
         problems.append(Problem(ERROR, "missing", str(path), f"{clip}: {m.detail}", clip))
     return problems
 
@@ -290,11 +288,11 @@ def _templates(dataset: Dataset) -> list[Problem]:
 def _codes_sample(folders: list[tuple[str, Path]]) -> set[str]:
     codes: set[str] = set()
     for _, folder in folders:
-        for entry in _scan(folder / "videos"):
-            m = _VIDEO_NAME.match(entry.name)
+        for entry in _scan(folder / VIDEOS):
+            m = VIDEO_NAME.match(entry.name)
             if m:
                 codes.add(m.group(1).upper())
-        codes |= {e.name.upper() for e in _scan(folder / "ground_truth") if e.is_dir() and len(e.name) == 2}
+        codes |= {e.name.upper() for e in _scan(folder / GROUND_TRUTH) if e.is_dir() and len(e.name) == 2}
     return codes
 
 
@@ -373,6 +371,13 @@ class MidvFormat(DatasetFormat):
 
     def check_layout(self, dataset: Dataset) -> list[Problem]:
         return _structure(dataset) + _templates(dataset) + _extra_files(dataset)
+
+    def writer(self) -> FormatWriter:
+        """Write synthetic datasets of this catalog (:class:`~midvbatch.dataset.formats.midv.writer.MidvWriter`)."""
+        from midvbatch.dataset.formats.midv.writer import MidvWriter  # drawing and encoding: only when writing
+
+        assert self.catalog is not None
+        return MidvWriter(self.catalog)
 
     def archives(self) -> ArchiveSource:
         cat = self.catalog

@@ -7,21 +7,27 @@ its file name followed by its size in bytes (``"00.jpg1190677"``), each ``{"file
 "height"}``) and ``region_attributes`` (``field_name``, and ``value`` for text fields).
 MIDV-2020 marks the document's corners with the polygon ``doc_quad``, in the document's
 own corner order (in rotated scans the first corner can be anywhere in the image).
+
+Read here (``read_via``, and the quads and templates in what it returns) and written
+(``image_entry``, ``write_via``: the synthesizer's files, with the settings MIDV-2020's have).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from midvbatch.dataset.groundtruth import MISSING_VALUE, Quad, Template, TemplateField
 from midvbatch.dataset.names import ascii_number
 from midvbatch.errors import GroundTruthError, shown
-from midvbatch.fileio import MiB, read_json
+from midvbatch.fileio import MiB, read_json, write_atomic
+from midvbatch.geometry import homography, rectangle, transform
 
 VIA_LIMIT = 16 * MiB  # a clip's file is ~20 kB, a collection's ~65 kB, a template's with its fields ~100 kB
 DOC_QUAD = "doc_quad"
@@ -198,3 +204,105 @@ def template_of(image: ViaImage, path: str | Path, size: tuple[int, int]) -> Tem
     if not fields:
         problems.append(f"{image.filename}: no fields")
     return Template(Path(path), fields, size, tuple(problems))
+
+
+# --- writing -------------------------------------------------------------------------------
+
+# A VIA 2.0 project's settings and attributes, as MIDV-2020's files have them.
+_VIA_UI = {
+    "annotation_editor_height": 25,
+    "annotation_editor_fontsize": 0.8,
+    "leftsidebar_width": 18,
+    "image_grid": {
+        "img_height": 80,
+        "rshape_fill": "none",
+        "rshape_fill_opacity": 0.3,
+        "rshape_stroke": "yellow",
+        "rshape_stroke_width": 2,
+        "show_region_shape": True,
+        "show_image_policy": "all",
+    },
+    "image": {
+        "region_label": "__via_region_id__",
+        "region_color": "__via_default_region_color__",
+        "region_label_font": "10px Sans",
+        "on_image_annotation_editor_placement": "NEAR_REGION",
+    },
+}
+
+_VIA_ATTRIBUTES = {
+    "region": {
+        "field_name": {"type": "text", "description": "", "default_value": ""},
+        "value": {"type": "text", "description": "", "default_value": ""},
+        "features": {
+            "type": "checkbox",
+            "description": "",
+            "options": {"ascenders": "", "descenders": "", "lowercase": ""},
+            "default_options": {},
+        },
+    },
+    "file": {},
+}
+
+
+def _rect(corners: np.ndarray) -> dict[str, int | str]:
+    """A VIA rect bounding `corners`, in whole pixels."""
+    x0, y0 = (round(float(v)) for v in corners.min(0))
+    x1, y1 = (round(float(v)) for v in corners.max(0))
+    return {"name": "rect", "x": x0, "y": y0, "width": x1 - x0, "height": y1 - y0}
+
+
+def image_entry(
+    filename: str,
+    size: int,
+    quad: np.ndarray,
+    template_size: tuple[int, int],
+    face: Quad,
+    text: Mapping[str, tuple[Quad, str | None]],
+) -> dict:
+    """One image's VIA entry: the face box, the document quad and (templates) the text fields."""
+    onto = homography(rectangle(*template_size), quad)
+    assert onto is not None  # the quads the synthesizer draws are never degenerate
+    face_corners = transform(onto, np.array(face.points, np.float64))
+    corners = [(round(float(x)), round(float(y))) for x, y in quad]
+    regions: list[dict] = [
+        {
+            "shape_attributes": _rect(face_corners),
+            "region_attributes": {"field_name": "face", "value": "", "features": {}},
+        },
+        {
+            "shape_attributes": {
+                "name": "polygon",
+                "all_points_x": [x for x, _ in corners],
+                "all_points_y": [y for _, y in corners],
+            },
+            "region_attributes": {"field_name": DOC_QUAD},
+        },
+    ]
+    for name, (box, value) in text.items():
+        if name != "face":
+            regions.append(
+                {
+                    "shape_attributes": _rect(np.array(box.points, np.float64)),
+                    "region_attributes": {"field_name": name, "value": value or ""},
+                }
+            )
+    return {"filename": filename, "size": size, "regions": regions, "file_attributes": {}}
+
+
+def write_via(path: Path, folder: str, entries: dict[str, dict]) -> None:
+    """Write a VIA 2.0 project of `entries` (images keyed by file name and size), as MIDV-2020's are."""
+    project = "midv2020-" + folder.split("/")[2].replace("_", "-")
+    data = {
+        "_via_settings": {
+            "ui": _VIA_UI,
+            "core": {"buffer_size": "18", "filepath": {}, "default_filepath": f"/mnt/midv-2020/{folder}/"},
+            "project": {"name": project},
+        },
+        "_via_img_metadata": entries,
+        "_via_attributes": _VIA_ATTRIBUTES,
+        "_via_data_format_version": "2.0.10",
+        "_via_image_id_list": list(entries),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
