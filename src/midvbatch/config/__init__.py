@@ -47,8 +47,8 @@ from midvbatch.config.rules import (
     MIN_WORKER_MEMORY,
     WORKER_MEMORY_SHARE,
     WORKERS_PER_CORE,
-    auto_worker_memory,
     check_options,
+    default_worker_limit,
     disk_floor,
     memory_floor,
     settings_values,
@@ -121,17 +121,17 @@ class Settings:
     option of OPTIONS, plus the notes and warnings. `pool` says what runs the clips:
     worker processes, threads, the orchestrator itself ('inline': ``--workers 0`` with any
     pool but Dask) or a Dask cluster; `workers` is how many clips run at once (1 inline;
-    with Dask, the size of a local cluster). An option a pool cannot honour (its
-    `applies_to`) holds its default here, None for the limits (`worker_memory` and
-    `task_timeout` apply to worker processes, local or Dask workers; `max_tasks_per_worker`
-    to local ones only); the first two with a warning saying so.
+    with Dask, the size of a local cluster). An option a pool cannot honour (its row's
+    `applies_to`: the worker memory limit and the task timeout apply to worker processes,
+    local or Dask workers; the clips per worker to local ones only) holds its default here,
+    None for those limits; the first two with a warning saying so.
     """
 
     dataset: str  # absolute
     out: str  # absolute
     pipeline: str
     processor: str  # the --processor value, else the pipeline's name
-    options: dict[str, Any]  # the factory's keyword arguments (image_format added for extract)
+    options: dict[str, Any]  # the factory's keyword arguments (the image format added for extract)
     pool: PoolKind
     workers: int
     scheduler: str | None  # with Dask: the scheduler's address, or 'local'; else None
@@ -190,7 +190,7 @@ class Settings:
         if limit is None:
             return None
         if limit == "auto":
-            return auto_worker_memory(total_memory, self.workers)
+            return default_worker_limit(total_memory, self.workers)
         return limit if self.pool == "dask" else min(limit, total_memory)
 
 
@@ -250,8 +250,8 @@ class RunConfig:
     def resolve(self, machine: Machine | None = None) -> Settings:
         """Check every option and return the Settings; raise ConfigError naming the first bad one.
 
-        Options the machine cannot honour are capped (--workers, --decode-threads,
-        --worker-memory) or refused (floors it can never meet); the Settings' `warnings`
+        Options the machine cannot honour are capped (workers, decoding threads, the
+        worker memory limit) or refused (floors it can never meet); the Settings' `warnings`
         and `notes` say in one line each what was capped and what default was derived
         from the machine. `machine` replaces this computer's figures (for tests).
         """

@@ -19,7 +19,7 @@ class Machine:
 
     cores: int
     memory: int
-    disk: int | None = None  # None: unknown (the check of --min-free-disk waits for the run's own reading)
+    disk: int | None = None  # None: unknown (the disk floor is checked against the run's own reading)
 
     @classmethod
     def current(cls, path: str | Path | None = None) -> Machine:

@@ -1,7 +1,7 @@
 """Every run option, one row each: what the command line, the TOML file, the Settings and the docs are made from.
 
-A row names the option (``task_timeout``: the flag ``--task-timeout``, the TOML key
-``task_timeout`` or ``task-timeout``, the field of RunConfig and Settings), says what
+A row names the option (``retries``: the flag ``--retries``, the TOML key ``retries``, the
+field of RunConfig and Settings; an underscore in a name is a dash in the flag), says what
 values it takes (its kind: the parser and the bounds, which the flag's type and the TOML
 check use too), its default, its help (``{default}`` and ``{choices}`` filled from the
 row), whether it changes results (part of the run's fingerprint), which pools can honour
@@ -40,8 +40,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 ON_DISK_FULL = ("wait", "stop")
 MAX_RETRIES = 100
 MAX_PREFETCH = 1024  # --prefetch: frames decoded ahead per worker
-MAX_BATCH_SIZE = 1024  # --batch-size: frames held at once by a batch (1080x1920 BGR: 6 MiB each)
-MAX_RETRY_DELAY = 3600.0  # seconds: the longest --retry-delay
+MAX_BATCH_SIZE = 1024  # frames held at once by a batch (1080x1920 BGR: 6 MiB each)
+MAX_RETRY_DELAY = 3600.0  # seconds: the longest wait before a first retry
 MAX_TASK_TIMEOUT = 7 * 86400.0  # seconds: one week
 CATALOG_HELP = (
     "Dataset format the folder holds (midv500, midv2019, midv2020, folder, a plugin's: see `midvbatch formats`); "
@@ -237,7 +237,7 @@ class Address(Kind):
 class Option:
     """One run option: its name, its kind, its default, its help, and what it applies to."""
 
-    name: str  # "task_timeout": --task-timeout, TOML task_timeout (or task-timeout), RunConfig.task_timeout
+    name: str  # the TOML key and the field of RunConfig and Settings; the flag with dashes for underscores
     kind: Kind
     default: Any
     help: str  # "{default}" and "{choices}" are filled from the row
@@ -252,12 +252,12 @@ class Option:
 
     @property
     def cli_flag(self) -> str:
-        """The flag that sets it: --task-timeout."""
+        """The flag that sets it: --NAME-WITH-DASHES, unless the row names another."""
         return self.flag or "--" + self.name.replace("_", "-")
 
     @property
     def what(self) -> str:
-        """The option as messages name it: 'task timeout', 'max-failures'."""
+        """The option as messages name it: the row's label, else the flag's name without its dashes."""
         return self.label or self.name.replace("_", "-")
 
     def describe(self) -> str:

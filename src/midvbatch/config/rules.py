@@ -56,13 +56,13 @@ def settings_values(asked: Mapping[str, Any], machine: Machine | None = None) ->
     if values[device_memory.name] is not None and not values["devices"]:
         warnings.append(f"{device_memory.cli_flag} applies to workers given a device (--devices): not enforced")
         values[device_memory.name] = None
-    values["decode_threads"] = _decode_threads(values["decode_threads"], machine, values["workers"], warnings)
+    values["decode_threads"] = _threads_per_worker(values["decode_threads"], machine, values["workers"], warnings)
     if values["artifacts"] == "return" and pool != "dask":
         warnings.append("--artifacts return applies to --pool dask: local workers write into the run folder")
     memory_floor(values["min_free_memory"], machine.memory)
     if machine.disk is not None:
         disk_floor(values["min_free_disk"], machine.disk)
-    values["worker_memory"] = _worker_memory(asked, values, machine, pool, notes, warnings)
+    values["worker_memory"] = _worker_limit(asked, values, machine, pool, notes, warnings)
     for option in OPTIONS:  # the other options only some pools honour: their default elsewhere
         if pool not in option.applies_to and option.name not in _OWN_RULES:
             if not option.quiet and values[option.name] != option.default:
@@ -145,7 +145,7 @@ def _devices(asked: str | None, pool: PoolKind, notes: list[str], warnings: list
     return devices
 
 
-def _decode_threads(asked: int | str, machine: Machine, workers: int, warnings: list[str]) -> int:
+def _threads_per_worker(asked: int | str, machine: Machine, workers: int, warnings: list[str]) -> int:
     """Return FFmpeg's decoding threads per worker: 'auto' shares the cores among the workers.
 
     A count is capped at WORKERS_PER_CORE per core.
@@ -162,7 +162,7 @@ def _decode_threads(asked: int | str, machine: Machine, workers: int, warnings: 
     return count
 
 
-def _worker_memory(
+def _worker_limit(
     asked: Mapping[str, Any],
     values: Mapping[str, Any],
     machine: Machine,
@@ -182,7 +182,7 @@ def _worker_memory(
     if size is None:
         if pool != "process":
             return None
-        limit = auto_worker_memory(machine.memory, workers)
+        limit = default_worker_limit(machine.memory, workers)
         notes.append(
             f"worker memory limit {gib(limit)} each (default: {WORKER_MEMORY_SHARE:.0%} "
             f"of {gib(machine.memory)} over {_plural(workers, 'worker')}; {option.cli_flag} none turns it off)"
@@ -202,7 +202,7 @@ def _worker_memory(
     return size
 
 
-def auto_worker_memory(total_memory: int, workers: int) -> int:
+def default_worker_limit(total_memory: int, workers: int) -> int:
     """The default worker memory limit: WORKER_MEMORY_SHARE of the memory over the workers, at least MIN_WORKER_MEMORY."""
     return max(MIN_WORKER_MEMORY, int(total_memory * WORKER_MEMORY_SHARE / workers))
 
