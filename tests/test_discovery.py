@@ -15,6 +15,7 @@ from test_formats import EXAMPLE, _cli, _plugin_env, _quadlist_dataset
 
 from midvbatch.cli import cli
 from midvbatch.dataset import Clip, Dataset, DatasetFormat, FrameRule, discover, register
+from midvbatch.dataset.formats import new_format_registry
 
 
 def _ls(*args) -> tuple[int, str, list[str]]:
@@ -243,7 +244,8 @@ class _BadClips(DatasetFormat):
     ("condition", 3, "its condition is 3"),
 ])
 def test_discovery_every_clip_field_a_format_sets_badly_is_one_line(tmp_path, monkeypatch, field, value, said):
-    monkeypatch.setattr("midvbatch.dataset.formats._registered", {})  # the format is this test's only
+    fresh = new_format_registry()  # the format is this test's only registered one
+    monkeypatch.setattr("midvbatch.dataset.formats.format_registry", lambda: fresh)
     register(_BadClips(field, value))
     dataset = discover(tmp_path, "badclips")
     assert [c.id for c in dataset.clips] == ["good"]

@@ -14,36 +14,40 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from midvbatch.errors import MidvBatchError, ProcessorError
-from midvbatch.plugins import PluginLoadError, describe_failure, load_entry_point, load_plugin
+from midvbatch.plugins import (
+    BUILT_IN,
+    PROCESSORS,
+    PluginLoadError,
+    Registry,
+    builtin_names,
+    describe_failure,
+    load_plugin,
+)
 
-ENTRY_POINT_GROUP = "midvbatch.processors"
+ENTRY_POINT_GROUP = PROCESSORS
 
 Factory = Callable[..., Any]
 
-
-def _builtin() -> dict[str, Factory]:
-    from midvbatch.pipeline import builtin, localize, ocr
-
-    return {
-        "localize": localize.make,
-        "ocr": ocr.make,
-        "ground-truth": builtin.GroundTruthProcessor,
-        "frames": builtin.FramesProcessor,
-        "extract": builtin.ExtractProcessor,
-        "probe": builtin.ProbeProcessor,
-    }
+PIPELINES = builtin_names(PROCESSORS)  # the built-in processors' names, what --pipeline accepts
 
 
-def processor_registry() -> dict[str, Factory | EntryPoint]:
-    """Return the named processors: built-in pipelines, then entry points (group midvbatch.processors)."""
-    registry: dict[str, Factory | EntryPoint] = dict(_builtin())
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        registry.setdefault(ep.name, ep)  # loaded on use: a broken plugin only fails when chosen
-    return registry
+def _unknown(spec: str, known: list[str]) -> str:
+    return f"unknown processor {spec!r} (known: {', '.join(sorted(known))}; or give MODULE:FACTORY)"
+
+
+def new_processor_registry() -> Registry[Factory]:
+    """Return a new registry of processor factories: the built-in pipelines, entry points of group
+    midvbatch.processors, nothing registered; its errors are ProcessorError."""
+    return Registry(PROCESSORS, "processor", error=ProcessorError, unknown=_unknown)
+
+
+@functools.cache
+def processor_registry() -> Registry[Factory]:
+    """Return this process's registry of processor factories (made on first use; see new_processor_registry)."""
+    return new_processor_registry()
 
 
 @dataclass
@@ -97,21 +101,15 @@ def describe_processors() -> list[ProcessorInfo]:
     loaded is listed with the reason in `error`, never raised.
     """
     infos = []
-    for name, entry in processor_registry().items():
-        factory: Factory
-        if isinstance(entry, EntryPoint):  # the names not built in
-            source = f"entry point {entry.value}"
-            try:
-                factory = load_entry_point(entry, f"processor {name!r} ({entry.value})")
-            except PluginLoadError as exc:  # a plugin's import error, sys.exit included
-                infos.append(ProcessorInfo(name, source, "", [], exc.message))
-                continue
-        else:
-            factory, source = entry, "built-in"
+    for entry in processor_registry().describe():
+        factory = entry.value
+        if factory is None:  # a plugin's import error, sys.exit included
+            infos.append(ProcessorInfo(entry.name, entry.source, "", [], entry.error))
+            continue
         doc = (inspect.getdoc(factory) or "").strip().splitlines()
-        infos.append(ProcessorInfo(name, source, doc[0] if doc else "", _options_of(factory)))
-    builtins = [i for i in infos if i.source == "built-in"]
-    return builtins + sorted((i for i in infos if i.source != "built-in"), key=lambda i: i.name)
+        infos.append(ProcessorInfo(entry.name, entry.source, doc[0] if doc else "", _options_of(factory)))
+    builtins = [i for i in infos if i.source == BUILT_IN]
+    return builtins + sorted((i for i in infos if i.source != BUILT_IN), key=lambda i: i.name)
 
 
 def load_processor_factory(spec: str, import_dir: str | None = None) -> Factory:
@@ -121,17 +119,7 @@ def load_processor_factory(spec: str, import_dir: str | None = None) -> Factory:
     Raises ProcessorError with what went wrong.
     """
     if ":" not in spec:
-        registry = processor_registry()
-        if spec not in registry:
-            known = ", ".join(sorted(registry))
-            raise ProcessorError(f"unknown processor {spec!r} (known: {known}; or give MODULE:FACTORY)")
-        entry = registry[spec]
-        if isinstance(entry, EntryPoint):
-            try:
-                return load_entry_point(entry, f"processor {spec!r} ({entry.value})")
-            except PluginLoadError as exc:  # a plugin's import error, sys.exit included
-                raise ProcessorError(exc.message) from None
-        return entry
+        return processor_registry().get(spec)
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ProcessorError(f"bad processor {spec!r}: expected MODULE:FACTORY")

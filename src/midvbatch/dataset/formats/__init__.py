@@ -12,51 +12,54 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 from midvbatch.dataset.formats._output import checked
 from midvbatch.dataset.formats.base import Archive, ArchiveSource, DatasetFormat
 from midvbatch.dataset.formats.folder import FOLDER_FORMAT
-from midvbatch.dataset.formats.midv import MIDV500_FORMAT, MIDV2019_FORMAT
-from midvbatch.dataset.formats.midv2020 import MIDV2020_FORMAT
 from midvbatch.dataset.model import Dataset
 from midvbatch.errors import DatasetError, MidvBatchError
-from midvbatch.plugins import PluginLoadError, load_plugin
+from midvbatch.plugins import DATASETS, Described, Registry
 
-ENTRY_POINT_GROUP = "midvbatch.datasets"
+ENTRY_POINT_GROUP = DATASETS
 _log = logging.getLogger("midvbatch")
-
-_BUILTIN: tuple[DatasetFormat, ...] = (MIDV500_FORMAT, MIDV2019_FORMAT, MIDV2020_FORMAT, FOLDER_FORMAT)
-_registered: dict[str, DatasetFormat] = {}  # register(): formats added by the program itself
-_loaded: dict[str, DatasetFormat] = {}  # entry points, loaded once, by _key(name)
 
 
 def _key(name: str) -> str:
     return name.strip().lower().replace("-", "").replace("_", "")
 
 
-def _load_entry_point(ep) -> DatasetFormat:
-    if _key(ep.name) in _loaded:
-        return _loaded[_key(ep.name)]
-    what = f"dataset format {ep.name!r} ({ep.value})"
-    try:
-        fmt = load_plugin(functools.partial(_make_format, ep), what)
-    except PluginLoadError as exc:  # a plugin's import error, sys.exit included
-        raise DatasetError(exc.message) from None
+def _make_format(obj: Any) -> Any:
+    return obj() if callable(obj) and not isinstance(obj, DatasetFormat) else obj
+
+
+def _accept(name: str, origin: str, fmt: Any) -> DatasetFormat:
     if not isinstance(fmt, DatasetFormat):
-        raise DatasetError(f"dataset format {ep.name!r} ({ep.value}) is not a DatasetFormat (got {type(fmt).__name__})")
+        raise DatasetError(f"dataset format {name!r} ({origin}) is not a DatasetFormat (got {type(fmt).__name__})")
     if not fmt.name:
-        fmt.name = ep.name
-    _loaded[_key(ep.name)] = fmt
+        fmt.name = name
     return fmt
 
 
-def _make_format(ep) -> object:
-    obj = ep.load()
-    return obj() if callable(obj) and not isinstance(obj, DatasetFormat) else obj
+def _unknown(name: str, known: list[str]) -> str:
+    return f"unknown dataset format {name[:80]!r} (known: {', '.join(known)})"
+
+
+def new_format_registry() -> Registry[DatasetFormat]:
+    """Return a new registry of dataset formats: the built-ins, entry points of group midvbatch.datasets,
+    nothing registered; names compared in any case, without '-' and '_'; its errors are DatasetError."""
+    return Registry(
+        DATASETS, "dataset format", error=DatasetError, key=_key, make=_make_format, accept=_accept, unknown=_unknown
+    )
+
+
+@functools.cache
+def format_registry() -> Registry[DatasetFormat]:
+    """Return this process's registry of dataset formats (made on first use; see new_format_registry)."""
+    return new_format_registry()
 
 
 def register(fmt: DatasetFormat) -> DatasetFormat:
@@ -64,50 +67,28 @@ def register(fmt: DatasetFormat) -> DatasetFormat:
     the way for formats that workers in other processes must find too."""
     if not isinstance(fmt, DatasetFormat) or not fmt.name:
         raise DatasetError(f"cannot register {fmt!r}: a DatasetFormat with a name is needed")
-    _registered[_key(fmt.name)] = fmt
-    return fmt
-
-
-def _same(fmt: DatasetFormat) -> DatasetFormat:
-    return fmt
-
-
-def _sources() -> Iterator[tuple[str, str, Callable[[], DatasetFormat]]]:
-    """(name, source, load) of every known format, one per name, in precedence order:
-    built-ins, registered ones, entry points (loaded only when `load` is called; it may raise)."""
-    seen: set[str] = set()
-    for source, formats in (("built-in", _BUILTIN), ("registered", tuple(_registered.values()))):
-        for fmt in formats:
-            if _key(fmt.name) not in seen:
-                seen.add(_key(fmt.name))
-                yield fmt.name, source, functools.partial(_same, fmt)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if _key(ep.name) not in seen:
-            seen.add(_key(ep.name))
-            yield ep.name, f"entry point {ep.value}", functools.partial(_load_entry_point, ep)
+    return format_registry().register(fmt.name, fmt)
 
 
 def format_names() -> list[str]:
     """Every known format's name, built-ins first; entry points are listed, not loaded."""
-    return [name for name, _, _ in _sources()]
+    return format_registry().names()
 
 
-def _formats(skip_broken: bool) -> list[DatasetFormat]:
+def _formats(skip_broken: bool) -> Iterator[DatasetFormat]:
     """Every known format, loaded; a plugin that cannot be loaded raises, or is left out with a warning."""
-    found = []
-    for _, _, load in _sources():
-        try:
-            found.append(load())
-        except DatasetError as exc:
-            if not skip_broken:
-                raise
-            _log.warning("%s; it is left out of format detection", exc.message)
-    return found
+    for entry in format_registry().describe():
+        if entry.value is not None:
+            yield entry.value
+        elif not skip_broken:
+            raise DatasetError(entry.error or f"dataset format {entry.name!r} cannot be loaded")
+        else:
+            _log.warning("%s; it is left out of format detection", entry.error)
 
 
 def all_formats() -> list[DatasetFormat]:
     """Every known format, loaded: built-ins, registered ones, entry points (a broken one raises)."""
-    return _formats(skip_broken=False)
+    return list(_formats(skip_broken=False))
 
 
 @dataclass(frozen=True)
@@ -126,19 +107,21 @@ class FormatInfo:
         return asdict(self)
 
 
+def _info(entry: Described[DatasetFormat]) -> FormatInfo:
+    fmt = entry.value
+    if fmt is None:
+        return FormatInfo(entry.name, "", "", entry.source, False, entry.error)
+    try:
+        fetchable = fmt.archives() is not None
+    except Exception as exc:  # a broken plugin is listed, with what is wrong
+        message = exc.message if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}"
+        return FormatInfo(entry.name, "", "", entry.source, False, message)
+    return FormatInfo(fmt.name, fmt.title, fmt.summary, entry.source, fetchable)
+
+
 def describe_formats() -> list[FormatInfo]:
     """Describe every known format; a plugin that cannot be loaded is described with its error."""
-    out = []
-    for name, source, load in _sources():
-        try:
-            fmt = load()
-            fetchable = fmt.archives() is not None
-        except Exception as exc:  # a broken plugin is listed, with what is wrong
-            message = exc.message if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}"
-            out.append(FormatInfo(name, "", "", source, False, message))
-            continue
-        out.append(FormatInfo(fmt.name, fmt.title, fmt.summary, source, fetchable))
-    return out
+    return [_info(entry) for entry in format_registry().describe()]
 
 
 def get_format(name: str) -> DatasetFormat:
@@ -146,17 +129,7 @@ def get_format(name: str) -> DatasetFormat:
 
     Raises DatasetError naming the known formats when there is none by that name.
     """
-    key = _key(str(name))
-    for fmt in _BUILTIN:  # called per clip: the built-ins and loaded plugins without scanning entry points
-        if _key(fmt.name) == key:
-            return fmt
-    known = _registered.get(key) or _loaded.get(key)
-    if known is not None:
-        return known
-    for listed, _, load in _sources():
-        if _key(listed) == key:
-            return load()
-    raise DatasetError(f"unknown dataset format {str(name)[:80]!r} (known: {', '.join(format_names())})")
+    return format_registry().get(name)
 
 
 def detect_format(root: str | Path) -> DatasetFormat:
@@ -208,7 +181,8 @@ def discover(root: str | Path, format: str | None = None) -> Dataset:
         raise DatasetError(
             f"dataset format {fmt.name}: discover() returned {type(dataset).__name__}, not a Dataset", path=root
         )
-    return checked(dataset, fmt.name, trusted=fmt in _BUILTIN)  # a clip that is not one: one line, set aside
+    builtin = fmt in format_registry().builtins()  # a built-in's clips have their ids checked only
+    return checked(dataset, fmt.name, trusted=builtin)  # a clip that is not one: one line, set aside
 
 
 __all__ = [
@@ -222,6 +196,8 @@ __all__ = [
     "detect_format",
     "discover",
     "format_names",
+    "format_registry",
     "get_format",
+    "new_format_registry",
     "register",
 ]
