@@ -1,21 +1,64 @@
-"""Export a run's results: one record per frame (frame processors) or per clip (clip processors)."""
+"""Export a run's results: one record per frame (frame processors) or per clip (clip processors).
+
+Export formats are a registry (:func:`export_registry`): the built-ins jsonl, csv, coco and
+smartengines, and entry points of group ``midvbatch.exports``, each an :class:`Export`.
+"""
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from midvbatch.errors import LedgerError, MidvBatchError
+from midvbatch.errors import ConfigError, LedgerError, MidvBatchError
 from midvbatch.fileio import atomic_output
+from midvbatch.plugins import EXPORTS, Registry, builtin_names
 from midvbatch.results.reader import open_run, recorded_dataset
 from midvbatch.runfolder import claim_output, record_output
 
-FORMATS = ("jsonl", "csv", "coco", "smartengines")
+FORMATS = builtin_names(EXPORTS)  # the built-in export formats, what --format offers
+
+Writer = Callable[[IO[str]], int]  # writes an export to a text stream; returns how many records it wrote
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What an export is asked for besides the run: --predictions, --subset, --fields."""
+
+    predictions: bool = False  # coco: the predicted quads instead of the ground truth
+    subset: str | None = None  # smartengines: that visibility subset's runlist
+    fields: bool = False  # one record per text field scored
+
+
+@dataclass(frozen=True)
+class Export:
+    """An export format: `prepare(run_dir, options)` reads what it must before the output is opened and
+    returns the Writer that writes the export."""
+
+    prepare: Callable[[str | Path, ExportOptions], Writer]
+    takes_fields: bool = True  # whether --fields applies to it
+
+
+def _unknown(name: str, known: list[str]) -> str:
+    return f"unknown export format {name!r} (use {', '.join(known)})"
+
+
+def new_export_registry() -> Registry[Export]:
+    """Return a new registry of export formats: the built-ins, entry points of group midvbatch.exports,
+    nothing registered; its errors are ConfigError."""
+    return Registry(EXPORTS, "export format", error=ConfigError, unknown=_unknown)
+
+
+@functools.cache
+def export_registry() -> Registry[Export]:
+    """Return this process's registry of export formats (made on first use; see new_export_registry)."""
+    return new_export_registry()
 
 
 def json_safe(value: Any) -> Any:
@@ -112,63 +155,96 @@ def export_results(
     Formats: jsonl and csv (one record per frame; with `fields`, one per text field
     scored), coco (ground truth, or with `predictions` the predicted quads; with `fields`,
     the text fields' quads too), smartengines (report.json for the reference evaluation;
-    with `subset`, that subset's runlist instead).
+    with `subset`, that subset's runlist instead), and those of plugins. An unknown format,
+    or `fields` with a format it does not apply to, raises ConfigError.
     """
-    if fmt not in FORMATS:
-        raise LedgerError(f"unknown export format {fmt!r} (use {', '.join(FORMATS)})")
-    if fields and fmt == "smartengines":
-        raise LedgerError("--fields applies to the jsonl, csv and coco exports, not smartengines")
+    export = export_registry().get(fmt)
+    if fields and not export.takes_fields:
+        raise ConfigError(f"--fields applies to the {_with_fields()} exports, not {fmt}")
     if not Path(run_dir).is_dir():
         raise LedgerError("no such run folder", path=run_dir)
     if out:
         claim_output(out, run_dir, force=force, dataset=recorded_dataset(run_dir))  # never over what we did not write
-    if fmt == "smartengines" and subset is not None:
-        ids = runlist(run_dir, subset)
-        text = "".join(f"{i}\n" for i in ids)
-        count = len(ids)
-    elif fmt == "coco":
-        document = coco_document(run_dir, predictions, fields)
-        text, count = json.dumps(document), len(document["annotations"])
-    elif fmt == "smartengines":
-        reports = smartengines_report(run_dir)
-        text, count = json.dumps(reports, indent=1), len(reports)
-    else:
-        text = None
-    records = field_records if fields else result_records
-    lead = FIELD_LEAD if fields else RECORD_LEAD
+    write = export.prepare(run_dir, ExportOptions(predictions, subset, fields))
     if not out:
-        return _write_results(sys.stdout, records(run_dir), lead, fmt, text, count if text is not None else 0)
+        return write(sys.stdout)
     try:
         with atomic_output(
             out, "w", into_special=True, newline="", encoding="utf-8", errors="replace"
         ) as stream:  # a reader never sees half a file
-            count = _write_results(stream, records(run_dir), lead, fmt, text, count if text is not None else 0)
+            count = write(stream)
         record_output(run_dir, out)
         return count
     except OSError as exc:
         raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
 
 
-def _write_results(
-    stream: IO[str], records: Iterator[dict], lead: tuple[str, ...], fmt: str, text: str | None, count: int
-) -> int:
-    if text is not None:
-        stream.write(text if text.endswith("\n") or not text else text + "\n")
-    elif fmt == "jsonl":
+def _with_fields() -> str:
+    """'jsonl, csv and coco': the export formats --fields applies to (a plugin that cannot load left out)."""
+    names = [e.name for e in export_registry().describe() if e.value is not None and e.value.takes_fields]
+    return names[0] if len(names) < 2 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _records(options: ExportOptions) -> tuple[Callable[[str | Path], Iterator[dict]], tuple[str, ...]]:
+    return (field_records, FIELD_LEAD) if options.fields else (result_records, RECORD_LEAD)
+
+
+def _jsonl(run_dir: str | Path, options: ExportOptions) -> Writer:
+    records, _ = _records(options)
+
+    def write(stream: IO[str]) -> int:
         count = 0
-        for record in records:
+        for record in records(run_dir):
             stream.write(json.dumps(json_safe(record), ensure_ascii=False) + "\n")
             count += 1
-    else:
-        rows = [_flatten(r) for r in records]  # columns come from every result
+        return count
+
+    return write
+
+
+def _csv(run_dir: str | Path, options: ExportOptions) -> Writer:
+    records, lead = _records(options)
+
+    def write(stream: IO[str]) -> int:
+        rows = [_flatten(r) for r in records(run_dir)]  # columns come from every result
         columns: dict[str, None] = dict.fromkeys(lead)
         for row in rows:
             columns.update(dict.fromkeys(row))
         writer = csv.DictWriter(stream, fieldnames=list(columns))
         writer.writeheader()
         writer.writerows(rows)
-        count = len(rows)
-    return count
+        return len(rows)
+
+    return write
+
+
+def _text(text: str, count: int) -> Writer:
+    """A Writer of a text made before the output is opened (nothing written when making it fails)."""
+
+    def write(stream: IO[str]) -> int:
+        stream.write(text if text.endswith("\n") or not text else text + "\n")
+        return count
+
+    return write
+
+
+def _coco(run_dir: str | Path, options: ExportOptions) -> Writer:
+    document = coco_document(run_dir, options.predictions, options.fields)
+    return _text(json.dumps(document), len(document["annotations"]))
+
+
+def _smartengines(run_dir: str | Path, options: ExportOptions) -> Writer:
+    if options.subset is not None:
+        ids = runlist(run_dir, options.subset)
+        return _text("".join(f"{i}\n" for i in ids), len(ids))
+    reports = smartengines_report(run_dir)
+    return _text(json.dumps(reports, indent=1), len(reports))
+
+
+JSONL = Export(_jsonl)
+CSV = Export(_csv)
+COCO = Export(_coco)
+SMARTENGINES = Export(_smartengines, takes_fields=False)
 
 
 # ---------------------------------------------------------------- formats of other tools

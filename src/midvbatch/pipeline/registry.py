@@ -22,7 +22,6 @@ from midvbatch.plugins import (
     PROCESSORS,
     PluginLoadError,
     Registry,
-    builtin_names,
     describe_failure,
     load_plugin,
 )
@@ -30,9 +29,6 @@ from midvbatch.plugins import (
 ENTRY_POINT_GROUP = PROCESSORS
 
 Factory = Callable[..., Any]
-
-PIPELINES = builtin_names(PROCESSORS)  # the built-in processors' names, what --pipeline accepts
-
 
 def _unknown(spec: str, known: list[str]) -> str:
     return f"unknown processor {spec!r} (known: {', '.join(sorted(known))}; or give MODULE:FACTORY)"

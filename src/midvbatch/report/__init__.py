@@ -6,12 +6,14 @@ it was interrupted) and lays them out as one :class:`Report` that renders as Mar
 (the terminal), JSON (the same tables, an
 ``accuracy`` figure in every grouping), CSV (one row per group) or a self-contained HTML
 page with plots (PNG images inlined as data: URIs; nothing to fetch to view it). The text
-fields' section renders in ``_text``.
+fields' section renders in ``_text``. Report formats are a registry (:func:`renderer_registry`):
+those four, and entry points of group ``midvbatch.reports``, each a :class:`Renderer`.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import html
 import io
 import json
@@ -22,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from midvbatch.errors import LedgerError, MidvBatchError
+from midvbatch.errors import ConfigError, LedgerError, MidvBatchError
 from midvbatch.fileio import write_atomic
 from midvbatch.pipeline.prediction import valid_text
+from midvbatch.plugins import REPORTS, Registry, builtin_names
 from midvbatch.report import _text
 from midvbatch.report._render import data_uri, fmt, html_table, md_table, png, read_frame
 from midvbatch.results.figures import WORST_CLIPS, ReportFigures, busy_seconds
@@ -32,14 +35,17 @@ from midvbatch.results.reader import open_run, recorded_dataset
 from midvbatch.runfolder import check_output_path, claim_output, record_output
 from midvbatch.scoring import THRESHOLDS
 
-FORMATS = ("md", "html", "json", "csv")
+FORMATS = builtin_names(REPORTS)  # the built-in report formats, what --format offers
 __all__ = [
     "FORMATS",
     "WORST_CLIPS",
+    "Renderer",
     "Report",
     "build_report",
     "busy_seconds",
     "figures",
+    "new_renderer_registry",
+    "renderer_registry",
     "render_csv",
     "render_html",
     "render_markdown",
@@ -388,15 +394,66 @@ def render_html(report: Report, plot_dir: Path | None = None, claim: Callable[[P
     )
 
 
+# ----------------------------------------------------------------------------- formats
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """A report format: `render(report, plot_dir, claim)` returns the report's text.
+
+    With `plots`, `plot_dir` is the folder beside --out to write its plots into (None: no
+    --out, plots inlined only), and `claim(path)` is called before each file is written there.
+    """
+
+    render: Callable[[Report, Path | None, Callable[[Path], object] | None], str]
+    plots: bool = False
+
+
+def _markdown(report: Report, plot_dir: Path | None, claim: Callable[[Path], object] | None) -> str:
+    return render_markdown(report)
+
+
+def _json(report: Report, plot_dir: Path | None, claim: Callable[[Path], object] | None) -> str:
+    from midvbatch.engine.export import json_safe
+
+    return json.dumps(json_safe(report.to_dict()), indent=1)
+
+
+def _csv(report: Report, plot_dir: Path | None, claim: Callable[[Path], object] | None) -> str:
+    return render_csv(report)
+
+
+MARKDOWN = Renderer(_markdown)
+HTML = Renderer(render_html, plots=True)
+JSON = Renderer(_json)
+CSV = Renderer(_csv)
+
+
+def _unknown(name: str, known: list[str]) -> str:
+    return f"unknown report format {name!r} (use {', '.join(known)})"
+
+
+def new_renderer_registry() -> Registry[Renderer]:
+    """Return a new registry of report formats: the built-ins, entry points of group midvbatch.reports,
+    nothing registered; its errors are ConfigError."""
+    return Registry(REPORTS, "report format", error=ConfigError, unknown=_unknown)
+
+
+@functools.cache
+def renderer_registry() -> Registry[Renderer]:
+    """Return this process's registry of report formats (made on first use; see new_renderer_registry)."""
+    return new_renderer_registry()
+
+
 def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = None, *, force: bool = False) -> str:
     """Build the report and render it as `fmt`; write it to `out` if given; return the text.
 
     An existing `out` (or plot beside it) is replaced only if this run's report or export
     wrote it, or with `force`; never inside the run's dataset (runfolder.claim_output).
+    An unknown format raises ConfigError.
     """
-    if fmt not in FORMATS:
-        raise LedgerError(f"unknown report format {fmt!r} (use {', '.join(FORMATS)})")
-    plot_dir = Path(f"{Path(out).with_suffix('')}-plots") if out and fmt == "html" else None  # beside --out
+    renderer = renderer_registry().get(fmt)
+    plot_dir = Path(f"{Path(out).with_suffix('')}-plots") if out and renderer.plots else None  # beside --out
     dataset = recorded_dataset(run_dir)
 
     def claim(path: str | Path) -> None:  # never over what midvbatch did not write
@@ -407,19 +464,10 @@ def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = 
     if plot_dir is not None:
         check_output_path(plot_dir / "x.png")
     report = build_report(run_dir)
-    if fmt == "md":
-        text = render_markdown(report)
-    elif fmt == "json":
-        from midvbatch.engine.export import json_safe
-
-        text = json.dumps(json_safe(report.to_dict()), indent=1)
-    elif fmt == "csv":
-        text = render_csv(report)
-    else:
-        try:
-            text = render_html(report, plot_dir=plot_dir, claim=claim)
-        except OSError as exc:  # the plots' folder beside --out cannot be made
-            raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
+    try:
+        text = renderer.render(report, plot_dir, claim)
+    except OSError as exc:  # the plots' folder beside --out cannot be made
+        raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
     text = valid_text(text)  # a reading stored with a lone surrogate by an earlier midvbatch: U+FFFD
     if out:
         try:
