@@ -111,6 +111,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
+_Add = Callable[[str, str, "str | Path", str], None]  # add(severity, kind, path, message): one of the clip's problems
+
+
 def check_clip(
     clip: Clip,
     *,
@@ -124,54 +127,76 @@ def check_clip(
     truth. `probe_video` reads the container (check_clips passes one that probes each
     file once).
     """
-    rule = clip.frame_rule
     problems: list[Problem] = []
 
-    def add(severity, kind, path, message):
+    def add(severity: str, kind: str, path: str | Path, message: str) -> None:
         problems.append(Problem(severity, kind, str(path), message, clip.id))
 
     width, height = clip.frame_size or (None, None)
     video_ok = False
     if clip.video is not None:
-        try:
-            info = probe_video(clip.video)
-            width, height = info.display_width, info.display_height
-            video_ok = True
-            last = max(rule.numbers, default=0)  # frames named by number: the video must reach the last one
-            frames, exact = _frame_count(info)
-            if rule.numbers and frames is not None and frames + (0 if exact else 1) < last:
-                about = "" if exact else "about "
-                add(
-                    ERROR, "video", clip.video, f"too short: {about}{frames} frames, the annotations go to frame {last}"
-                )
-                video_ok = False
-            elif (
-                not rule.numbers
-                and rule.fps
-                and info.duration is not None
-                and sample_slot(info.duration, rule.fps) < rule.count
-            ):
-                add(
-                    ERROR,
-                    "video",
-                    clip.video,
-                    f"too short: {info.duration:.2f} s, the {rule.count} "
-                    f"annotated frames need {rule.needed_seconds:.2f} s",
-                )
-                video_ok = False
-        except VideoError as exc:
-            add(ERROR, "video", clip.video, exc.message)
+        video_ok, size = _check_video(clip, clip.video, probe_video, add)
+        if size is not None:
+            width, height = size
+    if not _check_ground_truth(clip, width, height, add):
+        return problems
+    if deep and clip.video is None and clip.frame_rule.numbers:  # the pictures are the frames: each must decode
+        _check_pictures(clip, add)
+    if deep and video_ok:
+        assert clip.video is not None  # video_ok: the clip's video was probed
+        _check_extracted_frames(clip, clip.video, psnr_threshold, add)
+    return problems
+
+
+def _check_video(
+    clip: Clip, video: Path, probe_video: Callable[[Path], VideoInfo], add: _Add
+) -> tuple[bool, tuple[int, int] | None]:
+    """Probe the clip's video and check it is long enough for its annotated frames: (usable, its displayed
+    (width, height), None when it cannot be probed)."""
+    rule = clip.frame_rule
+    try:
+        info = probe_video(video)
+    except VideoError as exc:
+        add(ERROR, "video", video, exc.message)
+        return False, None
+    size = (info.display_width, info.display_height)
+    last = max(rule.numbers, default=0)  # frames named by number: the video must reach the last one
+    frames, exact = _frame_count(info)
+    if rule.numbers and frames is not None and frames + (0 if exact else 1) < last:
+        about = "" if exact else "about "
+        add(ERROR, "video", video, f"too short: {about}{frames} frames, the annotations go to frame {last}")
+        return False, size
+    if (
+        not rule.numbers
+        and rule.fps
+        and info.duration is not None
+        and sample_slot(info.duration, rule.fps) < rule.count
+    ):
+        add(
+            ERROR,
+            "video",
+            video,
+            f"too short: {info.duration:.2f} s, the {rule.count} annotated frames need {rule.needed_seconds:.2f} s",
+        )
+        return False, size
+    return True, size
+
+
+def _check_ground_truth(clip: Clip, width: int | None, height: int | None, add: _Add) -> bool:
+    """Read each frame's ground-truth quad and check it against its frame (the video's size, or a picture's own);
+    False when the clip's format cannot be had (nothing more is checked)."""
+    if not clip.ground_truth:
+        return True
+    try:
+        read_quads = get_format(clip.format).read_quads
+    except MidvBatchError as exc:
+        add(ERROR, "ground_truth", clip.video or clip.id, exc.message)
+        return False
     quads: dict[int, Quad] = {}
-    if clip.ground_truth:
-        try:
-            read_quads = get_format(clip.format).read_quads
-        except MidvBatchError as exc:
-            add(ERROR, "ground_truth", clip.video or clip.id, exc.message)
-            return problems
-        try:  # one reading: a format may keep every frame's quad in one file
-            quads = read_quads(clip.ground_truth)
-        except GroundTruthError:
-            pass  # then frame by frame below, to name every bad file
+    try:  # one reading: a format may keep every frame's quad in one file
+        quads = read_quads(clip.ground_truth)
+    except GroundTruthError:
+        pass  # then frame by frame below, to name every bad file
     said: set[tuple[str, str]] = set()
     for number in sorted(clip.ground_truth):
         path = clip.ground_truth[number]
@@ -191,48 +216,62 @@ def check_clip(
                 continue
         trouble = quad_problem(quad, w, h)
         if trouble:
-            add(ERROR, "quad", path, f"frame {clip.frame_id(number)}: {trouble}" if rule.numbers else trouble)
-    if deep and clip.video is None and rule.numbers:  # the pictures are the frames: each must decode
-        for number in sorted(clip.images):
-            try:
-                read_image(clip.images[number])
-            except VideoError as exc:
-                add(ERROR, "decode", clip.images[number], exc.message)
-    if deep and video_ok:
-        assert clip.video is not None  # video_ok: the clip's video was probed
+            add(
+                ERROR, "quad", path, f"frame {clip.frame_id(number)}: {trouble}" if clip.frame_rule.numbers else trouble
+            )
+    return True
+
+
+def _check_pictures(clip: Clip, add: _Add) -> None:
+    """Decode each of the clip's pictures (a clip without video whose pictures are its frames)."""
+    for number in sorted(clip.images):
         try:
-            for frame in annotated_frames(clip.video, count=rule.count, fps=rule.fps, numbers=rule.numbers):
-                tif = clip.images.get(frame.number)
-                if tif is None:
-                    continue
-                try:
-                    extracted = _read_image(tif)
-                except MidvBatchError as exc:
-                    add(ERROR, "frame_mismatch", tif, exc.message)
-                    continue
-                if extracted is None:
-                    add(ERROR, "frame_mismatch", tif, "unreadable image")
-                elif extracted.shape != frame.image.shape:
-                    add(
-                        ERROR,
-                        "frame_mismatch",
-                        tif,
-                        f"size {extracted.shape[1]}x{extracted.shape[0]} differs "
-                        f"from the video's {frame.image.shape[1]}x{frame.image.shape[0]}",
-                    )
-                else:
-                    value = psnr(extracted, frame.image)
-                    if value < psnr_threshold:
-                        add(
-                            ERROR,
-                            "frame_mismatch",
-                            tif,
-                            f"does not match annotated frame {frame.number} decoded from {clip.video.name} "
-                            f"(PSNR {value:.1f} dB < {psnr_threshold:g}): the annotation may belong to another frame",
-                        )
+            read_image(clip.images[number])
         except VideoError as exc:
-            add(ERROR, "decode", clip.video, exc.message)
-    return problems
+            add(ERROR, "decode", clip.images[number], exc.message)
+
+
+def _check_extracted_frames(clip: Clip, video: Path, psnr_threshold: float, add: _Add) -> None:
+    """Decode the clip's annotated frames and compare each with its extracted picture, if it has one."""
+    rule = clip.frame_rule
+    try:
+        for frame in annotated_frames(video, count=rule.count, fps=rule.fps, numbers=rule.numbers):
+            tif = clip.images.get(frame.number)
+            if tif is not None:
+                _compare_extracted(frame.number, frame.image, tif, video, psnr_threshold, add)
+    except VideoError as exc:
+        add(ERROR, "decode", video, exc.message)
+
+
+def _compare_extracted(
+    number: int, image: np.ndarray, tif: Path, video: Path, psnr_threshold: float, add: _Add
+) -> None:
+    """Check that the extracted picture `tif` is annotated frame `number` as decoded from `video` (`image`)."""
+    try:
+        extracted = _read_image(tif)
+    except MidvBatchError as exc:
+        add(ERROR, "frame_mismatch", tif, exc.message)
+        return
+    if extracted is None:
+        add(ERROR, "frame_mismatch", tif, "unreadable image")
+    elif extracted.shape != image.shape:
+        add(
+            ERROR,
+            "frame_mismatch",
+            tif,
+            f"size {extracted.shape[1]}x{extracted.shape[0]} differs "
+            f"from the video's {image.shape[1]}x{image.shape[0]}",
+        )
+    else:
+        value = psnr(extracted, image)
+        if value < psnr_threshold:
+            add(
+                ERROR,
+                "frame_mismatch",
+                tif,
+                f"does not match annotated frame {number} decoded from {video.name} "
+                f"(PSNR {value:.1f} dB < {psnr_threshold:g}): the annotation may belong to another frame",
+            )
 
 
 def _frame_count(info: VideoInfo) -> tuple[int | None, bool]:
