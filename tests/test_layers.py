@@ -15,7 +15,7 @@ SRC = Path(__file__).parent.parent / "src" / "midvbatch"
 
 # a module may import its own layer and the layers below, never one above
 LAYERS = [
-    ("errors", "fileio", "runfolder", "config", "geometry", "accelerators", "plugins"),
+    ("errors", "fileio", "runfolder", "config", "geometry", "accelerators", "plugins", "version"),
     ("video",),
     ("dataset",),
     ("scoring",),
@@ -64,6 +64,16 @@ def test_layers_no_module_imports_a_layer_above_its_own(module):
         if target == "sqlite3" or target == "midvbatch":
             continue
         assert _layer(target) <= mine, f"{module}:{line} imports {target}, a layer above it"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_layers_no_module_imports_the_package_top(module):
+    """midvbatch/__init__.py serves users (the whole API, lazily): a module of the package reads nothing from it
+    (__version__ comes from midvbatch.version), so the package's import order never matters."""
+    for target, names, line in _imports(MODULES[module]):
+        if target == "midvbatch":  # `from midvbatch import ...` or `import midvbatch`; a submodule is fine
+            top = [n for n in names if f"midvbatch.{n}" not in MODULES] if names else ["midvbatch"]
+            assert not top, f"{module}:{line} imports {', '.join(top)} from the package top: import its own module"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

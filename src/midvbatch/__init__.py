@@ -23,6 +23,7 @@ from midvbatch.errors import (
     TransientError,
     VideoError,
 )
+from midvbatch.version import __version__
 
 if TYPE_CHECKING:
     from midvbatch.api import run
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
         TextFigures,
         open_run,
     )
-
-__version__ = "0.1.0"
 
 # public name -> the module that defines it, imported when the name is first used
 _LAZY = {

@@ -63,7 +63,7 @@ def read_marker(run_dir: str | Path) -> Marker | None:
 
 def write_marker(run_dir: str | Path) -> Marker:
     """Mark `run_dir` as a run folder with a new identity; return it."""
-    from midvbatch import __version__
+    from midvbatch.version import __version__
 
     marker = Marker(uuid.uuid4().hex, time.time(), __version__)
     write_atomic(Path(run_dir) / MARKER, json.dumps(marker.to_dict(), indent=1) + "\n")

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from midvbatch import __version__
 from midvbatch.dataset._connections import Connections
 from midvbatch.dataset.archive import (
     ArchiveError,
@@ -52,6 +51,7 @@ from midvbatch.dataset.formats import ArchiveSource, DatasetFormat, get_format
 from midvbatch.dataset.names import ascii_number
 from midvbatch.errors import MidvBatchError
 from midvbatch.fileio import TEXT_LIMIT, read_bytes, read_json, write_atomic
+from midvbatch.version import __version__
 
 _CHUNK = 256 << 10
 _SMALL_LIMIT = TEXT_LIMIT  # md5.txt: MIDV-500's has 50 lines
