@@ -829,6 +829,21 @@ def _already_there(job: _Job, name: str) -> DocumentOutcome | None:
     return None
 
 
+def _fetch_missing(job: _Job, names: list[str], jobs: int) -> dict[str, DocumentOutcome]:
+    """Fetch the documents `names` (none of them there yet), `jobs` at a time: the source's checksums first, each
+    archive under the name the source lists it by, then each document on its own thread; their outcomes by name."""
+    job.md5s = _in_threads(job, lambda _: _checksums(job), ["md5"], 1)["md5"]
+    available = set(job.md5s or ())
+    if job.local is not None:
+        available |= {e.name for e in os.scandir(job.local) if e.is_file()}
+    _resolve_files(job, names, available)
+    job.view.begin(names)
+    try:
+        return _in_threads(job, functools.partial(_fetch_one, job), names, jobs)
+    finally:
+        job.view.close()
+
+
 @contextmanager
 def _locked(path: Path, dest: Path) -> Iterator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -913,15 +928,6 @@ def fetch(
         outcomes = {name: outcome for name in names if (outcome := _already_there(job, name)) is not None}
         todo = [n for n in names if n not in outcomes]
         if todo:
-            job.md5s = _in_threads(job, lambda _: _checksums(job), ["md5"], 1)["md5"]
-            available = set(job.md5s or ())
-            if local is not None:
-                available |= {e.name for e in os.scandir(local) if e.is_file()}
-            _resolve_files(job, todo, available)
-            view.begin(todo)
-            try:
-                outcomes.update(_in_threads(job, functools.partial(_fetch_one, job), todo, jobs))
-            finally:
-                view.close()
+            outcomes.update(_fetch_missing(job, todo, jobs))
     where = str(local) if local is not None else str(base)
     return FetchReport(dest, fmt.name, where, [outcomes[n] for n in names], warnings, time.monotonic() - started)
