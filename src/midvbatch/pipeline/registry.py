@@ -30,6 +30,7 @@ ENTRY_POINT_GROUP = PROCESSORS
 
 Factory = Callable[..., Any]
 
+
 def _unknown(spec: str, known: list[str]) -> str:
     return f"unknown processor {spec!r} (known: {', '.join(sorted(known))}; or give MODULE:FACTORY)"
 
