@@ -382,7 +382,7 @@ def test_dask_artifacts_come_back_when_the_run_folder_is_not_shared(blind, datas
 
 def test_dask_returned_artifacts_are_size_limited(tmp_path):
     from midvbatch.engine.worker import collect_artifacts
-    from midvbatch.pipeline.clip import ClipOutcome
+    from midvbatch.pipeline.spec import ClipOutcome
 
     def written(name: str, sizes: dict) -> str:
         folder = tmp_path / name
@@ -435,12 +435,13 @@ def test_dask_worker_without_a_nanny_cannot_be_restarted_and_the_log_says_so():
     """--task-timeout and --worker-memory restart a Dask worker through its nanny; one started without (here an
     in-process cluster of one worker) keeps running the clip, and the run's log says so instead of nothing."""
     from midvbatch.engine.dask import DaskExecutor
+    from midvbatch.engine.workerref import WorkerRef
 
     with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as local:
         executor = DaskExecutor(local.scheduler_address)
         try:
             address = next(iter(executor.client.nthreads()))
-            executor.kill_worker(address, [])
+            executor.kill_worker(WorkerRef("dask", address), [])
             said = wait_for(executor.warnings, timeout=30, interval=0.1)
         finally:
             executor.shutdown()

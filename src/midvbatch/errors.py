@@ -7,6 +7,7 @@ line that names the file (when there is one) and the problem, ready to print as 
 from __future__ import annotations
 
 import errno
+from enum import StrEnum
 from pathlib import Path
 
 EXIT_INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (or SIGTERM): run it again to go on
@@ -21,6 +22,24 @@ def shown(value: object, width: int = 40) -> str:
     except ValueError:  # int() of more than 4,300 digits refuses to be written out
         return "a very long integer"
     return text if len(text) <= width else f"{text[: width - 4]}...{text[-1]}"
+
+
+class ErrorClass(StrEnum):
+    """Why a clip failed, as the ledger records it (its `error_class`) and retries read it."""
+
+    CRASH = "crash"  # its worker died: a signal, an exit
+    TIMEOUT = "timeout"  # still running after --task-timeout
+    MEMORY = "memory"  # its worker passed --worker-memory
+    OOM = "oom"  # its device ran out of memory, or its worker passed --device-memory
+    RESOURCES = "resources"  # the machine ran short of threads, processes, descriptors: not the clip's fault
+    TRANSIENT = "transient"  # a TransientError: worth retrying
+    PERMANENT = "permanent"  # a PermanentError, or artifacts that cannot be placed: never retried
+    PLACEMENT = "placement"  # a Dask worker cannot see the dataset or the run folder
+    INVALID = "invalid"  # set aside by the run's checks before it started
+    ERROR = "error"  # any other exception of the processor
+
+
+NEVER_RETRIED = frozenset({ErrorClass.PERMANENT})  # a failure of these classes makes the clip dead at once
 
 
 class MidvBatchError(Exception):

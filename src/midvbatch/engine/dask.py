@@ -41,8 +41,9 @@ from typing import Any
 from midvbatch.config import scheduler_address
 from midvbatch.engine import worker
 from midvbatch.engine.executor import FutureExecutor, crash_outcome
+from midvbatch.engine.workerref import WorkerRef
 from midvbatch.errors import ClusterError, ConfigError
-from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
+from midvbatch.pipeline.spec import ClipOutcome, TaskSpec
 
 MEMORY_READING_SECONDS = 1.0  # the workers' memory is asked of the scheduler at most this often
 RESTART_TIMEOUT = 30.0  # seconds a worker's nanny has to restart it
@@ -192,14 +193,15 @@ class DaskExecutor(FutureExecutor):
             raise ClusterError(f"cannot reach the Dask scheduler at {address}: {type(exc).__name__}: {exc}") from None
         self._address = str(address) if address not in (None, "local") else self.client.scheduler.address
         self.capacity = max(1, sum(self.client.nthreads().values()))
+        self.holds_task_timeout = False  # nothing holds a Dask task to --task-timeout but the run's policy
         self._wake = threading.Event()  # a future finished or an event came
         self._events: queue.SimpleQueue = queue.SimpleQueue()
-        self._stages: list[tuple[int, str, int | str | None]] = []
+        self._stages: list[tuple[int, str, WorkerRef | None]] = []
         self._where: dict[int, str] = {}  # clip id -> the worker its last stage came from
         self._ready: list[ClipOutcome] = []  # outcomes of tasks failed here (their worker left or was restarted)
         self._restarted: set[str] = set()  # workers restarted by this run: their other tasks are Dask's to move
         self._memory_restarts: dict[str, int] = {}  # worker -> its memory when its nanny restarted it
-        self._memory: dict[str, int] = {}
+        self._memory: dict[WorkerRef, int] = {}
         self._memory_read = -1e9
         self._restarts: list[threading.Thread] = []
         self._closing = False
@@ -227,7 +229,7 @@ class DaskExecutor(FutureExecutor):
                     continue
                 if where:
                     self._where[task] = str(where)
-                self._stages.append((task, stage, str(where) if where else None))
+                self._stages.append((task, stage, WorkerRef("dask", str(where)) if where else None))
             elif topic == "worker-restart-memory" and message.get("worker"):
                 self._memory_restarts[str(message["worker"])] = int(message.get("rss") or 0)
             elif topic == "all" and message.get("action") == "remove-worker":
@@ -258,7 +260,7 @@ class DaskExecutor(FutureExecutor):
                     )
                 self._ready.append(outcome)
 
-    def stages(self) -> list[tuple[int, str, int | str | None]]:
+    def stages(self) -> list[tuple[int, str, WorkerRef | None]]:
         # the worker is its address: a process on another machine, nothing the orchestrator may signal
         self._drain()
         out, self._stages = self._stages, []
@@ -330,23 +332,25 @@ class DaskExecutor(FutureExecutor):
                     outcomes.append(outcome)
         return outcomes
 
-    def worker_memory(self) -> dict[str, int]:
-        """The resident memory of each worker (address -> bytes), from the scheduler's heartbeats, at most
-        MEMORY_READING_SECONDS old."""
+    def worker_memory(self) -> dict[WorkerRef, int]:
+        """The resident memory of each worker, from the scheduler's heartbeats, at most MEMORY_READING_SECONDS old."""
         now = time.monotonic()
         if now - self._memory_read >= MEMORY_READING_SECONDS and self.client.status == "running":
             self._memory_read = now
             try:
                 info = self.client.scheduler_info(n_workers=-1)["workers"]
-                self._memory = {a: int(w.get("metrics", {}).get("memory") or 0) for a, w in info.items()}
+                self._memory = {
+                    WorkerRef("dask", a): int(w.get("metrics", {}).get("memory") or 0) for a, w in info.items()
+                }
             except Exception:  # noqa: BLE001 (the scheduler unreachable for a moment: the last reading stands)
                 pass
         return self._memory
 
-    def kill_worker(self, address: str, task_ids: list[int]) -> None:
-        """Stop the tasks holding `task_ids` and restart the worker `address` they run on, so that a stuck
+    def kill_worker(self, ref: WorkerRef, task_ids: list[int]) -> None:
+        """Stop the tasks holding `task_ids` and restart the worker `ref` they run on, so that a stuck
         or swollen clip stops using it; those tasks' clips come back failed (class crash: the orchestrator
         says why). Other tasks on that worker are Dask's to run again elsewhere."""
+        address = str(ref.id)
         for future, ids in list(self._futures.items()):
             if any(t in ids for t in task_ids) and not future.done():  # (one done comes back as it is)
                 future.cancel()

@@ -26,8 +26,9 @@ import pebble
 import psutil
 
 from midvbatch.engine import reaper, worker
+from midvbatch.engine.workerref import WorkerRef
 from midvbatch.errors import shortage
-from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
+from midvbatch.pipeline.spec import ClipOutcome, TaskSpec
 
 
 class Executor(ABC):
@@ -40,6 +41,8 @@ class Executor(ABC):
 
     capacity: int  # how many tasks it can run at once
     could_start: int | None = None  # workers it had started when it could start no more (the machine ran short)
+    holds_task_timeout = True  # a task of one clip is held to --task-timeout by the executor itself
+    resizable = False  # resize() can change its worker count
 
     @abstractmethod
     def submit(self, specs: list[TaskSpec]) -> None:
@@ -53,25 +56,28 @@ class Executor(ABC):
     def completed(self, timeout: float) -> list[ClipOutcome]:
         """Wait up to `timeout` seconds for tasks to finish; return their outcomes."""
 
-    def stages(self) -> list[tuple[int, str, int | str | None]]:
-        """Return (task id, stage, worker) messages received since the last call.
-
-        The worker is a local worker process's pid, a Dask worker's address, or None (threads, inline).
-        """
+    def stages(self) -> list[tuple[int, str, WorkerRef | None]]:
+        """Return (task id, stage, worker) messages received since the last call (worker None: not told)."""
         return []
 
     def warnings(self) -> list[str]:
         """Return what went wrong with the workers themselves since the last call, a line each, for the log."""
         return []
 
-    def worker_memory(self) -> dict[str, int]:
-        """The resident memory of each remote worker (address -> bytes); local workers are read by pid."""
+    def worker_memory(self) -> dict[WorkerRef, int]:
+        """The resident memory of each worker (bytes) that can be read apart from the run's own: {} for threads."""
         return {}
 
-    def kill_worker(self, address: str, task_ids: list[int]) -> None:
-        """Stop the tasks holding `task_ids` by restarting the remote worker `address`; their clips come back
-        failed. Local workers are killed by pid instead."""
-        raise NotImplementedError("only remote (Dask) workers are restarted by address")
+    def device_memory(self) -> dict[WorkerRef, int]:
+        """The device (GPU) memory each worker holds (bytes), where the driver tells it; {} otherwise."""
+        return {}
+
+    def kill_worker(self, ref: WorkerRef, task_ids: list[int]) -> None:  # noqa: B027 (none: nothing to kill)
+        """Kill worker `ref` (a remote one: restart it), with what its processor started; the tasks holding
+        `task_ids` come back failed. Threads and the orchestrator itself cannot be killed: nothing is done."""
+
+    def end_leftovers(self, ref: WorkerRef) -> None:  # noqa: B027 (none: nothing to end)
+        """A worker died or was killed: end what its processor started, where the executor can tell what that is."""
 
     def cancel_queued(self) -> list[int]:
         """Withdraw the tasks submitted but not started yet; return their clips' ids."""
@@ -85,9 +91,6 @@ class Executor(ABC):
     @abstractmethod
     def shutdown(self) -> None:
         """Stop the workers (in-flight tasks are abandoned) and close the processors they built."""
-
-    def __len__(self) -> int:
-        return len(self.in_flight())
 
     @abstractmethod
     def in_flight(self) -> list[int]:
@@ -263,6 +266,7 @@ class ProcessExecutor(FutureExecutor):
         self._timeout = task_timeout
         self._max_tasks = max_tasks
         self.capacity = workers
+        self.resizable = True
         self.worker_pids: dict[int, float | None] = {}  # pid -> start time, of every worker seen
         self._mark = uuid.uuid4().hex  # in the environment of what this pool's workers start (worker.POOL_MARK)
         self._since = reaper.now_ticks()  # what this process started before the pool is none of its business
@@ -385,7 +389,7 @@ class ProcessExecutor(FutureExecutor):
                 found[pid] = started
         return found
 
-    def stages(self) -> list[tuple[int, str, int | str | None]]:
+    def stages(self) -> list[tuple[int, str, WorkerRef | None]]:
         chunks = [self._partial]
         while True:
             try:
@@ -398,17 +402,52 @@ class ProcessExecutor(FutureExecutor):
         data = b"".join(chunks)
         lines = data.split(b"\n")
         self._partial = lines.pop()
-        out: list[tuple[int, str, int | str | None]] = []
+        out: list[tuple[int, str, WorkerRef | None]] = []
         for line in lines:
             try:
-                task, pid, stage = line.decode("utf-8", "replace").split("\t", 2)
-                message = (int(task), stage, int(pid))
+                task, pid_text, stage = line.decode("utf-8", "replace").split("\t", 2)
+                pid = int(pid_text)
+                out.append((int(task), stage, WorkerRef("process", pid)))
             except ValueError:
                 continue
-            out.append(message)
-            if message[2] not in self.worker_pids:
-                self.worker_pids[message[2]] = process_start(message[2])
+            if pid not in self.worker_pids:
+                self.worker_pids[pid] = process_start(pid)
         return out
+
+    def _live_workers(self) -> list[int]:
+        """The pids of the pool's workers alive now (of those heard from)."""
+        alive = {c.pid for c in multiprocessing.active_children() if c.name == _PEBBLE_WORKER}
+        return [pid for pid in self.worker_pids if pid in alive]
+
+    def worker_memory(self) -> dict[WorkerRef, int]:
+        found = {}
+        for pid in self._live_workers():
+            try:
+                found[WorkerRef("process", pid)] = psutil.Process(pid).memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return found
+
+    def device_memory(self) -> dict[WorkerRef, int]:
+        from midvbatch.accelerators import device_memory
+
+        held = device_memory() or {}
+        return {WorkerRef("process", pid): held[pid] for pid in self._live_workers() if pid in held}
+
+    def kill_worker(self, ref: WorkerRef, task_ids: list[int]) -> None:  # noqa: B027 (none: nothing to kill)
+        """SIGKILL the worker (the pool replaces it) and its process group: what its processor started."""
+        if ref.pid is None:
+            return
+        try:
+            os.kill(ref.pid, signal_module.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.end_leftovers(ref)
+
+    def end_leftovers(self, ref: WorkerRef) -> None:  # noqa: B027 (none: nothing to end)
+        """Kill the worker's process group, unless its pid now belongs to another process."""
+        if ref.pid is not None:
+            kill_group(ref.pid, self.worker_pids.get(ref.pid))
 
     def shutdown(self) -> None:
         self._stop_pool()
@@ -462,7 +501,7 @@ class ThreadExecutor(FutureExecutor):
     def submit(self, specs: list[TaskSpec]) -> None:
         self._futures[self._pool.submit(worker.run_task, specs, self._owner)] = tuple(s.task_id for s in specs)
 
-    def stages(self) -> list[tuple[int, str, int | str | None]]:
+    def stages(self) -> list[tuple[int, str, WorkerRef | None]]:
         out = []
         while not self._messages.empty():
             out.append(self._messages.get())

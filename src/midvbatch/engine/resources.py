@@ -1,4 +1,7 @@
-"""Admission control and worker memory: the run waits when memory or disk runs short.
+"""The run's floors of memory and disk, and the worker memory limit, with the readings they are held to.
+
+The run's policy (engine/run/state.py) compares the readings with the floors: below
+one, no clip starts and the run waits.
 
 Readings are injectable functions so that pauses are tested deterministically: a
 :class:`Resources` takes ``memory_reading() -> (available, total)`` and
@@ -7,12 +10,9 @@ Readings are injectable functions so that pauses are tested deterministically: a
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -36,24 +36,11 @@ def disk_space(path: Path) -> tuple[int, int]:
     return usage.free, usage.total
 
 
-@dataclass
-class Admission:
-    """Whether a clip may be dispatched now, and if not, why."""
-
-    ok: bool
-    reason: str | None = None  # "memory" | "disk"
-    detail: str = ""
-
-
 READING_INTERVAL = 0.05  # seconds a memory or disk reading is used before it is taken again
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:,.0f} MiB"
-
-
 class Resources:
-    """Memory and disk floors of a run, and the worker memory limit.
+    """Memory and disk floors of a run, the worker memory limit, and the readings of memory and disk.
 
     The figures come from the readings: floors the machine can never meet raise
     ConfigError, and the default worker memory limit is a share of the total memory read
@@ -79,11 +66,12 @@ class Resources:
         self._read_at = -1e9  # when the cached readings were taken
         self._memory = self._disk = 0
 
-    def admit(self, estimated_output: int, estimated_memory: int = 0) -> Admission:
-        """Return whether more clips may start: writing about `estimated_output` bytes, their workers holding
-        about `estimated_memory` bytes of frames (read ahead, batched) above the memory floor."""
+    def read(self) -> tuple[int, int]:
+        """Return (bytes of memory available, bytes free on the run folder's disk), read at most every
+        READING_INTERVAL (a reading costs more than dispatching a clip). Raises LedgerError when the run
+        folder's disk cannot be read (the folder moved or deleted)."""
         now = time.monotonic()
-        if now - self._read_at >= READING_INTERVAL:  # a reading costs more than dispatching a clip
+        if now - self._read_at >= READING_INTERVAL:
             self._memory, _ = self.memory_reading()
             try:
                 self._disk, _ = self.disk_reading(self.run_dir)
@@ -94,33 +82,4 @@ class Resources:
                     path=self.run_dir,
                 ) from None
             self._read_at = now
-        available, free = self._memory, self._disk
-        if available < self.memory_floor + estimated_memory:
-            held = f" + {_mib(estimated_memory)} of frames read ahead and batched" if estimated_memory else ""
-            return Admission(False, "memory", f"{_mib(available)} available, floor {_mib(self.memory_floor)}{held}")
-        if free < self.disk_floor + estimated_output:
-            return Admission(
-                False,
-                "disk",
-                f"{_mib(free)} free on {self.run_dir}, floor {_mib(self.disk_floor)} "
-                f"+ {_mib(estimated_output)} for the next clip",
-            )
-        return Admission(True)
-
-    def over_limit(self, pid: int) -> int | None:
-        """Return the worker's resident memory if it passes the limit, else None."""
-        if self.worker_limit is None:
-            return None
-        try:
-            rss = psutil.Process(pid).memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            return None
-        return rss if rss > self.worker_limit else None
-
-    @staticmethod
-    def kill(pid: int) -> None:
-        """Kill a worker at once (SIGKILL): the pool replaces it."""
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        return self._memory, self._disk

@@ -44,7 +44,7 @@ from midvbatch.engine import reaper
 
 if TYPE_CHECKING:  # imported where used: a worker loads numpy and FFmpeg (which may complain, say of a thread
     # they could not start) only once its output goes to its log
-    from midvbatch.pipeline.clip import ClipOutcome, TaskSpec
+    from midvbatch.pipeline.spec import ClipOutcome, TaskSpec
 
 PARENT_POLL_SECONDS = 0.1
 OUTPUT_LIMIT = 64 << 20  # bytes of processor output kept per worker log
@@ -284,7 +284,7 @@ def run_task_on_dask(specs: list[TaskSpec], owner: str, topic: str, artifacts: s
     """
     from distributed import get_worker
 
-    from midvbatch.pipeline.clip import ClipOutcome
+    from midvbatch.pipeline.spec import ClipOutcome
 
     dask_worker = get_worker()
     address = dask_worker.address

@@ -10,7 +10,6 @@ import functools
 import time
 import traceback
 from collections.abc import Callable, Generator, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,66 +28,11 @@ from midvbatch.errors import (
 from midvbatch.pipeline.prediction import storable, valid_text
 from midvbatch.pipeline.prefetch import Prefetch
 from midvbatch.pipeline.processor import ClipInfo, Frame
+from midvbatch.pipeline.spec import ClipOutcome, TaskSpec
 from midvbatch.video.image import annotated_frames as read_frames
 from midvbatch.video.reader import AnnotatedFrame
 
 TRACEBACK_TAIL = 3000  # characters of traceback kept
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """The small description of one clip's work that a worker receives."""
-
-    task_id: int
-    attempt: int
-    clip: str
-    document: str
-    code: str
-    condition: str | None
-    device: str | None
-    video: str | None
-    ground_truth: dict[int, str]  # frame number -> JSON path
-    frames: int
-    fps: float
-    processor: str  # name or MODULE:FACTORY
-    options: dict[str, Any]
-    output_dir: str | None  # temporary folder for artifacts
-    decode_threads: int | None = None  # FFmpeg threads; None: FFmpeg decides
-    template_size: tuple[int, int] | None = None  # (w, h) for the scores; None: an ID-1 card
-    working_dir: str | None = None  # the orchestrator's working directory: MODULE of MODULE:FACTORY is found there
-    dataset_format: str = "midv500"  # the dataset format's registry name: it reads the ground truth
-    frame_numbers: tuple[int, ...] = ()  # annotated frames by number (1-based, decode order); () : by time
-    images: dict[int, str] = field(default_factory=dict)  # frame number -> picture, read when there is no video
-    frame_digits: int = 2  # digits of a frame number in frame ids (the clip's Clip.frame_digits)
-    template: str | None = None  # where its text fields are (Clip.template, read by the format); None: no fields
-    batch_size: int = 1  # annotated frames per process_batch call
-    prefetch: int = 0  # frames decoded ahead in a thread while the processor works; 0: none
-    batch_across_clips: bool = False  # a batch may hold frames of the task's next clips
-
-
-@dataclass
-class ClipOutcome:
-    """What became of one clip: results, or the failure with its reason."""
-
-    task_id: int
-    ok: bool
-    frames: list[dict] = field(default_factory=list)  # {"frame", "time", "seconds", "result"[, "scores"]}
-    clip_result: dict | None = None
-    clip_scores: dict | None = None  # the clip result's text fields scored: {"fields": {...}, "empty_fields": n}
-    notes: list[str] = field(default_factory=list)  # what was left unscored and why (a malformed field ...)
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    wall_seconds: float = 0.0
-    cpu_seconds: float | None = None
-    peak_rss: int | None = None
-    stage: str | None = None  # where it failed
-    error_class: str | None = None  # transient | permanent | timeout | crash | memory ...
-    error: str | None = None
-    traceback: str | None = None
-    exitcode: int | None = None
-    signal: int | None = None
-    pid: int | None = None
-    missing: str | None = None  # a path its worker cannot see (a Dask worker without the dataset mounted)
-    artifacts: dict[str, bytes] = field(default_factory=dict)  # sent back instead of written (--artifacts return)
 
 
 def _check_json(value: Any, what: str, notes: _Notes) -> Any:

@@ -1,0 +1,126 @@
+"""What a worker is handed: a `TaskSpec` for each clip, built from the clip as discovery found it.
+
+Also how the run cuts its clips into tasks (one clip each, or a few when workers read
+ahead or batch across clips) and how many bytes of frames a worker then holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from midvbatch.config import Settings
+from midvbatch.dataset.model import Clip, Document
+from midvbatch.engine.run.events import Queued
+from midvbatch.errors import ConfigError
+from midvbatch.pipeline.spec import TaskSpec
+
+# with read-ahead or batches across clips a worker is handed clips a few at a time, a task of about
+# TASK_FRAMES annotated frames (4 MIDV-500 clips), at most MAX_TASK_CLIPS clips
+TASK_FRAMES = 120
+MAX_TASK_CLIPS = 64
+
+
+class Specs:
+    """The run's clips by id, and the specs built from them.
+
+    A queued clip that discovery no longer finds (its files moved or removed since it was
+    queued) has no spec: it is `gone`, and the run marks it dead instead of guessing.
+    """
+
+    def __init__(self, settings: Settings, clips: Iterable[Clip], documents: Iterable[Document], working_dir: str):
+        self.settings = settings
+        self.clips: dict[str, Clip] = {c.id: c for c in clips}
+        self.template_images = {d.name: d.template_image for d in documents if d.template_image}
+        self.working_dir = working_dir  # where MODULE of --processor MODULE:FACTORY was found
+        self._templates: dict[str, tuple[int, int]] = {}
+        self.task_clips = 1  # clips per task (see plan_tasks)
+        self.frames_held = 0  # bytes of frames a worker holds beyond one: its read-ahead and batch
+
+    def gone(self, row: Queued) -> bool:
+        """Whether discovery no longer finds this queued clip."""
+        return row.clip not in self.clips
+
+    def spec(self, row: Queued, attempt: int, output_dir: Path, decode_threads: int) -> TaskSpec:
+        """The spec of a queued clip's attempt (see gone: a clip discovery still finds)."""
+        clip, settings = self.clips[row.clip], self.settings
+        if settings.pool == "dask" and settings.artifacts == "shared":
+            output_dir.mkdir(parents=True, exist_ok=True)  # a Dask worker that does not see it: no shared run folder
+        rule = clip.frame_rule
+        return TaskSpec(
+            task_id=row.id,
+            attempt=attempt,
+            clip=clip.id,
+            document=clip.document,
+            code=clip.code,
+            condition=clip.condition,
+            device=clip.device,
+            video=str(clip.video) if clip.video else None,
+            ground_truth={k: str(p) for k, p in clip.ground_truth.items()},
+            frames=rule.count,
+            fps=float(rule.fps),
+            frame_numbers=rule.numbers,
+            frame_digits=clip.frame_digits,
+            template=clip.template,
+            images={k: str(p) for k, p in clip.images.items()} if clip.runs_from_pictures else {},
+            dataset_format=clip.format,
+            processor=settings.processor,
+            options=dict(settings.options),
+            output_dir=str(output_dir),
+            decode_threads=decode_threads,
+            batch_size=settings.batch_size,
+            prefetch=settings.prefetch,
+            batch_across_clips=settings.batch_across_clips,
+            template_size=self._template_size(clip.document),
+            working_dir=self.working_dir,
+        )
+
+    def _template_size(self, document: str) -> tuple[int, int]:
+        """The template rectangle of a document for scoring, cached per document."""
+        if document not in self._templates:
+            from midvbatch.scoring import document_template_size
+
+            self._templates[document] = document_template_size(document, self.template_images.get(document))
+        return self._templates[document]
+
+    def plan_tasks(self, total_memory: int) -> None:
+        """How many clips a task holds (self.task_clips) and the frames a worker holds in memory (self.frames_held).
+
+        A task holds one clip, unless workers read ahead or batch across clips: then about
+        TASK_FRAMES annotated frames (twice the batch size when batches cross clips), so that
+        the read-ahead and the batches go on from one clip to the next. Raises ConfigError
+        when the frames a worker would hold pass its memory limit (`total_memory`: the machine's).
+        """
+        settings = self.settings
+        counts = sorted(c.frame_rule.count for c in self.clips.values()) or [1]
+        typical = max(1, counts[len(counts) // 2])
+        if settings.prefetch or settings.batch_across_clips:
+            frames = max(TASK_FRAMES, 2 * settings.batch_size if settings.batch_across_clips else 0)
+            self.task_clips = min(MAX_TASK_CLIPS, max(2, -(-frames // typical)))
+        else:
+            self.task_clips = 1
+        sizes = [c.frame_size for c in self.clips.values() if c.frame_size]
+        largest = max((w * h for w, h in sizes), default=1920 * 1080)
+        # beyond the frame every worker holds: BGR bytes
+        self.frames_held = (settings.prefetch + settings.batch_size - 1) * largest * 3
+        limit = settings.worker_memory_limit(total_memory)
+        if self.frames_held and self.frames_held >= min(limit or total_memory, total_memory):
+            raise ConfigError(
+                f"--prefetch {settings.prefetch} and --batch-size {settings.batch_size} hold about "
+                f"{self.frames_held / 2**20:,.0f} MiB of frames per worker, more than "
+                + (f"the worker memory limit of {limit / 2**20:,.0f} MiB" if limit else "the machine's memory")
+                + ": lower them"
+                + (" or raise --worker-memory" if limit else "")
+            )
+
+    def task_line(self) -> str:
+        """How workers take their clips, for the run's first line: batches, read-ahead, clips per task."""
+        settings, parts = self.settings, []
+        if settings.batch_size > 1:
+            across = " across clips" if settings.batch_across_clips else ""
+            parts.append(f"batches of up to {settings.batch_size} frames{across}")
+        if settings.prefetch:
+            parts.append(f"{settings.prefetch} frames read ahead")
+        if self.task_clips > 1:
+            parts.append(f"workers take up to {self.task_clips} clips at a time")
+        return "".join(f", {part}" for part in parts)
