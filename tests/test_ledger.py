@@ -84,3 +84,57 @@ def test_ledger_notices_being_deleted_or_replaced(tmp_path):
     with pytest.raises(LedgerError, match="replaced"):
         ledger.check_identity()
     ledger.close()
+
+
+def test_ledger_refuses_a_change_of_state_its_transitions_do_not_allow(tmp_path):
+    """A clip is marked done only from running, running only from pending or failed: a bug that records a clip
+    twice, or runs a done one, is a LedgerError, not a silent overwrite."""
+    from midvbatch.engine.ledger import TRANSITIONS, Completion, TaskState
+
+    assert set(TRANSITIONS) == set(TaskState)
+    ledger = Ledger(tmp_path)
+    ledger.add_tasks([NewTask("C01", "01_alb_id", "CA", None, 30, 0, 1.0)])
+    [row] = ledger.next_ready(1, 0.0)
+    with pytest.raises(LedgerError, match=r"1 of 1 clip\(s\) could not be marked done: only a clip running can"):
+        ledger.complete_many([Completion(row.id, 1.0, [], None, None, 1.0, {}, None, None, [])])
+    assert ledger.mark_running_many([row.id], 1.0) == {row.id: 1}
+    ledger.complete_many([Completion(row.id, 2.0, [], None, None, 1.0, {}, None, None, [])])
+    with pytest.raises(LedgerError, match="could not be marked running: only a clip failed or pending can"):
+        ledger.mark_running_many([row.id], 3.0)
+    with pytest.raises(LedgerError, match="could not be marked failed"):
+        ledger.fail(row.id, now=4.0, state="failed", error_class="crash", error="x")
+    assert ledger.counts()["done"] == 1
+    ledger.close()
+
+
+def test_ledger_schema_is_versioned_and_an_unversioned_ledger_is_brought_up_to_date(tmp_path):
+    """PRAGMA user_version counts the migrations a ledger has had; one written before the schema was versioned
+    (no clip scores column) gains the column, and one newer than this midvbatch is refused in one line."""
+    import sqlite3
+
+    from midvbatch.engine.ledger import MIGRATIONS
+
+    Ledger(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "ledger.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    db.close()
+
+    old = tmp_path / "old"
+    old.mkdir()
+    db = sqlite3.connect(old / "ledger.sqlite")
+    db.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+        "CREATE TABLE clips (task INTEGER PRIMARY KEY, result TEXT);"
+        "INSERT INTO clips VALUES (1, '{}');"
+    )
+    db.close()
+    Ledger(old).close()
+    db = sqlite3.connect(old / "ledger.sqlite")
+    assert [r[1] for r in db.execute("PRAGMA table_info(clips)")] == ["task", "result", "scores"]
+    assert db.execute("SELECT result FROM clips").fetchall() == [("{}",)]
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(LedgerError, match=r"schema is version \d+, newer than this midvbatch knows"):
+        Ledger(old)

@@ -22,10 +22,11 @@ import sqlite3
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,35 @@ from midvbatch.pipeline.prediction import valid_text
 from midvbatch.runfolder import LEDGER as LEDGER_NAME
 from midvbatch.runfolder import read_marker
 
-STATES = ("pending", "running", "done", "failed", "dead")
+
+class TaskState(StrEnum):
+    """Where a clip stands in the ledger."""
+
+    PENDING = "pending"  # queued
+    RUNNING = "running"  # handed to a worker
+    DONE = "done"  # its results recorded
+    FAILED = "failed"  # an attempt failed: retried once its not_before time has passed
+    DEAD = "dead"  # no retry left, a permanent failure, or set aside by the run's checks
+
+
+STATES = tuple(TaskState)
+
+# The only changes of state a clip may make: each state, and the states it may be reached from. Every UPDATE of
+# a clip's state is guarded by this table; a change it does not allow is a LedgerError (never a silent overwrite).
+TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    TaskState.RUNNING: frozenset({TaskState.PENDING, TaskState.FAILED}),  # dispatched
+    TaskState.DONE: frozenset({TaskState.RUNNING}),  # its outcome recorded
+    TaskState.FAILED: frozenset({TaskState.RUNNING}),  # an attempt failed, retries left
+    # none left (running); set aside by the checks before the run (pending, failed)
+    TaskState.DEAD: frozenset({TaskState.RUNNING, TaskState.PENDING, TaskState.FAILED}),
+    TaskState.PENDING: frozenset({TaskState.RUNNING, TaskState.DEAD}),  # released, recovered; revived
+}
+
+
+def _from(state: TaskState) -> str:
+    """The SQL condition that a clip may change to `state` (see TRANSITIONS)."""
+    return "state IN (" + ", ".join(f"'{s}'" for s in sorted(TRANSITIONS[state])) + ")"
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -101,6 +130,44 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL
 );
 """
+
+
+def _clip_scores(db: sqlite3.Connection) -> None:
+    if "scores" not in _columns(db, "clips"):  # (a ledger made before clip scores, when it was not versioned)
+        db.execute("ALTER TABLE clips ADD COLUMN scores TEXT")
+
+
+# The ledger's schema, version by version: PRAGMA user_version is how many of these a ledger has had.
+MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
+    ("the tables: meta, tasks, frames, clips, validation, artifacts, events", lambda db: _create(db, _SCHEMA)),
+    ("clips.scores: a clip result's text fields scored", _clip_scores),
+)
+
+
+def _create(db: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the ledger's schema up to MIGRATIONS, each step in its own transaction with its version."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise LedgerError(
+            f"the ledger's schema is version {version}, newer than this midvbatch knows ({len(MIGRATIONS)}): "
+            "read it with the midvbatch that wrote it",
+            path=path,
+        )
+    for number, (_, step) in enumerate(MIGRATIONS[version:], start=version + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            step(db)
+            db.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
 
 @dataclass(slots=True)
@@ -281,9 +348,7 @@ class Ledger:
                     problems = [r[0] for r in raw.execute("PRAGMA quick_check(3)")]
                     if problems != ["ok"]:
                         raise sqlite3.DatabaseError("; ".join(problems))
-                raw.executescript(_SCHEMA)
-                if "scores" not in _columns(raw, "clips"):  # a ledger of a midvbatch before clip scores
-                    raw.execute("ALTER TABLE clips ADD COLUMN scores TEXT")
+                _migrate(raw, self.path)
             except sqlite3.DatabaseError as exc:
                 raw.close()
                 error = _ledger_error(exc, self.path)  # a full disk or a lock is not damage
@@ -503,11 +568,12 @@ class Ledger:
             return {}
         marks = ", ".join("?" * len(task_ids))
         with self.transaction() as db:  # (no RETURNING: older SQLite libraries lack it)
-            db.execute(
+            changed = db.execute(
                 "UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?, "
-                f"stage = 'queued', not_before = NULL WHERE id IN ({marks})",
+                f"stage = 'queued', not_before = NULL WHERE id IN ({marks}) AND {_from(TaskState.RUNNING)}",
                 (now, *task_ids),
-            )
+            ).rowcount
+            self._check_changed(changed, len(set(task_ids)), TaskState.RUNNING)
             return dict(db.execute(f"SELECT id, attempts FROM tasks WHERE id IN ({marks})", task_ids).fetchall())
 
     def complete_many(self, done: list[Completion]) -> None:
@@ -547,10 +613,10 @@ class Ledger:
             ]
             if clips:
                 db.executemany("INSERT OR REPLACE INTO clips (task, result, scores) VALUES (?, ?, ?)", clips)
-            db.executemany(
+            changed = db.executemany(
                 "UPDATE tasks SET state = 'done', stage = NULL, finished_at = ?, wall_seconds = ?, "
                 "stage_seconds = ?, cpu_seconds = ?, peak_rss = ?, frames_done = ?, error_class = NULL, "
-                "error = NULL, exitcode = NULL, signal = NULL, traceback = NULL WHERE id = ?",
+                f"error = NULL, exitcode = NULL, signal = NULL, traceback = NULL WHERE id = ? AND {_from(TaskState.DONE)}",
                 [
                     (
                         c.now,
@@ -563,7 +629,8 @@ class Ledger:
                     )
                     for c in done
                 ],
-            )
+            ).rowcount
+            self._check_changed(changed, len(done), TaskState.DONE)
             db.executemany(
                 "INSERT INTO events (ts, level, clip, attempt, stage, message) "
                 "SELECT ?, 'info', clip, attempts, NULL, 'done' FROM tasks WHERE id = ?",
@@ -586,18 +653,29 @@ class Ledger:
         wall_seconds: float | None = None,
     ) -> None:
         """Record a failed attempt: state 'failed' (will retry after not_before) or 'dead'."""
-        assert state in ("failed", "dead")
+        target = TaskState(state)
+        assert target in (TaskState.FAILED, TaskState.DEAD)
         error = valid_text(error)  # SQLite holds UTF-8: a processor's message may carry lone surrogates
         traceback = valid_text(traceback) if traceback is not None else None
         with self.transaction() as db:
-            db.execute(
+            changed = db.execute(
                 "UPDATE tasks SET state = ?, error_class = ?, error = ?, stage = COALESCE(?, stage), "
                 "exitcode = ?, signal = ?, traceback = ?, not_before = ?, finished_at = ?, wall_seconds = ? "
-                "WHERE id = ?",
+                f"WHERE id = ? AND {_from(target)}",
                 (state, error_class, error, stage, exitcode, signal, traceback, not_before, now, wall_seconds, task_id),
-            )
+            ).rowcount
+            self._check_changed(changed, 1, target)
             self._event(
                 db, task_id, "warning" if state == "failed" else "error", f"{state}: {error_class}: {error}", stage
+            )
+
+    def _check_changed(self, changed: int, asked: int, state: TaskState) -> None:
+        """Raise LedgerError when fewer clips than `asked` could change to `state` (see TRANSITIONS)."""
+        if changed != asked:
+            allowed = " or ".join(sorted(TRANSITIONS[state]))
+            raise LedgerError(
+                f"{asked - changed} of {asked} clip(s) could not be marked {state}: only a clip {allowed} can",
+                path=self.path,
             )
 
     def release(self, task_ids: Iterable[int]) -> None:
@@ -663,7 +741,7 @@ class Ledger:
 
     def counts(self) -> dict[str, int]:
         """Return the number of tasks in each state (every state present, zeros included)."""
-        counts = dict.fromkeys(STATES, 0)
+        counts: dict[str, int] = dict.fromkeys(STATES, 0)
         for state, n in self.db.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state"):
             counts[state] = n
         return counts
