@@ -26,13 +26,14 @@ from midvbatch.config.units import (
 )
 from midvbatch.errors import ConfigError, shown
 from midvbatch.fileio import name_too_long
+from midvbatch.plugins import EXECUTORS, PROCESSORS, builtin_names
 
 IMAGE_FORMATS = ("png", "jpg", "tif")
-PIPELINES = ("localize", "ocr", "ground-truth", "frames", "extract", "probe")  # the built-in names (pipeline/registry)
-POOLS = ("process", "thread", "dask")  # what --pool accepts
+PIPELINES = builtin_names(PROCESSORS)  # the built-in processors (pipeline/registry.py)
+POOLS = tuple(n for n in builtin_names(EXECUTORS) if n != "inline")  # what --pool accepts (inline: --workers 0)
 ARTIFACTS = ("shared", "return")  # how artifacts reach the run folder: written there, or sent back (Dask)
 PoolKind = Literal["process", "thread", "inline", "dask"]  # what runs the clips, once resolved
-ALL_POOLS: frozenset[str] = frozenset(("process", "thread", "inline", "dask"))
+ALL_POOLS: frozenset[str] = frozenset(builtin_names(EXECUTORS))
 WORKER_PROCESSES: frozenset[str] = frozenset(("process", "dask"))  # local worker processes and Dask workers
 LOCAL_PROCESSES: frozenset[str] = frozenset(("process",))
 DASK: frozenset[str] = frozenset(("dask",))
