@@ -75,9 +75,10 @@ def template_size(document: str, template_image_size: tuple[int, int] | None = N
     other documents get `template_image_size`, the template image's (width, height) in
     pixels. Raises ValueError when neither is known.
     """
-    known = physical_template_size(document)
+    known = physical_template_size(document)  # the catalog's one table, which the synthesizer draws by too
     if known is not None:
         return known
+    # no stand-in format here (the synthesizer's is a guess): the template picture's own aspect ratio is right
     if template_image_size is not None:
         w, h = (int(v) for v in template_image_size)
         if w > 0 and h > 0:
@@ -94,7 +95,7 @@ def document_template_size(document: str, template_image: str | Path | None) -> 
     min_d depends on the size, through w / h.
     """
     try:
-        return template_size(document)
+        return template_size(document)  # the scoring's one source of truth: a known format, the picture unread
     except ValueError:
         pass
     if template_image is not None:
@@ -105,7 +106,7 @@ def document_template_size(document: str, template_image: str | Path | None) -> 
         picture = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
         if picture is not None:
             return template_size(document, (picture.shape[1], picture.shape[0]))
-    return ID1
+    return ID1  # a run scores every clip rather than stop at one bad picture: min_d then assumes a card's w / h
 
 
 @dataclass(frozen=True)

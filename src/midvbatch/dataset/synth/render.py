@@ -61,13 +61,14 @@ _TITLES = {
 }
 
 
-def template_size(document: str) -> tuple[int, int]:
-    """Return (width, height) of a document's synthetic template: its physical format from the
-    catalog, the one the metrics use; a stand-in for the few whose format the catalog does not
-    know for sure (a passport page for an internal passport, else an ID-1 card)."""
+def synthetic_template_size(document: str) -> tuple[int, int]:
+    """Return (width, height) of the template the synthesizer draws for a document: its physical format from the
+    catalog (catalog.physical_template_size, the table the metrics read too); a stand-in for the few whose format
+    the catalog does not know for sure (a passport page for an internal passport, else an ID-1 card)."""
     known = physical_template_size(document)
     if known is not None:
         return known
+    # a picture to be drawn needs a size (the metrics read it back from the picture): the likeliest format
     kind = document.split("_", 2)[-1]
     return ID3 if "passport" in kind else ID1
 
@@ -221,7 +222,7 @@ def render_template(
     MIDV-2020 does instead ("surname", "name", ..., "mrz_line0", "face"); the picture
     is the same.
     """
-    tw, th = template_size(document)
+    tw, th = synthetic_template_size(document)
     hue = int(rng.integers(0, 180))
     tint = cv2.cvtColor(np.array([[[hue, 40, 238]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0].astype(int)
     band = cv2.cvtColor(np.array([[[hue, 170, 120]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0].tolist()
