@@ -14,7 +14,7 @@ from conftest import assert_every_clip_once, done_count, ledger_rows, midvbatch,
 
 from midvbatch.config import RunConfig
 from midvbatch.engine.run import run
-from midvbatch.engine.status import run_status
+from midvbatch.results.status import run_status
 
 FAULTS = {
     "TA01": "transient-once",

@@ -75,7 +75,7 @@ def test_plugins_register_adds_after_the_builtins_and_a_builtin_keeps_its_name()
     registry.register("mine", 1)
     registry.register("B", 2)  # a built-in's name: the built-in stays
     assert registry.names() == ["b", "mine"]
-    assert registry.get("MINE") == 1 and registry.get("b") is not 2
+    assert registry.get("MINE") == 1 and registry.get("b") != 2
     assert [(d.name, d.source) for d in registry.describe()] == [("b", "built-in"), ("mine", "registered")]
     fresh: Registry[object] = Registry(GROUP, "thing", builtins=[("b", "json:dumps")])
     assert fresh.names() == ["b"]  # registered in one registry, not in the next
@@ -120,8 +120,8 @@ def test_plugins_accept_checks_what_an_entry_point_gives(plugin_site):
 
 
 def test_plugins_unknown_export_and_report_formats_are_config_errors(tmp_path):
-    from midvbatch.engine.export import export_results
     from midvbatch.report import write_report
+    from midvbatch.results.exports import export_results
 
     with pytest.raises(ConfigError, match=r"^unknown export format 'xml' \(use jsonl, csv, coco, smartengines\)$"):
         export_results(tmp_path, "xml")
@@ -134,8 +134,8 @@ def test_plugins_unknown_export_and_report_formats_are_config_errors(tmp_path):
 
 def test_plugins_formats_constants_read_the_registries():
     from midvbatch import report
-    from midvbatch.engine import export
     from midvbatch.pipeline.registry import processor_registry
+    from midvbatch.results import exports as export
 
     assert export.FORMATS == tuple(export.export_registry().builtin_names())
     assert report.FORMATS == tuple(report.renderer_registry().builtin_names())

@@ -146,7 +146,7 @@ def test_report_scores_the_real_frame(real_data, tmp_path):
 
 
 def test_report_coco_bbox_matches_the_midv500_package(real_data):
-    from midvbatch.engine.export import _bbox
+    from midvbatch.results.exports import _bbox
 
     coco = json.loads((real_data / "midv500_coco.json").read_text())
     for a in coco["annotations"]:

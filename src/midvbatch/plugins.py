@@ -110,10 +110,10 @@ BUILTINS: dict[str, tuple[tuple[str, str], ...]] = {
         ("folder", "midvbatch.dataset.formats.folder:FOLDER_FORMAT"),
     ),
     EXPORTS: (
-        ("jsonl", "midvbatch.engine.export:JSONL"),
-        ("csv", "midvbatch.engine.export:CSV"),
-        ("coco", "midvbatch.engine.export:COCO"),
-        ("smartengines", "midvbatch.engine.export:SMARTENGINES"),
+        ("jsonl", "midvbatch.results.exports:JSONL"),
+        ("csv", "midvbatch.results.exports:CSV"),
+        ("coco", "midvbatch.results.exports:COCO"),
+        ("smartengines", "midvbatch.results.exports:SMARTENGINES"),
     ),
     REPORTS: (
         ("md", "midvbatch.report:MARKDOWN"),

@@ -17,7 +17,7 @@ _FORCE_HELP = (
 @click.option(
     "--format",
     "fmt",
-    type=LazyChoice("midvbatch.engine.export", "FORMATS"),
+    type=LazyChoice("midvbatch.results.exports", "FORMATS"),
     default="jsonl",
     show_default=True,
     help="JSON lines, CSV (result fields become result.KEY columns), COCO, or the "
@@ -37,7 +37,7 @@ _FORCE_HELP = (
 @user_errors
 def export_command(run_dir, fmt, predictions, subset, fields, out, force):
     """Export the results of RUN_DIR: one record per frame, or per clip for clip processors."""
-    from midvbatch.engine.export import export_results
+    from midvbatch.results.exports import export_results
 
     count = export_results(run_dir, fmt, out, predictions=predictions, subset=subset, fields=fields, force=force)
     if out:

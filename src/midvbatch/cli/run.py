@@ -101,7 +101,7 @@ def status_command(run_dir, as_json, watch, interval):
     """Print where the run in RUN_DIR stands; works during the run, from another shell, and after."""
     import time as time_module
 
-    from midvbatch.engine.status import run_status
+    from midvbatch.results.status import run_status
     from midvbatch.ui import echo_table, summary_line, worker_rows
 
     while True:
@@ -130,7 +130,7 @@ def failures_command(run_dir, as_json, as_csv):
     """List every failed or dead clip of RUN_DIR: attempts, error class, message, signal or exit code, stage."""
     import csv
 
-    from midvbatch.engine.failures import failures
+    from midvbatch.results.failures import failures
 
     records = failures(run_dir)
     if as_json:
@@ -171,7 +171,7 @@ def retry_command(run_dir, clips, all_dead, as_json):
 
     For after fixing a file or a processor; the run's saved configuration is used.
     """
-    from midvbatch.engine.failures import retry
+    from midvbatch.engine.retry import retry
 
     def announce(config) -> None:
         where = (

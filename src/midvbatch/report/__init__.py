@@ -414,7 +414,7 @@ def _markdown(report: Report, plot_dir: Path | None, claim: Callable[[Path], obj
 
 
 def _json(report: Report, plot_dir: Path | None, claim: Callable[[Path], object] | None) -> str:
-    from midvbatch.engine.export import json_safe
+    from midvbatch.results.exports import json_safe
 
     return json.dumps(json_safe(report.to_dict()), indent=1)
 

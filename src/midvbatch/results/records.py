@@ -202,6 +202,7 @@ class ClipResult:
     stage_seconds: dict[str, float]
     result: Any  # what process_clip (or finish_clip) returned; None otherwise
     scores: dict[str, Any] | None = field(default=None, repr=False)  # the result's text fields scored, as for a frame
+    not_before: float | None = None  # a failed clip: when it may be retried (seconds since the epoch)
 
     @property
     def fields(self) -> dict[str, dict[str, Any]]:
@@ -237,4 +238,5 @@ class ClipResult:
             json.loads(row["stage_seconds"] or "{}"),
             read_stored(clip_result) if clip_result is not None else None,
             _whole(read_stored(row["clip_scores"])) if row["clip_scores"] is not None else None,
+            row["not_before"],
         )

@@ -1,4 +1,4 @@
-"""What went wrong in a run, and putting dead clips back in the queue."""
+"""Putting a run's dead clips back in the queue, and running it again (`midvbatch retry`)."""
 
 from __future__ import annotations
 
@@ -11,38 +11,6 @@ from midvbatch.dataset.formats import discover
 from midvbatch.engine.ledger import Ledger
 from midvbatch.errors import ConfigError, LedgerError
 from midvbatch.runfolder import CONFIG, kind_of_folder
-
-
-def failures(run_dir: str | Path) -> list[dict]:
-    """Return every failed or dead clip: attempts, error class, message, signal or exit code, stage, traceback tail."""
-    if not Path(run_dir).is_dir():
-        raise LedgerError("no such run folder", path=run_dir)
-    ledger = Ledger(run_dir, readonly=True)
-    try:
-        return [
-            {
-                "clip": t.clip,
-                "document": t.document,
-                "state": t.state,
-                "attempts": t.attempts,
-                "error_class": t.error_class,
-                "error": t.error,
-                "signal": t.signal,
-                "exitcode": t.exitcode,
-                "stage": t.stage,
-                "not_before": t.not_before,
-                "traceback": _tail(t.traceback),
-            }
-            for t in ledger.tasks(states=("failed", "dead"))
-        ]
-    finally:
-        ledger.close()
-
-
-def _tail(traceback: str | None, lines: int = 6) -> str | None:
-    if not traceback:
-        return None
-    return "\n".join(traceback.rstrip().splitlines()[-lines:])
 
 
 def revive_dead(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), all_dead: bool = False) -> list[str]:
