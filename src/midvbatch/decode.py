@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from midvbatch.dataset.model import Clip
 from midvbatch.errors import MidvBatchError
-from midvbatch.video.image import annotated_frames
+from midvbatch.video.frames import read_clip_frames
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def decode_clip(clip: Clip, clock=time.perf_counter) -> ClipDecode:
     if clip.video is None and not clip.runs_from_pictures:
         return ClipDecode(clip.id, 0, None, None, 0.0, "no video file")
     try:
-        source = annotated_frames(clip.video, count=rule.count, fps=rule.fps, numbers=rule.numbers, images=clip.images)
+        source = read_clip_frames(clip.video, count=rule.count, fps=rule.fps, numbers=rule.numbers, images=clip.images)
         for frame in source:
             frames += 1
             height, width = frame.image.shape[:2]

@@ -24,7 +24,7 @@ from midvbatch.dataset import (
 )
 from midvbatch.dataset.fields import FrameField, clip_fields
 from midvbatch.errors import MidvBatchError, VideoError
-from midvbatch.video.image import annotated_frames
+from midvbatch.video.frames import read_clip_frames
 
 Patterns = str | Sequence[str]
 
@@ -123,7 +123,7 @@ class AnnotatedDataset:
             fields = clip_fields(clip, truths)
         except MidvBatchError:  # a template that cannot be read: frames without fields (validate says why)
             fields = {}
-        frames = annotated_frames(
+        frames = read_clip_frames(
             clip.video, count=rule.count, fps=rule.fps, numbers=rule.numbers, images=clip.images, threads=threads
         )
         for frame in frames:

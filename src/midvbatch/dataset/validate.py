@@ -31,7 +31,8 @@ from midvbatch.dataset.model import ERROR, NOTE, WARNING, Clip, Problem
 from midvbatch.errors import GroundTruthError, MidvBatchError, VideoError
 from midvbatch.fileio import IMAGE_LIMIT, TEXT_LIMIT, read_bytes
 from midvbatch.geometry import segments_cross
-from midvbatch.video.image import annotated_frames, image_size, read_image
+from midvbatch.video.frames import read_clip_frames
+from midvbatch.video.image import image_size, read_image
 from midvbatch.video.probe import VideoInfo, probe
 from midvbatch.video.reader import sample_slot
 
@@ -235,7 +236,7 @@ def _check_extracted_frames(clip: Clip, video: Path, psnr_threshold: float, add:
     """Decode the clip's annotated frames and compare each with its extracted picture, if it has one."""
     rule = clip.frame_rule
     try:
-        for frame in annotated_frames(video, count=rule.count, fps=rule.fps, numbers=rule.numbers):
+        for frame in read_clip_frames(video, count=rule.count, fps=rule.fps, numbers=rule.numbers):
             tif = clip.images.get(frame.number)
             if tif is not None:
                 _compare_extracted(frame.number, frame.image, tif, video, psnr_threshold, add)

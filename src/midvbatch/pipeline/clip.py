@@ -29,7 +29,7 @@ from midvbatch.pipeline.prediction import storable, valid_text
 from midvbatch.pipeline.prefetch import Prefetch
 from midvbatch.pipeline.processor import ClipInfo, Frame
 from midvbatch.pipeline.spec import ClipOutcome, TaskSpec
-from midvbatch.video.image import annotated_frames as read_frames
+from midvbatch.video.frames import read_clip_frames
 from midvbatch.video.reader import AnnotatedFrame
 
 TRACEBACK_TAIL = 3000  # characters of traceback kept
@@ -216,10 +216,10 @@ def _classify(exc: BaseException) -> str:
     return "error"  # unknown: retried until attempts run out
 
 
-def annotated_frames(spec: TaskSpec) -> Generator[AnnotatedFrame, None, None]:
+def spec_frames(spec: TaskSpec) -> Generator[AnnotatedFrame, None, None]:
     """The annotated frames of a task's clip: decoded from its video (by time or by number), else read from its
     pictures; a VideoError (permanent: not retried) when it has neither."""
-    return read_frames(
+    return read_clip_frames(
         spec.video or None,
         count=spec.frames,
         fps=spec.fps,
@@ -352,7 +352,7 @@ class _ClipRun:
 _END_OF_CLIP = None  # a clip's frames are all read
 
 
-def _clip_frames(
+def _task_frames(
     specs: list[TaskSpec], skip: set[int]
 ) -> Generator[tuple[int, AnnotatedFrame | BaseException | None], None, None]:
     """The annotated frames of a task's clips one after the other, as (clip index, frame), each clip's closed by
@@ -362,7 +362,7 @@ def _clip_frames(
         if index in skip:
             continue
         try:
-            frames = annotated_frames(spec)
+            frames = spec_frames(spec)
             try:
                 for count, frame in enumerate(frames, 1):
                     if index in skip:
@@ -391,7 +391,7 @@ def _frame_loop(runs: list[_ClipRun], processor: Any) -> None:
     method = "process_batch" if _batched(processor, spec.batch_size) else "process_frame"
     size = spec.batch_size if method == "process_batch" else 1
     skip: set[int] = set()  # clips that failed: read no further
-    source = _clip_frames([r.spec for r in runs], skip)
+    source = _task_frames([r.spec for r in runs], skip)
     stream = Prefetch(source, spec.prefetch) if spec.prefetch else source
     batch: list[tuple[_ClipRun, AnnotatedFrame]] = []
 

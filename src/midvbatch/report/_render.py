@@ -72,13 +72,13 @@ def data_uri(data: bytes, mime: str) -> str:
 def read_frame(dataset: Any, clip_id: str, number: int) -> tuple[Any, np.ndarray] | None:
     """Decode annotated frame `number` of a clip of `dataset` again: (its Clip, the BGR image),
     or None when the dataset no longer has it or it cannot be read."""
-    from midvbatch.video.image import annotated_frames
+    from midvbatch.video.frames import read_clip_frames
 
     try:
         clip = dataset.clip(clip_id)
         rule = clip.frame_rule
         picked = {number: clip.images[number]} if number in clip.images else {}
-        frames = annotated_frames(
+        frames = read_clip_frames(
             clip.video, count=number, fps=rule.fps, numbers=(number,) if rule.numbers else (), images=picked
         )
         frame = next(f for f in frames if f.number == number)

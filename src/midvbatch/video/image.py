@@ -16,7 +16,7 @@ import numpy as np
 from midvbatch.errors import VideoError
 from midvbatch.fileio import check_regular_file
 from midvbatch.video._open import ffmpeg_reason, open_container
-from midvbatch.video.reader import AnnotatedFrame, read_annotated_frames, read_frames_at
+from midvbatch.video.reader import AnnotatedFrame
 
 MAX_IMAGE_BYTES = 512 << 20  # a scan at 600 dpi is some tens of MB; larger is not a picture of a document
 MAX_IMAGE_PIXELS = 200_000_000  # decoded as BGR: 600 MB at most
@@ -81,27 +81,3 @@ def _open_picture(path: Path):
         container.close()
         raise VideoError("not a picture (no image in it)", path=path)
     return container, container.streams.video[0]
-
-
-def annotated_frames(
-    video: str | Path | None,
-    *,
-    count: int,
-    fps: float,
-    numbers: tuple[int, ...] = (),
-    images: Mapping[int, str | Path] | None = None,
-    threads: int | None = None,
-) -> Generator[AnnotatedFrame, None, None]:
-    """The annotated frames of a clip, wherever they come from: decoded from its `video` by time
-    (`count` at `fps`) or by number (`numbers`, 1-based in decode order), else read from its
-    pictures (`images`: frame number -> file) when it has no video and names its frames by number.
-
-    Raises VideoError when there is nothing to read the frames from.
-    """
-    if video is not None:
-        if numbers:
-            return read_frames_at(video, numbers, threads=threads)
-        return read_annotated_frames(video, count=count, fps=fps, threads=threads)
-    if numbers and images:
-        return read_images(images)
-    raise VideoError("clip has no video file" + (" and no frame pictures" if numbers else ""))
