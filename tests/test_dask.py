@@ -150,7 +150,9 @@ def test_dask_bad_scheduler_address_is_one_line_in_flags_and_toml(dataset, tmp_p
     assert "is not 'local' or an address like tcp://HOST:8786: " in flag.output.splitlines()[-1], flag.output
     config = CliRunner().invoke(cli, ["run", str(dataset), "--out", str(out), "--config", str(toml), "--clips", "TA01"])
     assert config.exit_code == 1, config.output
-    assert config.output.startswith(f"Error: scheduler {address!r} is not 'local' or an address like tcp://HOST:8786: ")
+    # (the TOML file's values name the file, as its unknown keys do)
+    assert config.output.startswith(f"Error: {toml}: scheduler {address!r} is not 'local' or an address like "
+                                    "tcp://HOST:8786: ")
     assert config.output.count("\n") == 1 and "Traceback" not in config.output
     assert not out.exists()
 

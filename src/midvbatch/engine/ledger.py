@@ -170,6 +170,77 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
         db.execute("COMMIT")
 
 
+def _open_writable(path: Path, check: bool) -> sqlite3.Connection:
+    """Open the ledger for the run (WAL), check it with `check`, and bring its schema up to date."""
+    try:
+        raw = sqlite3.connect(path, timeout=30, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise LedgerError(f"cannot open the ledger: {exc}", path=path) from None
+    try:
+        raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute("PRAGMA synchronous=NORMAL")
+        if check:
+            problems = [r[0] for r in raw.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(problems))
+        _migrate(raw, path)
+    except sqlite3.DatabaseError as exc:
+        raw.close()
+        error = _ledger_error(exc, path)  # a full disk or a lock is not damage
+        if error.message.startswith("damaged ledger"):
+            error = LedgerError(f"{error.message}; start a new run folder (or --restart into a new --out)", path=path)
+        raise error from None
+    return raw
+
+
+def _check_marker(raw: sqlite3.Connection, run_dir: Path, path: Path) -> None:
+    """Refuse a ledger that is not its run folder's own (copied or swapped in from another run)."""
+    try:
+        row = raw.execute("SELECT value FROM meta WHERE key = 'run_id'").fetchone()
+    except sqlite3.Error:
+        return  # an older ledger: no id to compare
+    marker = read_marker(run_dir)
+    if row and marker is not None and json.loads(row[0]) != marker.run_id:
+        raise LedgerError(
+            "the ledger is not this run folder's own (its run id differs from midvbatch-run.json)", path=path
+        )
+
+
+def _open_readonly(path: Path) -> tuple[sqlite3.Connection, Path | None]:
+    """Open read-only; a folder we may not write (archived, shared) is read from a private copy (returned too)."""
+    try:
+        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"  # '#' or '?' in a folder name
+        db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        db.execute("SELECT COUNT(*) FROM tasks").fetchone()
+        return db, None
+    except sqlite3.OperationalError as exc:
+        if "readonly" not in str(exc) and "unable to open" not in str(exc):
+            if "no such table" in str(exc):
+                raise LedgerError("not a run folder (the ledger has no tasks)", path=path) from None
+            raise LedgerError(f"cannot read the ledger: {exc}", path=path) from None
+    except sqlite3.DatabaseError as exc:
+        raise _ledger_error(exc, path) from None
+    # a WAL ledger in a folder we cannot write: SQLite cannot share it, so read a copy
+    try:
+        copy = Path(tempfile.mkdtemp(prefix="midvbatch-ledger-")) / LEDGER_NAME
+    except OSError as exc:
+        raise LedgerError(f"cannot read the ledger: {exc.strerror or exc}", path=path) from None
+    try:
+        shutil.copyfile(path, copy)
+        wal = path.with_name(LEDGER_NAME + "-wal")
+        if wal.is_file():
+            shutil.copyfile(wal, copy.with_name(LEDGER_NAME + "-wal"))
+        db = sqlite3.connect(copy, timeout=30, isolation_level=None)
+        db.execute("SELECT COUNT(*) FROM tasks").fetchone()
+        return db, copy
+    except OSError as exc:
+        shutil.rmtree(copy.parent, ignore_errors=True)
+        raise LedgerError(f"cannot read the ledger: {exc.strerror or exc}", path=path) from None
+    except sqlite3.DatabaseError as exc:
+        shutil.rmtree(copy.parent, ignore_errors=True)
+        raise _ledger_error(exc, path) from None
+
+
 @dataclass(slots=True)
 class TaskRow:
     """A task as the ledger holds it."""
@@ -293,6 +364,26 @@ class Completion:
     peak_rss: int | None
     artifacts: list[tuple[str, int, int]]  # (path, bytes, mtime_ns) moved into place, claimed before
 
+    def frame_rows(self) -> list[tuple]:
+        """Its frames as rows of the frames table."""
+        return [
+            (
+                self.task_id,
+                f["frame"],
+                f.get("time"),
+                f.get("seconds"),
+                json.dumps(f.get("result")),
+                json.dumps(f["scores"]) if f.get("scores") is not None else None,
+            )
+            for f in self.frames or ()
+        ]
+
+    def done_row(self) -> tuple:
+        """The values of its tasks row's UPDATE to done (see Ledger.complete_many)."""
+        stages = json.dumps(self.stage_seconds)
+        frames = len(self.frames or ())
+        return (self.now, self.wall_seconds, stages, self.cpu_seconds, self.peak_rss, frames, self.task_id)
+
 
 @dataclass(frozen=True)
 class NewTask:
@@ -334,78 +425,18 @@ class Ledger:
         if readonly:
             if not self.path.is_file():
                 raise LedgerError("not a run folder (no ledger.sqlite)", path=Path(run_dir))
-            raw = self._open_readonly()
-            self._check_marker(raw, Path(run_dir))
-        else:
+            raw, self._copy = _open_readonly(self.path)
             try:
-                raw = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            except sqlite3.Error as exc:
-                raise LedgerError(f"cannot open the ledger: {exc}", path=self.path) from None
-            try:
-                raw.execute("PRAGMA journal_mode=WAL")
-                raw.execute("PRAGMA synchronous=NORMAL")
-                if check:
-                    problems = [r[0] for r in raw.execute("PRAGMA quick_check(3)")]
-                    if problems != ["ok"]:
-                        raise sqlite3.DatabaseError("; ".join(problems))
-                _migrate(raw, self.path)
-            except sqlite3.DatabaseError as exc:
+                _check_marker(raw, Path(run_dir), self.path)
+            except LedgerError:
                 raw.close()
-                error = _ledger_error(exc, self.path)  # a full disk or a lock is not damage
-                if error.message.startswith("damaged ledger"):
-                    error = LedgerError(
-                        f"{error.message}; start a new run folder (or --restart into a new --out)", path=self.path
-                    )
-                raise error from None
+                self._drop_copy()
+                raise
+        else:
+            raw = _open_writable(self.path, check)
             self.identity = self._identity()
         raw.row_factory = sqlite3.Row
         self.db = _Connection(raw, self.path)
-
-    def _check_marker(self, raw: sqlite3.Connection, run_dir: Path) -> None:
-        """Refuse a ledger that is not its run folder's own (copied or swapped in from another run)."""
-        try:
-            row = raw.execute("SELECT value FROM meta WHERE key = 'run_id'").fetchone()
-        except sqlite3.Error:
-            return  # an older ledger: no id to compare
-        marker = read_marker(run_dir)
-        if row and marker is not None and json.loads(row[0]) != marker.run_id:
-            raw.close()
-            self._drop_copy()
-            raise LedgerError(
-                "the ledger is not this run folder's own (its run id differs from midvbatch-run.json)", path=self.path
-            )
-
-    def _open_readonly(self) -> sqlite3.Connection:
-        """Open read-only; a folder we may not write (archived, shared) is read from a private copy."""
-        try:
-            uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=ro"  # '#' or '?' in a folder name
-            db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
-            db.execute("SELECT COUNT(*) FROM tasks").fetchone()
-            return db
-        except sqlite3.OperationalError as exc:
-            if "readonly" not in str(exc) and "unable to open" not in str(exc):
-                if "no such table" in str(exc):
-                    raise LedgerError("not a run folder (the ledger has no tasks)", path=self.path) from None
-                raise LedgerError(f"cannot read the ledger: {exc}", path=self.path) from None
-        except sqlite3.DatabaseError as exc:
-            raise _ledger_error(exc, self.path) from None
-        # a WAL ledger in a folder we cannot write: SQLite cannot share it, so read a copy
-        try:
-            copy = Path(tempfile.mkdtemp(prefix="midvbatch-ledger-")) / LEDGER_NAME
-            self._copy = copy
-            shutil.copyfile(self.path, copy)
-            wal = self.path.with_name(LEDGER_NAME + "-wal")
-            if wal.is_file():
-                shutil.copyfile(wal, copy.with_name(LEDGER_NAME + "-wal"))
-            db = sqlite3.connect(copy, timeout=30, isolation_level=None)
-            db.execute("SELECT COUNT(*) FROM tasks").fetchone()
-            return db
-        except OSError as exc:
-            self._drop_copy()
-            raise LedgerError(f"cannot read the ledger: {exc.strerror or exc}", path=self.path) from None
-        except sqlite3.DatabaseError as exc:
-            self._drop_copy()
-            raise _ledger_error(exc, self.path) from None
 
     def _drop_copy(self) -> None:
         if self._copy is not None:
@@ -441,22 +472,6 @@ class Ledger:
             self.db.execute("PRAGMA journal_mode=DELETE")
         except LedgerError:
             pass  # the next run or reader copes with a WAL file
-
-    @classmethod
-    def check_written_by_midvbatch(cls, run_dir: str | Path) -> None:
-        """Raise LedgerError unless RUN_DIR's ledger.sqlite was written by a midvbatch run.
-
-        Read-only: never write into an SQLite file some other program left there.
-        """
-        probe = cls(run_dir, readonly=True)
-        try:
-            if probe.get_meta("fingerprint") is None:
-                raise LedgerError(
-                    "holds a ledger.sqlite that no midvbatch run wrote; give --out a new or empty folder",
-                    path=Path(run_dir),
-                )
-        finally:
-            probe.close()
 
     def close(self) -> None:
         """Close the connection."""
@@ -573,7 +588,7 @@ class Ledger:
                 f"stage = 'queued', not_before = NULL WHERE id IN ({marks}) AND {_from(TaskState.RUNNING)}",
                 (now, *task_ids),
             ).rowcount
-            self._check_changed(changed, len(set(task_ids)), TaskState.RUNNING)
+            _check_changed(self.path, changed, len(set(task_ids)), TaskState.RUNNING)
             return dict(db.execute(f"SELECT id, attempts FROM tasks WHERE id IN ({marks})", task_ids).fetchall())
 
     def complete_many(self, done: list[Completion]) -> None:
@@ -588,18 +603,7 @@ class Ledger:
             artifacts = [(size, mtime, path) for c in done for path, size, mtime in c.artifacts]
             if artifacts:
                 db.executemany("UPDATE artifacts SET bytes = ?, mtime_ns = ? WHERE path = ?", artifacts)
-            frames = [
-                (
-                    c.task_id,
-                    f["frame"],
-                    f.get("time"),
-                    f.get("seconds"),
-                    json.dumps(f.get("result")),
-                    json.dumps(f["scores"]) if f.get("scores") is not None else None,
-                )
-                for c in done
-                for f in c.frames or ()
-            ]
+            frames = [row for c in done for row in c.frame_rows()]
             if frames:
                 db.executemany(
                     "INSERT OR REPLACE INTO frames (task, frame, time, seconds, result, scores) "
@@ -617,20 +621,9 @@ class Ledger:
                 "UPDATE tasks SET state = 'done', stage = NULL, finished_at = ?, wall_seconds = ?, "
                 "stage_seconds = ?, cpu_seconds = ?, peak_rss = ?, frames_done = ?, error_class = NULL, "
                 f"error = NULL, exitcode = NULL, signal = NULL, traceback = NULL WHERE id = ? AND {_from(TaskState.DONE)}",
-                [
-                    (
-                        c.now,
-                        c.wall_seconds,
-                        json.dumps(c.stage_seconds),
-                        c.cpu_seconds,
-                        c.peak_rss,
-                        len(c.frames or ()),
-                        c.task_id,
-                    )
-                    for c in done
-                ],
+                [c.done_row() for c in done],
             ).rowcount
-            self._check_changed(changed, len(done), TaskState.DONE)
+            _check_changed(self.path, changed, len(done), TaskState.DONE)
             db.executemany(
                 "INSERT INTO events (ts, level, clip, attempt, stage, message) "
                 "SELECT ?, 'info', clip, attempts, NULL, 'done' FROM tasks WHERE id = ?",
@@ -664,18 +657,9 @@ class Ledger:
                 f"WHERE id = ? AND {_from(target)}",
                 (state, error_class, error, stage, exitcode, signal, traceback, not_before, now, wall_seconds, task_id),
             ).rowcount
-            self._check_changed(changed, 1, target)
+            _check_changed(self.path, changed, 1, target)
             self._event(
                 db, task_id, "warning" if state == "failed" else "error", f"{state}: {error_class}: {error}", stage
-            )
-
-    def _check_changed(self, changed: int, asked: int, state: TaskState) -> None:
-        """Raise LedgerError when fewer clips than `asked` could change to `state` (see TRANSITIONS)."""
-        if changed != asked:
-            allowed = " or ".join(sorted(TRANSITIONS[state]))
-            raise LedgerError(
-                f"{asked - changed} of {asked} clip(s) could not be marked {state}: only a clip {allowed} can",
-                path=self.path,
             )
 
     def release(self, task_ids: Iterable[int]) -> None:
@@ -820,3 +804,28 @@ class Ledger:
         return self.db.execute(
             "SELECT COALESCE(SUM(frames), 0) FROM tasks WHERE state NOT IN ('done', 'dead')"
         ).fetchone()[0]
+
+
+def check_written_by_midvbatch(run_dir: str | Path) -> None:
+    """Raise LedgerError unless RUN_DIR's ledger.sqlite was written by a midvbatch run.
+
+    Read-only: never write into an SQLite file some other program left there.
+    """
+    probe = Ledger(run_dir, readonly=True)
+    try:
+        if probe.get_meta("fingerprint") is None:
+            raise LedgerError(
+                "holds a ledger.sqlite that no midvbatch run wrote; give --out a new or empty folder",
+                path=Path(run_dir),
+            )
+    finally:
+        probe.close()
+
+
+def _check_changed(path: Path, changed: int, asked: int, state: TaskState) -> None:
+    """Raise LedgerError when fewer clips than `asked` could change to `state` (see TRANSITIONS)."""
+    if changed != asked:
+        allowed = " or ".join(sorted(TRANSITIONS[state]))
+        raise LedgerError(
+            f"{asked - changed} of {asked} clip(s) could not be marked {state}: only a clip {allowed} can", path=path
+        )

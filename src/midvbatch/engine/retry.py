@@ -8,7 +8,7 @@ from pathlib import Path
 
 from midvbatch.config import RunConfig, build_config
 from midvbatch.dataset.formats import discover
-from midvbatch.engine.ledger import Ledger
+from midvbatch.engine.ledger import Ledger, check_written_by_midvbatch
 from midvbatch.errors import ConfigError, LedgerError
 from midvbatch.runfolder import CONFIG, kind_of_folder
 
@@ -26,7 +26,7 @@ def revive_dead(run_dir: str | Path, clips: list[str] | tuple[str, ...] = (), al
 
     if kind_of_folder(run_dir) not in ("run", "legacy"):
         raise LedgerError("not a midvbatch run folder (no midvbatch-run.json)", path=run_dir)
-    Ledger.check_written_by_midvbatch(run_dir)
+    check_written_by_midvbatch(run_dir)
     lock = RunLock(run_dir)
     lock.acquire()  # only one writer: refused while a run is alive
     ledger = Ledger(run_dir)

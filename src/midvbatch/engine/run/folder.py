@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from midvbatch.engine.ledger import Ledger
+from midvbatch.engine.ledger import check_written_by_midvbatch
 from midvbatch.engine.lock import RunLock
 from midvbatch.errors import LedgerError
 from midvbatch.runfolder import TMP, has_lock_file, kind_of_folder, read_marker, write_marker
@@ -86,7 +86,7 @@ class RunFolder:
             self.run_id = marker.run_id
             return
         if kind == "legacy":  # a run folder of an earlier midvbatch: adopt it if its ledger is one
-            Ledger.check_written_by_midvbatch(self.path)
+            check_written_by_midvbatch(self.path)
         try:
             self.run_id = write_marker(self.path).run_id
         except OSError as exc:

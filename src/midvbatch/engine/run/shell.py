@@ -35,7 +35,7 @@ from midvbatch.engine.run.folder import RunFolder, owner
 from midvbatch.engine.run.preflight import check_clips
 from midvbatch.engine.run.resume import dataset_identity, prepare_ledger
 from midvbatch.engine.run.specs import Specs
-from midvbatch.engine.run.state import Policy, RunState
+from midvbatch.engine.run.state import Flight, Policy, RunState
 from midvbatch.engine.run.summary import RunSummary
 from midvbatch.engine.runlog import close_run_log, flush_run_log, open_run_log
 from midvbatch.engine.scheduler import plan
@@ -102,20 +102,6 @@ class Orchestrator:
             raise DatasetError("no clips to run", path=self.config.dataset)
         self.specs.plan_tasks(self.memory_reading()[1])
         return planned
-
-    def _enqueue(self, ledger: Ledger, planned: list) -> None:
-        ledger.add_tasks(
-            NewTask(
-                p.clip.id,
-                p.clip.document,
-                p.clip.code,
-                str(p.clip.video) if p.clip.video else None,
-                p.frames,
-                p.priority,
-                p.cost,
-            )
-            for p in planned
-        )
 
     def _policy(self, resources: Resources, executor: Executor) -> Policy:
         settings = self.settings
@@ -296,43 +282,10 @@ class Orchestrator:
 
     def snapshot(self, ledger: Ledger, state: str) -> Snapshot:
         """Build the current snapshot from the ledger and what is in flight."""
-        counts = ledger.counts()
-        total = sum(counts.values())
-        clips_rate, frames_rate = self.meter.rates()
-        remaining = total - counts["done"] - counts["dead"]
-        now = time.monotonic()
-        flights = self.state.flights if hasattr(self, "state") else {}
-        paused = self.state.paused if hasattr(self, "state") else None
-        workers = [
-            {
-                "clip": f.row.clip,
-                "stage": f.stage,
-                "pid": f.worker.pid if f.worker is not None else None,
-                "worker": f.worker.address if f.worker is not None else None,
-                "attempt": f.attempt,
-                "seconds": round(now - f.started, 1),
-            }
-            for f in flights.values()
-        ]
-        return Snapshot(
-            state=state,
-            total=total,
-            pending=counts["pending"],
-            running=len(flights),
-            done=counts["done"],
-            failed=counts["failed"],
-            dead=counts["dead"],
-            percent=round(100.0 * (counts["done"] + counts["dead"]) / total, 2) if total else 100.0,
-            eta_seconds=estimate_eta(remaining, ledger.remaining_frames(), clips_rate, frames_rate),
-            clips_per_second=round(clips_rate, 3),
-            frames_per_second=round(frames_rate, 2),
-            workers=workers,
-            elapsed_seconds=round(now - self.meter.started, 1),
-            updated_at=self.clock(),
-            pid=os.getpid(),
-            paused_reason=paused if state in ("running", "paused") else None,
-            errors=ledger.error_counts(),
-        )
+        run = getattr(self, "state", None)
+        flights = run.flights if run is not None else {}
+        paused = run.paused if run is not None else None
+        return build_snapshot(ledger, state, flights, paused, self.meter, self.clock())
 
     def _publish(self, view: RunProgress, state: str = "running", force: bool = False) -> Snapshot | None:
         now = time.monotonic()
@@ -365,7 +318,7 @@ class Orchestrator:
             log=self.log,
         )
         self.config.save(self.run_dir / CONFIG)  # (its paths are absolute already: see run())
-        self._enqueue(ledger, planned)
+        enqueue(ledger, planned)
         recovered = ledger.recover()
         self.folder.clear_tmp()
         if self.config.check:
@@ -392,62 +345,6 @@ class Orchestrator:
             self._policy(self.resources, self.executor), self.executor.capacity, random.Random().uniform
         )
 
-    def _say_start(self) -> None:
-        """The run's first lines: what it resumes, its devices, its derived settings, its clips and workers."""
-        ledger, settings, log = self.ledger, self.settings, self.log
-        counts = ledger.counts()
-        if self.recovered or counts["done"]:
-            log.info("resuming: %d clips done, %d were in flight and run again", counts["done"], self.recovered)
-        if settings.devices:
-            log.info(
-                "devices %s, one per worker in turn: each worker sees its own alone (CUDA_VISIBLE_DEVICES)",
-                ", ".join(settings.devices),
-            )
-        for note in settings.notes:  # defaults derived from the machine
-            log.info("%s", note)
-        for warning in settings.warnings:  # values capped to the machine, limits the pool cannot enforce
-            log.warning("%s", warning)
-        total = sum(counts.values())
-        ledger.log_event(
-            "info",
-            f"run started by pid {os.getpid()}: {total} clips, {counts['done']} done, {self.recovered} recovered",
-        )
-        if settings.pool == "inline":
-            workers = "inline"
-        elif settings.pool == "dask":
-            workers = f"Dask scheduler {settings.scheduler}"
-        else:
-            workers = f"{settings.workers} {settings.pool} workers"
-        log.info(
-            "run %s: %d clip%s, processor %s, %s%s",
-            self.run_dir,
-            total,
-            "" if total == 1 else "s",
-            self.config.processor_spec(),
-            workers,
-            self.specs.task_line(),
-        )
-
-    def _say_placement(self) -> None:
-        """What Dask workers must see, on a cluster of other machines."""
-        settings = self.settings
-        if settings.pool != "dask" or settings.scheduler == "local":
-            return
-        if settings.artifacts == "shared":
-            self.log.info(
-                "Dask workers must see the dataset (%s) and the run folder (%s) at these paths: they read "
-                "the videos and write artifacts into %s",
-                settings.dataset,
-                self.run_dir,
-                self.folder.tmp,
-            )
-        else:
-            self.log.info(
-                "Dask workers must see the dataset (%s) at this path; their artifacts come back with the "
-                "results (--artifacts return)",
-                settings.dataset,
-            )
-
     def run(self) -> RunSummary:
         """Run to the end, or until stopped; return the summary."""
         started = time.monotonic()
@@ -458,12 +355,12 @@ class Orchestrator:
         try:
             self._open(planned)
             del planned  # the queue is in the ledger now; a million clips need not stay in memory twice
-            self._say_start()
+            say_start(self)
             if self.install_signals:
                 # from here a Ctrl-C is a request to stop, handled by the loop: never a KeyboardInterrupt
                 previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
             self._start_executor()
-            self._say_placement()
+            say_placement(self)
             failure: BaseException | None = None
             try:
                 self._loop(self.progress)
@@ -556,3 +453,118 @@ STOPPED_BECAUSE = {
     events.StopReason.PLACEMENT: "a Dask worker cannot see the dataset or the run folder",
     events.StopReason.DISK: "the disk is full",
 }
+
+
+def build_snapshot(
+    ledger: Ledger, state: str, flights: dict[int, Flight], paused: str | None, meter: RateMeter, wall: float
+) -> Snapshot:
+    """Where the run stands: the ledger's counts, the clips in flight, rates and ETA; `wall`: the time now."""
+    counts = ledger.counts()
+    total = sum(counts.values())
+    clips_rate, frames_rate = meter.rates()
+    remaining = total - counts["done"] - counts["dead"]
+    now = time.monotonic()
+    workers = [
+        {
+            "clip": f.row.clip,
+            "stage": f.stage,
+            "pid": f.worker.pid if f.worker is not None else None,
+            "worker": f.worker.address if f.worker is not None else None,
+            "attempt": f.attempt,
+            "seconds": round(now - f.started, 1),
+        }
+        for f in flights.values()
+    ]
+    return Snapshot(
+        state=state,
+        total=total,
+        pending=counts["pending"],
+        running=len(flights),
+        done=counts["done"],
+        failed=counts["failed"],
+        dead=counts["dead"],
+        percent=round(100.0 * (counts["done"] + counts["dead"]) / total, 2) if total else 100.0,
+        eta_seconds=estimate_eta(remaining, ledger.remaining_frames(), clips_rate, frames_rate),
+        clips_per_second=round(clips_rate, 3),
+        frames_per_second=round(frames_rate, 2),
+        workers=workers,
+        elapsed_seconds=round(now - meter.started, 1),
+        updated_at=wall,
+        pid=os.getpid(),
+        paused_reason=paused if state in ("running", "paused") else None,
+        errors=ledger.error_counts(),
+    )
+
+
+def say_start(orchestrator: Orchestrator) -> None:
+    """The run's first lines: what it resumes, its devices, its derived settings, its clips and workers."""
+    ledger, settings, log = orchestrator.ledger, orchestrator.settings, orchestrator.log
+    counts = ledger.counts()
+    if orchestrator.recovered or counts["done"]:
+        log.info("resuming: %d clips done, %d were in flight and run again", counts["done"], orchestrator.recovered)
+    if settings.devices:
+        log.info(
+            "devices %s, one per worker in turn: each worker sees its own alone (CUDA_VISIBLE_DEVICES)",
+            ", ".join(settings.devices),
+        )
+    for note in settings.notes:  # defaults derived from the machine
+        log.info("%s", note)
+    for warning in settings.warnings:  # values capped to the machine, limits the pool cannot enforce
+        log.warning("%s", warning)
+    total = sum(counts.values())
+    ledger.log_event(
+        "info",
+        f"run started by pid {os.getpid()}: {total} clips, {counts['done']} done, {orchestrator.recovered} recovered",
+    )
+    if settings.pool == "inline":
+        workers = "inline"
+    elif settings.pool == "dask":
+        workers = f"Dask scheduler {settings.scheduler}"
+    else:
+        workers = f"{settings.workers} {settings.pool} workers"
+    log.info(
+        "run %s: %d clip%s, processor %s, %s%s",
+        orchestrator.run_dir,
+        total,
+        "" if total == 1 else "s",
+        orchestrator.config.processor_spec(),
+        workers,
+        orchestrator.specs.task_line(),
+    )
+
+
+def say_placement(orchestrator: Orchestrator) -> None:
+    """What Dask workers must see, on a cluster of other machines."""
+    settings = orchestrator.settings
+    if settings.pool != "dask" or settings.scheduler == "local":
+        return
+    if settings.artifacts == "shared":
+        orchestrator.log.info(
+            "Dask workers must see the dataset (%s) and the run folder (%s) at these paths: they read "
+            "the videos and write artifacts into %s",
+            settings.dataset,
+            orchestrator.run_dir,
+            orchestrator.folder.tmp,
+        )
+    else:
+        orchestrator.log.info(
+            "Dask workers must see the dataset (%s) at this path; their artifacts come back with the "
+            "results (--artifacts return)",
+            settings.dataset,
+        )
+
+
+def enqueue(ledger: Ledger, planned: list) -> None:
+    """Enter the planned clips in the ledger's queue (those already there keep their state)."""
+    ledger.add_tasks(
+        NewTask(
+            p.clip.id,
+            p.clip.document,
+            p.clip.code,
+            str(p.clip.video) if p.clip.video else None,
+            p.frames,
+            p.priority,
+            p.cost,
+        )
+        for p in planned
+    )
