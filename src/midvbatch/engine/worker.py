@@ -460,7 +460,9 @@ def _acquire(spec: TaskSpec, owner: str | None) -> _Built:
         built = _Built(make_processor(spec.processor, spec.options, import_dir=spec.working_dir), owner)
         with _lock:
             _built.append(built)
-        if hasattr(built.processor, "setup"):
+        from midvbatch.pipeline.processor import Capabilities
+
+        if Capabilities.of(built.processor).setup:
             _reporter()(spec.task_id, "setup")
             try:
                 built.processor.setup()

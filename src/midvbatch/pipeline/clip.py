@@ -10,6 +10,7 @@ import functools
 import time
 import traceback
 from collections.abc import Callable, Generator, Iterator, Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from midvbatch.errors import (
 )
 from midvbatch.pipeline.prediction import storable, valid_text
 from midvbatch.pipeline.prefetch import Prefetch
-from midvbatch.pipeline.processor import ClipInfo, Frame
+from midvbatch.pipeline.processor import Capabilities, ClipInfo, Frame
 from midvbatch.pipeline.spec import ClipOutcome, TaskSpec
 from midvbatch.video.frames import read_clip_frames
 from midvbatch.video.reader import AnnotatedFrame
@@ -153,11 +154,11 @@ def _one_template(templates: Mapping[int, Template]) -> Template | None:
     return next(iter(distinct.values())) if len(distinct) == 1 else None
 
 
-def _batched(processor: Any, batch_size: int) -> bool:
+def _batched(capabilities: Capabilities, batch_size: int) -> bool:
     """Whether frames go to process_batch: it is the processor's only frame method, or batches were asked for."""
-    if not hasattr(processor, "process_batch"):
+    if not capabilities.process_batch:
         return False
-    return batch_size > 1 or not hasattr(processor, "process_frame")
+    return batch_size > 1 or not capabilities.process_frame
 
 
 def _batch_results(results: Any, frames: int) -> list[Any]:
@@ -229,12 +230,22 @@ def spec_frames(spec: TaskSpec) -> Generator[AnnotatedFrame, None, None]:
     )
 
 
-class _ClipRun:
-    """One clip of a task on its way through the processor: its outcome is filled in as it goes.
+class _ClipState(StrEnum):
+    """Where a clip of a task is: waiting, then reading (its frames arrive), then read (every frame arrived,
+    some may wait in a batch), then done or failed."""
 
-    A clip is waiting, then reading (its frames arrive), then read (every frame arrived,
-    some may wait in a batch), then done or failed.
-    """
+    WAITING = "waiting"
+    READING = "reading"
+    READ = "read"
+    DONE = "done"
+    FAILED = "failed"
+
+
+_OPEN = (_ClipState.WAITING, _ClipState.READING, _ClipState.READ)
+
+
+class _ClipRun:
+    """One clip of a task on its way through the processor: its outcome is filled in as it goes (see _ClipState)."""
 
     def __init__(
         self,
@@ -243,15 +254,17 @@ class _ClipRun:
         report: Callable[[int, str], None],
         clock: Callable[[], float],
         accelerator: str | None = None,
+        capabilities: Capabilities | None = None,
     ):
         self.spec = spec
         self.accelerator = accelerator
         self.processor = processor
+        self.capabilities = capabilities if capabilities is not None else Capabilities.of(processor)
         self.report = report
         self.clock = clock
         self.outcome = ClipOutcome(spec.task_id, ok=False)
         self.notes = _Notes()
-        self.state = "waiting"
+        self.state = _ClipState.WAITING
         self.stage = "ground_truth"
         self.read = 0  # frames received
         self.waiting = 0  # frames received and not processed yet (in the batch being gathered)
@@ -262,7 +275,7 @@ class _ClipRun:
     @property
     def open(self) -> bool:
         """Still going: neither done nor failed."""
-        return self.state in ("waiting", "reading", "read")
+        return self.state in _OPEN
 
     def set_stage(self, stage: str, shown: str | None = None) -> None:
         self.stage = stage
@@ -275,13 +288,13 @@ class _ClipRun:
     def begin(self) -> None:
         """Start the clip: read its ground truth and make its ClipInfo (raises what they raise)."""
         self.start, self.cpu_start = self.clock(), time.process_time()
-        self.state = "reading"
+        self.state = _ClipState.READING
         self.set_stage("ground_truth")
         spec = self.spec
         self.truth = get_format(spec.dataset_format).read_quads(spec.ground_truth) if spec.ground_truth else {}
         numbers = list(spec.frame_numbers) or list(range(1, spec.frames + 1))
         templates = self.templates = _Templates(lambda: _read_templates(spec, numbers, self.notes))
-        reveal = bool(getattr(self.processor, "field_values", False))
+        reveal = self.capabilities.field_values
         self.clip = ClipInfo(
             id=spec.clip,
             document=spec.document,
@@ -318,13 +331,13 @@ class _ClipRun:
 
     def finish(self) -> None:
         """Every frame was processed: the clip's result, its text scores, done."""
-        if hasattr(self.processor, "finish_clip"):
+        if self.capabilities.finish_clip:
             self.call("finish_clip")
         self.outcome.clip_scores = _score_text(
             self.outcome.clip_result, lambda: _one_template(self.templates), self.notes
         )
         self.outcome.ok, self.outcome.stage = True, None
-        self.end("done")
+        self.end(_ClipState.DONE)
         self.report(self.spec.task_id, "finished")
 
     def fail(self, exc: BaseException, stage: str | None = None) -> None:
@@ -338,11 +351,11 @@ class _ClipRun:
             outcome.error = str(exc) if isinstance(exc, MidvBatchError) else f"{type(exc).__name__}: {exc}"
         outcome.error = valid_text(outcome.error)  # a message may carry what the processor read, surrogates too
         outcome.traceback = valid_text("".join(traceback.format_exception(exc))[-TRACEBACK_TAIL:])
-        if self.state == "waiting":
+        if self.state == _ClipState.WAITING:
             self.start, self.cpu_start = self.clock(), time.process_time()
-        self.end("failed")
+        self.end(_ClipState.FAILED)
 
-    def end(self, state: str) -> None:
+    def end(self, state: _ClipState) -> None:
         self.state = state
         self.outcome.notes = self.notes.lines()
         self.outcome.wall_seconds = self.clock() - self.start
@@ -378,7 +391,7 @@ def _task_frames(
         yield index, _END_OF_CLIP
 
 
-def _frame_loop(runs: list[_ClipRun], processor: Any) -> None:
+class _TaskLoop:
     """Put the frames of a task's clips through the processor, in batches when it takes them.
 
     Batches end with their clip unless the task asks for batches across clips. A batch that
@@ -386,48 +399,128 @@ def _frame_loop(runs: list[_ClipRun], processor: Any) -> None:
     thread decodes the next frames, past a clip's end into the next clip, while the processor
     works. A clip starts (its stage, its clock) when the one before it has all its frames read.
     """
-    spec = runs[0].spec
-    clock = runs[0].clock
-    method = "process_batch" if _batched(processor, spec.batch_size) else "process_frame"
-    size = spec.batch_size if method == "process_batch" else 1
-    skip: set[int] = set()  # clips that failed: read no further
-    source = _task_frames([r.spec for r in runs], skip)
-    stream = Prefetch(source, spec.prefetch) if spec.prefetch else source
-    batch: list[tuple[_ClipRun, AnnotatedFrame]] = []
 
-    def failed(run: _ClipRun, exc: BaseException, stage: str | None = None) -> None:
+    def __init__(self, runs: list[_ClipRun], capabilities: Capabilities) -> None:
+        spec = runs[0].spec
+        self.runs = runs
+        self.processor = runs[0].processor
+        self.clock = runs[0].clock
+        self.across = spec.batch_across_clips
+        self.method = "process_batch" if _batched(capabilities, spec.batch_size) else "process_frame"
+        self.size = spec.batch_size if self.method == "process_batch" else 1
+        self.skip: set[int] = set()  # clips that failed: read no further
+        source = _task_frames([r.spec for r in runs], self.skip)
+        self.stream = Prefetch(source, spec.prefetch) if spec.prefetch else source
+        self.batch: list[tuple[_ClipRun, AnnotatedFrame]] = []
+        self.current = 0  # the clip being read (len(runs): none left)
+
+    def run(self) -> None:
+        """Read every clip's frames and put them through the processor; each clip's outcome is filled in."""
+        runs = self.runs
+        try:
+            self.current = self.begin(0)
+            t0 = self.clock()
+            for index, item in self.stream:
+                run = runs[index]
+                if run.open:
+                    run.add_seconds("decode", self.clock() - t0)
+                    self.take(index, run, item)
+                self.advance()
+                t0 = self.clock()
+            self.flush()
+        except BaseException as exc:  # what no clip caused (the read-ahead itself): every open clip fails with it
+            for run in runs:
+                if run.open:
+                    self.failed(run, exc)
+        finally:
+            self.stream.close()  # a processor that raised leaves no decoder (nor read-ahead thread) behind
+
+    def take(self, index: int, run: _ClipRun, item: AnnotatedFrame | BaseException | None) -> None:
+        """Take what the stream gave for clip `index` (open): a frame, its reading error, or its end."""
+        if item is _END_OF_CLIP:
+            self.end_of_clip(index, run)
+        elif isinstance(item, BaseException):
+            self.failed(run, item, "decode")
+        else:
+            run.read += 1
+            run.waiting += 1
+            self.batch.append((run, item))
+            if len(self.batch) >= self.size:
+                self.flush()
+
+    def end_of_clip(self, index: int, run: _ClipRun) -> None:
+        """Clip `index` has no more frames: it fails when it gave too few, else its batch goes (unless batches
+        go across clips and a clip follows) and it finishes once none of its frames waits."""
+        if run.read < run.spec.frames:
+            missing = VideoError(f"gave {run.read} of {run.spec.frames} annotated frames", path=run.spec.video)
+            self.failed(run, missing, "decode")
+            return
+        run.state = _ClipState.READ
+        if not self.across or index == len(self.runs) - 1:
+            self.flush()
+        if run.state == _ClipState.READ and not run.waiting:
+            self.finish(run)
+
+    def advance(self) -> None:
+        """Start the next clip once the one being read has all its frames read; show what is decoded next."""
+        runs = self.runs
+        if self.current < len(runs) and runs[self.current].state != _ClipState.READING:
+            self.current = self.begin(self.current + 1)
+        if self.current < len(runs) and runs[self.current].read < runs[self.current].spec.frames:
+            reading = runs[self.current]
+            reading.set_stage("decode", f"decode {reading.read + 1}/{reading.spec.frames}")
+
+    def begin(self, first: int) -> int:
+        """Start the first clip still waiting from `first` on; return its index (len(runs): none left)."""
+        for index in range(first, len(self.runs)):
+            run = self.runs[index]
+            if run.state != _ClipState.WAITING:
+                continue
+            try:
+                run.begin()
+                return index
+            except BaseException as exc:
+                self.failed(run, exc)
+        return len(self.runs)
+
+    def failed(self, run: _ClipRun, exc: BaseException, stage: str | None = None) -> None:
+        """End `run` with `exc`: its frames are read no further, those waiting in the batch dropped."""
         if isinstance(exc, KeyboardInterrupt):
             raise exc
         run.fail(exc, stage)
-        skip.add(runs.index(run))
+        self.skip.add(self.runs.index(run))
         if run.waiting:
-            batch[:] = [(r, d) for r, d in batch if r is not run]
+            self.batch[:] = [(r, d) for r, d in self.batch if r is not run]
             run.waiting = 0
 
-    def finish(run: _ClipRun) -> None:
+    def finish(self, run: _ClipRun) -> None:
+        """Finish `run` (its finish_clip, its text scores); what that raises fails it."""
         try:
             run.finish()
         except BaseException as exc:
-            failed(run, exc)
+            self.failed(run, exc)
 
-    def flush() -> None:
+    def flush(self) -> None:
+        """Put the batch through the processor and record each frame's result; its clips that are read and have
+        no frame left waiting finish."""
+        batch, method = self.batch, self.method
         if not batch:
             return
         members = list(dict.fromkeys(r for r, _ in batch))
         for run in members:
             run.set_stage(method, f"{method} {run.read}/{run.spec.frames}")
-        t1 = clock()
+        t1 = self.clock()
         try:
             given = [Frame(d.image, d.number, d.time, r.clip) for r, d in batch]
             if method == "process_batch":
-                results = _batch_results(processor.process_batch(given), len(given))
+                results = _batch_results(self.processor.process_batch(given), len(given))
             else:
-                results = [processor.process_frame(given[0])]
+                results = [self.processor.process_frame(given[0])]
         except BaseException as exc:  # the batch's clips fail, the task goes on
             for run in members:
-                failed(run, exc, method)
+                self.failed(run, exc, method)
             return
-        share = (clock() - t1) / len(batch)
+        share = (self.clock() - t1) / len(batch)
         for (run, decoded), result in zip(batch, results, strict=True):
             run.waiting -= 1
             if run.open:
@@ -435,65 +528,11 @@ def _frame_loop(runs: list[_ClipRun], processor: Any) -> None:
                 try:
                     run.record(decoded, result, share, method)
                 except BaseException as exc:
-                    failed(run, exc)
+                    self.failed(run, exc)
         batch.clear()
         for run in members:
-            if run.state == "read" and not run.waiting:
-                finish(run)
-
-    def begin(first: int) -> int:
-        """Start the first clip still waiting from `first` on; return its index (len(runs): none left)."""
-        for index in range(first, len(runs)):
-            run = runs[index]
-            if run.state != "waiting":
-                continue
-            try:
-                run.begin()
-                return index
-            except BaseException as exc:
-                failed(run, exc)
-        return len(runs)
-
-    try:
-        current = begin(0)
-        t0 = clock()
-        for index, item in stream:
-            run = runs[index]
-            if run.open:
-                run.add_seconds("decode", clock() - t0)
-                if item is _END_OF_CLIP:
-                    if run.read < run.spec.frames:
-                        missing = VideoError(
-                            f"gave {run.read} of {run.spec.frames} annotated frames", path=run.spec.video
-                        )
-                        failed(run, missing, "decode")
-                    else:
-                        run.state = "read"
-                        if not spec.batch_across_clips or index == len(runs) - 1:
-                            flush()
-                        if run.state == "read" and not run.waiting:
-                            finish(run)
-                elif isinstance(item, BaseException):
-                    failed(run, item, "decode")
-                else:
-                    run.read += 1
-                    run.waiting += 1
-                    batch.append((run, item))
-                    if len(batch) >= size:
-                        flush()
-            if current < len(runs) and runs[current].state != "reading":
-                current = begin(current + 1)
-            if current < len(runs) and runs[current].read < runs[current].spec.frames:
-                reading = runs[current]
-                reading.set_stage("decode", f"decode {reading.read + 1}/{reading.spec.frames}")
-            t0 = clock()
-        flush()
-    except BaseException as exc:  # what no clip caused (the read-ahead itself): every open clip fails with it
-        for run in runs:
-            if run.open:
-                failed(run, exc)
-    finally:
-        stream.close()  # a processor that raised leaves no decoder (nor read-ahead thread) behind
+            if run.state == _ClipState.READ and not run.waiting:
+                self.finish(run)
 
 
 def run_clips(
@@ -502,16 +541,19 @@ def run_clips(
     report: Callable[[int, str], None] = lambda task, stage: None,
     clock: Callable[[], float] = time.perf_counter,
     accelerator: str | None = None,
+    capabilities: Capabilities | None = None,
 ) -> list[ClipOutcome]:
     """Run `processor` on the clips of `specs`, in order, and return their outcomes; never raises.
-    `accelerator` is the worker's device, for ClipInfo.accelerator.
+    `accelerator` is the worker's device, for ClipInfo.accelerator; `capabilities` the processor's, as read when
+    it was built (read here when not given).
 
     Each clip has its own outcome: one that fails does not stop the others. A process_clip
     processor gets the clips one by one; frames go to process_frame or, in batches, to
-    process_batch (see _frame_loop).
+    process_batch (see _TaskLoop).
     """
-    runs = [_ClipRun(spec, processor, report, clock, accelerator) for spec in specs]
-    if hasattr(processor, "process_clip"):
+    capabilities = capabilities if capabilities is not None else Capabilities.of(processor)
+    runs = [_ClipRun(spec, processor, report, clock, accelerator, capabilities) for spec in specs]
+    if capabilities.process_clip:
         for run in runs:
             try:
                 run.begin()
@@ -522,5 +564,5 @@ def run_clips(
                     raise  # workers ignore SIGINT: this is a real Ctrl-C in an inline run, for the orchestrator
                 run.fail(exc)
     elif runs:
-        _frame_loop(runs, processor)
+        _TaskLoop(runs, capabilities).run()
     return [run.outcome for run in runs]

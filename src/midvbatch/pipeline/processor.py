@@ -128,6 +128,31 @@ class Frame:
         return field_crop(self.image, quad, height)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a processor can do, as the interface above declares it: which of its optional methods it has, and
+    whether it asks for the true field values. Read once, when the processor is built (`Capabilities.of`)."""
+
+    process_frame: bool = False
+    process_batch: bool = False
+    process_clip: bool = False
+    finish_clip: bool = False
+    setup: bool = False
+    field_values: bool = False  # Frame.fields carries the true values
+
+    @classmethod
+    def of(cls, processor: object) -> Capabilities:
+        """Return what `processor` has of the interface (its methods by name, its `field_values`)."""
+        return cls(
+            process_frame=hasattr(processor, "process_frame"),
+            process_batch=hasattr(processor, "process_batch"),
+            process_clip=hasattr(processor, "process_clip"),
+            finish_clip=hasattr(processor, "finish_clip"),
+            setup=hasattr(processor, "setup"),
+            field_values=bool(getattr(processor, "field_values", False)),
+        )
+
+
 class Processor:
     """Optional base class: override ``process_frame``, ``process_batch`` or ``process_clip``."""
 
