@@ -7,6 +7,7 @@ ones included) and holds the code to that drawing.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,40 @@ def test_layers_no_import_cycles():
         if node not in state:
             visit(node, [node])
     assert not cycles, cycles
+
+
+def _architecture_rows() -> dict[str, str]:
+    """docs/architecture.md's module table: each module or package named in a row's first cell -> the row's text."""
+    rows: dict[str, str] = {}
+    text = (SRC.parents[1] / "docs" / "architecture.md").read_text()
+    for line in text.splitlines():
+        if line.startswith("| `"):
+            first, _, concern = line[2:].partition(" | ")
+            for name in re.findall(r"`([^`]+)`", first):
+                rows[name] = concern
+    return rows
+
+
+def _named_in(inside: Path, concern: str) -> bool:
+    """Whether a package's row names one of its modules: `state.py`; in a package of its own, `midv/` and `layout.py`."""
+    if len(inside.parts) == 1:
+        return f"`{inside.name}`" in concern or f"{inside.name}:" in concern
+    return f"`{inside.parts[0]}/`" in concern and (inside.name == "__init__.py" or f"`{inside.name}`" in concern)
+
+
+def test_layers_every_module_is_in_the_architecture_table():
+    """docs/architecture.md's table names every module: in a row of its own, or by its file name in the row of
+    its package (`engine/run/`); a package's __init__.py is its package's row."""
+    rows = _architecture_rows()
+    missing = []
+    for path in sorted(SRC.rglob("*.py")):
+        relative = path.relative_to(SRC).as_posix()
+        if relative in rows:
+            continue
+        package = path.parent.relative_to(SRC).as_posix() + "/"
+        if path.name == "__init__.py" and (package in rows or SRC in (path.parent, path.parent.parent)):
+            continue  # (a layer's package: the drawing names it)
+        if any(_named_in(path.relative_to(SRC / p), rows[p]) for p in rows if p.endswith("/") and relative.startswith(p)):
+            continue
+        missing.append(relative)
+    assert not missing, f"docs/architecture.md's module table does not name: {', '.join(missing)}"
