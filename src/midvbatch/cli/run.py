@@ -67,7 +67,7 @@ def plan_command(dataset_dir, as_json, config_file, **selection):
 
     config = build_config({"dataset": dataset_dir, "out": "-", **selection}, config_file)
     dataset = discover(config.dataset, config.catalog)
-    planned = plan(dataset, config)
+    planned = plan(dataset, config.resolved())
     echo_findings(dataset, [p.clip for p in planned])
     if as_json:
         echo_json([p.to_dict(i) for i, p in enumerate(planned, 1)])

@@ -13,7 +13,7 @@ import fnmatch
 import os
 from dataclasses import dataclass
 
-from midvbatch.config import PriorityRule, RunConfig, Settings
+from midvbatch.config import PriorityRule, Settings
 from midvbatch.dataset.model import Clip, Dataset, select
 
 
@@ -59,10 +59,8 @@ def estimated_cost(clip: Clip) -> float:
         return 0.0
 
 
-def plan(dataset: Dataset, settings: Settings | RunConfig) -> list[PlannedClip]:
-    """Return the selected clips in the order a run takes them (a RunConfig: its resolved Settings')."""
-    if isinstance(settings, RunConfig):
-        settings = settings.resolved()
+def plan(dataset: Dataset, settings: Settings) -> list[PlannedClip]:
+    """Return the selected clips in the order a run takes them."""
     rules = list(settings.priority)
     planned = []
     for clip in select(dataset, list(settings.docs), list(settings.clips)):

@@ -25,7 +25,7 @@ def check_clips(
     *,
     jobs: int,
     strict: bool,
-    dataset: Path,
+    dataset: str | Path,
     clock: Callable[[], float],
     log: logging.Logger,
 ) -> None:

@@ -85,31 +85,31 @@ class Orchestrator:
 
     def _discover(self) -> list:
         """Find the clips and plan their order; bad input fails here, before the run folder exists."""
-        dataset = discover(self.config.dataset, self.config.catalog)
+        dataset = discover(self.settings.dataset, self.settings.catalog)
         self.dataset_identity = dataset_identity(dataset)
         planned = plan(dataset, self.settings)
         clips = [*dataset.clips, *(p.clip for p in planned)]  # (and a second copy --docs chose)
         self.specs = Specs(self.settings, clips, dataset.documents, os.getcwd())
         self.findings = dataset.findings(p.clip for p in planned)
         set_aside = [f for f in self.findings if f.severity == ERROR]
-        if set_aside and self.config.strict:
+        if set_aside and self.settings.strict:
             raise DatasetError(
                 f"{len(set_aside)} clip(s) set aside, first: {set_aside[0]}; `midvbatch validate` lists them all "
                 "(or run without --strict to set them aside)",
-                path=self.config.dataset,
+                path=self.settings.dataset,
             )
         if not planned:
-            raise DatasetError("no clips to run", path=self.config.dataset)
+            raise DatasetError("no clips to run", path=self.settings.dataset)
         self.specs.plan_tasks(self.memory_reading()[1])
         return planned
 
     def _policy(self, resources: Resources, executor: Executor) -> Policy:
         settings = self.settings
         return Policy(
-            retries=self.config.retries,
-            retry_delay=self.config.retry_delay,
-            max_failures=self.config.max_failures,
-            on_disk_full=self.config.on_disk_full,
+            retries=self.settings.retries,
+            retry_delay=self.settings.retry_delay,
+            max_failures=self.settings.max_failures or 0,
+            on_disk_full=self.settings.on_disk_full,
             task_timeout=settings.task_timeout,
             pool_holds_timeout=executor.holds_task_timeout,
             worker_limit=resources.worker_limit,
@@ -304,7 +304,7 @@ class Orchestrator:
 
     def _open(self, planned: list) -> None:
         """Take the run folder's ledger: check it may go on, enqueue the clips, recover, check them."""
-        self.log = open_run_log(self.run_dir, self.config.log_level, self.log_handler)
+        self.log = open_run_log(self.run_dir, self.settings.log_level, self.log_handler)
         for finding in self.findings:  # what discovery could not use as it found it: one line each
             (self.log.error if finding.severity == ERROR else self.log.warning)("%s", finding)
         self.ledger = ledger = Ledger(self.run_dir, check=True)
@@ -321,13 +321,13 @@ class Orchestrator:
         enqueue(ledger, planned)
         recovered = ledger.recover()
         self.folder.clear_tmp()
-        if self.config.check:
+        if self.settings.check:
             check_clips(
                 ledger,
                 self.specs.clips,
                 jobs=max(2, self.settings.workers),
-                strict=self.config.strict,
-                dataset=self.config.dataset,
+                strict=self.settings.strict,
+                dataset=self.settings.dataset,
                 clock=self.clock,
                 log=self.log,
             )
