@@ -418,10 +418,13 @@ class _Cache(dict):
 class _Built:
     """A processor a worker built: closed once, by close_processors() or, if a clip was using it, when that clip ends."""
 
-    __slots__ = ("busy", "closed", "closing", "owner", "processor")
+    __slots__ = ("busy", "capabilities", "closed", "closing", "owner", "processor")
 
     def __init__(self, processor: Any, owner: str | None):
+        from midvbatch.pipeline.processor import Capabilities
+
         self.processor = processor
+        self.capabilities = Capabilities.of(processor)  # what it defines, read once
         self.owner = owner  # the executor that built it (threads, inline, Dask); None in worker processes
         self.busy = 0  # clips using it now
         self.closing = False  # close asked for: no new clip takes it
@@ -460,9 +463,7 @@ def _acquire(spec: TaskSpec, owner: str | None) -> _Built:
         built = _Built(make_processor(spec.processor, spec.options, import_dir=spec.working_dir), owner)
         with _lock:
             _built.append(built)
-        from midvbatch.pipeline.processor import Capabilities
-
-        if Capabilities.of(built.processor).setup:
+        if built.capabilities.setup:
             _reporter()(spec.task_id, "setup")
             try:
                 built.processor.setup()
@@ -586,7 +587,9 @@ def run_task(specs: list[TaskSpec], owner: str | None = None) -> list[ClipOutcom
         # what the worker started before: its processor's setup() (most workers start nothing: no /proc walk)
         kept = reaper.children() if _subreaper and reaper.has_children() else {}
         try:
-            outcomes = run_clips(specs, built.processor, _reporter(), accelerator=_accelerator)
+            outcomes = run_clips(
+                specs, built.processor, _reporter(), accelerator=_accelerator, capabilities=built.capabilities
+            )
         finally:
             peak = _clip_peak_rss()
             _release(built)
