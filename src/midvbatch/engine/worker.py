@@ -455,12 +455,12 @@ def _acquire(spec: TaskSpec, owner: str | None) -> _Built:
         cache = _local.processors = _Cache()
         with _lock:
             _caches.add(cache)
-    key = (spec.processor, repr(sorted(spec.options.items())), owner)
+    key = (spec.run.processor, repr(sorted(spec.run.options.items())), owner)
     built = cache.get(key)
     if built is None or built.closing:
         from midvbatch.pipeline.registry import make_processor
 
-        built = _Built(make_processor(spec.processor, spec.options, import_dir=spec.working_dir), owner)
+        built = _Built(make_processor(spec.run.processor, spec.run.options, import_dir=spec.run.working_dir), owner)
         with _lock:
             _built.append(built)
         if built.capabilities.setup:
@@ -560,7 +560,7 @@ def run_task(specs: list[TaskSpec], owner: str | None = None) -> list[ClipOutcom
 
     start = time.perf_counter()
     spec = specs[0]
-    cwd = spec.working_dir or os.getcwd()
+    cwd = spec.run.working_dir or os.getcwd()
     _watch()
     try:
         try:

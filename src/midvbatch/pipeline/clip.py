@@ -226,7 +226,7 @@ def spec_frames(spec: TaskSpec) -> Generator[AnnotatedFrame, None, None]:
         fps=spec.fps,
         numbers=spec.frame_numbers,
         images={int(k): v for k, v in spec.images.items()},
-        threads=spec.decode_threads,
+        threads=spec.run.decode_threads,
     )
 
 
@@ -405,12 +405,12 @@ class _TaskLoop:
         self.runs = runs
         self.processor = runs[0].processor
         self.clock = runs[0].clock
-        self.across = spec.batch_across_clips
-        self.method = "process_batch" if _batched(capabilities, spec.batch_size) else "process_frame"
-        self.size = spec.batch_size if self.method == "process_batch" else 1
+        self.across = spec.run.batch_across_clips
+        self.method = "process_batch" if _batched(capabilities, spec.run.batch_size) else "process_frame"
+        self.size = spec.run.batch_size if self.method == "process_batch" else 1
         self.skip: set[int] = set()  # clips that failed: read no further
         source = _task_frames([r.spec for r in runs], self.skip)
-        self.stream = Prefetch(source, spec.prefetch) if spec.prefetch else source
+        self.stream = Prefetch(source, spec.run.prefetch) if spec.run.prefetch else source
         self.batch: list[tuple[_ClipRun, AnnotatedFrame]] = []
         self.current = 0  # the clip being read (len(runs): none left)
 

@@ -13,7 +13,7 @@ from midvbatch.config import Settings
 from midvbatch.dataset.model import Clip, Document
 from midvbatch.engine.run.events import Queued
 from midvbatch.errors import ConfigError
-from midvbatch.pipeline.spec import TaskSpec
+from midvbatch.pipeline.spec import TaskSpec, WorkerOptions
 
 # with read-ahead or batches across clips a worker is handed clips a few at a time, a task of about
 # TASK_FRAMES annotated frames (4 MIDV-500 clips), at most MAX_TASK_CLIPS clips
@@ -34,6 +34,7 @@ class Specs:
         self.template_images = {d.name: d.template_image for d in documents if d.template_image}
         self.working_dir = working_dir  # where MODULE of --processor MODULE:FACTORY was found
         self._templates: dict[str, tuple[int, int]] = {}
+        self._run: WorkerOptions | None = None  # what every clip's worker is asked (one object, shared by the specs)
         self.task_clips = 1  # clips per task (see plan_tasks)
         self.frames_held = 0  # bytes of frames a worker holds beyond one: its read-ahead and batch
 
@@ -46,33 +47,23 @@ class Specs:
         clip, settings = self.clips[row.clip], self.settings
         if settings.pool == "dask" and settings.artifacts == "shared":
             output_dir.mkdir(parents=True, exist_ok=True)  # a Dask worker that does not see it: no shared run folder
-        rule = clip.frame_rule
-        return TaskSpec(
+        if self._run is None or self._run.decode_threads != decode_threads:  # (lowered when the machine runs short)
+            self._run = WorkerOptions(
+                settings.processor,
+                dict(settings.options),
+                self.working_dir,
+                decode_threads,
+                settings.batch_size,
+                settings.prefetch,
+                settings.batch_across_clips,
+            )
+        return TaskSpec.of(
+            clip,
             task_id=row.id,
             attempt=attempt,
-            clip=clip.id,
-            document=clip.document,
-            code=clip.code,
-            condition=clip.condition,
-            device=clip.device,
-            video=str(clip.video) if clip.video else None,
-            ground_truth={k: str(p) for k, p in clip.ground_truth.items()},
-            frames=rule.count,
-            fps=float(rule.fps),
-            frame_numbers=rule.numbers,
-            frame_digits=clip.frame_digits,
-            template=clip.template,
-            images={k: str(p) for k, p in clip.images.items()} if clip.runs_from_pictures else {},
-            dataset_format=clip.format,
-            processor=settings.processor,
-            options=dict(settings.options),
+            run=self._run,
             output_dir=str(output_dir),
-            decode_threads=decode_threads,
-            batch_size=settings.batch_size,
-            prefetch=settings.prefetch,
-            batch_across_clips=settings.batch_across_clips,
             template_size=self._template_size(clip.document),
-            working_dir=self.working_dir,
         )
 
     def _template_size(self, document: str) -> tuple[int, int]:
