@@ -119,6 +119,7 @@ def test_run_state_a_clip_discovery_no_longer_finds_is_marked_dead_not_run():
     out = state().handle(ready(1, 2, gone={2}))
     assert of(MarkRunning, out) == [MarkRunning((1, 2))]
     assert of(Fail, out) == [Fail(2, "dead", "permanent", "clip no longer found in the dataset")]
+    assert logged(out) == ["C02 dead (permanent: clip no longer found in the dataset) after 1 attempt(s)"]
     assert [row.id for s in of(Submit, out) for row, _ in s.clips] == [1]
 
 
@@ -130,6 +131,18 @@ def test_run_state_pauses_below_the_memory_floor_and_resumes_with_one_line_each(
     assert logged(run.handle(ready(1, memory=100 * MiB))) == []  # said once
     out = run.handle(ready(1, memory=PLENTY))
     assert logged(out) == ["resumed: memory is back above its floor"] and of(Submit, out)
+
+
+def test_run_state_pauses_below_the_disk_floor_and_resumes_when_space_is_back():
+    run = state(disk_floor=2048 * MiB, run_dir="/runs/r")  # --on-disk-full wait (the default): the run waits
+    out = run.handle(ready(1, disk=100 * MiB))
+    assert not of(Submit, out) and run.paused == "disk" and of(Wait, out) == [Wait(0.2)]
+    assert run.stop_reason is None and not of(CancelQueued, out)
+    assert logged(out) == ["paused (disk): 100 MiB free on /runs/r, floor 2,048 MiB + 0 MiB for the next clip; "
+                           "the run resumes by itself"]
+    assert logged(run.handle(ready(1, disk=100 * MiB))) == []  # said once
+    out = run.handle(ready(1, disk=PLENTY))
+    assert logged(out) == ["resumed: disk is back above its floor"] and of(Submit, out)
 
 
 def test_run_state_frames_held_by_each_task_count_against_the_memory_floor():

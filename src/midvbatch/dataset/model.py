@@ -63,7 +63,7 @@ class Problem:
         return f"{self.path}: {self.message}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Clip:
     """One video clip of a dataset and the files that annotate it."""
 
@@ -85,6 +85,46 @@ class Clip:
     def runs_from_pictures(self) -> bool:
         """A clip without video whose pictures are its frames (a format naming its frames by number)."""
         return self.video is None and bool(self.frame_rule.numbers) and bool(self.images)
+
+    def to_record(self) -> dict:
+        """The clip as JSON-ready data, whole: what a run keeps of it in its ledger (see from_record)."""
+        rule = self.frame_rule
+        return {
+            "id": self.id,
+            "document": self.document,
+            "code": self.code,
+            "video": str(self.video) if self.video is not None else None,
+            "format": self.format,
+            "condition": self.condition,
+            "device": self.device,
+            "ground_truth": {str(k): str(p) for k, p in self.ground_truth.items()},
+            "images": {str(k): str(p) for k, p in self.images.items()},
+            "frame_rule": [rule.count, rule.fps, list(rule.numbers)],
+            "frame_size": list(self.frame_size) if self.frame_size else None,
+            "frame_digits": self.frame_digits,
+            "template": self.template,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict) -> Clip:
+        """The clip `to_record` gave."""
+        count, fps, numbers = record["frame_rule"]
+        size = record["frame_size"]
+        return cls(
+            id=record["id"],
+            document=record["document"],
+            code=record["code"],
+            video=Path(record["video"]) if record["video"] is not None else None,
+            format=record["format"],
+            condition=record["condition"],
+            device=record["device"],
+            ground_truth={int(k): Path(p) for k, p in record["ground_truth"].items()},
+            images={int(k): Path(p) for k, p in record["images"].items()},
+            frame_rule=FrameRule(count, fps, tuple(numbers)),
+            frame_size=(size[0], size[1]) if size else None,
+            frame_digits=record["frame_digits"],
+            template=record["template"],
+        )
 
     def frame_id(self, number: int) -> str:
         """Name annotated frame `number` as the dataset does (CCDD_KK)."""

@@ -141,6 +141,10 @@ def _clip_scores(db: sqlite3.Connection) -> None:
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("the tables: meta, tasks, frames, clips, validation, artifacts, events", lambda db: _create(db, _SCHEMA)),
     ("clips.scores: a clip result's text fields scored", _clip_scores),
+    (
+        "tasks.record, tasks.discovery: each clip as the last discovery found it, and that discovery's mark",
+        lambda db: _create(db, "ALTER TABLE tasks ADD COLUMN record TEXT; ALTER TABLE tasks ADD COLUMN discovery TEXT"),
+    ),
 )
 
 
@@ -396,6 +400,10 @@ class NewTask:
     frames: int
     priority: int
     cost: float
+    record: str | None = None  # the clip as discovery found it (JSON: dataset.model.Clip.to_record)
+
+
+Candidate = tuple[int, str, str, tuple[str, list[str]] | None]  # id, state, record, (signature, problems) or None
 
 
 def _columns(db: Any, table: str) -> set[str]:
@@ -520,21 +528,46 @@ class Ledger:
 
     # tasks -----------------------------------------------------------------------------
 
-    def add_tasks(self, tasks: Iterable[NewTask]) -> int:
-        """Enter clips not yet in the ledger; refresh priority and cost of pending ones. Return how many are new."""
+    def add_tasks(self, tasks: Iterable[NewTask], discovery: str | None = None) -> int:
+        """Enter clips not yet in the ledger; refresh priority and cost of pending ones, and every one's record
+        and `discovery` mark (the clips a discovery found carry its mark). Return how many are new."""
+        waiting = "state IN ('pending', 'failed')"
         with self.transaction() as db:
             position = db.execute("SELECT COALESCE(MAX(position), 0) FROM tasks").fetchone()[0]
             before = db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
             for t in tasks:
                 position += 1
                 db.execute(
-                    "INSERT INTO tasks (clip, document, code, video, frames, priority, cost, position) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (clip) DO UPDATE SET "
-                    "priority = excluded.priority, cost = excluded.cost, position = excluded.position "
-                    "WHERE state IN ('pending', 'failed')",
-                    (t.clip, t.document, t.code, t.video, t.frames, t.priority, t.cost, position),
+                    "INSERT INTO tasks (clip, document, code, video, frames, priority, cost, position, record, "
+                    "discovery) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (clip) DO UPDATE SET "
+                    f"priority = CASE WHEN {waiting} THEN excluded.priority ELSE priority END, "
+                    f"cost = CASE WHEN {waiting} THEN excluded.cost ELSE cost END, "
+                    f"position = CASE WHEN {waiting} THEN excluded.position ELSE position END, "
+                    "record = excluded.record, discovery = excluded.discovery",
+                    (t.clip, t.document, t.code, t.video, t.frames, t.priority, t.cost, position, t.record, discovery),
                 )
             return db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] - before
+
+    def note_found(self, records: Iterable[tuple[str, str]], discovery: str) -> None:
+        """Give the clips already in the ledger that a discovery found, but that are not enqueued again, their
+        (clip, record) as found now and its `discovery` mark."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE tasks SET record = ?, discovery = ? WHERE clip = ?",
+                ((record, discovery, clip) for clip, record in records),
+            )
+
+    def records(self, task_ids: Iterable[int], discovery: str) -> dict[int, str]:
+        """The records (JSON) of those of these clips that discovery `discovery` found (see add_tasks)."""
+        ids = list(task_ids)
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT id, record FROM tasks WHERE id IN ({marks}) AND discovery = ? AND record IS NOT NULL",
+            (*ids, discovery),
+        )
+        return dict(rows.fetchall())
 
     def recover(self) -> int:
         """Return tasks left running by a dead orchestrator to pending; return how many.
@@ -755,22 +788,22 @@ class Ledger:
         )
         yield from self.db.execute(sql + " ORDER BY t.priority DESC, t.position", args)
 
-    def check_candidates(self) -> list[tuple[int, str, str]]:
-        """Return (id, clip, state) of the tasks a run checks first: pending, failed, and dead as invalid."""
-        return [
-            tuple(r)
-            for r in self.db.execute(
-                "SELECT id, clip, state FROM tasks WHERE state IN ('pending', 'failed') "
-                "OR (state = 'dead' AND error_class = 'invalid') ORDER BY priority DESC, position"
-            )
-        ]
-
-    def validation_cache(self) -> dict[str, tuple[str, list[str]]]:
-        """Return {clip: (signature of its files, error messages)} from earlier validations."""
-        return {
-            clip: (sig, json.loads(errors))
-            for clip, sig, errors in self.db.execute("SELECT clip, signature, errors FROM validation")
-        }
+    def check_candidates(self, discovery: str, page: int = 2000) -> Iterator[list[Candidate]]:
+        """Yield, a page at a time in queue order, (id, state, record, the clip's validation or None) of the clips
+        discovery `discovery` found that a run checks first: pending, failed, and dead as invalid. (Its rows
+        may change state between pages: the set a page is read from does not.)"""
+        sql = (
+            "SELECT t.id, t.state, t.record, v.signature, v.errors FROM tasks t LEFT JOIN validation v ON "
+            "v.clip = t.clip WHERE t.discovery = ? AND t.record IS NOT NULL AND (t.state IN ('pending', 'failed') "
+            "OR (t.state = 'dead' AND t.error_class = 'invalid')) ORDER BY t.priority DESC, t.position LIMIT ? OFFSET ?"
+        )
+        offset = 0
+        while True:
+            rows = self.db.execute(sql, (discovery, page, offset)).fetchall()
+            if not rows:
+                return
+            yield [(r[0], r[1], r[2], (r[3], json.loads(r[4])) if r[3] is not None else None) for r in rows]
+            offset += len(rows)
 
     def store_validation(self, results: Iterable[tuple[str, str, list[str]]]) -> None:
         """Remember (clip, signature, error messages) of clips just validated."""

@@ -11,6 +11,7 @@ committed in one transaction, after its artifacts were moved into place (artifac
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from midvbatch.config import RunConfig
 from midvbatch.dataset.formats import discover
-from midvbatch.dataset.model import ERROR, Problem
+from midvbatch.dataset.model import ERROR, Clip, Problem
 from midvbatch.engine.executor import Executor
 from midvbatch.engine.ledger import Completion, Ledger, NewTask
 from midvbatch.engine.pools import check_pool, make_executor
@@ -79,17 +80,18 @@ class Orchestrator:
         self.signals: list[bool] = []  # Ctrl-Cs and SIGTERMs not yet told to the state (True: SIGTERM)
         self._last_snapshot = self._last_watch = self._last_device_watch = float("-inf")
         self._placed: dict[int, list] = {}  # artifacts placed for the clips being recorded
+        self._records: dict[int, str] = {}  # the records of the clips read from the queue, until submitted
         self.final: events.Finish | None = None
 
     # set-up ------------------------------------------------------------------------------
 
-    def _discover(self) -> list:
-        """Find the clips and plan their order; bad input fails here, before the run folder exists."""
+    def _discover(self) -> tuple[list, list[Clip]]:
+        """Find the clips and plan their order: (the planned clips, every clip found); bad input fails here,
+        before the run folder exists."""
         dataset = discover(self.settings.dataset, self.settings.catalog)
         self.dataset_identity = dataset_identity(dataset)
         planned = plan(dataset, self.settings)
-        clips = [*dataset.clips, *(p.clip for p in planned)]  # (and a second copy --docs chose)
-        self.specs = Specs(self.settings, clips, dataset.documents, os.getcwd())
+        self.specs = Specs(self.settings, dataset.documents, os.getcwd())
         self.findings = dataset.findings(p.clip for p in planned)
         set_aside = [f for f in self.findings if f.severity == ERROR]
         if set_aside and self.settings.strict:
@@ -100,8 +102,9 @@ class Orchestrator:
             )
         if not planned:
             raise DatasetError("no clips to run", path=self.settings.dataset)
-        self.specs.plan_tasks(self.memory_reading()[1])
-        return planned
+        clips = [*dataset.clips, *(p.clip for p in planned)]  # (and a second copy --docs chose)
+        self.specs.plan_tasks(clips, self.memory_reading()[1])
+        return planned, dataset.clips
 
     def _policy(self, resources: Resources, executor: Executor) -> Policy:
         settings = self.settings
@@ -185,7 +188,13 @@ class Orchestrator:
             case events.Submit():
                 threads = self.state.shortages.decode_threads  # (lowered when the machine runs short of threads)
                 specs = [
-                    self.specs.spec(row, attempt, self.folder.attempt_dir(row.id, attempt), threads)
+                    self.specs.spec(
+                        row,
+                        Clip.from_record(json.loads(self._records.pop(row.id))),
+                        attempt,
+                        self.folder.attempt_dir(row.id, attempt),
+                        threads,
+                    )
                     for row, attempt in i.clips
                 ]
                 executor.submit(specs)
@@ -233,7 +242,8 @@ class Orchestrator:
             return 0
         rows = self.ledger.next_ready(wanted, self.clock(), exclude=set(self.state.flights))
         memory, disk = self.resources.read() if rows else (0, 0)
-        gone = frozenset(r.id for r in rows if self.specs.gone(r))
+        self._records = self.ledger.records((r.id for r in rows), self.folder.session) if rows else {}
+        gone = frozenset(r.id for r in rows if r.id not in self._records)  # (a clip this run's discovery did not find)
         self._feed(events.Ready(tuple(rows), time.monotonic(), memory, disk, gone))
         return len(rows)
 
@@ -302,8 +312,9 @@ class Orchestrator:
 
     # the run -----------------------------------------------------------------------------
 
-    def _open(self, planned: list) -> None:
-        """Take the run folder's ledger: check it may go on, enqueue the clips, recover, check them."""
+    def _open(self, planned: list, found: list[Clip]) -> None:
+        """Take the run folder's ledger: check it may go on, enqueue the clips (every clip `found` keeps its record
+        there, marked as found by this run), recover, check them."""
         self.log = open_run_log(self.run_dir, self.settings.log_level, self.log_handler)
         for finding in self.findings:  # what discovery could not use as it found it: one line each
             (self.log.error if finding.severity == ERROR else self.log.warning)("%s", finding)
@@ -318,13 +329,13 @@ class Orchestrator:
             log=self.log,
         )
         self.config.save(self.run_dir / CONFIG)  # (its paths are absolute already: see run())
-        enqueue(ledger, planned)
+        enqueue(ledger, planned, found, self.folder.session)
         recovered = ledger.recover()
         self.folder.clear_tmp()
         if self.settings.check:
             check_clips(
                 ledger,
-                self.specs.clips,
+                discovery=self.folder.session,
                 jobs=max(2, self.settings.workers),
                 strict=self.settings.strict,
                 dataset=self.settings.dataset,
@@ -348,13 +359,13 @@ class Orchestrator:
     def run(self) -> RunSummary:
         """Run to the end, or until stopped; return the summary."""
         started = time.monotonic()
-        planned = self._discover()  # bad input fails here, before the run folder exists
+        planned, found = self._discover()  # bad input fails here, before the run folder exists
         check_pool(self.settings)  # and a Dask scheduler where nothing listens
         lock = self.folder.claim()
         previous: dict = {}
         try:
-            self._open(planned)
-            del planned  # the queue is in the ledger now; a million clips need not stay in memory twice
+            self._open(planned, found)
+            del planned, found  # the queue is in the ledger now, each clip's record with it: none is held here
             say_start(self)
             if self.install_signals:
                 # from here a Ctrl-C is a request to stop, handled by the loop: never a KeyboardInterrupt
@@ -554,17 +565,24 @@ def say_placement(orchestrator: Orchestrator) -> None:
         )
 
 
-def enqueue(ledger: Ledger, planned: list) -> None:
-    """Enter the planned clips in the ledger's queue (those already there keep their state)."""
+def enqueue(ledger: Ledger, planned: list, found: list[Clip], discovery: str) -> None:
+    """Enter the planned clips in the ledger's queue (those already there keep their state); every clip `found`
+    already there gets its record as found now, and the mark of this `discovery`."""
+    chosen = {p.clip.id for p in planned}
+    ledger.note_found(((c.id, json.dumps(c.to_record())) for c in found if c.id not in chosen), discovery)
     ledger.add_tasks(
-        NewTask(
-            p.clip.id,
-            p.clip.document,
-            p.clip.code,
-            str(p.clip.video) if p.clip.video else None,
-            p.frames,
-            p.priority,
-            p.cost,
-        )
-        for p in planned
+        (
+            NewTask(
+                p.clip.id,
+                p.clip.document,
+                p.clip.code,
+                str(p.clip.video) if p.clip.video else None,
+                p.frames,
+                p.priority,
+                p.cost,
+                json.dumps(p.clip.to_record()),
+            )
+            for p in planned
+        ),
+        discovery,
     )

@@ -22,15 +22,10 @@ MAX_TASK_CLIPS = 64
 
 
 class Specs:
-    """The run's clips by id, and the specs built from them.
+    """The specs of a run's clips, and how it cuts them into tasks."""
 
-    A queued clip that discovery no longer finds (its files moved or removed since it was
-    queued) has no spec: it is `gone`, and the run marks it dead instead of guessing.
-    """
-
-    def __init__(self, settings: Settings, clips: Iterable[Clip], documents: Iterable[Document], working_dir: str):
+    def __init__(self, settings: Settings, documents: Iterable[Document], working_dir: str):
         self.settings = settings
-        self.clips: dict[str, Clip] = {c.id: c for c in clips}
         self.template_images = {d.name: d.template_image for d in documents if d.template_image}
         self.working_dir = working_dir  # where MODULE of --processor MODULE:FACTORY was found
         self._templates: dict[str, tuple[int, int]] = {}
@@ -38,13 +33,9 @@ class Specs:
         self.task_clips = 1  # clips per task (see plan_tasks)
         self.frames_held = 0  # bytes of frames a worker holds beyond one: its read-ahead and batch
 
-    def gone(self, row: Queued) -> bool:
-        """Whether discovery no longer finds this queued clip."""
-        return row.clip not in self.clips
-
-    def spec(self, row: Queued, attempt: int, output_dir: Path, decode_threads: int) -> TaskSpec:
-        """The spec of a queued clip's attempt (see gone: a clip discovery still finds)."""
-        clip, settings = self.clips[row.clip], self.settings
+    def spec(self, row: Queued, clip: Clip, attempt: int, output_dir: Path, decode_threads: int) -> TaskSpec:
+        """The spec of an attempt at a queued clip, as this run's discovery found it."""
+        settings = self.settings
         if settings.pool == "dask" and settings.artifacts == "shared":
             output_dir.mkdir(parents=True, exist_ok=True)  # a Dask worker that does not see it: no shared run folder
         if self._run is None or self._run.decode_threads != decode_threads:  # (lowered when the machine runs short)
@@ -74,7 +65,7 @@ class Specs:
             self._templates[document] = document_template_size(document, self.template_images.get(document))
         return self._templates[document]
 
-    def plan_tasks(self, total_memory: int) -> None:
+    def plan_tasks(self, clips: Iterable[Clip], total_memory: int) -> None:
         """How many clips a task holds (self.task_clips) and the frames a worker holds in memory (self.frames_held).
 
         A task holds one clip, unless workers read ahead or batch across clips: then about
@@ -82,15 +73,15 @@ class Specs:
         the read-ahead and the batches go on from one clip to the next. Raises ConfigError
         when the frames a worker would hold pass its memory limit (`total_memory`: the machine's).
         """
-        settings = self.settings
-        counts = sorted(c.frame_rule.count for c in self.clips.values()) or [1]
+        settings, clips = self.settings, list(clips)
+        counts = sorted(c.frame_rule.count for c in clips) or [1]
         typical = max(1, counts[len(counts) // 2])
         if settings.prefetch or settings.batch_across_clips:
             frames = max(TASK_FRAMES, 2 * settings.batch_size if settings.batch_across_clips else 0)
             self.task_clips = min(MAX_TASK_CLIPS, max(2, -(-frames // typical)))
         else:
             self.task_clips = 1
-        sizes = [c.frame_size for c in self.clips.values() if c.frame_size]
+        sizes = [c.frame_size for c in clips if c.frame_size]
         largest = max((w * h for w, h in sizes), default=1920 * 1080)
         # beyond the frame every worker holds: BGR bytes
         self.frames_held = (settings.prefetch + settings.batch_size - 1) * largest * 3

@@ -192,8 +192,13 @@ class RunState:
         out = self._pause(None, "")
         out.append(MarkRunning(tuple(r.id for r in rows)))
         for row in rows:
-            if row.id in event.gone:
-                out.append(Fail(row.id, "dead", ErrorClass.PERMANENT, "clip no longer found in the dataset"))
+            if row.id in event.gone:  # (its files moved away since it was queued: nothing to run it from)
+                gone = "clip no longer found in the dataset"
+                out.append(Fail(row.id, "dead", ErrorClass.PERMANENT, gone))
+                line = "%s dead (%s: %s) after %d attempt(s)"
+                out.append(
+                    Log("error", line, (row.clip, ErrorClass.PERMANENT, gone, row.attempts + 1), {"clip": row.clip})
+                )
         for group in groups:
             members = [row for row in group if row.id not in event.gone]
             if not members:
