@@ -139,8 +139,9 @@ class Reading:
         return (self.high if self.ok.is_set() else self.low), self.total
 
 
-@pytest.mark.parametrize("kind", ["memory", "disk"])
-def test_faults_low_reading_pauses_then_resumes(dataset, tmp_path, kind):
+def test_faults_low_memory_reading_pauses_then_resumes(dataset, tmp_path):
+    """The reading reaches the run, its pause the status and the log; the disk floor's pause is the same decision
+    (tests/test_run_state.py), its reading wired as test_faults_disk_full_with_stop_stops_cleanly shows."""
     out = tmp_path / "run"
     reading = Reading(low=100 * 2**20, high=50 * 2**30, total=64 * 2**30)
     normal = Reading(low=50 * 2**30, high=50 * 2**30, total=64 * 2**30)
@@ -149,15 +150,13 @@ def test_faults_low_reading_pauses_then_resumes(dataset, tmp_path, kind):
     summary = {}
 
     def go():
-        summary["run"] = run(config, install_signals=False,
-                             memory_reading=reading.memory if kind == "memory" else normal.memory,
-                             disk_reading=reading.disk if kind == "disk" else normal.disk)
+        summary["run"] = run(config, install_signals=False, memory_reading=reading.memory, disk_reading=normal.disk)
 
     thread = threading.Thread(target=go)
     thread.start()
     try:
         snap = wait_for(lambda: (s := _status(out)) and s.state == "paused" and s, timeout=30)
-        assert snap.paused_reason == kind and snap.done == 0 and snap.running == 0
+        assert snap.paused_reason == "memory" and snap.done == 0 and snap.running == 0
         time.sleep(0.5)
         assert _status(out).done == 0  # still waiting
         reading.ok.set()
@@ -166,7 +165,7 @@ def test_faults_low_reading_pauses_then_resumes(dataset, tmp_path, kind):
         thread.join(timeout=60)
     assert summary["run"].state == "finished" and summary["run"].counts["done"] == 4
     log = (out / "logs" / "run.jsonl").read_text()
-    assert f"paused ({kind})" in log and f"resumed: {kind} is back" in log
+    assert "paused (memory)" in log and "resumed: memory is back" in log
 
 
 def _status(out):
@@ -185,14 +184,16 @@ def test_faults_disk_full_with_stop_stops_cleanly(dataset, tmp_path):
 
 
 @pytest.mark.timeout(300)
-def test_faults_torture_sigkill_at_20_random_moments(dataset, tmp_path):
+@pytest.mark.parametrize("wanted, delay", [(5, 0.02), pytest.param(20, 0.04, marks=pytest.mark.slow)])  # 20: soak
+def test_faults_torture_sigkill_at_random_moments(dataset, tmp_path, wanted, delay):
     out = tmp_path / "run"
-    # about 12 s of work (20 clips x 30 frames x 40 ms / 2 workers), each frame written as an artifact
-    args = ("run", dataset, "--out", out, "--processor", "processors:mean_colour", "--option", "delay=0.04",
+    # 20 clips x 30 frames x `delay` / 2 workers of work (6 s, 12 s), each frame written as an artifact: more than
+    # the `wanted` random moments add up to (4.5 s, 16 s, less each start), so every kill lands mid-run
+    args = ("run", dataset, "--out", out, "--processor", "processors:mean_colour", "--option", f"delay={delay}",
             "--option", "write=true", "--workers", "2")
     rng = random.Random(20261124)
     kills = 0
-    while kills < 20:
+    while kills < wanted:
         proc = start(*args)
         time.sleep(rng.uniform(0.1, 1.5))
         if proc.poll() is not None:  # finished before the kill: nothing more to torture
@@ -204,7 +205,7 @@ def test_faults_torture_sigkill_at_20_random_moments(dataset, tmp_path):
         wait_for(lambda: not any(c.is_running() and c.status() != "zombie" for c in children), timeout=10)
     final = midvbatch(*args)
     assert final.returncode == 0, final.stderr
-    assert kills == 20, f"the run finished after only {kills} kills"
+    assert kills == wanted, f"the run finished after only {kills} kills"
     assert_every_clip_once(out)
     assert ledger_rows(out, "SELECT COUNT(*) FROM frames") == [(600,)]
     pngs = list((out / "frames").rglob("*.png"))
@@ -225,7 +226,8 @@ def test_faults_corrupt_video_is_permanent_and_the_run_goes_on(dataset, tmp_path
     video.write_bytes(video.read_bytes()[:2000])  # truncated download
     (copy / "01_alb_id" / "videos" / "TA01.MOV").write_bytes(b"")  # zero bytes
     out = tmp_path / "run"
-    result = midvbatch("run", copy, "--out", out, "--retry-delay", "0", "--no-check")  # the engine, not the checks
+    # --no-check: the engine meets the damage, not the checks; two of the four clips run are damaged
+    result = midvbatch("run", copy, "--out", out, "--retry-delay", "0", "--no-check", "--clips", "[TK]*")
     assert result.returncode == 1
     t = tasks(out)
     assert {c for c, r in t.items() if r["state"] == "dead"} == {"KS01", "TA01"}
@@ -233,7 +235,7 @@ def test_faults_corrupt_video_is_permanent_and_the_run_goes_on(dataset, tmp_path
         assert (t[clip]["error_class"], t[clip]["attempts"]) == ("permanent", 1)
         assert name in t[clip]["error"]
     assert "empty file" in t["TA01"]["error"]
-    assert sum(r["state"] == "done" for r in t.values()) == 8
+    assert sum(r["state"] == "done" for r in t.values()) == 2
 
 
 def test_faults_timeout_kills_within_a_second_of_the_limit(dataset, tmp_path):
