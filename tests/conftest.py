@@ -144,7 +144,7 @@ def assert_every_clip_once(run_dir: Path, clips: int = 20, frames: int = 30) -> 
     assert len(keys) == len(set(keys)) == clips * frames
 
 
-def kill_9_twice_then_resume(args, out: Path, done_before_kill: int) -> None:
+def kill_9_twice_then_resume(args, out: Path, done_before_kill: int, clips: int = 20) -> None:
     """Start `midvbatch *args`, SIGKILL the orchestrator once `done_before_kill` clips are done (its workers
     follow it), twice; then run it to the end and check that every frame was recorded exactly once."""
     for _ in range(2):
@@ -157,7 +157,7 @@ def kill_9_twice_then_resume(args, out: Path, done_before_kill: int) -> None:
         time.sleep(0.1)
     final = midvbatch(*args, timeout=300)
     assert final.returncode == 0, final.stderr
-    assert_every_clip_once(out)
+    assert_every_clip_once(out, clips=clips)
 
 
 def workers_of(pid: int) -> list[psutil.Process]:
