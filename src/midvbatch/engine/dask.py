@@ -36,6 +36,7 @@ import socket
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from midvbatch.config import scheduler_address
@@ -267,6 +268,10 @@ class DaskExecutor(FutureExecutor):
         return out
 
     def submit(self, specs: list[TaskSpec]) -> None:
+        if self._artifacts == "shared":
+            for spec in specs:  # a worker that does not see an attempt's folder does not share the run folder
+                if spec.output_dir:
+                    Path(spec.output_dir).mkdir(parents=True, exist_ok=True)
         first = specs[0]
         key = f"midvbatch-{first.clip}-{first.task_id}-{first.attempt}" + (f"-{len(specs)}" if len(specs) > 1 else "")
         future = self.client.submit(

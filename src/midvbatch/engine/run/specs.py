@@ -36,8 +36,6 @@ class Specs:
     def spec(self, row: Queued, clip: Clip, attempt: int, output_dir: Path, decode_threads: int) -> TaskSpec:
         """The spec of an attempt at a queued clip, as this run's discovery found it."""
         settings = self.settings
-        if settings.pool == "dask" and settings.artifacts == "shared":
-            output_dir.mkdir(parents=True, exist_ok=True)  # a Dask worker that does not see it: no shared run folder
         if self._run is None or self._run.decode_threads != decode_threads:  # (lowered when the machine runs short)
             self._run = WorkerOptions(
                 settings.processor,
