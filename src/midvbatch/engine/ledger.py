@@ -46,7 +46,7 @@ class TaskState(StrEnum):
     DEAD = "dead"  # no retry left, a permanent failure, or set aside by the run's checks
 
 
-STATES = tuple(TaskState)
+STATES = tuple(s.value for s in TaskState)  # (plain strings: the keys of counts() and of what readers print)
 
 # The only changes of state a clip may make: each state, and the states it may be reached from. Every UPDATE of
 # a clip's state is guarded by this table; a change it does not allow is a LedgerError (never a silent overwrite).
