@@ -20,9 +20,11 @@ from click.testing import CliRunner
 from midvbatch.cli import cli
 from midvbatch.dataset.synth import SynthConfig, synthesize
 
+# One value per way in: "-inf" went with "inf" (every parser takes both as a non-finite float, or neither as a
+# number; a dash-led word is "-1" and "-").
 VALUES = [
     "-1", "0", "1", "1.5", "-0.5", "99999999999999999999999", "9" * 5000, "9" * 5000 + "GB", "1e309",
-    "nan", "inf", "-inf", "", " ", "abc", "'", "-", "200%", "nan%", "auto", "none", "x=NaN", "clip=T*:99999999999999999999999",
+    "nan", "inf", "", " ", "abc", "'", "-", "200%", "nan%", "auto", "none", "x=NaN", "clip=T*:99999999999999999999999",
 ]
 PATHS = ["<fifo>", "<folder>", "<file>", "<missing>"]  # for path parameters, on top of VALUES
 
@@ -30,7 +32,7 @@ PATHS = ["<fifo>", "<folder>", "<file>", "<missing>"]  # for path parameters, on
 BASE = {
     "ls": (["{d}"], {}),
     "probe": (["{v}"], {}),
-    "synth": (["{t}/synth"], {"--docs": "1", "--clips": "TA", "--seconds": "3"}),
+    "synth": (["{t}/synth"], {"--docs": "1", "--clips": "TA", "--seconds": "3", "--size": "32x48"}),  # (small: fast)
     "frames": (["{d}"], {}),
     "run": (["{d}"], {"--out": "{t}/run", "--pipeline": "ground-truth", "--workers": "0", "--no-check": None}),
     "plan": (["{d}"], {}),
