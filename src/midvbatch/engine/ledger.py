@@ -382,6 +382,11 @@ class Completion:
             for f in self.frames or ()
         ]
 
+    def clip_row(self) -> tuple:
+        """Its clip result as a row of the clips table."""
+        scores = json.dumps(self.clip_scores) if self.clip_scores is not None else None
+        return (self.task_id, json.dumps(self.clip_result), scores)
+
     def done_row(self) -> tuple:
         """The values of its tasks row's UPDATE to done (see Ledger.complete_many)."""
         stages = json.dumps(self.stage_seconds)
@@ -417,6 +422,27 @@ def _in_states(column: str, states: Iterable[str] | None) -> tuple[str, tuple[st
         return "", ()
     chosen = tuple(states)
     return f" WHERE {column} IN ({', '.join('?' * len(chosen))})", chosen
+
+
+_WAITING = "state IN ('pending', 'failed')"  # a clip still to run: its priority and place may change
+_ENQUEUE = (
+    "INSERT INTO tasks (clip, document, code, video, frames, priority, cost, position, record, discovery) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (clip) DO UPDATE SET "
+    f"priority = CASE WHEN {_WAITING} THEN excluded.priority ELSE priority END, "
+    f"cost = CASE WHEN {_WAITING} THEN excluded.cost ELSE cost END, "
+    f"position = CASE WHEN {_WAITING} THEN excluded.position ELSE position END, "
+    "record = excluded.record, discovery = excluded.discovery"
+)
+_CANDIDATES = (
+    "SELECT t.id, t.state, t.record, v.signature, v.errors FROM tasks t LEFT JOIN validation v ON v.clip = t.clip "
+    "WHERE t.discovery = ? AND t.record IS NOT NULL AND (t.state IN ('pending', 'failed') "
+    "OR (t.state = 'dead' AND t.error_class = 'invalid')) ORDER BY t.priority DESC, t.position LIMIT ? OFFSET ?"
+)
+_DONE = (
+    "UPDATE tasks SET state = 'done', stage = NULL, finished_at = ?, wall_seconds = ?, stage_seconds = ?, "
+    "cpu_seconds = ?, peak_rss = ?, frames_done = ?, error_class = NULL, error = NULL, exitcode = NULL, "
+    f"signal = NULL, traceback = NULL WHERE id = ? AND {_from(TaskState.DONE)}"
+)
 
 
 class Ledger:
@@ -531,21 +557,13 @@ class Ledger:
     def add_tasks(self, tasks: Iterable[NewTask], discovery: str | None = None) -> int:
         """Enter clips not yet in the ledger; refresh priority and cost of pending ones, and every one's record
         and `discovery` mark (the clips a discovery found carry its mark). Return how many are new."""
-        waiting = "state IN ('pending', 'failed')"
         with self.transaction() as db:
             position = db.execute("SELECT COALESCE(MAX(position), 0) FROM tasks").fetchone()[0]
             before = db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
             for t in tasks:
                 position += 1
-                db.execute(
-                    "INSERT INTO tasks (clip, document, code, video, frames, priority, cost, position, record, "
-                    "discovery) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (clip) DO UPDATE SET "
-                    f"priority = CASE WHEN {waiting} THEN excluded.priority ELSE priority END, "
-                    f"cost = CASE WHEN {waiting} THEN excluded.cost ELSE cost END, "
-                    f"position = CASE WHEN {waiting} THEN excluded.position ELSE position END, "
-                    "record = excluded.record, discovery = excluded.discovery",
-                    (t.clip, t.document, t.code, t.video, t.frames, t.priority, t.cost, position, t.record, discovery),
-                )
+                values = (t.clip, t.document, t.code, t.video, t.frames, t.priority, t.cost, position, t.record)
+                db.execute(_ENQUEUE, (*values, discovery))
             return db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] - before
 
     def note_found(self, records: Iterable[tuple[str, str]], discovery: str) -> None:
@@ -643,19 +661,10 @@ class Ledger:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     frames,
                 )
-            clips = [
-                (c.task_id, json.dumps(c.clip_result), json.dumps(c.clip_scores) if c.clip_scores is not None else None)
-                for c in done
-                if c.clip_result is not None
-            ]
+            clips = [c.clip_row() for c in done if c.clip_result is not None]
             if clips:
                 db.executemany("INSERT OR REPLACE INTO clips (task, result, scores) VALUES (?, ?, ?)", clips)
-            changed = db.executemany(
-                "UPDATE tasks SET state = 'done', stage = NULL, finished_at = ?, wall_seconds = ?, "
-                "stage_seconds = ?, cpu_seconds = ?, peak_rss = ?, frames_done = ?, error_class = NULL, "
-                f"error = NULL, exitcode = NULL, signal = NULL, traceback = NULL WHERE id = ? AND {_from(TaskState.DONE)}",
-                [c.done_row() for c in done],
-            ).rowcount
+            changed = db.executemany(_DONE, [c.done_row() for c in done]).rowcount
             _check_changed(self.path, changed, len(done), TaskState.DONE)
             db.executemany(
                 "INSERT INTO events (ts, level, clip, attempt, stage, message) "
@@ -792,14 +801,9 @@ class Ledger:
         """Yield, a page at a time in queue order, (id, state, record, the clip's validation or None) of the clips
         discovery `discovery` found that a run checks first: pending, failed, and dead as invalid. (Its rows
         may change state between pages: the set a page is read from does not.)"""
-        sql = (
-            "SELECT t.id, t.state, t.record, v.signature, v.errors FROM tasks t LEFT JOIN validation v ON "
-            "v.clip = t.clip WHERE t.discovery = ? AND t.record IS NOT NULL AND (t.state IN ('pending', 'failed') "
-            "OR (t.state = 'dead' AND t.error_class = 'invalid')) ORDER BY t.priority DESC, t.position LIMIT ? OFFSET ?"
-        )
         offset = 0
         while True:
-            rows = self.db.execute(sql, (discovery, page, offset)).fetchall()
+            rows = self.db.execute(_CANDIDATES, (discovery, page, offset)).fetchall()
             if not rows:
                 return
             yield [(r[0], r[1], r[2], (r[3], json.loads(r[4])) if r[3] is not None else None) for r in rows]

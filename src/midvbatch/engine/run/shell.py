@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from midvbatch.config import RunConfig
+from midvbatch.config import RunConfig, Settings
 from midvbatch.dataset.formats import discover
 from midvbatch.dataset.model import ERROR, Clip, Problem
 from midvbatch.engine.executor import Executor
@@ -105,26 +105,6 @@ class Orchestrator:
         clips = [*dataset.clips, *(p.clip for p in planned)]  # (and a second copy --docs chose)
         self.specs.plan_tasks(clips, self.memory_reading()[1])
         return planned, dataset.clips
-
-    def _policy(self, resources: Resources, executor: Executor) -> Policy:
-        settings = self.settings
-        return Policy(
-            retries=self.settings.retries,
-            retry_delay=self.settings.retry_delay,
-            max_failures=self.settings.max_failures or 0,
-            on_disk_full=self.settings.on_disk_full,
-            task_timeout=settings.task_timeout,
-            pool_holds_timeout=executor.holds_task_timeout,
-            worker_limit=resources.worker_limit,
-            device_limit=settings.device_memory or None,
-            memory_floor=resources.memory_floor,
-            disk_floor=resources.disk_floor,
-            frames_held=self.specs.frames_held,
-            task_clips=self.specs.task_clips,
-            decode_threads=settings.decode_threads,
-            resizable=executor.resizable,
-            run_dir=str(self.run_dir),
-        )
 
     # carrying out ------------------------------------------------------------------------
 
@@ -353,7 +333,9 @@ class Orchestrator:
             self.settings, log_dir=self.run_dir / LOGS, clips_per_task=self.specs.task_clips, log=self.log
         )
         self.state = RunState(
-            self._policy(self.resources, self.executor), self.executor.capacity, random.Random().uniform
+            policy_of(self.settings, self.resources, self.executor, self.specs, self.run_dir),
+            self.executor.capacity,
+            random.Random().uniform,
         )
 
     def run(self) -> RunSummary:
@@ -585,4 +567,25 @@ def enqueue(ledger: Ledger, planned: list, found: list[Clip], discovery: str) ->
             for p in planned
         ),
         discovery,
+    )
+
+
+def policy_of(settings: Settings, resources: Resources, executor: Executor, specs: Specs, run_dir: Path) -> Policy:
+    """The run's policy, as numbers: its settings, the floors the machine came to, its executor's abilities."""
+    return Policy(
+        retries=settings.retries,
+        retry_delay=settings.retry_delay,
+        max_failures=settings.max_failures or 0,
+        on_disk_full=settings.on_disk_full,
+        task_timeout=settings.task_timeout,
+        pool_holds_timeout=executor.holds_task_timeout,
+        worker_limit=resources.worker_limit,
+        device_limit=settings.device_memory or None,
+        memory_floor=resources.memory_floor,
+        disk_floor=resources.disk_floor,
+        frames_held=specs.frames_held,
+        task_clips=specs.task_clips,
+        decode_threads=settings.decode_threads,
+        resizable=executor.resizable,
+        run_dir=str(run_dir),
     )
