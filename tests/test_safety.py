@@ -223,7 +223,9 @@ def test_safety_processor_changing_directory_does_not_move_results(small, tmp_pa
 
 # 6. (inputs: tests/test_inputs.py) 7. Ctrl-C at any moment --------------------------------------
 
-@pytest.mark.parametrize("delay", [0.05, 0.3, 0.6, 0.9, 1.3, 2.0])
+# One moment each before the imports, while the run folder is made, with workers running; the moments between
+# them run in `make soak`.
+@pytest.mark.parametrize("delay", [0.05, 0.6, 2.0, *(pytest.param(d, marks=pytest.mark.slow) for d in (0.3, 0.9, 1.3))])
 def test_safety_ctrl_c_at_any_moment_exits_130_and_charges_nothing(small, tmp_path, delay):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "midvbatch", "run", str(small), "--out", str(out),
