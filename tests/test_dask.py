@@ -212,28 +212,6 @@ def test_dask_lost_scheduler_ends_the_run_in_one_line_and_a_new_cluster_resumes(
     assert_every_clip_once(out, clips=3)
 
 
-def test_dask_stages_reach_the_orchestrator_and_status(dataset, tmp_path, cluster):
-    import json
-
-    from conftest import start, wait_for
-
-    out = tmp_path / "run"
-    proc = start("run", dataset, "--out", out, "--pool", "dask", "--scheduler", cluster, "--processor",
-                 "processors:Faults", "--option", "delay=0.1", "--docs", "01_*", "--clips", "T*")
-    seen: set[str] = set()
-    try:
-        def stages():
-            done = midvbatch("status", out, "--json")
-            if done.returncode == 0:
-                seen.update(w["stage"].split(" ")[0] for w in json.loads(done.stdout).get("workers", []))
-            return {"decode", "process_frame"} & seen  # where each clip is, not only that it runs
-
-        wait_for(stages, timeout=60, interval=0.2)
-        assert proc.wait(timeout=180) == 0, proc.stderr.read()
-    finally:
-        proc.kill()
-
-
 def _dask_run(dataset, out, address, *extra):
     return ("run", dataset, "--out", out, "--pool", "dask", "--scheduler", address, *extra)
 
@@ -286,16 +264,17 @@ def test_dask_worker_killed_mid_clip_costs_that_clip_one_attempt(dataset, tmp_pa
     pids = _workers_ready(two_workers)
     out = tmp_path / "run"
     args = _dask_run(dataset, out, two_workers, "--processor", "processors:Faults", "--option", "delay=0.05",
-                     "--retry-delay", "0", "--docs", "01_*", "--clips", "[HKP]*", "--clips", "T*")
+                     "--retry-delay", "0", "--docs", "01_*", "--clips", "[HK]*")  # two running, two queued
     proc = start(*args)
     try:
+        # (where each clip is reaches the orchestrator and status from the Dask workers, not only that it runs)
         victim = wait_for(lambda: [w for w in _running(out) if w["stage"].startswith("process_frame")], timeout=60)[0]
         os.kill(pids[victim["worker"]], signal.SIGKILL)
         assert proc.wait(timeout=180) == 0, proc.stderr.read()
         stderr = proc.stderr.read()
     finally:
         proc.kill()
-    assert_every_clip_once(out, clips=8)  # nothing lost, nothing twice
+    assert_every_clip_once(out, clips=4)  # nothing lost, nothing twice
     killed = re.findall(rf"(\w+) failed \(crash: Dask worker {re.escape(victim['worker'])} died running it\)", stderr)
     assert len(killed) == 1, stderr
     attempts = dict(ledger_rows(out, "SELECT clip, attempts FROM tasks"))
