@@ -127,6 +127,18 @@ def wait_for(predicate, timeout=60.0, interval=0.05):
     raise AssertionError("timed out waiting")
 
 
+def exported(run_dir: Path) -> list[dict]:
+    """The run's records as `midvbatch export RUN_DIR` prints them, read in-process (the command's own code, without
+    starting an interpreter for it: the tests of export itself run it in a subprocess)."""
+    from click.testing import CliRunner
+
+    from midvbatch.cli import cli
+
+    result = CliRunner().invoke(cli, ["export", str(run_dir)])
+    assert result.exit_code == 0 and result.exception is None, (result.exception, result.stderr)
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
 def done_count(run_dir: Path) -> int:
     try:
         return ledger_rows(run_dir, "SELECT COUNT(*) FROM tasks WHERE state = 'done'")[0][0]
@@ -139,8 +151,7 @@ def assert_every_clip_once(run_dir: Path, clips: int = 20, frames: int = 30) -> 
     assert states == [("done", clips)], states
     rows = ledger_rows(run_dir, "SELECT task, frame FROM frames")
     assert len(rows) == clips * frames == len(set(rows))
-    exported = midvbatch("export", run_dir).stdout.splitlines()
-    keys = [(json.loads(line)["clip"], json.loads(line)["frame"]) for line in exported]
+    keys = [(record["clip"], record["frame"]) for record in exported(run_dir)]
     assert len(keys) == len(set(keys)) == clips * frames
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import kill_9_twice_then_resume, ledger_rows, midvbatch
+from conftest import exported, kill_9_twice_then_resume, ledger_rows, midvbatch
 
 
 def _results(run_dir):
-    return {(json.loads(line)["clip"], json.loads(line)["frame"]): json.loads(line)["result"]
-            for line in midvbatch("export", run_dir).stdout.splitlines()}
+    return {(r["clip"], r["frame"]): r["result"] for r in exported(run_dir)}
 
 
 def test_batch_results_equal_the_per_frame_ones(dataset, tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import assert_every_clip_once, done_count, env, ledger_rows, midvbatch, start, wait_for
+from conftest import assert_every_clip_once, done_count, env, exported, ledger_rows, midvbatch, start, wait_for
 
 distributed = pytest.importorskip("distributed")
 
@@ -99,7 +99,7 @@ def test_dask_run_on_a_cluster_records_every_clip_once(dataset, tmp_path, cluste
     assert (f"Dask workers must see the dataset ({dataset}) and the run folder ({out}) at these paths: they read "
             f"the videos and write artifacts into {out}/tmp") in result.stderr
     assert_every_clip_once(out, clips=10)
-    pids = {__import__("json").loads(line)["result"]["pid"] for line in midvbatch("export", out).stdout.splitlines()}
+    pids = {record["result"]["pid"] for record in exported(out)}
     assert len(pids) == 2  # both Dask workers took clips
     again = midvbatch(*args)
     assert again.returncode == 0 and "resuming: 10 clips done" in again.stderr
@@ -122,7 +122,7 @@ def test_dask_workers_take_clips_a_few_at_a_time_with_batches_across_them(datase
     assert result.returncode == 0, result.stderr
     assert "workers take up to 4 clips at a time" in result.stderr
     assert_every_clip_once(out, clips=10)
-    records = [__import__("json").loads(line)["result"] for line in midvbatch("export", out).stdout.splitlines()]
+    records = [record["result"] for record in exported(out)]
     assert max(len(r["clips"]) for r in records) == 2  # a batch of 16 went on from one clip into the next
 
 

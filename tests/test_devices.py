@@ -4,13 +4,12 @@ on PATH that answers as nvidia-smi does (the real midvbatch, workers and subproc
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 
 import pytest
-from conftest import env, ledger_rows, midvbatch
+from conftest import env, exported, ledger_rows, midvbatch
 
 from midvbatch.accelerators import device_memory, gpus, is_out_of_memory, parse_devices
 
@@ -47,7 +46,7 @@ def _run(environment, *args, timeout=180):
 
 
 def _results(run_dir):
-    return [r["result"] for r in map(json.loads, midvbatch("export", run_dir).stdout.splitlines())]
+    return [r["result"] for r in exported(run_dir)]
 
 
 def test_each_worker_sees_its_own_device(dataset, tmp_path, driver):
@@ -83,7 +82,7 @@ def test_a_device_out_of_memory_is_class_oom_retried_on_a_fresh_processor(datase
     assert "TA01 failed (oom: RuntimeError: CUDA out of memory." in done.stderr
     events = ledger_rows(tmp_path / "run", "SELECT message FROM events WHERE message LIKE 'failed: oom%'")
     assert len(events) == 1
-    ta01 = [r for r in map(json.loads, midvbatch("export", tmp_path / "run").stdout.splitlines()) if r["clip"] == "TA01"]
+    ta01 = [r for r in exported(tmp_path / "run") if r["clip"] == "TA01"]
     # the worker's second processor, set up once, ran it again: the first was closed after the error
     assert {(r["result"]["instance"], r["result"]["setups"]) for r in ta01} == {(2, 1)}
     assert ta01[0]["result"]["visible"] == "1"

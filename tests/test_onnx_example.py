@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ledger_rows, midvbatch
+from conftest import exported, ledger_rows, midvbatch
 
 MISSING = ""
 if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("rapidocr_onnxruntime") is None:
@@ -27,7 +27,7 @@ def portrait(tmp_path_factory):
 
 
 def _results(run_dir):
-    return {(r["clip"], r["frame"]): r["result"] for r in map(json.loads, midvbatch("export", run_dir).stdout.splitlines())}
+    return {(r["clip"], r["frame"]): r["result"] for r in exported(run_dir)}
 
 
 def test_the_detector_in_batches_finds_the_text_and_gives_the_per_frame_results(portrait, tmp_path):

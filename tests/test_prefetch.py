@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
 import pytest
-from conftest import midvbatch
+from conftest import exported, midvbatch
 
 import midvbatch as api
 from midvbatch.pipeline.prefetch import Prefetch
@@ -58,7 +57,7 @@ def test_prefetch_depth_must_be_positive():
 
 
 def _results(run_dir):
-    return {(r["clip"], r["frame"]): r["result"] for r in map(json.loads, midvbatch("export", run_dir).stdout.splitlines())}
+    return {(r["clip"], r["frame"]): r["result"] for r in exported(run_dir)}
 
 
 def test_prefetch_run_gives_the_same_results_as_without(dataset, tmp_path):

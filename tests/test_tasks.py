@@ -3,13 +3,12 @@ ahead from one into the next and batches across them; each clip still succeeds, 
 
 from __future__ import annotations
 
-import json
 
-from conftest import kill_9_twice_then_resume, ledger_rows, midvbatch
+from conftest import exported, kill_9_twice_then_resume, ledger_rows, midvbatch
 
 
 def _results(run_dir):
-    return {(r["clip"], r["frame"]): r["result"] for r in map(json.loads, midvbatch("export", run_dir).stdout.splitlines())}
+    return {(r["clip"], r["frame"]): r["result"] for r in exported(run_dir)}
 
 
 def _tasks(run_dir):
@@ -98,7 +97,7 @@ def test_workers_are_replaced_after_the_lot_in_which_they_reach_max_tasks_per_wo
                      "--prefetch", "2", "--max-tasks-per-worker", "4", "--docs", "01_*")
     assert done.returncode == 0, done.stderr
     clips_by_pid: dict[int, set[str]] = {}
-    for record in map(json.loads, midvbatch("export", tmp_path / "run").stdout.splitlines()):
+    for record in exported(tmp_path / "run"):
         clips_by_pid.setdefault(record["result"]["pid"], set()).add(record["clip"])
     # handed 4 clips at a time, a worker reaches 4 clips with its first lot and is replaced after it
     assert all(len(clips) <= 4 for clips in clips_by_pid.values()), clips_by_pid
