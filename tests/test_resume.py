@@ -44,7 +44,7 @@ def test_resume_runs_each_clip_as_this_discovery_found_it(tmp_path):
     data = _folder(tmp_path / "videos", ["a.mp4"])
     out = tmp_path / "run"
     assert midvbatch("run", data, "--out", out, "--pipeline", "probe", "--workers", "1", "--no-check").returncode == 0
-    [record] = [json.loads(r) for (r,) in ledger_rows(out, "SELECT record FROM tasks")]
+    [record] = [json.loads(r) for (r,) in ledger_rows(out, "SELECT record FROM clip_records")]
     assert Clip.from_record(record) == Clip(id="a.mp4", document="", code="a", video=data / "a.mp4", format="folder")
 
 

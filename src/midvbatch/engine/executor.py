@@ -19,7 +19,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import pebble
@@ -279,6 +279,7 @@ class ProcessExecutor(FutureExecutor):
         self._stage_writer = stage_writer  # kept open: workers started later receive it
 
     def _new_pool(self, workers: int) -> pebble.ProcessPool:
+        self._scheduled = False  # (see submit)
         with _sigint_blocked():
             return pebble.ProcessPool(
                 max_workers=workers,
@@ -296,8 +297,11 @@ class ProcessExecutor(FutureExecutor):
             try:
                 if self._broken:
                     self._restart(self.capacity)
-                with _sigint_blocked():  # the first schedule starts the pool's workers and threads
+                # the first schedule starts the pool's workers and threads (which start later workers, the mask
+                # inherited): only it needs Ctrl-C held back, and probing the resource tracker costs a write
+                with nullcontext() if self._scheduled else _sigint_blocked():
                     future = self._pool.schedule(worker.run_task, args=(specs,), timeout=timeout)
+                self._scheduled = True
             except (OSError, RuntimeError) as exc:  # (BrokenProcessPool included) its threads, workers or pipes
                 self._break()
                 if again and shortage(exc) is None:

@@ -61,8 +61,9 @@ TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
 
 
 def _from(state: TaskState) -> str:
-    """The SQL condition that a clip may change to `state` (see TRANSITIONS)."""
-    return "state IN (" + ", ".join(f"'{s}'" for s in sorted(TRANSITIONS[state])) + ")"
+    """The SQL condition that a clip may change to `state` (see TRANSITIONS). (The unary + keeps SQLite on the
+    primary key of the clips named: on the queue's index by state, it would walk every pending clip.)"""
+    return "+state IN (" + ", ".join(f"'{s}'" for s in sorted(TRANSITIONS[state])) + ")"
 
 
 _SCHEMA = """
@@ -142,8 +143,13 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("the tables: meta, tasks, frames, clips, validation, artifacts, events", lambda db: _create(db, _SCHEMA)),
     ("clips.scores: a clip result's text fields scored", _clip_scores),
     (
-        "tasks.record, tasks.discovery: each clip as the last discovery found it, and that discovery's mark",
-        lambda db: _create(db, "ALTER TABLE tasks ADD COLUMN record TEXT; ALTER TABLE tasks ADD COLUMN discovery TEXT"),
+        "clip_records: each clip as the last discovery found it, with that discovery's mark (apart from tasks, "
+        "whose scans stay short)",
+        lambda db: _create(
+            db,
+            "CREATE TABLE IF NOT EXISTS clip_records (task INTEGER PRIMARY KEY REFERENCES tasks(id), "
+            "discovery TEXT NOT NULL, record TEXT NOT NULL)",
+        ),
     ),
 )
 
@@ -408,7 +414,7 @@ class NewTask:
     record: str | None = None  # the clip as discovery found it (JSON: dataset.model.Clip.to_record)
 
 
-Candidate = tuple[int, str, str, tuple[str, list[str]] | None]  # id, state, record, (signature, problems) or None
+Candidate = tuple[int, str, str, tuple[str, list[str]] | None]  # id, state, clip, (signature, problems) or None
 
 
 def _columns(db: Any, table: str) -> set[str]:
@@ -426,17 +432,17 @@ def _in_states(column: str, states: Iterable[str] | None) -> tuple[str, tuple[st
 
 _WAITING = "state IN ('pending', 'failed')"  # a clip still to run: its priority and place may change
 _ENQUEUE = (
-    "INSERT INTO tasks (clip, document, code, video, frames, priority, cost, position, record, discovery) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (clip) DO UPDATE SET "
+    "INSERT INTO tasks (clip, document, code, video, frames, priority, cost, position) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (clip) DO UPDATE SET "
     f"priority = CASE WHEN {_WAITING} THEN excluded.priority ELSE priority END, "
     f"cost = CASE WHEN {_WAITING} THEN excluded.cost ELSE cost END, "
-    f"position = CASE WHEN {_WAITING} THEN excluded.position ELSE position END, "
-    "record = excluded.record, discovery = excluded.discovery"
+    f"position = CASE WHEN {_WAITING} THEN excluded.position ELSE position END"
 )
+_FOUND = "INSERT OR REPLACE INTO clip_records (task, discovery, record) SELECT id, ?, ? FROM tasks WHERE clip = ?"
 _CANDIDATES = (
-    "SELECT t.id, t.state, t.record, v.signature, v.errors FROM tasks t LEFT JOIN validation v ON v.clip = t.clip "
-    "WHERE t.discovery = ? AND t.record IS NOT NULL AND (t.state IN ('pending', 'failed') "
-    "OR (t.state = 'dead' AND t.error_class = 'invalid')) ORDER BY t.priority DESC, t.position LIMIT ? OFFSET ?"
+    "SELECT t.id, t.state, t.clip, v.signature, v.errors FROM clip_records r JOIN tasks t ON t.id = r.task "
+    "LEFT JOIN validation v ON v.clip = t.clip WHERE r.task > ? AND r.discovery = ? AND (t.state IN "
+    "('pending', 'failed') OR (t.state = 'dead' AND t.error_class = 'invalid')) ORDER BY r.task LIMIT ?"
 )
 _DONE = (
     "UPDATE tasks SET state = 'done', stage = NULL, finished_at = ?, wall_seconds = ?, stage_seconds = ?, "
@@ -562,18 +568,16 @@ class Ledger:
             before = db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
             for t in tasks:
                 position += 1
-                values = (t.clip, t.document, t.code, t.video, t.frames, t.priority, t.cost, position, t.record)
-                db.execute(_ENQUEUE, (*values, discovery))
+                db.execute(_ENQUEUE, (t.clip, t.document, t.code, t.video, t.frames, t.priority, t.cost, position))
+                if t.record is not None and discovery is not None:
+                    db.execute(_FOUND, (discovery, t.record, t.clip))
             return db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] - before
 
     def note_found(self, records: Iterable[tuple[str, str]], discovery: str) -> None:
         """Give the clips already in the ledger that a discovery found, but that are not enqueued again, their
         (clip, record) as found now and its `discovery` mark."""
         with self.transaction() as db:
-            db.executemany(
-                "UPDATE tasks SET record = ?, discovery = ? WHERE clip = ?",
-                ((record, discovery, clip) for clip, record in records),
-            )
+            db.executemany(_FOUND, ((discovery, record, clip) for clip, record in records))
 
     def records(self, task_ids: Iterable[int], discovery: str) -> dict[int, str]:
         """The records (JSON) of those of these clips that discovery `discovery` found (see add_tasks)."""
@@ -582,7 +586,7 @@ class Ledger:
             return {}
         marks = ", ".join("?" * len(ids))
         rows = self.db.execute(
-            f"SELECT id, record FROM tasks WHERE id IN ({marks}) AND discovery = ? AND record IS NOT NULL",
+            f"SELECT task, record FROM clip_records WHERE task IN ({marks}) AND discovery = ?",
             (*ids, discovery),
         )
         return dict(rows.fetchall())
@@ -718,7 +722,7 @@ class Ledger:
         forget_artifacts(): the files are removed in between, so an interruption leaves
         no done clip without its files and no file midvbatch wrote unrecorded."""
         with self.transaction() as db:
-            for table in ("frames", "clips", "validation", "tasks"):
+            for table in ("frames", "clips", "validation", "clip_records", "tasks"):
                 db.execute(f"DELETE FROM {table}")
 
     def forget_artifacts(self) -> None:
@@ -798,16 +802,16 @@ class Ledger:
         yield from self.db.execute(sql + " ORDER BY t.priority DESC, t.position", args)
 
     def check_candidates(self, discovery: str, page: int = 2000) -> Iterator[list[Candidate]]:
-        """Yield, a page at a time in queue order, (id, state, record, the clip's validation or None) of the clips
-        discovery `discovery` found that a run checks first: pending, failed, and dead as invalid. (Its rows
-        may change state between pages: the set a page is read from does not.)"""
-        offset = 0
+        """Yield, a page at a time in the order they were entered, (id, state, clip, the clip's validation or
+        None) of the clips discovery `discovery` found that a run checks first: pending, failed, and dead as
+        invalid. (Its rows may change state between pages: pending or failed to dead, dead to pending.)"""
+        last = 0
         while True:
-            rows = self.db.execute(_CANDIDATES, (discovery, page, offset)).fetchall()
+            rows = self.db.execute(_CANDIDATES, (last, discovery, page)).fetchall()
             if not rows:
                 return
             yield [(r[0], r[1], r[2], (r[3], json.loads(r[4])) if r[3] is not None else None) for r in rows]
-            offset += len(rows)
+            last = rows[-1][0]
 
     def store_validation(self, results: Iterable[tuple[str, str, list[str]]]) -> None:
         """Remember (clip, signature, error messages) of clips just validated."""

@@ -313,8 +313,11 @@ class Orchestrator:
         recovered = ledger.recover()
         self.folder.clear_tmp()
         if self.settings.check:
+            clips = {c.id: c for c in found}
+            clips.update((p.clip.id, p.clip) for p in planned)  # (a second copy --docs chose)
             check_clips(
                 ledger,
+                clips,
                 discovery=self.folder.session,
                 jobs=max(2, self.settings.workers),
                 strict=self.settings.strict,
