@@ -138,3 +138,16 @@ def test_ledger_schema_is_versioned_and_an_unversioned_ledger_is_brought_up_to_d
     db.close()
     with pytest.raises(LedgerError, match=r"schema is version \d+, newer than this midvbatch knows"):
         Ledger(old)
+
+
+def test_ledger_an_sqlite_report_of_several_lines_is_one_line(tmp_path):
+    """SQLite's integrity report of a damaged file spans lines ("*** in database main ***", then a line per
+    page): the error says it on one."""
+    import sqlite3
+
+    from midvbatch.engine.ledger import _ledger_error
+
+    report = "*** in database main ***\nPage 10: Extends off end of page\n"
+    error = _ledger_error(sqlite3.DatabaseError(report), tmp_path / "ledger.sqlite")
+    assert "\n" not in str(error)
+    assert str(error).endswith("damaged ledger: *** in database main *** Page 10: Extends off end of page")

@@ -190,7 +190,7 @@ def _open_writable(path: Path, check: bool) -> sqlite3.Connection:
         raw.execute("PRAGMA journal_mode=WAL")
         raw.execute("PRAGMA synchronous=NORMAL")
         if check:
-            problems = [r[0] for r in raw.execute("PRAGMA quick_check(3)")]
+            problems = [" ".join(str(r[0]).split()) for r in raw.execute("PRAGMA quick_check(3)")]  # (one line each)
             if problems != ["ok"]:
                 raise sqlite3.DatabaseError("; ".join(problems))
         _migrate(raw, path)
@@ -286,7 +286,7 @@ _TASK_COLUMNS = ", ".join(TaskRow.__dataclass_fields__)
 def _ledger_error(exc: sqlite3.Error, path: Path) -> LedgerError:
     """Say in one line what an SQLite error means for the user."""
     code = getattr(exc, "sqlite_errorcode", None)
-    text = str(exc)
+    text = " ".join(str(exc).split())  # one line, whatever SQLite said (an integrity check's report has several)
     if code == sqlite3.SQLITE_FULL or "disk is full" in text:
         return LedgerError(
             f"the disk is full ({text}); the run stopped cleanly: free some space, then run "
