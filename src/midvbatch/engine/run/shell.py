@@ -85,9 +85,9 @@ class Orchestrator:
 
     # set-up ------------------------------------------------------------------------------
 
-    def _discover(self) -> tuple[list, list[Clip]]:
-        """Find the clips and plan their order: (the planned clips, every clip found); bad input fails here,
-        before the run folder exists."""
+    def _discover(self) -> tuple[list, dict[str, Clip]]:
+        """Find the clips and plan their order: (the planned clips, every clip found by id, a second copy --docs
+        chose in its id's place); bad input fails here, before the run folder exists."""
         dataset = discover(self.settings.dataset, self.settings.catalog)
         self.dataset_identity = dataset_identity(dataset)
         planned = plan(dataset, self.settings)
@@ -102,9 +102,10 @@ class Orchestrator:
             )
         if not planned:
             raise DatasetError("no clips to run", path=self.settings.dataset)
-        clips = [*dataset.clips, *(p.clip for p in planned)]  # (and a second copy --docs chose)
-        self.specs.plan_tasks(clips, self.memory_reading()[1])
-        return planned, dataset.clips
+        found = {c.id: c for c in dataset.clips}
+        found.update((p.clip.id, p.clip) for p in planned)  # (a second copy --docs chose)
+        self.specs.plan_tasks(found.values(), self.memory_reading()[1])
+        return planned, found
 
     # carrying out ------------------------------------------------------------------------
 
@@ -292,9 +293,9 @@ class Orchestrator:
 
     # the run -----------------------------------------------------------------------------
 
-    def _open(self, planned: list, found: list[Clip]) -> None:
-        """Take the run folder's ledger: check it may go on, enqueue the clips (every clip `found` keeps its record
-        there, marked as found by this run), recover, check them."""
+    def _open(self, planned: list, found: dict[str, Clip]) -> None:
+        """Take the run folder's ledger: check it may go on, enqueue the clips (every clip `found`, by id, keeps its
+        record there, marked as found by this run), recover, check them."""
         self.log = open_run_log(self.run_dir, self.settings.log_level, self.log_handler)
         for finding in self.findings:  # what discovery could not use as it found it: one line each
             (self.log.error if finding.severity == ERROR else self.log.warning)("%s", finding)
@@ -313,11 +314,9 @@ class Orchestrator:
         recovered = ledger.recover()
         self.folder.clear_tmp()
         if self.settings.check:
-            clips = {c.id: c for c in found}
-            clips.update((p.clip.id, p.clip) for p in planned)  # (a second copy --docs chose)
             check_clips(
                 ledger,
-                clips,
+                found,
                 discovery=self.folder.session,
                 jobs=max(2, self.settings.workers),
                 strict=self.settings.strict,
@@ -550,11 +549,12 @@ def say_placement(orchestrator: Orchestrator) -> None:
         )
 
 
-def enqueue(ledger: Ledger, planned: list, found: list[Clip], discovery: str) -> None:
+def enqueue(ledger: Ledger, planned: list, found: dict[str, Clip], discovery: str) -> None:
     """Enter the planned clips in the ledger's queue (those already there keep their state); every clip `found`
-    already there gets its record as found now, and the mark of this `discovery`."""
+    (by id) already there gets its record as found now, and the mark of this `discovery`."""
     chosen = {p.clip.id for p in planned}
-    ledger.note_found(((c.id, json.dumps(c.to_record())) for c in found if c.id not in chosen), discovery)
+    rest = ((clip_id, json.dumps(c.to_record())) for clip_id, c in found.items() if clip_id not in chosen)
+    ledger.note_found(rest, discovery)
     ledger.add_tasks(
         (
             NewTask(
