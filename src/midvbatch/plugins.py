@@ -159,8 +159,9 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _unknown(kind: str) -> Callable[[str, list[str]], str]:
-    return lambda name, known: f"unknown {kind} {name!r} (known: {', '.join(known)})"
+def unknown_name(kind: str, lead: str = "known: ") -> Callable[[str, list[str]], str]:
+    """The message of a name a registry does not know: "unknown KIND 'NAME' (LEAD a, b, c)"."""
+    return lambda name, known: f"unknown {kind} {name!r} ({lead}{', '.join(known)})"
 
 
 class Registry(Generic[T]):
@@ -197,7 +198,7 @@ class Registry(Generic[T]):
         self._key = key
         self._make = make or _same
         self._accept: Callable[[str, str, Any], T] = accept or (lambda name, origin, value: value)
-        self._unknown = unknown or _unknown(kind)
+        self._unknown = unknown or unknown_name(kind)
         self._registered: dict[str, tuple[str, T]] = {}  # key -> (name, value)
         self._found: dict[str, T] = {}  # key -> the value get() resolved it to, loaded once
 
@@ -290,4 +291,5 @@ __all__ = [
     "describe_failure",
     "load_entry_point",
     "load_plugin",
+    "unknown_name",
 ]

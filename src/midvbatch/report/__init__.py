@@ -27,7 +27,7 @@ import numpy as np
 from midvbatch.errors import ConfigError, LedgerError, MidvBatchError
 from midvbatch.fileio import write_atomic
 from midvbatch.pipeline.prediction import valid_text
-from midvbatch.plugins import REPORTS, Registry, builtin_names
+from midvbatch.plugins import REPORTS, Registry, builtin_names, unknown_name
 from midvbatch.report import _text
 from midvbatch.report._render import data_uri, fmt, html_table, md_table, png, read_frame
 from midvbatch.results.figures import WORST_CLIPS, ReportFigures, busy_seconds
@@ -429,14 +429,10 @@ JSON = Renderer(_json)
 CSV = Renderer(_csv)
 
 
-def _unknown(name: str, known: list[str]) -> str:
-    return f"unknown report format {name!r} (use {', '.join(known)})"
-
-
 def new_renderer_registry() -> Registry[Renderer]:
     """Return a new registry of report formats: the built-ins, entry points of group midvbatch.reports,
     nothing registered; its errors are ConfigError."""
-    return Registry(REPORTS, "report format", error=ConfigError, unknown=_unknown)
+    return Registry(REPORTS, "report format", error=ConfigError, unknown=unknown_name("report format", "use "))
 
 
 @functools.cache

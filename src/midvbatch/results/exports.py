@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from midvbatch.errors import ConfigError, LedgerError, MidvBatchError
 from midvbatch.fileio import atomic_output
-from midvbatch.plugins import EXPORTS, Registry, builtin_names
+from midvbatch.plugins import EXPORTS, Registry, builtin_names, unknown_name
 from midvbatch.results.reader import open_run, recorded_dataset
 from midvbatch.runfolder import claim_output, record_output
 
@@ -45,14 +45,10 @@ class Export:
     takes_fields: bool = True  # whether --fields applies to it
 
 
-def _unknown(name: str, known: list[str]) -> str:
-    return f"unknown export format {name!r} (use {', '.join(known)})"
-
-
 def new_export_registry() -> Registry[Export]:
     """Return a new registry of export formats: the built-ins, entry points of group midvbatch.exports,
     nothing registered; its errors are ConfigError."""
-    return Registry(EXPORTS, "export format", error=ConfigError, unknown=_unknown)
+    return Registry(EXPORTS, "export format", error=ConfigError, unknown=unknown_name("export format", "use "))
 
 
 @functools.cache
