@@ -16,6 +16,7 @@ from test_formats import EXAMPLE, _cli, _plugin_env, _quadlist_dataset
 from midvbatch.cli import cli
 from midvbatch.dataset import Clip, Dataset, DatasetFormat, FrameRule, discover, register
 from midvbatch.dataset.formats import new_format_registry
+from midvbatch.errors import DatasetError
 
 
 def _ls(*args) -> tuple[int, str, list[str]]:
@@ -55,6 +56,36 @@ def test_discovery_a_link_back_up_is_not_followed_and_said_once(dataset, tmp_pat
     assert ran.returncode == 0, ran.stderr
     assert "2 done, 0 dead, 0 left" in ran.stdout + ran.stderr
     assert (ran.stdout + ran.stderr).count("not followed") == 1
+
+
+def test_discovery_in_parts_finds_what_discovery_finds(tmp_path):
+    """A run's discovery of a folder of videos streams its files in parts: the same clips, the same findings
+    (in the last part), any order; hidden folders skipped, a link to a folder followed, a link back up said once."""
+    from midvbatch.dataset.formats import discover_parts
+
+    root = tmp_path / "videos"
+    for rel in ("a.mp4", "b.MOV", "notes.txt", "cam1/c.mp4", "cam1/deep/d.mkv", ".hidden/e.mp4", "cam2/f.mp4"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "g.mp4").write_bytes(b"")
+    (root / "linked").symlink_to(outside)
+    (root / "cam2" / "up").symlink_to(root)
+    whole = discover(root, "folder")
+    parts = list(discover_parts(root, "folder", size=2))
+    assert all(len(p.clips) <= 2 for p in parts) and len(parts) >= 3
+    assert sorted(c.id for p in parts for c in p.clips) == sorted(c.id for c in whole.clips) == [
+        "a.mp4", "b.MOV", "cam1/c.mp4", "cam1/deep/d.mkv", "cam2/f.mp4", "linked/g.mp4"]
+    assert [str(p) for p in parts[-1].problems] == [str(p) for p in whole.problems]
+    assert len(whole.problems) == 1 and "not followed" in str(whole.problems[0])
+    assert all(not p.problems for p in parts[:-1])
+    by_id = {c.id: c for p in parts for c in p.clips}
+    assert all(by_id[c.id] == c for c in whole.clips)  # each clip as whole discovery makes it
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match="no video files found"):
+        list(discover_parts(empty, "folder"))
 
 
 def test_discovery_two_copies_of_a_document_one_used_one_line(dataset, tmp_path):

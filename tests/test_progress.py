@@ -32,6 +32,17 @@ def test_progress_rate_meter_counts_a_sliding_window():
     assert meter.rates() == (0.1, 1.0)  # 1 clip in the last 10 s
 
 
+def test_progress_rate_meter_holds_buckets_not_clips():
+    clock = Clock()
+    meter = RateMeter(window=10.0, clock=clock)
+    for i in range(10_000):  # 10,000 clips in the second after the first
+        clock.now = 1001.0 + i / 10_000
+        meter.add(2)
+    assert len(meter._buckets) <= 1 / RateMeter.BUCKET + 1
+    clock.now = 1002.0
+    assert meter.rates() == (5000.0, 10000.0)  # over the 2 s since the start
+
+
 def test_progress_eta_by_frames_then_clips():
     assert estimate_eta(10, 300, 1.0, 30.0) == 10.0
     assert estimate_eta(10, 0, 2.0, 0.0) == 5.0  # clip processors: no frames counted

@@ -176,6 +176,42 @@ def test_plan_orders_by_priority_then_cost(dataset):
     assert [q["clip"] for q in limited] == [q["clip"] for q in sorted(queue, key=lambda q: (-q["cost_mb"], q["clip"]))][:3]
 
 
+def test_run_takes_the_plans_order_and_limit_and_keeps_no_discovery_file(dataset, tmp_path):
+    """A run reads its clips into a file of discovery's own and plans them there: its queue is `plan`'s order cut
+    at --limit, its dataset fingerprint that of the whole dataset, and the file is gone after, as after an error."""
+    from midvbatch.dataset import discover
+    from midvbatch.engine.ledger import Ledger
+    from midvbatch.engine.run.resume import identity, identity_line
+    from midvbatch.engine.scheduler import video_size
+
+    rules = ["--priority", "clip=H*:10", "--priority", "doc=02_*:5"]
+    planned = json.loads(CliRunner().invoke(cli, ["plan", str(dataset), *rules, "--json"]).output)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    own_tmp = {**env(), "TMPDIR": str(scratch)}
+    out = tmp_path / "run"
+    ran = subprocess.run([sys.executable, "-m", "midvbatch.cli", "run", str(dataset), "--out", str(out), *rules,
+                          "--limit", "5", "--pipeline", "ground-truth", "--workers", "0"],
+                         capture_output=True, text=True, env=own_tmp, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    queue = [c for (c,) in ledger_rows(out, "SELECT clip FROM tasks ORDER BY priority DESC, position")]
+    assert queue == [q["clip"] for q in planned][:5]
+    found = discover(dataset)
+    lines = sorted((c.id, identity_line(c, video_size(c))) for c in found.clips)
+    whole = identity(dataset, found.format, (line for _, line in lines), len(lines))
+    ledger = Ledger(out, readonly=True)
+    try:
+        assert ledger.get_meta("dataset_identity") == whole
+    finally:
+        ledger.close()
+    assert list(scratch.iterdir()) == []
+    refused = subprocess.run([sys.executable, "-m", "midvbatch.cli", "run", str(dataset), "--out",
+                              str(tmp_path / "none"), "--docs", "99_*", "--pipeline", "ground-truth"],
+                             capture_output=True, text=True, env=own_tmp, timeout=120)
+    assert refused.returncode != 0 and "no clip matches --docs 99_*" in refused.stderr, refused.stderr
+    assert list(scratch.iterdir()) == [] and not (tmp_path / "none").exists()
+
+
 def test_run_status_while_running_and_after(dataset, tmp_path):
     out = tmp_path / "run"
     proc = start("run", dataset, "--out", out, "--processor", "processors:mean_colour", "--option", "delay=0.02",

@@ -261,6 +261,15 @@ def select(
     that copy instead.
     Raises DatasetError when patterns select nothing, naming them.
     """
+    chosen = choose(dataset, docs, clips)
+    if not chosen and (docs or clips):
+        raise no_match(dataset.root, docs, clips)
+    return chosen
+
+
+def choose(dataset: Dataset, docs: Iterable[str] = (), clips: Iterable[str] = ()) -> list[Clip]:
+    """`select`, raising nothing: a run chooses among a part of a dataset at a time."""
+    docs, clips = list(docs), list(clips)
     pool, taken = dataset.clips, set[int]()  # taken: clips a path glob named
     for copy in dataset.copies if docs else ():
         gone = set(copy.replaces)
@@ -270,13 +279,15 @@ def select(
             taken.update(id(c) for c in copy.clips)
         elif _names_path(copy.used, docs):
             taken.update(id(c) for c in pool if c.id in gone)
-    chosen = [
+    return [
         c
         for c in pool
         if (not docs or id(c) in taken or any(fnmatch.fnmatchcase(c.document, p) for p in docs))
         and (not clips or any(fnmatch.fnmatchcase(c.code, p) or fnmatch.fnmatchcase(c.id, p) for p in clips))
     ]
-    if not chosen and (docs or clips):
-        wanted = " ".join([f"--docs {p}" for p in docs] + [f"--clips {p}" for p in clips])
-        raise DatasetError(f"no clip matches {wanted}", path=dataset.root)
-    return chosen
+
+
+def no_match(root: Path, docs: Iterable[str], clips: Iterable[str]) -> DatasetError:
+    """The error of patterns that select no clip of the dataset at `root`, naming them."""
+    wanted = " ".join([f"--docs {p}" for p in docs] + [f"--clips {p}" for p in clips])
+    return DatasetError(f"no clip matches {wanted}", path=root)

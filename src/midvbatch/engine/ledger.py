@@ -870,3 +870,112 @@ def _check_changed(path: Path, changed: int, asked: int, state: TaskState) -> No
         raise LedgerError(
             f"{asked - changed} of {asked} clip(s) could not be marked {state}: only a clip {allowed} can", path=path
         )
+
+
+_FOUND_SCHEMA = """
+PRAGMA journal_mode = OFF;
+PRAGMA synchronous = OFF;
+CREATE TABLE clips (
+    id TEXT PRIMARY KEY,
+    line TEXT,  -- its line of the dataset's fingerprint; NULL: a second copy --docs chose, not counted
+    chosen INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    frames INTEGER NOT NULL,
+    pixels INTEGER,
+    document TEXT NOT NULL,
+    code TEXT NOT NULL,
+    video TEXT,
+    record TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+_QUEUE_ORDER = "ORDER BY priority DESC, cost DESC, id"  # scheduler.plan's order: priority, then cost, then id
+
+
+class FoundClips:
+    """The clips a run's discovery found, before the ledger takes them: a SQLite file of its own in the system's
+    temporary folder, removed by `close` (see engine/run/discovery.py). A row: (id, fingerprint line or None,
+    chosen, priority, cost, frames, pixels or None, document, code, video, record)."""
+
+    def __init__(self) -> None:
+        fd, name = tempfile.mkstemp(prefix="midvbatch-discovery-", suffix=".sqlite")
+        os.close(fd)
+        self.path = Path(name)
+        self.db: sqlite3.Connection | None = None
+        try:
+            self.db = sqlite3.connect(name, isolation_level=None)
+            self.db.executescript(_FOUND_SCHEMA)
+        except sqlite3.Error as exc:
+            self.close()
+            raise self._error(exc) from None
+
+    def add(self, rows: Iterable[tuple]) -> None:
+        """Keep these clips (a later row of the same id replaces an earlier one)."""
+        try:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO clips VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def keep_first(self, limit: int) -> None:
+        """Leave chosen only the first `limit` chosen clips in queue order."""
+        self._query(
+            f"UPDATE clips SET chosen = 0 WHERE chosen = 1 AND id NOT IN "
+            f"(SELECT id FROM clips WHERE chosen = 1 {_QUEUE_ORDER} LIMIT ?)",
+            (limit,),
+        )
+
+    def chosen(self) -> int:
+        """How many clips are chosen."""
+        return self._query("SELECT COUNT(*) FROM clips WHERE chosen = 1").fetchone()[0]
+
+    def fingerprint_lines(self) -> tuple[int, Iterator[str]]:
+        """How many clips have a fingerprint line, and their lines in the order of their ids."""
+        count = self._query("SELECT COUNT(*) FROM clips WHERE line IS NOT NULL").fetchone()[0]
+        rows = self._query("SELECT line FROM clips WHERE line IS NOT NULL ORDER BY id")
+        return count, (line for (line,) in rows)
+
+    def typical_frames(self) -> int:
+        """The median number of annotated frames of the clips (at least 1)."""
+        row = self._query(
+            "SELECT frames FROM clips ORDER BY frames LIMIT 1 OFFSET (SELECT COUNT(*) / 2 FROM clips)"
+        ).fetchone()
+        return max(1, row[0]) if row else 1
+
+    def largest_frame(self) -> int | None:
+        """The most pixels of a frame of the clips, where known; None: unknown for every clip."""
+        return self._query("SELECT MAX(pixels) FROM clips").fetchone()[0]
+
+    def enter(self, ledger: Ledger, discovery: str) -> None:
+        """Enter the chosen clips in the ledger's queue, in queue order (those there already keep their state); every
+        clip that is there already gets its record as found now and the mark of `discovery` (Ledger.add_tasks)."""
+        ledger.note_found(self._query("SELECT id, record FROM clips WHERE chosen = 0"), discovery)
+        rows = self._query(
+            "SELECT id, document, code, video, frames, priority, cost, record FROM clips WHERE chosen = 1 "
+            + _QUEUE_ORDER
+        )
+        ledger.add_tasks((NewTask(*row) for row in rows), discovery)
+
+    def close(self) -> None:
+        """Remove the file (this run's own)."""
+        db, self.db = self.db, None
+        if db is not None:
+            db.close()
+        self.path.unlink(missing_ok=True)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self.db is None:
+            raise LedgerError("the clips found are no longer kept (closed)", path=self.path)
+        return self.db
+
+    def _query(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: sqlite3.Error) -> LedgerError:
+        text = " ".join(str(exc).split())
+        return LedgerError(f"cannot keep the clips discovery found ({text})", path=self.path)

@@ -43,28 +43,40 @@ class Snapshot:
 
 
 class RateMeter:
-    """Clips and frames per second over a sliding window of recent completions."""
+    """Clips and frames per second over a sliding window of recent completions.
+
+    Completions are counted in buckets of `BUCKET` seconds, so that a run finishing thousands of
+    clips a second holds a few hundred buckets, not a record per clip.
+    """
+
+    BUCKET = 0.25  # seconds
 
     def __init__(self, window: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self.window = window
         self.clock = clock
         self.started = clock()
-        self._events: deque[tuple[float, int]] = deque()  # (time, frames)
+        self._buckets: deque[list] = deque()  # [bucket start, clips, frames]
 
     def add(self, frames: int) -> None:
         """Count one finished clip with its frames."""
-        self._events.append((self.clock(), frames))
+        now = self.clock()
+        if self._buckets and now - self._buckets[-1][0] < self.BUCKET:
+            last = self._buckets[-1]
+            last[1] += 1
+            last[2] += frames
+        else:
+            self._buckets.append([now, 1, frames])
 
     def rates(self) -> tuple[float, float]:
         """Return (clips/s, frames/s) over the window, or since the start if shorter."""
         now = self.clock()
-        while self._events and self._events[0][0] < now - self.window:
-            self._events.popleft()
+        while self._buckets and self._buckets[0][0] < now - self.window:
+            self._buckets.popleft()
         span = min(self.window, now - self.started)
-        if span <= 0 or not self._events:
+        if span <= 0 or not self._buckets:
             return 0.0, 0.0
-        clips = len(self._events)
-        frames = sum(f for _, f in self._events)
+        clips = sum(b[1] for b in self._buckets)
+        frames = sum(b[2] for b in self._buckets)
         return clips / span, frames / span
 
 

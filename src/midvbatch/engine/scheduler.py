@@ -51,16 +51,22 @@ def clip_priority(clip: Clip, rules: list[PriorityRule]) -> int:
 
 def estimated_cost(clip: Clip) -> float:
     """Return the estimated work of a clip: its video's size in megabytes (0 if none)."""
+    return max(video_size(clip), 0) / 1e6
+
+
+def video_size(clip: Clip) -> int:
+    """The size in bytes of the clip's video; -1 when it has none or it cannot be read."""
     if clip.video is None:
-        return 0.0
+        return -1
     try:
-        return os.stat(clip.video).st_size / 1e6
+        return os.stat(clip.video).st_size
     except OSError:
-        return 0.0
+        return -1
 
 
 def plan(dataset: Dataset, settings: Settings) -> list[PlannedClip]:
-    """Return the selected clips in the order a run takes them."""
+    """Return the selected clips in the order a run takes them (a run orders them in SQL by the same key: see
+    engine/run/discovery.py)."""
     rules = list(settings.priority)
     planned = []
     for clip in select(dataset, list(settings.docs), list(settings.clips)):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -163,29 +163,55 @@ def discover(root: str | Path, format: str | None = None) -> Dataset:
     by default the folder tells. Raises DatasetError if root is not a folder or holds
     nothing the format can use.
     """
+    root, fmt = _format_of(root, format)
+    return _checked_part(fmt, root, lambda: fmt.discover(root))
+
+
+def discover_parts(root: str | Path, format: str | None = None, size: int = 5000) -> Iterator[Dataset]:
+    """`discover`, a part of about `size` clips at a time (see DatasetFormat.discover_parts): what a run reads,
+    so that it never holds every clip of a dataset of a million. Each part is checked as `discover` checks a
+    whole dataset."""
+    root, fmt = _format_of(root, format)
+    parts = fmt.discover_parts(root, size)
+    while True:
+        part = _checked_part(fmt, root, lambda: next(parts, None))
+        if part is None:
+            return
+        yield part
+
+
+def _format_of(root: str | Path, format: str | None) -> tuple[Path, DatasetFormat]:
     root = Path(root)
     if not root.exists():
         raise DatasetError("no such folder", path=root)
     if not root.is_dir():
         raise DatasetError("not a folder", path=root)
-    fmt = get_format(format) if format else detect_format(root)
+    return root, (get_format(format) if format else detect_format(root))
+
+
+def _checked_part(fmt: DatasetFormat, root: Path, read: Callable[[], Dataset | None]) -> Dataset | None:
+    """What `read` gives of `fmt`'s dataset at `root`, checked: a clip that is not one is one line, set aside;
+    a plugin's bug is one line naming the format (None: the parts are all read)."""
     try:
-        dataset = fmt.discover(root)
+        dataset = read()
     except MidvBatchError:
         raise
     except (Exception, SystemExit) as exc:  # a plugin's bug: one line naming the format, not a traceback
         raise DatasetError(
             f"dataset format {fmt.name} failed to read it: {type(exc).__name__}: {exc}", path=root
         ) from None
+    if dataset is None:
+        return None
     if not isinstance(dataset, Dataset):
         raise DatasetError(
             f"dataset format {fmt.name}: discover() returned {type(dataset).__name__}, not a Dataset", path=root
         )
     builtin = fmt in format_registry().builtins()  # a built-in's clips have their ids checked only
-    return checked(dataset, fmt.name, trusted=builtin)  # a clip that is not one: one line, set aside
+    return checked(dataset, fmt.name, trusted=builtin)
 
 
 __all__ = [
+    "discover_parts",
     "ENTRY_POINT_GROUP",
     "Archive",
     "ArchiveSource",

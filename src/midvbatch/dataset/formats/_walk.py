@@ -3,7 +3,8 @@
 A link to a folder (``cp -rs`` copies, a subset assembled with ``ln -s``) is followed
 after every real folder has been read, and only to a folder not read yet: a link back up
 (``DATASET/sl -> .``) would otherwise list every clip again at each level. Each link not
-followed is one warning naming it.
+followed is one warning naming it. `walk` gives whole folders in name order; `files` gives
+their files one at a time, for a run's discovery of a folder of a million videos.
 """
 
 from __future__ import annotations
@@ -24,18 +25,28 @@ class Folder:
     path: Path  # as reached from the root (through links, when `linked`)
     depth: int  # 0: the root
     linked: bool  # reached through a link to a folder
-    entries: list[os.DirEntry]  # everything in it, in name order
-    subfolders: list[os.DirEntry]  # its folders (links to folders included), hidden ones left out
-    files: list[os.DirEntry]  # everything else (files, FIFOs, broken links), hidden ones included
+    subfolders: list[os.DirEntry]  # its folders (links to folders included), hidden ones left out, in name order
+    files: list[os.DirEntry]  # everything else (files, FIFOs, broken links), hidden ones included, in name order;
+    # none when the walk was asked for folders only
 
 
-def scan(path: str | Path) -> list[os.DirEntry]:
-    """The entries of a folder in name order; none when it cannot be read."""
+def _listing(path: Path, keep_files: bool) -> tuple[list[os.DirEntry], list[os.DirEntry]]:
+    """A folder's subfolders (hidden ones left out) and, when `keep_files`, its other entries, each in name order;
+    nothing when it cannot be read. A folder of 200,000 videos walked for its folders holds none of them."""
+    subfolders, others = [], []
     try:
         with os.scandir(path) as it:
-            return sorted(it, key=lambda e: e.name)
+            for entry in it:
+                if _is_dir(entry):
+                    if not entry.name.startswith("."):
+                        subfolders.append(entry)
+                elif keep_files:
+                    others.append(entry)
     except OSError:
-        return []
+        pass
+    subfolders.sort(key=lambda e: e.name)
+    others.sort(key=lambda e: e.name)
+    return subfolders, others
 
 
 def _is_dir(entry: os.DirEntry) -> bool:
@@ -49,54 +60,84 @@ def _is_dir(entry: os.DirEntry) -> bool:
         return False
 
 
-def walk(root: Path, problems: list[Problem], max_depth: int | None = None) -> Iterator[Folder]:
-    """Yield the folders under `root` (itself first), real folders depth-first in name order, then those
-    reached through links; go no deeper than `max_depth`. A link not followed is added to `problems`."""
-    root_real = os.path.realpath(root)
-    seen = {root_real}
-    links: deque[tuple[Path, int]] = deque()
-    stack: list[tuple[Path, str, int, bool]] = [(Path(root), root_real, 0, False)]
-    while stack or links:
-        if not stack:
-            link, depth = links.popleft()
+class _Walk:
+    """What a walk has seen: the real folders read or queued, the links it will follow last."""
+
+    def __init__(self, root: Path, problems: list[Problem]):
+        self.root, self.root_real, self.problems = root, os.path.realpath(root), problems
+        self.seen = {self.root_real}
+        self.links: deque[tuple[Path, int]] = deque()
+        self.stack: list[tuple[Path, str, int, bool]] = [(Path(root), self.root_real, 0, False)]
+
+    def next(self) -> tuple[Path, str, int, bool] | None:
+        """The next folder to read, (path, real path, depth, linked): real folders first, then links; None: done."""
+        while self.stack or self.links:
+            if self.stack:
+                return self.stack.pop()
+            link, depth = self.links.popleft()
             target = os.path.realpath(link)
-            if target in seen or root_real.startswith(target.rstrip(os.sep) + os.sep):
-                where = _shown(target, root, root_real)
-                why = "a folder already read" if target in seen else "a folder holding the dataset"
-                problems.append(Problem(WARNING, "link", str(link), f"a link to {where}, {why}: not followed"))
+            if target in self.seen or self.root_real.startswith(target.rstrip(os.sep) + os.sep):
+                where = _shown(target, self.root, self.root_real)
+                why = "a folder already read" if target in self.seen else "a folder holding the dataset"
+                self.problems.append(Problem(WARNING, "link", str(link), f"a link to {where}, {why}: not followed"))
                 continue
-            seen.add(target)
-            stack.append((link, target, depth, True))
-            continue
-        path, real, depth, linked = stack.pop()
-        entries = scan(path)
-        dirs = {e.name for e in entries if _is_dir(e)}
-        folder = Folder(
-            path,
-            depth,
-            linked,
-            entries,
-            [e for e in entries if e.name in dirs and not e.name.startswith(".")],
-            [e for e in entries if e.name not in dirs],
-        )
+            self.seen.add(target)
+            return link, target, depth, True
+        return None
+
+    def child(self, entry: os.DirEntry, real: str, depth: int, linked: bool) -> tuple[Path, str, int, bool] | None:
+        """A subfolder of the folder (`real`, at `depth`) to read later: a link is kept for the end, a folder
+        already read is said; None when it is not to be read now."""
+        if entry.is_symlink():
+            self.links.append((Path(entry.path), depth + 1))
+            return None
+        child_real = os.path.join(real, entry.name)  # a real folder: no need to resolve it
+        if child_real in self.seen:  # inside a linked folder, a folder read through another link
+            where = _shown(child_real, self.root, self.root_real)
+            self.problems.append(
+                Problem(WARNING, "link", entry.path, f"the folder {where}, already read: not read again")
+            )
+            return None
+        self.seen.add(child_real)
+        return Path(entry.path), child_real, depth + 1, linked
+
+
+def walk(root: Path, problems: list[Problem], max_depth: int | None = None, files: bool = True) -> Iterator[Folder]:
+    """Yield the folders under `root` (itself first), real folders depth-first in name order, then those
+    reached through links; go no deeper than `max_depth`; list their files unless `files` is false. A link not
+    followed is added to `problems`."""
+    state = _Walk(root, problems)
+    while (step := state.next()) is not None:
+        path, real, depth, linked = step
+        folder = Folder(path, depth, linked, *_listing(path, files))
         yield folder
         if max_depth is not None and depth >= max_depth:
             continue
+        children = [state.child(entry, real, depth, linked) for entry in folder.subfolders]
+        state.stack.extend(reversed([c for c in children if c is not None]))
+
+
+def files(root: Path, problems: list[Problem]) -> Iterator[tuple[Path, os.DirEntry]]:
+    """Yield (folder, entry) for every entry that is not a folder under `root`, as `walk` finds them but in no
+    order within a folder, holding no folder's listing: a folder of 1,000,000 videos costs one entry at a time.
+    A link not followed is added to `problems`."""
+    state = _Walk(root, problems)
+    while (step := state.next()) is not None:
+        path, real, depth, linked = step
         children = []
-        for entry in folder.subfolders:
-            if entry.is_symlink():
-                links.append((Path(entry.path), depth + 1))
-                continue
-            child_real = os.path.join(real, entry.name)  # a real folder: no need to resolve it
-            if child_real in seen:  # inside a linked folder, a folder read through another link
-                where = _shown(child_real, root, root_real)
-                problems.append(
-                    Problem(WARNING, "link", entry.path, f"the folder {where}, already read: not read again")
-                )
-                continue
-            seen.add(child_real)
-            children.append((Path(entry.path), child_real, depth + 1, linked))
-        stack.extend(reversed(children))
+        try:
+            with os.scandir(path) as it:
+                for entry in it:
+                    if not _is_dir(entry):
+                        yield path, entry
+                    elif not entry.name.startswith("."):
+                        child = state.child(entry, real, depth, linked)
+                        if child is not None:
+                            children.append(child)
+        except OSError:
+            pass  # a folder that cannot be read (or stops being readable) holds nothing
+        children.sort(key=lambda c: c[0].name)
+        state.stack.extend(reversed(children))
 
 
 def _shown(real: str, root: Path, root_real: str) -> str:

@@ -105,6 +105,13 @@ class DatasetFormat:
         """List what `root` holds; raise DatasetError when it holds nothing usable."""
         raise NotImplementedError(f"dataset format {self.name!r} does not implement discover()")
 
+    def discover_parts(self, root: Path, size: int) -> Iterator[Dataset]:
+        """What a run reads: `root`'s clips in parts of about `size` clips, each part a Dataset of its clips (the
+        documents, findings and copies in the last), in any order, so that a run of a million clips never holds
+        them all. The default is `discover`'s whole Dataset as one part; a format of many clips streams them.
+        """
+        yield self.discover(root)
+
     def read_quads(self, files: Mapping[int, str | Path]) -> dict[int, Quad]:
         """Read the document quad of each annotated frame from its ground-truth file.
 

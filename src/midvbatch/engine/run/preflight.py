@@ -8,9 +8,10 @@ time, so a run of a million clips holds one page of their findings.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,6 @@ class _Scan:
 
 def check_clips(
     ledger: Ledger,
-    clips: Mapping[str, Clip],
     *,
     discovery: str,
     jobs: int,
@@ -42,11 +42,11 @@ def check_clips(
     clock: Callable[[], float],
     log: logging.Logger,
 ) -> None:
-    """Validate the clips still to run that discovery `discovery` found (`clips`, by id: fast checks, cached by
-    file size and time); set invalid ones aside, dead, and put back those fixed since. With `strict`, an invalid clip is an
+    """Validate the clips still to run that discovery `discovery` found (as it found them: their records in the
+    ledger; fast checks, cached by file size and time); set invalid ones aside, dead, and put back those fixed since. With `strict`, an invalid clip is an
     error (DatasetError) instead, and nothing is marked."""
     started = time.monotonic()
-    scan = _pass(ledger, clips, discovery, jobs, log, None if strict else clock)
+    scan = _pass(ledger, discovery, jobs, log, None if strict else clock)
     if scan.checked:
         log.info("checked %d clips in %.1f s", scan.checked, time.monotonic() - started)
     if not strict:
@@ -57,12 +57,11 @@ def check_clips(
             "lists them all (or run without --strict to set them aside)",
             path=dataset,
         )
-    _pass(ledger, clips, discovery, jobs, log, clock)  # (every clip found in the cache now: marks only, revivals)
+    _pass(ledger, discovery, jobs, log, clock)  # (every clip found in the cache now: marks only, revivals)
 
 
 def _pass(
     ledger: Ledger,
-    found: Mapping[str, Clip],
     discovery: str,
     jobs: int,
     log: logging.Logger,
@@ -71,7 +70,8 @@ def _pass(
     """One pass over the candidates, page by page: check those not in the cache; with a `clock`, mark them."""
     scan = _Scan()
     for page in ledger.check_candidates(discovery, CHECK_CHUNK):
-        clips = {task_id: found[clip] for task_id, _, clip, _ in page}
+        records = ledger.records((task_id for task_id, _, _, _ in page), discovery)
+        clips = {task_id: Clip.from_record(json.loads(record)) for task_id, record in records.items()}
         problems, unchecked = _check_page(ledger, page, clips, jobs, log, scan)
         for task_id, _, _, _ in page:
             if problems.get(task_id):

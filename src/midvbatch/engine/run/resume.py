@@ -9,32 +9,30 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 from midvbatch.config import RunConfig
-from midvbatch.dataset.model import Dataset
+from midvbatch.dataset.model import Clip
 from midvbatch.engine.ledger import Ledger
 from midvbatch.engine.run.artifacts import remove_artifacts
 from midvbatch.errors import LedgerError
 
 
-def dataset_identity(dataset: Dataset) -> dict:
-    """The dataset a run works on: its absolute root, its format, and a fingerprint of the clips found and their
-    files' sizes."""
+def identity_line(clip: Clip, size: int) -> str:
+    """A clip's line of the dataset's fingerprint: its id, its video's name and size (`size`), its ground truth."""
+    name = clip.video.name if clip.video is not None else ""
+    return f"{clip.id}\t{name}\t{size}\t{len(clip.ground_truth)}\n"
+
+
+def identity(root: str | Path, format: str, lines: Iterable[str], clips: int) -> dict:
+    """The dataset a run works on: its absolute root (`root`), its format, and a fingerprint of the clips found
+    and their files' sizes: their `lines` (identity_line) in the order of their ids (`clips` of them). A run
+    reads them from its discovery's file (engine/run/discovery.py)."""
     digest = hashlib.sha256()
-    for clip in sorted(dataset.clips, key=lambda c: c.id):
-        try:
-            size = clip.video.stat().st_size if clip.video is not None else -1
-        except OSError:
-            size = -1
-        name = clip.video.name if clip.video is not None else ""
-        digest.update(f"{clip.id}\t{name}\t{size}\t{len(clip.ground_truth)}\n".encode())
-    return {
-        "path": str(Path(dataset.root).resolve()),
-        "format": dataset.format,
-        "fingerprint": digest.hexdigest()[:24],
-        "clips": len(dataset.clips),
-    }
+    for line in lines:
+        digest.update(line.encode())
+    return {"path": str(Path(root).resolve()), "format": format, "fingerprint": digest.hexdigest()[:24], "clips": clips}
 
 
 def prepare_ledger(

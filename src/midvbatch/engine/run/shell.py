@@ -23,23 +23,22 @@ from dataclasses import replace
 from pathlib import Path
 
 from midvbatch.config import RunConfig, Settings
-from midvbatch.dataset.formats import discover
 from midvbatch.dataset.model import ERROR, Clip, Problem
 from midvbatch.engine.executor import Executor
-from midvbatch.engine.ledger import Completion, Ledger, NewTask
+from midvbatch.engine.ledger import Completion, Ledger
 from midvbatch.engine.pools import check_pool, make_executor
 from midvbatch.engine.progress import NoProgress, RateMeter, RunProgress, Snapshot, estimate_eta
 from midvbatch.engine.resources import DiskReading, MemoryReading, Resources, disk_space, system_memory
 from midvbatch.engine.run import events
 from midvbatch.engine.run.artifacts import place as place_artifacts
+from midvbatch.engine.run.discovery import Discovered
 from midvbatch.engine.run.folder import RunFolder, owner
 from midvbatch.engine.run.preflight import check_clips
-from midvbatch.engine.run.resume import dataset_identity, prepare_ledger
+from midvbatch.engine.run.resume import prepare_ledger
 from midvbatch.engine.run.specs import Specs
 from midvbatch.engine.run.state import Flight, Policy, RunState
 from midvbatch.engine.run.summary import RunSummary
 from midvbatch.engine.runlog import close_run_log, flush_run_log, open_run_log
-from midvbatch.engine.scheduler import plan
 from midvbatch.errors import EXIT_INTERRUPTED, DatasetError, ErrorClass, LedgerError
 from midvbatch.pipeline.spec import ClipOutcome
 from midvbatch.runfolder import CONFIG, LOGS
@@ -85,27 +84,26 @@ class Orchestrator:
 
     # set-up ------------------------------------------------------------------------------
 
-    def _discover(self) -> tuple[list, dict[str, Clip]]:
-        """Find the clips and plan their order: (the planned clips, every clip found by id, a second copy --docs
-        chose in its id's place); bad input fails here, before the run folder exists."""
-        dataset = discover(self.settings.dataset, self.settings.catalog)
-        self.dataset_identity = dataset_identity(dataset)
-        planned = plan(dataset, self.settings)
-        self.specs = Specs(self.settings, dataset.documents, os.getcwd())
-        self.findings = dataset.findings(p.clip for p in planned)
-        set_aside = [f for f in self.findings if f.severity == ERROR]
-        if set_aside and self.settings.strict:
-            raise DatasetError(
-                f"{len(set_aside)} clip(s) set aside, first: {set_aside[0]}; `midvbatch validate` lists them all "
-                "(or run without --strict to set them aside)",
-                path=self.settings.dataset,
-            )
-        if not planned:
-            raise DatasetError("no clips to run", path=self.settings.dataset)
-        found = {c.id: c for c in dataset.clips}
-        found.update((p.clip.id, p.clip) for p in planned)  # (a second copy --docs chose)
-        self.specs.plan_tasks(found.values(), self.memory_reading()[1])
-        return planned, found
+    def _discover(self) -> Discovered:
+        """Find the clips, choose and plan them (kept in a file of discovery's own: see discovery.py); bad input
+        fails here, before the run folder exists."""
+        found = Discovered.read(self.settings)
+        try:
+            self.dataset_identity = found.identity()
+            self.specs = Specs(self.settings, found.documents, os.getcwd())
+            self.findings = found.findings
+            set_aside = [f for f in self.findings if f.severity == ERROR]
+            if set_aside and self.settings.strict:
+                raise DatasetError(
+                    f"{len(set_aside)} clip(s) set aside, first: {set_aside[0]}; `midvbatch validate` lists them "
+                    "all (or run without --strict to set them aside)",
+                    path=self.settings.dataset,
+                )
+            self.specs.plan_tasks(found.typical_frames(), found.largest_frame(), self.memory_reading()[1])
+        except BaseException:
+            found.close()
+            raise
+        return found
 
     # carrying out ------------------------------------------------------------------------
 
@@ -293,8 +291,8 @@ class Orchestrator:
 
     # the run -----------------------------------------------------------------------------
 
-    def _open(self, planned: list, found: dict[str, Clip]) -> None:
-        """Take the run folder's ledger: check it may go on, enqueue the clips (every clip `found`, by id, keeps its
+    def _open(self, found: Discovered) -> None:
+        """Take the run folder's ledger: check it may go on, enqueue the clips `found` (every clip found keeps its
         record there, marked as found by this run), recover, check them."""
         self.log = open_run_log(self.run_dir, self.settings.log_level, self.log_handler)
         for finding in self.findings:  # what discovery could not use as it found it: one line each
@@ -310,13 +308,13 @@ class Orchestrator:
             log=self.log,
         )
         self.config.save(self.run_dir / CONFIG)  # (its paths are absolute already: see run())
-        enqueue(ledger, planned, found, self.folder.session)
+        found.enter(ledger, self.folder.session)
+        found.close()  # the queue is in the ledger now, each clip's record with it: none is held here
         recovered = ledger.recover()
         self.folder.clear_tmp()
         if self.settings.check:
             check_clips(
                 ledger,
-                found,
                 discovery=self.folder.session,
                 jobs=max(2, self.settings.workers),
                 strict=self.settings.strict,
@@ -343,13 +341,19 @@ class Orchestrator:
     def run(self) -> RunSummary:
         """Run to the end, or until stopped; return the summary."""
         started = time.monotonic()
-        planned, found = self._discover()  # bad input fails here, before the run folder exists
-        check_pool(self.settings)  # and a Dask scheduler where nothing listens
-        lock = self.folder.claim()
+        found = self._discover()  # bad input fails here, before the run folder exists
+        try:
+            check_pool(self.settings)  # and a Dask scheduler where nothing listens
+            lock = self.folder.claim()
+        except BaseException:
+            found.close()
+            raise
         previous: dict = {}
         try:
-            self._open(planned, found)
-            del planned, found  # the queue is in the ledger now, each clip's record with it: none is held here
+            try:
+                self._open(found)
+            finally:
+                found.close()
             say_start(self)
             if self.install_signals:
                 # from here a Ctrl-C is a request to stop, handled by the loop: never a KeyboardInterrupt
@@ -547,30 +551,6 @@ def say_placement(orchestrator: Orchestrator) -> None:
             "results (--artifacts return)",
             settings.dataset,
         )
-
-
-def enqueue(ledger: Ledger, planned: list, found: dict[str, Clip], discovery: str) -> None:
-    """Enter the planned clips in the ledger's queue (those already there keep their state); every clip `found`
-    (by id) already there gets its record as found now, and the mark of this `discovery`."""
-    chosen = {p.clip.id for p in planned}
-    rest = ((clip_id, json.dumps(c.to_record())) for clip_id, c in found.items() if clip_id not in chosen)
-    ledger.note_found(rest, discovery)
-    ledger.add_tasks(
-        (
-            NewTask(
-                p.clip.id,
-                p.clip.document,
-                p.clip.code,
-                str(p.clip.video) if p.clip.video else None,
-                p.frames,
-                p.priority,
-                p.cost,
-                json.dumps(p.clip.to_record()),
-            )
-            for p in planned
-        ),
-        discovery,
-    )
 
 
 def policy_of(settings: Settings, resources: Resources, executor: Executor, specs: Specs, run_dir: Path) -> Policy:

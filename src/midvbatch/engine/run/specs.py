@@ -63,24 +63,23 @@ class Specs:
             self._templates[document] = document_template_size(document, self.template_images.get(document))
         return self._templates[document]
 
-    def plan_tasks(self, clips: Iterable[Clip], total_memory: int) -> None:
+    def plan_tasks(self, typical_frames: int, largest_frame: int | None, total_memory: int) -> None:
         """How many clips a task holds (self.task_clips) and the frames a worker holds in memory (self.frames_held).
 
         A task holds one clip, unless workers read ahead or batch across clips: then about
         TASK_FRAMES annotated frames (twice the batch size when batches cross clips), so that
         the read-ahead and the batches go on from one clip to the next. Raises ConfigError
-        when the frames a worker would hold pass its memory limit (`total_memory`: the machine's).
+        when the frames a worker would hold pass its memory limit (`total_memory`: the machine's). The clips
+        have `typical_frames` annotated frames (their median), the largest frame `largest_frame` pixels (None:
+        unknown, taken as 1920x1080).
         """
-        settings, clips = self.settings, list(clips)
-        counts = sorted(c.frame_rule.count for c in clips) or [1]
-        typical = max(1, counts[len(counts) // 2])
+        settings, typical = self.settings, max(1, typical_frames)
         if settings.prefetch or settings.batch_across_clips:
             frames = max(TASK_FRAMES, 2 * settings.batch_size if settings.batch_across_clips else 0)
             self.task_clips = min(MAX_TASK_CLIPS, max(2, -(-frames // typical)))
         else:
             self.task_clips = 1
-        sizes = [c.frame_size for c in clips if c.frame_size]
-        largest = max((w * h for w, h in sizes), default=1920 * 1080)
+        largest = largest_frame or 1920 * 1080
         # beyond the frame every worker holds: BGR bytes
         self.frames_held = (settings.prefetch + settings.batch_size - 1) * largest * 3
         limit = settings.worker_memory_limit(total_memory)

@@ -50,7 +50,9 @@ def _scan(path: Path) -> list[os.DirEntry]:
 
 
 def _is_document_folder(path: Path) -> bool:
-    return any(e.is_dir() and e.name in STRUCTURE_DIRS for e in _scan(path))
+    """Whether `path` holds a folder of a document's structure (videos/, ground_truth/, images/): a stat each, not
+    a listing (a folder of 200,000 videos is asked too)."""
+    return any(os.path.isdir(path / name) for name in STRUCTURE_DIRS)
 
 
 def _template_name(folder: Path) -> str | None:
@@ -72,7 +74,7 @@ def _find_document_folders(
     before reached through a link, shallower first, the inner of NN_name/NN_name/, then path order."""
     found: list[tuple[str, Path, tuple]] = []
     problems = [] if problems is None else problems
-    for folder in walk(root, problems, max_depth=_MAX_SEARCH_DEPTH):
+    for folder in walk(root, problems, max_depth=_MAX_SEARCH_DEPTH, files=False):
         if limit is not None and len(found) >= limit:
             break
         path, rank = folder.path, (folder.linked, folder.depth)
