@@ -20,7 +20,7 @@ import json
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import tomli_w
 
@@ -113,12 +113,25 @@ MAX_RETRY_WAIT = 3600.0  # the exponential backoff never waits longer than this 
 MAX_JOBS = 64  # --jobs of fetch and validate: archives or clips at once
 
 
-@dataclass(frozen=True)
+_Class = TypeVar("_Class", bound=type)
+
+
+def _settings_fields(cls: _Class) -> _Class:
+    """Make `cls` a frozen dataclass with a field per row of OPTIONS, in the rows' order, then `notes` and
+    `warnings`: the options resolved (each row's kind says its values)."""
+    cls.__annotations__ = {option.name: "Any" for option in OPTIONS} | {"notes": "tuple", "warnings": "tuple"}
+    return cast(_Class, dataclass(frozen=True)(cls))
+
+
+@_settings_fields
 class Settings:
     """A run's options resolved: typed, in units, bounded to the machine; what the engine reads.
 
     Made by :meth:`RunConfig.resolve` only, after every option was checked: a field per
-    option of OPTIONS, plus the notes and warnings. `pool` says what runs the clips:
+    option of OPTIONS (paths absolute, sizes in bytes, durations in seconds, floors as
+    Floor; None where a limit is off), plus `notes` (defaults derived from the machine,
+    one line each, logged as info) and `warnings` (values capped to the machine, limits the
+    pool cannot enforce). `pool` says what runs the clips:
     worker processes, threads, the orchestrator itself ('inline': ``--workers 0`` with any
     pool but Dask) or a Dask cluster; `workers` is how many clips run at once (1 inline;
     with Dask, the size of a local cluster). An option a pool cannot honour (its row's
@@ -127,41 +140,15 @@ class Settings:
     None for those limits; the first two with a warning saying so.
     """
 
-    dataset: str  # absolute
-    out: str  # absolute
-    pipeline: str
-    processor: str  # the --processor value, else the pipeline's name
-    options: dict[str, Any]  # the factory's keyword arguments (the image format added for extract)
-    pool: PoolKind
-    workers: int
-    scheduler: str | None  # with Dask: the scheduler's address, or 'local'; else None
-    decode_threads: int  # FFmpeg threads per worker
-    batch_size: int  # annotated frames per process_batch call (processors that define it)
-    prefetch: int  # frames a worker decodes ahead in a thread while its processor works; 0: none
-    batch_across_clips: bool  # a batch may hold frames of several clips of a worker's task
-    devices: tuple[str, ...]  # accelerators, one per worker in turn ('cuda:0', ...); (): none
-    device_memory: int | None  # bytes of device memory a worker may hold (where the driver tells); None: no limit
-    artifacts: str  # "shared": workers write them into RUN_DIR/tmp; "return": Dask workers send them back
-    docs: tuple[str, ...]
-    clips: tuple[str, ...]
-    limit: int | None
-    priority: tuple[PriorityRule, ...]
-    image_format: str
-    catalog: str | None
-    retries: int
-    retry_delay: float  # seconds
-    task_timeout: float | None  # seconds; None: none, or not enforceable by the pool
-    max_failures: int | None
-    max_tasks_per_worker: int | None
-    min_free_memory: Floor | None  # None: the default (1 GiB or 10% of the memory, the smaller)
-    min_free_disk: Floor | None  # None: the default (1 GiB or 10% of the disk, the smaller)
-    worker_memory: int | Literal["auto"] | None  # bytes; 'auto': a share of the memory; None: no limit
-    on_disk_full: str
-    log_level: str
-    check: bool
-    strict: bool
-    notes: tuple[str, ...] = ()  # defaults derived from the machine, one line each (logged as info)
-    warnings: tuple[str, ...] = ()  # values capped to the machine, limits the pool cannot enforce (logged as warnings)
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    if TYPE_CHECKING:  # the fields are made from OPTIONS
+        __dataclass_fields__: ClassVar[dict[str, Any]]
+
+        def __init__(self, **options: Any) -> None: ...
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def memory_floor(self, total_memory: int) -> int:
         """Return the available memory below which no clip is dispatched, in bytes.
@@ -192,9 +179,6 @@ class Settings:
         if limit == "auto":
             return default_worker_limit(total_memory, self.workers)
         return limit if self.pool == "dask" else min(limit, total_memory)
-
-
-_Class = TypeVar("_Class", bound=type)
 
 
 def _fields_from_options(cls: _Class) -> _Class:
