@@ -6,30 +6,31 @@ The Python API (see docs/api.md)::
     summary = midvbatch.run(path, out, ...)     # run a configuration, as `midvbatch run`
     results = midvbatch.open_run(out)           # a run folder: clips, frames, status, report figures
 
-Everything but the errors is imported on first use, so ``import midvbatch`` stays light
-(no numpy, PyAV or rich).
+Everything is imported on first use, so ``import midvbatch`` stays light (no numpy, PyAV or
+rich, not even pathlib): ``python -m midvbatch`` imports this module before its own, whose
+first act is to make a Ctrl-C exit 130 in one line.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
-from midvbatch.errors import (
-    DatasetError,
-    GroundTruthError,
-    MidvBatchError,
-    PermanentError,
-    TransientError,
-    VideoError,
-)
 from midvbatch.version import __version__
 
+TYPE_CHECKING = False  # (typing is not imported: ``python -m midvbatch`` sets its Ctrl-C handler after this module)
 if TYPE_CHECKING:
+    from typing import Any
+
     from midvbatch.api import run
     from midvbatch.config import RunConfig
     from midvbatch.dataset.api import AnnotatedDataset, DatasetFrame, open_dataset
     from midvbatch.engine.run import RunSummary
+    from midvbatch.errors import (
+        DatasetError,
+        GroundTruthError,
+        MidvBatchError,
+        PermanentError,
+        TransientError,
+        VideoError,
+    )
     from midvbatch.results import (
         Accuracy,
         ClipResult,
@@ -44,6 +45,12 @@ if TYPE_CHECKING:
 
 # public name -> the module that defines it, imported when the name is first used
 _LAZY = {
+    "DatasetError": "midvbatch.errors",
+    "GroundTruthError": "midvbatch.errors",
+    "MidvBatchError": "midvbatch.errors",
+    "PermanentError": "midvbatch.errors",
+    "TransientError": "midvbatch.errors",
+    "VideoError": "midvbatch.errors",
     "open_dataset": "midvbatch.dataset.api",
     "AnnotatedDataset": "midvbatch.dataset.api",
     "DatasetFrame": "midvbatch.dataset.api",
@@ -92,6 +99,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'midvbatch' has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # once is enough
     return value
