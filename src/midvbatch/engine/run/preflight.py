@@ -70,10 +70,9 @@ def _pass(
     """One pass over the candidates, page by page: check those not in the cache; with a `clock`, mark them."""
     scan = _Scan()
     for page in ledger.check_candidates(discovery, CHECK_CHUNK):
-        records = ledger.records((task_id for task_id, _, _, _ in page), discovery)
-        clips = {task_id: Clip.from_record(json.loads(record)) for task_id, record in records.items()}
+        clips = {task_id: Clip.from_record(json.loads(record)) for task_id, _, _, _, record in page}
         problems, unchecked = _check_page(ledger, page, clips, jobs, log, scan)
-        for task_id, _, _, _ in page:
+        for task_id, _, _, _, _ in page:
             if problems.get(task_id):
                 scan.invalid += 1
                 scan.first_error = scan.first_error or problems[task_id][0]
@@ -92,7 +91,7 @@ def _check_page(
 
     problems: dict[int, list[str]] = {}
     fresh = []
-    for task_id, _, _, known in page:
+    for task_id, _, _, known, _ in page:
         signature = clip_signature(clips[task_id])
         if known is not None and known[0] == signature:
             problems[task_id] = known[1]
@@ -127,7 +126,7 @@ def _mark(
 ) -> None:
     """Set a page's invalid clips aside (dead, class invalid), and put back those valid again."""
     with ledger.transaction():
-        for task_id, state, _, _ in page:
+        for task_id, state, _, _, _ in page:
             if task_id in unchecked:
                 continue
             msgs, clip_id = problems.get(task_id), clips[task_id].id
