@@ -26,7 +26,8 @@ class FolderFormat(DatasetFormat):
         clips: list[Clip] = []
         problems: list[Problem] = []
         for folder in walk(root, problems):  # each real folder once: a link back up is one line, not a loop
-            clips.extend(c for entry in folder.files if (c := self._clip(root, folder.path, entry)) is not None)
+            place = _Place(root, folder.path)
+            clips.extend(c for entry in folder.files if (c := place.clip(entry, self.name)) is not None)
         if not clips:
             raise DatasetError(NO_CLIPS, path=root)
         return Dataset(root, self.name, None, [], clips, [], problems)
@@ -35,8 +36,11 @@ class FolderFormat(DatasetFormat):
         part: list[Clip] = []
         problems: list[Problem] = []
         found = 0
+        place = _Place(root, root)
         for folder, entry in files(root, problems):  # one entry at a time, in no order
-            clip = self._clip(root, folder, entry)
+            if folder is not place.folder:
+                place = _Place(root, folder)
+            clip = place.clip(entry, self.name)
             if clip is None:
                 continue
             part.append(clip)
@@ -48,15 +52,23 @@ class FolderFormat(DatasetFormat):
             raise DatasetError(NO_CLIPS, path=root)
         yield Dataset(root, self.name, None, [], part, [], problems)
 
-    def _clip(self, root: Path, folder: Path, entry: os.DirEntry) -> Clip | None:
-        """The clip of a file of `folder` (under `root`); None when it is no video."""
-        path = Path(entry.path)
-        if path.suffix.lower() not in VIDEO_EXTENSIONS:
-            return None
+
+class _Place:
+    """A folder under the root, named once for all its videos: their ids' folder and their document."""
+
+    def __init__(self, root: Path, folder: Path):
+        self.folder = folder
         rel_dir = folder.relative_to(root)
-        rel = (rel_dir / entry.name).as_posix()
-        document = rel_dir.as_posix() if str(rel_dir) != "." else ""
-        return Clip(id=rel, document=document, code=path.stem, video=path, format=self.name)
+        self.prefix = "" if str(rel_dir) == "." else rel_dir.as_posix() + "/"
+        self.document = self.prefix[:-1]
+
+    def clip(self, entry: os.DirEntry, fmt: str) -> Clip | None:
+        """The clip of a file of the folder; None when it is no video."""
+        name = entry.name
+        stem, dot, suffix = name.rpartition(".")
+        if not dot or not stem or "." + suffix.lower() not in VIDEO_EXTENSIONS:
+            return None
+        return Clip(id=self.prefix + name, document=self.document, code=stem, video=Path(entry.path), format=fmt)
 
 
 NO_CLIPS = "no MIDV document folders and no video files found"
