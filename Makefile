@@ -23,7 +23,7 @@ test: $(STAMP) lint
 	@.ci/browser
 	@.ci/tesseract $(VENV)
 	@.ci/onnx $(VENV)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile  # two test files at a time: most tests wait on real processes
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check src
