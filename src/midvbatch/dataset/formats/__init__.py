@@ -164,7 +164,7 @@ def discover(root: str | Path, format: str | None = None) -> Dataset:
     nothing the format can use.
     """
     root, fmt = _format_of(root, format)
-    return _checked_part(fmt, root, lambda: fmt.discover(root))
+    return _checked(fmt, root, _read(fmt, root, lambda: fmt.discover(root)))
 
 
 def discover_parts(root: str | Path, format: str | None = None, size: int = 5000) -> Iterator[Dataset]:
@@ -173,11 +173,11 @@ def discover_parts(root: str | Path, format: str | None = None, size: int = 5000
     whole dataset."""
     root, fmt = _format_of(root, format)
     parts = fmt.discover_parts(root, size)
-    while True:
-        part = _checked_part(fmt, root, lambda: next(parts, None))
-        if part is None:
-            return
-        yield part
+    while (part := _read(fmt, root, lambda: next(parts, _END))) is not _END:
+        yield _checked(fmt, root, part)
+
+
+_END = object()  # (the parts are all read)
 
 
 def _format_of(root: str | Path, format: str | None) -> tuple[Path, DatasetFormat]:
@@ -189,19 +189,20 @@ def _format_of(root: str | Path, format: str | None) -> tuple[Path, DatasetForma
     return root, (get_format(format) if format else detect_format(root))
 
 
-def _checked_part(fmt: DatasetFormat, root: Path, read: Callable[[], Dataset | None]) -> Dataset | None:
-    """What `read` gives of `fmt`'s dataset at `root`, checked: a clip that is not one is one line, set aside;
-    a plugin's bug is one line naming the format (None: the parts are all read)."""
+def _read(fmt: DatasetFormat, root: Path, read: Callable[[], Any]) -> Any:
+    """What `read` gives of `fmt`'s dataset at `root`; a plugin's bug is one line naming the format."""
     try:
-        dataset = read()
+        return read()
     except MidvBatchError:
         raise
     except (Exception, SystemExit) as exc:  # a plugin's bug: one line naming the format, not a traceback
         raise DatasetError(
             f"dataset format {fmt.name} failed to read it: {type(exc).__name__}: {exc}", path=root
         ) from None
-    if dataset is None:
-        return None
+
+
+def _checked(fmt: DatasetFormat, root: Path, dataset: Any) -> Dataset:
+    """`dataset` as `fmt` gave it, checked: a clip that is not one is one line, set aside."""
     if not isinstance(dataset, Dataset):
         raise DatasetError(
             f"dataset format {fmt.name}: discover() returned {type(dataset).__name__}, not a Dataset", path=root
