@@ -414,8 +414,7 @@ class NewTask:
     record: str | None = None  # the clip as discovery found it (JSON: dataset.model.Clip.to_record)
 
 
-# id, state, clip, (signature, problems) or None, the clip's record as this discovery found it
-Candidate = tuple[int, str, str, tuple[str, list[str]] | None, str]
+Candidate = tuple[int, str, str, tuple[str, list[str]] | None]  # id, state, record, (signature, problems) or None
 
 
 def _columns(db: Any, table: str) -> set[str]:
@@ -443,7 +442,7 @@ _FOUND = "INSERT OR REPLACE INTO clip_records (task, discovery, record) SELECT i
 # (+t.state: not by the queue's index, which would read and sort every waiting clip for each page: a page walks
 # clip_records from where the last one ended)
 _CANDIDATES = (
-    "SELECT t.id, t.state, t.clip, v.signature, v.errors, r.record FROM clip_records r JOIN tasks t ON t.id = r.task "
+    "SELECT t.id, t.state, r.record, v.signature, v.errors FROM clip_records r JOIN tasks t ON t.id = r.task "
     "LEFT JOIN validation v ON v.clip = t.clip WHERE r.task > ? AND r.discovery = ? AND (+t.state IN "
     "('pending', 'failed') OR (+t.state = 'dead' AND t.error_class = 'invalid')) ORDER BY r.task LIMIT ?"
 )
@@ -805,15 +804,15 @@ class Ledger:
         yield from self.db.execute(sql + " ORDER BY t.priority DESC, t.position", args)
 
     def check_candidates(self, discovery: str, page: int = 2000) -> Iterator[list[Candidate]]:
-        """Yield, a page at a time in the order they were entered, (id, state, clip, the clip's validation or
-        None, its record) of the clips discovery `discovery` found that a run checks first: pending, failed, and dead as
+        """Yield, a page at a time in the order they were entered, (id, state, record, the clip's validation or
+        None) of the clips discovery `discovery` found that a run checks first: pending, failed, and dead as
         invalid. (Its rows may change state between pages: pending or failed to dead, dead to pending.)"""
         last = 0
         while True:
             rows = self.db.execute(_CANDIDATES, (last, discovery, page)).fetchall()
             if not rows:
                 return
-            yield [(r[0], r[1], r[2], (r[3], json.loads(r[4])) if r[3] is not None else None, r[5]) for r in rows]
+            yield [(r[0], r[1], r[2], (r[3], json.loads(r[4])) if r[3] is not None else None) for r in rows]
             last = rows[-1][0]
 
     def store_validation(self, results: Iterable[tuple[str, str, list[str]]]) -> None:

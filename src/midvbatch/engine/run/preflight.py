@@ -2,8 +2,9 @@
 
 The checks are dataset/validate.py's fast ones, cached in the ledger by the files' size
 and time, so a resumed run checks only what changed; a clip whose files were fixed
-since is put back in the queue. The candidates are read from the ledger a page at a
-time, so a run of a million clips holds one page of their findings.
+since is put back in the queue. The clips are read from the ledger a page at a time
+(their records, as this run's discovery found them), so a run of a million clips
+holds one page of them.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def check_clips(
     clock: Callable[[], float],
     log: logging.Logger,
 ) -> None:
-    """Validate the clips still to run that discovery `discovery` found (as it found them: their records in the
-    ledger; fast checks, cached by file size and time); set invalid ones aside, dead, and put back those fixed since. With `strict`, an invalid clip is an
+    """Validate the clips still to run that discovery `discovery` found (fast checks, cached by file size and
+    time); set invalid ones aside, dead, and put back those fixed since. With `strict`, an invalid clip is an
     error (DatasetError) instead, and nothing is marked."""
     started = time.monotonic()
     scan = _pass(ledger, discovery, jobs, log, None if strict else clock)
@@ -60,19 +61,13 @@ def check_clips(
     _pass(ledger, discovery, jobs, log, clock)  # (every clip found in the cache now: marks only, revivals)
 
 
-def _pass(
-    ledger: Ledger,
-    discovery: str,
-    jobs: int,
-    log: logging.Logger,
-    clock: Callable[[], float] | None,
-) -> _Scan:
+def _pass(ledger: Ledger, discovery: str, jobs: int, log: logging.Logger, clock: Callable[[], float] | None) -> _Scan:
     """One pass over the candidates, page by page: check those not in the cache; with a `clock`, mark them."""
     scan = _Scan()
     for page in ledger.check_candidates(discovery, CHECK_CHUNK):
-        clips = {task_id: Clip.from_record(json.loads(record)) for task_id, _, _, _, record in page}
+        clips = {task_id: Clip.from_record(json.loads(record)) for task_id, _, record, _ in page}
         problems, unchecked = _check_page(ledger, page, clips, jobs, log, scan)
-        for task_id, _, _, _, _ in page:
+        for task_id, _, _, _ in page:
             if problems.get(task_id):
                 scan.invalid += 1
                 scan.first_error = scan.first_error or problems[task_id][0]
@@ -91,7 +86,7 @@ def _check_page(
 
     problems: dict[int, list[str]] = {}
     fresh = []
-    for task_id, _, _, known, _ in page:
+    for task_id, _, _, known in page:
         signature = clip_signature(clips[task_id])
         if known is not None and known[0] == signature:
             problems[task_id] = known[1]
@@ -126,7 +121,7 @@ def _mark(
 ) -> None:
     """Set a page's invalid clips aside (dead, class invalid), and put back those valid again."""
     with ledger.transaction():
-        for task_id, state, _, _, _ in page:
+        for task_id, state, _, _ in page:
             if task_id in unchecked:
                 continue
             msgs, clip_id = problems.get(task_id), clips[task_id].id
