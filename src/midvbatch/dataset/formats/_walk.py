@@ -30,20 +30,28 @@ class Folder:
     # none when the walk was asked for folders only
 
 
-def _listing(path: Path, keep_files: bool) -> tuple[list[os.DirEntry], list[os.DirEntry]]:
-    """A folder's subfolders (hidden ones left out) and, when `keep_files`, its other entries, each in name order;
-    nothing when it cannot be read. A folder of 200,000 videos walked for its folders holds none of them."""
-    subfolders, others = [], []
+def _entries(path: Path) -> Iterator[tuple[os.DirEntry, bool]]:
+    """A folder's entries, each with whether it is a folder (hidden folders left out), one at a time in no order;
+    none from where it cannot be read (or stops being readable)."""
     try:
         with os.scandir(path) as it:
             for entry in it:
-                if _is_dir(entry):
-                    if not entry.name.startswith("."):
-                        subfolders.append(entry)
-                elif keep_files:
-                    others.append(entry)
+                is_dir = _is_dir(entry)
+                if not (is_dir and entry.name.startswith(".")):
+                    yield entry, is_dir
     except OSError:
-        pass
+        return
+
+
+def _listing(path: Path, keep_files: bool) -> tuple[list[os.DirEntry], list[os.DirEntry]]:
+    """A folder's subfolders (hidden ones left out) and, when `keep_files`, its other entries, each in name order.
+    A folder of 200,000 videos walked for its folders holds none of them."""
+    subfolders, others = [], []
+    for entry, is_dir in _entries(path):
+        if is_dir:
+            subfolders.append(entry)
+        elif keep_files:
+            others.append(entry)
     subfolders.sort(key=lambda e: e.name)
     others.sort(key=lambda e: e.name)
     return subfolders, others
@@ -102,14 +110,16 @@ class _Walk:
         return Path(entry.path), child_real, depth + 1, linked
 
 
-def walk(root: Path, problems: list[Problem], max_depth: int | None = None, files: bool = True) -> Iterator[Folder]:
+def walk(
+    root: Path, problems: list[Problem], max_depth: int | None = None, with_files: bool = True
+) -> Iterator[Folder]:
     """Yield the folders under `root` (itself first), real folders depth-first in name order, then those
-    reached through links; go no deeper than `max_depth`; list their files unless `files` is false. A link not
+    reached through links; go no deeper than `max_depth`; list their files unless `with_files` is false. A link not
     followed is added to `problems`."""
     state = _Walk(root, problems)
     while (step := state.next()) is not None:
         path, real, depth, linked = step
-        folder = Folder(path, depth, linked, *_listing(path, files))
+        folder = Folder(path, depth, linked, *_listing(path, with_files))
         yield folder
         if max_depth is not None and depth >= max_depth:
             continue
@@ -125,17 +135,11 @@ def files(root: Path, problems: list[Problem]) -> Iterator[tuple[Path, os.DirEnt
     while (step := state.next()) is not None:
         path, real, depth, linked = step
         children = []
-        try:
-            with os.scandir(path) as it:
-                for entry in it:
-                    if not _is_dir(entry):
-                        yield path, entry
-                    elif not entry.name.startswith("."):
-                        child = state.child(entry, real, depth, linked)
-                        if child is not None:
-                            children.append(child)
-        except OSError:
-            pass  # a folder that cannot be read (or stops being readable) holds nothing
+        for entry, is_dir in _entries(path):
+            if not is_dir:
+                yield path, entry
+            elif (child := state.child(entry, real, depth, linked)) is not None:
+                children.append(child)
         children.sort(key=lambda c: c[0].name)
         state.stack.extend(reversed(children))
 

@@ -74,7 +74,7 @@ def _find_document_folders(
     before reached through a link, shallower first, the inner of NN_name/NN_name/, then path order."""
     found: list[tuple[str, Path, tuple]] = []
     problems = [] if problems is None else problems
-    for folder in walk(root, problems, max_depth=_MAX_SEARCH_DEPTH, files=False):
+    for folder in walk(root, problems, max_depth=_MAX_SEARCH_DEPTH, with_files=False):
         if limit is not None and len(found) >= limit:
             break
         path, rank = folder.path, (folder.linked, folder.depth)
