@@ -212,7 +212,6 @@ def _checked(fmt: DatasetFormat, root: Path, dataset: Any) -> Dataset:
 
 
 __all__ = [
-    "discover_parts",
     "ENTRY_POINT_GROUP",
     "Archive",
     "ArchiveSource",
@@ -222,6 +221,7 @@ __all__ = [
     "describe_formats",
     "detect_format",
     "discover",
+    "discover_parts",
     "format_names",
     "format_registry",
     "get_format",

@@ -88,13 +88,12 @@ class Discovered:
     def _plan(self) -> None:
         """Keep the first --limit chosen clips in queue order; refuse a selection of none."""
         settings, store = self.settings, self.store
-        self.chosen = store.chosen()
-        if settings.limit is not None and settings.limit < self.chosen:
+        chosen = store.chosen()
+        if settings.limit is not None and settings.limit < chosen:
             store.keep_first(settings.limit)
-            self.chosen = settings.limit
-        if not self.chosen and (settings.docs or settings.clips):
+        if not chosen and (settings.docs or settings.clips):
             raise no_match(self.root, settings.docs, settings.clips)
-        if not self.chosen:
+        if not chosen:
             raise DatasetError("no clips to run", path=settings.dataset)
 
     def identity(self) -> dict:
