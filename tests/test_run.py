@@ -352,3 +352,22 @@ def test_run_extract_on_plain_videos_keeps_same_stem_videos_apart(tmp_path):
     assert result.returncode == 0, result.stderr
     files = sorted(p.relative_to(out).as_posix() for p in (out / "frames").rglob("*.png"))
     assert len(files) == 60 and files[0] == "frames/x.mov/01.png" and files[-1] == "frames/x.mp4/30.png"
+
+
+def test_run_without_a_usable_temporary_folder_is_one_line_and_creates_nothing(dataset, tmp_path, monkeypatch):
+    """Discovery keeps what it finds in a file of the temporary folder: where none can be made, the run says so
+    in one line, before the run folder exists."""
+    import tempfile
+
+    from midvbatch.errors import MidvBatchError
+
+    not_a_folder = tmp_path / "tmp-is-a-file"
+    not_a_folder.write_text("a user's file\n")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_folder))
+    out = tmp_path / "run"
+    with pytest.raises(MidvBatchError) as caught:
+        run(RunConfig(dataset=str(dataset), out=str(out), pipeline="ground-truth", workers=0), install_signals=False)
+    message = str(caught.value)
+    assert "cannot make a file for the clips discovery found" in message and "TMPDIR" in message, message
+    assert "\n" not in message and str(not_a_folder) in message
+    assert not out.exists() and not_a_folder.read_text() == "a user's file\n"

@@ -900,7 +900,13 @@ class FoundClips:
     chosen, priority, cost, frames, pixels or None, document, code, video, record)."""
 
     def __init__(self) -> None:
-        fd, name = tempfile.mkstemp(prefix="midvbatch-discovery-", suffix=".sqlite")
+        try:
+            fd, name = tempfile.mkstemp(prefix="midvbatch-discovery-", suffix=".sqlite")
+        except OSError as exc:  # (a temporary folder gone, full or not a folder)
+            raise LedgerError(
+                f"cannot make a file for the clips discovery found ({exc.strerror}): set TMPDIR to a folder with room",
+                path=tempfile.gettempdir(),
+            ) from None
         os.close(fd)
         self.path = Path(name)
         self.db: sqlite3.Connection | None = None
