@@ -183,7 +183,7 @@ def test_leftovers_shortage_policy_asks_less_once_per_change():
     policy = Shortages(8, 4, resizable=True)
     assert resource_named("decoding failed after frame 3: out of threads (EAGAIN)") == "threads"
     first = policy.short("threads", "TA01: ...", dispatched=1.0, now=2.0)
-    assert (first.decode_threads, first.workers, first.counted) == (1, None, False) and first.line
+    assert (first.threads, first.workers, first.counted) == (1, None, False) and first.line
     assert policy.short("threads", "TS01: ...", dispatched=1.5, now=2.1) == type(first)()  # before the change
     fewer = policy.short("processes", "KA01: ...", dispatched=2.5, now=3.0, could_start=3)
     assert (fewer.workers, fewer.counted) == (3, False) and "going on with 3 workers" in (fewer.line or "")

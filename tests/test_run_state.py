@@ -242,7 +242,7 @@ def test_run_state_a_clip_that_ran_short_goes_back_uncounted_and_the_run_asks_le
     short = failed(1, "resources", "cannot start a thread: out of threads")
     out = run.handle(Finished((short,), 1.0))
     assert of(Release, out) == [Release((1,))] and not of(Fail, out)
-    assert run.shortages.decode_threads == 1 and "decoding on 1 thread per worker" in logged(out)[0]
+    assert run.shortages.threads == 1 and "decoding on 1 thread per worker" in logged(out)[0]
     run.handle(ready(1, now=2.0))
     out = run.handle(Finished((failed(1, "resources", "out of threads"),), 3.0))
     assert of(Resize, out) == [Resize(2)] and run.capacity == 2 and of(Release, out) == [Release((1,))]

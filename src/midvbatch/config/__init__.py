@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
@@ -149,6 +149,14 @@ class Settings:
         def __init__(self, **options: Any) -> None: ...
 
         def __getattr__(self, name: str) -> Any: ...
+
+    def shared(self, record: type) -> dict[str, Any]:
+        """This run's values of the options that the dataclass `record` has a field of the same name for.
+
+        The engine's records (the run's policy, what every worker is asked) take their
+        options from here by name, so that an option is not handed on field by field.
+        """
+        return {f.name: getattr(self, f.name) for f in fields(record) if f.name in OPTION}
 
     def memory_floor(self, total_memory: int) -> int:
         """Return the available memory below which no clip is dispatched, in bytes.

@@ -52,10 +52,10 @@ def settings_values(asked: Mapping[str, Any], machine: Machine | None = None) ->
     if values["devices"] and pool == "process" and asked["workers"] == "auto":
         values["workers"] = len(values["devices"])
         notes.append(f"{_plural(values['workers'], 'worker')}: one per device (--devices)")
-    device_memory = OPTION["device_memory"]
-    if values[device_memory.name] is not None and not values["devices"]:
-        warnings.append(f"{device_memory.cli_flag} applies to workers given a device (--devices): not enforced")
-        values[device_memory.name] = None
+    device = OPTION["device_memory"]
+    if values[device.name] is not None and not values["devices"]:
+        warnings.append(f"{device.cli_flag} applies to workers given a device (--devices): not enforced")
+        values[device.name] = None
     values["decode_threads"] = _threads_per_worker(values["decode_threads"], machine, values["workers"], warnings)
     if values["artifacts"] == "return" and pool != "dask":
         warnings.append("--artifacts return applies to --pool dask: local workers write into the run folder")

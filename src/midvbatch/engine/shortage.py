@@ -30,7 +30,7 @@ class Reaction:
     """What the run does about one clip that ran short."""
 
     workers: int | None = None  # run this many workers from now on
-    decode_threads: int | None = None  # decode on this many threads per worker from now on
+    threads: int | None = None  # decode on this many FFmpeg threads per worker from now on
     counted: bool = False  # the clip fails as transient (attempt counted, backoff): nothing was left to lower
     line: str | None = None  # what the run says (a warning), once per change
 
@@ -41,9 +41,9 @@ class Shortages:
     `resizable`: whether the executor can change its worker count (a local process pool can).
     """
 
-    def __init__(self, workers: int, decode_threads: int, resizable: bool):
+    def __init__(self, workers: int, threads: int, resizable: bool):
         self.workers = max(1, workers)
-        self.decode_threads = decode_threads
+        self.threads = threads  # FFmpeg threads per worker
         self.resizable = resizable
         self.changed_at = float("-inf")  # when the last change was made
         self._said_floor = False
@@ -56,10 +56,10 @@ class Shortages:
         if dispatched < self.changed_at:
             return Reaction()  # it ran under what the run asked before its last change: back in the queue
         what = f"the machine ran out of {resource} ({detail})"
-        if could_start is None and resource != "file descriptors" and self.decode_threads > 1:
-            self.decode_threads, self.changed_at = 1, now
+        if could_start is None and resource != "file descriptors" and self.threads > 1:
+            self.threads, self.changed_at = 1, now
             return Reaction(
-                decode_threads=1,
+                threads=1,
                 line=f"{what}: decoding on 1 thread per worker from now on; the clips that ran short go back "
                 "to the queue",
             )

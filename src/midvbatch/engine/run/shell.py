@@ -165,7 +165,7 @@ class Orchestrator:
         executor = self.executor
         match i:
             case events.Submit():
-                threads = self.state.shortages.decode_threads  # (lowered when the machine runs short of threads)
+                threads = self.state.shortages.threads  # (lowered when the machine runs short of threads)
                 specs = [
                     self.specs.spec(
                         row,
@@ -556,11 +556,7 @@ def say_placement(orchestrator: Orchestrator) -> None:
 def policy_of(settings: Settings, resources: Resources, executor: Executor, specs: Specs, run_dir: Path) -> Policy:
     """The run's policy, as numbers: its settings, the floors the machine came to, its executor's abilities."""
     return Policy(
-        retries=settings.retries,
-        retry_delay=settings.retry_delay,
-        max_failures=settings.max_failures or 0,
-        on_disk_full=settings.on_disk_full,
-        task_timeout=settings.task_timeout,
+        **settings.shared(Policy),
         pool_holds_timeout=executor.holds_task_timeout,
         worker_limit=resources.worker_limit,
         device_limit=settings.device_memory or None,
@@ -568,7 +564,6 @@ def policy_of(settings: Settings, resources: Resources, executor: Executor, spec
         disk_floor=resources.disk_floor,
         frames_held=specs.frames_held,
         task_clips=specs.task_clips,
-        decode_threads=settings.decode_threads,
         resizable=executor.resizable,
         run_dir=str(run_dir),
     )

@@ -33,18 +33,13 @@ class Specs:
         self.task_clips = 1  # clips per task (see plan_tasks)
         self.frames_held = 0  # bytes of frames a worker holds beyond one: its read-ahead and batch
 
-    def spec(self, row: Queued, clip: Clip, attempt: int, output_dir: Path, decode_threads: int) -> TaskSpec:
-        """The spec of an attempt at a queued clip, as this run's discovery found it."""
-        settings = self.settings
-        if self._run is None or self._run.decode_threads != decode_threads:  # (lowered when the machine runs short)
+    def spec(self, row: Queued, clip: Clip, attempt: int, output_dir: Path, threads: int) -> TaskSpec:
+        """The spec of an attempt at a queued clip, as this run's discovery found it; FFmpeg decodes on `threads`
+        threads (the run's option, lowered when the machine runs short)."""
+        if self._run is None or self._run.decode_threads != threads:
+            options = self.settings.shared(WorkerOptions) | {"decode_threads": threads}
             self._run = WorkerOptions(
-                settings.processor,
-                dict(settings.options),
-                self.working_dir,
-                decode_threads,
-                settings.batch_size,
-                settings.prefetch,
-                settings.batch_across_clips,
+                **options | {"options": dict(options["options"]), "working_dir": self.working_dir}
             )
         return TaskSpec.of(
             clip,

@@ -59,7 +59,7 @@ class Policy:
 
     retries: int = 0
     retry_delay: float = 1.0  # seconds before the first retry; doubled at each further attempt
-    max_failures: int = 0  # dead clips in this run that stop it; 0: none
+    max_failures: int | None = None  # dead clips in this run that stop it; None or 0: none
     on_disk_full: str = "wait"  # "wait" | "stop"
     task_timeout: float | None = None
     pool_holds_timeout: bool = True  # the executor holds a task of one clip to task_timeout itself
