@@ -294,3 +294,41 @@ class DeviceProbe(Processor):
         return {"visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "device": os.environ.get("MIDVBATCH_DEVICE"),
                 "accelerator": frame.clip.accelerator, "pid": os.getpid(), "setups": self.setups,
                 "instance": self.instance}
+
+
+class Imperfect(Processor):
+    """The ground truth damaged in known ways, for tests of scoring outputs made elsewhere (test_import.py).
+
+    Quad: the truth shifted by (frame number % 5) * 3 pixels; None in frames whose number is a multiple of 7.
+    Fields (field_values): the truth, with the last character of the first field replaced by '#' in odd frames;
+    the second field left out in frames that are a multiple of 3. finish_clip: the first frame's fields.
+    """
+
+    field_values = True
+
+    def __init__(self):
+        self.first = None
+
+    def process_frame(self, frame):
+        quad = frame.quad
+        shift = (frame.number % 5) * 3
+        result = {"quad": None if quad is None or frame.number % 7 == 0 else
+                  [[x + shift, y - shift] for x, y in quad.to_list()], "confidence": 0.5}
+        template = frame.clip.templates.get(frame.number)
+        if template is not None:
+            names = [name for name, field in template.fields.items() if field.value is not None]
+            fields = {}
+            for i, name in enumerate(names):
+                text = template.fields[name].value
+                if i == 0 and frame.number % 2:
+                    text = text[:-1] + "#"
+                if i == 1 and frame.number % 3 == 0:
+                    continue
+                fields[name] = {"text": text, "confidence": 0.25 + (frame.number % 4) / 8}
+            result["fields"] = fields
+        if self.first is None or self.first[0] != frame.clip.id:
+            self.first = (frame.clip.id, result.get("fields"))
+        return result
+
+    def finish_clip(self, clip):
+        return {"fields": self.first[1]} if self.first and self.first[1] else None

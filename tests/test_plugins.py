@@ -51,7 +51,7 @@ def test_plugins_builtins_are_listed_in_order_without_being_imported():
 
 
 def test_plugins_every_extension_point_has_its_builtins():
-    assert builtin_names(PROCESSORS) == ("localize", "ocr", "ground-truth", "frames", "extract", "probe")
+    assert builtin_names(PROCESSORS) == ("localize", "ocr", "ground-truth", "frames", "extract", "probe", "replay")
     assert builtin_names(DATASETS) == ("midv500", "midv2019", "midv2020", "folder")
     assert builtin_names(EXPORTS) == ("jsonl", "csv", "coco", "smartengines")
     assert builtin_names(REPORTS) == ("md", "html", "json", "csv")

@@ -5,6 +5,7 @@ The Python API (see docs/api.md)::
     ds = midvbatch.open_dataset(path)           # a dataset: clips, annotated frames with their truth
     summary = midvbatch.run(path, out, ...)     # run a configuration, as `midvbatch run`
     results = midvbatch.open_run(out)           # a run folder: clips, frames, status, report figures
+    midvbatch.import_predictions(file, path, out)  # score outputs made elsewhere, as `midvbatch import`
 
 Everything is imported on first use, so ``import midvbatch`` stays light (no numpy, PyAV or
 rich, not even pathlib): ``python -m midvbatch`` imports this module before its own, whose
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
         TextFigures,
         open_run,
     )
+    from midvbatch.results.imports import ImportSummary, import_predictions
 
 # public name -> the module that defines it, imported when the name is first used
 _LAZY = {
@@ -55,6 +57,8 @@ _LAZY = {
     "AnnotatedDataset": "midvbatch.dataset.api",
     "DatasetFrame": "midvbatch.dataset.api",
     "run": "midvbatch.api",
+    "import_predictions": "midvbatch.results.imports",
+    "ImportSummary": "midvbatch.results.imports",
     "RunConfig": "midvbatch.config",
     "RunSummary": "midvbatch.engine.run",
     "open_run": "midvbatch.results",
@@ -76,6 +80,7 @@ __all__ = [
     "DatasetFrame",
     "FrameResult",
     "GroundTruthError",
+    "ImportSummary",
     "MidvBatchError",
     "PermanentError",
     "ReportFigures",
@@ -88,6 +93,7 @@ __all__ = [
     "TransientError",
     "VideoError",
     "__version__",
+    "import_predictions",
     "open_dataset",
     "open_run",
     "run",

@@ -132,6 +132,10 @@ class ConfigError(MidvBatchError):
     """Run options that cannot be honoured: a bad flag value, a bad TOML file."""
 
 
+class PredictionsError(MidvBatchError):
+    """A file of predictions made elsewhere that `midvbatch import` cannot read: not JSON or CSV, a bad record."""
+
+
 class LedgerError(MidvBatchError):
     """A run folder whose ledger cannot be used: locked, changed configuration, damaged."""
 

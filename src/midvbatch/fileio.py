@@ -164,6 +164,120 @@ def read_json(path: str | Path, limit: int = JSON_LIMIT, error: type[MidvBatchEr
     return parse_json(raw, path, error)
 
 
+RECORD_LIMIT = 64 * MiB  # one record of a file read a record at a time (a JSON list's element, a line)
+_CHUNK = 1 * MiB
+_DECODER = json.JSONDecoder()
+_SPACE = " \t\n\r"
+
+
+class _JsonStream:
+    """A JSON text read a chunk at a time: its position, the line it is at, one value decoded at a time."""
+
+    def __init__(self, stream: IO[str], path: str | Path, error: type[MidvBatchError], limit: int):
+        self.stream, self.path, self.error, self.limit = stream, path, error, limit
+        self.buffer, self.pos, self.line, self.eof = "", 0, 1, False
+
+    def _more(self) -> bool:
+        """Read another chunk; False at the end of the file."""
+        if self.eof:
+            return False
+        chunk = self.stream.read(_CHUNK)
+        if not chunk:
+            self.eof = True
+            return False
+        self.line += self.buffer.count("\n", 0, self.pos)
+        self.buffer, self.pos = self.buffer[self.pos :] + chunk, 0
+        return True
+
+    def fail(self, problem: str) -> MidvBatchError:
+        line = self.line + self.buffer.count("\n", 0, self.pos)
+        return self.error(f"bad JSON at line {line}: {problem}", path=self.path)
+
+    def peek(self) -> str:
+        """The next character that is not white space ("" at the end of the file)."""
+        while True:
+            while self.pos < len(self.buffer) and self.buffer[self.pos] in _SPACE:
+                self.pos += 1
+            if self.pos < len(self.buffer) or not self._more():
+                return self.buffer[self.pos : self.pos + 1]
+
+    def take(self, expected: str) -> str:
+        """Take the next character, which must be one of `expected`."""
+        char = self.peek()
+        if not char or char not in expected:
+            shown = " or ".join(repr(c) for c in expected)
+            raise self.fail(f"expected {shown}, found {repr(char) if char else 'the end of the file'}")
+        self.pos += 1
+        return char
+
+    def value(self) -> tuple[int, Any]:
+        """Decode the next value; return (the line it starts at, the value)."""
+        self.peek()
+        line = self.line + self.buffer.count("\n", 0, self.pos)
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buffer, self.pos)
+            except json.JSONDecodeError as exc:
+                if len(self.buffer) - self.pos > self.limit:
+                    raise self.fail(
+                        f"a value of more than {self.limit:,} characters, or not JSON ({exc.msg})"
+                    ) from None
+                if self._more():
+                    continue
+                raise self.fail(exc.msg) from None
+            except RecursionError:
+                raise self.fail("nested too deeply") from None
+            except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+                raise self.fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+            if end == len(self.buffer) and not self.eof and self._more():
+                continue  # a number may go on in the next chunk
+            self.pos = end
+            return line, value
+
+
+def json_items(
+    stream: IO[str], path: str | Path, error: type[MidvBatchError] = MidvBatchError, limit: int = RECORD_LIMIT
+) -> Iterator[tuple[str | None, int, Any]]:
+    """Read a JSON text a value at a time, never whole: yield (key, line, value) for each element of a top-level
+    list (key None), or, for a top-level object, for each element of each of its lists (key: the list's) and for
+    each of its other values. Any problem (not JSON, a value of more than `limit` characters) raises `error`
+    naming `path` and the line."""
+    reader = _JsonStream(stream, path, error, limit)
+    opening = reader.take("[{")
+    if opening == "[":
+        yield from _json_list(reader, None)
+    else:
+        if reader.peek() == "}":
+            reader.pos += 1
+        else:
+            while True:
+                _, key = reader.value()
+                if not isinstance(key, str):
+                    raise reader.fail("an object's key must be a string")
+                reader.take(":")
+                if reader.peek() == "[":
+                    reader.pos += 1
+                    yield from _json_list(reader, key)
+                else:
+                    line, value = reader.value()
+                    yield key, line, value
+                if reader.take(",}") == "}":
+                    break
+    if reader.peek():
+        raise reader.fail("more after the end of the JSON value")
+
+
+def _json_list(reader: _JsonStream, key: str | None) -> Iterator[tuple[str | None, int, Any]]:
+    if reader.peek() == "]":
+        reader.pos += 1
+        return
+    while True:
+        line, value = reader.value()
+        yield key, line, value
+        if reader.take(",]") == "]":
+            return
+
+
 def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 

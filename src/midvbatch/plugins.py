@@ -102,6 +102,7 @@ BUILTINS: dict[str, tuple[tuple[str, str], ...]] = {
         ("frames", "midvbatch.pipeline.builtin:FramesProcessor"),
         ("extract", "midvbatch.pipeline.builtin:ExtractProcessor"),
         ("probe", "midvbatch.pipeline.builtin:ProbeProcessor"),
+        ("replay", "midvbatch.pipeline.replay:ReplayProcessor"),
     ),
     DATASETS: (
         ("midv500", "midvbatch.dataset.formats.midv:MIDV500_FORMAT"),

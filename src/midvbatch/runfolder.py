@@ -26,9 +26,22 @@ LOCK = "lock"
 LOGS = "logs"
 TMP = "tmp"
 RUN_LOG = "run.jsonl"
+IMPORTED = "imported"  # the predictions `midvbatch import` read, clip by clip, for the run that scores them
 OUTPUTS = "outputs.json"  # the files report and export wrote from this run: the only ones they replace unasked
 # the run folder's own files and folders: no artifact and no output may take these names
-RESERVED = (MARKER, LEDGER, f"{LEDGER}-wal", f"{LEDGER}-shm", f"{LEDGER}-journal", CONFIG, LOCK, LOGS, TMP, OUTPUTS)
+RESERVED = (
+    MARKER,
+    LEDGER,
+    f"{LEDGER}-wal",
+    f"{LEDGER}-shm",
+    f"{LEDGER}-journal",
+    CONFIG,
+    LOCK,
+    LOGS,
+    TMP,
+    OUTPUTS,
+    IMPORTED,
+)
 OUTPUTS_KEPT = 1000  # outputs remembered per run (the newest)
 
 

@@ -190,3 +190,61 @@ def retry_command(run_dir, clips, all_dead, as_json):
     if not as_json:
         click.echo(f"retrying {plural(len(revived), 'clip')}: {' '.join(revived)}")
     _print_summary(summary, as_json, retried=revived)
+
+
+@click.command("import")
+@click.argument("predictions", type=PathType(dir_okay=False, path_type=str))
+@click.argument("dataset_dir", type=PathType(file_okay=False, path_type=str))
+@click.option("--out", required=True, type=PathType(file_okay=False, path_type=str), help="The run folder to make.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "coco", "smartengines", "csv"]),
+    help="The file's format (default: told from its content).",
+)
+@click.option(
+    "--images",
+    type=PathType(dir_okay=False, path_type=str),
+    help="coco: the COCO file whose image ids the results use (what `export --format coco` wrote).",
+)
+@click.option("--strict", is_flag=True, help="Refuse a file with records for clips or frames the dataset lacks.")
+@click.option("--workers", type=click.IntRange(0), help="Worker count (default one per core; 0: inline).")
+@click.option("--restart", is_flag=True, help="Discard what RUN_DIR holds of another file and score this one.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was read and how the scoring ended as JSON.")
+@user_errors
+def import_command(predictions, dataset_dir, out, fmt, images, strict, workers, restart, as_json):
+    """Score PREDICTIONS, a file of outputs made elsewhere, against DATASET_DIR into a run folder.
+
+    Formats: midvbatch's JSON lines (export --format jsonl), COCO results, the Smart
+    Engines per-image localization report, CSV (clip,frame,x1,y1,...,y4 and/or
+    clip,frame,field,text[,confidence]). Frames without a record are scored as without
+    prediction. report, export, status and compare then read RUN_DIR like any run.
+    """
+    from midvbatch.engine.run import run
+    from midvbatch.results.imports import import_predictions
+
+    def scored(config, restart):
+        return run(config, restart=restart, **_run_display())
+
+    summary = import_predictions(
+        predictions, dataset_dir, out, format=fmt, images=images, strict=strict, restart=restart,
+        workers=workers, run=scored, read=None if as_json else _say_read,
+    )  # fmt: skip
+    assert summary.run is not None
+    _print_summary(summary.run, as_json, imported=summary.to_dict() | {"run": None})
+
+
+def _say_read(summary) -> None:
+    """What an import read, before its scoring starts: the count on standard output, the findings on standard error."""
+    click.echo(f"read {plural(summary.records, 'prediction')} ({summary.format}) for {summary.frames} frames and clips")
+    for finding, what in (
+        (summary.unknown, "for clips or frames the dataset does not have, left out"),
+        (summary.unusable, "with a quad that is not 4 finite points, scored as no prediction"),
+        (summary.truth, "whose ground truth differs from the dataset's"),
+    ):
+        if finding.count:
+            click.echo(f"{plural(finding.count, 'record')} {what}:", err=True)
+            for line in finding.shown:
+                click.echo(f"  {line}", err=True)
+            if finding.count > len(finding.shown):
+                click.echo(f"  ... and {finding.count - len(finding.shown)} more", err=True)

@@ -894,17 +894,20 @@ CREATE TABLE clips (
 _QUEUE_ORDER = "ORDER BY priority DESC, cost DESC, id"  # scheduler.plan's order: priority, then cost, then id
 
 
-class FoundClips:
-    """The clips a run's discovery found, before the ledger takes them: a SQLite file of its own in the system's
-    temporary folder, removed by `close` (see engine/run/discovery.py). A row: (id, fingerprint line or None,
-    chosen, priority, cost, frames, pixels or None, document, code, video, record)."""
+class _TemporaryStore:
+    """A SQLite file of midvbatch's own in the system's temporary folder, removed by `close`: what is kept while
+    a large input is read a part at a time. `what` names what it keeps, in its errors."""
+
+    prefix = "midvbatch-"
+    what = "data"
+    schema = ""
 
     def __init__(self) -> None:
         try:
-            fd, name = tempfile.mkstemp(prefix="midvbatch-discovery-", suffix=".sqlite")
+            fd, name = tempfile.mkstemp(prefix=self.prefix, suffix=".sqlite")
         except OSError as exc:  # (a temporary folder gone, full or not a folder)
             raise LedgerError(
-                f"cannot make a file for the clips discovery found ({exc.strerror}): set TMPDIR to a folder with room",
+                f"cannot make a file for {self.what} ({exc.strerror}): set TMPDIR to a folder with room",
                 path=tempfile.gettempdir(),
             ) from None
         os.close(fd)
@@ -912,10 +915,43 @@ class FoundClips:
         self.db: sqlite3.Connection | None = None
         try:
             self.db = sqlite3.connect(name, isolation_level=None)
-            self.db.executescript(_FOUND_SCHEMA)
+            self.db.executescript(self.schema)
         except sqlite3.Error as exc:
             self.close()
             raise self._error(exc) from None
+
+    def close(self) -> None:
+        """Remove the file (midvbatch's own)."""
+        db, self.db = self.db, None
+        if db is not None:
+            db.close()
+        self.path.unlink(missing_ok=True)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self.db is None:
+            raise LedgerError(f"{self.what} are no longer kept (closed)", path=self.path)
+        return self.db
+
+    def _query(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: sqlite3.Error) -> LedgerError:
+        text = " ".join(str(exc).split())
+        return LedgerError(f"cannot keep {self.what} ({text})", path=self.path)
+
+
+class FoundClips(_TemporaryStore):
+    """The clips a run's discovery found, before the ledger takes them: a SQLite file of its own in the system's
+    temporary folder, removed by `close` (see engine/run/discovery.py). A row: (id, fingerprint line or None,
+    chosen, priority, cost, frames, pixels or None, document, code, video, record)."""
+
+    prefix = "midvbatch-discovery-"
+    what = "the clips discovery found"
+    schema = _FOUND_SCHEMA
 
     def add(self, rows: Iterable[tuple]) -> None:
         """Keep these clips (a later row of the same id replaces an earlier one)."""
@@ -965,25 +1001,58 @@ class FoundClips:
         )
         ledger.add_tasks((NewTask(*row) for row in rows), discovery)
 
-    def close(self) -> None:
-        """Remove the file (this run's own)."""
-        db, self.db = self.db, None
-        if db is not None:
-            db.close()
-        self.path.unlink(missing_ok=True)
 
-    @property
-    def _db(self) -> sqlite3.Connection:
-        if self.db is None:
-            raise LedgerError("the clips found are no longer kept (closed)", path=self.path)
-        return self.db
+_STAGED_SCHEMA = """
+CREATE TABLE parts (
+    clip TEXT NOT NULL,
+    frame INTEGER NOT NULL,  -- -1: the clip's own result
+    part TEXT NOT NULL,  -- "result" (a whole result), "quad", or "field:NAME"
+    place TEXT NOT NULL,  -- where the input said it: FILE:LINE, or FILE: record N
+    value TEXT NOT NULL,  -- JSON
+    PRIMARY KEY (clip, frame, part)
+) WITHOUT ROWID;
+"""
 
-    def _query(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
-        try:
-            return self._db.execute(sql, args)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
 
-    def _error(self, exc: sqlite3.Error) -> LedgerError:
-        text = " ".join(str(exc).split())
-        return LedgerError(f"cannot keep the clips discovery found ({text})", path=self.path)
+class StagedPredictions(_TemporaryStore):
+    """Predictions read from a file made elsewhere, by clip and frame, before a run scores them: a SQLite file of
+    its own in the system's temporary folder (an input of gigabytes is never held), removed by `close`."""
+
+    prefix = "midvbatch-import-"
+    what = "the predictions read"
+    schema = _STAGED_SCHEMA
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._query("BEGIN")
+
+    def add(self, clip: str, frame: int, part: str, place: str, value: str) -> str | None:
+        """Keep one part of a frame's prediction (`frame` -1: of the clip's own result); return the place of an
+        earlier part of the same clip, frame and kind, which this one does not replace, else None."""
+        cursor = self._query(
+            "INSERT INTO parts VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", (clip, frame, part, place, value)
+        )
+        if cursor.rowcount:
+            return None
+        row = self._query("SELECT place FROM parts WHERE clip = ? AND frame = ? AND part = ?", (clip, frame, part))
+        return str(row.fetchone()[0])
+
+    def kinds(self) -> set[str]:
+        """The kinds of parts kept: "result", "quad", "field" (the first part of "field:NAME")."""
+        rows = self._query("SELECT DISTINCT CASE WHEN part LIKE 'field:%' THEN 'field' ELSE part END FROM parts")
+        return {kind for (kind,) in rows}
+
+    def clips(self) -> Iterator[tuple[str, list[tuple[int, str, str]]]]:
+        """Each clip's parts, (frame, part, value) in frame order, clip by clip in the order of their ids."""
+        if self._db.in_transaction:
+            self._query("COMMIT")
+        clip: str | None = None
+        parts: list[tuple[int, str, str]] = []
+        for row in self._query("SELECT clip, frame, part, value FROM parts ORDER BY clip, frame, part"):
+            if row[0] != clip:
+                if clip is not None:
+                    yield clip, parts
+                clip, parts = row[0], []
+            parts.append((row[1], row[2], row[3]))
+        if clip is not None:
+            yield clip, parts

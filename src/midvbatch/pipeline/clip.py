@@ -30,7 +30,7 @@ from midvbatch.pipeline.prediction import storable, valid_text
 from midvbatch.pipeline.prefetch import Prefetch
 from midvbatch.pipeline.processor import Capabilities, ClipInfo, Frame
 from midvbatch.pipeline.spec import ClipOutcome, TaskSpec
-from midvbatch.video.frames import read_clip_frames
+from midvbatch.video.frames import blank_clip_frames, read_clip_frames
 from midvbatch.video.reader import AnnotatedFrame
 
 TRACEBACK_TAIL = 3000  # characters of traceback kept
@@ -217,17 +217,19 @@ def _classify(exc: BaseException) -> str:
     return "error"  # unknown: retried until attempts run out
 
 
-def spec_frames(spec: TaskSpec) -> Generator[AnnotatedFrame, None, None]:
+def spec_frames(spec: TaskSpec, pixels: bool = True) -> Generator[AnnotatedFrame, None, None]:
     """The annotated frames of a task's clip: decoded from its video (by time or by number), else read from its
-    pictures; a VideoError (permanent: not retried) when it has neither."""
-    return read_clip_frames(
-        spec.video or None,
-        count=spec.frames,
-        fps=spec.fps,
-        numbers=spec.frame_numbers,
-        images={int(k): v for k, v in spec.images.items()},
-        threads=spec.run.decode_threads,
-    )
+    pictures; a VideoError (permanent: not retried) when it has neither. Without `pixels`: their numbers, times
+    and sizes only (video.frames.blank_clip_frames), for a processor that reads no pixels."""
+    where: dict[str, Any] = {
+        "count": spec.frames,
+        "fps": spec.fps,
+        "numbers": spec.frame_numbers,
+        "images": {int(k): v for k, v in spec.images.items()},
+    }
+    if not pixels:
+        return blank_clip_frames(spec.video or None, **where)
+    return read_clip_frames(spec.video or None, **where, threads=spec.run.decode_threads)
 
 
 class _ClipState(StrEnum):
@@ -366,16 +368,16 @@ _END_OF_CLIP = None  # a clip's frames are all read
 
 
 def _task_frames(
-    specs: list[TaskSpec], skip: set[int]
+    specs: list[TaskSpec], skip: set[int], pixels: bool = True
 ) -> Generator[tuple[int, AnnotatedFrame | BaseException | None], None, None]:
     """The annotated frames of a task's clips one after the other, as (clip index, frame), each clip's closed by
     (index, None). A clip's reading error comes in its place as (index, error). A clip whose index is put in
-    `skip` (it failed) is read no further."""
+    `skip` (it failed) is read no further. Without `pixels`, the frames are not decoded (see spec_frames)."""
     for index, spec in enumerate(specs):
         if index in skip:
             continue
         try:
-            frames = spec_frames(spec)
+            frames = spec_frames(spec, pixels)
             try:
                 for count, frame in enumerate(frames, 1):
                     if index in skip:
@@ -409,7 +411,7 @@ class _TaskLoop:
         self.method = "process_batch" if _batched(capabilities, spec.run.batch_size) else "process_frame"
         self.size = spec.run.batch_size if self.method == "process_batch" else 1
         self.skip: set[int] = set()  # clips that failed: read no further
-        source = _task_frames([r.spec for r in runs], self.skip)
+        source = _task_frames([r.spec for r in runs], self.skip, capabilities.pixels)
         self.stream = Prefetch(source, spec.run.prefetch) if spec.run.prefetch else source
         self.batch: list[tuple[_ClipRun, AnnotatedFrame]] = []
         self.current = 0  # the clip being read (len(runs): none left)

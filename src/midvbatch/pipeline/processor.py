@@ -139,6 +139,7 @@ class Capabilities:
     finish_clip: bool = False
     setup: bool = False
     field_values: bool = False  # Frame.fields carries the true values
+    pixels: bool = True  # False: its frames are not decoded (Frame.image is an empty H x W x 0 array)
 
     @classmethod
     def of(cls, processor: object) -> Capabilities:
@@ -150,6 +151,7 @@ class Capabilities:
             finish_clip=hasattr(processor, "finish_clip"),
             setup=hasattr(processor, "setup"),
             field_values=bool(getattr(processor, "field_values", False)),
+            pixels=bool(getattr(processor, "pixels", True)),
         )
 
 
@@ -157,6 +159,7 @@ class Processor:
     """Optional base class: override ``process_frame``, ``process_batch`` or ``process_clip``."""
 
     field_values = False  # True: Frame.fields carries the true values (only for checking the scoring)
+    pixels = True  # False: it reads no pixels: frames come undecoded, Frame.image an empty H x W x 0 array
 
     def setup(self) -> None:
         """Prepare once per worker (load a model); default: nothing."""

@@ -17,6 +17,7 @@ import functools
 import html
 import io
 import json
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -130,6 +131,18 @@ def _md_table(title: str, table: dict[str, dict[str, Any]]) -> list[str]:
     return md_table(title, ["group", *_COLUMNS], rows)
 
 
+def _what_ran(run: dict[str, Any]) -> str:
+    """What the run scored: its processor, or the file `midvbatch import` read (Markdown)."""
+    imported = run.get("imported")
+    if imported:
+        sha = str(imported.get("sha256") or "")[:12]
+        return (
+            f"Predictions imported from `{imported.get('source')}` ({imported.get('format')}, sha256 {sha}...) "
+            f"on `{run['dataset']}`; its speed is the scoring's, not the system's."
+        )
+    return f"Processor `{run['processor']}` on `{run['dataset']}`."
+
+
 def _state_line(run: dict[str, Any]) -> str:
     if run["state"] == "running":
         return f"**The run is still going**: {run['done']} of {run['clips']} clips done; figures are partial."
@@ -160,7 +173,7 @@ def render_markdown(report: Report) -> str:
     lines = [
         f"# midvbatch report: {run['run_dir']}",
         "",
-        f"Processor `{run['processor']}` on `{run['dataset']}`. {_state_line(run)}",
+        f"{_what_ran(run)} {_state_line(run)}",
         "",
     ]
     if report.overall is None and report.text is not None:
@@ -341,9 +354,9 @@ def render_html(report: Report, plot_dir: Path | None = None, claim: Callable[[P
             record_output(run["run_dir"], path)
     dataset = _dataset(run) if report.worst or (report.text and report.text["worst"]) else None
     parts = [
-        f"<h1>midvbatch report</h1><p>Run <code>{html.escape(run['run_dir'])}</code>: processor "
-        f"<code>{html.escape(str(run['processor']))}</code> on <code>{html.escape(str(run['dataset']))}</code>."
-        f"</p><p class='state'>{html.escape(_state_line(run).replace('**', ''))}</p>"
+        f"<h1>midvbatch report</h1><p>Run <code>{html.escape(run['run_dir'])}</code>: "
+        + re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(_what_ran(run)))
+        + f"</p><p class='state'>{html.escape(_state_line(run).replace('**', ''))}</p>"
     ]
     if report.overall is not None:
         o = report.overall

@@ -69,6 +69,7 @@ class RunOverview:
     scored_frames: int
     complete: bool  # finished with no dead clip
     format: str | None = None  # the dataset format the run read the dataset with; None: not recorded
+    imported: dict | None = None  # a run of `midvbatch import`: the file read (source, format, sha256)
 
 
 @dataclass(frozen=True)
@@ -153,12 +154,17 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def compute_figures(
-    run_dir: str, meta: RunMeta, status: Snapshot, frames: Iterable[FrameResult], done: list[ClipResult]
+    run_dir: str,
+    meta: RunMeta,
+    status: Snapshot,
+    frames: Iterable[FrameResult],
+    done: list[ClipResult],
+    imported: dict | None = None,
 ) -> ReportFigures:
     """Compute the report's figures from a run's frames (of done clips) and its done clips, in queue order.
 
     The frames are read once; a clip's frames come together, in frame order (as
-    RunResults.frames yields them)."""
+    RunResults.frames yields them). `imported`: what a run of `midvbatch import` read."""
     scored: list[tuple[FrameResult, FrameScore]] = []
     latencies: list[float] = []
     text = TextTally()
@@ -183,6 +189,7 @@ def compute_figures(
         len(scored),
         state == "finished" and status.dead == 0,
         meta.format,
+        imported,
     )
     kind = clip_kinds(meta.format)
     keys: dict[str, Any] = {

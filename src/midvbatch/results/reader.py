@@ -166,7 +166,20 @@ class RunResults:
     def figures(self) -> ReportFigures:
         """Return the figures of the run's report: accuracy in every grouping, speed, worst clips."""
         status = self.status()
-        return compute_figures(str(self.path), self.meta, status, self.frames(), list(self.clips("done")))
+        done = list(self.clips("done"))
+        return compute_figures(str(self.path), self.meta, status, self.frames(), done, self.imported())
+
+    def imported(self) -> dict | None:
+        """What a run of `midvbatch import` scored: the file it read (``source``, ``format``, ``sha256``); None
+        for a run of a processor (or a configuration that cannot be read)."""
+        if self.meta.processor != "replay":
+            return None
+        try:
+            config = self.config()
+        except MidvBatchError:
+            return None
+        options = config.options if config is not None else {}
+        return {key: options.get(key) for key in ("source", "format", "sha256")}
 
     # lifetime --------------------------------------------------------------------------
 

@@ -1,14 +1,17 @@
 """Where a clip's annotated frames come from: decoded from its video (by time or by number), or read
 from its pictures. Every reader of a clip's frames (runs, decode, validate, the Python API, reports)
-goes through :func:`read_clip_frames`."""
+goes through :func:`read_clip_frames`; a processor that reads no pixels gets :func:`blank_clip_frames`."""
 
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping
 from pathlib import Path
 
+import numpy as np
+
 from midvbatch.errors import VideoError
-from midvbatch.video.image import read_images
+from midvbatch.video.image import image_size, read_images
+from midvbatch.video.probe import probe
 from midvbatch.video.reader import AnnotatedFrame, read_annotated_frames, read_frames_at
 
 
@@ -34,3 +37,31 @@ def read_clip_frames(
     if numbers and images:
         return read_images(images)
     raise VideoError("clip has no video file" + (" and no frame pictures" if numbers else ""))
+
+
+def blank_clip_frames(
+    video: str | Path | None,
+    *,
+    count: int,
+    fps: float,
+    numbers: tuple[int, ...] = (),
+    images: Mapping[int, str | Path] | None = None,
+) -> Generator[AnnotatedFrame, None, None]:
+    """The annotated frames of a clip as :func:`read_clip_frames` finds them, without decoding a pixel: each
+    frame's image is an empty array of the frame's shape as shown with no channels (H x W x 0), its size read
+    from the video's container or the picture's header; its time the frame's slot, (number - 1) / `fps`.
+
+    For what needs a frame's number and size only (scoring predictions made elsewhere). Raises
+    VideoError when the clip has nothing to read its frames from, or the video or a picture cannot be opened.
+    """
+    if video is not None:
+        info = probe(video)
+        blank = np.empty((info.display_height, info.display_width, 0), np.uint8)
+        for number in numbers or range(1, count + 1):
+            yield AnnotatedFrame(number, (number - 1) / fps if fps > 0 else 0.0, number - 1, blank)
+        return
+    if not (numbers and images):
+        raise VideoError("clip has no video file" + (" and no frame pictures" if numbers else ""))
+    for number in sorted(images):
+        width, height = image_size(images[number])
+        yield AnnotatedFrame(number, 0.0, number, np.empty((height, width, 0), np.uint8))
