@@ -13,6 +13,9 @@ has 68,409), their JPEGs and videos, and 4,000 scans, photos and templates. Then
   results   on the full run: `status --json`, `report` as md, json, csv and html, `export`
             as jsonl and csv, each timed. Baseline: reading every frame row of the run's
             ledger with sqlite3 and writing it as JSON lines (what any export must do).
+  import    `midvbatch import` of the run's `export jsonl` into a new run folder (2 workers):
+            every record read, staged, written clip by clip, and scored again. Baseline: the
+            export's own time (target: at most 3x).
 
 Every `midvbatch run` pins the options it depends on (bench_engine.run_args). Set
 MIDVBATCH_BENCH_MIDV2020 to a folder to keep the dataset between invocations.
@@ -35,6 +38,7 @@ from bench_engine import MIDVBATCH, run_args, run_timed  # noqa: E402
 
 TARGET_MEMORY = 30  # MiB: most the orchestrator may grow from one type to all ten
 TARGET_RESULTS = 20.0  # at most this many times the sqlite3 baseline, for every status/report/export
+TARGET_IMPORT = 3.0  # `midvbatch import` of the run's JSON lines: at most this many times `export jsonl`
 
 
 def dataset(root: Path) -> Path:
@@ -100,12 +104,21 @@ def main() -> None:
             "export jsonl": ["export", full, "--out", Path(tmp) / "e.jsonl"],
             "export csv": ["export", full, "--format", "csv", "--out", Path(tmp) / "e.csv"],
         }
+        took_by = {}
         for label, command in commands.items():
             took, _ = run_timed([*MIDVBATCH, *map(str, command)])
+            took_by[label] = took
             ratio = took / base
             met = "met" if ratio <= TARGET_RESULTS else "NOT met"
             print(f"results: {label}: {took:.2f} s ({ratio:.1f}x the baseline) | target at most "
                   f"{TARGET_RESULTS:g}x: {met}")
+        imported = Path(tmp) / "imported"
+        took, _ = run_timed([*MIDVBATCH, "import", str(Path(tmp) / "e.jsonl"), str(ds), "--out", str(imported),
+                             "--workers", "2"])
+        ratio = took / took_by["export jsonl"]
+        met = "met" if ratio <= TARGET_IMPORT else "NOT met"
+        print(f"import: the export's JSON lines ({frames_done(imported):,} frames) scored again, 2 workers: "
+              f"{took:.2f} s ({ratio:.1f}x export jsonl) | target at most {TARGET_IMPORT:g}x: {met}")
 
 
 if __name__ == "__main__":

@@ -299,20 +299,21 @@ class DeviceProbe(Processor):
 class Imperfect(Processor):
     """The ground truth damaged in known ways, for tests of scoring outputs made elsewhere (test_import.py).
 
-    Quad: the truth shifted by (frame number % 5) * 3 pixels; None in frames whose number is a multiple of 7.
+    Quad: the truth shifted by (frame number % 5) * 3 pixels; None in frames whose number is a multiple of `miss`.
     Fields (field_values): the truth, with the last character of the first field replaced by '#' in odd frames;
     the second field left out in frames that are a multiple of 3. finish_clip: the first frame's fields.
     """
 
     field_values = True
 
-    def __init__(self):
+    def __init__(self, miss: int = 7):
         self.first = None
+        self.miss = miss
 
     def process_frame(self, frame):
         quad = frame.quad
         shift = (frame.number % 5) * 3
-        result = {"quad": None if quad is None or frame.number % 7 == 0 else
+        result = {"quad": None if quad is None or frame.number % self.miss == 0 else
                   [[x + shift, y - shift] for x, y in quad.to_list()], "confidence": 0.5}
         template = frame.clip.templates.get(frame.number)
         if template is not None:

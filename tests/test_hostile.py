@@ -28,7 +28,8 @@ VALUES = [
 ]
 PATHS = ["<fifo>", "<folder>", "<file>", "<missing>"]  # for path parameters, on top of VALUES
 
-# Minimal valid arguments per command; {d} is the dataset, {r} the finished run, {t} the test's folder.
+# Minimal valid arguments per command; {d} is the dataset, {r} the finished run, {p} its export (JSON lines),
+# {t} the test's folder.
 BASE = {
     "ls": (["{d}"], {}),
     "probe": (["{v}"], {}),
@@ -43,6 +44,8 @@ BASE = {
     "validate": (["{d}"], {}),
     "export": (["{r}"], {"--out": "{t}/export.jsonl"}),
     "report": (["{r}"], {}),
+    "import": (["{p}", "{d}"], {"--out": "{t}/imported", "--workers": "0"}),
+    "compare": (["{r}", "{r}"], {"--resamples": "20"}),
     "processors": ([], {}),
     "formats": ([], {}),
 }
@@ -80,7 +83,9 @@ def world(tmp_path_factory):
                                       "--workers", "0"])
     assert result.exit_code == 0, result.output
     video = next((root / "data").rglob("videos/*.*"))
-    return {"d": str(root / "data"), "r": str(run_dir), "v": str(video)}
+    exported = CliRunner().invoke(cli, ["export", str(run_dir), "--out", str(root / "predictions.jsonl")])
+    assert exported.exit_code == 0, exported.output
+    return {"d": str(root / "data"), "r": str(run_dir), "v": str(video), "p": str(root / "predictions.jsonl")}
 
 
 def _argv(command: str, param: click.Parameter, value: str | None, places: dict[str, str]) -> list[str]:

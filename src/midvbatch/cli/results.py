@@ -73,3 +73,57 @@ def report_command(run_dir, fmt, out, force):
         click.echo(f"wrote {fmt} report to {out}")
     else:
         click.echo(text, nl=not text.endswith("\n"))
+
+
+@click.command("compare")
+@click.argument("run_dirs", nargs=-1, required=True, type=PathType(file_okay=False, path_type=str))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "json", "csv"]),
+    default="md",
+    show_default=True,
+    help="Markdown (the terminal), JSON (every figure, `ci`: [low, high]) or CSV (a row per figure).",
+)
+@click.option(
+    "--out", type=PathType(dir_okay=False, path_type=str), help="Write to this file instead of standard output."
+)
+@click.option(
+    "--unit",
+    type=click.Choice(["clip", "document"]),
+    default="clip",
+    show_default=True,
+    help="What the bootstrap resamples: frames of one clip are not independent.",
+)
+@click.option("--resamples", type=click.IntRange(1, 1_000_000), default=2000, show_default=True, metavar="N",
+              help="Bootstrap resamples.")  # fmt: skip
+@click.option("--seed", type=click.IntRange(0), default=None, metavar="N",
+              help="The bootstrap's seed (default: a fixed one, so the same runs give the same intervals).")  # fmt: skip
+@click.option(
+    "--fail-if-worse",
+    "rule",
+    metavar="FIGURE[:MARGIN]",
+    help="Exit 1 when a run is worse than the first on FIGURE (accuracy, mean_ngld, ...) by more than MARGIN, "
+    "its whole interval beyond it.",
+)
+@click.option("--force", is_flag=True, help=_FORCE_HELP)
+@user_errors
+def compare_command(run_dirs, fmt, out, unit, resamples, seed, rule, force):
+    """Compare runs of one dataset: each of RUN_DIRS after the first against the first.
+
+    For every headline figure, overall and per document, condition, device, collection
+    and field type: A, B, B - A with its 95% interval from a paired bootstrap over clips,
+    and for the accuracies the exact McNemar test of the frames that changed. Exit
+    status 1 with --fail-if-worse when a run is worse by more than the margin.
+    """
+    from midvbatch.results.compare import compare_output
+
+    result = compare_output(run_dirs, fmt, out, unit=unit, resamples=resamples, seed=seed, rule=rule, force=force)
+    if out:
+        click.echo(f"wrote {fmt} comparison to {out}")
+    else:
+        click.echo(result.text, nl=not result.text.endswith("\n"))
+    for line in result.failures:
+        click.echo(line, err=True)
+    if result.failures:
+        raise SystemExit(1)

@@ -169,6 +169,12 @@ class RunResults:
         done = list(self.clips("done"))
         return compute_figures(str(self.path), self.meta, status, self.frames(), done, self.imported())
 
+    def dataset_identity(self) -> dict:
+        """The dataset the run worked on as its ledger names it: ``path``, ``format``, ``fingerprint`` (of its clips
+        and their files' sizes), ``clips``; an earlier midvbatch's run: its path only."""
+        identity = self._ledger.get_meta("dataset_identity")
+        return identity if isinstance(identity, dict) else {"path": self.meta.dataset}
+
     def imported(self) -> dict | None:
         """What a run of `midvbatch import` scored: the file it read (``source``, ``format``, ``sha256``); None
         for a run of a processor (or a configuration that cannot be read)."""

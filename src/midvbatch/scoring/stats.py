@@ -83,6 +83,38 @@ def paired_difference(
     return _interval(fig_b - fig_a, stats_b - stats_a, level)
 
 
+def paired_differences(
+    figures: dict[str, tuple[tuple[Sequence[float], Sequence[float]], tuple[Sequence[float], Sequence[float]]]],
+    *,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
+) -> dict[str, Interval]:
+    """paired_difference for several figures of the same units at once (every figure's (A, B) pair over the same
+    clips, in the same order): one set of resamples serves them all, so a comparison of many figures costs
+    about one bootstrap."""
+    names = list(figures)
+    if not names:
+        return {}
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    values: dict[str, tuple[float | None, float | None]] = {}
+    for name in names:
+        (num_a, den_a), (num_b, den_b) = (_arrays(*side) for side in figures[name])
+        if not len(num_a) == len(num_b) == len(pairs[0][0] if pairs else num_a):
+            raise ValueError(f"paired figures need the same units ({name})")
+        pairs += [(num_a, den_a), (num_b, den_b)]
+        values[name] = (_ratio(num_a.sum(), den_a.sum()), _ratio(num_b.sum(), den_b.sum()))
+    stats = _resampled(pairs, resamples, seed)
+    out = {}
+    for i, name in enumerate(names):
+        fig_a, fig_b = values[name]
+        if fig_a is None or fig_b is None:
+            out[name] = Interval(None, None, None)
+        else:
+            out[name] = _interval(fig_b - fig_a, stats[2 * i + 1] - stats[2 * i], level)
+    return out
+
+
 def mcnemar_exact(became_correct: int, became_wrong: int) -> float:
     """The two-sided p-value of the exact McNemar test: of the n = `became_correct` + `became_wrong` frames whose
     verdict changed between two runs, the chance of a split at least as uneven if each way had chance 1/2
@@ -112,20 +144,28 @@ def _ratio(num: float, den: float) -> float | None:
 
 def _resampled(pairs: list[tuple[np.ndarray, np.ndarray]], resamples: int, seed: int) -> list[np.ndarray]:
     """Each (numerators, denominators)'s ratio on `resamples` resamples of the units, the same draws for every
-    pair (NaN where a resample measured nothing)."""
+    pair (NaN where a resample measured nothing).
+
+    A resample is held as how many times it drew each unit (a row of counts), so every pair's
+    sums over a block of resamples are one matrix product."""
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, not {resamples}")
     units = len(pairs[0][0])
     rng = np.random.default_rng(seed)
-    out = [np.empty(resamples) for _ in pairs]
+    out = [np.full(resamples, np.nan) for _ in pairs]
+    if units == 0:
+        return out
     step = max(1, _CHUNK // max(units, 1))
+    sides = np.stack([side for pair in pairs for side in pair], axis=1)  # units x (2 per pair)
     for start in range(0, resamples, step):
         rows = min(step, resamples - start)
-        draws = rng.integers(0, units, size=(rows, units))
-        for (num, den), stats in zip(pairs, out, strict=True):
-            sums_den = den[draws].sum(axis=1)
+        draws = rng.integers(0, units, size=(rows, units)) + (np.arange(rows) * units)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=rows * units).reshape(rows, units).astype(np.float64)
+        sums = counts @ sides  # rows x (2 per pair)
+        for i, stats in enumerate(out):
+            num, den = sums[:, 2 * i], sums[:, 2 * i + 1]
             with np.errstate(invalid="ignore", divide="ignore"):
-                stats[start : start + rows] = np.where(sums_den > 0, num[draws].sum(axis=1) / sums_den, np.nan)
+                stats[start : start + rows] = np.where(den > 0, num / den, np.nan)
     return out
 
 
