@@ -131,3 +131,34 @@ def test_compare_refuses_runs_of_another_dataset(runs, tmp_path):
     assert said.returncode == 1 and "compare runs of the same dataset" in said.stderr
     with pytest.raises(Exception, match="no such run folder"):
         compare_output([runs["a"], tmp_path / "nothing"])
+
+
+def test_report_figures_carry_their_intervals_over_clips(runs):
+    report = json.loads(write_report(runs["b"], "json"))
+    overall = report["overall"]
+    for name in ("accuracy", "accuracy_min_d", "accuracy_iou", "accuracy_mean_iou", "mean_iou_gt", "mean_iou",
+                 "mean_mean_iou", "mean_min_d"):
+        low, high = overall["ci"][name]
+        assert low <= overall[name] <= high, name
+    assert overall["ci"]["accuracy"] == overall["ci"]["accuracy_iou_gt"]
+    # the headline's interval against a bootstrap of the clips written here
+    tallies = {}
+    with open_run(runs["b"]) as run:
+        for frame in run.frames():
+            if frame.score is not None:
+                t = tallies.setdefault(frame.clip, [0, 0])
+                t[0] += frame.score.iou_gt >= 0.9 - 1e-10
+                t[1] += 1
+    rng, clips, values = random.Random(2), sorted(tallies), []
+    for _ in range(3000):
+        drawn = [rng.choice(clips) for _ in clips]
+        values.append(sum(tallies[c][0] for c in drawn) / sum(tallies[c][1] for c in drawn))
+    values.sort()
+    assert overall["ci"]["accuracy"][0] == pytest.approx(values[75], abs=0.015)
+    assert overall["ci"]["accuracy"][1] == pytest.approx(values[2924], abs=0.015)
+    assert all(not agg["ci"] for agg in report["by_clip"].values())  # one clip: no interval over clips
+    assert report["by_condition"]["T (table)"]["ci"]["accuracy"][0] is not None
+    text = report["text"]["overall"]
+    assert set(text["ci"]) == {"accuracy", "mean_ngld", "mean_cer"} and text["ci"]["accuracy"][0] <= text["accuracy"]
+    markdown = write_report(runs["b"], "md")
+    assert f"{overall['accuracy']:.3f}** [{overall['ci']['accuracy'][0]:.3f}, " in markdown

@@ -106,7 +106,8 @@ def test_text_report_ground_truth_is_perfect_everywhere(gt_report, truth):
     fields = sum(len(truth[d]) for d in DOCS) * CLIPS_PER_DOC * FRAMES
     assert text["frames"] == len(DOCS) * CLIPS_PER_DOC * FRAMES
     assert text["overall"] == {"fields": fields, "correct": fields, "accuracy": 1.0, "mean_ngld": 0.0,
-                               "mean_cer": 0.0, "missing": 0, "empty": 2 * 2 * CLIPS_PER_DOC * FRAMES}
+                               "mean_cer": 0.0, "missing": 0, "empty": 2 * 2 * CLIPS_PER_DOC * FRAMES,
+                               "ci": {"accuracy": [1.0, 1.0], "mean_ngld": [0.0, 0.0], "mean_cer": [0.0, 0.0]}}
     assert set(text["groups"]) == {"type", "field", "condition", "device", "document", "clip"}  # no collection
     for grouping, table in text["groups"].items():
         for key, agg in table.items():
@@ -215,14 +216,17 @@ def test_text_report_markdown_csv_and_html(corrupt_run, truth, tmp_path):
 
     rows = list(csv.reader(io.StringIO(midvbatch("report", corrupt_run, "--format", "csv").stdout)))
     header = rows[0]
-    assert header[-7:] == ["fields", "fields_correct", "text_accuracy", "mean_ngld", "mean_cer", "fields_missing",
-                           "fields_empty"]
+    assert header[-13:] == ["fields", "fields_correct", "text_accuracy", "mean_ngld", "mean_cer", "fields_missing",
+                            "fields_empty", "text_accuracy_ci_low", "text_accuracy_ci_high", "mean_ngld_ci_low",
+                            "mean_ngld_ci_high", "mean_cer_ci_low", "mean_cer_ci_high"]
     assert all(len(r) == len(header) for r in rows)
     groupings = {r[0] for r in rows[1:]}
     assert {"text", "text_type", "text_field", "text_document", "text_clip", "text_clip_results",
             "text_majority_after_frames", "text_best_after_frames"} <= groupings
     field01 = next(r for r in rows if r[:2] == ["text_field", "field01"])
     assert float(field01[header.index("text_accuracy")]) == pytest.approx(2 / 3)
+    low, high = (float(field01[header.index(f"text_accuracy_ci_{b}")]) for b in ("low", "high"))
+    assert low <= 2 / 3 <= high  # (every clip's field01 is right in 2 of 3 frames: a narrow interval)
 
     page = tmp_path / "report.html"
     assert midvbatch("report", corrupt_run, "--format", "html", "--out", page).returncode == 0
@@ -245,8 +249,9 @@ def test_text_report_absent_when_no_field_is_read(text_dataset, tmp_path):
     assert _json(run)["text"] is None
     assert "Text fields" not in midvbatch("report", run).stdout
     header = midvbatch("report", run, "--format", "csv").stdout.splitlines()[0]
-    assert header == ("grouping,group,frames,accuracy,accuracy_iou,accuracy_mean_iou,accuracy_min_d,mean_iou_gt,"
-                      "mean_iou,mean_min_d,missing,mean_mean_iou")
+    assert header.startswith("grouping,group,frames,accuracy,accuracy_iou,accuracy_mean_iou,accuracy_min_d,"
+                             "mean_iou_gt,mean_iou,mean_min_d,missing,mean_mean_iou,accuracy_ci_low,accuracy_ci_high,")
+    assert header.endswith(",mean_mean_iou_ci_low,mean_mean_iou_ci_high") and "fields" not in header
     assert "Text fields" not in render_markdown(build_report(run))
 
 

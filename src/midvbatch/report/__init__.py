@@ -30,7 +30,7 @@ from midvbatch.fileio import write_atomic
 from midvbatch.pipeline.prediction import valid_text
 from midvbatch.plugins import REPORTS, Registry, builtin_names, unknown_name
 from midvbatch.report import _text
-from midvbatch.report._render import data_uri, fmt, html_table, md_table, png, read_frame
+from midvbatch.report._render import data_uri, fmt, fmt_ci, html_table, md_table, png, read_frame
 from midvbatch.results.figures import WORST_CLIPS, ReportFigures, busy_seconds
 from midvbatch.results.reader import open_run, recorded_dataset
 from midvbatch.runfolder import check_output_path, claim_output, record_output
@@ -126,8 +126,24 @@ _COLUMNS = (
 )
 
 
+_CI_COLUMNS = tuple(c for c in (*_COLUMNS, "mean_mean_iou") if c.startswith(("accuracy", "mean_")))  # with an interval
+
+
+def _cell(agg: dict[str, Any], column: str) -> str:
+    """A table's cell: a share or a mean with its 95% interval over clips, other figures as they are."""
+    if column in _CI_COLUMNS:
+        return fmt_ci(agg.get(column), (agg.get("ci") or {}).get(column))
+    return fmt(agg.get(column))
+
+
+def _ci_values(agg: dict[str, Any]) -> list[Any]:
+    """The CSV's interval columns of an aggregate: low and high of each of _CI_COLUMNS."""
+    ci = agg.get("ci") or {}
+    return [bound for c in _CI_COLUMNS for bound in (ci.get(c) or [None, None])]
+
+
 def _md_table(title: str, table: dict[str, dict[str, Any]]) -> list[str]:
-    rows = [[key, *(fmt(agg.get(c)) for c in _COLUMNS)] for key, agg in table.items()]
+    rows = [[key, *(_cell(agg, c) for c in _COLUMNS)] for key, agg in table.items()]
     return md_table(title, ["group", *_COLUMNS], rows)
 
 
@@ -141,6 +157,12 @@ def _what_ran(run: dict[str, Any]) -> str:
             f"on `{run['dataset']}`; its speed is the scoring's, not the system's."
         )
     return f"Processor `{run['processor']}` on `{run['dataset']}`."
+
+
+def _interval(agg: dict[str, Any], column: str) -> str:
+    """'[0.650, 0.850] ' (the 95% interval of a figure, and a space), or '' where it has none."""
+    shown = fmt_ci(agg.get(column), (agg.get("ci") or {}).get(column))
+    return shown[len(fmt(agg.get(column))) + 1 :] + " " if "[" in shown else ""
 
 
 def _state_line(run: dict[str, Any]) -> str:
@@ -183,9 +205,10 @@ def render_markdown(report: Report) -> str:
     else:
         o = report.overall
         lines += [
-            f"**Accuracy (iou_gt >= 0.9): {fmt(o['accuracy'])}** over {o['frames']} frames; "
-            f"mean iou_gt {fmt(o['mean_iou_gt'])}, mean iou {fmt(o['mean_iou'])}, "
-            f"accuracy by min_d {fmt(o['accuracy_min_d'])}, frames without prediction {o['missing']}.",
+            f"**Accuracy (iou_gt >= 0.9): {fmt(o['accuracy'])}** {_interval(o, 'accuracy')}over {o['frames']} "
+            f"frames; mean iou_gt {_cell(o, 'mean_iou_gt')}, mean iou {_cell(o, 'mean_iou')}, "
+            f"accuracy by min_d {_cell(o, 'accuracy_min_d')}, frames without prediction {o['missing']}. "
+            "In brackets: 95% intervals from a bootstrap over clips (frames of one clip are not independent).",
             "",
         ]
         for name, title in _SECTIONS:
@@ -230,15 +253,18 @@ def render_csv(report: Report) -> str:
     writer = csv.writer(out)
     text = [] if report.text is None else list(_text.CSV_COLUMNS)
     pad = [None] * len(text)
-    writer.writerow(["grouping", "group", *_COLUMNS, "mean_mean_iou", *text])
+    intervals = [f"{c}_ci_{bound}" for c in _CI_COLUMNS for bound in ("low", "high")]
+    writer.writerow(["grouping", "group", *_COLUMNS, "mean_mean_iou", *intervals, *text])
     if report.overall is not None:
         o = report.overall
-        writer.writerow(["overall", "all", *(o.get(c) for c in _COLUMNS), o["mean_mean_iou"], *pad])
+        writer.writerow(["overall", "all", *(o.get(c) for c in _COLUMNS), o["mean_mean_iou"], *_ci_values(o), *pad])
     for name, table in report.groups.items():
         for key, agg in table.items():
-            writer.writerow([name, key, *(agg.get(c) for c in _COLUMNS), agg.get("mean_mean_iou"), *pad])
+            writer.writerow(
+                [name, key, *(agg.get(c) for c in _COLUMNS), agg.get("mean_mean_iou"), *_ci_values(agg), *pad]
+            )
     if report.text is not None:
-        blank = [None] * (len(_COLUMNS) + 1)
+        blank = [None] * (len(_COLUMNS) + 1 + len(intervals))
         writer.writerows([grouping, group, *blank, *values] for grouping, group, *values in _text.csv_rows(report.text))
     return out.getvalue()
 
@@ -320,7 +346,7 @@ def _thumbnail(dataset, worst: dict[str, Any]) -> bytes | None:
 
 
 def _html_table(title: str, table: dict[str, dict[str, Any]]) -> str:
-    rows = [[html.escape(k), *(fmt(agg.get(c)) for c in _COLUMNS)] for k, agg in table.items()]
+    rows = [[html.escape(k), *(_cell(agg, c) for c in _COLUMNS)] for k, agg in table.items()]
     return html_table(title, ["group", *_COLUMNS], rows)
 
 
@@ -361,8 +387,8 @@ def render_html(report: Report, plot_dir: Path | None = None, claim: Callable[[P
     if report.overall is not None:
         o = report.overall
         parts.append(
-            f"<p class='headline'>Accuracy (iou_gt &ge; 0.9): <b>{fmt(o['accuracy'])}</b> over "
-            f"{o['frames']} frames; mean iou_gt {fmt(o['mean_iou_gt'])}; accuracy by min_d "
+            f"<p class='headline'>Accuracy (iou_gt &ge; 0.9): <b>{fmt(o['accuracy'])}</b> {_interval(o, 'accuracy')}"
+            f"over {o['frames']} frames; mean iou_gt {_cell(o, 'mean_iou_gt')}; accuracy by min_d "
             f"{fmt(o['accuracy_min_d'])}; frames without prediction {o['missing']}.</p>"
         )
     for name, data in images.items():

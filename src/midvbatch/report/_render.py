@@ -16,6 +16,14 @@ import numpy as np
 from midvbatch.errors import MidvBatchError
 
 
+def fmt_ci(value: Any, interval: list | None, digits: int = 3) -> str:
+    """A figure with its 95% interval, as the tables show it: '0.757 [0.650, 0.850]'; the figure alone where it
+    has none (a group of one clip)."""
+    if value is None or not interval or interval[0] is None or interval[1] is None:
+        return fmt(value, digits)
+    return f"{fmt(value, digits)} [{fmt(interval[0], digits)}, {fmt(interval[1], digits)}]"
+
+
 def fmt(value: Any, digits: int = 3) -> str:
     """A figure as the tables show it: '-' for None, floats to `digits` places."""
     if value is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from midvbatch.report._render import data_uri, fmt, html_table, md_table, md_text, png, read_frame, shortened
+from midvbatch.report._render import data_uri, fmt, fmt_ci, html_table, md_table, md_text, png, read_frame, shortened
 from midvbatch.scoring.text import COMBINATIONS
 
 PROTOCOL = (
@@ -20,7 +20,21 @@ PROTOCOL = (
 )
 CURVE_POINTS = (1, 2, 3, 5, 10, 15, 20, 30)  # the k the tables show
 COLUMNS = ("fields", "accuracy", "mean_ngld", "mean_cer", "missing", "empty")
-CSV_COLUMNS = ("fields", "fields_correct", "text_accuracy", "mean_ngld", "mean_cer", "fields_missing", "fields_empty")
+CSV_COLUMNS = (
+    "fields",
+    "fields_correct",
+    "text_accuracy",
+    "mean_ngld",
+    "mean_cer",
+    "fields_missing",
+    "fields_empty",
+    "text_accuracy_ci_low",
+    "text_accuracy_ci_high",
+    "mean_ngld_ci_low",
+    "mean_ngld_ci_high",
+    "mean_cer_ci_low",
+    "mean_cer_ci_high",
+)
 PLOT = "text_accuracy_after_frames"  # the curve's plot name (its PNG beside an HTML --out)
 CROP_HEIGHT = 40  # pixels, a worst field's crop
 
@@ -43,12 +57,16 @@ def laid_out(text: dict[str, Any]) -> dict[str, Any]:
     return {**text, "worst": worst}
 
 
+def _with_ci(agg: dict[str, Any], name: str, digits: int = 3) -> str:
+    return fmt_ci(agg[name], (agg.get("ci") or {}).get(name), digits)
+
+
 def _cells(agg: dict[str, Any]) -> list[str]:
     return [
         str(agg["fields"]),
-        fmt(agg["accuracy"]),
-        fmt(agg["mean_ngld"], 4),
-        fmt(agg["mean_cer"], 4),
+        _with_ci(agg, "accuracy"),
+        _with_ci(agg, "mean_ngld", 4),
+        _with_ci(agg, "mean_cer", 4),
         str(agg["missing"]),
         fmt(agg["empty"]),
     ]
@@ -58,10 +76,13 @@ def _headline(text: dict[str, Any]) -> str | None:
     o = text["overall"]
     if o is None:
         return None
+    shown = _with_ci(o, "accuracy")
+    interval = shown[len(fmt(o["accuracy"])) :]
     return (
-        f"Per-field accuracy **{fmt(o['accuracy'])}** over {o['fields']} fields in {text['frames']} frames "
-        f"(a field of a frame counts once); mean NGLD {fmt(o['mean_ngld'], 4)}, mean CER {fmt(o['mean_cer'], 4)}; "
-        f"fields not returned {o['missing']}; fields empty on the document ('*'), left out: {o['empty']}."
+        f"Per-field accuracy **{fmt(o['accuracy'])}**{interval} over {o['fields']} fields in {text['frames']} frames "
+        f"(a field of a frame counts once); mean NGLD {_with_ci(o, 'mean_ngld', 4)}, mean CER "
+        f"{_with_ci(o, 'mean_cer', 4)}; fields not returned {o['missing']}; fields empty on the document ('*'), "
+        f"left out: {o['empty']}."
     )
 
 
@@ -153,7 +174,9 @@ def csv_rows(text: dict[str, Any]) -> list[list[Any]]:
 
     def row(grouping: str, group: str, a: dict[str, Any]) -> list[Any]:
         values = (a["fields"], a["correct"], a["accuracy"], a["mean_ngld"], a["mean_cer"], a["missing"], a["empty"])
-        return [grouping, group, *values]
+        ci = a.get("ci") or {}
+        bounds = [bound for name in ("accuracy", "mean_ngld", "mean_cer") for bound in (ci.get(name) or [None, None])]
+        return [grouping, group, *values, *bounds]
 
     rows = [row("text", "all", text["overall"])] if text["overall"] is not None else []
     for name, table in text["groups"].items():
@@ -166,7 +189,8 @@ def csv_rows(text: dict[str, Any]) -> list[list[Any]]:
         for method in COMBINATIONS:
             for k, value in enumerate(curve[method], 1):
                 rows.append(
-                    [f"text_{method}_after_frames", str(k), curve["fields"], None, value, None, None, None, None]
+                    [f"text_{method}_after_frames", str(k), curve["fields"], None, value]
+                    + [None] * (len(CSV_COLUMNS) - 3)
                 )
     return rows
 

@@ -9,9 +9,10 @@ the report's JSON.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,8 @@ from midvbatch.dataset.visibility import SUBSETS
 from midvbatch.engine.progress import Snapshot
 from midvbatch.results.records import ClipResult, FrameResult, RunMeta, clip_kinds
 from midvbatch.results.textfigures import TextFigures, TextTally
-from midvbatch.scoring import FrameScore, aggregate
+from midvbatch.scoring import METRICS, FrameScore, aggregate
+from midvbatch.scoring.stats import ratio_intervals
 
 WORST_CLIPS = 6  # clips listed as the worst
 
@@ -47,11 +49,41 @@ class Accuracy:
     mean_min_d: float | None
     accuracy: float | None
     missing: int  # frames without prediction
+    # each share's and mean's 95% interval, [low, high], from a bootstrap over the group's clips; {}: one clip
+    ci: dict[str, list[float | None]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, scores: Iterable[FrameScore]) -> Accuracy:
         """Aggregate frame scores."""
         return cls(**aggregate(scores))
+
+    @classmethod
+    def of_clips(cls, scored: list[tuple[str, FrameScore]]) -> Accuracy:
+        """Aggregate frame scores, each given with its clip, and give every share and mean its interval from a
+        bootstrap over the clips (scoring.stats; none for a group of one clip)."""
+        accuracy = cls.of(score for _, score in scored)
+        index: dict[str, int] = {}
+        for clip, _ in scored:
+            index.setdefault(clip, len(index))
+        if len(index) < 2:
+            return accuracy
+        sums = np.zeros((1 + 3 * len(METRICS), len(index)))  # frames; per metric: correct, sum, measured
+        for clip, score in scored:
+            u = index[clip]
+            sums[0, u] += 1
+            for i, metric in enumerate(METRICS):
+                sums[1 + 3 * i, u] += score.correct(metric)
+                value = getattr(score, metric)
+                if value is not None and math.isfinite(value):
+                    sums[2 + 3 * i, u] += value
+                    sums[3 + 3 * i, u] += 1
+        figures: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for i, metric in enumerate(METRICS):
+            figures[f"accuracy_{metric}"] = (sums[1 + 3 * i], sums[0])
+            figures[f"mean_{metric}"] = (sums[2 + 3 * i], sums[3 + 3 * i])
+        ci = {name: interval.to_list() for name, interval in ratio_intervals(figures).items()}
+        ci["accuracy"] = ci["accuracy_iou_gt"]
+        return replace(accuracy, ci=ci)
 
 
 @dataclass(frozen=True)
@@ -201,20 +233,20 @@ def compute_figures(
     }
     groups: dict[str, dict[str, Accuracy]] = {}
     for name, key in keys.items():
-        buckets: dict[str, list[FrameScore]] = defaultdict(list)
+        buckets: dict[str, list[tuple[str, FrameScore]]] = defaultdict(list)
         for f, score in scored:
-            buckets[key(f)].append(score)
+            buckets[key(f)].append((f.clip, score))
         if name == "collection" and set(buckets) <= {"-"}:
             continue  # a format without collections (MIDV-500): no such section
-        groups[name] = {k: Accuracy.of(v) for k, v in sorted(buckets.items())}
-    subsets: dict[str, list[FrameScore]] = {name: [] for name in SUBSETS}
+        groups[name] = {k: Accuracy.of_clips(v) for k, v in sorted(buckets.items())}
+    subsets: dict[str, list[tuple[str, FrameScore]]] = {name: [] for name in SUBSETS}
     for f, score in scored:
         for name in f.subsets:
-            subsets.setdefault(name, []).append(score)
-    groups["subset"] = {k: Accuracy.of(v) for k, v in subsets.items()}
+            subsets.setdefault(name, []).append((f.clip, score))
+    groups["subset"] = {k: Accuracy.of_clips(v) for k, v in subsets.items()}
     return ReportFigures(
         run=run,
-        overall=Accuracy.of(s for _, s in scored) if scored else None,
+        overall=Accuracy.of_clips([(f.clip, s) for f, s in scored]) if scored else None,
         groups=groups,
         speed=_speed(done, latencies),
         worst=_worst(scored, groups["clip"]),

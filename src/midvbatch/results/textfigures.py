@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from midvbatch.results.records import ClipResult, FrameResult
+from midvbatch.scoring.stats import ratio_intervals
 from midvbatch.scoring.text import COMBINATIONS, FIELD_TYPES, Combiner, normalize
 
 WORST_FIELDS = 10  # (document, field) pairs listed as the worst read
@@ -41,6 +42,22 @@ class TextAccuracy:
     mean_cer: float | None
     missing: int
     empty: int | None
+    # the share's and the means' 95% intervals, [low, high], from a bootstrap over the group's clips; {}: one clip
+    ci: dict[str, list[float | None]] = field(default_factory=dict)
+
+
+def _with_ci(accuracy: TextAccuracy, by_clip: dict[str, _Tally] | None) -> TextAccuracy:
+    """`accuracy` with its intervals from a bootstrap over the clips of `by_clip` (their own tallies)."""
+    if not by_clip or len(by_clip) < 2:
+        return accuracy
+    tallies = list(by_clip.values())
+    fields = np.array([t.fields for t in tallies], dtype=np.float64)
+    figures = {
+        "accuracy": (np.array([t.correct for t in tallies], dtype=np.float64), fields),
+        "mean_ngld": (np.array([t.ngld for t in tallies]), fields),
+        "mean_cer": (np.array([t.cer for t in tallies]), fields),
+    }
+    return replace(accuracy, ci={name: i.to_list() for name, i in ratio_intervals(figures).items()})
 
 
 @dataclass(frozen=True)
@@ -291,10 +308,17 @@ class TextTally:
         overall = _Tally()
         tallies: dict[str, dict[str, _Tally]] = {g: defaultdict(_Tally) for g in ("type", "field", *keys)}
         empties: dict[str, dict[str, int]] = {g: defaultdict(int) for g in tallies}
+        # each group's tallies clip by clip, for the intervals (a group of one clip has none: not the clips')
+        by_clip: dict[str, dict[str, dict[str, _Tally]]] = {
+            g: defaultdict(lambda: defaultdict(_Tally)) for g in ("overall", *tallies) if g != "clip"
+        }
         for (clip, name, type_), tally in self._cells():
             overall.merge(tally)
             tallies["type"][type_].merge(tally)
             tallies["field"][name].merge(tally)
+            for g, label in (("overall", ""), ("type", type_), ("field", name), *labels[clip].items()):
+                if g in by_clip:
+                    by_clip[g][label][clip].merge(tally)
             for g, label in labels[clip].items():
                 tallies[g][label].merge(tally)
         for clip, n in self.empty.items():
@@ -306,13 +330,19 @@ class TextTally:
             if g == "collection" and names <= {"-"}:
                 continue  # a format without collections (MIDV-500): no such section
             by_frame = g not in ("type", "field")  # '*' fields are counted per frame, not by name
+            intervals = by_clip.get(g, {})
             groups[g] = {
-                name: table.get(name, _Tally()).accuracy(empties[g].get(name, 0) if by_frame else None)
+                name: _with_ci(
+                    table.get(name, _Tally()).accuracy(empties[g].get(name, 0) if by_frame else None),
+                    intervals.get(name),
+                )
                 for name in (_type_order(names) if g == "type" else sorted(names))
             }
         return TextFigures(
             frames=self.frames,
-            overall=overall.accuracy(sum(self.empty.values())) if self.frames else None,
+            overall=_with_ci(overall.accuracy(sum(self.empty.values())), by_clip["overall"].get(""))
+            if self.frames
+            else None,
             groups=groups,
             curves=self._curves(),
             clips=clips,

@@ -19,7 +19,7 @@ a Python loop per resample. The same seed gives the same interval.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +28,8 @@ RESAMPLES = 2000  # resamples of a bootstrap, by default
 SEED = 20261207  # the default seed: the same runs give the same intervals
 LEVEL = 0.95  # the intervals' confidence
 _CHUNK = 2_000_000  # index cells drawn at a time (resamples x units): about 16 MB
+
+Values = Sequence[float] | np.ndarray  # one number per unit
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,8 @@ class Interval:
 
 
 def ratio_interval(
-    numerators: Sequence[float],
-    denominators: Sequence[float],
+    numerators: Values,
+    denominators: Values,
     *,
     resamples: int = RESAMPLES,
     seed: int = SEED,
@@ -61,9 +63,32 @@ def ratio_interval(
     return _interval(value, stats, level)
 
 
+def ratio_intervals(
+    figures: Mapping[str, tuple[Values, Values]],
+    *,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+    level: float = LEVEL,
+) -> dict[str, Interval]:
+    """ratio_interval for several figures of the same units at once (each (numerators, denominators) over the
+    same clips, in the same order): one set of resamples serves them all."""
+    names = list(figures)
+    if not names:
+        return {}
+    pairs = [_arrays(*figures[name]) for name in names]
+    if len({len(num) for num, _ in pairs}) > 1:
+        raise ValueError("the figures need the same units")
+    stats = _resampled(pairs, resamples, seed)
+    out = {}
+    for name, (num, den), values in zip(names, pairs, stats, strict=True):
+        value = _ratio(num.sum(), den.sum())
+        out[name] = Interval(None, None, None) if value is None else _interval(value, values, level)
+    return out
+
+
 def paired_difference(
-    a: tuple[Sequence[float], Sequence[float]],
-    b: tuple[Sequence[float], Sequence[float]],
+    a: tuple[Values, Values],
+    b: tuple[Values, Values],
     *,
     resamples: int = RESAMPLES,
     seed: int = SEED,
@@ -84,7 +109,7 @@ def paired_difference(
 
 
 def paired_differences(
-    figures: dict[str, tuple[tuple[Sequence[float], Sequence[float]], tuple[Sequence[float], Sequence[float]]]],
+    figures: Mapping[str, tuple[tuple[Values, Values], tuple[Values, Values]]],
     *,
     resamples: int = RESAMPLES,
     seed: int = SEED,
@@ -131,7 +156,7 @@ def mcnemar_exact(became_correct: int, became_wrong: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
-def _arrays(numerators: Sequence[float], denominators: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _arrays(numerators: Values, denominators: Values) -> tuple[np.ndarray, np.ndarray]:
     num, den = np.asarray(numerators, dtype=np.float64), np.asarray(denominators, dtype=np.float64)
     if num.shape != den.shape or num.ndim != 1:
         raise ValueError("one numerator and one denominator per unit")
