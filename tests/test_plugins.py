@@ -53,7 +53,7 @@ def test_plugins_builtins_are_listed_in_order_without_being_imported():
 def test_plugins_every_extension_point_has_its_builtins():
     assert builtin_names(PROCESSORS) == ("localize", "ocr", "ground-truth", "frames", "extract", "probe", "replay")
     assert builtin_names(DATASETS) == ("midv500", "midv2019", "midv2020", "folder")
-    assert builtin_names(EXPORTS) == ("jsonl", "csv", "coco", "smartengines")
+    assert builtin_names(EXPORTS) == ("jsonl", "csv", "coco", "smartengines", "parquet")
     assert builtin_names(REPORTS) == ("md", "html", "json", "csv")
     assert builtin_names(EXECUTORS) == ("process", "thread", "dask", "inline")
     assert builtin_names("midvbatch.nothing") == ()
@@ -123,9 +123,9 @@ def test_plugins_unknown_export_and_report_formats_are_config_errors(tmp_path):
     from midvbatch.report import write_report
     from midvbatch.results.exports import export_results
 
-    with pytest.raises(ConfigError, match=r"^unknown export format 'xml' \(use jsonl, csv, coco, smartengines\)$"):
+    with pytest.raises(ConfigError, match=r"^unknown export format 'xml' \(use jsonl, csv, coco, smartengines, parquet\)$"):
         export_results(tmp_path, "xml")
-    with pytest.raises(ConfigError, match=r"^--fields applies to the jsonl, csv and coco exports, not smartengines$"):
+    with pytest.raises(ConfigError, match=r"^--fields applies to the jsonl, csv, coco and parquet exports, not smartengines$"):
         export_results(tmp_path, "smartengines", fields=True)
     with pytest.raises(ConfigError, match=r"^unknown report format 'pdf' \(use md, html, json, csv\)$"):
         write_report(tmp_path, "pdf")

@@ -115,6 +115,7 @@ BUILTINS: dict[str, tuple[tuple[str, str], ...]] = {
         ("csv", "midvbatch.results.exports:CSV"),
         ("coco", "midvbatch.results.exports:COCO"),
         ("smartengines", "midvbatch.results.exports:SMARTENGINES"),
+        ("parquet", "midvbatch.results.exports:PARQUET"),
     ),
     REPORTS: (
         ("md", "midvbatch.report:MARKDOWN"),

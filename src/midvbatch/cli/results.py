@@ -20,15 +20,15 @@ _FORCE_HELP = (
     type=LazyChoice("midvbatch.results.exports", "FORMATS"),
     default="jsonl",
     show_default=True,
-    help="JSON lines, CSV (result fields become result.KEY columns), COCO, or the "
-    "report.json of the reference evaluation.",
+    help="JSON lines, CSV (result fields become result.KEY columns), COCO, the "
+    "report.json of the reference evaluation, or Parquet (the table of docs/api.md; needs --out).",
 )
 @click.option("--predictions", is_flag=True, help="coco: the predicted quads instead of the ground truth.")
 @click.option("--subset", metavar="NAME", help="smartengines: write the runlist of this visibility subset instead.")
 @click.option(
     "--fields",
     is_flag=True,
-    help="jsonl, csv: one record per text field scored; coco: the text fields' quads too.",
+    help="jsonl, csv, parquet: one record per text field scored; coco: the text fields' quads too.",
 )
 @click.option(
     "--out", type=PathType(dir_okay=False, path_type=str), help="Write to this file instead of standard output."

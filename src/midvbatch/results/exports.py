@@ -1,7 +1,7 @@
 """Export a run's results: one record per frame (frame processors) or per clip (clip processors).
 
-Export formats are a registry (:func:`export_registry`): the built-ins jsonl, csv, coco and
-smartengines, and entry points of group ``midvbatch.exports``, each an :class:`Export`.
+Export formats are a registry (:func:`export_registry`): the built-ins jsonl, csv, coco,
+smartengines and parquet (the table of results/table.py), and entry points of group ``midvbatch.exports``, each an :class:`Export`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from midvbatch.runfolder import claim_output, record_output
 
 FORMATS = builtin_names(EXPORTS)  # the built-in export formats, what --format offers
 
-Writer = Callable[[IO[str]], int]  # writes an export to a text stream; returns how many records it wrote
+Writer = Callable[[IO[Any]], int]  # writes an export to a stream (text, or bytes for a binary one); returns its records
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class Export:
 
     prepare: Callable[[str | Path, ExportOptions], Writer]
     takes_fields: bool = True  # whether --fields applies to it
+    binary: bool = False  # written as bytes, to a file only (--out)
 
 
 def new_export_registry() -> Registry[Export]:
@@ -159,15 +160,17 @@ def export_results(
         raise ConfigError(f"--fields applies to the {_with_fields()} exports, not {fmt}")
     if not Path(run_dir).is_dir():
         raise LedgerError("no such run folder", path=run_dir)
+    if export.binary and not out:
+        raise ConfigError(f"the {fmt} export is binary: give --out FILE")
     if out:
         claim_output(out, run_dir, force=force, dataset=recorded_dataset(run_dir))  # never over what we did not write
     write = export.prepare(run_dir, ExportOptions(predictions, subset, fields))
     if not out:
         return write(sys.stdout)
+    text = {} if export.binary else {"newline": "", "encoding": "utf-8", "errors": "replace"}
     try:
-        with atomic_output(
-            out, "w", into_special=True, newline="", encoding="utf-8", errors="replace"
-        ) as stream:  # a reader never sees half a file
+        with atomic_output(out, "wb" if export.binary else "w", into_special=True, **text) as stream:
+            # (a reader never sees half a file)
             count = write(stream)
         record_output(run_dir, out)
         return count
@@ -237,7 +240,23 @@ def _smartengines(run_dir: str | Path, options: ExportOptions) -> Writer:
     return _text(json.dumps(reports, indent=1), len(reports))
 
 
+def _parquet(run_dir: str | Path, options: ExportOptions) -> Writer:
+    from midvbatch.results.table import arrow_table
+
+    with open_run(run_dir) as run:
+        table = arrow_table(run, options.fields)
+
+    def write(stream: IO[bytes]) -> int:
+        import pyarrow.parquet
+
+        pyarrow.parquet.write_table(table, stream)
+        return int(table.num_rows)
+
+    return write
+
+
 JSONL = Export(_jsonl)
+PARQUET = Export(_parquet, binary=True)
 CSV = Export(_csv)
 COCO = Export(_coco)
 SMARTENGINES = Export(_smartengines, takes_fields=False)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import psutil
 
@@ -168,6 +169,14 @@ class RunResults:
         status = self.status()
         done = list(self.clips("done"))
         return compute_figures(str(self.path), self.meta, status, self.frames(), done, self.imported())
+
+    def to_pandas(self, fields: bool = False) -> Any:
+        """The run's results as a pandas DataFrame: one row per frame of its done clips, or with `fields` one per
+        text field scored (columns: results.table.FRAME_COLUMNS, FIELD_COLUMNS; docs/api.md). Needs pandas
+        (``pip install 'midvbatch[tables]'``)."""
+        from midvbatch.results.table import to_pandas
+
+        return to_pandas(self, fields)
 
     def dataset_identity(self) -> dict:
         """The dataset the run worked on as its ledger names it: ``path``, ``format``, ``fingerprint`` (of its clips
