@@ -15,6 +15,7 @@ from conftest import ledger_rows, midvbatch
 
 from midvbatch.config import RunConfig
 from midvbatch.engine.run import run
+from midvbatch.dataset.synth import SynthConfig, synthesize
 from midvbatch.report import build_report, write_report
 
 CHECKER = (
@@ -101,7 +102,7 @@ def test_report_html_is_self_contained_and_renders_in_chromium(localize_run, tmp
     result = midvbatch("report", localize_run, "--format", "html", "--out", page)
     assert result.returncode == 0, result.stderr
     text = page.read_text()
-    assert "http://" not in text and "https://" not in text and "<script" not in text
+    assert "http://" not in text and "https://" not in text and "<script src" not in text  # (the drill-down's own)
     plots = sorted((tmp_path / "report-plots").glob("*.png"))
     assert [p.stem for p in plots] == ["accuracy_by_condition", "accuracy_by_document", "iou_distribution",
                                        "latency_distribution"]
@@ -185,3 +186,76 @@ def test_report_speed_leaves_out_the_time_between_sessions():
     assert busy_seconds([]) == 0.0
     assert busy_seconds([(0, 2), (1, 3), (100, 101)]) == 4.0  # 0..3 and 100..101: not the 97 s gap
     assert busy_seconds([(5, 6), (0, 10)]) == 10.0
+
+
+DRILL_CHECKER = (
+    "<script>window.__errors=[];window.addEventListener('error',function(e){window.__errors.push("
+    "String(e.message||(e.target&&e.target.src)||'error'))},true);window.addEventListener('load',function(){"
+    "var t=document.getElementById('drill-frames');var th=t.tHead.rows[0].cells[4];th.click();"
+    "var first=t.tBodies[0].rows[0].cells[4].textContent;th.click();var last=t.tBodies[0].rows[0].cells[4].textContent;"
+    "var f=document.getElementById('drill-field');f.value='field01';f.dispatchEvent(new Event('input'));"
+    "var shown=0,rows=document.querySelectorAll('#drill-fields tbody tr');for(var i=0;i<rows.length;i++)"
+    "if(rows[i].style.display!=='none')shown++;var b=[];for(var j=0;j<document.images.length;j++){"
+    "var im=document.images[j];if(!im.complete||im.naturalWidth===0)b.push(im.alt)}"
+    "document.body.setAttribute('data-check',JSON.stringify({first:first,last:last,shown:shown,rows:rows.length,"
+    "images:document.images.length,broken:b,errors:window.__errors}))});</script>"
+)
+
+
+@pytest.fixture(scope="module")
+def imperfect_run(tmp_path_factory) -> Path:
+    """One document's table and hand clips through processors:Imperfect (quads shifted, fields damaged)."""
+    root = tmp_path_factory.mktemp("drill")
+    synthesize(root / "data", SynthConfig(docs=1, clips="T*,H*", seed=12))
+    result = midvbatch("run", root / "data", "--out", root / "run", "--processor", "processors:Imperfect",
+                       "--workers", 0)
+    assert result.returncode == 0, result.stderr
+    return root / "run"
+
+
+def test_report_html_drill_down_draws_the_quads_marks_the_diffs_and_sorts_in_chromium(imperfect_run, tmp_path):
+    import base64
+    import re
+
+    from midvbatch.dataset import discover, get_format
+
+    page = tmp_path / "report.html"
+    assert midvbatch("report", imperfect_run, "--format", "html", "--out", page).returncode == 0
+    text = page.read_text()
+    assert "<h3 id='drill'>Frames, clip by clip</h3>" in text and "http://" not in text and "<script src" not in text
+    # a field damaged in a known way: its last character read as '#', marked as a substitution of the truth's
+    assert re.search(r"<span class='sub' title='[^']'>#</span></td>", text)
+    # the overlay sits on the document: the thumbnail's pixels along the true quad are the green it is drawn in
+    image_b64 = re.search(r"<img alt='TA01 2' src='data:image/jpeg;base64,([^']+)'>", text).group(1)
+    thumb = cv2.imdecode(np.frombuffer(base64.b64decode(image_b64), np.uint8), cv2.IMREAD_COLOR)
+    clip = discover(imperfect_run.parent / "data").clip("TA01")
+    quad = np.array(get_format(clip.format).read_quads(clip.ground_truth)[2].points) * (thumb.shape[1] / 180)
+    greens = []
+    for a, b in zip(quad, np.roll(quad, -1, axis=0)):
+        for t in (0.3, 0.5, 0.7):
+            x, y = np.round(a + (b - a) * t).astype(int)
+            if 0 <= x < thumb.shape[1] and 0 <= y < thumb.shape[0]:
+                blue, green, red = thumb[y, x].astype(int)
+                greens.append(green > 120 and green > red + 40 and green > blue + 40)
+    assert len(greens) >= 6 and sum(greens) >= len(greens) - 1, greens
+    # cached for the next report: nothing drawn again
+    cache = imperfect_run / "report-cache"
+    cached = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert len(cached) == 4 * 30
+    assert midvbatch("report", imperfect_run, "--format", "html", "--out", tmp_path / "again.html").returncode == 0
+    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == cached
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (make test installs Debian's chromium when it can)")
+    checked = tmp_path / "checked.html"
+    checked.write_text(text.replace("<head>", "<head>" + DRILL_CHECKER, 1))
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=10000", "--dump-dom", checked.as_uri()],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
+    ).stdout
+    check = json.loads(dom.split('data-check="', 1)[1].split('"', 1)[0].replace("&quot;", '"'))
+    assert check["errors"] == [] and check["broken"] == [] and check["images"] >= 120
+    assert float(check["first"]) <= float(check["last"])  # sorted up, then down
+    assert 0 < check["shown"] < check["rows"]  # the field filter keeps field01's rows only

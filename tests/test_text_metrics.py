@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -159,3 +161,19 @@ def test_text_metrics_running_combination_equals_the_definitions_after_every_rea
         best = max(range(k), key=lambda i: (-1 if first[i][1] is None else first[i][1], -i))
         assert combiner.result("best") == first[best][0]
         assert combiner.result("characters") == _vote_by_hand(first)
+
+
+def test_char_diff_is_a_shortest_alignment_that_tells_the_edits_apart():
+    from midvbatch.scoring.text import char_diff, levenshtein
+
+    assert char_diff("NIELSEN", "NIELS#N")[5] == ("~", "E", "#")
+    assert char_diff("ABC", "AXBC") == [("=", "A", "A"), ("+", "", "X"), ("=", "B", "B"), ("=", "C", "C")]
+    assert char_diff("ABC", "AC") == [("=", "A", "A"), ("-", "B", ""), ("=", "C", "C")]
+    assert char_diff("", "") == [] and char_diff("", "A") == [("+", "", "A")] and char_diff("A", "") == [("-", "A", "")]
+    rng = random.Random(3)
+    for _ in range(500):
+        a = "".join(rng.choice("AB0O") for _ in range(rng.randint(0, 9)))
+        b = "".join(rng.choice("AB0O") for _ in range(rng.randint(0, 9)))
+        ops = char_diff(a, b)
+        assert sum(op != "=" for op, _, _ in ops) == levenshtein(a, b)
+        assert "".join(t for _, t, _ in ops) == a and "".join(r for _, _, r in ops) == b

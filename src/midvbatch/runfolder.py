@@ -27,6 +27,7 @@ LOGS = "logs"
 TMP = "tmp"
 RUN_LOG = "run.jsonl"
 IMPORTED = "imported"  # the predictions `midvbatch import` read, clip by clip, for the run that scores them
+REPORT_CACHE = "report-cache"  # the HTML report's drill-down thumbnails, kept for the next report
 OUTPUTS = "outputs.json"  # the files report and export wrote from this run: the only ones they replace unasked
 # the run folder's own files and folders: no artifact and no output may take these names
 RESERVED = (

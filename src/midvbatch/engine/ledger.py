@@ -784,11 +784,15 @@ class Ledger:
         sql = f"SELECT {_TASK_COLUMNS} FROM tasks{where} ORDER BY priority DESC, position"
         return [TaskRow(**dict(r)) for r in self.db.execute(sql, args)]
 
-    def frame_results(self) -> Iterator[sqlite3.Row]:
-        """Yield (clip, document, code, frame, time, seconds, result, scores) of done clips, in queue order."""
+    def frame_results(self, clips: Iterable[str] | None = None) -> Iterator[sqlite3.Row]:
+        """Yield (clip, document, code, frame, time, seconds, result, scores) of done clips (of `clips` only, when
+        given), in queue order."""
+        chosen = list(clips) if clips is not None else None
+        where, args = ("", ()) if chosen is None else (f" AND t.clip IN ({','.join('?' * len(chosen))})", tuple(chosen))
         yield from self.db.execute(
             "SELECT t.clip, t.document, t.code, f.frame, f.time, f.seconds, f.result, f.scores FROM frames f "
-            "JOIN tasks t ON t.id = f.task WHERE t.state = 'done' ORDER BY t.priority DESC, t.position, f.frame"
+            f"JOIN tasks t ON t.id = f.task WHERE t.state = 'done'{where} ORDER BY t.priority DESC, t.position, f.frame",
+            args,
         )
 
     def clip_rows(self, states: Iterable[str] | None = None) -> Iterator[sqlite3.Row]:

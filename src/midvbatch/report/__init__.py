@@ -29,7 +29,7 @@ from midvbatch.errors import ConfigError, LedgerError, MidvBatchError
 from midvbatch.fileio import write_atomic
 from midvbatch.pipeline.prediction import valid_text
 from midvbatch.plugins import REPORTS, Registry, builtin_names, unknown_name
-from midvbatch.report import _text
+from midvbatch.report import _drill, _text
 from midvbatch.report._render import data_uri, fmt, fmt_ci, html_table, md_table, png, read_frame
 from midvbatch.results.figures import WORST_CLIPS, ReportFigures, busy_seconds
 from midvbatch.results.reader import open_run, recorded_dataset
@@ -66,6 +66,7 @@ class Report:
     iou_gt: list[float] = field(default_factory=list)  # per frame, for the distribution plot
     latencies: list[float] = field(default_factory=list)
     text: dict[str, Any] | None = None  # the text fields' figures (TextFigures); None: none read
+    drill: list[Any] = field(default_factory=list)  # the HTML drill-down's clips (_drill.DrillClip), when asked
 
     @classmethod
     def from_figures(cls, figures: ReportFigures) -> Report:
@@ -105,9 +106,15 @@ def figures(run_dir: str | Path) -> ReportFigures:
         return run.figures()
 
 
-def build_report(run_dir: str | Path) -> Report:
-    """Read the run's ledger and build its report; raises LedgerError if it is not a run folder."""
-    return Report.from_figures(figures(run_dir))
+def build_report(run_dir: str | Path, drill: bool = False) -> Report:
+    """Read the run's ledger and build its report; with `drill`, also the frames of the clips the HTML
+    drill-down shows (_drill.choose). Raises LedgerError if it is not a run folder."""
+    with open_run(run_dir) as run:
+        figures = run.figures()
+        report = Report.from_figures(figures)
+        if drill:
+            report.drill = _drill.gather(run, _drill.choose(figures))
+    return report
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -378,7 +385,7 @@ def render_html(report: Report, plot_dir: Path | None = None, claim: Callable[[P
         for path, data in every.items():
             write_atomic(path, data)
             record_output(run["run_dir"], path)
-    dataset = _dataset(run) if report.worst or (report.text and report.text["worst"]) else None
+    dataset = _dataset(run) if report.worst or report.drill or (report.text and report.text["worst"]) else None
     parts = [
         f"<h1>midvbatch report</h1><p>Run <code>{html.escape(run['run_dir'])}</code>: "
         + re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(_what_ran(run)))
@@ -421,11 +428,12 @@ def render_html(report: Report, plot_dir: Path | None = None, claim: Callable[[P
             "<h3>Worst clips</h3><p>Ground truth in green, prediction in red.</p>"
             f"<div class='thumbs'>{''.join(cells)}</div>"
         )
+    parts.append(_drill.section(report.drill, dataset, run["run_dir"]))
     style = (
         "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:right}"
         "td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:0.5em}"
-        ".thumbs figure{width:200px;vertical-align:top}.headline{font-size:1.2em}td img{max-width:400px}"
+        ".thumbs figure{width:200px;vertical-align:top}.headline{font-size:1.2em}td img{max-width:400px}" + _drill.STYLE
     )
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>midvbatch report</title>"
@@ -446,6 +454,7 @@ class Renderer:
 
     render: Callable[[Report, Path | None, Callable[[Path], object] | None], str]
     plots: bool = False
+    drill: bool = False  # it shows the drill-down: the report carries the chosen clips' frames
 
 
 def _markdown(report: Report, plot_dir: Path | None, claim: Callable[[Path], object] | None) -> str:
@@ -463,7 +472,7 @@ def _csv(report: Report, plot_dir: Path | None, claim: Callable[[Path], object] 
 
 
 MARKDOWN = Renderer(_markdown)
-HTML = Renderer(render_html, plots=True)
+HTML = Renderer(render_html, plots=True, drill=True)
 JSON = Renderer(_json)
 CSV = Renderer(_csv)
 
@@ -498,7 +507,7 @@ def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = 
         claim(out)
     if plot_dir is not None:
         check_output_path(plot_dir / "x.png")
-    report = build_report(run_dir)
+    report = build_report(run_dir, drill=renderer.drill)
     try:
         text = renderer.render(report, plot_dir, claim)
     except OSError as exc:  # the plots' folder beside --out cannot be made

@@ -16,7 +16,6 @@ import csv
 import io
 import json
 import math
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,17 +173,20 @@ class _Measures:
     """What a run measured, keyed so that two runs pair: frames by (clip, number), fields by (clip, number,
     field), clips' own fields by (clip, field); each with its groups and its values."""
 
-    frames: dict[tuple, dict[str, float | None]] = field(default_factory=dict)
-    fields: dict[tuple, dict[str, float | None]] = field(default_factory=dict)
-    clip_fields: dict[tuple, dict[str, float | None]] = field(default_factory=dict)
+    frames: dict[tuple, list[float]] = field(default_factory=dict)  # values in FRAME_FIGURES' order (NaN: none)
+    fields: dict[tuple, list[float]] = field(default_factory=dict)  # in FIELD_FIGURES' order
+    clip_fields: dict[tuple, list[float]] = field(default_factory=dict)  # in CLIP_FIGURES' order
     groups: dict[str, dict[str, str]] = field(default_factory=dict)  # clip -> grouping -> group
-    types: dict[tuple, str] = field(default_factory=dict)  # a field's key -> its type
+    types: dict[tuple, str] = field(default_factory=dict)  # (clip, field) -> the field's type
+
+
+_NAN = float("nan")
 
 
 def _read(run: RunResults) -> _Measures:
     measures = _Measures()
     kind = clip_kinds(run.meta.format)
-    for frame in run.frames():
+    for frame in run.frames(results=False):
         if frame.clip not in measures.groups:
             k = kind(frame.code)
             measures.groups[frame.clip] = {
@@ -196,37 +198,101 @@ def _read(run: RunResults) -> _Measures:
             }
         score = frame.score
         if score is not None:
-            values: dict[str, float | None] = {
-                name: float(score.correct(metric)) for name, metric in _METRIC_OF.items()
-            }
-            values |= {
-                "mean_iou_gt": score.iou_gt,
-                "mean_iou": score.iou,
-                "mean_mean_iou": score.mean_iou,
-                "mean_min_d": score.min_d if score.min_d is not None and math.isfinite(score.min_d) else None,
-            }
-            measures.frames[(frame.clip, frame.number)] = values
+            min_d = score.min_d if score.min_d is not None and math.isfinite(score.min_d) else _NAN
+            measures.frames[(frame.clip, frame.number)] = [
+                *(float(score.correct(metric)) for metric in _METRIC_OF.values()),
+                score.iou_gt,
+                score.iou,
+                score.mean_iou,
+                min_d,
+            ]
         for name, record in frame.fields.items():
             key = (frame.clip, frame.number, name)
-            measures.fields[key] = _field_values(record)
-            measures.types[key] = record["type"]
+            measures.fields[key] = [float(bool(record["correct"])), record["ngld"], record["cer"]]
+            if (frame.clip, name) not in measures.types:
+                measures.types[(frame.clip, name)] = record["type"]
     for clip in run.clips("done"):
         for name, record in clip.fields.items():
-            measures.clip_fields[(clip.clip, name)] = {"clip_text_accuracy": float(bool(record["correct"]))}
+            measures.clip_fields[(clip.clip, name)] = [float(bool(record["correct"]))]
             measures.types[(clip.clip, name)] = record["type"]
     return measures
-
-
-def _field_values(record: dict[str, Any]) -> dict[str, float | None]:
-    return {"text_accuracy": float(bool(record["correct"])), "mean_ngld": record["ngld"], "mean_cer": record["cer"]}
 
 
 # ---------------------------------------------------------------- comparing two
 
 
-def _pairs(a: dict[tuple, dict], b: dict[tuple, dict]) -> tuple[list[tuple], int, int]:
-    both = sorted(a.keys() & b.keys(), key=repr)
-    return both, len(a.keys() - b.keys()), len(b.keys() - a.keys())
+def _pairs(a: dict[tuple, list], b: dict[tuple, list]) -> tuple[list[tuple], int, int]:
+    """What both runs measured, in A's order (its queue's), and how many things only A, only B measured."""
+    both = [key for key in a if key in b]
+    return both, len(a) - len(both), len(b) - len(both)
+
+
+class _Paired:
+    """What two runs measured of the same things (frames, fields or clips' fields), as arrays: each figure's
+    value in A and in B (NaN: not measured), each thing's clip, and the group it falls in per grouping."""
+
+    def __init__(self, keys: list[tuple], a: dict[tuple, list], b: dict[tuple, list], figures: list[str]) -> None:
+        self.figures = figures
+        self.a = np.array([a[k] for k in keys], dtype=float).reshape(len(keys), len(figures))
+        self.b = np.array([b[k] for k in keys], dtype=float).reshape(len(keys), len(figures))
+        self.keys = keys
+
+    def figures_of(
+        self, grouping: str, group: str, positions: np.ndarray, units: np.ndarray, resamples: int, seed: int,
+        level: float,
+    ) -> list[Figure]:  # fmt: skip
+        """The figures of one group (the things at `positions`, each in the unit `units` says): per unit sums in
+        A and B, then one paired bootstrap for them all."""
+        names, unit = np.unique(units[positions], return_inverse=True)
+        n = len(names)
+        sums: dict[str, tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]] = {}
+        extra: dict[str, dict[str, Any]] = {}
+        counts: dict[str, tuple[int, int]] = {}
+        for j, name in enumerate(self.figures):
+            xa, xb = self.a[positions, j], self.b[positions, j]
+            ma, mb = ~np.isnan(xa), ~np.isnan(xb)
+            den_a, den_b = np.bincount(unit, ma, n), np.bincount(unit, mb, n)
+            sums[name] = (
+                (np.bincount(unit, np.where(ma, xa, 0.0), n), den_a),
+                (np.bincount(unit, np.where(mb, xb, 0.0), n), den_b),
+            )
+            both = ma & mb
+            counts[name] = (int(both.sum()), int(np.count_nonzero((den_a > 0) & (den_b > 0))))
+            if name in SHARES:
+                up = int(np.count_nonzero(both & (xa == 0) & (xb == 1)))
+                down = int(np.count_nonzero(both & (xa == 1) & (xb == 0)))
+                extra[name] = {"became_correct": up, "became_wrong": down, "p_value": mcnemar_exact(up, down)}
+        intervals = paired_differences(sums, resamples=resamples, seed=seed, level=level)
+        out = []
+        for name in self.figures:
+            (num_a, den_a), (num_b, den_b) = sums[name]
+            fig_a = float(num_a.sum() / den_a.sum()) if den_a.sum() else None
+            fig_b = float(num_b.sum() / den_b.sum()) if den_b.sum() else None
+            i = intervals[name]
+            measured, units_both = counts[name]
+            out.append(
+                Figure(grouping, group, name, fig_a, fig_b, i.value, i.low, i.high, units_both, measured,
+                       **extra.get(name, {}))
+            )  # fmt: skip
+        return out
+
+    def changed(self, figure: str, names: np.ndarray, documents: dict[str, str]) -> tuple[list[Change], list[Change]]:
+        """The things grouped by `names` (clips, or a document's field) whose `figure` changed most, up and down."""
+        j = self.figures.index(figure)
+        xa, xb = self.a[:, j], self.b[:, j]
+        both = ~np.isnan(xa) & ~np.isnan(xb)
+        labels, index = np.unique(names[both], return_inverse=True)
+        count = np.bincount(index, minlength=len(labels))
+        mean_a = np.bincount(index, xa[both], len(labels)) / np.maximum(count, 1)
+        mean_b = np.bincount(index, xb[both], len(labels)) / np.maximum(count, 1)
+        changes = [
+            Change(str(label), documents.get(str(label), "-"), float(mean_a[i]), float(mean_b[i]), int(count[i]))
+            for i, label in enumerate(labels)
+            if count[i] and mean_a[i] != mean_b[i]
+        ]
+        better = sorted((c for c in changes if c.b > c.a), key=lambda c: (c.a - c.b, c.name))[:CHANGED]
+        worse = sorted((c for c in changes if c.b < c.a), key=lambda c: (c.b - c.a, c.name))[:CHANGED]
+        return better, worse
 
 
 def _compare(
@@ -248,115 +314,48 @@ def _compare(
         },
     )
     groups = a.groups | b.groups
+    none: dict[str, str] = {}
     kinds = (
         (frames, a.frames, b.frames, FRAME_FIGURES, GROUPINGS[:-1]),
         (fields, a.fields, b.fields, FIELD_FIGURES, GROUPINGS),
         (clip_fields, a.clip_fields, b.clip_fields, CLIP_FIGURES, GROUPINGS),
     )
+    paired: list[_Paired] = []
     for keys, values_a, values_b, figures, groupings in kinds:
+        pair = _Paired(keys, values_a, values_b, list(figures))
+        paired.append(pair)
+        code: dict[str, int] = {}
+        clips = np.array([code.setdefault(key[0], len(code)) for key in keys], dtype=np.int64)
+        names = list(code)
+        if unit == "clip":
+            units = clips
+        else:
+            doc_index = {d: i for i, d in enumerate(sorted({groups.get(c, none).get("document", "-") for c in names}))}
+            per_clip = np.array([doc_index[groups.get(c, none).get("document", "-")] for c in names], dtype=np.int64)
+            units = per_clip[clips] if len(clips) else clips
         for grouping in groupings:
-            members: dict[str, list[tuple]] = defaultdict(list)
-            for key in keys:
-                if grouping == "type":
-                    members[a.types.get(key) or b.types.get(key) or "-"].append(key)
-                else:
-                    members[groups.get(key[0], {}).get(grouping, "-")].append(key)
-            if grouping == "collection" and set(members) <= {"-"}:
-                continue  # a format without collections (MIDV-500)
-            for group in sorted(members):
-                comparison.figures += _figures(
-                    grouping, group, members[group], values_a, values_b, figures, groups, unit, resamples, seed, level
+            if grouping == "type":
+                labels = np.array(
+                    [a.types.get((k[0], k[-1])) or b.types.get((k[0], k[-1])) or "-" for k in keys], dtype=str
                 )
-    comparison.clips_better, comparison.clips_worse = _changed(
-        frames, a.frames, b.frames, "accuracy", lambda key: (key[0], groups.get(key[0], {}).get("document", "-"))
-    )
-    comparison.fields_better, comparison.fields_worse = _changed(
-        fields,
-        a.fields,
-        b.fields,
-        "text_accuracy",
-        lambda key: (
-            f"{groups.get(key[0], {}).get('document', '-')} {key[2]}",
-            groups.get(key[0], {}).get("document", "-"),
-        ),
-    )
+            else:
+                of_clip = np.array([groups.get(c, none).get(grouping, "-") for c in names] or ["-"], dtype=str)
+                labels = of_clip[clips] if len(clips) else np.array([], dtype=str)
+            found, inverse = np.unique(labels, return_inverse=True)
+            if grouping == "collection" and set(found.tolist()) <= {"-"}:
+                continue  # a format without collections (MIDV-500)
+            order = np.argsort(inverse, kind="stable")
+            bounds = np.searchsorted(inverse[order], np.arange(len(found) + 1))
+            for g, group in enumerate(found.tolist()):
+                positions = order[bounds[g] : bounds[g + 1]]
+                comparison.figures += pair.figures_of(grouping, group, positions, units, resamples, seed, level)
+    documents = {clip: g.get("document", "-") for clip, g in groups.items()}
+    frame_clips = np.array([key[0] for key in frames], dtype=str)
+    comparison.clips_better, comparison.clips_worse = paired[0].changed("accuracy", frame_clips, documents)
+    field_names = np.array([f"{documents.get(k[0], '-')} {k[2]}" for k in fields], dtype=str)
+    by_field = {str(name): str(name).split(" ", 1)[0] for name in set(field_names.tolist())}
+    comparison.fields_better, comparison.fields_worse = paired[1].changed("text_accuracy", field_names, by_field)
     return comparison
-
-
-def _figures(
-    grouping: str,
-    group: str,
-    keys: list[tuple],
-    values_a: dict[tuple, dict],
-    values_b: dict[tuple, dict],
-    figures: dict[str, tuple[str, bool]],
-    groups: dict[str, dict[str, str]],
-    unit: str,
-    resamples: int,
-    seed: int,
-    level: float,
-) -> list[Figure]:
-    """The figures of one group: per unit sums of each figure's values in A and B, then one paired bootstrap."""
-    index: dict[str, int] = {}
-    for key in keys:
-        name = key[0] if unit == "clip" else groups.get(key[0], {}).get("document", "-")
-        index.setdefault(name, len(index))
-    n = len(index)
-    sums = {name: np.zeros((4, n)) for name in figures}  # per unit: num_a, den_a, num_b, den_b
-    measured = dict.fromkeys(figures, 0)
-    changes = {name: [0, 0] for name in figures if name in SHARES}
-    for key in keys:
-        u = index[key[0] if unit == "clip" else groups.get(key[0], {}).get("document", "-")]
-        va, vb = values_a[key], values_b[key]
-        for name in figures:
-            x, y = va.get(name), vb.get(name)
-            cell = sums[name]
-            if x is not None:
-                cell[0, u] += x
-                cell[1, u] += 1
-            if y is not None:
-                cell[2, u] += y
-                cell[3, u] += 1
-            if x is not None and y is not None:
-                measured[name] += 1
-                if name in changes and x != y:
-                    changes[name][0 if y > x else 1] += 1
-    intervals = paired_differences(
-        {name: ((s[0], s[1]), (s[2], s[3])) for name, s in sums.items()}, resamples=resamples, seed=seed, level=level
-    )
-    out = []
-    for name in figures:
-        s = sums[name]
-        fig_a = float(s[0].sum() / s[1].sum()) if s[1].sum() else None
-        fig_b = float(s[2].sum() / s[3].sum()) if s[3].sum() else None
-        interval = intervals[name]
-        units = int(np.count_nonzero((s[1] > 0) & (s[3] > 0)))
-        extra: dict[str, Any] = {}
-        if name in changes:
-            up, down = changes[name]
-            extra = {"became_correct": up, "became_wrong": down, "p_value": mcnemar_exact(up, down)}
-        out.append(
-            Figure(grouping, group, name, fig_a, fig_b, interval.value, interval.low, interval.high, units,
-                   measured[name], **extra)
-        )  # fmt: skip
-    return out
-
-
-def _changed(
-    keys: list[tuple], values_a: dict, values_b: dict, figure: str, name_of: Callable[[tuple], tuple[str, str]]
-) -> tuple[list[Change], list[Change]]:
-    """The clips (fields) whose `figure` changed most, up and down."""
-    tallies: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
-    for key in keys:
-        x, y = values_a[key].get(figure), values_b[key].get(figure)
-        if x is None or y is None:
-            continue
-        t = tallies[name_of(key)]
-        t[0], t[1], t[2] = t[0] + x, t[1] + y, t[2] + 1
-    changes = [Change(name, doc, t[0] / t[2], t[1] / t[2], int(t[2])) for (name, doc), t in tallies.items() if t[2]]
-    better = sorted((c for c in changes if c.b > c.a), key=lambda c: (c.a - c.b, c.name))[:CHANGED]
-    worse = sorted((c for c in changes if c.b < c.a), key=lambda c: (c.b - c.a, c.name))[:CHANGED]
-    return better, worse
 
 
 # ---------------------------------------------------------------- the entry point

@@ -57,33 +57,47 @@ class Accuracy:
         """Aggregate frame scores."""
         return cls(**aggregate(scores))
 
-    @classmethod
-    def of_clips(cls, scored: list[tuple[str, FrameScore]]) -> Accuracy:
-        """Aggregate frame scores, each given with its clip, and give every share and mean its interval from a
-        bootstrap over the clips (scoring.stats; none for a group of one clip)."""
-        accuracy = cls.of(score for _, score in scored)
+    def with_ci(self, sums: ClipSums, positions: np.ndarray) -> Accuracy:
+        """This group's figures with every share's and mean's interval from a bootstrap over its clips (the frames
+        at `positions` of `sums`); unchanged for a group of one clip."""
+        ci = sums.intervals(positions)
+        return replace(self, ci=ci) if ci else self
+
+
+class ClipSums:
+    """The scored frames' verdicts and values as arrays, with each frame's clip: what a group's intervals over
+    clips are summed from (numpy, not a loop over frames per group)."""
+
+    def __init__(self, scored: list[tuple[FrameResult, FrameScore]]) -> None:
         index: dict[str, int] = {}
-        for clip, _ in scored:
-            index.setdefault(clip, len(index))
-        if len(index) < 2:
-            return accuracy
-        sums = np.zeros((1 + 3 * len(METRICS), len(index)))  # frames; per metric: correct, sum, measured
-        for clip, score in scored:
-            u = index[clip]
-            sums[0, u] += 1
+        self.clip = np.array([index.setdefault(f.clip, len(index)) for f, _ in scored], dtype=np.int64)
+        n = len(scored)
+        self.correct = np.zeros((len(METRICS), n))
+        self.value = np.zeros((len(METRICS), n))
+        self.measured = np.zeros((len(METRICS), n))
+        for row, (_, score) in enumerate(scored):
             for i, metric in enumerate(METRICS):
-                sums[1 + 3 * i, u] += score.correct(metric)
+                self.correct[i, row] = score.correct(metric)
                 value = getattr(score, metric)
                 if value is not None and math.isfinite(value):
-                    sums[2 + 3 * i, u] += value
-                    sums[3 + 3 * i, u] += 1
+                    self.value[i, row], self.measured[i, row] = value, 1.0
+
+    def intervals(self, positions: np.ndarray) -> dict[str, list[float | None]]:
+        """{figure: [low, high]} of the frames at `positions`; {} when they are of fewer than two clips."""
+        units, clip = np.unique(self.clip[positions], return_inverse=True)
+        if len(units) < 2:
+            return {}
+        frames = np.bincount(clip, minlength=len(units)).astype(np.float64)
         figures: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for i, metric in enumerate(METRICS):
-            figures[f"accuracy_{metric}"] = (sums[1 + 3 * i], sums[0])
-            figures[f"mean_{metric}"] = (sums[2 + 3 * i], sums[3 + 3 * i])
+            figures[f"accuracy_{metric}"] = (np.bincount(clip, self.correct[i, positions], len(units)), frames)
+            figures[f"mean_{metric}"] = (
+                np.bincount(clip, self.value[i, positions], len(units)),
+                np.bincount(clip, self.measured[i, positions], len(units)),
+            )
         ci = {name: interval.to_list() for name, interval in ratio_intervals(figures).items()}
         ci["accuracy"] = ci["accuracy_iou_gt"]
-        return replace(accuracy, ci=ci)
+        return ci
 
 
 @dataclass(frozen=True)
@@ -231,22 +245,31 @@ def compute_figures(
         "document": lambda f: f.document,
         "clip": lambda f: f.clip,
     }
+    sums = ClipSums(scored)
+
+    def accuracy(positions: list[int]) -> Accuracy:
+        figures = Accuracy.of(scored[i][1] for i in positions)
+        return figures.with_ci(sums, np.array(positions, dtype=np.int64))
+
     groups: dict[str, dict[str, Accuracy]] = {}
     for name, key in keys.items():
-        buckets: dict[str, list[tuple[str, FrameScore]]] = defaultdict(list)
-        for f, score in scored:
-            buckets[key(f)].append((f.clip, score))
+        buckets: dict[str, list[int]] = defaultdict(list)
+        for i, (f, _) in enumerate(scored):
+            buckets[key(f)].append(i)
         if name == "collection" and set(buckets) <= {"-"}:
             continue  # a format without collections (MIDV-500): no such section
-        groups[name] = {k: Accuracy.of_clips(v) for k, v in sorted(buckets.items())}
-    subsets: dict[str, list[tuple[str, FrameScore]]] = {name: [] for name in SUBSETS}
-    for f, score in scored:
+        if name == "clip":  # one clip each: no interval over clips
+            groups[name] = {k: Accuracy.of(scored[i][1] for i in v) for k, v in sorted(buckets.items())}
+        else:
+            groups[name] = {k: accuracy(v) for k, v in sorted(buckets.items())}
+    subsets: dict[str, list[int]] = {name: [] for name in SUBSETS}
+    for i, (f, _) in enumerate(scored):
         for name in f.subsets:
-            subsets.setdefault(name, []).append((f.clip, score))
-    groups["subset"] = {k: Accuracy.of_clips(v) for k, v in subsets.items()}
+            subsets.setdefault(name, []).append(i)
+    groups["subset"] = {k: accuracy(v) for k, v in subsets.items()}
     return ReportFigures(
         run=run,
-        overall=Accuracy.of_clips([(f.clip, s) for f, s in scored]) if scored else None,
+        overall=accuracy(list(range(len(scored)))) if scored else None,
         groups=groups,
         speed=_speed(done, latencies),
         worst=_worst(scored, groups["clip"]),

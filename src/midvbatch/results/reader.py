@@ -156,13 +156,14 @@ class RunResults:
                 return c
         raise LedgerError(f"no clip {clip_id!r} in this run", path=self.path)
 
-    def frames(self) -> Iterator[FrameResult]:
-        """Yield the frames of every done clip, in queue order then frame order.
+    def frames(self, clips: Iterable[str] | None = None, results: bool = True) -> Iterator[FrameResult]:
+        """Yield the frames of every done clip (of `clips` only, when given), in queue order then frame order;
+        without `results`, their processor's outputs are not read (``result`` None: the scores only, faster).
 
         Only done clips have frames: a clip's frames are recorded with its done mark.
         """
-        for row in self._ledger.frame_results():
-            yield FrameResult.from_row(row)
+        for row in self._ledger.frame_results(clips):
+            yield FrameResult.from_row(row, results)
 
     def figures(self) -> ReportFigures:
         """Return the figures of the run's report: accuracy in every grouping, speed, worst clips."""

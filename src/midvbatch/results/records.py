@@ -154,8 +154,9 @@ class FrameResult:
         return (self.scores or {}).get("fields", {})
 
     @classmethod
-    def from_row(cls, row: Any) -> FrameResult:
-        """Build from a row of Ledger.frame_results()."""
+    def from_row(cls, row: Any, result: bool = True) -> FrameResult:
+        """Build from a row of Ledger.frame_results(); without `result`, the processor's output is not read (None):
+        for what needs the scores only."""
         scores = row["scores"]
         return cls(
             row["clip"],
@@ -164,7 +165,7 @@ class FrameResult:
             row["frame"],
             row["time"],
             row["seconds"],
-            read_stored(row["result"]),
+            read_stored(row["result"]) if result else None,
             _whole(read_stored(scores)) if scores is not None else None,
         )
 

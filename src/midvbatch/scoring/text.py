@@ -45,6 +45,37 @@ def levenshtein(a: str, b: str) -> int:
     return previous[-1]
 
 
+def char_diff(truth: str, result: str) -> list[tuple[str, str, str]]:
+    """How `result` differs from `truth`, character by character, as OCR evaluation tools show it: a shortest
+    alignment (Levenshtein) as (op, truth's character, result's character), op "=" (equal), "~" (substituted),
+    "-" (deleted: in the truth, not read) or "+" (inserted: read, not in the truth). Compared as given (the
+    scores compare the normalized strings: see normalize). Where several alignments are shortest, equal
+    characters are matched first, then substitutions, then deletions."""
+    n, m = len(truth), len(result)
+    cost = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        cost[i][0] = i
+    for j in range(m + 1):
+        cost[0][j] = j
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            same = truth[i - 1] == result[j - 1]
+            cost[i][j] = min(cost[i - 1][j - 1] + (0 if same else 1), cost[i - 1][j] + 1, cost[i][j - 1] + 1)
+    ops: list[tuple[str, str, str]] = []
+    i, j = n, m
+    while i or j:
+        if i and j and cost[i][j] == cost[i - 1][j - 1] + (truth[i - 1] != result[j - 1]):
+            ops.append(("=" if truth[i - 1] == result[j - 1] else "~", truth[i - 1], result[j - 1]))
+            i, j = i - 1, j - 1
+        elif i and cost[i][j] == cost[i - 1][j] + 1:
+            ops.append(("-", truth[i - 1], ""))
+            i -= 1
+        else:
+            ops.append(("+", "", result[j - 1]))
+            j -= 1
+    return ops[::-1]
+
+
 def ngld(result: str, truth: str) -> float:
     """Normalized generalized Levenshtein distance: 2L / (|result| + |truth| + L), 0 for two empty strings.
 
