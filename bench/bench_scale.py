@@ -16,6 +16,8 @@ has 68,409), their JPEGs and videos, and 4,000 scans, photos and templates. Then
   import    `midvbatch import` of the run's `export jsonl` into a new run folder (2 workers):
             every record read, staged, written clip by clip, and scored again. Baseline: the
             export's own time (target: at most 3x).
+  compare   `midvbatch compare` of the run and its import, 2,000 resamples, every group.
+            Baseline: the sqlite3 one above (target: at most 20x).
 
 Every `midvbatch run` pins the options it depends on (bench_engine.run_args). Set
 MIDVBATCH_BENCH_MIDV2020 to a folder to keep the dataset between invocations.
@@ -39,6 +41,7 @@ from bench_engine import MIDVBATCH, run_args, run_timed  # noqa: E402
 TARGET_MEMORY = 30  # MiB: most the orchestrator may grow from one type to all ten
 TARGET_RESULTS = 20.0  # at most this many times the sqlite3 baseline, for every status/report/export
 TARGET_IMPORT = 3.0  # `midvbatch import` of the run's JSON lines: at most this many times `export jsonl`
+TARGET_COMPARE = 20.0  # `midvbatch compare` of two such runs: at most this many times the sqlite3 baseline
 
 
 def dataset(root: Path) -> Path:
@@ -119,6 +122,12 @@ def main() -> None:
         met = "met" if ratio <= TARGET_IMPORT else "NOT met"
         print(f"import: the export's JSON lines ({frames_done(imported):,} frames) scored again, 2 workers: "
               f"{took:.2f} s ({ratio:.1f}x export jsonl) | target at most {TARGET_IMPORT:g}x: {met}")
+        took, _ = run_timed([*MIDVBATCH, "compare", str(full), str(imported), "--resamples", "2000", "--format",
+                             "json", "--out", str(Path(tmp) / "compare.json")])
+        ratio = took / base
+        met = "met" if ratio <= TARGET_COMPARE else "NOT met"
+        print(f"compare: the run and its import, 2,000 resamples, every group: {took:.2f} s ({ratio:.1f}x the "
+              f"baseline) | target at most {TARGET_COMPARE:g}x: {met}")
 
 
 if __name__ == "__main__":
