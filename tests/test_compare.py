@@ -13,7 +13,8 @@ from midvbatch.dataset.synth import SynthConfig, synthesize
 from midvbatch.engine.run import run as run_config
 from midvbatch.report import write_report
 from midvbatch.results import open_run
-from midvbatch.results.compare import compare_output, compare_runs, gate
+from midvbatch.report.comparison import compare_output
+from midvbatch.results.compare import compare_runs, gate
 from midvbatch.errors import ConfigError
 
 
@@ -162,3 +163,13 @@ def test_report_figures_carry_their_intervals_over_clips(runs):
     assert set(text["ci"]) == {"accuracy", "mean_ngld", "mean_cer"} and text["ci"]["accuracy"][0] <= text["accuracy"]
     markdown = write_report(runs["b"], "md")
     assert f"{overall['accuracy']:.3f}** [{overall['ci']['accuracy'][0]:.3f}, " in markdown
+
+
+def test_compare_html_draws_the_frames_that_changed_most(runs, tmp_path):
+    page = tmp_path / "compare.html"
+    wrote = midvbatch("compare", runs["a"], runs["b"], "--format", "html", "--out", page)
+    assert wrote.returncode == 0, wrote.stderr
+    text = page.read_text()
+    assert "<h2>A <code>" in text and "Clips that lost most (accuracy)" in text and "http://" not in text
+    assert text.count("src='data:image/jpeg;base64,") >= 1  # a lost clip's frame, both runs' quads drawn
+    assert "Clips that gained most" not in text  # (B only loses)

@@ -80,10 +80,11 @@ def report_command(run_dir, fmt, out, force):
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["md", "json", "csv"]),
+    type=click.Choice(["md", "json", "csv", "html"]),
     default="md",
     show_default=True,
-    help="Markdown (the terminal), JSON (every figure, `ci`: [low, high]) or CSV (a row per figure).",
+    help="Markdown (the terminal), JSON (every figure, `ci`: [low, high]), CSV (a row per figure) or HTML (with "
+    "the changed clips' frames drawn).",
 )
 @click.option(
     "--out", type=PathType(dir_okay=False, path_type=str), help="Write to this file instead of standard output."
@@ -116,7 +117,7 @@ def compare_command(run_dirs, fmt, out, unit, resamples, seed, rule, force):
     and for the accuracies the exact McNemar test of the frames that changed. Exit
     status 1 with --fail-if-worse when a run is worse by more than the margin.
     """
-    from midvbatch.results.compare import compare_output
+    from midvbatch.report.comparison import compare_output
 
     result = compare_output(run_dirs, fmt, out, unit=unit, resamples=resamples, seed=seed, rule=rule, force=force)
     if out:

@@ -24,11 +24,9 @@ from typing import Any
 import numpy as np
 
 from midvbatch.errors import ConfigError, LedgerError
-from midvbatch.fileio import write_atomic
 from midvbatch.results.figures import condition_label, device_label
-from midvbatch.results.reader import RunResults, open_run, recorded_dataset
+from midvbatch.results.reader import RunResults, open_run
 from midvbatch.results.records import clip_kinds
-from midvbatch.runfolder import claim_output, record_output
 from midvbatch.scoring.stats import LEVEL, RESAMPLES, SEED, mcnemar_exact, paired_differences
 
 UNITS = ("clip", "document")
@@ -538,46 +536,3 @@ def render(result: RunComparison, fmt: str) -> str:
     if fmt not in RENDERERS:
         raise ConfigError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     return RENDERERS[fmt](result)
-
-
-@dataclass(frozen=True)
-class CompareOutput:
-    """What `midvbatch compare` prints: the comparison as text, and the gate's lines (a run worse than allowed)."""
-
-    text: str
-    failures: list[str]
-    comparison: RunComparison
-
-
-def compare_output(
-    run_dirs: list[str | Path],
-    fmt: str = "md",
-    out: str | Path | None = None,
-    *,
-    unit: str = "clip",
-    resamples: int = RESAMPLES,
-    seed: int | None = None,
-    rule: str | None = None,
-    force: bool = False,
-) -> CompareOutput:
-    """Compare the runs (compare_runs), render the comparison in `fmt`, write it to `out` if given (a temporary
-    name, then renamed; an existing file only if a report, export or compare of the first run wrote it, or with
-    `force`), and apply the gate `rule` (FIGURE[:MARGIN], see gate)."""
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
-    if rule is not None:
-        gate(RunComparison([], None, unit, resamples, SEED, LEVEL, []), rule)  # a bad rule: before the work
-    for run_dir in run_dirs:
-        if not Path(run_dir).is_dir():
-            raise LedgerError("no such run folder", path=run_dir)
-    if out is not None and run_dirs:
-        claim_output(out, run_dirs[0], force=force, dataset=recorded_dataset(run_dirs[0]))
-    comparison = compare_runs(run_dirs, unit=unit, resamples=resamples, seed=SEED if seed is None else seed)
-    text = render(comparison, fmt)
-    if out is not None:
-        try:
-            write_atomic(out, text, into_special=True)
-        except OSError as exc:
-            raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
-        record_output(run_dirs[0], out)
-    return CompareOutput(text, gate(comparison, rule) if rule else [], comparison)

@@ -1,0 +1,209 @@
+"""`midvbatch compare` as a command does it: the comparison rendered (md, json, csv from results.compare; html
+here, with a thumbnail of the frame of each clip that changed most, both runs' quads drawn), written, gated.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from midvbatch.errors import ConfigError, LedgerError, MidvBatchError
+from midvbatch.fileio import write_atomic
+from midvbatch.report._drill import STYLE, THUMB_WIDTH
+from midvbatch.report._render import data_uri
+from midvbatch.results.compare import (
+    FORMATS as TEXT_FORMATS,
+)
+from midvbatch.results.compare import (
+    GROUPINGS,
+    HEADLINE,
+    LEVEL,
+    RESAMPLES,
+    SEED,
+    Change,
+    Figure,
+    RunComparison,
+    compare_runs,
+    gate,
+    render,
+)
+from midvbatch.results.reader import open_run, recorded_dataset
+from midvbatch.runfolder import claim_output, record_output
+
+FORMATS = (*TEXT_FORMATS, "html")
+COLOURS = {"truth": (60, 200, 60), "a": (230, 120, 40), "b": (60, 60, 230)}  # BGR: green, blue, red
+
+
+def render_html(result: RunComparison) -> str:
+    """A self-contained page: per run after the first, its figures overall and per group, and the clips that
+    changed most, each with the frame where its runs differ most drawn (truth green, A blue, B red)."""
+    parts = [
+        f"<h1>midvbatch compare</h1><p>{len(result.runs)} runs of <code>{html.escape(str(result.dataset))}</code>. "
+        f"B - A with its {result.level:.0%} interval from a paired bootstrap over {result.unit}s "
+        f"({result.resamples:,} resamples, seed {result.seed}); p: the exact McNemar test of the frames that "
+        "changed verdict. An interval that holds 0 is a difference the data cannot tell from noise.</p>"
+    ]
+    dataset = _dataset(result.dataset)
+    for c in result.comparisons:
+        parts.append(f"<h2>A <code>{html.escape(c.a)}</code> &rarr; B <code>{html.escape(c.b)}</code></h2>")
+        parts.append(_table([f for f in c.figures if f.grouping == "overall"], None))
+        for grouping in GROUPINGS[1:]:
+            rows = [f for f in c.figures if f.grouping == grouping and f.figure in HEADLINE]
+            if rows:
+                parts.append(f"<h3>By {html.escape(grouping)}</h3>" + _table(rows, grouping))
+        for title, changes in (("Clips that gained most", c.clips_better), ("Clips that lost most", c.clips_worse)):
+            if changes:
+                parts.append(f"<h3>{title} (accuracy)</h3><p>Truth in green, A in blue, B in red.</p>")
+                parts.append(
+                    "<div class='thumbs'>" + "".join(_figure(x, c.a, c.b, dataset) for x in changes) + "</div>"
+                )
+        for title, changes in (("Fields that gained most", c.fields_better), ("Fields that lost most", c.fields_worse)):
+            if changes:
+                cells = "".join(
+                    f"<tr><td>{html.escape(x.name)}</td><td>{x.a:.3f}</td><td>{x.b:.3f}</td><td>{x.b - x.a:+.3f}</td>"
+                    "</tr>"
+                    for x in changes
+                )
+                parts.append(f"<h3>{title} (text accuracy)</h3><table><tr><th>field</th><th>A</th><th>B</th>"
+                             f"<th>B - A</th></tr>{cells}</table>")  # fmt: skip
+    style = (
+        "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:0.5em;width:200px;"
+        "vertical-align:top}" + STYLE
+    )
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>midvbatch compare</title>"
+        f"<style>{style}</style></head><body>{''.join(parts)}</body></html>"
+    )
+
+
+def _table(figures: list[Figure], grouping: str | None) -> str:
+    head = ([grouping] if grouping else []) + ["figure", "A", "B", "B - A", "95% CI", "units", "+/-", "p"]
+    rows = []
+    for f in figures:
+        cells = [f.group] if grouping else []
+        interval = "-" if f.low is None or f.high is None else f"[{f.low:+.3f}, {f.high:+.3f}]"
+        changed = f"+{f.became_correct}/-{f.became_wrong}" if f.became_correct is not None else ""
+        p = "" if f.p_value is None else ("&lt;0.001" if f.p_value < 0.001 else f"{f.p_value:.3f}")
+        cells += [f.figure, _num(f.a), _num(f.b), "-" if f.difference is None else f"{f.difference:+.3f}", interval,
+                  str(f.units), changed, p]  # fmt: skip
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c) if '&' not in c else c}</td>" for c in cells) + "</tr>")
+    return "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _dataset(path: str | None) -> Any:
+    from midvbatch.dataset import discover
+
+    try:
+        return discover(path) if path else None
+    except MidvBatchError:
+        return None
+
+
+def _figure(change: Change, run_a: str, run_b: str, dataset: Any) -> str:
+    """A changed clip as a figure: the frame where A's and B's iou_gt differ most, both quads drawn."""
+    picture = _changed_frame(change.name, run_a, run_b, dataset)
+    img = f"<img alt='{html.escape(change.name)}' src='{data_uri(picture[1], 'image/jpeg')}'>" if picture else ""
+    frame = f", frame {picture[0]}" if picture else ""
+    return (
+        f"<figure>{img}<figcaption>{html.escape(change.name)}{frame}: accuracy {change.a:.3f} &rarr; "
+        f"{change.b:.3f}</figcaption></figure>"
+    )
+
+
+def _changed_frame(clip_id: str, run_a: str, run_b: str, dataset: Any) -> tuple[int, bytes] | None:
+    if dataset is None:
+        return None
+    quads: dict[str, dict[int, Any]] = {}
+    scores: dict[str, dict[int, float]] = {}
+    for side, run_dir in (("a", run_a), ("b", run_b)):
+        with open_run(run_dir) as run:
+            frames = list(run.frames([clip_id]))
+        quads[side] = {f.number: f.quad for f in frames}
+        scores[side] = {f.number: f.iou_gt if f.iou_gt is not None else 0.0 for f in frames}
+    both = sorted(scores["a"].keys() & scores["b"].keys())
+    if not both:
+        return None
+    number = max(both, key=lambda n: (abs(scores["a"][n] - scores["b"][n]), -n))
+    try:
+        clip = dataset.clip(clip_id)
+        from midvbatch.dataset.formats import get_format
+        from midvbatch.report._render import read_frame
+
+        truth = get_format(clip.format).read_quads(clip.ground_truth).get(number) if clip.ground_truth else None
+        read = read_frame(dataset, clip_id, number)
+    except MidvBatchError:
+        return None
+    if read is None:
+        return None
+    return number, _draw(read[1], truth, quads["a"].get(number), quads["b"].get(number))
+
+
+def _draw(image: np.ndarray, truth: Any, a: Any, b: Any) -> bytes:
+    import cv2
+
+    width = THUMB_WIDTH + 40
+    scale = width / image.shape[1]
+    small = cv2.resize(image, (width, max(1, round(image.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+    for points, colour in ((truth.points if truth is not None else None, COLOURS["truth"]), (a, COLOURS["a"]),
+                           (b, COLOURS["b"])):  # fmt: skip
+        if points:
+            try:
+                shown = np.round(np.array(points, dtype=np.float64) * scale).astype(np.int32).reshape(-1, 2)
+                cv2.polylines(small, [shown], True, colour, 2)
+            except (ValueError, TypeError, cv2.error):
+                pass
+    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return data.tobytes() if ok else b""
+
+
+@dataclass(frozen=True)
+class CompareOutput:
+    """What `midvbatch compare` prints: the comparison as text, and the gate's lines (a run worse than allowed)."""
+
+    text: str
+    failures: list[str]
+    comparison: RunComparison
+
+
+def compare_output(
+    run_dirs: list[str | Path],
+    fmt: str = "md",
+    out: str | Path | None = None,
+    *,
+    unit: str = "clip",
+    resamples: int = RESAMPLES,
+    seed: int | None = None,
+    rule: str | None = None,
+    force: bool = False,
+) -> CompareOutput:
+    """Compare the runs (compare_runs), render the comparison in `fmt`, write it to `out` if given (a temporary
+    name, then renamed; an existing file only if a report, export or compare of the first run wrote it, or with
+    `force`), and apply the gate `rule` (FIGURE[:MARGIN], see gate)."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    if rule is not None:
+        gate(RunComparison([], None, unit, resamples, SEED, LEVEL, []), rule)  # a bad rule: before the work
+    for run_dir in run_dirs:
+        if not Path(run_dir).is_dir():
+            raise LedgerError("no such run folder", path=run_dir)
+    if out is not None and run_dirs:
+        claim_output(out, run_dirs[0], force=force, dataset=recorded_dataset(run_dirs[0]))
+    comparison = compare_runs(run_dirs, unit=unit, resamples=resamples, seed=SEED if seed is None else seed)
+    text = render_html(comparison) if fmt == "html" else render(comparison, fmt)
+    if out is not None:
+        try:
+            write_atomic(out, text, into_special=True)
+        except OSError as exc:
+            raise LedgerError(f"cannot write: {exc.strerror or exc}", path=out) from None
+        record_output(run_dirs[0], out)
+    return CompareOutput(text, gate(comparison, rule) if rule else [], comparison)
