@@ -259,3 +259,29 @@ def test_report_html_drill_down_draws_the_quads_marks_the_diffs_and_sorts_in_chr
     assert check["errors"] == [] and check["broken"] == [] and check["images"] >= 120
     assert float(check["first"]) <= float(check["last"])  # sorted up, then down
     assert 0 < check["shown"] < check["rows"]  # the field filter keeps field01's rows only
+
+
+def test_report_html_drill_down_screenshot(imperfect_run, tmp_path):
+    """A screenshot of the drill-down in headless Chromium: not blank; with MIDVBATCH_DOCS_SCREENSHOTS=1 it is
+    written to docs/images/drill-down.png, the picture docs/cli.md shows."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (make test installs Debian's chromium when it can)")
+    page = tmp_path / "report.html"
+    assert midvbatch("report", imperfect_run, "--format", "html", "--out", page).returncode == 0
+    text = page.read_text()
+    shown = tmp_path / "drill.html"  # the drill-down alone, at the top of the page (it runs to the page's end)
+    shown.write_text(text[:text.index("<body>") + len("<body>")] + text[text.index("<h3 id='drill'>"):])
+    picture = tmp_path / "drill.png"
+    subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--hide-scrollbars", "--window-size=1200,820", f"--screenshot={picture}", shown.as_uri()],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
+    )
+    image = cv2.imread(str(picture))
+    assert image is not None and image.shape[:2] == (820, 1200) and float(np.std(image)) > 20
+    if os.environ.get("MIDVBATCH_DOCS_SCREENSHOTS") == "1":
+        target = Path(__file__).parent.parent / "docs" / "images" / "drill-down.png"
+        target.parent.mkdir(exist_ok=True)
+        shutil.copy(picture, target)
