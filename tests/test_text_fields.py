@@ -243,7 +243,7 @@ def test_text_fields_exports_one_record_per_field_and_coco_field_quads(one_clip,
     texts_read = [a["attributes"] for a in read["annotations"] if a["image_id"] == 0]
     assert {a["field"] for a in texts_read} == {f.name for f in template.text_fields()} - {"field02"}
     refused = midvbatch("export", tmp_path / "run", "--format", "smartengines", "--fields")
-    assert refused.returncode == 1 and "--fields applies to the jsonl, csv and coco exports" in refused.stderr
+    assert refused.returncode == 1 and "--fields applies to the jsonl, csv, coco and parquet exports" in refused.stderr
 
 
 def test_text_fields_midv2020_template_field_of_3_points_is_named_by_validate_and_run(tmp_path):
