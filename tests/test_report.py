@@ -97,6 +97,28 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def _headless(browser: str, tmp_path: Path, *args: str) -> str:
+    """Run headless Chromium on its own profile in `tmp_path`; return what it printed."""
+    return subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         *args],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
+    ).stdout
+
+
+def _checked(tmp_path: Path, text: str, checker: str) -> dict:
+    """Load the page `text` with the script `checker` in its head in headless Chromium (the test is skipped
+    without it); return what the checker wrote into the DOM."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (make test installs Debian's chromium when it can)")
+    page = tmp_path / "checked.html"
+    page.write_text(text.replace("<head>", "<head>" + checker, 1))
+    dom = _headless(browser, tmp_path, "--virtual-time-budget=10000", "--dump-dom", page.as_uri())
+    return json.loads(dom.split('data-check="', 1)[1].split('"', 1)[0].replace("&quot;", '"'))
+
+
 def test_report_html_is_self_contained_and_renders_in_chromium(localize_run, tmp_path):
     page = tmp_path / "report.html"
     result = midvbatch("report", localize_run, "--format", "html", "--out", page)
@@ -109,19 +131,7 @@ def test_report_html_is_self_contained_and_renders_in_chromium(localize_run, tmp
     for plot in plots:
         image = cv2.imread(str(plot))
         assert image is not None and image.shape[0] > 100 and float(np.std(image)) > 5, plot  # not blank
-    browser = _chromium()
-    if browser is None:
-        pytest.skip("chromium is not installed (make test installs Debian's chromium when it can)")
-    checked = tmp_path / "checked.html"
-    checked.write_text(text.replace("<head>", "<head>" + CHECKER, 1))
-    dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=10000", "--dump-dom", checked.as_uri()],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
-    ).stdout
-    marker = dom.split('data-check="', 1)[1].split('"', 1)[0].replace("&quot;", '"')
-    check = json.loads(marker)
+    check = _checked(tmp_path, text, CHECKER)
     assert check["broken"] == [] and check["errors"] == []
     assert check["images"] >= 4 + 3  # the plots and the worst clips' thumbnails
 
@@ -244,18 +254,7 @@ def test_report_html_drill_down_draws_the_quads_marks_the_diffs_and_sorts_in_chr
     assert len(cached) == 4 * 30
     assert midvbatch("report", imperfect_run, "--format", "html", "--out", tmp_path / "again.html").returncode == 0
     assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == cached
-    browser = _chromium()
-    if browser is None:
-        pytest.skip("chromium is not installed (make test installs Debian's chromium when it can)")
-    checked = tmp_path / "checked.html"
-    checked.write_text(text.replace("<head>", "<head>" + DRILL_CHECKER, 1))
-    dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=10000", "--dump-dom", checked.as_uri()],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
-    ).stdout
-    check = json.loads(dom.split('data-check="', 1)[1].split('"', 1)[0].replace("&quot;", '"'))
+    check = _checked(tmp_path, text, DRILL_CHECKER)
     assert check["errors"] == [] and check["broken"] == [] and check["images"] >= 120
     assert float(check["first"]) <= float(check["last"])  # sorted up, then down
     assert 0 < check["shown"] < check["rows"]  # the field filter keeps field01's rows only
@@ -273,12 +272,7 @@ def test_report_html_drill_down_screenshot(imperfect_run, tmp_path):
     shown = tmp_path / "drill.html"  # the drill-down alone, at the top of the page (it runs to the page's end)
     shown.write_text(text[:text.index("<body>") + len("<body>")] + text[text.index("<h3 id='drill'>"):])
     picture = tmp_path / "drill.png"
-    subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         "--hide-scrollbars", "--window-size=1200,820", f"--screenshot={picture}", shown.as_uri()],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
-    )
+    _headless(browser, tmp_path, "--hide-scrollbars", "--window-size=1200,820", f"--screenshot={picture}", shown.as_uri())
     image = cv2.imread(str(picture))
     assert image is not None and image.shape[:2] == (820, 1200) and float(np.std(image)) > 20
     if os.environ.get("MIDVBATCH_DOCS_SCREENSHOTS") == "1":
