@@ -264,7 +264,9 @@ def section(drill: list[DrillClip], dataset: Any, run_dir: str) -> str:
         "marked.</p>",
         "<p class='drill-filter'><input id='drill-document' placeholder='document'> "
         "<input id='drill-condition' placeholder='condition'> <input id='drill-field' placeholder='field'> "
-        "<input id='drill-score' type='number' step='0.05' min='0' max='1' placeholder='score at most'></p>",
+        "<input id='drill-score' type='number' step='0.05' min='0' max='1' "
+        "placeholder='score at most' title='iou_gt of a frame, 1 - NGLD of a field'> (score: a frame's iou_gt, "
+        "a field's 1 - NGLD)</p>",
     ]
     if frame_rows:
         parts.append(
@@ -286,6 +288,7 @@ def section(drill: list[DrillClip], dataset: Any, run_dir: str) -> str:
 STYLE = (
     ".drill td.text{text-align:left;font-family:monospace}.drill img{width:160px}"
     ".sub{background:#fd8;text-decoration:underline}ins{background:#bfb;text-decoration:none}"
+    ".drill-filter input{width:11em}"
     "del{background:#fbb}.drill th{cursor:pointer}"
 )
 
