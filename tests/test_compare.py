@@ -173,3 +173,18 @@ def test_compare_html_draws_the_frames_that_changed_most(runs, tmp_path):
     assert "<h2>A <code>" in text and "Clips that lost most (accuracy)" in text and "http://" not in text
     assert text.count("src='data:image/jpeg;base64,") >= 1  # a lost clip's frame, both runs' quads drawn
     assert "Clips that gained most" not in text  # (B only loses)
+
+
+def test_compare_html_cuts_out_a_field_where_its_reading_changed(runs, tmp_path):
+    result = compare_runs([runs["truth"], runs["a"]])
+    worse = result.comparisons[0].fields_worse
+    assert worse and all(len(c.example) == 3 for c in worse)  # (clip, frame, field) where it went wrong
+    clip, frame, name = worse[0].example
+    with open_run(runs["a"]) as run:
+        reading = next(f for f in run.frames([clip]) if f.number == frame).fields[name]
+    assert reading["correct"] is False
+    page = tmp_path / "compare.html"
+    assert midvbatch("compare", runs["truth"], runs["a"], "--format", "html", "--out", page).returncode == 0
+    text = page.read_text()
+    assert "Fields that lost most (text accuracy)" in text
+    assert f"<img alt='{name} {clip} frame {frame}' src='data:image/png;base64," in text

@@ -65,11 +65,11 @@ def render_html(result: RunComparison) -> str:
             if changes:
                 cells = "".join(
                     f"<tr><td>{html.escape(x.name)}</td><td>{x.a:.3f}</td><td>{x.b:.3f}</td><td>{x.b - x.a:+.3f}</td>"
-                    "</tr>"
+                    f"<td>{_field_crop(x, dataset)}</td></tr>"
                     for x in changes
                 )
                 parts.append(f"<h3>{title} (text accuracy)</h3><table><tr><th>field</th><th>A</th><th>B</th>"
-                             f"<th>B - A</th></tr>{cells}</table>")  # fmt: skip
+                             f"<th>B - A</th><th>where it changed</th></tr>{cells}</table>")  # fmt: skip
     style = (
         "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:right}"
@@ -107,6 +107,18 @@ def _dataset(path: str | None) -> Any:
         return discover(path) if path else None
     except MidvBatchError:
         return None
+
+
+def _field_crop(change: Change, dataset: Any) -> str:
+    """The field cut out of a frame where its verdict changed that way, and where: an <img> and a caption."""
+    if dataset is None or change.example is None or len(change.example) != 3:
+        return ""
+    from midvbatch.report._text import crop
+
+    clip, frame, name = change.example
+    data = crop(dataset, {"clip": clip, "frame": frame, "field": name})
+    where = f"{html.escape(str(clip))} frame {frame}"
+    return (f"<img alt='{html.escape(name)} {where}' src='{data_uri(data, 'image/png')}'><br>" if data else "") + where
 
 
 def _figure(change: Change, run_a: str, run_b: str, dataset: Any) -> str:

@@ -103,9 +103,11 @@ class Change:
     a: float
     b: float
     measured: int
+    example: tuple | None = None  # a thing that changed this way: (clip, frame) or (clip, frame, field)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "document": self.document, "a": self.a, "b": self.b, "difference": self.b - self.a}
+        out = {"name": self.name, "document": self.document, "a": self.a, "b": self.b, "difference": self.b - self.a}
+        return out | ({"example": list(self.example)} if self.example is not None else {})
 
 
 @dataclass
@@ -283,11 +285,18 @@ class _Paired:
         count = np.bincount(index, minlength=len(labels))
         mean_a = np.bincount(index, xa[both], len(labels)) / np.maximum(count, 1)
         mean_b = np.bincount(index, xb[both], len(labels)) / np.maximum(count, 1)
+        kept = np.flatnonzero(both)
+        up: dict[int, tuple] = {}  # label -> the first thing (in A's order) that changed that way
+        down: dict[int, tuple] = {}
+        for i in np.flatnonzero(xa[both] != xb[both]).tolist():
+            label = int(index[i])
+            (up if xb[kept[i]] > xa[kept[i]] else down).setdefault(label, self.keys[kept[i]])
         changes = [
-            Change(str(label), documents.get(str(label), "-"), float(mean_a[i]), float(mean_b[i]), int(count[i]))
+            Change(str(label), documents.get(str(label), "-"), float(mean_a[i]), float(mean_b[i]), int(count[i]),
+                   (up if mean_b[i] > mean_a[i] else down).get(i))
             for i, label in enumerate(labels)
             if count[i] and mean_a[i] != mean_b[i]
-        ]
+        ]  # fmt: skip
         better = sorted((c for c in changes if c.b > c.a), key=lambda c: (c.a - c.b, c.name))[:CHANGED]
         worse = sorted((c for c in changes if c.b < c.a), key=lambda c: (c.b - c.a, c.name))[:CHANGED]
         return better, worse
