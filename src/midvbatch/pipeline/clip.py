@@ -30,7 +30,7 @@ from midvbatch.pipeline.prediction import storable, valid_text
 from midvbatch.pipeline.prefetch import Prefetch
 from midvbatch.pipeline.processor import Capabilities, ClipInfo, Frame
 from midvbatch.pipeline.spec import ClipOutcome, TaskSpec
-from midvbatch.video.frames import blank_clip_frames, read_clip_frames
+from midvbatch.video.frames import read_clip_frames
 from midvbatch.video.reader import AnnotatedFrame
 
 TRACEBACK_TAIL = 3000  # characters of traceback kept
@@ -220,16 +220,16 @@ def _classify(exc: BaseException) -> str:
 def spec_frames(spec: TaskSpec, pixels: bool = True) -> Generator[AnnotatedFrame, None, None]:
     """The annotated frames of a task's clip: decoded from its video (by time or by number), else read from its
     pictures; a VideoError (permanent: not retried) when it has neither. Without `pixels`: their numbers, times
-    and sizes only (video.frames.blank_clip_frames), for a processor that reads no pixels."""
-    where: dict[str, Any] = {
-        "count": spec.frames,
-        "fps": spec.fps,
-        "numbers": spec.frame_numbers,
-        "images": {int(k): v for k, v in spec.images.items()},
-    }
-    if not pixels:
-        return blank_clip_frames(spec.video or None, **where)
-    return read_clip_frames(spec.video or None, **where, threads=spec.run.decode_threads)
+    and sizes only (see video.frames.read_clip_frames), for a processor that reads no pixels."""
+    return read_clip_frames(
+        spec.video or None,
+        count=spec.frames,
+        fps=spec.fps,
+        numbers=spec.frame_numbers,
+        images={int(k): v for k, v in spec.images.items()},
+        threads=spec.run.decode_threads,
+        pixels=pixels,
+    )
 
 
 class _ClipState(StrEnum):
