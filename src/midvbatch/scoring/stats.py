@@ -12,8 +12,9 @@ same clips, so that what the clips share cancels out. The frame-level accuracies
 runs are also tested with the exact McNemar test (McNemar, Psychometrika 12, 1947): of the
 frames that changed, how unlikely a split at least as uneven is when either way is as likely.
 
-Every resample is drawn at once with numpy (a resamples x units matrix of indices), not in
-a Python loop per resample. The same seed gives the same interval.
+Every resample is drawn at once with numpy (a block of resamples as a matrix of how many
+times each unit was drawn), not in a Python loop per resample; one set of resamples serves
+every figure of the same units. The same seed gives the same interval.
 """
 
 from __future__ import annotations
@@ -55,12 +56,8 @@ def ratio_interval(
 ) -> Interval:
     """The figure sum(numerators) / sum(denominators), one pair per unit (clip), and its percentile bootstrap
     interval over the units. A resample whose units measured nothing (denominators summing to 0) is left out."""
-    num, den = _arrays(numerators, denominators)
-    value = _ratio(num.sum(), den.sum())
-    if value is None:
-        return Interval(None, None, None)
-    stats = _resampled([(num, den)], resamples, seed)[0]
-    return _interval(value, stats, level)
+    figures = {"": (numerators, denominators)}
+    return ratio_intervals(figures, resamples=resamples, seed=seed, level=level)[""]
 
 
 def ratio_intervals(
@@ -97,15 +94,7 @@ def paired_difference(
     """B's figure minus A's, each sum(numerators) / sum(denominators) over the same units (clips, in the same
     order), and the percentile interval of the difference from a paired bootstrap: each resample draws the
     units once for both runs."""
-    num_a, den_a = _arrays(*a)
-    num_b, den_b = _arrays(*b)
-    if len(num_a) != len(num_b):
-        raise ValueError(f"paired figures need the same units: {len(num_a)} against {len(num_b)}")
-    fig_a, fig_b = _ratio(num_a.sum(), den_a.sum()), _ratio(num_b.sum(), den_b.sum())
-    if fig_a is None or fig_b is None:
-        return Interval(None, None, None)
-    stats_a, stats_b = _resampled([(num_a, den_a), (num_b, den_b)], resamples, seed)
-    return _interval(fig_b - fig_a, stats_b - stats_a, level)
+    return paired_differences({"": (a, b)}, resamples=resamples, seed=seed, level=level)[""]
 
 
 def paired_differences(
@@ -125,10 +114,10 @@ def paired_differences(
     values: dict[str, tuple[float | None, float | None]] = {}
     for name in names:
         (num_a, den_a), (num_b, den_b) = (_arrays(*side) for side in figures[name])
-        if not len(num_a) == len(num_b) == len(pairs[0][0] if pairs else num_a):
-            raise ValueError(f"paired figures need the same units ({name})")
         pairs += [(num_a, den_a), (num_b, den_b)]
         values[name] = (_ratio(num_a.sum(), den_a.sum()), _ratio(num_b.sum(), den_b.sum()))
+    if len({len(num) for num, _ in pairs}) > 1:
+        raise ValueError(f"paired figures need the same units: {sorted({len(num) for num, _ in pairs})} of them")
     stats = _resampled(pairs, resamples, seed)
     out = {}
     for i, name in enumerate(names):
