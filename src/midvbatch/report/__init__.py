@@ -25,12 +25,27 @@ from typing import Any
 
 import numpy as np
 
-from midvbatch.errors import ConfigError, LedgerError, MidvBatchError
+from midvbatch.errors import ConfigError, LedgerError
 from midvbatch.fileio import write_atomic
 from midvbatch.pipeline.prediction import valid_text
 from midvbatch.plugins import REPORTS, Registry, builtin_names, unknown_name
 from midvbatch.report import _drill, _text
-from midvbatch.report._render import data_uri, fmt, fmt_ci, html_table, md_table, png, read_frame
+from midvbatch.report._render import (
+    PREDICTED,
+    TRUTH,
+    ci_bounds,
+    ci_text,
+    data_uri,
+    dataset_of,
+    drawn,
+    fmt,
+    fmt_ci,
+    frame_truth,
+    html_table,
+    md_table,
+    png,
+    read_frame,
+)
 from midvbatch.results.figures import WORST_CLIPS, ReportFigures, busy_seconds
 from midvbatch.results.reader import open_run, recorded_dataset
 from midvbatch.runfolder import check_output_path, claim_output, record_output
@@ -143,12 +158,6 @@ def _cell(agg: dict[str, Any], column: str) -> str:
     return fmt(agg.get(column))
 
 
-def _ci_values(agg: dict[str, Any]) -> list[Any]:
-    """The CSV's interval columns of an aggregate: low and high of each of _CI_COLUMNS."""
-    ci = agg.get("ci") or {}
-    return [bound for c in _CI_COLUMNS for bound in (ci.get(c) or [None, None])]
-
-
 def _md_table(title: str, table: dict[str, dict[str, Any]]) -> list[str]:
     rows = [[key, *(_cell(agg, c) for c in _COLUMNS)] for key, agg in table.items()]
     return md_table(title, ["group", *_COLUMNS], rows)
@@ -168,8 +177,8 @@ def _what_ran(run: dict[str, Any]) -> str:
 
 def _interval(agg: dict[str, Any], column: str) -> str:
     """'[0.650, 0.850] ' (the 95% interval of a figure, and a space), or '' where it has none."""
-    shown = fmt_ci(agg.get(column), (agg.get("ci") or {}).get(column))
-    return shown[len(fmt(agg.get(column))) + 1 :] + " " if "[" in shown else ""
+    shown = ci_text(agg.get(column), (agg.get("ci") or {}).get(column))
+    return f"{shown} " if shown else ""
 
 
 def _state_line(run: dict[str, Any]) -> str:
@@ -264,11 +273,20 @@ def render_csv(report: Report) -> str:
     writer.writerow(["grouping", "group", *_COLUMNS, "mean_mean_iou", *intervals, *text])
     if report.overall is not None:
         o = report.overall
-        writer.writerow(["overall", "all", *(o.get(c) for c in _COLUMNS), o["mean_mean_iou"], *_ci_values(o), *pad])
+        writer.writerow(
+            ["overall", "all", *(o.get(c) for c in _COLUMNS), o["mean_mean_iou"], *ci_bounds(o, _CI_COLUMNS), *pad]
+        )
     for name, table in report.groups.items():
         for key, agg in table.items():
             writer.writerow(
-                [name, key, *(agg.get(c) for c in _COLUMNS), agg.get("mean_mean_iou"), *_ci_values(agg), *pad]
+                [
+                    name,
+                    key,
+                    *(agg.get(c) for c in _COLUMNS),
+                    agg.get("mean_mean_iou"),
+                    *ci_bounds(agg, _CI_COLUMNS),
+                    *pad,
+                ]
             )
     if report.text is not None:
         blank = [None] * (len(_COLUMNS) + 1 + len(intervals))
@@ -324,47 +342,18 @@ def plots(report: Report) -> dict[str, bytes]:
 
 def _thumbnail(dataset, worst: dict[str, Any]) -> bytes | None:
     """Decode a clip's worst frame and draw ground truth (green) and prediction (red) on it; JPEG bytes."""
-    import cv2
-
-    from midvbatch.dataset.formats import get_format
-
     number = worst["worst_frame"]
     read = read_frame(dataset, worst["clip"], number)
     if read is None:
         return None
     clip, frame = read
-    try:
-        truth = (
-            get_format(clip.format).read_quads({number: clip.ground_truth[number]}).get(number)
-            if number in clip.ground_truth
-            else None
-        )
-    except (MidvBatchError, TypeError):
-        return None
-    scale = 240 / frame.shape[0]
-    image = cv2.resize(frame, (max(1, round(frame.shape[1] * scale)), 240), interpolation=cv2.INTER_AREA)
-    # drawn after scaling down, so the lines stay visible at thumbnail size
-    if truth is not None:
-        cv2.polylines(image, [np.round(np.array(truth.points) * scale).astype(np.int32)], True, (60, 200, 60), 2)
-    if worst.get("predicted"):
-        cv2.polylines(image, [np.round(np.array(worst["predicted"]) * scale).astype(np.int32)], True, (60, 60, 230), 2)
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    return data.tobytes() if ok else None
+    truth = frame_truth(clip, number)
+    return drawn(frame, [(truth.points if truth else None, TRUTH), (worst.get("predicted"), PREDICTED)], height=240)
 
 
 def _html_table(title: str, table: dict[str, dict[str, Any]]) -> str:
     rows = [[html.escape(k), *(_cell(agg, c) for c in _COLUMNS)] for k, agg in table.items()]
     return html_table(title, ["group", *_COLUMNS], rows)
-
-
-def _dataset(run: dict[str, Any]) -> Any:
-    """The run's dataset as the run read it, for thumbnails and crops; None when it moved since."""
-    from midvbatch.dataset import discover
-
-    try:
-        return discover(run["dataset"], run.get("format"))
-    except MidvBatchError:
-        return None
 
 
 def render_html(report: Report, plot_dir: Path | None = None, claim: Callable[[Path], object] | None = None) -> str:
@@ -385,7 +374,11 @@ def render_html(report: Report, plot_dir: Path | None = None, claim: Callable[[P
         for path, data in every.items():
             write_atomic(path, data)
             record_output(run["run_dir"], path)
-    dataset = _dataset(run) if report.worst or report.drill or (report.text and report.text["worst"]) else None
+    dataset = (
+        dataset_of(run["dataset"], run.get("format"))
+        if report.worst or report.drill or (report.text and report.text["worst"])
+        else None
+    )
     parts = [
         f"<h1>midvbatch report</h1><p>Run <code>{html.escape(run['run_dir'])}</code>: "
         + re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(_what_ran(run)))

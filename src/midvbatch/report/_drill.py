@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from midvbatch.errors import MidvBatchError
-from midvbatch.report._render import data_uri, fmt
+from midvbatch.report._render import PREDICTED, TRUTH, data_uri, drawn, fmt
 from midvbatch.results.figures import ReportFigures, condition_label
 from midvbatch.results.reader import RunResults
 from midvbatch.results.records import clip_kinds
@@ -131,7 +131,9 @@ def _thumbnails(drill: DrillClip, dataset: Any, cache: Path | None) -> dict[int,
     if wanted:
         for number, image in _decode(clip, sorted(wanted)):
             frame = wanted[number]
-            data = _draw(image, truths.get(number), frame.predicted)
+            truth = truths.get(number)
+            data = drawn(image, [(truth.points if truth else None, TRUTH), (frame.predicted, PREDICTED)],
+                         width=THUMB_WIDTH)  # fmt: skip
             if data is None:
                 continue
             out[number] = data
@@ -163,23 +165,6 @@ def _decode(clip: Any, numbers: list[int]) -> list[tuple[int, np.ndarray]]:
         return [(f.number, f.image) for f in frames if f.number in want]
     except (MidvBatchError, OSError):
         return []
-
-
-def _draw(image: np.ndarray, truth: Any, predicted: Any) -> bytes | None:
-    import cv2
-
-    scale = THUMB_WIDTH / image.shape[1]
-    small = cv2.resize(image, (THUMB_WIDTH, max(1, round(image.shape[0] * scale))), interpolation=cv2.INTER_AREA)
-    if truth is not None:
-        cv2.polylines(small, [np.round(np.array(truth.points) * scale).astype(np.int32)], True, (60, 200, 60), 2)
-    if predicted:
-        try:
-            points = np.round(np.array(predicted, dtype=np.float64) * scale).astype(np.int32)
-            cv2.polylines(small, [points.reshape(-1, 2)], True, (60, 60, 230), 2)
-        except (ValueError, TypeError, cv2.error):
-            pass  # (a prediction that is not points: the frame without it)
-    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    return data.tobytes() if ok else None
 
 
 def _keep(path: Path, data: bytes) -> None:

@@ -10,7 +10,19 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from midvbatch.report._render import data_uri, fmt, fmt_ci, html_table, md_table, md_text, png, read_frame, shortened
+from midvbatch.report._render import (
+    ci_bounds,
+    ci_text,
+    data_uri,
+    fmt,
+    fmt_ci,
+    html_table,
+    md_table,
+    md_text,
+    png,
+    read_frame,
+    shortened,
+)
 from midvbatch.scoring.text import COMBINATIONS
 
 PROTOCOL = (
@@ -76,10 +88,9 @@ def _headline(text: dict[str, Any]) -> str | None:
     o = text["overall"]
     if o is None:
         return None
-    shown = _with_ci(o, "accuracy")
-    interval = shown[len(fmt(o["accuracy"])) :]
+    interval = ci_text(o["accuracy"], (o.get("ci") or {}).get("accuracy"))
     return (
-        f"Per-field accuracy **{fmt(o['accuracy'])}**{interval} over {o['fields']} fields in {text['frames']} frames "
+        f"Per-field accuracy **{fmt(o['accuracy'])}**{' ' + interval if interval else ''} over {o['fields']} fields in {text['frames']} frames "
         f"(a field of a frame counts once); mean NGLD {_with_ci(o, 'mean_ngld', 4)}, mean CER "
         f"{_with_ci(o, 'mean_cer', 4)}; fields not returned {o['missing']}; fields empty on the document ('*'), "
         f"left out: {o['empty']}."
@@ -174,9 +185,7 @@ def csv_rows(text: dict[str, Any]) -> list[list[Any]]:
 
     def row(grouping: str, group: str, a: dict[str, Any]) -> list[Any]:
         values = (a["fields"], a["correct"], a["accuracy"], a["mean_ngld"], a["mean_cer"], a["missing"], a["empty"])
-        ci = a.get("ci") or {}
-        bounds = [bound for name in ("accuracy", "mean_ngld", "mean_cer") for bound in (ci.get(name) or [None, None])]
-        return [grouping, group, *values, *bounds]
+        return [grouping, group, *values, *ci_bounds(a, ("accuracy", "mean_ngld", "mean_cer"))]
 
     rows = [row("text", "all", text["overall"])] if text["overall"] is not None else []
     for name, table in text["groups"].items():

@@ -9,12 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from midvbatch.errors import ConfigError, LedgerError, MidvBatchError
+from midvbatch.errors import ConfigError, LedgerError
 from midvbatch.fileio import write_atomic
 from midvbatch.report._drill import STYLE, THUMB_WIDTH
-from midvbatch.report._render import data_uri
+from midvbatch.report._render import OTHER, PREDICTED, TRUTH, data_uri, dataset_of, drawn, fmt, frame_truth, read_frame
 from midvbatch.results.compare import (
     FORMATS as TEXT_FORMATS,
 )
@@ -35,7 +33,6 @@ from midvbatch.results.reader import open_run, recorded_dataset
 from midvbatch.runfolder import claim_output, record_output
 
 FORMATS = (*TEXT_FORMATS, "html")
-COLOURS = {"truth": (60, 200, 60), "a": (230, 120, 40), "b": (60, 60, 230)}  # BGR: green, blue, red
 
 
 def render_html(result: RunComparison) -> str:
@@ -47,7 +44,7 @@ def render_html(result: RunComparison) -> str:
         f"({result.resamples:,} resamples, seed {result.seed}); p: the exact McNemar test of the frames that "
         "changed verdict. An interval that holds 0 is a difference the data cannot tell from noise.</p>"
     ]
-    dataset = _dataset(result.dataset)
+    dataset = dataset_of(result.dataset)
     for c in result.comparisons:
         parts.append(f"<h2>A <code>{html.escape(c.a)}</code> &rarr; B <code>{html.escape(c.b)}</code></h2>")
         parts.append(_table([f for f in c.figures if f.grouping == "overall"], None))
@@ -55,12 +52,12 @@ def render_html(result: RunComparison) -> str:
             rows = [f for f in c.figures if f.grouping == grouping and f.figure in HEADLINE]
             if rows:
                 parts.append(f"<h3>By {html.escape(grouping)}</h3>" + _table(rows, grouping))
+        shown = [x.name for x in (*c.clips_better, *c.clips_worse)]
+        frames = (_clip_frames(c.a, shown), _clip_frames(c.b, shown)) if dataset is not None and shown else None
         for title, changes in (("Clips that gained most", c.clips_better), ("Clips that lost most", c.clips_worse)):
             if changes:
                 parts.append(f"<h3>{title} (accuracy)</h3><p>Truth in green, A in blue, B in red.</p>")
-                parts.append(
-                    "<div class='thumbs'>" + "".join(_figure(x, c.a, c.b, dataset) for x in changes) + "</div>"
-                )
+                parts.append("<div class='thumbs'>" + "".join(_figure(x, frames, dataset) for x in changes) + "</div>")
         for title, changes in (("Fields that gained most", c.fields_better), ("Fields that lost most", c.fields_worse)):
             if changes:
                 cells = "".join(
@@ -90,23 +87,10 @@ def _table(figures: list[Figure], grouping: str | None) -> str:
         interval = "-" if f.low is None or f.high is None else f"[{f.low:+.3f}, {f.high:+.3f}]"
         changed = f"+{f.became_correct}/-{f.became_wrong}" if f.became_correct is not None else ""
         p = "" if f.p_value is None else ("&lt;0.001" if f.p_value < 0.001 else f"{f.p_value:.3f}")
-        cells += [f.figure, _num(f.a), _num(f.b), "-" if f.difference is None else f"{f.difference:+.3f}", interval,
+        cells += [f.figure, fmt(f.a), fmt(f.b), "-" if f.difference is None else f"{f.difference:+.3f}", interval,
                   str(f.units), changed, p]  # fmt: skip
         rows.append("<tr>" + "".join(f"<td>{html.escape(c) if '&' not in c else c}</td>" for c in cells) + "</tr>")
     return "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(rows) + "</table>"
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _dataset(path: str | None) -> Any:
-    from midvbatch.dataset import discover
-
-    try:
-        return discover(path) if path else None
-    except MidvBatchError:
-        return None
 
 
 def _field_crop(change: Change, dataset: Any) -> str:
@@ -121,9 +105,18 @@ def _field_crop(change: Change, dataset: Any) -> str:
     return (f"<img alt='{html.escape(name)} {where}' src='{data_uri(data, 'image/png')}'><br>" if data else "") + where
 
 
-def _figure(change: Change, run_a: str, run_b: str, dataset: Any) -> str:
-    """A changed clip as a figure: the frame where A's and B's iou_gt differ most, both quads drawn."""
-    picture = _changed_frame(change.name, run_a, run_b, dataset)
+def _clip_frames(run_dir: str, clips: list[str]) -> dict[str, dict[int, tuple[Any, float]]]:
+    """Each of these clips' frames in a run, read once: clip -> frame -> (predicted quad, iou_gt or 0)."""
+    out: dict[str, dict[int, tuple[Any, float]]] = {clip: {} for clip in clips}
+    with open_run(run_dir) as run:
+        for f in run.frames(clips):
+            out[f.clip][f.number] = (f.quad, f.iou_gt if f.iou_gt is not None else 0.0)
+    return out
+
+
+def _figure(change: Change, frames: tuple[dict, dict] | None, dataset: Any) -> str:
+    """A changed clip as a figure: the frame where A's and B's iou_gt differ most, truth and both quads drawn."""
+    picture = _changed_frame(change.name, frames, dataset) if frames is not None else None
     img = f"<img alt='{html.escape(change.name)}' src='{data_uri(picture[1], 'image/jpeg')}'>" if picture else ""
     frame = f", frame {picture[0]}" if picture else ""
     return (
@@ -132,50 +125,19 @@ def _figure(change: Change, run_a: str, run_b: str, dataset: Any) -> str:
     )
 
 
-def _changed_frame(clip_id: str, run_a: str, run_b: str, dataset: Any) -> tuple[int, bytes] | None:
-    if dataset is None:
-        return None
-    quads: dict[str, dict[int, Any]] = {}
-    scores: dict[str, dict[int, float]] = {}
-    for side, run_dir in (("a", run_a), ("b", run_b)):
-        with open_run(run_dir) as run:
-            frames = list(run.frames([clip_id]))
-        quads[side] = {f.number: f.quad for f in frames}
-        scores[side] = {f.number: f.iou_gt if f.iou_gt is not None else 0.0 for f in frames}
-    both = sorted(scores["a"].keys() & scores["b"].keys())
+def _changed_frame(clip_id: str, frames: tuple[dict, dict], dataset: Any) -> tuple[int, bytes] | None:
+    a, b = frames[0].get(clip_id, {}), frames[1].get(clip_id, {})
+    both = sorted(a.keys() & b.keys())
     if not both:
         return None
-    number = max(both, key=lambda n: (abs(scores["a"][n] - scores["b"][n]), -n))
-    try:
-        clip = dataset.clip(clip_id)
-        from midvbatch.dataset.formats import get_format
-        from midvbatch.report._render import read_frame
-
-        truth = get_format(clip.format).read_quads(clip.ground_truth).get(number) if clip.ground_truth else None
-        read = read_frame(dataset, clip_id, number)
-    except MidvBatchError:
-        return None
+    number = max(both, key=lambda n: (abs(a[n][1] - b[n][1]), -n))
+    read = read_frame(dataset, clip_id, number)
     if read is None:
         return None
-    return number, _draw(read[1], truth, quads["a"].get(number), quads["b"].get(number))
-
-
-def _draw(image: np.ndarray, truth: Any, a: Any, b: Any) -> bytes:
-    import cv2
-
-    width = THUMB_WIDTH + 40
-    scale = width / image.shape[1]
-    small = cv2.resize(image, (width, max(1, round(image.shape[0] * scale))), interpolation=cv2.INTER_AREA)
-    for points, colour in ((truth.points if truth is not None else None, COLOURS["truth"]), (a, COLOURS["a"]),
-                           (b, COLOURS["b"])):  # fmt: skip
-        if points:
-            try:
-                shown = np.round(np.array(points, dtype=np.float64) * scale).astype(np.int32).reshape(-1, 2)
-                cv2.polylines(small, [shown], True, colour, 2)
-            except (ValueError, TypeError, cv2.error):
-                pass
-    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    return data.tobytes() if ok else b""
+    truth = frame_truth(read[0], number)
+    quads = [(truth.points if truth else None, TRUTH), (a[number][0], OTHER), (b[number][0], PREDICTED)]
+    data = drawn(read[1], quads, width=THUMB_WIDTH + 40)
+    return (number, data) if data else None
 
 
 @dataclass(frozen=True)
