@@ -229,7 +229,7 @@ def _pairs(a: dict[tuple, list], b: dict[tuple, list]) -> tuple[list[tuple], int
 
 class _Paired:
     """What two runs measured of the same things (frames, fields or clips' fields), as arrays: each figure's
-    value in A and in B (NaN: not measured), each thing's clip, and the group it falls in per grouping."""
+    value in A and in B (NaN: not measured), row by row in the order of `keys`."""
 
     def __init__(self, keys: list[tuple], a: dict[tuple, list], b: dict[tuple, list], figures: list[str]) -> None:
         self.figures = figures

@@ -527,7 +527,11 @@ def _grouped(staged: StagedPredictions) -> Iterator[tuple[dict, bool, bool]]:
                 if isinstance(value, dict):
                     quads, fields = quads or "quad" in value, fields or "fields" in value
                 continue
-            result = frames.setdefault(frame, json.loads(json.dumps(empty)) if frame != CLIP else {})
+            if frame not in frames:  # (each frame its own "fields" mapping)
+                frames[frame] = (
+                    {} if frame == CLIP else {key: {} if value == {} else value for key, value in empty.items()}
+                )
+            result = frames[frame]
             if not isinstance(result, dict):
                 continue  # a whole result that is not an object: the parts cannot go into it
             if part == "quad":
@@ -600,9 +604,12 @@ def import_predictions(
             try:
                 for part in PARSERS[fmt](text, reading):
                     staging.take(part, reading)
+                while text.read(1 << 20):  # (whatever a parser left unread, for the fingerprint)
+                    pass
             except UnicodeDecodeError as exc:
                 raise PredictionsError(f"not UTF-8 text (near byte {exc.start})", path=source) from None
-            text.read()  # (the rest, for the fingerprint)
+            except OSError as exc:
+                raise PredictionsError(f"cannot read: {exc.strerror or exc}", path=source) from None
             sha256 = text.buffer.raw.sha.hexdigest()  # type: ignore[attr-defined]
         if staging.unknown.count and strict:
             raise PredictionsError(
