@@ -408,3 +408,26 @@ def test_midv2020_frame_ids_keep_the_datasets_frame_names(synthetic, tmp_path):
         "--clips", "scan_upright", "--workers", 1, check=0)
     ids = {json.loads(line)["result"]["id"] for line in cli("export", out, check=0).stdout.splitlines()}
     assert "clips/alb_id/00_000007" in ids and "scan_upright/alb_id_01" in ids
+
+
+def test_midv2020_templates_read_again_when_their_file_changes(synthetic, tmp_path):
+    # a worker keeps a type's template file parsed across its clips; an edited file is read afresh
+    from midvbatch.dataset.formats import get_format
+
+    root = tmp_path / "ds"
+    shutil.copytree(synthetic / "templates", root / "templates")
+    path = root / "templates" / "annotations" / "alb_id.json"
+    reader = get_format("midv2020")
+    first = reader.read_templates(f"{path}#1", [1, 7])
+    name, field = next((n, f) for n, f in first[1].fields.items() if f.value)
+    assert first[1] is first[7] and reader.read_templates(f"{path}#1", [1])[1].fields[name].value == field.value
+    data = json.loads(path.read_text())
+    for entry in data["_via_img_metadata"].values():
+        for region in entry["regions"]:
+            if region["region_attributes"].get("field_name") == name:
+                region["region_attributes"]["value"] = "EDITED"
+    path.write_text(json.dumps(data))
+    assert reader.read_templates(f"{path}#1", [1])[1].fields[name].value == "EDITED"
+    path.unlink()
+    with pytest.raises(GroundTruthError):
+        reader.read_templates(f"{path}#1", [1])

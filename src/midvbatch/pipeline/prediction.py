@@ -69,10 +69,11 @@ def _gone(path: tuple[str | int, ...]) -> str:
     return "stored as null" if path and isinstance(path[-1], int) else "left out"
 
 
-def _text(value: str, where: str, note: Note) -> str:
+def _text(value: str, where: Callable[[], str], note: Note) -> str:
+    """`value` as valid Unicode; `where()` (asked only then) names its place in a note when it was not."""
     fixed = valid_text(value)
     if fixed is not value:
-        note(f"{where}: {shown(value)} is not valid Unicode (a lone surrogate); stored with U+FFFD in its place")
+        note(f"{where()}: {shown(value)} is not valid Unicode (a lone surrogate); stored with U+FFFD in its place")
     return fixed
 
 
@@ -80,7 +81,7 @@ def _reading(value: str, name: str, note: Note) -> str:
     if len(value) > READING_LIMIT:
         note(f"field {shown(name)}: a reading of {len(value):,} characters; cut to its first {READING_LIMIT}")
         value = value[:READING_LIMIT]
-    return _text(value, f"field {shown(name)}", note)
+    return _text(value, lambda: f"field {shown(name)}", note)
 
 
 def _confidence(value: Any, name: str, note: Note) -> Any:
@@ -98,7 +99,7 @@ def _confidence(value: Any, name: str, note: Note) -> Any:
 def _key(key: Any, path: tuple[str | int, ...], what: str, note: Note) -> Any:
     """An object's key as JSON writes it (a string; numbers, booleans and None as their JSON text)."""
     if isinstance(key, str):
-        return _text(key, f"a key of {_where(path)}", note)
+        return _text(key, lambda: f"a key of {_where(path)}", note)
     if key is None or isinstance(key, (int, float)):
         try:
             return json.dumps(key)
@@ -119,7 +120,7 @@ def _clean(value: Any, path: tuple[str | int, ...], what: str, note: Note) -> An
     if isinstance(value, str):
         if path[:1] == ("fields",) and isinstance(path[-1], str) and (len(path) == 2 or path[2:] == ("text",)):
             return _reading(value, str(path[1]), note)
-        return _text(value, _where(path), note)
+        return _text(value, lambda: _where(path), note)
     if isinstance(value, int):
         if -INT_LIMIT <= value < INT_LIMIT:
             return int(value)
@@ -141,7 +142,15 @@ def _clean(value: Any, path: tuple[str | int, ...], what: str, note: Note) -> An
                 out[name] = kept
         return out
     if isinstance(value, (list, tuple)):
-        kept = [_clean(item, (*path, i), what, note) for i, item in enumerate(value)]
+        kept = [
+            # (a finite float, an int within 64 bits, None: stored as they are, without a call each: quads, boxes)
+            item
+            if item is None
+            or (type(item) is float and math.isfinite(item))
+            or (type(item) is int and -INT_LIMIT <= item < INT_LIMIT)
+            else _clean(item, (*path, i), what, note)
+            for i, item in enumerate(value)
+        ]
         return [None if item is _DROP else item for item in kept]
     raise ProcessorError(
         f"{what} returned a value that cannot be stored as JSON: {_where(path)} is a {type(value).__name__}"

@@ -50,12 +50,14 @@ from midvbatch.dataset.groundtruth import Quad
 from midvbatch.errors import MidvBatchError
 from midvbatch.fileio import IMAGE_LIMIT, read_bytes
 from midvbatch.geometry import (
+    Point,
     Region,
     clip_convex,
-    homogeneous,
-    homography,
+    cross,
     intersection_area,
     points,
+    project,
+    quad_homography,
     quad_region,
     rectangle,
     region_area,
@@ -213,24 +215,21 @@ def polygon_iou(a: Any, b: Any) -> float:
 # --- the four metrics -------------------------------------------------------------------
 
 
-# Homographies are solved in float64 (geometry.homography); the reference rounds corners
+# Homographies are solved in float64 (geometry.quad_homography); the reference rounds corners
 # to float32 first: differences of the order of 1e-7 in the scores.
 
 
-def _iou_gt(pred: np.ndarray, gt: np.ndarray, rect: np.ndarray) -> float:
-    h = homography(gt, rect)
+def _iou_gt(pred: list[Point], gt: list[Point], rect: list[Point]) -> float:
+    h = quad_homography(gt, rect)
     if h is None:
         return 0.0
-    w_gt = homogeneous(h, gt)[:, 2]
-    side = 1.0 if w_gt.sum() > 0 else -1.0
-    mapped = homogeneous(h, pred)
-    w = mapped[:, 2] * side
-    if (w <= 0.0).any():
+    side = 1.0 if sum(project(h, p)[2] for p in gt) > 0 else -1.0
+    mapped = [project(h, p) for p in pred]
+    if any(w * side <= 0.0 for _, _, w in mapped):
         # The prediction reaches the ground truth's vanishing line: its warped region is
         # unbounded (or entirely off the rectangle), so the Jaccard index is 0.
         return 0.0
-    warped = mapped[:, :2] / mapped[:, 2:3]
-    return _jaccard(quad_region(points(warped)), [(1, points(rect))])
+    return _jaccard(quad_region([(x / w, y / w) for x, y, w in mapped]), [(1, rect)])
 
 
 # OpenCV walks every scanline from a polygon's top to its bottom, even off the image:
@@ -253,61 +252,73 @@ def _raster_corners(q: np.ndarray) -> np.ndarray:
     return np.trunc(q).astype(np.int64)
 
 
-def _fill(canvas: np.ndarray, corners: np.ndarray, shift: np.ndarray) -> None:
-    if len(corners):
-        cv2.fillConvexPoly(canvas, (corners - shift).astype(np.int32), 1)
+def _canvas(quad: np.ndarray, frame: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """A blank canvas of the quad's bounding box clipped to the frame, and the shift of its origin;
+    None when the box is empty."""
+    width, height = frame
+    (x0, y0), (x1, y1) = quad.min(axis=0).tolist(), quad.max(axis=0).tolist()
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width - 1, x1), min(height - 1, y1)
+    if x0 > x1 or y0 > y1:
+        return None
+    return np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8), np.array([x0, y0], np.int64)
 
 
 def _mean_iou(pred: np.ndarray, gt: np.ndarray, frame: tuple[int, int]) -> float:
     """Rasterize like the reference (int32 truncation, cv2.fillConvexPoly, W x H frame).
 
-    Only the union's bounding box, clipped to the frame, is drawn: OpenCV's rasterization
-    is the same under integer shifts as long as the clipping edges stay the frame's, and
-    every pixel outside the box is background for both quads.
+    Only bounding boxes, clipped to the frame, are drawn: OpenCV's rasterization is the same
+    under integer shifts as long as the clipping edges stay the frame's, and every pixel
+    outside a quad's box is background for it. The ground truth is drawn in its box; both
+    quads in the box of the two: the intersection is what each covers less what they cover
+    together (no second canvas of the union's size, no pixelwise AND).
     """
     width, height = frame
     a, b = _raster_corners(pred), _raster_corners(gt)
-    count_a = count_b = count_ab = 0
+    count_b = union = 0
+    if len(b) and (drawn := _canvas(b, frame)) is not None:
+        canvas, shift = drawn
+        cv2.fillConvexPoly(canvas, (b - shift).astype(np.int32), 1)
+        count_b = cv2.countNonZero(canvas)
     both = np.vstack([a, b])
-    if len(both):
-        x0, y0 = max(0, int(both[:, 0].min())), max(0, int(both[:, 1].min()))
-        x1, y1 = min(width - 1, int(both[:, 0].max())), min(height - 1, int(both[:, 1].max()))
-        if x0 <= x1 and y0 <= y1:
-            shift = np.array([x0, y0], np.int64)
-            canvas_a = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
-            canvas_b = np.zeros_like(canvas_a)
-            _fill(canvas_a, a, shift)
-            _fill(canvas_b, b, shift)
-            count_a = cv2.countNonZero(canvas_a)
-            count_b = cv2.countNonZero(canvas_b)
-            count_ab = cv2.countNonZero(cv2.bitwise_and(canvas_a, canvas_b))
+    if len(both) and (drawn := _canvas(both, frame)) is not None:
+        canvas, shift = drawn
+        if len(a):
+            cv2.fillConvexPoly(canvas, (a - shift).astype(np.int32), 1)
+        count_a = cv2.countNonZero(canvas)
+        if len(b):
+            cv2.fillConvexPoly(canvas, (b - shift).astype(np.int32), 1)
+        union = cv2.countNonZero(canvas)
+    else:
+        count_a = 0
+    count_ab = count_a + count_b - union
     total = width * height
-    union = count_a + count_b - count_ab
     fg = count_ab / union if union else 0.0
     bg_union = total - count_ab
     bg = (total - union) / bg_union if bg_union else 0.0
     return (fg + bg) / 2.0
 
 
-def _orient(q: np.ndarray) -> np.ndarray:
+def _orient(q: list[Point]) -> list[Point]:
     """Give the quad the reference's orientation, judged (as it does) at corner 1 only."""
-    (ax, ay), (bx, by) = q[1] - q[0], q[2] - q[1]
-    if ax * by - ay * bx > 0:
+    if cross(q[0], q[1], q[2]) > 0:
         return q
-    return q[[1, 0, 3, 2]]
+    return [q[1], q[0], q[3], q[2]]
 
 
-def _min_d(pred: np.ndarray, gt: np.ndarray, size: tuple[int, int], rect: np.ndarray) -> float:
+def _min_d(pred: list[Point], gt: list[Point], size: tuple[int, int], rect: list[Point]) -> float:
     pred, gt = _orient(pred), _orient(gt)
-    h = homography(pred, rect)
+    h = quad_homography(pred, rect)
     if h is None:
         return math.inf
-    mapped = homogeneous(h, gt)
-    d = mapped[:, 2]
-    if (d == 0.0).any():
+    mapped = [project(h, p) for p in gt]
+    if any(w == 0.0 for _, _, w in mapped):
         return math.inf
-    corners = mapped[:, :2] / d[:, None]
-    worst = min(float(np.hypot(*(np.roll(corners, k, axis=0) - rect).T).max()) for k in range(4))
+    corners = [(x / w, y / w) for x, y, w in mapped]
+    # the largest corner distance under each of the 4 cyclic relabelings (corner i - k onto rect's i)
+    worst = min(
+        max(math.hypot(corners[(i - k) % 4][0] - rx, corners[(i - k) % 4][1] - ry) for i, (rx, ry) in enumerate(rect))
+        for k in range(4)
+    )
     score = worst / (2.0 * (size[0] + size[1]))
     return score if math.isfinite(score) else math.inf  # overflow on absurd corners
 
@@ -333,14 +344,15 @@ def score_frame(
     corners = as_corners(pred) if pred is not None else None
     if corners is None:
         return MISSING
-    rect = rectangle(*size)
+    rect = points(rectangle(*size))
+    pred_points, truth_points = points(corners), points(truth)
     # Absurd but finite corners (1e200) overflow; the results are guarded, the warnings noise.
     with np.errstate(all="ignore"):
         return FrameScore(
-            iou=_jaccard(quad_region(points(corners)), quad_region(points(truth))),
-            iou_gt=_iou_gt(corners, truth, rect),
+            iou=_jaccard(quad_region(pred_points), quad_region(truth_points)),
+            iou_gt=_iou_gt(pred_points, truth_points, rect),
             mean_iou=_mean_iou(corners, truth, frame),
-            min_d=_min_d(corners, truth, size, rect),
+            min_d=_min_d(pred_points, truth_points, size, rect),
         )
 
 

@@ -13,6 +13,7 @@ the normalized strings, the NGLD's lengths on the strings as given, as the refer
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -125,6 +126,7 @@ def _is_name(text: str) -> bool:
     return bool(_NAME.match(text)) and sum(c.isalpha() for c in text) >= 2
 
 
+@functools.lru_cache(maxsize=4096)  # a clip's frames show the same values: scored once per worker, not per frame
 def field_type(value: str, name: str = "") -> str:
     """Say what kind of field it is: date, number (a document number), name (in Latin letters),
     mrz (a machine-readable zone line), or other.

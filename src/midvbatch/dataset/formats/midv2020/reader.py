@@ -12,6 +12,7 @@ collection.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -208,7 +209,7 @@ class Midv2020Format(DatasetFormat):
         path, _, fixed = template.partition("#")
         frames = list(frames)
         documents = {int(fixed)} if fixed else set(frames)
-        annotated = numbered(read_via(path, documents))
+        annotated = _template_annotations(path)
         templates, doc_type = Path(path).parent.parent, Path(path).stem
         read = {d: _document_template(path, d, annotated.get(d), _picture(templates, doc_type, d)) for d in documents}
         return {number: read[int(fixed) if fixed else number] for number in frames}
@@ -299,6 +300,24 @@ def _template_problems(dataset: Dataset) -> list[Problem]:
             for message in template_of(image, doc.template_json, (0, 0)).problems:
                 problems.append(Problem(WARNING, "template", str(doc.template_json), message))
     return problems
+
+
+TEMPLATE_FILES_KEPT = 16  # template files a process keeps parsed, about 1 MiB each: one serves all clips of a type
+
+
+def _template_annotations(path: str) -> dict[int, ViaImage]:
+    """The templates' VIA file `path` read (numbered), kept while the file is unchanged: a type's
+    hundred clips share one file of a few hundred kB, which a worker then parses once, not per clip."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return numbered(read_via(path))  # read_via says what is wrong with it
+    return _parsed_templates(path, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=TEMPLATE_FILES_KEPT)
+def _parsed_templates(path: str, signature: tuple[int, int, int, int]) -> dict[int, ViaImage]:
+    return numbered(read_via(path))
 
 
 def _give_templates(clips: list[Clip], templates: Path) -> None:

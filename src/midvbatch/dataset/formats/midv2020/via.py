@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,9 +57,8 @@ class ViaImage:
         return next((r for r in self.regions if r.field_name == field_name), None)
 
 
-def read_via(path: str | Path, numbers: Collection[int] | None = None) -> dict[str, ViaImage]:
-    """Read a VIA 2.0 project file and return its images by file name (with `numbers`, only the
-    images numbered so: a worker reading one template of a hundred parses one).
+def read_via(path: str | Path) -> dict[str, ViaImage]:
+    """Read a VIA 2.0 project file and return its images by file name.
 
     Raises GroundTruthError naming the file (and the image) for anything malformed: not
     JSON, no ``_via_img_metadata``, an entry without a file name, a shape without its
@@ -75,8 +74,6 @@ def read_via(path: str | Path, numbers: Collection[int] | None = None) -> dict[s
         if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str) or not entry["filename"]:
             raise GroundTruthError(f"image entry {shown(key, 60)} has no filename", path=path)
         name = entry["filename"]
-        if numbers is not None and _number_of(name) not in numbers:
-            continue
         size = entry.get("size")
         regions = entry.get("regions", [])
         if not isinstance(regions, list):
