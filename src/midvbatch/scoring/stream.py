@@ -1,0 +1,263 @@
+"""A field read frame after frame: readings with per-character alternatives combined, and when to stop.
+
+Two published methods, written here from their papers (docs/scoring.md cites them):
+
+- **Combination with alternatives** (K. Bulatov, "A method to reduce errors of string
+  recognition based on combination of several recognition results with per-character
+  alternatives", Bulletin of the South Ural State University, series Mathematical
+  Modelling, Programming & Computer Software, 2019). A reading is a sequence of *cells*;
+  a cell is a distribution over characters and the empty label (here the empty string),
+  its memberships summing to 1. Two cells are ``d(a, b) = 1/2 sum |a(c) - b(c)|`` apart
+  (over every label; one absent from a cell counts 0); leaving a cell unaligned costs its
+  distance to the pure-empty cell, ``1 - a(empty)``. The first reading is the combined
+  result R with weight W = 1; each next reading x is aligned with R by an edit distance
+  under these costs, the aligned cells averaged ``(W r + x) / (W + 1)`` (a cell left
+  unaligned averaged with a pure-empty cell in the other's place), and W grows by one. A
+  reading without characters takes part as one pure-empty cell. The combined string
+  writes, for each cell, its best non-empty label (ties: the first in sorted order) when
+  that label's membership exceeds 0.6 times the cell's empty membership.
+- **The generalised distance** of two cell sequences A and B: the alignment cost G above,
+  ``rho = 2G / (|A| + |B| + G)`` counted in cells (0 for two empty sequences).
+- **Stopping by the expected distance** (K. Bulatov, N. Razumnyi, V. V. Arlazarov, "On
+  optimal stopping strategies for text recognition in a video stream as an application of a
+  monotone sequential decision model", IJDAR 22, 2019, arXiv 1910.04107): after n readings
+  with combined result R_n, ``D_n = (0.1 + sum over i <= n of rho(R_n + x_i, R_n)) / (n + 1)``,
+  where ``R_n + x_i`` is R_n (weight n) combined once more with reading i; the rule stops at
+  the first n >= 2 with D_n <= T.
+
+On the trace back of an alignment, a match is taken only when strictly cheaper than both
+gaps, else R's cell is left unaligned when strictly cheaper than leaving x's, else x's.
+
+A field's stream (:class:`Stream`) is worked out where the clip runs, one frame at a time
+in frame order, as a phone would: the readings of the clip so far are held, each frame
+costs one combination and, for D_n, one combination and one distance per distinct reading
+so far (readings that are equal cell for cell are worked out once and counted).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+EMPTY = ""  # the empty label
+WRITE_RATIO = 0.6  # a cell's best label is written when its membership exceeds this times the empty membership
+PRIOR = 0.1  # the constant of the expected-distance estimate's numerator
+
+
+class Alphabet:
+    """The labels a field's stream has met, each with its column: the empty label is column 0."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {EMPTY: 0}
+        self.labels: list[str] = [EMPTY]
+
+    def column(self, label: str) -> int:
+        column = self.index.get(label)
+        if column is None:
+            column = self.index[label] = len(self.labels)
+            self.labels.append(label)
+        return column
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _widen(cells: np.ndarray, width: int) -> np.ndarray:
+    """`cells` with zero columns added up to `width` labels (labels met since it was made)."""
+    if cells.shape[1] >= width:
+        return cells
+    return np.pad(cells, ((0, 0), (0, width - cells.shape[1])))
+
+
+def reading_cells(positions: Sequence[Mapping[str, float]], alphabet: Alphabet) -> np.ndarray:
+    """A reading's cells over `alphabet` (labels added as met): one row per position, normalised to sum 1;
+    a reading without positions is one pure-empty cell. Memberships must be finite and non-negative
+    with a positive sum per position (prediction.alternatives checks a processor's)."""
+    if not positions:
+        cells = np.zeros((1, len(alphabet)))
+        cells[0, 0] = 1.0
+        return cells
+    columns = [[(alphabet.column(label), float(m)) for label, m in position.items()] for position in positions]
+    cells = np.zeros((len(columns), len(alphabet)))
+    for row, entries in enumerate(columns):
+        for column, membership in entries:
+            cells[row, column] += membership
+    return cells / cells.sum(axis=1, keepdims=True)
+
+
+def text_cells(text: str, alphabet: Alphabet) -> np.ndarray:
+    """A reading given as text only: each character a cell certain of it."""
+    return reading_cells([{character: 1.0} for character in text], alphabet)
+
+
+def _alignment(a: np.ndarray, b: np.ndarray) -> tuple[list[list[float]], list[list[float]], list[float], list[float]]:
+    """The edit-distance table of aligning cell sequences `a` and `b`, with the costs it was made of."""
+    cost = (0.5 * np.abs(a[:, None, :] - b[None, :, :]).sum(axis=2)).tolist()
+    gap_a, gap_b = (1.0 - a[:, 0]).tolist(), (1.0 - b[:, 0]).tolist()
+    m, n = len(gap_a), len(gap_b)
+    first = [0.0] * (n + 1)
+    for j in range(n):
+        first[j + 1] = first[j] + gap_b[j]
+    table = [first]
+    previous = first
+    for i in range(m):
+        g, row_cost = gap_a[i], cost[i]
+        row = [previous[0] + g]
+        left = row[0]
+        for j in range(n):
+            match = previous[j] + row_cost[j]
+            up = previous[j + 1] + g
+            left = left + gap_b[j]
+            left = match if match < left else left
+            left = up if up < left else left
+            row.append(left)
+        table.append(row)
+        previous = row
+    return table, cost, gap_a, gap_b
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The alignment cost G of two cell sequences (over one alphabet's columns)."""
+    width = max(a.shape[1], b.shape[1])
+    table = _alignment(_widen(a, width), _widen(b, width))[0]
+    return table[-1][-1]
+
+
+def rho(a: np.ndarray, b: np.ndarray) -> float:
+    """The generalised distance 2G / (|A| + |B| + G) of two cell sequences, counted in cells (0 for two empty)."""
+    g = distance(a, b)
+    total = len(a) + len(b) + g
+    return 2.0 * g / total if total else 0.0
+
+
+def combine(r: np.ndarray, weight: float, x: np.ndarray) -> np.ndarray:
+    """The combined result `r` of weight `weight` with reading `x` (weight 1) added: the new cells."""
+    width = max(r.shape[1], x.shape[1])
+    r, x = _widen(r, width), _widen(x, width)
+    table, cost, gap_r, gap_x = _alignment(r, x)
+    i, j = len(r), len(x)
+    steps: list[tuple[int, int]] = []  # (i, j) of each output cell, -1 where the side has none; backwards
+    while i > 0 or j > 0:
+        if i > 0 and j > 0:
+            match = table[i - 1][j - 1] + cost[i - 1][j - 1]
+            up = table[i - 1][j] + gap_r[i - 1]
+            left = table[i][j - 1] + gap_x[j - 1]
+            if match < up and match < left:
+                i, j = i - 1, j - 1
+                steps.append((i, j))
+                continue
+            if up < left:
+                i -= 1
+                steps.append((i, -1))
+            else:
+                j -= 1
+                steps.append((-1, j))
+        elif i > 0:
+            i -= 1
+            steps.append((i, -1))
+        else:
+            j -= 1
+            steps.append((-1, j))
+    steps.reverse()
+    empty = np.zeros(width)
+    empty[0] = 1.0
+    rows_r = np.array([r[s] if s >= 0 else empty for s, _ in steps])
+    rows_x = np.array([x[s] if s >= 0 else empty for _, s in steps])
+    return (weight * rows_r + rows_x) / (weight + 1.0)
+
+
+def best_string(cells: np.ndarray, alphabet: Alphabet) -> str:
+    """The combined string: each cell's best non-empty label (ties: the first in sorted label order),
+    written when its membership exceeds WRITE_RATIO times the cell's empty membership."""
+    labels = alphabet.labels
+    out = []
+    for cell in cells.tolist():
+        best, best_label = -1.0, None
+        for column in range(1, len(cell)):
+            value = cell[column]
+            if value > best or (value == best and best_label is not None and labels[column] < best_label):
+                best, best_label = value, labels[column]
+        if best_label is not None and best > WRITE_RATIO * cell[0]:
+            out.append(best_label)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A stream after its n-th reading: the combined string, and D_n (None for n = 1: the rule waits for 2)."""
+
+    text: str
+    expected_distance: float | None
+
+
+class Stream:
+    """A field's readings in a clip, in frame order: the combined result after each, and D_n.
+
+    ``add`` takes a reading's alternatives (a list of {label: membership} per position, as
+    prediction.alternatives checked them) or its text, and returns the Step after it.
+    ``expected`` False skips D_n (the combination alone costs one alignment per reading).
+    """
+
+    def __init__(self, expected: bool = True) -> None:
+        self.alphabet = Alphabet()
+        self.expected = expected
+        self.result: np.ndarray | None = None
+        self.weight = 0
+        self.readings: dict[bytes, tuple[np.ndarray, int]] = {}  # distinct readings (by their cells) and counts
+
+    def add(self, alternatives: Sequence[Mapping[str, float]] | None = None, text: str = "") -> Step:
+        cells = reading_cells(alternatives, self.alphabet) if alternatives is not None else text_cells(
+            text, self.alphabet
+        )
+        if self.result is None:
+            self.result, self.weight = cells, 1
+        else:
+            self.result, self.weight = combine(self.result, self.weight, cells), self.weight + 1
+        if self.expected:
+            key = cells.shape[0].to_bytes(4, "little") + np.ascontiguousarray(cells).tobytes()
+            held, count = self.readings.get(key, (cells, 0))
+            self.readings[key] = (held, count + 1)
+        return Step(best_string(self.result, self.alphabet), self._expected() if self.expected else None)
+
+    def _expected(self) -> float | None:
+        n = self.weight
+        if n < 2:
+            return None
+        assert self.result is not None
+        total = PRIOR
+        for cells, count in self.readings.values():
+            total += count * rho(combine(self.result, n, cells), self.result)
+        return total / (n + 1)
+
+
+def expected_distance_stop(values: Sequence[float | None], threshold: float) -> int:
+    """The frame (1-based) the expected-distance rule stops at: the first n >= 2 with D_n <= `threshold`,
+    else the last frame."""
+    for n, value in enumerate(values, 1):
+        if n >= 2 and value is not None and value <= threshold:
+            return n
+    return len(values)
+
+
+def stable_stop(texts: Sequence[str], frames: int) -> int:
+    """The frame the stable rule stops at: the first n whose combined string has not changed over the last
+    `frames` frames (equal to those of frames n - frames .. n), else the last frame."""
+    run = 0
+    for n in range(2, len(texts) + 1):
+        run = run + 1 if texts[n - 1] == texts[n - 2] else 0
+        if run >= frames:
+            return n
+    return len(texts)
+
+
+def fixed_stop(count: int, frames: int) -> int:
+    """The frame the fixed rule stops at: after `frames` frames, or the clip's last."""
+    return min(frames, count)
+
+
+def mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return math.fsum(values) / len(values) if values else None

@@ -1,0 +1,143 @@
+"""Combining readings with per-character alternatives, the generalised distance, and the stopping rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from midvbatch.scoring.stream import (
+    Alphabet,
+    Stream,
+    best_string,
+    combine,
+    distance,
+    expected_distance_stop,
+    fixed_stop,
+    reading_cells,
+    rho,
+    stable_stop,
+    text_cells,
+)
+
+
+def cells(alphabet: Alphabet, *positions: dict[str, float]) -> np.ndarray:
+    return reading_cells(list(positions), alphabet)
+
+
+def as_dicts(result: np.ndarray, alphabet: Alphabet) -> list[dict[str, float]]:
+    return [{alphabet.labels[c]: round(v, 9) for c, v in enumerate(row) if v} for row in result.tolist()]
+
+
+def test_stream_cell_distance_and_gap_costs():
+    a = Alphabet()
+    one, half = cells(a, {"A": 1.0}), cells(a, {"A": 1.0, "B": 1.0})  # the second normalised to 0.5 / 0.5
+    assert distance(one, half) == pytest.approx(0.5)
+    assert distance(one, cells(a, {"": 1.0})) == pytest.approx(1.0)  # a letter onto the empty cell
+    # leaving a cell unaligned costs 1 minus its empty membership
+    gap = text_cells("", a)  # the empty reading: one pure-empty cell, 0 to leave unaligned
+    assert distance(cells(a, {"": 3.0, "C": 1.0}), gap) == pytest.approx(0.25)
+    assert distance(cells(a, {"": 1.0, "C": 3.0}), gap) == pytest.approx(0.75)
+    assert distance(cells(a, {"": 1.0, "C": 3.0}, {"D": 1.0}), gap) == pytest.approx(1.75)
+
+
+def test_stream_an_insertion_is_averaged_with_the_empty_cell_and_written_while_above_the_ratio():
+    a = Alphabet()
+    r = combine(text_cells("ABC", a), 1, text_cells("ABXC", a))
+    assert as_dicts(r, a) == [{"A": 1}, {"B": 1}, {"": 0.5, "X": 0.5}, {"C": 1}]
+    assert best_string(r, a) == "ABXC"  # 0.5 > 0.6 * 0.5
+    r = combine(r, 2, text_cells("ABC", a))  # the X cell is left unaligned: 0.5, where matching it to C costs 1
+    assert as_dicts(r, a) == [{"A": 1}, {"B": 1}, {"": round(2 / 3, 9), "X": round(1 / 3, 9)}, {"C": 1}]
+    assert best_string(r, a) == "ABC"  # 1/3 is not above 0.6 * 2/3
+    assert rho(text_cells("ABC", a), text_cells("ABXC", a)) == pytest.approx(2 * 1 / (3 + 4 + 1))
+
+
+def test_stream_a_deletion_keeps_the_cell_half_empty():
+    a = Alphabet()
+    r = combine(text_cells("ABC", a), 1, text_cells("AC", a))
+    assert as_dicts(r, a) == [{"A": 1}, {"": 0.5, "B": 0.5}, {"C": 1}]
+    assert best_string(r, a) == "ABC"
+
+
+def test_stream_ties_take_the_first_label_in_sorted_order_and_gaps_before_a_tied_match():
+    a = Alphabet()
+    for first, second in (("B", "A"), ("A", "B")):
+        r = combine(text_cells(first, a), 1, text_cells(second, a))  # matched: cost 1 against 2 for two gaps
+        assert as_dicts(r, a) == [{"A": 0.5, "B": 0.5}] and best_string(r, a) == "A"
+    # "A" against the empty reading: the match and both gaps cost 1; the tie is not a match: x's cell is left
+    # unaligned (traced back first, so it comes after R's), then R's
+    r = combine(text_cells("A", a), 1, text_cells("", a))
+    assert as_dicts(r, a) == [{"": 0.5, "A": 0.5}, {"": 1}]
+    assert best_string(r, a) == "A"
+
+
+def test_stream_empty_readings_take_part_as_one_empty_cell():
+    a = Alphabet()
+    assert text_cells("", a).tolist() == [[1.0]] and reading_cells([], a).tolist() == [[1.0]]
+    stream = Stream()
+    assert stream.add(text="").text == ""
+    assert stream.add(text="AB").text == "AB"  # 0.5 / 0.5 with the empty cells
+    assert rho(text_cells("", a), text_cells("", a)) == 0.0
+    assert rho(np.zeros((0, 1)), np.zeros((0, 1))) == 0.0
+
+
+def random_reading(rng: np.random.Generator, length: int) -> list[dict[str, float]]:
+    letters = list("ABC0O1l")
+    return [
+        {str(c): float(rng.uniform(0.01, 1.0)) for c in rng.choice(letters, rng.integers(1, 4), replace=False)}
+        for _ in range(length)
+    ]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_stream_combining_a_reading_with_itself_changes_nothing(seed):
+    rng = np.random.default_rng(seed)
+    reading = random_reading(rng, int(rng.integers(1, 9)))
+    stream = Stream(expected=False)
+    first = stream.add(reading)
+    cells_first = stream.result.copy()
+    for _ in range(int(rng.integers(2, 12))):
+        assert stream.add(reading).text == first.text
+    assert stream.result.shape == cells_first.shape
+    np.testing.assert_allclose(stream.result, cells_first, atol=1e-12)
+
+
+def brute_expected(readings: list[list[dict[str, float]]]) -> list[float | None]:
+    """D_n worked out as the paper writes it: every reading combined once more with R_n, one by one."""
+    a, out = Alphabet(), []
+    xs = [reading_cells(r, a) for r in readings]
+    width = len(a)
+    xs = [np.pad(x, ((0, 0), (0, width - x.shape[1]))) for x in xs]
+    result = xs[0]
+    for n in range(1, len(xs) + 1):
+        if n > 1:
+            result = combine(result, n - 1, xs[n - 1])
+        if n < 2:
+            out.append(None)
+            continue
+        total = 0.1 + sum(rho(combine(result, n, x), result) for x in xs[:n])
+        out.append(total / (n + 1))
+    return out
+
+
+def test_stream_expected_distance_matches_the_formula_and_repeats_are_counted():
+    rng = np.random.default_rng(7)
+    base = random_reading(rng, 6)
+    readings = [base, random_reading(rng, 6), base, random_reading(rng, 5), base, base, random_reading(rng, 7)]
+    stream = Stream()
+    got = [stream.add(r).expected_distance for r in readings]
+    want = brute_expected(readings)
+    assert got[0] is None and want[0] is None
+    np.testing.assert_allclose(got[1:], want[1:], rtol=1e-12)
+    # the same reading again and again: nothing to gain, D_n = 0.1 / (n + 1)
+    stream = Stream()
+    assert [stream.add(text="ABC").expected_distance for _ in range(4)] == [None, 0.1 / 3, 0.1 / 4, 0.1 / 5]
+
+
+def test_stream_stopping_rules():
+    assert expected_distance_stop([None, 0.5, 0.2, 0.05, 0.01], 0.1) == 4
+    assert expected_distance_stop([None, 0.05], 0.1) == 2  # never before the second frame
+    assert expected_distance_stop([None, 0.5, 0.4], 0.1) == 3  # never low enough: the last frame
+    assert expected_distance_stop([None], 0.1) == 1
+    assert stable_stop(["A", "B", "B", "B", "C"], 2) == 4  # unchanged over frames 2-4
+    assert stable_stop(["A", "B", "B", "C"], 2) == 4 and stable_stop(["A", "A"], 1) == 2
+    assert fixed_stop(30, 5) == 5 and fixed_stop(3, 5) == 3
