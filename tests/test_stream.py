@@ -141,3 +141,18 @@ def test_stream_stopping_rules():
     assert stable_stop(["A", "B", "B", "B", "C"], 2) == 4  # unchanged over frames 2-4
     assert stable_stop(["A", "B", "B", "C"], 2) == 4 and stable_stop(["A", "A"], 1) == 2
     assert fixed_stop(30, 5) == 5 and fixed_stop(3, 5) == 3
+
+
+@pytest.mark.parametrize(
+    "texts", [["ABC", "ABC", "ABC", "ABXC", "ABC", "ABC"], ["", "", "AB", "", "AB"], ["A8", "A8", "A8"], ["X"]]
+)
+def test_stream_equal_text_readings_skip_the_alignments_and_give_the_same_steps(texts):
+    # text readings go the short way while they are all equal; given as one-hot alternatives, every one is
+    # aligned: the steps must be the same
+    short, aligned = Stream(), Stream()
+    for text in texts:
+        a, b = short.add(text=text), aligned.add([{c: 1.0} for c in text])
+        assert a.text == b.text
+        assert (a.expected_distance is None) == (b.expected_distance is None)
+        if a.expected_distance is not None:
+            assert a.expected_distance == pytest.approx(b.expected_distance, rel=1e-12, abs=1e-15)

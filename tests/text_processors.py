@@ -125,3 +125,29 @@ class Unstorable(Processor):
         if self.mode == "artifact":
             frame.clip.artifact("read-\udcffx.txt").write_text("x")
         raise ValueError("could not read POP\ud800ESCU")
+
+
+class Alternatives(Processor):
+    """Reads the truth and returns every field by its per-character alternatives alone, with known noise:
+    each position is the true character at 0.6 and a wrong one ('#') at 0.3 and the empty label at 0.1,
+    but in frames 1 and 2 field01's last position prefers '#' (0.7 against 0.3), and field03 is given as
+    text (no alternatives). Frame 3's field02 has a position whose memberships sum to 0 (left out, noted)."""
+
+    field_values = True
+
+    def process_frame(self, frame):
+        template = frame.clip.templates[frame.number]
+        out = {}
+        for name, field in template.fields.items():
+            if field.value is None:
+                continue
+            if name == "field03":
+                out[name] = field.value
+                continue
+            positions = [{c: 0.6, "#": 0.3, "": 0.1} for c in field.value]
+            if name == "field01" and frame.number in (1, 2) and positions:
+                positions[-1] = {field.value[-1]: 0.3, "#": 0.7}
+            if name == "field02" and frame.number == 3 and positions:
+                positions[0] = {"A": 0, "B": 0}
+            out[name] = {"alternatives": positions}
+        return {"fields": out}

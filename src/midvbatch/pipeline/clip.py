@@ -26,10 +26,11 @@ from midvbatch.errors import (
     shortage,
     shown,
 )
-from midvbatch.pipeline.prediction import storable, valid_text
+from midvbatch.pipeline.prediction import Positions, storable, take_alternatives, valid_text
 from midvbatch.pipeline.prefetch import Prefetch
 from midvbatch.pipeline.processor import Capabilities, ClipInfo, Frame
 from midvbatch.pipeline.spec import ClipOutcome, TaskSpec
+from midvbatch.scoring.stream import FieldStreams
 from midvbatch.video.frames import read_clip_frames
 from midvbatch.video.reader import AnnotatedFrame
 
@@ -105,9 +106,17 @@ def _read_fields(
     return read, malformed
 
 
-def _score_text(result: Any, template_of: Callable[[], Template | None], notes: _Notes) -> dict | None:
+def _score_text(
+    result: Any,
+    template_of: Callable[[], Template | None],
+    notes: _Notes,
+    taken: Mapping[str, Positions | None] | None = None,
+    streams: FieldStreams | None = None,
+) -> dict | None:
     """Score a result's "fields" against its template (`template_of()`, asked only then):
-    {"fields": {...}, "empty_fields": n}, or None (nothing to score)."""
+    {"fields": {...}, "empty_fields": n}, or None (nothing to score). `taken`: the fields' alternatives
+    (take_alternatives; None: malformed, that reading left out); with `streams`, each field's reading is
+    also combined with the clip's frames before (see _stream)."""
     from midvbatch.scoring.text import empty_fields, score_fields
 
     if not isinstance(result, dict) or "fields" not in result:
@@ -116,7 +125,32 @@ def _score_text(result: Any, template_of: Callable[[], Template | None], notes: 
     read, malformed = _read_fields(result["fields"], template, notes)
     if template is None:
         return None
-    return {"fields": score_fields(read, template, skip=malformed), "empty_fields": empty_fields(template)}
+    taken = taken or {}
+    malformed |= {name for name, positions in taken.items() if positions is None}
+    scored = score_fields(read, template, skip=malformed)
+    if streams is not None:
+        for name, record in scored.items():
+            _stream(record, streams, name, taken.get(name))
+    return {"fields": scored, "empty_fields": empty_fields(template)}
+
+
+def _stream(record: dict[str, Any], streams: FieldStreams, name: str, positions: Positions | None) -> None:
+    """Add to a field's scored `record` where the clip's frames so far stand, combined with their alternatives
+    (scoring.stream): ``combined`` (where it is not this frame's text) with its ``combined_distance``, and
+    ``expected`` (D_n; null at the first reading). A frame without the field adds no reading."""
+    from midvbatch.scoring.text import levenshtein, normalize
+
+    truth = record["truth"]
+    if record.get("missing"):
+        step = streams.last(name, truth)
+    else:
+        step = streams.add(name, truth, positions, record["text"])
+    if step is None:
+        return
+    if step.text != record["text"]:
+        record["combined"] = step.text
+        record["combined_distance"] = levenshtein(normalize(step.text), normalize(truth))
+    record["expected"] = step.expected_distance  # null at the first reading: also says the stream was worked out
 
 
 class _Templates(Mapping[int, Template]):
@@ -181,8 +215,10 @@ def _frame_record(
     templates: Mapping[int, Template],
     clip: ClipInfo,
     notes: _Notes,
+    streams: FieldStreams | None = None,
 ) -> dict:
     """A frame's record: its result as stored, its time, and its scores (quad and text fields) when it has any."""
+    result, taken = take_alternatives(result, notes.add)
     result = _check_json(result, method, notes)
     record = {
         "frame": decoded.number,
@@ -193,7 +229,7 @@ def _frame_record(
     scores: dict[str, Any] = {}
     if isinstance(result, dict) and "quad" in result and decoded.number in truth:
         scores = _score(result["quad"], truth[decoded.number], decoded.image.shape, clip)
-    text = _score_text(result, functools.partial(templates.get, decoded.number), notes)
+    text = _score_text(result, functools.partial(templates.get, decoded.number), notes, taken, streams)
     if text is not None:
         scores.update(text)
     if scores:
@@ -273,6 +309,8 @@ class _ClipRun:
         self.start = self.cpu_start = 0.0
         self.truth: dict = {}
         self.templates: Mapping[int, Template] = {}
+        self.streams = FieldStreams()  # its text fields read frame after frame (scoring.stream)
+        self.clip_alternatives: dict[str, Positions | None] = {}  # those of its clip result's fields
 
     @property
     def open(self) -> bool:
@@ -319,7 +357,8 @@ class _ClipRun:
         """Ask the processor for the clip's own result (process_clip, or finish_clip after the frames)."""
         self.set_stage(method)
         t0 = self.clock()
-        self.outcome.clip_result = _check_json(getattr(self.processor, method)(self.clip), method, self.notes)
+        result, self.clip_alternatives = take_alternatives(getattr(self.processor, method)(self.clip), self.notes.add)
+        self.outcome.clip_result = _check_json(result, method, self.notes)
         self.add_seconds(method, self.clock() - t0)
 
     def record(self, decoded: AnnotatedFrame, result: Any, seconds: float, method: str) -> None:
@@ -327,7 +366,9 @@ class _ClipRun:
         self.stage = "score"
         t0 = self.clock()
         self.outcome.frames.append(
-            _frame_record(decoded, result, seconds, method, self.truth, self.templates, self.clip, self.notes)
+            _frame_record(
+                decoded, result, seconds, method, self.truth, self.templates, self.clip, self.notes, self.streams
+            )
         )
         self.add_seconds("score", self.clock() - t0)
 
@@ -336,7 +377,7 @@ class _ClipRun:
         if self.capabilities.finish_clip:
             self.call("finish_clip")
         self.outcome.clip_scores = _score_text(
-            self.outcome.clip_result, lambda: _one_template(self.templates), self.notes
+            self.outcome.clip_result, lambda: _one_template(self.templates), self.notes, self.clip_alternatives
         )
         self.outcome.ok, self.outcome.stage = True, None
         self.end(_ClipState.DONE)

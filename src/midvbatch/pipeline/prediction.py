@@ -10,7 +10,11 @@ command (report, export, status, the Python API) reads and writes back safely:
 - the document ``quad`` is 4 corners within QUAD_LIMIT pixels of the frame's origin (one
   that is not is stored as null and kept as text in ``quad_raw``);
 - a text field's reading is at most READING_LIMIT characters (a longer one is cut to
-  that), its confidence a number from 0 to 1.
+  that), its confidence a number from 0 to 1;
+- a text field's ``alternatives`` (one {character: membership} per position) are taken out
+  before the result is stored (take_alternatives): checked, normalised, handed to the
+  clip's video-stream combination (scoring.stream) and not kept; the reading's ``text``,
+  where the processor gave none, is the best character of each position.
 
 A value that cannot be kept is left out (from a list: stored as null), with a note
 naming it; the rest of the result is kept. A value of a type JSON does not know (a numpy
@@ -32,6 +36,8 @@ QUAD_LIMIT = 1_000_000.0  # pixels: a predicted corner farther from the frame's 
 DEPTH_LIMIT = 100  # levels of objects and lists in a result (JSON readers recurse once per level)
 INT_LIMIT = 2**63  # integers kept: -INT_LIMIT <= n < INT_LIMIT, what JSON readers hold without loss
 QUAD_RAW = 200  # characters of a quad not kept, stored as text in quad_raw
+LABELS_LIMIT = 1024  # alternatives of one position of a reading
+LABEL_LIMIT = 8  # characters of one alternative (a character, or one written as several code points)
 
 Note = Callable[[str], None]
 _DROP = object()  # a value left out
@@ -202,3 +208,76 @@ def read_stored(raw: str) -> Any:
     midvbatch stored replaced with U+FFFD."""
     value = json.loads(raw)
     return _repaired(value) if _SURROGATE_ESCAPE.search(raw) else value
+
+
+Positions = list[dict[str, float]]  # a reading's alternatives: {label: membership} per position, each summing to 1
+
+
+def alternatives(value: Any) -> Positions:
+    """A reading's alternatives checked and normalised: a list with one {character: membership} per position,
+    memberships finite and non-negative, normalised to sum 1 ('' is the empty label: no character). Raises
+    ValueError saying what is wrong (a position whose memberships sum to 0, a membership that is not a number,
+    too many positions or labels)."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"must be a list of {{character: membership}}, one per position, got {shown(value, 40)}")
+    if len(value) > READING_LIMIT:
+        raise ValueError(f"{len(value):,} positions, more than {READING_LIMIT}")
+    out: Positions = []
+    for k, position in enumerate(value):
+        if not isinstance(position, dict) or not position:
+            raise ValueError(f"position {k} must be a non-empty {{character: membership}}, got {shown(position, 40)}")
+        if len(position) > LABELS_LIMIT:
+            raise ValueError(f"position {k} has {len(position):,} alternatives, more than {LABELS_LIMIT}")
+        total = 0.0
+        for label, membership in position.items():
+            if not isinstance(label, str) or len(label) > LABEL_LIMIT or valid_text(label) is not label:
+                raise ValueError(f"position {k}: {shown(label, 20)} is not a character")
+            if isinstance(membership, bool) or not isinstance(membership, (int, float)):
+                raise ValueError(f"position {k}: the membership of {shown(label, 20)} is not a number")
+            if not math.isfinite(membership) or membership < 0:
+                raise ValueError(f"position {k}: the membership of {shown(label, 20)} is {membership!r}")
+            total += membership
+        if not total > 0:
+            raise ValueError(f"position {k}: the memberships sum to 0")
+        if not math.isfinite(total):
+            raise ValueError(f"position {k}: the memberships sum to {total!r}")
+        out.append({label: float(m) / total for label, m in position.items()})
+    return out
+
+
+def best_text(positions: Positions) -> str:
+    """The reading the alternatives give: each position's best label (ties: the first in sorted order), the
+    empty label writing nothing."""
+    out = []
+    for position in positions:
+        top = max(position.values())
+        label = min(label for label, m in position.items() if m == top)
+        out.append(label)
+    return "".join(out)
+
+
+def take_alternatives(result: Any, note: Note) -> tuple[Any, dict[str, Positions | None]]:
+    """Take the text fields' ``alternatives`` out of a result: (the result without them, field name -> its
+    alternatives checked, or None where they are malformed: that reading is left out, with a note). A field
+    given by its alternatives alone gets their best text as its ``text``."""
+    if not isinstance(result, dict) or not isinstance(result.get("fields"), dict):
+        return result, {}
+    fields = result["fields"]
+    if not any(isinstance(given, dict) and "alternatives" in given for given in fields.values()):
+        return result, {}
+    kept_fields: dict[Any, Any] = {}
+    taken: dict[str, Positions | None] = {}
+    for name, given in fields.items():
+        if isinstance(given, dict) and "alternatives" in given:
+            given = {k: v for k, v in given.items() if k != "alternatives"}
+            try:
+                positions = alternatives(result["fields"][name]["alternatives"])
+            except ValueError as exc:
+                note(f"field {shown(name)}: alternatives {exc}; reading left out")
+                taken[str(name)] = None
+                continue
+            taken[str(name)] = positions
+            if not isinstance(given.get("text"), str):
+                given["text"] = best_text(positions)
+        kept_fields[name] = given
+    return {**result, "fields": kept_fields}, taken

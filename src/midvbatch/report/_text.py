@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from midvbatch.report import _stream
 from midvbatch.report._render import (
     ci_bounds,
     ci_text,
@@ -46,6 +47,7 @@ CSV_COLUMNS = (
     "mean_ngld_ci_high",
     "mean_cer_ci_low",
     "mean_cer_ci_high",
+    "mean_frames",  # a stopping rule's (the video-stream rows: _stream.csv_rows)
 )
 PLOT = "text_accuracy_after_frames"  # the curve's plot name (its PNG beside an HTML --out)
 CROP_HEIGHT = 40  # pixels, a worst field's crop
@@ -156,6 +158,8 @@ def markdown(text: dict[str, Any]) -> list[str]:
         points = _points(len(curves["overall"]["majority"]))
         lines += ["### Text accuracy after k frames", "", _curve_note(curves), ""]
         lines += md_table(None, ["k", *map(str, points), "per frame"], _curve_rows(curves, points))
+    if text.get("stream") is not None:
+        lines += _stream.markdown(text["stream"])
     if text["clip_results"] is not None:
         lines += ["### Text: the processor's clip results", "", _clip_results_line(text), ""]
     if text["worst"]:
@@ -185,7 +189,7 @@ def csv_rows(text: dict[str, Any]) -> list[list[Any]]:
 
     def row(grouping: str, group: str, a: dict[str, Any]) -> list[Any]:
         values = (a["fields"], a["correct"], a["accuracy"], a["mean_ngld"], a["mean_cer"], a["missing"], a["empty"])
-        return [grouping, group, *values, *ci_bounds(a, ("accuracy", "mean_ngld", "mean_cer"))]
+        return [grouping, group, *values, *ci_bounds(a, ("accuracy", "mean_ngld", "mean_cer")), None]
 
     rows = [row("text", "all", text["overall"])] if text["overall"] is not None else []
     for name, table in text["groups"].items():
@@ -201,6 +205,8 @@ def csv_rows(text: dict[str, Any]) -> list[list[Any]]:
                     [f"text_{method}_after_frames", str(k), curve["fields"], None, value]
                     + [None] * (len(CSV_COLUMNS) - 3)
                 )
+    if text.get("stream") is not None:
+        rows += _stream.csv_rows(text["stream"], len(CSV_COLUMNS) - 1)
     return rows
 
 
@@ -209,6 +215,7 @@ def plots(text: dict[str, Any]) -> dict[str, bytes]:
     curves = text["curves"]
     if curves is None:
         return {}
+    extra = _stream.plots(text["stream"]) if text.get("stream") is not None else {}
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,7 +235,7 @@ def plots(text: dict[str, Any]) -> dict[str, bytes]:
     ax.set_ylabel("field accuracy")
     ax.set_title("Text accuracy after k frames")
     ax.legend(loc="lower right", fontsize=8)
-    out = {PLOT: png(fig)}
+    out = {PLOT: png(fig), **extra}
     plt.close(fig)
     return out
 
@@ -283,6 +290,8 @@ def html_section(text: dict[str, Any], images: dict[str, bytes], dataset: Any) -
             )
             + f"<p>{html.escape(_curve_note(curves))}</p>"
         )
+    if text.get("stream") is not None:
+        parts.append(_stream.html_section(text["stream"], images))
     if text["clip_results"] is not None:
         line = html.escape(_clip_results_line(text)).replace("**", "<b>", 1).replace("**", "</b>", 1)
         parts.append(f"<h3>Text: the processor's clip results</h3><p>{line}</p>")

@@ -9,13 +9,14 @@ combination are scoring.text's.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from midvbatch.results.records import ClipResult, FrameResult
+from midvbatch.results.stopping import StreamFigures, StreamSeries, stream_figures
 from midvbatch.scoring.stats import ratio_intervals
 from midvbatch.scoring.text import COMBINATIONS, FIELD_TYPES, Combiner, normalize
 
@@ -129,6 +130,7 @@ class TextFigures:
     clip_results: TextAccuracy | None
     clip_results_by_type: dict[str, TextAccuracy]
     worst: tuple[WorstField, ...] = ()
+    stream: StreamFigures | None = None  # the "Video stream" section (results.stopping); None: not worked out
 
 
 def _type_order(types: Iterable[str]) -> list[str]:
@@ -183,10 +185,10 @@ class _Series(_Tally):
     readings so far combined are right (one byte each); the Combiner only while the clip is
     being read (close() drops it). It combines one frame at a time: the report reads
     73,000 frames, and recombining each clip's first k readings for every k would cost k
-    times more.
+    times more. ``stream`` holds the video-stream figures' own (results.stopping).
     """
 
-    __slots__ = ("combiner", "key", "rows", "truth", "type", "worst")
+    __slots__ = ("combiner", "key", "rows", "stream", "truth", "type", "worst")
 
     def __init__(self, truth: str, type_: str) -> None:
         super().__init__()
@@ -196,6 +198,7 @@ class _Series(_Tally):
         self.combiner: Combiner | None = Combiner()
         self.rows = {method: bytearray() for method in COMBINATIONS}  # method -> right after each frame
         self.worst: tuple[float, int, str, str, str] | None = None  # ngld, frame, text, truth, type
+        self.stream = StreamSeries(truth)
 
     def take(self, record: dict[str, Any], frame: int, curve: bool) -> bool:
         """Take frame `frame`'s reading (its scores if of the series' type); into the curves too if
@@ -214,6 +217,7 @@ class _Series(_Tally):
             self.combiner.add(record["text"], record["confidence"])
         for row, combined in zip(self.rows.values(), self.combiner.normalized(), strict=True):
             row.append(combined == self.key)
+        self.stream.take(record, self.combiner)
         return True
 
     def close(self) -> None:
@@ -245,7 +249,8 @@ class TextTally:
     order (the curves need it); a clip whose frames come apart is left out of the curves.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stops: Mapping[str, Sequence[float]] | None = None) -> None:
+        self.stops = stops  # the stopping rules' thresholds (results.stopping.DEFAULT_THRESHOLDS)
         self.frames = 0
         self.series: dict[tuple[str, str], _Series] = {}  # (clip, field)
         self.stray: dict[tuple[str, str, str], _Tally] = defaultdict(_Tally)  # (clip, field, type) not the series'
@@ -349,6 +354,9 @@ class TextTally:
             clip_results=clip_tally.accuracy(clip_empty) if clips else None,
             clip_results_by_type={t: clip_types[t].accuracy(None) for t in _type_order(clip_types)},
             worst=self._worst(),
+            stream=stream_figures(
+                [(clip, s.type, s.stream) for (clip, _), s in self.series.items() if clip not in self.out], self.stops
+            ),
         )
 
     def _curves(self) -> TextCurves | None:

@@ -193,12 +193,21 @@ class Step:
     expected_distance: float | None
 
 
+Key = tuple  # a reading told apart from others: ("text", text) or ("alternatives", its positions' items)
+
+
 class Stream:
     """A field's readings in a clip, in frame order: the combined result after each, and D_n.
 
     ``add`` takes a reading's alternatives (a list of {label: membership} per position, as
     prediction.alternatives checked them) or its text, and returns the Step after it.
     ``expected`` False skips D_n (the combination alone costs one alignment per reading).
+
+    While every reading is the same text (a reader that reads the field right, or the same
+    way wrong, frame after frame), nothing is aligned: n equal one-character-per-cell
+    readings combine to themselves, each rho is 0 and D_n = 0.1 / (n + 1). The first
+    reading that differs replays them through the combination, so the results are the
+    method's exactly.
     """
 
     def __init__(self, expected: bool = True) -> None:
@@ -206,31 +215,76 @@ class Stream:
         self.expected = expected
         self.result: np.ndarray | None = None
         self.weight = 0
-        self.readings: dict[bytes, tuple[np.ndarray, int]] = {}  # distinct readings (by their cells) and counts
+        self.uniform: str | None = None  # the text every reading so far was, while no cell was worked out
+        self.readings: dict[Key, list] = {}  # distinct readings: key -> [cells, count]
 
     def add(self, alternatives: Sequence[Mapping[str, float]] | None = None, text: str = "") -> Step:
-        cells = reading_cells(alternatives, self.alphabet) if alternatives is not None else text_cells(
-            text, self.alphabet
-        )
+        if alternatives is None and self.result is None and (self.uniform is None or self.uniform == text):
+            self.uniform, self.weight = text, self.weight + 1
+            self.readings[("text", text)] = [None, self.weight]
+            return Step(text, PRIOR / (self.weight + 1) if self.expected and self.weight >= 2 else None)
+        if self.result is None and self.uniform is not None:
+            self._replay()
+        if alternatives is None:
+            key: Key = ("text", text)
+            cells = text_cells(text, self.alphabet)
+        else:
+            key = ("alternatives", tuple(tuple(sorted(p.items())) for p in alternatives))
+            cells = reading_cells(alternatives, self.alphabet)
+        self._combine(cells)
+        if self.expected:
+            held = self.readings.setdefault(key, [cells, 0])
+            held[1] += 1
+        assert self.result is not None
+        return Step(best_string(self.result, self.alphabet), self._expected() if self.expected else None)
+
+    def _replay(self) -> None:
+        """Work out the cells of the equal text readings taken so far."""
+        text, count = self.uniform or "", self.weight
+        cells = text_cells(text, self.alphabet)
+        self.result, self.weight, self.uniform = None, 0, None
+        for _ in range(count):
+            self._combine(cells)
+        if ("text", text) in self.readings:
+            self.readings[("text", text)][0] = cells
+
+    def _combine(self, cells: np.ndarray) -> None:
         if self.result is None:
             self.result, self.weight = cells, 1
         else:
             self.result, self.weight = combine(self.result, self.weight, cells), self.weight + 1
-        if self.expected:
-            key = cells.shape[0].to_bytes(4, "little") + np.ascontiguousarray(cells).tobytes()
-            held, count = self.readings.get(key, (cells, 0))
-            self.readings[key] = (held, count + 1)
-        return Step(best_string(self.result, self.alphabet), self._expected() if self.expected else None)
 
     def _expected(self) -> float | None:
         n = self.weight
         if n < 2:
             return None
-        assert self.result is not None
+        result = self.result
+        assert result is not None
         total = PRIOR
         for cells, count in self.readings.values():
-            total += count * rho(combine(self.result, n, cells), self.result)
+            total += count * rho(combine(result, n, cells), result)
         return total / (n + 1)
+
+
+class FieldStreams:
+    """A clip's text fields, each a Stream while its truth stays the same (in a clip of several documents,
+    MIDV-2020's scans and photos, a field whose truth changes starts again)."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, tuple[str, Stream, Step]] = {}
+
+    def add(self, name: str, truth: str, alternatives: Sequence[Mapping[str, float]] | None, text: str) -> Step:
+        """Take field `name`'s reading of the next frame."""
+        held = self.streams.get(name)
+        stream = held[1] if held is not None and held[0] == truth else Stream()
+        step = stream.add(alternatives, text)
+        self.streams[name] = (truth, stream, step)
+        return step
+
+    def last(self, name: str, truth: str) -> Step | None:
+        """Where field `name` stands when a frame gave no reading of it (None: no reading yet)."""
+        held = self.streams.get(name)
+        return held[2] if held is not None and held[0] == truth else None
 
 
 def expected_distance_stop(values: Sequence[float | None], threshold: float) -> int:

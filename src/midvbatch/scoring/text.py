@@ -101,10 +101,10 @@ class FieldScore:
 
 def score_field(result: str, truth: str) -> FieldScore:
     """Score a recognized string against the true value."""
-    return _scores(result, truth, levenshtein(normalize(result), normalize(truth)))
+    return scores_at(result, truth, levenshtein(normalize(result), normalize(truth)))
 
 
-def _scores(result: str, truth: str, distance: int) -> FieldScore:
+def scores_at(result: str, truth: str, distance: int) -> FieldScore:
     """The scores of a reading whose normalized distance to the truth is `distance` (0: equal once normalized)."""
     total = len(result) + len(truth) + distance
     value = 0.0 if not result and not truth else 2.0 * distance / total
@@ -189,13 +189,13 @@ def score_fields(
 
 def field_scores(stored: Mapping[str, Any]) -> dict[str, Any]:
     """A field's whole record from what score_fields stored: truth, text, confidence, type, correct,
-    distance, ngld, cer, missing. (Storing only the distance keeps a frame's record small: a
-    dataset's ledger holds a million of them.)"""
+    distance, ngld, cer, missing; where the clip stands (combined, combined_distance, expected). (Storing only
+    the distance keeps a frame's record small: a dataset's ledger holds a million of them.)"""
     text, truth, distance = stored["text"], stored["truth"], stored["distance"]
     if distance == 0:  # read right: the common case, a reader of a run's million fields meets it most
         ngld, cer = 0.0, 0.0
     else:
-        score = _scores(text, truth, distance)
+        score = scores_at(text, truth, distance)
         ngld, cer = score.ngld, score.cer
     return {
         "truth": truth,
@@ -207,6 +207,11 @@ def field_scores(stored: Mapping[str, Any]) -> dict[str, Any]:
         "ngld": ngld,
         "cer": cer,
         "missing": bool(stored.get("missing", False)),
+        # the clip's frames so far combined with their alternatives (scoring.stream), and D_n; None where the
+        # run did not work them out (a ledger of an earlier midvbatch)
+        "combined": stored.get("combined", text) if "expected" in stored else None,
+        "combined_distance": stored.get("combined_distance", distance),
+        "expected": stored.get("expected"),
     }
 
 

@@ -1,0 +1,251 @@
+"""The video-stream figures of a run's report: the error after k frames combined, and the stopping rules.
+
+A field of a video clip is read frame after frame. For every combiner (scoring.text's
+majority, best and characters, and scoring.stream's combination with alternatives) the
+mean NGLD of the combined result after k = 1, 2, ... frames; and for each stopping rule
+(``fixed N``, ``stable K``, ``expected_distance T``: scoring.stream) at each threshold of
+a sweep, the mean number of frames at the stop and the mean NGLD and accuracy of the
+result there (the combination with alternatives), overall and per field type. The worker
+worked out each frame's combined result and D_n as the clip ran (pipeline/clip.py); here
+they are only read: every rule at every threshold is a few array operations over all
+(clip, field) pairs at once.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from midvbatch.errors import ConfigError
+from midvbatch.scoring.stream import expected_distance_stop, fixed_stop, stable_stop
+from midvbatch.scoring.text import COMBINATIONS, ngld, scores_at
+
+STREAM_COMBINATIONS = (*COMBINATIONS, "alternatives")
+RULES = ("fixed", "stable", "expected_distance")
+DEFAULT_THRESHOLDS: dict[str, tuple[float, ...]] = {
+    "fixed": (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30),
+    "stable": (1, 2, 3, 4, 5, 6, 8, 10),
+    "expected_distance": (0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.06, 0.05, 0.04, 0.03, 0.025, 0.02, 0.015, 0.01),
+}
+THRESHOLDS_LIMIT = 100  # thresholds of one rule
+
+
+def parse_thresholds(text: str | None) -> dict[str, tuple[float, ...]]:
+    """The sweep of `--stop-thresholds`: 'expected_distance=0.1,0.05;stable=2,3;fixed=5,10' (rules not named keep
+    their default sweep; None: every default). ConfigError naming what is wrong."""
+    out = dict(DEFAULT_THRESHOLDS)
+    if text is None or not text.strip():
+        return out
+    for part in text.split(";"):
+        rule, eq, values = part.partition("=")
+        rule = rule.strip()
+        if not eq or rule not in RULES:
+            raise ConfigError(
+                f"--stop-thresholds: {part.strip()!r} is not RULE=V,V,... with RULE one of {', '.join(RULES)}"
+            )
+        try:
+            numbers = tuple(float(v) for v in values.split(",") if v.strip())
+        except ValueError:
+            raise ConfigError(f"--stop-thresholds: {rule}: {values.strip()!r} is not a list of numbers") from None
+        if not numbers or len(numbers) > THRESHOLDS_LIMIT:
+            raise ConfigError(f"--stop-thresholds: {rule} takes 1 to {THRESHOLDS_LIMIT} thresholds")
+        if any(not math.isfinite(v) or v < 0 for v in numbers):
+            raise ConfigError(f"--stop-thresholds: {rule}: thresholds are finite numbers, at least 0")
+        if rule != "expected_distance" and any(v != int(v) or v < 1 for v in numbers):
+            raise ConfigError(f"--stop-thresholds: {rule} counts frames: whole numbers from 1")
+        out[rule] = numbers
+    return out
+
+
+class StreamSeries:
+    """One field through the frames of one video clip: per frame, each combiner's NGLD so far, whether the
+    combination with alternatives is right, whether its string changed, and D_n (NaN where none)."""
+
+    __slots__ = ("changed", "expected", "last", "ngld", "previous", "right", "truth", "worked_out")
+
+    def __init__(self, truth: str) -> None:
+        self.truth = truth
+        self.ngld = {method: array("d") for method in STREAM_COMBINATIONS}
+        self.right = bytearray()  # the combination with alternatives
+        self.changed = bytearray()
+        self.expected = array("d")
+        self.worked_out = False  # some frame carried the stream's figures (a run of this midvbatch)
+        self.last: dict[str, tuple[str | None, float]] = {}  # combiner -> its last result and NGLD
+        self.previous: str | None = None
+
+    def _ngld(self, method: str, result: str | None) -> float:
+        last = self.last.get(method)
+        if last is not None and last[0] == result:
+            return last[1]
+        value = ngld(result or "", self.truth)
+        self.last[method] = (result, value)
+        return value
+
+    def take(self, record: Mapping[str, Any], combiner: Any) -> None:
+        """Take a frame's field record (FrameResult.fields'), `combiner` (scoring.text.Combiner) holding the
+        clip's readings up to it."""
+        for method in COMBINATIONS:
+            self.ngld[method].append(self._ngld(method, combiner.result(method)))
+        combined = record.get("combined")
+        if combined is None:  # no reading yet (or no stream worked out): nothing combined
+            value, right = self._ngld("alternatives", None), not self.truth
+        else:
+            self.worked_out = True
+            distance = record["combined_distance"]
+            value, right = scores_at(combined, self.truth, distance).ngld, distance == 0
+        self.ngld["alternatives"].append(value)
+        self.right.append(right)
+        self.changed.append(combined != self.previous)
+        self.previous = combined
+        expected = record.get("expected")
+        self.expected.append(math.nan if expected is None else float(expected))
+
+
+@dataclass(frozen=True)
+class StreamCurve:
+    """Mean NGLD after k = 1, 2, ... frames combined, per combiner, over `fields` (clip, field) pairs; and the
+    accuracy of the combination with alternatives. A clip shorter than k counts with its last frame."""
+
+    fields: int
+    ngld: dict[str, tuple[float, ...]]  # STREAM_COMBINATIONS -> entry k - 1
+    accuracy: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class RulePoint:
+    """A stopping rule at one threshold, over `fields` (clip, field) pairs: the mean number of frames read when
+    it stops, and the mean NGLD and the accuracy of the combination with alternatives there."""
+
+    rule: str
+    threshold: float
+    fields: int
+    mean_frames: float
+    mean_ngld: float
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class StreamFigures:
+    """The "Video stream" section: curves and rules, overall and per field type."""
+
+    clips: int
+    overall: StreamCurve
+    by_type: dict[str, StreamCurve]
+    rules: tuple[RulePoint, ...]
+    rules_by_type: dict[str, tuple[RulePoint, ...]]
+
+
+class _Matrix:
+    """Series side by side, each padded with its last frame to the longest."""
+
+    def __init__(self, series: Sequence[StreamSeries]) -> None:
+        self.lengths = np.array([len(s.right) for s in series], dtype=np.int64)
+        width = int(self.lengths.max())
+        self.width = width
+
+        def padded(rows: Iterable[Sequence[float]], dtype: Any) -> np.ndarray:
+            out = np.empty((len(series), width), dtype=dtype)
+            for i, row in enumerate(rows):
+                values = np.asarray(row, dtype=dtype)
+                out[i, : len(values)] = values
+                out[i, len(values) :] = values[-1]
+            return out
+
+        self.ngld = {m: padded((s.ngld[m] for s in series), np.float64) for m in STREAM_COMBINATIONS}
+        self.right = padded((np.frombuffer(bytes(s.right), np.uint8) for s in series), np.float64)
+        self.expected = padded((s.expected for s in series), np.float64)
+        # frames in a row, up to each, over which the combined string has not changed
+        unchanged = np.zeros((len(series), width), dtype=np.int64)
+        for i, s in enumerate(series):
+            run = 0
+            for j, changed in enumerate(s.changed):
+                run = 0 if changed else run + 1
+                unchanged[i, j] = run
+        self.unchanged = unchanged
+        self.columns = np.arange(width)
+
+    def first(self, hit: np.ndarray) -> np.ndarray:
+        """Per series, the 1-based frame of its first hit within its own frames, else its last frame."""
+        hit = hit & (self.columns[None, :] < self.lengths[:, None])
+        found = hit.any(axis=1)
+        return np.where(found, hit.argmax(axis=1) + 1, self.lengths)
+
+    def stops(self, rule: str, threshold: float) -> np.ndarray:
+        if rule == "fixed":
+            return np.minimum(int(threshold), self.lengths)
+        if rule == "stable":
+            return self.first(self.unchanged >= int(threshold))
+        with np.errstate(invalid="ignore"):
+            return self.first((self.expected <= threshold) & (self.columns[None, :] >= 1))
+
+    def point(self, rule: str, threshold: float, rows: np.ndarray) -> RulePoint:
+        stops = self.stops(rule, threshold)[rows]
+        at = (rows, stops - 1)
+        return RulePoint(
+            rule,
+            threshold,
+            len(rows),
+            float(stops.mean()),
+            float(self.ngld["alternatives"][at].mean()),
+            float(self.right[at].mean()),
+        )
+
+    def curve(self, rows: np.ndarray) -> StreamCurve:
+        return StreamCurve(
+            len(rows),
+            {m: tuple(self.ngld[m][rows].mean(axis=0).tolist()) for m in STREAM_COMBINATIONS},
+            tuple(self.right[rows].mean(axis=0).tolist()),
+        )
+
+
+def stream_figures(
+    series: Sequence[tuple[str, str, StreamSeries]], thresholds: Mapping[str, Sequence[float]] | None = None
+) -> StreamFigures | None:
+    """The video-stream figures of (clip, field type, series) of video clips; None when no series carries the
+    stream's figures (a run of an earlier midvbatch)."""
+    kept = [(clip, type_, s) for clip, type_, s in series if s.worked_out and len(s.right)]
+    if not kept:
+        return None
+    sweep = thresholds or DEFAULT_THRESHOLDS
+    matrix = _Matrix([s for _, _, s in kept])
+    everything = np.arange(len(kept))
+    types: dict[str, list[int]] = {}
+    for i, (_, type_, _) in enumerate(kept):
+        types.setdefault(type_, []).append(i)
+
+    def points(rows: np.ndarray) -> tuple[RulePoint, ...]:
+        return tuple(matrix.point(rule, t, rows) for rule in RULES for t in sweep.get(rule, ()))
+
+    by_type = {t: np.array(rows, dtype=np.int64) for t, rows in types.items()}
+    return StreamFigures(
+        clips=len({clip for clip, _, _ in kept}),
+        overall=matrix.curve(everything),
+        by_type={t: matrix.curve(rows) for t, rows in by_type.items()},
+        rules=points(everything),
+        rules_by_type={t: points(rows) for t, rows in by_type.items()},
+    )
+
+
+def stop_frames(series: StreamSeries, thresholds: Mapping[str, Sequence[float]]) -> dict[str, dict[float, int]]:
+    """One series' stop frame per rule and threshold (what `export --fields` gives each clip and field)."""
+    texts = [str(c) for c in _combined_strings(series)]
+    values = [None if math.isnan(v) else v for v in series.expected]
+    return {
+        "fixed": {t: fixed_stop(len(texts), int(t)) for t in thresholds.get("fixed", ())},
+        "stable": {t: stable_stop(texts, int(t)) for t in thresholds.get("stable", ())},
+        "expected_distance": {t: expected_distance_stop(values, t) for t in thresholds.get("expected_distance", ())},
+    }
+
+
+def _combined_strings(series: StreamSeries) -> list[int]:
+    """Stand-ins for the combined strings: equal where the string did not change."""
+    out, version = [], 0
+    for changed in series.changed:
+        version += bool(changed)
+        out.append(version)
+    return out
