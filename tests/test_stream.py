@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -156,3 +158,96 @@ def test_stream_equal_text_readings_skip_the_alignments_and_give_the_same_steps(
         assert (a.expected_distance is None) == (b.expected_distance is None)
         if a.expected_distance is not None:
             assert a.expected_distance == pytest.approx(b.expected_distance, rel=1e-12, abs=1e-15)
+
+
+@pytest.fixture(scope="module")
+def alternatives_run(tmp_path_factory):
+    """Clips TA01 and TA18 read by text_processors:Alternatives (every field by its alternatives alone)."""
+    from conftest import midvbatch
+
+    from midvbatch.dataset.synth import SynthConfig, synthesize
+
+    root = tmp_path_factory.mktemp("stream")
+    for docs in ("01_*", "18_*"):
+        synthesize(root / "ds", SynthConfig(docs=docs, clips="TA", seed=3))
+    done = midvbatch(
+        "run", root / "ds", "--out", root / "run", "--processor", "text_processors:Alternatives", "--workers", "1"
+    )
+    assert done.returncode == 0, done.stderr
+    return root / "run"
+
+
+def processor_reading(truth: str, field: str, frame: int) -> list[dict[str, float]] | str | None:
+    """What text_processors.Alternatives returns (None: the reading it gives malformed, left out)."""
+    if field == "field03":
+        return truth
+    if field == "field02" and frame == 3:
+        return None
+    positions = [{c: 0.6, "#": 0.3, "": 0.1} for c in truth]
+    if field == "field01" and frame in (1, 2) and positions:
+        positions[-1] = {truth[-1]: 0.3, "#": 0.7}
+    return positions
+
+
+def test_stream_report_figures_follow_the_readings_frame_by_frame(alternatives_run):
+    from conftest import midvbatch
+
+    from midvbatch import open_run
+    from midvbatch.scoring.text import ngld, normalize
+
+    sweep = "expected_distance=0.05,0.03,0.02;stable=2;fixed=3"
+    report = midvbatch("report", alternatives_run, "--format", "json", "--stop-thresholds", sweep)
+    assert report.returncode == 0, report.stderr
+    stream = json.loads(report.stdout)["text"]["stream"]
+    # worked out here from what the processor returned, frame by frame
+    series: dict[tuple[str, str], list] = {}
+    with open_run(alternatives_run) as run:
+        for frame in run.frames():
+            for name, record in frame.fields.items():
+                series.setdefault((frame.clip, name), []).append((frame.number, record))
+    curves, stops = [], {}
+    for (clip, name), frames in series.items():
+        stream_here, rows = Stream(), []
+        truth = frames[0][1]["truth"]
+        for number, record in frames:
+            given = processor_reading(truth, name, number)
+            assert given is not None  # (the malformed reading is no record)
+            step = stream_here.add(text=given) if isinstance(given, str) else stream_here.add(given)
+            assert record["combined"] == step.text
+            if step.expected_distance is None:
+                assert record["expected"] is None
+            else:  # (the worker's memberships were normalised twice: a last bit may differ)
+                assert record["expected"] == pytest.approx(step.expected_distance, rel=1e-12)
+            rows.append((ngld(step.text, truth), normalize(step.text) == normalize(truth), step))
+        curves.append(rows)
+        texts = [s.text for _, _, s in rows]
+        values = [s.expected_distance for _, _, s in rows]
+        for t in (0.05, 0.03, 0.02):
+            stops.setdefault(("expected_distance", t), []).append(expected_distance_stop(values, t))
+        stops.setdefault(("stable", 2), []).append(stable_stop(texts, 2))
+        stops.setdefault(("fixed", 3), []).append(fixed_stop(len(rows), 3))
+    assert any(r[1] is False for rows in curves for r in rows)  # the noise shows
+    longest = max(len(rows) for rows in curves)
+    want = [np.mean([rows[min(k, len(rows)) - 1][0] for rows in curves]) for k in range(1, longest + 1)]
+    np.testing.assert_allclose(stream["overall"]["ngld"]["alternatives"], want, rtol=1e-12)
+    assert stream["overall"]["fields"] == len(curves) and stream["clips"] == 2
+    points = {(p["rule"], p["threshold"]): p for p in stream["rules"]}
+    assert set(points) == set(stops)
+    for key, frames_at in stops.items():
+        at = [rows[n - 1] for rows, n in zip(curves, frames_at, strict=True)]
+        assert points[key]["mean_frames"] == pytest.approx(np.mean(frames_at), rel=1e-12), key
+        assert points[key]["mean_ngld"] == pytest.approx(np.mean([a[0] for a in at]), rel=1e-12, abs=1e-15), key
+        assert points[key]["accuracy"] == pytest.approx(np.mean([a[1] for a in at]), rel=1e-12), key
+
+
+def test_stream_malformed_alternatives_are_one_warning_per_clip_and_left_out(alternatives_run):
+    from midvbatch import open_run
+
+    log = "".join(p.read_text() for p in (alternatives_run / "logs").iterdir())
+    message = "field 'field02': alternatives position 0: the memberships sum to 0; reading left out"
+    assert log.count(message) == 2  # TA01 and TA18, once each
+    with open_run(alternatives_run) as run:
+        frames = [f for f in run.frames() if f.clip == "TA01"]
+    assert "field02" not in frames[2].fields and "field02" in frames[3].fields
+    assert frames[0].fields["field01"]["text"].endswith("#")  # the best label of each position, as text
+    assert "alternatives" not in json.dumps(frames[0].result)  # taken out: not stored

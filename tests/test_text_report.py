@@ -216,13 +216,16 @@ def test_text_report_markdown_csv_and_html(corrupt_run, truth, tmp_path):
 
     rows = list(csv.reader(io.StringIO(midvbatch("report", corrupt_run, "--format", "csv").stdout)))
     header = rows[0]
-    assert header[-13:] == ["fields", "fields_correct", "text_accuracy", "mean_ngld", "mean_cer", "fields_missing",
+    assert header[-14:] == ["fields", "fields_correct", "text_accuracy", "mean_ngld", "mean_cer", "fields_missing",
                             "fields_empty", "text_accuracy_ci_low", "text_accuracy_ci_high", "mean_ngld_ci_low",
-                            "mean_ngld_ci_high", "mean_cer_ci_low", "mean_cer_ci_high"]
+                            "mean_ngld_ci_high", "mean_cer_ci_low", "mean_cer_ci_high", "mean_frames"]
     assert all(len(r) == len(header) for r in rows)
     groupings = {r[0] for r in rows[1:]}
     assert {"text", "text_type", "text_field", "text_document", "text_clip", "text_clip_results",
-            "text_majority_after_frames", "text_best_after_frames"} <= groupings
+            "text_majority_after_frames", "text_best_after_frames", "stream_alternatives_after_frames",
+            "stream_fixed", "stream_stable", "stream_expected_distance"} <= groupings
+    fixed5 = next(r for r in rows if r[:2] == ["stream_fixed", "5"])
+    assert float(fixed5[header.index("mean_frames")]) == 5.0
     field01 = next(r for r in rows if r[:2] == ["text_field", "field01"])
     assert float(field01[header.index("text_accuracy")]) == pytest.approx(2 / 3)
     low, high = (float(field01[header.index(f"text_accuracy_ci_{b}")]) for b in ("low", "high"))
@@ -232,6 +235,7 @@ def test_text_report_markdown_csv_and_html(corrupt_run, truth, tmp_path):
     assert midvbatch("report", corrupt_run, "--format", "html", "--out", page).returncode == 0
     html = page.read_text()
     assert "<h2>Text fields</h2>" in html and "alt='text_accuracy_after_frames'" in html
+    assert "<h3>Video stream</h3>" in html and "alt='video_stream'" in html
     assert (tmp_path / "report-plots" / "text_accuracy_after_frames.png").stat().st_size > 1000
     for d in DOCS:  # each worst field's crop, inline
         assert f"<img alt='{d} field01' src='data:image/png;base64," in html

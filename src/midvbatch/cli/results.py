@@ -60,15 +60,21 @@ def export_command(run_dir, fmt, predictions, subset, fields, out, force):
     help="Write to this file (html also writes its plots as PNG beside it, in NAME-plots/).",
 )
 @click.option("--force", is_flag=True, help=_FORCE_HELP)
+@click.option(
+    "--stop-thresholds",
+    metavar="RULE=V,...;...",
+    help="The Video stream section's sweep of stopping-rule thresholds, e.g. "
+    "'expected_distance=0.1,0.05;stable=2,3;fixed=5,10' (rules not named keep the default sweep).",
+)
 @user_errors
-def report_command(run_dir, fmt, out, force):
+def report_command(run_dir, fmt, out, force, stop_thresholds):
     """Report the accuracy (MIDV-500 protocol) and speed of RUN_DIR, overall and per group.
 
     Works on a run that is still going or was interrupted (the report says so).
     """
     from midvbatch.report import write_report
 
-    text = write_report(run_dir, fmt, out, force=force)
+    text = write_report(run_dir, fmt, out, force=force, stop_thresholds=stop_thresholds)
     if out:
         click.echo(f"wrote {fmt} report to {out}")
     else:

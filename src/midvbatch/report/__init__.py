@@ -18,7 +18,7 @@ import html
 import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from midvbatch.report._render import (
 )
 from midvbatch.results.figures import WORST_CLIPS, ReportFigures, busy_seconds
 from midvbatch.results.reader import open_run, recorded_dataset
+from midvbatch.results.stopping import parse_thresholds
 from midvbatch.runfolder import check_output_path, claim_output, record_output
 from midvbatch.scoring import THRESHOLDS
 
@@ -121,11 +122,14 @@ def figures(run_dir: str | Path) -> ReportFigures:
         return run.figures()
 
 
-def build_report(run_dir: str | Path, drill: bool = False) -> Report:
+def build_report(
+    run_dir: str | Path, drill: bool = False, stops: Mapping[str, Sequence[float]] | None = None
+) -> Report:
     """Read the run's ledger and build its report; with `drill`, also the frames of the clips the HTML
-    drill-down shows (_drill.choose). Raises LedgerError if it is not a run folder."""
+    drill-down shows (_drill.choose); `stops`: the stopping rules' thresholds (results.stopping). Raises
+    LedgerError if it is not a run folder."""
     with open_run(run_dir) as run:
-        figures = run.figures()
+        figures = run.figures(stops)
         report = Report.from_figures(figures)
         if drill:
             report.drill = _drill.gather(run, _drill.choose(figures))
@@ -482,14 +486,23 @@ def renderer_registry() -> Registry[Renderer]:
     return new_renderer_registry()
 
 
-def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = None, *, force: bool = False) -> str:
-    """Build the report and render it as `fmt`; write it to `out` if given; return the text.
+def write_report(
+    run_dir: str | Path,
+    fmt: str = "md",
+    out: str | Path | None = None,
+    *,
+    force: bool = False,
+    stop_thresholds: str | None = None,
+) -> str:
+    """Build the report and render it as `fmt`; write it to `out` if given; return the text. `stop_thresholds`:
+    the video stream's sweep, as ``--stop-thresholds`` takes it (results.stopping.parse_thresholds).
 
     An existing `out` (or plot beside it) is replaced only if this run's report or export
     wrote it, or with `force`; never inside the run's dataset (runfolder.claim_output).
     An unknown format raises ConfigError.
     """
     renderer = renderer_registry().get(fmt)
+    stops = parse_thresholds(stop_thresholds)
     plot_dir = Path(f"{Path(out).with_suffix('')}-plots") if out and renderer.plots else None  # beside --out
     dataset = recorded_dataset(run_dir)
 
@@ -500,7 +513,7 @@ def write_report(run_dir: str | Path, fmt: str = "md", out: str | Path | None = 
         claim(out)
     if plot_dir is not None:
         check_output_path(plot_dir / "x.png")
-    report = build_report(run_dir, drill=renderer.drill)
+    report = build_report(run_dir, drill=renderer.drill, stops=stops)
     try:
         text = renderer.render(report, plot_dir, claim)
     except OSError as exc:  # the plots' folder beside --out cannot be made

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -206,14 +206,16 @@ def compute_figures(
     frames: Iterable[FrameResult],
     done: list[ClipResult],
     imported: dict | None = None,
+    stops: Mapping[str, Sequence[float]] | None = None,
 ) -> ReportFigures:
     """Compute the report's figures from a run's frames (of done clips) and its done clips, in queue order.
 
     The frames are read once; a clip's frames come together, in frame order (as
-    RunResults.frames yields them). `imported`: what a run of `midvbatch import` read."""
+    RunResults.frames yields them). `imported`: what a run of `midvbatch import` read; `stops`: the thresholds of
+    the video stream's stopping rules (results.stopping)."""
     scored: list[tuple[FrameResult, FrameScore]] = []
     latencies: list[float] = []
-    text = TextTally()
+    text = TextTally(stops)
     for f in frames:
         if f.seconds is not None:
             latencies.append(f.seconds)

@@ -9,7 +9,7 @@ from a private copy of its ledger.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -165,11 +165,12 @@ class RunResults:
         for row in self._ledger.frame_results(clips):
             yield FrameResult.from_row(row, results)
 
-    def figures(self) -> ReportFigures:
-        """Return the figures of the run's report: accuracy in every grouping, speed, worst clips."""
+    def figures(self, stops: Mapping[str, Sequence[float]] | None = None) -> ReportFigures:
+        """Return the figures of the run's report: accuracy in every grouping, speed, worst clips; the video
+        stream's stopping rules at the thresholds `stops` (rule -> thresholds; None: results.stopping's sweep)."""
         status = self.status()
         done = list(self.clips("done"))
-        return compute_figures(str(self.path), self.meta, status, self.frames(), done, self.imported())
+        return compute_figures(str(self.path), self.meta, status, self.frames(), done, self.imported(), stops)
 
     def to_pandas(self, fields: bool = False) -> Any:
         """The run's results as a pandas DataFrame: one row per frame of its done clips, or with `fields` one per

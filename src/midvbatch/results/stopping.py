@@ -148,7 +148,7 @@ class _Matrix:
         width = int(self.lengths.max())
         self.width = width
 
-        def padded(rows: Iterable[Sequence[float]], dtype: Any) -> np.ndarray:
+        def padded(rows: Iterable[Any], dtype: Any) -> np.ndarray:
             out = np.empty((len(series), width), dtype=dtype)
             for i, row in enumerate(rows):
                 values = np.asarray(row, dtype=dtype)
