@@ -100,13 +100,24 @@ def env() -> dict:
 
 
 def midvbatch(*args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "midvbatch.cli", *map(str, args)], capture_output=True,
-                          text=True, env=env(), timeout=kwargs.pop("timeout", 120), **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "midvbatch.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=kwargs.pop("timeout", 120),
+        **kwargs,
+    )
 
 
 def start(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "midvbatch.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env())
+    return subprocess.Popen(
+        [sys.executable, "-m", "midvbatch.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
 
 
 def ledger_rows(run_dir: Path, sql: str):
@@ -176,8 +187,6 @@ def workers_of(pid: int) -> list[psutil.Process]:
         return psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-
-
 
 
 @contextmanager

@@ -28,8 +28,11 @@ class MeanColour(Processor):
             cv2.imwrite(str(frame.clip.artifact(f"frames/{frame.id}.png")), frame.image)
         b, g, r = (float(v) for v in frame.image.reshape(-1, 3).mean(axis=0))
         return {
-            "id": frame.id, "mean": [round(b, 2), round(g, 2), round(r, 2)], "has_quad": frame.quad is not None,
-            "setups": self.setups, "pid": os.getpid(),
+            "id": frame.id,
+            "mean": [round(b, 2), round(g, 2), round(r, 2)],
+            "has_quad": frame.quad is not None,
+            "setups": self.setups,
+            "pid": os.getpid(),
         }
 
 
@@ -72,8 +75,15 @@ class Faults(Processor):
     A+B             both, in order: "daemon+hang", "session+sigkill" ...
     """
 
-    def __init__(self, faults: dict | None = None, state_dir: str = ".", memory_mb: int = 600,
-                 faults_file: str | None = None, delay: float = 0.0, write: bool = False):
+    def __init__(
+        self,
+        faults: dict | None = None,
+        state_dir: str = ".",
+        memory_mb: int = 600,
+        faults_file: str | None = None,
+        delay: float = 0.0,
+        write: bool = False,
+    ):
         self.write = write  # also write an artifact per frame, frames/CCDD_KK.txt
         self.delay = delay  # seconds per frame, to make runs long enough to interrupt
         self.faults = faults or {}
@@ -245,8 +255,15 @@ class BatchedMean(Processor):
         results = []
         for frame in frames:
             b, g, r = (float(v) for v in frame.image.reshape(-1, 3).mean(axis=0))
-            results.append({"id": frame.id, "mean": [round(b, 2), round(g, 2), round(r, 2)],
-                            "has_quad": frame.quad is not None, "batch": len(frames), "clips": clips})
+            results.append(
+                {
+                    "id": frame.id,
+                    "mean": [round(b, 2), round(g, 2), round(r, 2)],
+                    "has_quad": frame.quad is not None,
+                    "batch": len(frames),
+                    "clips": clips,
+                }
+            )
         return results[:-1] if self.short_clip in clips else results
 
 
@@ -291,9 +308,14 @@ class DeviceProbe(Processor):
             with open(os.environ["FAKE_SMI_APPS"], "a") as f:
                 f.write(f"{os.getpid()}, {self.hog_mib}\n")
             time.sleep(600)
-        return {"visible": os.environ.get("CUDA_VISIBLE_DEVICES"), "device": os.environ.get("MIDVBATCH_DEVICE"),
-                "accelerator": frame.clip.accelerator, "pid": os.getpid(), "setups": self.setups,
-                "instance": self.instance}
+        return {
+            "visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "device": os.environ.get("MIDVBATCH_DEVICE"),
+            "accelerator": frame.clip.accelerator,
+            "pid": os.getpid(),
+            "setups": self.setups,
+            "instance": self.instance,
+        }
 
 
 class Imperfect(Processor):
@@ -313,8 +335,12 @@ class Imperfect(Processor):
     def process_frame(self, frame):
         quad = frame.quad
         shift = (frame.number % 5) * 3
-        result = {"quad": None if quad is None or frame.number % self.miss == 0 else
-                  [[x + shift, y - shift] for x, y in quad.to_list()], "confidence": 0.5}
+        result = {
+            "quad": None
+            if quad is None or frame.number % self.miss == 0
+            else [[x + shift, y - shift] for x, y in quad.to_list()],
+            "confidence": 0.5,
+        }
         template = frame.clip.templates.get(frame.number)
         if template is not None:
             names = [name for name, field in template.fields.items() if field.value is not None]

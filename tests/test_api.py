@@ -70,8 +70,7 @@ def test_api_open_dataset_frames_without_truth_come_with_none(tmp_path):
 
 def test_api_run_and_results_match_the_command_line(workdir):
     out = workdir / "runs" / "typed"
-    summary = midvbatch.run(str(workdir / "data" / "midv500"), out, pipeline="ground-truth", workers=0,
-                            clips=["TA"])
+    summary = midvbatch.run(str(workdir / "data" / "midv500"), out, pipeline="ground-truth", workers=0, clips=["TA"])
     assert summary.state == "finished" and summary.exit_code == 0 and summary.counts["done"] == 1
     exported = [json.loads(line) for line in midvbatch_cli("export", out).stdout.splitlines()]
     with midvbatch.open_run(out) as results:
@@ -81,8 +80,9 @@ def test_api_run_and_results_match_the_command_line(workdir):
         clips = list(results.clips())
         figures = results.figures()
         status = results.status()
-    assert [(f.clip, f.number, f.seconds, f.result, f.scores) for f in frames] == \
-        [(r["clip"], r["frame"], r["seconds"], r["result"], r["scores"]) for r in exported]
+    assert [(f.clip, f.number, f.seconds, f.result, f.scores) for f in frames] == [
+        (r["clip"], r["frame"], r["seconds"], r["result"], r["scores"]) for r in exported
+    ]
     assert all(isinstance(f, midvbatch.FrameResult) and f.correct and f.iou_gt > 0.99 for f in frames)
     assert frames[0].id == "TA01_01" and frames[0].quad == frames[0].result["quad"]
     (clip,) = clips
@@ -98,8 +98,14 @@ def test_api_run_and_results_match_the_command_line(workdir):
 
 def test_api_results_say_why_a_clip_died(workdir):
     out = workdir / "runs" / "dead"
-    summary = midvbatch.run(workdir / "data" / "midv500", out, processor="processors:Faults", workers=0, retries=0,
-                            options={"faults": {"TA01": "permanent"}})
+    summary = midvbatch.run(
+        workdir / "data" / "midv500",
+        out,
+        processor="processors:Faults",
+        workers=0,
+        retries=0,
+        options={"faults": {"TA01": "permanent"}},
+    )
     assert summary.counts["dead"] == 1 and summary.counts["done"] == 1
     with midvbatch.open_run(out) as results:
         (dead,) = results.clips("dead")
@@ -128,7 +134,9 @@ def test_api_open_run_refuses_a_folder_that_is_no_run(tmp_path):
 
 
 def test_api_import_midvbatch_is_light():
-    code = "import sys, midvbatch; print(sorted(m for m in ('numpy', 'av', 'rich', 'cv2', 'psutil') if m in sys.modules))"
+    code = (
+        "import sys, midvbatch; print(sorted(m for m in ('numpy', 'av', 'rich', 'cv2', 'psutil') if m in sys.modules))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
     assert callable(midvbatch.open_dataset) and callable(midvbatch.run) and callable(midvbatch.open_run)

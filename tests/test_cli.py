@@ -56,10 +56,20 @@ def test_cli_unknown_option_is_a_usage_error():
     assert "No such option" in result.output
 
 
-@pytest.mark.parametrize("args", [
-    ["status", "{d}"], ["report", "{d}"], ["export", "{d}"], ["failures", "{d}"], ["retry", "{d}", "--all-dead"],
-    ["report", "{d}/absent"], ["status", "{d}/absent"], ["validate", "{d}/absent"], ["plan", "{d}/absent"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status", "{d}"],
+        ["report", "{d}"],
+        ["export", "{d}"],
+        ["failures", "{d}"],
+        ["retry", "{d}", "--all-dead"],
+        ["report", "{d}/absent"],
+        ["status", "{d}/absent"],
+        ["validate", "{d}/absent"],
+        ["plan", "{d}/absent"],
+    ],
+)
 def test_cli_commands_on_something_that_is_not_a_run_or_dataset_say_so_in_one_line(tmp_path, args):
     result = CliRunner().invoke(cli, [a.format(d=tmp_path) for a in args])
     assert result.exit_code == 1, result.output
@@ -72,8 +82,10 @@ def test_cli_unwritable_outputs_and_damaged_ledger_are_one_line(tmp_path, datase
 
     run_dir = tmp_path / "run"
     assert midvbatch("run", dataset, "--out", run_dir, "--clips", "TA01", "--pipeline", "ground-truth").returncode == 0
-    for args in (["report", run_dir, "--out", tmp_path / "no" / "x.md"],
-                 ["export", run_dir, "--out", tmp_path / "no" / "x.jsonl"]):
+    for args in (
+        ["report", run_dir, "--out", tmp_path / "no" / "x.md"],
+        ["export", run_dir, "--out", tmp_path / "no" / "x.jsonl"],
+    ):
         result = midvbatch(*args)
         assert result.returncode == 1 and result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
     a_file = tmp_path / "file"
@@ -87,8 +99,11 @@ def test_cli_unwritable_outputs_and_damaged_ledger_are_one_line(tmp_path, datase
         result = midvbatch(command, damaged)
         assert result.returncode == 1 and "damaged ledger" in result.stderr, (command, result.stderr)
     toml = tmp_path / "bad.toml"
-    for text, message in (('docs = 5\n', "docs must be a list"), ('catalog = 5\n', "catalog must be text"),
-                          ('pipeline = "nonesuch"\n', "unknown pipeline 'nonesuch'")):
+    for text, message in (
+        ("docs = 5\n", "docs must be a list"),
+        ("catalog = 5\n", "catalog must be text"),
+        ('pipeline = "nonesuch"\n', "unknown pipeline 'nonesuch'"),
+    ):
         toml.write_text(f'dataset = "{dataset}"\nout = "{tmp_path / "r2"}"\n' + text)
         result = midvbatch("run", "--config", toml)
         assert result.returncode == 1 and message in result.stderr, result.stderr

@@ -31,7 +31,8 @@ TABLE = re.compile(r"(<!-- run options: generated from OPTIONS -->\n)(.*?)(\n<!-
 def help_text(*command: str) -> str:
     """What `midvbatch COMMAND --help` prints in a terminal WIDTH columns wide."""
     result = CliRunner(env={"COLUMNS": str(WIDTH)}).invoke(
-        cli, [*command, "--help"], prog_name="midvbatch", terminal_width=WIDTH)
+        cli, [*command, "--help"], prog_name="midvbatch", terminal_width=WIDTH
+    )
     assert result.exit_code == 0, result.output
     return result.output.rstrip("\n")
 
@@ -57,7 +58,9 @@ def test_cli_docs_overview_matches_help():
     text = CLI_MD.read_text()
     where = _block(text.split("\n## ", 1)[0], ())
     assert where is not None, "docs/cli.md's intro has no `$ midvbatch --help` block"
-    assert text[where[0]:where[1]] == help_text(), "the intro's `midvbatch --help` drifted: run tests/test_cli_docs.py"
+    assert text[where[0] : where[1]] == help_text(), (
+        "the intro's `midvbatch --help` drifted: run tests/test_cli_docs.py"
+    )
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -67,14 +70,15 @@ def test_cli_docs_synopsis_and_options_match_help(name):
     section = _section(text, name)
     where = _block(section, (name,))
     assert where is not None, f"the {name} section has no `$ midvbatch {name} --help` block"
-    documented = section[where[0]:where[1]].splitlines()
+    documented = section[where[0] : where[1]].splitlines()
     printed = help_text(name).splitlines()
     # the synopsis, then the options, each compared on its own for a clear message
     assert documented[0] == printed[0], f"{name}: the synopsis drifted: run tests/test_cli_docs.py"
     options = printed.index("Options:")
     assert "Options:" in documented, f"{name}: the documented help has no options"
-    assert documented[documented.index("Options:"):] == printed[options:], (
-        f"{name}: the options drifted: run tests/test_cli_docs.py")
+    assert documented[documented.index("Options:") :] == printed[options:], (
+        f"{name}: the options drifted: run tests/test_cli_docs.py"
+    )
     assert documented == printed, f"{name}: the description drifted: run tests/test_cli_docs.py"
 
 
@@ -116,7 +120,7 @@ def rewrite() -> None:
         if where is None:
             print(f"no block for `midvbatch {' '.join(command)} --help`: add one by hand", file=sys.stderr)
             continue
-        text = text[:where[0]] + help_text(*command) + text[where[1]:]
+        text = text[: where[0]] + help_text(*command) + text[where[1] :]
     text = TABLE.sub(lambda m: m.group(1) + options_table() + m.group(3), text)
     CLI_MD.write_text(text)
 

@@ -31,9 +31,29 @@ def test_close_once_per_processor_built(dataset, tmp_path, pool, workers, extra)
         pytest.importorskip("distributed")
     record = tmp_path / "record.txt"
     out = tmp_path / "run"
-    result = midvbatch("run", dataset, "--out", out, "--pool", pool, "--workers", workers, *extra,
-                       "--processor", "processors:Closing", "--option", f"record={record}", "--docs", "01_*",
-                       "--clips", "T*", "--clips", "K*", "--no-check", timeout=180)
+    result = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--pool",
+        pool,
+        "--workers",
+        workers,
+        *extra,
+        "--processor",
+        "processors:Closing",
+        "--option",
+        f"record={record}",
+        "--docs",
+        "01_*",
+        "--clips",
+        "T*",
+        "--clips",
+        "K*",
+        "--no-check",
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr
     if pool == "dask":  # a local cluster shut down in order, distributed's log in the run's log file
         assert not [w for w in ("CRITICAL", "Traceback", "distributed.") if w in result.stderr], result.stderr
@@ -51,9 +71,31 @@ def test_close_once_per_processor_built(dataset, tmp_path, pool, workers, extra)
 def test_close_after_a_failed_setup(dataset, tmp_path, pool, workers):
     record = tmp_path / "record.txt"
     out = tmp_path / "run"
-    result = midvbatch("run", dataset, "--out", out, "--pool", pool, "--workers", workers, "--processor", "processors:Closing",
-                       "--option", f"record={record}", "--option", "fail_setup=true", "--clips", "TA01",
-                       "--docs", "01_*", "--retries", "1", "--retry-delay", "0", "--no-check")
+    result = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--pool",
+        pool,
+        "--workers",
+        workers,
+        "--processor",
+        "processors:Closing",
+        "--option",
+        f"record={record}",
+        "--option",
+        "fail_setup=true",
+        "--clips",
+        "TA01",
+        "--docs",
+        "01_*",
+        "--retries",
+        "1",
+        "--retry-delay",
+        "0",
+        "--no-check",
+    )
     assert result.returncode == 1, result.stderr
     assert "setup failed (injected)" in result.stderr
     events = _events(record)
@@ -70,12 +112,36 @@ def test_a_sigterm_during_close_at_a_workers_exit_waits_for_close_to_finish(data
     from conftest import start, wait_for
 
     record = tmp_path / "record.txt"
-    proc = start("run", dataset, "--out", tmp_path / "run", "--workers", "1", "--max-tasks-per-worker", "1",
-                 "--processor", "processors:Closing", "--option", f"record={record}", "--option", "close_seconds=1.5",
-                 "--clips", "TA01", "--clips", "TA02", "--docs", "01_*", "--no-check")
+    proc = start(
+        "run",
+        dataset,
+        "--out",
+        tmp_path / "run",
+        "--workers",
+        "1",
+        "--max-tasks-per-worker",
+        "1",
+        "--processor",
+        "processors:Closing",
+        "--option",
+        f"record={record}",
+        "--option",
+        "close_seconds=1.5",
+        "--clips",
+        "TA01",
+        "--clips",
+        "TA02",
+        "--docs",
+        "01_*",
+        "--no-check",
+    )
     try:
-        closing = wait_for(lambda: record.exists() and [l.split()[1] for l in record.read_text().splitlines()
-                                                        if l.startswith("closing ")], timeout=60)
+        closing = wait_for(
+            lambda: (
+                record.exists() and [l.split()[1] for l in record.read_text().splitlines() if l.startswith("closing ")]
+            ),
+            timeout=60,
+        )
         os.kill(int(closing[0]), signal.SIGTERM)
         assert proc.wait(timeout=120) == 0, proc.stderr.read()
     finally:

@@ -25,10 +25,20 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
     synthesize(root / "dataset", SynthConfig(docs=1, seed=5))
     out = {"dataset": root / "dataset"}
-    for name, processor, options in (("truth", "ground-truth", {}), ("a", "processors:Imperfect", {"miss": 7}),
-                                     ("b", "processors:Imperfect", {"miss": 3})):
-        config = build_config({"dataset": str(root / "dataset"), "out": str(root / name), "processor": processor,
-                               "options": options, "workers": 0})
+    for name, processor, options in (
+        ("truth", "ground-truth", {}),
+        ("a", "processors:Imperfect", {"miss": 7}),
+        ("b", "processors:Imperfect", {"miss": 3}),
+    ):
+        config = build_config(
+            {
+                "dataset": str(root / "dataset"),
+                "out": str(root / name),
+                "processor": processor,
+                "options": options,
+                "workers": 0,
+            }
+        )
         assert run_config(config, install_signals=False).exit_code == 0
         out[name] = root / name
     return out
@@ -36,6 +46,7 @@ def runs(tmp_path_factory):
 
 def _bootstrap_by_hand(a_dir, b_dir, resamples=3000, seed=1):
     """B - A of the headline accuracy, resampling clips with Python's random: written apart from the product."""
+
     def per_clip(run_dir):
         tallies = {}
         with open_run(run_dir) as run:
@@ -52,8 +63,10 @@ def _bootstrap_by_hand(a_dir, b_dir, resamples=3000, seed=1):
     diffs = []
     for _ in range(resamples):
         drawn = [rng.choice(clips) for _ in clips]
-        diffs.append(sum(b[c][0] for c in drawn) / sum(b[c][1] for c in drawn)
-                     - sum(a[c][0] for c in drawn) / sum(a[c][1] for c in drawn))
+        diffs.append(
+            sum(b[c][0] for c in drawn) / sum(b[c][1] for c in drawn)
+            - sum(a[c][0] for c in drawn) / sum(a[c][1] for c in drawn)
+        )
     diffs.sort()
     return diffs[int(0.025 * resamples)], diffs[int(0.975 * resamples) - 1]
 
@@ -76,8 +89,13 @@ def test_compare_figures_equal_the_reports_and_the_interval_a_bootstrap_by_hand(
     # the frames that changed: those B misses and A found right (none the other way)
     assert accuracy.became_wrong > 0 and accuracy.became_correct == 0 and accuracy.p_value < 0.001
     # per group, and the clips that lost most
-    assert {f.group for f in c.figures if f.grouping == "condition"} == {"C (clutter)", "H (hand)", "K (keyboard)",
-                                                                          "P (partial)", "T (table)"}
+    assert {f.group for f in c.figures if f.grouping == "condition"} == {
+        "C (clutter)",
+        "H (hand)",
+        "K (keyboard)",
+        "P (partial)",
+        "T (table)",
+    }
     assert c.clips_worse and not c.clips_better and c.left_out["frames_only_a"] == 0
     # the same seed, the same interval; another seed, nearly
     again = compare_runs([runs["a"], runs["b"]]).comparisons[0].figure("accuracy")
@@ -116,8 +134,12 @@ def test_compare_by_document_and_the_gate(runs, tmp_path):
     mine.write_text("mine")
     refused = midvbatch("compare", runs["a"], runs["b"], "--out", mine)
     assert refused.returncode != 0 and mine.read_text() == "mine"
-    for bad in (["--fail-if-worse", "accuracy:-1"], ["--fail-if-worse", "accuracy:x"], ["--resamples", "0"],
-                ["--unit", "frame"]):
+    for bad in (
+        ["--fail-if-worse", "accuracy:-1"],
+        ["--fail-if-worse", "accuracy:x"],
+        ["--resamples", "0"],
+        ["--unit", "frame"],
+    ):
         said = midvbatch("compare", runs["a"], runs["b"], *bad)
         assert said.returncode != 0 and "Traceback" not in said.stderr
         assert said.stderr.strip().splitlines()[-1].startswith("Error"), said.stderr
@@ -125,8 +147,15 @@ def test_compare_by_document_and_the_gate(runs, tmp_path):
 
 def test_compare_refuses_runs_of_another_dataset(runs, tmp_path):
     synthesize(tmp_path / "other", SynthConfig(docs=1, seed=6))
-    config = build_config({"dataset": str(tmp_path / "other"), "out": str(tmp_path / "run"),
-                           "processor": "ground-truth", "workers": 0, "clips": ["T*"]})
+    config = build_config(
+        {
+            "dataset": str(tmp_path / "other"),
+            "out": str(tmp_path / "run"),
+            "processor": "ground-truth",
+            "workers": 0,
+            "clips": ["T*"],
+        }
+    )
     assert run_config(config, install_signals=False).exit_code == 0
     said = midvbatch("compare", runs["a"], tmp_path / "run")
     assert said.returncode == 1 and "compare runs of the same dataset" in said.stderr
@@ -137,8 +166,16 @@ def test_compare_refuses_runs_of_another_dataset(runs, tmp_path):
 def test_report_figures_carry_their_intervals_over_clips(runs):
     report = json.loads(write_report(runs["b"], "json"))
     overall = report["overall"]
-    for name in ("accuracy", "accuracy_min_d", "accuracy_iou", "accuracy_mean_iou", "mean_iou_gt", "mean_iou",
-                 "mean_mean_iou", "mean_min_d"):
+    for name in (
+        "accuracy",
+        "accuracy_min_d",
+        "accuracy_iou",
+        "accuracy_mean_iou",
+        "mean_iou_gt",
+        "mean_iou",
+        "mean_mean_iou",
+        "mean_min_d",
+    ):
         low, high = overall["ci"][name]
         assert low <= overall[name] <= high, name
     assert overall["ci"]["accuracy"] == overall["ci"]["accuracy_iou_gt"]

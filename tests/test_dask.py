@@ -35,17 +35,54 @@ def _start_cluster(scratch: Path, workers: int = 2, hide: Path | None = None, ex
     dask = [str(Path(sys.executable).parent / "dask")]
     environment = env()
     common = ["--dashboard-address", ":0"]
-    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
-                               *common], env=environment, cwd=scratch, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=open(scratch / "scheduler.log", "w"))]
+    procs = [
+        subprocess.Popen(
+            [*dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], *common],
+            env=environment,
+            cwd=scratch,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=open(scratch / "scheduler.log", "w"),
+        )
+    ]
     for i in range(workers):
-        command = [*dask, "worker", address, "--nthreads", "1", "--nworkers", "1", "--host", "127.0.0.1",
-                   "--local-directory", str(scratch / f"w{i}"), *common, *extra]
+        command = [
+            *dask,
+            "worker",
+            address,
+            "--nthreads",
+            "1",
+            "--nworkers",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--local-directory",
+            str(scratch / f"w{i}"),
+            *common,
+            *extra,
+        ]
         if hide is not None:
-            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                       'mount -t tmpfs none "$0" && exec "$@"', str(hide), *command]
-        procs.append(subprocess.Popen(command, env=environment, cwd=scratch, start_new_session=True,
-                                      stdout=subprocess.DEVNULL, stderr=open(scratch / f"worker{i}.log", "w")))
+            command = [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                'mount -t tmpfs none "$0" && exec "$@"',
+                str(hide),
+                *command,
+            ]
+        procs.append(
+            subprocess.Popen(
+                command,
+                env=environment,
+                cwd=scratch,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=open(scratch / f"worker{i}.log", "w"),
+            )
+        )
     try:
         _workers_ready(address, workers)
     except BaseException:
@@ -91,13 +128,27 @@ def two_workers(cluster):
 
 def test_dask_run_on_a_cluster_records_every_clip_once(dataset, tmp_path, cluster):
     out = tmp_path / "run"
-    args = ("run", dataset, "--out", out, "--pool", "dask", "--scheduler", cluster, "--processor",
-            "processors:mean_colour", "--docs", "01_*")
+    args = (
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--pool",
+        "dask",
+        "--scheduler",
+        cluster,
+        "--processor",
+        "processors:mean_colour",
+        "--docs",
+        "01_*",
+    )
     result = midvbatch(*args)
     assert result.returncode == 0, result.stderr
     assert f"Dask scheduler {cluster}" in result.stderr
-    assert (f"Dask workers must see the dataset ({dataset}) and the run folder ({out}) at these paths: they read "
-            f"the videos and write artifacts into {out}/tmp") in result.stderr
+    assert (
+        f"Dask workers must see the dataset ({dataset}) and the run folder ({out}) at these paths: they read "
+        f"the videos and write artifacts into {out}/tmp"
+    ) in result.stderr
     assert_every_clip_once(out, clips=10)
     pids = {record["result"]["pid"] for record in exported(out)}
     assert len(pids) == 2  # both Dask workers took clips
@@ -107,18 +158,49 @@ def test_dask_run_on_a_cluster_records_every_clip_once(dataset, tmp_path, cluste
 
 def test_dask_processor_errors_are_classified_as_locally(dataset, tmp_path, cluster):
     out = tmp_path / "run"
-    result = midvbatch("run", dataset, "--out", out, "--pool", "dask", "--scheduler", cluster, "--processor",
-                       "processors:Faults", "--option", '{"TS01": "permanent"}'.join(["faults=", ""]),
-                       "--clips", "T*", "--docs", "01_*")
+    result = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--pool",
+        "dask",
+        "--scheduler",
+        cluster,
+        "--processor",
+        "processors:Faults",
+        "--option",
+        '{"TS01": "permanent"}'.join(["faults=", ""]),
+        "--clips",
+        "T*",
+        "--docs",
+        "01_*",
+    )
     assert result.returncode == 1
     assert "TS01 dead (permanent: corrupt input (injected))" in result.stderr
 
 
 def test_dask_workers_take_clips_a_few_at_a_time_with_batches_across_them(dataset, tmp_path, cluster):
     out = tmp_path / "run"
-    result = midvbatch("run", dataset, "--out", out, "--pool", "dask", "--scheduler", cluster, "--processor",
-                       "processors:BatchedMean", "--batch-size", "16", "--batch-across-clips", "--prefetch", "4",
-                       "--docs", "01_*")
+    result = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--pool",
+        "dask",
+        "--scheduler",
+        cluster,
+        "--processor",
+        "processors:BatchedMean",
+        "--batch-size",
+        "16",
+        "--batch-across-clips",
+        "--prefetch",
+        "4",
+        "--docs",
+        "01_*",
+    )
     assert result.returncode == 0, result.stderr
     assert "workers take up to 4 clips at a time" in result.stderr
     assert_every_clip_once(out, clips=10)
@@ -127,16 +209,29 @@ def test_dask_workers_take_clips_a_few_at_a_time_with_batches_across_them(datase
 
 
 def test_dask_unreachable_scheduler_is_one_line(dataset, tmp_path):
-    result = midvbatch("run", dataset, "--out", tmp_path / "run", "--pool", "dask", "--scheduler",
-                       "tcp://127.0.0.1:9", "--clips", "TA01", timeout=120)
+    result = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        tmp_path / "run",
+        "--pool",
+        "dask",
+        "--scheduler",
+        "tcp://127.0.0.1:9",
+        "--clips",
+        "TA01",
+        timeout=120,
+    )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("Error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
     assert not (tmp_path / "run").exists()  # said before the run folder is made
 
 
-@pytest.mark.parametrize("address", ["nonsense", "tcp://", "tcp://127.0.0.1:1/extra", "inproc://x",
-                                     "ucx://127.0.0.1:9", "::1:8786", "tcp://host:0"])
+@pytest.mark.parametrize(
+    "address",
+    ["nonsense", "tcp://", "tcp://127.0.0.1:1/extra", "inproc://x", "ucx://127.0.0.1:9", "::1:8786", "tcp://host:0"],
+)
 def test_dask_bad_scheduler_address_is_one_line_in_flags_and_toml(dataset, tmp_path, address):
     from click.testing import CliRunner
 
@@ -144,15 +239,17 @@ def test_dask_bad_scheduler_address_is_one_line_in_flags_and_toml(dataset, tmp_p
 
     out, toml = tmp_path / "run", tmp_path / "run.toml"
     toml.write_text(f'pool = "dask"\nscheduler = "{address}"\n')
-    flag = CliRunner().invoke(cli, ["run", str(dataset), "--out", str(out), "--pool", "dask", "--scheduler", address,
-                                    "--clips", "TA01"])
+    flag = CliRunner().invoke(
+        cli, ["run", str(dataset), "--out", str(out), "--pool", "dask", "--scheduler", address, "--clips", "TA01"]
+    )
     assert flag.exit_code == 2, flag.output  # a usage error
     assert "is not 'local' or an address like tcp://HOST:8786: " in flag.output.splitlines()[-1], flag.output
     config = CliRunner().invoke(cli, ["run", str(dataset), "--out", str(out), "--config", str(toml), "--clips", "TA01"])
     assert config.exit_code == 1, config.output
     # (the TOML file's values name the file, as its unknown keys do)
-    assert config.output.startswith(f"Error: {toml}: scheduler {address!r} is not 'local' or an address like "
-                                    "tcp://HOST:8786: ")
+    assert config.output.startswith(
+        f"Error: {toml}: scheduler {address!r} is not 'local' or an address like tcp://HOST:8786: "
+    )
     assert config.output.count("\n") == 1 and "Traceback" not in config.output
     assert not out.exists()
 
@@ -173,8 +270,17 @@ def test_dask_port_where_no_scheduler_answers_is_one_line(dataset, tmp_path, mon
         silent.listen(8)
         address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
         with pytest.raises(MidvBatchError, match=re.escape(f"no Dask scheduler answered at {address} within 0.5 s")):
-            run(RunConfig(dataset=str(dataset), out=str(out), pool="dask", scheduler=address, clips=["TA01"],
-                          pipeline="ground-truth"), install_signals=False)
+            run(
+                RunConfig(
+                    dataset=str(dataset),
+                    out=str(out),
+                    pool="dask",
+                    scheduler=address,
+                    clips=["TA01"],
+                    pipeline="ground-truth",
+                ),
+                install_signals=False,
+            )
     assert not out.exists()
 
 
@@ -184,10 +290,22 @@ def test_dask_lost_scheduler_ends_the_run_in_one_line_and_a_new_cluster_resumes(
     (tmp_path / "lost").mkdir()
     address, procs = _start_cluster(tmp_path / "lost", workers=1)
     out = tmp_path / "run"
-    args = ("--processor", "processors:Faults", "--option", "delay=0.05", "--docs", "01_*", "--clips", "H*", "--clips", "KA*")
+    args = (
+        "--processor",
+        "processors:Faults",
+        "--option",
+        "delay=0.05",
+        "--docs",
+        "01_*",
+        "--clips",
+        "H*",
+        "--clips",
+        "KA*",
+    )
     try:
         proc = start(*_dask_run(dataset, out, address, *args))
         try:
+
             def first_done():
                 assert proc.poll() is None, proc.stderr.read()
                 return done_count(out) >= 1  # (and the next clip running)
@@ -202,8 +320,9 @@ def test_dask_lost_scheduler_ends_the_run_in_one_line_and_a_new_cluster_resumes(
             proc.kill()
     finally:
         _stop_cluster(procs)
-    assert stderr.strip().splitlines()[-1] == (f"Error: lost the Dask scheduler at {address}; run the same command "
-                                                "again to resume"), stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"Error: lost the Dask scheduler at {address}; run the same command again to resume"
+    ), stderr
     assert "Traceback" not in stderr and "distributed." not in stderr
     states = ledger_rows(out, "SELECT state, attempts, COUNT(*) FROM tasks GROUP BY state, attempts ORDER BY state")
     assert [s[:2] for s in states] == [("done", 1), ("pending", 0)], states
@@ -225,9 +344,25 @@ def _running(out: Path) -> list[dict]:
 def test_dask_task_timeout_restarts_the_worker_and_the_orchestrator_waits_idle(dataset, tmp_path, two_workers):
     before = _workers_ready(two_workers)
     out = tmp_path / "run"
-    proc = start(*_dask_run(dataset, out, two_workers, "--processor", "processors:Faults", "--option",
-                            'faults={"TS01": "hang"}', "--task-timeout", "6", "--retries", "0", "--docs", "01_*",
-                            "--clips", "T*"))
+    proc = start(
+        *_dask_run(
+            dataset,
+            out,
+            two_workers,
+            "--processor",
+            "processors:Faults",
+            "--option",
+            'faults={"TS01": "hang"}',
+            "--task-timeout",
+            "6",
+            "--retries",
+            "0",
+            "--docs",
+            "01_*",
+            "--clips",
+            "T*",
+        )
+    )
     try:
         hung = wait_for(lambda: [w for w in _running(out) if w["clip"] == "TS01" and w.get("worker")], timeout=60)
         assert hung[0]["worker"] in before and hung[0]["pid"] is None  # a remote worker: no pid to signal here
@@ -239,8 +374,9 @@ def test_dask_task_timeout_restarts_the_worker_and_the_orchestrator_waits_idle(d
         stderr = proc.stderr.read()
     finally:
         proc.kill()
-    assert re.search(r"TS01 dead \(timeout: still running after 6 s; Dask worker tcp://127\.0\.0\.1:\d+ restarted\)",
-                     stderr), stderr
+    assert re.search(
+        r"TS01 dead \(timeout: still running after 6 s; Dask worker tcp://127\.0\.0\.1:\d+ restarted\)", stderr
+    ), stderr
     rows = ledger_rows(out, "SELECT clip, state, error_class, attempts FROM tasks ORDER BY clip")
     assert [r[:2] for r in rows] == [("TA01", "done"), ("TS01", "dead")] and rows[1][2:] == ("timeout", 1)
     # the worker that hung is restarted (the scheduler carries it through): its process goes, and the hang with it
@@ -250,12 +386,32 @@ def test_dask_task_timeout_restarts_the_worker_and_the_orchestrator_waits_idle(d
 
 def test_dask_worker_memory_restarts_the_worker_and_fails_the_clip(dataset, tmp_path, two_workers):
     out = tmp_path / "run"
-    result = midvbatch(*_dask_run(dataset, out, two_workers, "--processor", "processors:Faults", "--option",
-                                  'faults={"TS01": "memory"}', "--option", "memory_mb=900", "--worker-memory",
-                                  "600MiB", "--retries", "0", "--docs", "01_*", "--clips", "T*"), timeout=180)
+    result = midvbatch(
+        *_dask_run(
+            dataset,
+            out,
+            two_workers,
+            "--processor",
+            "processors:Faults",
+            "--option",
+            'faults={"TS01": "memory"}',
+            "--option",
+            "memory_mb=900",
+            "--worker-memory",
+            "600MiB",
+            "--retries",
+            "0",
+            "--docs",
+            "01_*",
+            "--clips",
+            "T*",
+        ),
+        timeout=180,
+    )
     assert result.returncode == 1, result.stderr
-    assert re.search(r"TS01 dead \(memory: worker memory [\d,]+ MiB passed the limit of 600 MiB\) after 1 attempt",
-                     result.stderr), result.stderr
+    assert re.search(
+        r"TS01 dead \(memory: worker memory [\d,]+ MiB passed the limit of 600 MiB\) after 1 attempt", result.stderr
+    ), result.stderr
     rows = ledger_rows(out, "SELECT clip, state, error_class, attempts FROM tasks ORDER BY clip")
     assert rows == [("TA01", "done", None, 1), ("TS01", "dead", "memory", 1)]
 
@@ -263,8 +419,21 @@ def test_dask_worker_memory_restarts_the_worker_and_fails_the_clip(dataset, tmp_
 def test_dask_worker_killed_mid_clip_costs_that_clip_one_attempt(dataset, tmp_path, two_workers):
     pids = _workers_ready(two_workers)
     out = tmp_path / "run"
-    args = _dask_run(dataset, out, two_workers, "--processor", "processors:Faults", "--option", "delay=0.05",
-                     "--retry-delay", "0", "--docs", "01_*", "--clips", "[HK]*")  # two running, two queued
+    args = _dask_run(
+        dataset,
+        out,
+        two_workers,
+        "--processor",
+        "processors:Faults",
+        "--option",
+        "delay=0.05",
+        "--retry-delay",
+        "0",
+        "--docs",
+        "01_*",
+        "--clips",
+        "[HK]*",
+    )  # two running, two queued
     proc = start(*args)
     try:
         # (where each clip is reaches the orchestrator and status from the Dask workers, not only that it runs)
@@ -283,8 +452,19 @@ def test_dask_worker_killed_mid_clip_costs_that_clip_one_attempt(dataset, tmp_pa
 
 def test_dask_orchestrator_killed_mid_run_resumes_with_the_same_cluster(dataset, tmp_path, two_workers):
     out = tmp_path / "run"
-    args = _dask_run(dataset, out, two_workers, "--processor", "processors:Faults", "--option", "delay=0.05",
-                     "--docs", "01_*", "--clips", "[HKP]*")
+    args = _dask_run(
+        dataset,
+        out,
+        two_workers,
+        "--processor",
+        "processors:Faults",
+        "--option",
+        "delay=0.05",
+        "--docs",
+        "01_*",
+        "--clips",
+        "[HKP]*",
+    )
     proc = start(*args)
     try:
         wait_for(lambda: done_count(out) >= 2, timeout=90)  # (a ledger still being made counts 0)
@@ -307,8 +487,9 @@ def blind(tmp_path_factory, dataset):
 
     hidden = tmp_path_factory.mktemp("hidden")
     shutil.copytree(dataset, hidden / "ds", symlinks=True)
-    address, procs = _start_cluster(tmp_path_factory.mktemp("blind"), workers=1, hide=hidden,
-                                    extra=("--memory-limit", "700MiB"))
+    address, procs = _start_cluster(
+        tmp_path_factory.mktemp("blind"), workers=1, hide=hidden, extra=("--memory-limit", "700MiB")
+    )
     try:
         yield address, hidden
     finally:
@@ -319,12 +500,32 @@ def test_dask_nanny_memory_restart_fails_the_clip_with_class_memory(blind, datas
     """Dask's nanny restarts a worker past 95% of its own --memory-limit: its clip fails with class memory."""
     address, _ = blind
     out = tmp_path / "run"
-    result = midvbatch(*_dask_run(dataset, out, address, "--processor", "processors:Faults", "--option",
-                                  'faults={"TS01": "memory"}', "--option", "memory_mb=900", "--retries", "0",
-                                  "--docs", "01_*", "--clips", "T*"), timeout=180)
+    result = midvbatch(
+        *_dask_run(
+            dataset,
+            out,
+            address,
+            "--processor",
+            "processors:Faults",
+            "--option",
+            'faults={"TS01": "memory"}',
+            "--option",
+            "memory_mb=900",
+            "--retries",
+            "0",
+            "--docs",
+            "01_*",
+            "--clips",
+            "T*",
+        ),
+        timeout=180,
+    )
     assert result.returncode == 1, result.stderr
-    assert re.search(r"TS01 dead \(memory: Dask worker tcp://\S+ reached [\d,]+ MiB, past its memory limit; its "
-                     r"nanny restarted it\)", result.stderr), result.stderr
+    assert re.search(
+        r"TS01 dead \(memory: Dask worker tcp://\S+ reached [\d,]+ MiB, past its memory limit; its "
+        r"nanny restarted it\)",
+        result.stderr,
+    ), result.stderr
     assert ledger_rows(out, "SELECT clip, state FROM tasks ORDER BY clip") == [("TA01", "done"), ("TS01", "dead")]
     _workers_ready(address, 1)  # back for the next test
 
@@ -332,11 +533,16 @@ def test_dask_nanny_memory_restart_fails_the_clip_with_class_memory(blind, datas
 def test_dask_worker_without_the_dataset_stops_the_run_in_one_line(blind, tmp_path):
     address, hidden = blind
     out = tmp_path / "run"
-    result = midvbatch(*_dask_run(hidden / "ds", out, address, "--processor", "processors:mean_colour",
-                                  "--docs", "01_*"), timeout=180)
+    result = midvbatch(
+        *_dask_run(hidden / "ds", out, address, "--processor", "processors:mean_colour", "--docs", "01_*"), timeout=180
+    )
     assert result.returncode == 1
-    lines = re.findall(rf"worker tcp://127\.0\.0\.1:\d+: cannot read {re.escape(str(hidden))}/ds/\S+: not mounted "
-                       r"there\?$", result.stderr, re.M)
+    lines = re.findall(
+        rf"worker tcp://127\.0\.0\.1:\d+: cannot read {re.escape(str(hidden))}/ds/\S+: not mounted "
+        r"there\?$",
+        result.stderr,
+        re.M,
+    )
     assert len(lines) == 1, result.stderr  # one line, not one per clip
     assert "stopped because a Dask worker cannot see the dataset or the run folder" in result.stderr
     assert "Traceback" not in result.stderr
@@ -347,8 +553,19 @@ def test_dask_worker_without_the_dataset_stops_the_run_in_one_line(blind, tmp_pa
 def test_dask_artifacts_come_back_when_the_run_folder_is_not_shared(blind, dataset):
     address, hidden = blind
     out = hidden / "runs" / "run"  # the worker sees the dataset, not the run folder
-    args = _dask_run(dataset, out, address, "--processor", "processors:Faults", "--option", "write=true",
-                     "--docs", "01_*", "--clips", "T*")
+    args = _dask_run(
+        dataset,
+        out,
+        address,
+        "--processor",
+        "processors:Faults",
+        "--option",
+        "write=true",
+        "--docs",
+        "01_*",
+        "--clips",
+        "T*",
+    )
     shared = midvbatch(*args, timeout=180)
     returned = midvbatch(*args, "--artifacts", "return", timeout=180)
     assert shared.returncode == 1
@@ -386,9 +603,25 @@ def test_dask_second_ctrl_c_stops_at_once_and_the_workers_let_go(dataset, tmp_pa
     """TA01 runs (0.3 s a frame), TS01 is stuck in the processor: after Ctrl-C twice, TA01's cancelled task stops at
     its next frame, and TS01's worker, still on it a second later, is restarted."""
     out = tmp_path / "run"
-    proc = start(*_dask_run(dataset, out, two_workers, "--processor", "processors:Faults", "--option", "delay=0.3",
-                            "--option", 'faults={"TS01": "hang"}', "--docs", "01_*", "--clips", "T*"))
+    proc = start(
+        *_dask_run(
+            dataset,
+            out,
+            two_workers,
+            "--processor",
+            "processors:Faults",
+            "--option",
+            "delay=0.3",
+            "--option",
+            'faults={"TS01": "hang"}',
+            "--docs",
+            "01_*",
+            "--clips",
+            "T*",
+        )
+    )
     try:
+
         def both_in_frames():
             framing = [w for w in _running(out) if w["stage"].startswith("process_frame") and w.get("worker")]
             return framing if len(framing) == 2 else []
@@ -403,13 +636,22 @@ def test_dask_second_ctrl_c_stops_at_once_and_the_workers_let_go(dataset, tmp_pa
     finally:
         proc.kill()
     assert ledger_rows(out, "SELECT DISTINCT state, attempts FROM tasks") == [("pending", 0)]
-    assert re.findall(r"Dask worker (\S+) still ran a cancelled clip 1 s later \(stuck in the processor\): "
-                      r"restarting it", stderr) == [stuck], stderr
+    assert re.findall(
+        r"Dask worker (\S+) still ran a cancelled clip 1 s later \(stuck in the processor\): "
+        r"restarting it",
+        stderr,
+    ) == [stuck], stderr
     with distributed.Client(two_workers, timeout=30) as client:
         # TA01's task stops at its next frame (0.3 s), not at the end of its 9 s clip; TS01's worker is a new one
-        wait_for(lambda: stuck not in client.nthreads() and len(client.nthreads()) == 2
-                 and not any(client.run(lambda dask_worker: len(dask_worker.state.executing)).values()),
-                 timeout=20, interval=0.2)
+        wait_for(
+            lambda: (
+                stuck not in client.nthreads()
+                and len(client.nthreads()) == 2
+                and not any(client.run(lambda dask_worker: len(dask_worker.state.executing)).values())
+            ),
+            timeout=20,
+            interval=0.2,
+        )
 
 
 def test_dask_worker_without_a_nanny_cannot_be_restarted_and_the_log_says_so():
@@ -427,5 +669,7 @@ def test_dask_worker_without_a_nanny_cannot_be_restarted_and_the_log_says_so():
         finally:
             executor.shutdown()
     assert len(said) == 1 and said[0].startswith(f"cannot restart Dask worker {address} (") and "nanny" in said[0]
-    assert said[0].endswith("): the clip it was running goes on in its thread until it ends; start workers with a "
-                            "nanny (the default) for --task-timeout and --worker-memory to free them")
+    assert said[0].endswith(
+        "): the clip it was running goes on in its thread until it ends; start workers with a "
+        "nanny (the default) for --task-timeout and --worker-memory to free them"
+    )

@@ -47,8 +47,9 @@ def test_dataset_catalog_midv2019_is_a_second_entry():
         get_catalog("midv3000")
 
 
-def make_document(root: Path, name: str, clips: dict[str, str], frames: int = 30, nested: bool = False,
-                  template: bool = True) -> Path:
+def make_document(
+    root: Path, name: str, clips: dict[str, str], frames: int = 30, nested: bool = False, template: bool = True
+) -> Path:
     """Lay out a document folder: clips maps code -> video file name ('' for none)."""
     folder = root / name / name if nested else root / name
     (folder / "videos").mkdir(parents=True)
@@ -127,15 +128,21 @@ def test_dataset_folder_of_plain_videos_is_a_dataset(tmp_path):
     (tmp_path / "notes.txt").write_text("not a video")
     ds = discover(tmp_path)
     assert ds.catalog is None
-    assert [(c.id, c.document, c.code) for c in ds.clips] == [("clip.webm", "", "clip"), ("day1/scan.MOV", "day1", "scan")]
+    assert [(c.id, c.document, c.code) for c in ds.clips] == [
+        ("clip.webm", "", "clip"),
+        ("day1/scan.MOV", "day1", "scan"),
+    ]
     assert all(not c.ground_truth for c in ds.clips)
 
 
-@pytest.mark.parametrize("setup, message", [
-    (lambda p: p / "absent", "no such folder"),
-    (lambda p: (p / "f.txt").write_text("x") and p / "f.txt", "not a folder"),
-    (lambda p: p, "no MIDV document folders and no video files found"),
-])
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda p: p / "absent", "no such folder"),
+        (lambda p: (p / "f.txt").write_text("x") and p / "f.txt", "not a folder"),
+        (lambda p: p, "no MIDV document folders and no video files found"),
+    ],
+)
 def test_dataset_unusable_root_raises_dataset_error(tmp_path, setup, message):
     with pytest.raises(DatasetError, match=message):
         discover(setup(tmp_path))
@@ -166,9 +173,14 @@ def test_dataset_ls_cli_lists_clips_and_missing(tmp_path):
     data = json.loads(result.output)
     assert data["catalog"] == "midv500"
     assert data["clips"][0] == {
-        "id": "TA01", "document": "01_alb_id", "clip": "TA", "condition": "table",
-        "device": "Apple iPhone 5", "video": str(tmp_path / "01_alb_id/videos/TA01.MOV"),
-        "ground_truth": 30, "images": 0,
+        "id": "TA01",
+        "document": "01_alb_id",
+        "clip": "TA",
+        "condition": "table",
+        "device": "Apple iPhone 5",
+        "video": str(tmp_path / "01_alb_id/videos/TA01.MOV"),
+        "ground_truth": 30,
+        "images": 0,
     }
     assert {"kind": "video", "where": "TS01", "detail": "no video file in videos/"} in data["missing"]
 

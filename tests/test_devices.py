@@ -41,8 +41,13 @@ def driver(tmp_path, monkeypatch):
 
 
 def _run(environment, *args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "midvbatch.cli", *map(str, args)], capture_output=True, text=True,
-                          env=environment, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "midvbatch.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout,
+    )
 
 
 def _results(run_dir):
@@ -50,8 +55,9 @@ def _results(run_dir):
 
 
 def test_each_worker_sees_its_own_device(dataset, tmp_path, driver):
-    done = _run(driver, "run", dataset, "--out", tmp_path / "run", "--processor", "processors:DeviceProbe",
-                "--devices", "auto")
+    done = _run(
+        driver, "run", dataset, "--out", tmp_path / "run", "--processor", "processors:DeviceProbe", "--devices", "auto"
+    )
     assert done.returncode == 0, done.stderr
     assert "2 workers: one per device (--devices)" in done.stderr
     assert "devices cuda:0, cuda:1, one per worker in turn" in done.stderr
@@ -66,18 +72,49 @@ def test_each_worker_sees_its_own_device(dataset, tmp_path, driver):
 
 def test_devices_auto_without_a_driver_runs_on_the_cpu_and_says_so(dataset, tmp_path):
     e = env()
-    e["PATH"] = os.pathsep.join(p for p in e["PATH"].split(os.pathsep) if not os.path.exists(os.path.join(p, "nvidia-smi")))
-    done = _run(e, "run", dataset, "--out", tmp_path / "run", "--processor", "processors:DeviceProbe",
-                "--devices", "auto", "--clips", "TA01")
+    e["PATH"] = os.pathsep.join(
+        p for p in e["PATH"].split(os.pathsep) if not os.path.exists(os.path.join(p, "nvidia-smi"))
+    )
+    done = _run(
+        e,
+        "run",
+        dataset,
+        "--out",
+        tmp_path / "run",
+        "--processor",
+        "processors:DeviceProbe",
+        "--devices",
+        "auto",
+        "--clips",
+        "TA01",
+    )
     assert done.returncode == 0, done.stderr
     assert "--devices auto: no GPU driver found (nvidia-smi); the workers run on the CPU" in done.stderr
     assert {(r["accelerator"], r["device"]) for r in _results(tmp_path / "run")} == {(None, None)}
 
 
 def test_a_device_out_of_memory_is_class_oom_retried_on_a_fresh_processor(dataset, tmp_path, driver):
-    done = _run(driver, "run", dataset, "--out", tmp_path / "run", "--processor", "processors:DeviceProbe",
-                "--option", "oom_clip=TA01", "--option", f"state_dir={tmp_path}", "--devices", "cuda:1",
-                "--workers", "1", "--retry-delay", "0", "--clips", "TA0[12]")
+    done = _run(
+        driver,
+        "run",
+        dataset,
+        "--out",
+        tmp_path / "run",
+        "--processor",
+        "processors:DeviceProbe",
+        "--option",
+        "oom_clip=TA01",
+        "--option",
+        f"state_dir={tmp_path}",
+        "--devices",
+        "cuda:1",
+        "--workers",
+        "1",
+        "--retry-delay",
+        "0",
+        "--clips",
+        "TA0[12]",
+    )
     assert done.returncode == 0, done.stderr
     assert "TA01 failed (oom: RuntimeError: CUDA out of memory." in done.stderr
     events = ledger_rows(tmp_path / "run", "SELECT message FROM events WHERE message LIKE 'failed: oom%'")
@@ -89,11 +126,29 @@ def test_a_device_out_of_memory_is_class_oom_retried_on_a_fresh_processor(datase
 
 
 def test_a_worker_past_its_device_memory_is_killed_and_its_clip_fails_oom(dataset, tmp_path, driver):
-    done = _run(driver, "run", dataset, "--out", tmp_path / "run", "--processor", "processors:DeviceProbe",
-                "--option", "hog_clip=TA01", "--devices", "cuda:0,cuda:1", "--device-memory", "1GiB",
-                "--retries", "0", "--clips", "TA0[1-4]")
+    done = _run(
+        driver,
+        "run",
+        dataset,
+        "--out",
+        tmp_path / "run",
+        "--processor",
+        "processors:DeviceProbe",
+        "--option",
+        "hog_clip=TA01",
+        "--devices",
+        "cuda:0,cuda:1",
+        "--device-memory",
+        "1GiB",
+        "--retries",
+        "0",
+        "--clips",
+        "TA0[1-4]",
+    )
     assert done.returncode == 1, done.stderr
-    rows = dict(ledger_rows(tmp_path / "run", "SELECT clip, error_class || ': ' || error FROM tasks WHERE state = 'dead'"))
+    rows = dict(
+        ledger_rows(tmp_path / "run", "SELECT clip, error_class || ': ' || error FROM tasks WHERE state = 'dead'")
+    )
     assert rows == {"TA01": "oom: device memory 4,096 MiB passed the limit of 1,024 MiB"}
 
 
@@ -101,8 +156,20 @@ def test_devices_are_checked_and_apply_to_worker_processes_only(dataset, tmp_pat
     bad = midvbatch("run", dataset, "--out", tmp_path / "bad", "--devices", "gpu0")
     assert bad.returncode != 0 and "devices: 'gpu0' is not a device: give cuda:N" in bad.stderr
     assert "Traceback" not in bad.stderr and not (tmp_path / "bad").exists()
-    threads = midvbatch("run", dataset, "--out", tmp_path / "t", "--pool", "thread", "--devices", "cuda:0",
-                        "--processor", "processors:DeviceProbe", "--clips", "TA01")
+    threads = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        tmp_path / "t",
+        "--pool",
+        "thread",
+        "--devices",
+        "cuda:0",
+        "--processor",
+        "processors:DeviceProbe",
+        "--clips",
+        "TA01",
+    )
     assert threads.returncode == 0 and "--devices applies to local worker processes only" in threads.stderr
     assert {r["accelerator"] for r in _results(tmp_path / "t")} == {None}
 
@@ -116,13 +183,16 @@ def test_the_driver_readings(driver, tmp_path):
         parse_devices("cpu")
 
 
-@pytest.mark.parametrize("error, oom", [
-    (RuntimeError("CUDA out of memory. Tried to allocate 20.00 MiB"), True),
-    (type("OutOfMemoryError", (RuntimeError,), {})("boom"), True),
-    (RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : CUDA failure 2: out of memory on device"), True),
-    (RuntimeError("Failed to allocate memory for requested buffer of size 1024 on the CUDA device"), True),
-    (MemoryError(), False),  # the process's own memory: class memory
-    (ValueError("shape mismatch"), False),
-])
+@pytest.mark.parametrize(
+    "error, oom",
+    [
+        (RuntimeError("CUDA out of memory. Tried to allocate 20.00 MiB"), True),
+        (type("OutOfMemoryError", (RuntimeError,), {})("boom"), True),
+        (RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : CUDA failure 2: out of memory on device"), True),
+        (RuntimeError("Failed to allocate memory for requested buffer of size 1024 on the CUDA device"), True),
+        (MemoryError(), False),  # the process's own memory: class memory
+        (ValueError("shape mismatch"), False),
+    ],
+)
 def test_device_out_of_memory_is_told_from_other_errors(error, oom):
     assert is_out_of_memory(error) is oom

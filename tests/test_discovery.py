@@ -51,8 +51,20 @@ def test_discovery_a_link_back_up_is_not_followed_and_said_once(dataset, tmp_pat
     assert len(_lines(err, "sl", "not followed")) == 1
     code, lines = _validate(root)
     assert len(_lines(lines, "link", str(root / "sl"), "not followed")) == 1
-    ran = midvbatch("run", root, "--out", tmp_path / "run", "--pipeline", "ground-truth", "--workers", 0,
-                    "--clips", "TA", "--clips", "TS")
+    ran = midvbatch(
+        "run",
+        root,
+        "--out",
+        tmp_path / "run",
+        "--pipeline",
+        "ground-truth",
+        "--workers",
+        0,
+        "--clips",
+        "TA",
+        "--clips",
+        "TS",
+    )
     assert ran.returncode == 0, ran.stderr
     assert "2 done, 0 dead, 0 left" in ran.stdout + ran.stderr
     assert (ran.stdout + ran.stderr).count("not followed") == 1
@@ -75,8 +87,11 @@ def test_discovery_in_parts_finds_what_discovery_finds(tmp_path):
     whole = discover(root, "folder")
     parts = list(discover_parts(root, "folder", size=2))
     assert all(len(p.clips) <= 2 for p in parts) and len(parts) >= 3
-    assert sorted(c.id for p in parts for c in p.clips) == sorted(c.id for c in whole.clips) == [
-        "a.mp4", "b.MOV", "cam1/c.mp4", "cam1/deep/d.mkv", "cam2/f.mp4", "linked/g.mp4"]
+    assert (
+        sorted(c.id for p in parts for c in p.clips)
+        == sorted(c.id for c in whole.clips)
+        == ["a.mp4", "b.MOV", "cam1/c.mp4", "cam1/deep/d.mkv", "cam2/f.mp4", "linked/g.mp4"]
+    )
     assert [str(p) for p in parts[-1].problems] == [str(p) for p in whole.problems]
     assert len(whole.problems) == 1 and "not followed" in str(whole.problems[0])
     assert all(not p.problems for p in parts[:-1])
@@ -96,8 +111,10 @@ def test_discovery_two_copies_of_a_document_one_used_one_line(dataset, tmp_path)
     code, out, err = _ls(root)
     assert code == 0 and "10 clips in 1 document" in out and "backup" not in out, out
     copy = _lines(err, "a second copy of document 01_alb_id")
-    assert copy == [f"warning: {root / 'backup/01_alb_id'}: a second copy of document 01_alb_id, ignored: "
-                    f"{root / '01_alb_id'} is used (--docs backup/01_alb_id takes this one instead)"]
+    assert copy == [
+        f"warning: {root / 'backup/01_alb_id'}: a second copy of document 01_alb_id, ignored: "
+        f"{root / '01_alb_id'} is used (--docs backup/01_alb_id takes this one instead)"
+    ]
     assert _lines(err, "TS01.webm: a second video of clip TS01", "TS01.mp4 is used")
     code, out, err = _ls(root, "--docs", "backup/01_alb_id")  # the path chooses the other copy
     assert code == 0 and "10 clips in 1 document" in out and out.count("backup/01_alb_id/videos") == 10, out
@@ -112,8 +129,20 @@ def test_discovery_two_copies_of_a_document_one_used_one_line(dataset, tmp_path)
     assert _lines(err, f"{nested / '01_alb_id'}: a second copy", "(--docs ./01_alb_id takes this one instead)")
     code, out, err = _ls(nested, "--docs", "./01_alb_id")
     assert "10 clips in 1 document" in out and "01_alb_id/01_alb_id/videos" not in out, out
-    ran = midvbatch("run", root, "--out", tmp_path / "run", "--pipeline", "ground-truth", "--workers", 0,
-                    "--docs", "backup/*", "--clips", "TA")
+    ran = midvbatch(
+        "run",
+        root,
+        "--out",
+        tmp_path / "run",
+        "--pipeline",
+        "ground-truth",
+        "--workers",
+        0,
+        "--docs",
+        "backup/*",
+        "--clips",
+        "TA",
+    )
     assert ran.returncode == 0 and "1 done, 0 dead, 0 left" in ran.stdout + ran.stderr, ran.stderr
     assert "backup/01_alb_id is used (chosen by --docs)" in ran.stderr
 
@@ -130,8 +159,10 @@ def test_discovery_a_formats_bad_clips_are_one_line_each_and_the_others_run(data
     for name in ("ha01.mp4", "ha01.quads.json"):  # ha01 in cam09 too: one id from two files
         shutil.copy(data / "cam01" / name, data / "cam09" / name)
     module = EXAMPLE.read_text().replace('id=video.relative_to(root).with_suffix("").as_posix(),', "id=video.stem,")
-    module = module.replace("return Dataset(root, self.name, None, [], clips, [])",
-                            'return Dataset(root, self.name, None, [], ["cam01/extra", *clips], [])')
+    module = module.replace(
+        "return Dataset(root, self.name, None, [], clips, [])",
+        'return Dataset(root, self.name, None, [], ["cam01/extra", *clips], [])',
+    )
     assert "id=video.stem," in module and '"cam01/extra"' in module
     env = _plugin_env(tmp_path, module=module)
     listed = _cli(env, "ls", data)
@@ -159,18 +190,34 @@ QUAD = [[10, 10], [150, 12], [148, 90], [12, 88]]
 
 
 def _region(name: str, corners, **attributes) -> dict:
-    return {"shape_attributes": {"name": "polygon", "all_points_x": [c[0] for c in corners],
-                                 "all_points_y": [c[1] for c in corners]},
-            "region_attributes": {"field_name": name, **attributes}}
+    return {
+        "shape_attributes": {
+            "name": "polygon",
+            "all_points_x": [c[0] for c in corners],
+            "all_points_y": [c[1] for c in corners],
+        },
+        "region_attributes": {"field_name": name, **attributes},
+    }
 
 
 def _via(path: Path, images: dict[str, list[dict]]) -> None:
-    meta = {f"{name}100": {"filename": name, "size": 100, "regions": regions, "file_attributes": {}}
-            for name, regions in images.items()}
+    meta = {
+        f"{name}100": {"filename": name, "size": 100, "regions": regions, "file_attributes": {}}
+        for name, regions in images.items()
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"_via_settings": {}, "_via_img_metadata": meta, "_via_attributes": {},
-                                "_via_data_format_version": "2.0.10", "_via_image_id_list": list(meta)}),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "_via_settings": {},
+                "_via_img_metadata": meta,
+                "_via_attributes": {},
+                "_via_data_format_version": "2.0.10",
+                "_via_image_id_list": list(meta),
+            }
+        ),
+        encoding="utf-8",
+    )
 
 
 def _jpeg(path: Path) -> None:
@@ -182,9 +229,14 @@ def test_discovery_midv2020_numbers_are_ascii_digits_and_the_rest_is_read(tmp_pa
     root = tmp_path / "ds"
     for name in ("00.jpg", "01.jpg", "²³.jpg", "1.jpg"):  # a stray superscript, a second name of number 1
         _jpeg(root / "photo" / "images" / "alb_id" / name)
-    _via(root / "photo" / "annotations" / "alb_id.json",
-         {"00.jpg": [_region("doc_quad", QUAD)], "01.jpg": [_region("doc_quad", QUAD)],
-          "².jpg": [_region("doc_quad", QUAD)]})  # str.isdigit() is true, int() fails
+    _via(
+        root / "photo" / "annotations" / "alb_id.json",
+        {
+            "00.jpg": [_region("doc_quad", QUAD)],
+            "01.jpg": [_region("doc_quad", QUAD)],
+            "².jpg": [_region("doc_quad", QUAD)],
+        },
+    )  # str.isdigit() is true, int() fails
     code, out, err = _ls(root)
     assert code == 0 and "1 clip in 1 document" in out, out
     assert _lines(err, "warning:", str(root / "photo/images/alb_id/²³.jpg"), "not named by a number")
@@ -200,22 +252,29 @@ def test_discovery_midv2020_numbers_are_ascii_digits_and_the_rest_is_read(tmp_pa
 def test_discovery_midv2020_template_values_that_are_not_text_are_warnings(tmp_path):
     root = tmp_path / "ds"
     _jpeg(root / "templates" / "images" / "alb_id" / "00.jpg")
-    fields = [_region("doc_quad", QUAD), _region("surname", QUAD, value=12345),
-              _region("given_name", QUAD, value=["A", "B"]), _region("number", QUAD, value=None),
-              _region("nationality", QUAD, value="ALB"), _region("face", QUAD, value=None)]
+    fields = [
+        _region("doc_quad", QUAD),
+        _region("surname", QUAD, value=12345),
+        _region("given_name", QUAD, value=["A", "B"]),
+        _region("number", QUAD, value=None),
+        _region("nationality", QUAD, value="ALB"),
+        _region("face", QUAD, value=None),
+    ]
     _via(root / "templates" / "annotations" / "alb_id.json", {"00.jpg": fields})
     code, lines = _validate(root)
     assert code == 0 and "0 errors, 3 warnings" in lines[0], lines
     assert _lines(lines, "template", "field 'surname' has the value 12345, not text")
-    assert _lines(lines, "template", "field 'given_name' has the value [\"A\", \"B\"], not text")
+    assert _lines(lines, "template", 'field \'given_name\' has the value ["A", "B"], not text')
     assert _lines(lines, "template", "field 'number' has the value null, not text")
 
 
 def test_discovery_midv2020_a_clip_shorter_than_its_numbered_frames_is_said_before_decoding(tmp_path):
     root = tmp_path / "ds"
     numbers = (1, 7, 13, 19, 25, 31)
-    _via(root / "clips" / "annotations" / "alb_id" / "00.json",
-         {f"{n:06d}.jpg": [_region("doc_quad", QUAD)] for n in numbers})
+    _via(
+        root / "clips" / "annotations" / "alb_id" / "00.json",
+        {f"{n:06d}.jpg": [_region("doc_quad", QUAD)] for n in numbers},
+    )
     video = root / "clips_video" / "video" / "alb_id" / "00.mp4"
     video.parent.mkdir(parents=True)
     write_video(video, frames=15, width=160, height=96)
@@ -255,25 +314,28 @@ class _BadClips(DatasetFormat):
         return Dataset(root, self.name, None, [], [good, bad], [])
 
 
-@pytest.mark.parametrize(("field", "value", "said"), [
-    ("rule.fps", float("inf"), "frame rate (fps) is inf"),
-    ("rule.fps", "10", "frame rate (fps) is '10'"),
-    ("rule.fps", 0.0, "neither a frame rate nor frame numbers"),
-    ("rule.count", True, "frame count is True"),
-    ("rule.count", 10**9, "frame count is 1000000000"),
-    ("rule.count", 2.5, "frame count is 2.5"),
-    ("rule.numbers", (1, -7), "frame numbers (1, -7)"),
-    ("frame_size", (0, 5), "frame_size is (0, 5)"),
-    ("frame_size", (float("nan"), 5), "frame_size is (nan, 5)"),
-    ("ground_truth", {"1": "a.json"}, "frame number '1'"),
-    ("ground_truth", {1: None}, "gives frame 1 None, not a path"),
-    ("video", 5, "its video is 5, not a path"),
-    ("id", "", "its id '' is not one line"),
-    ("id", "a\nb", "its id 'a\\nb' is not one line"),
-    ("id", None, "its id is None, not text"),
-    ("frame_digits", 0, "frame_digits is 0"),
-    ("condition", 3, "its condition is 3"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("rule.fps", float("inf"), "frame rate (fps) is inf"),
+        ("rule.fps", "10", "frame rate (fps) is '10'"),
+        ("rule.fps", 0.0, "neither a frame rate nor frame numbers"),
+        ("rule.count", True, "frame count is True"),
+        ("rule.count", 10**9, "frame count is 1000000000"),
+        ("rule.count", 2.5, "frame count is 2.5"),
+        ("rule.numbers", (1, -7), "frame numbers (1, -7)"),
+        ("frame_size", (0, 5), "frame_size is (0, 5)"),
+        ("frame_size", (float("nan"), 5), "frame_size is (nan, 5)"),
+        ("ground_truth", {"1": "a.json"}, "frame number '1'"),
+        ("ground_truth", {1: None}, "gives frame 1 None, not a path"),
+        ("video", 5, "its video is 5, not a path"),
+        ("id", "", "its id '' is not one line"),
+        ("id", "a\nb", "its id 'a\\nb' is not one line"),
+        ("id", None, "its id is None, not text"),
+        ("frame_digits", 0, "frame_digits is 0"),
+        ("condition", 3, "its condition is 3"),
+    ],
+)
 def test_discovery_every_clip_field_a_format_sets_badly_is_one_line(tmp_path, monkeypatch, field, value, said):
     fresh = new_format_registry()  # the format is this test's only registered one
     monkeypatch.setattr("midvbatch.dataset.formats.format_registry", lambda: fresh)

@@ -40,10 +40,33 @@ def tasks(run_dir: Path) -> dict[str, dict]:
 def test_faults_every_kind_is_isolated_classified_and_retried(dataset, tmp_path):
     out = tmp_path / "run"
     t0 = time.monotonic()
-    result = midvbatch("run", dataset, "--out", out, "--docs", "01_*", "--processor", "processors:Faults",
-                       "--option", f"faults={json.dumps(FAULTS)}", "--option", f"state_dir={tmp_path}",
-                       "--option", "memory_mb=700", "--workers", 2, "--retries", 1, "--retry-delay", "0.2",
-                       "--task-timeout", 3, "--worker-memory", "400MiB", timeout=170)
+    result = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--docs",
+        "01_*",
+        "--processor",
+        "processors:Faults",
+        "--option",
+        f"faults={json.dumps(FAULTS)}",
+        "--option",
+        f"state_dir={tmp_path}",
+        "--option",
+        "memory_mb=700",
+        "--workers",
+        2,
+        "--retries",
+        1,
+        "--retry-delay",
+        "0.2",
+        "--task-timeout",
+        3,
+        "--worker-memory",
+        "400MiB",
+        timeout=170,
+    )
     elapsed = time.monotonic() - t0
     assert result.returncode == 1, result.stderr  # some clips dead
     t = tasks(out)
@@ -85,8 +108,20 @@ def test_faults_retry_revives_dead_clips_with_fresh_attempts(dataset, tmp_path):
     out = tmp_path / "run"
     faults = tmp_path / "faults.json"  # the "processor" reads its faults here: editing it is fixing it
     faults.write_text(json.dumps({"TA02": "permanent", "TS02": "permanent"}))
-    args = ("run", dataset, "--out", out, "--processor", "processors:Faults", "--option", f"faults_file={faults}",
-            "--clips", "T*", "--docs", "02_*")
+    args = (
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--processor",
+        "processors:Faults",
+        "--option",
+        f"faults_file={faults}",
+        "--clips",
+        "T*",
+        "--docs",
+        "02_*",
+    )
     assert midvbatch(*args).returncode == 1
     assert {c for c, r in tasks(out).items() if r["state"] == "dead"} == {"TA02", "TS02"}
     nothing = midvbatch("retry", out)
@@ -111,9 +146,24 @@ def test_faults_retry_revives_dead_clips_with_fresh_attempts(dataset, tmp_path):
 def test_faults_max_failures_stops_dispatching(dataset, tmp_path):
     out = tmp_path / "run"
     faults = {c: "permanent" for c in ("TA01", "TS01", "KA01", "KS01")}
-    result = midvbatch("run", dataset, "--out", out, "--processor", "processors:Faults", "--option",
-                       f"faults={json.dumps(faults)}", "--max-failures", 2, "--workers", 1,
-                       "--priority", "clip=[TK]*:5", "--docs", "01_*")
+    result = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--processor",
+        "processors:Faults",
+        "--option",
+        f"faults={json.dumps(faults)}",
+        "--max-failures",
+        2,
+        "--workers",
+        1,
+        "--priority",
+        "clip=[TK]*:5",
+        "--docs",
+        "01_*",
+    )
     assert result.returncode == 1
     assert "--max-failures 2" in result.stderr and "stopped because too many dead clips" in result.stderr
     t = tasks(out)
@@ -145,8 +195,9 @@ def test_faults_low_memory_reading_pauses_then_resumes(dataset, tmp_path):
     out = tmp_path / "run"
     reading = Reading(low=100 * 2**20, high=50 * 2**30, total=64 * 2**30)
     normal = Reading(low=50 * 2**30, high=50 * 2**30, total=64 * 2**30)
-    config = RunConfig(dataset=str(dataset), out=str(out), clips=["C*"], workers=1,
-                       min_free_memory="2GiB", min_free_disk="2GiB")
+    config = RunConfig(
+        dataset=str(dataset), out=str(out), clips=["C*"], workers=1, min_free_memory="2GiB", min_free_disk="2GiB"
+    )
     summary = {}
 
     def go():
@@ -189,8 +240,20 @@ def test_faults_torture_sigkill_at_random_moments(dataset, tmp_path, wanted, del
     out = tmp_path / "run"
     # 20 clips x 30 frames x `delay` / 2 workers of work (6 s, 12 s), each frame written as an artifact: more than
     # the `wanted` random moments add up to (4.5 s, 16 s, less each start), so every kill lands mid-run
-    args = ("run", dataset, "--out", out, "--processor", "processors:mean_colour", "--option", f"delay={delay}",
-            "--option", "write=true", "--workers", "2")
+    args = (
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--processor",
+        "processors:mean_colour",
+        "--option",
+        f"delay={delay}",
+        "--option",
+        "write=true",
+        "--workers",
+        "2",
+    )
     rng = random.Random(20261124)
     kills = 0
     while kills < wanted:
@@ -240,9 +303,24 @@ def test_faults_corrupt_video_is_permanent_and_the_run_goes_on(dataset, tmp_path
 
 def test_faults_timeout_kills_within_a_second_of_the_limit(dataset, tmp_path):
     out = tmp_path / "run"
-    result = midvbatch("run", dataset, "--out", out, "--clips", "PA01", "--processor", "processors:Faults",
-                       "--option", 'faults={"PA01": "hang"}', "--task-timeout", "2", "--retries", "0",
-                       "--workers", "1")
+    result = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--clips",
+        "PA01",
+        "--processor",
+        "processors:Faults",
+        "--option",
+        'faults={"PA01": "hang"}',
+        "--task-timeout",
+        "2",
+        "--retries",
+        "0",
+        "--workers",
+        "1",
+    )
     assert result.returncode == 1
     row = tasks(out)["PA01"]
     assert row["error_class"] == "timeout"
@@ -264,11 +342,28 @@ def test_faults_retry_works_from_another_directory_with_relative_paths(dataset, 
     faults.write_text(json.dumps({"TA01": "permanent"}))
 
     def cli(*args, cwd):
-        return subprocess.run([sys.executable, "-m", "midvbatch.cli", *map(str, args)], cwd=cwd, env=env(),
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "midvbatch.cli", *map(str, args)],
+            cwd=cwd,
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
-    first = cli("run", "ds", "--out", "run", "--clips", "T*", "--processor", "processors:Faults", "--option",
-                f"faults_file={faults}", cwd=work)
+    first = cli(
+        "run",
+        "ds",
+        "--out",
+        "run",
+        "--clips",
+        "T*",
+        "--processor",
+        "processors:Faults",
+        "--option",
+        f"faults_file={faults}",
+        cwd=work,
+    )
     assert first.returncode == 1, first.stderr
     faults.write_text("{}")
     again = cli("retry", work / "run", "--all-dead", cwd=tmp_path)  # from elsewhere

@@ -328,10 +328,13 @@ def test_fetch_lists_a_document_missing_on_the_ftp_server(ftp_server, archives, 
     assert "FTP 550" in report.failed[0].reason
 
 
-@pytest.mark.parametrize("entry, problem", [
-    ("../../../evil", "has a '..' component"),
-    ("/tmp/evil", "has an absolute path"),
-])
+@pytest.mark.parametrize(
+    "entry, problem",
+    [
+        ("../../../evil", "has a '..' component"),
+        ("/tmp/evil", "has an absolute path"),
+    ],
+)
 def test_fetch_refuses_an_archive_that_writes_outside(http_server, documents, archives, tmp_path, entry, problem):
     zip_document(documents, "02_aut_drvlic_new", archives, extra=[(entry, b"owned")])
     write_md5(archives)
@@ -364,7 +367,10 @@ def test_fetch_refuses_a_zip_bomb(documents, tmp_path):
     zip_document(documents, "01_alb_id", folder, extra=[(zeros, bytes(50 << 20))])
     report = fetch(tmp_path / "dest", from_archives=folder)
     reason = report.documents[0].reason
-    assert re.search(r"refused: entry '01_alb_id/videos/TH01.mp4' would expand \d+ times .*limit 100\): looks like a zip bomb", reason)
+    assert re.search(
+        r"refused: entry '01_alb_id/videos/TH01.mp4' would expand \d+ times .*limit 100\): looks like a zip bomb",
+        reason,
+    )
     assert not (tmp_path / "dest" / "01_alb_id").exists()
     assert not (tmp_path / "dest" / ".fetch" / "01_alb_id.extracting").exists()
 
@@ -397,7 +403,9 @@ def test_fetch_leaves_a_foreign_folder_alone(archives, tmp_path):
     (tmp_path / "dest" / "02_aut_drvlic_new").mkdir()  # empty: replaced
     report = fetch(tmp_path / "dest", from_archives=archives)
     assert [d.status for d in report.documents] == ["failed", "fetched"]
-    assert report.documents[0].reason.endswith("01_alb_id exists and is not a document folder; move it away and fetch again")
+    assert report.documents[0].reason.endswith(
+        "01_alb_id exists and is not a document folder; move it away and fetch again"
+    )
     assert (tmp_path / "dest" / "01_alb_id" / "notes.txt").read_text() == "mine"
 
 
@@ -505,19 +513,33 @@ def test_fetch_progress_eta_from_bytes():
 # --- archive.py -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, ok", [
-    ("a/b.txt", True), ("./a//b", True), ("../a", False), ("a/../../b", False), ("/etc/passwd", False),
-    ("C:/win", False), ("c:evil", False), ("a\\..\\b", False), ("\\\\server\\share", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "name, ok",
+    [
+        ("a/b.txt", True),
+        ("./a//b", True),
+        ("../a", False),
+        ("a/../../b", False),
+        ("/etc/passwd", False),
+        ("C:/win", False),
+        ("c:evil", False),
+        ("a\\..\\b", False),
+        ("\\\\server\\share", False),
+        ("", False),
+    ],
+)
 def test_fetch_safe_entry_path(name, ok):
     assert (safe_entry_path(name) is not None) == ok
 
 
-@pytest.mark.parametrize("entry, problem", [
-    ("..\\evil", "has a backslash in its name"),
-    ("C:/evil", "has a drive letter"),
-    ("a/../../evil", "has a '..' component"),
-])
+@pytest.mark.parametrize(
+    "entry, problem",
+    [
+        ("..\\evil", "has a backslash in its name"),
+        ("C:/evil", "has a drive letter"),
+        ("a/../../evil", "has a '..' component"),
+    ],
+)
 def test_fetch_extract_refuses_before_writing(tmp_path, entry, problem):
     archive = tmp_path / "x.zip"
     with zipfile.ZipFile(archive, "w") as zf:
@@ -526,7 +548,8 @@ def test_fetch_extract_refuses_before_writing(tmp_path, entry, problem):
     with pytest.raises(ArchiveError) as err:
         extract_zip(archive, tmp_path / "out")
     assert str(err.value) == f"{archive}: refused: entry {entry!r} {problem}" + (
-        " and would be written outside the destination" if ".." in entry and "\\" not in entry else "")
+        " and would be written outside the destination" if ".." in entry and "\\" not in entry else ""
+    )
     assert err.value.entry == entry
     assert not (tmp_path / "out").exists()
 
@@ -569,11 +592,13 @@ def test_fetch_extract_reports_corrupt_archives(tmp_path):
 
 
 def test_fetch_parse_md5_list():
-    text = ("d41d8cd98f00b204e9800998ecf8427e  01_alb_id.zip\r\n\r\n"
-            "D41D8CD98F00B204E9800998ECF8427F *02_aut_drvlic_new.zip\r\n"
-            "MD5 (03_aut_id_old.zip) = 0123456789abcdef0123456789abcdef\n"
-            "garbage line\n"
-            "00000000000000000000000000000000  ./dataset/04_aut_id.zip\n")
+    text = (
+        "d41d8cd98f00b204e9800998ecf8427e  01_alb_id.zip\r\n\r\n"
+        "D41D8CD98F00B204E9800998ECF8427F *02_aut_drvlic_new.zip\r\n"
+        "MD5 (03_aut_id_old.zip) = 0123456789abcdef0123456789abcdef\n"
+        "garbage line\n"
+        "00000000000000000000000000000000  ./dataset/04_aut_id.zip\n"
+    )
     assert parse_md5_list(text) == {
         "01_alb_id.zip": "d41d8cd98f00b204e9800998ecf8427e",
         "02_aut_drvlic_new.zip": "d41d8cd98f00b204e9800998ecf8427f",
@@ -593,8 +618,9 @@ def test_fetch_cli_success_and_rerun(http_server, tmp_path):
     assert result.exit_code == 0, result.output
     assert re.search(r"^01_alb_id          fetched \(\d\.\d MB downloaded, md5 ok\)$", result.stdout, re.M)
     assert re.match(r"2 documents: 2 fetched; \d\.\d MB downloaded in \d+\.\d s into ", result.stdout.splitlines()[-1])
-    result = CliRunner().invoke(cli, ["fetch", "--dest", str(dest), "--mirror", http_server.url,
-                                      "--docs", "0[12]_*", "--json"])
+    result = CliRunner().invoke(
+        cli, ["fetch", "--dest", str(dest), "--mirror", http_server.url, "--docs", "0[12]_*", "--json"]
+    )
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert [d["status"] for d in data["documents"]] == ["present", "present"]
@@ -602,8 +628,9 @@ def test_fetch_cli_success_and_rerun(http_server, tmp_path):
 
 def test_fetch_cli_lists_failures_and_exits_1(http_server, archives, tmp_path):
     (archives / "md5.txt").write_text(re.sub(r"^\w+(?=  02)", "0" * 32, (archives / "md5.txt").read_text(), flags=re.M))
-    result = CliRunner().invoke(cli, ["fetch", "--dest", str(tmp_path / "d"), "--mirror", http_server.url,
-                                      "--docs", "01_*", "--docs", "02_*"])
+    result = CliRunner().invoke(
+        cli, ["fetch", "--dest", str(tmp_path / "d"), "--mirror", http_server.url, "--docs", "01_*", "--docs", "02_*"]
+    )
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0].startswith("01_alb_id          fetched")
@@ -611,11 +638,17 @@ def test_fetch_cli_lists_failures_and_exits_1(http_server, archives, tmp_path):
     assert lines[2].startswith("2 documents: 1 fetched, 1 failed;")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--mirror", "gopher://x/y"], "Error: bad mirror URL 'gopher://x/y': give an ftp://, http:// or https:// folder URL"),
-    (["--dataset", "midv9"], "Error: unknown dataset format 'midv9' (known: midv500, midv2019, midv2020, folder)"),
-    (["--from-archives", "/nonexistent/archives"], "Error: /nonexistent/archives: no such folder"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--mirror", "gopher://x/y"],
+            "Error: bad mirror URL 'gopher://x/y': give an ftp://, http:// or https:// folder URL",
+        ),
+        (["--dataset", "midv9"], "Error: unknown dataset format 'midv9' (known: midv500, midv2019, midv2020, folder)"),
+        (["--from-archives", "/nonexistent/archives"], "Error: /nonexistent/archives: no such folder"),
+    ],
+)
 def test_fetch_cli_user_errors_are_one_line(tmp_path, args, message):
     result = CliRunner().invoke(cli, ["fetch", "--dest", str(tmp_path / "d"), *args])
     assert result.exit_code == 1
@@ -632,9 +665,23 @@ def test_fetch_cli_from_archives_in_a_subprocess(archives, tmp_path):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "midvbatch.cli", "fetch", "--dest", str(tmp_path / "d"),
-                             "--from-archives", str(archives), "--jobs", "1"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "midvbatch.cli",
+            "fetch",
+            "--dest",
+            str(tmp_path / "d"),
+            "--from-archives",
+            str(archives),
+            "--jobs",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "01_alb_id: fetched" in result.stderr  # plain progress lines: no terminal
     assert result.stdout.splitlines()[-1].startswith("2 documents: 2 fetched; 0.0 MB downloaded")
@@ -685,8 +732,9 @@ def test_fetch_refuses_a_huge_md5_list_on_the_server(http_server, archives, tmp_
         f.write(b"\n" * (4 * 1024 * 1024))
     report = fetch(tmp_path / "dest", mirror=http_server.url, docs=("01_*",), **FAST)
     assert report.documents[0].status == "fetched" and not report.documents[0].verified
-    assert report.warnings == [(f"{http_server.url}/md5.txt: more than the 4,194,304 bytes an md5 list may have: "
-                                "archives are not checked")]
+    assert report.warnings == [
+        (f"{http_server.url}/md5.txt: more than the 4,194,304 bytes an md5 list may have: archives are not checked")
+    ]
 
 
 @pytest.mark.timeout(60)
@@ -698,8 +746,9 @@ def test_fetch_state_file_that_is_not_a_file_is_a_warning(archives, tmp_path, ki
     report = fetch(tmp_path / "dest", from_archives=archives)
     assert [d.status for d in report.documents] == ["fetched", "fetched"]
     assert report.warnings == [f"{work / 'state.json'}: {what}, not a JSON file; documents present are not verified"]
-    assert not (work / "state.json").is_symlink() and set(json.loads((work / "state.json").read_text())["documents"]) \
-        == set(DOCS), "the state file is replaced by a regular one, /dev/zero left alone"
+    assert not (work / "state.json").is_symlink() and set(
+        json.loads((work / "state.json").read_text())["documents"]
+    ) == set(DOCS), "the state file is replaced by a regular one, /dev/zero left alone"
 
 
 def test_fetch_writes_its_state_and_md5_copy_atomically(http_server, tmp_path):

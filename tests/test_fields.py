@@ -8,11 +8,14 @@ import pytest
 from midvbatch.dataset.fields import fields_in_frame
 from midvbatch.dataset.groundtruth import Quad, parse_template
 
-TEMPLATE = parse_template({
-    "field01": {"value": "ERIKSSON", "quad": [[100, 50], [300, 50], [300, 80], [100, 80]]},
-    "field02": {"value": "*", "quad": [[100, 100], [200, 100], [200, 130], [100, 130]]},
-    "photo": {"quad": [[20, 40], [90, 40], [90, 140], [20, 140]]},
-}, "t.json")
+TEMPLATE = parse_template(
+    {
+        "field01": {"value": "ERIKSSON", "quad": [[100, 50], [300, 50], [300, 80], [100, 80]]},
+        "field02": {"value": "*", "quad": [[100, 100], [200, 100], [200, 130], [100, 130]]},
+        "photo": {"quad": [[20, 40], [90, 40], [90, 140], [20, 140]]},
+    },
+    "t.json",
+)
 
 
 def test_fields_follow_a_scaled_and_shifted_document():
@@ -49,12 +52,24 @@ def test_no_fields_for_a_degenerate_document():
 @pytest.mark.parametrize("size", [(856, 540), (1712, 1080)])
 def test_template_size_is_the_pictures(size):
     scale = size[0] / 856
-    template = parse_template({"f": {"value": "x", "quad": [[428 * scale, 270 * scale], [856 * scale, 270 * scale],
-                                                           [856 * scale, 540 * scale], [428 * scale, 540 * scale]]}},
-                              "s.json")
+    template = parse_template(
+        {
+            "f": {
+                "value": "x",
+                "quad": [
+                    [428 * scale, 270 * scale],
+                    [856 * scale, 270 * scale],
+                    [856 * scale, 540 * scale],
+                    [428 * scale, 540 * scale],
+                ],
+            }
+        },
+        "s.json",
+    )
     document = Quad(((0, 0), (100, 0), (100, 60), (0, 60)))
-    assert np.allclose(fields_in_frame(template, size, document)["f"].quad.points, [(50, 30), (100, 30), (100, 60),
-                                                                                     (50, 60)])
+    assert np.allclose(
+        fields_in_frame(template, size, document)["f"].quad.points, [(50, 30), (100, 30), (100, 60), (50, 60)]
+    )
 
 
 def test_field_crop_rectifies_a_field_seen_in_perspective():
@@ -65,8 +80,7 @@ def test_field_crop_rectifies_a_field_seen_in_perspective():
     flat = np.zeros((40, 160, 3), np.uint8)
     flat[:, :80] = (255, 255, 255)  # left half white, right half black
     seen = Quad(((300, 100), (620, 140), (610, 220), (290, 170)))
-    h = cv2.getPerspectiveTransform(np.float32([[0, 0], [160, 0], [160, 40], [0, 40]]),
-                                    np.float32(seen.points))
+    h = cv2.getPerspectiveTransform(np.float32([[0, 0], [160, 0], [160, 40], [0, 40]]), np.float32(seen.points))
     frame = cv2.warpPerspective(flat, h, (800, 400))
     crop = field_crop(frame, seen, height=40)
     assert crop is not None and crop.shape[0] == 40 and 150 < crop.shape[1] < 190  # about 4:1 as the field

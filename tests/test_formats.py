@@ -25,7 +25,9 @@ def test_formats_builtin_names_and_lookup():
     assert format_names()[:4] == ["midv500", "midv2019", "midv2020", "folder"]
     assert get_format("MIDV-2019").catalog is MIDV2019
     assert get_format("midv_500").name == "midv500"
-    with pytest.raises(DatasetError, match=r"unknown dataset format 'midv3000' \(known: midv500, midv2019, midv2020, folder"):
+    with pytest.raises(
+        DatasetError, match=r"unknown dataset format 'midv3000' \(known: midv500, midv2019, midv2020, folder"
+    ):
         get_format("midv3000")
 
 
@@ -82,8 +84,13 @@ def _plugin_env(tmp_path: Path, target: str = "quadlist_format:FORMAT", module: 
 
 
 def _cli(env, *args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "midvbatch.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "midvbatch.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def test_formats_plugin_through_its_entry_point_runs_end_to_end(dataset, tmp_path):
@@ -94,7 +101,10 @@ def test_formats_plugin_through_its_entry_point_runs_end_to_end(dataset, tmp_pat
     found = json.loads(listed.stdout)
     assert found["format"] == "quadlist"
     assert [(c["id"], c["ground_truth"]) for c in found["clips"]] == [
-        ("cam01/ta01", 30), ("cam01/ts01", 30), ("cam02/ka02", 30)]
+        ("cam01/ta01", 30),
+        ("cam01/ts01", 30),
+        ("cam02/ka02", 30),
+    ]
     assert _cli(env, "validate", data).returncode == 0
     out = tmp_path / "run"
     ran = _cli(env, "run", data, "--out", out, "--pipeline", "ground-truth", "--workers", "2")
@@ -118,15 +128,25 @@ def test_formats_a_broken_plugin_is_one_line_and_spares_the_others(dataset, tmp_
     assert "Traceback" not in listed.stderr and "half installed" in listed.stderr
     named = _cli(env, "ls", dataset, "--catalog", "quadlist")
     assert named.returncode == 1 and "Traceback" not in named.stderr
-    assert "dataset format 'quadlist' (quadlist_format:FORMAT) cannot be loaded: RuntimeError: half installed" \
+    assert (
+        "dataset format 'quadlist' (quadlist_format:FORMAT) cannot be loaded: RuntimeError: half installed"
         in named.stderr
+    )
     assert len(named.stderr.strip().splitlines()) == 1
     listing = _cli(env, "formats", "--json")
     assert listing.returncode == 0, listing.stderr
     broken = [f for f in json.loads(listing.stdout) if f["name"] == "quadlist"]
-    assert broken == [{"name": "quadlist", "title": "", "summary": "", "source": "entry point quadlist_format:FORMAT",
-                       "fetchable": False, "error": "dataset format 'quadlist' (quadlist_format:FORMAT) cannot be "
-                       "loaded: RuntimeError: half installed"}]
+    assert broken == [
+        {
+            "name": "quadlist",
+            "title": "",
+            "summary": "",
+            "source": "entry point quadlist_format:FORMAT",
+            "fetchable": False,
+            "error": "dataset format 'quadlist' (quadlist_format:FORMAT) cannot be "
+            "loaded: RuntimeError: half installed",
+        }
+    ]
 
 
 def test_formats_a_plugin_that_raises_in_discover_is_one_line(dataset, tmp_path):
@@ -158,8 +178,9 @@ def test_formats_a_run_keeps_the_format_it_read_the_dataset_with(dataset, tmp_pa
     from conftest import midvbatch
 
     out = tmp_path / "run"
-    first = midvbatch("run", dataset, "--out", out, "--catalog", "folder", "--pipeline", "probe", "--limit", "2",
-                      "--workers", "0")
+    first = midvbatch(
+        "run", dataset, "--out", out, "--catalog", "folder", "--pipeline", "probe", "--limit", "2", "--workers", "0"
+    )
     assert first.returncode == 0, first.stderr
     again = midvbatch("run", dataset, "--out", out, "--pipeline", "probe", "--limit", "2", "--workers", "0")
     assert again.returncode == 1 and "Traceback" not in again.stderr
@@ -186,12 +207,16 @@ def test_midv2019_unzipped_without_its_document_folder_is_found(tmp_path):
 
 def test_formats_a_plugin_that_calls_sys_exit_at_import_is_one_line(dataset, tmp_path):
     """An argparse script at top level exits 2 with its usage on import: one line, every built-in still works."""
-    module = ("import argparse\nparser = argparse.ArgumentParser(prog='quadtool')\n"
-              "parser.add_argument('--must', required=True)\nparser.parse_args()\nFORMAT = None\n")
+    module = (
+        "import argparse\nparser = argparse.ArgumentParser(prog='quadtool')\n"
+        "parser.add_argument('--must', required=True)\nparser.parse_args()\nFORMAT = None\n"
+    )
     env = _plugin_env(tmp_path, module=module)
     info = tmp_path / "site" / "quadlist_format-1.0.dist-info"
-    (info / "entry_points.txt").write_text("[midvbatch.datasets]\nquadlist = quadlist_format:FORMAT\n\n"
-                                           "[midvbatch.processors]\nquadproc = quadlist_format:FORMAT\n")
+    (info / "entry_points.txt").write_text(
+        "[midvbatch.datasets]\nquadlist = quadlist_format:FORMAT\n\n"
+        "[midvbatch.processors]\nquadproc = quadlist_format:FORMAT\n"
+    )
     why = "cannot be loaded: it called sys.exit(2) (it printed: quadtool: error: the following arguments are required"
     listed = _cli(env, "ls", dataset)
     assert listed.returncode == 0, listed.stderr
@@ -210,7 +235,8 @@ def test_formats_a_plugin_that_calls_sys_exit_at_import_is_one_line(dataset, tmp
     assert chosen.returncode == 1 and "Traceback" not in chosen.stderr and "usage:" not in chosen.stderr
     assert "processor 'quadproc' (quadlist_format:FORMAT) " + why in chosen.stderr
     assert not (tmp_path / "r1").exists()
-    ran = _cli(env, "run", dataset, "--out", tmp_path / "r2", "--pipeline", "ground-truth", "--clips", "TA01",
-               "--workers", "0")
+    ran = _cli(
+        env, "run", dataset, "--out", tmp_path / "r2", "--pipeline", "ground-truth", "--clips", "TA01", "--workers", "0"
+    )
     assert ran.returncode == 0, ran.stderr
     assert "usage:" not in ran.stderr and "Traceback" not in ran.stderr

@@ -161,8 +161,11 @@ def test_geometry_homography_agrees_with_opencv():
     for _ in range(50):
         # float32 values, which OpenCV's solver takes (it forms products in float32 too:
         # a few 1e-7 apart relatively); quads a camera could see
-        quad = (rng.uniform(100, 900, 2) + rng.uniform(0.5, 1.5) * (rect - rect.mean(0))
-                + rng.uniform(-150, 150, (4, 2))).astype(np.float32).astype(np.float64)
+        quad = (
+            (rng.uniform(100, 900, 2) + rng.uniform(0.5, 1.5) * (rect - rect.mean(0)) + rng.uniform(-150, 150, (4, 2)))
+            .astype(np.float32)
+            .astype(np.float64)
+        )
         h = homography(rect, quad)
         reference = cv2.getPerspectiveTransform(rect.astype(np.float32), quad.astype(np.float32))
         assert np.allclose(transform(h, inside), transform(reference, inside), rtol=1e-6, atol=1e-3)

@@ -24,9 +24,17 @@ def test_groundtruth_parses_every_real_sample(real_data):
 
 def test_groundtruth_known_real_values(real_data):
     assert load_frame_quad(real_data / "43_tur_id/ground_truth/CA/CA43_01.json").to_list() == [
-        [139, 678], [940, 689], [966, 1180], [88, 1167]]
+        [139, 678],
+        [940, 689],
+        [966, 1180],
+        [88, 1167],
+    ]
     assert load_frame_quad(real_data / "01_alb_id/ground_truth/HA/HA01_01.json").to_list() == [
-        [150, 549], [1070, 766], [959, 1344], [14, 1152]]
+        [150, 549],
+        [1070, 766],
+        [959, 1344],
+        [14, 1152],
+    ]
 
 
 def test_groundtruth_keeps_corners_outside_the_frame_as_given(real_data):
@@ -90,12 +98,16 @@ def test_groundtruth_malformed_file_is_one_cli_line(tmp_path, case):
 
 def test_groundtruth_template_fields(tmp_path):
     path = tmp_path / "18_dza_passport.json"
-    path.write_text(json.dumps({
-        "field01": {"value": "DOE", "quad": [[1, 2], [30, 2], [30, 9], [1, 9]]},
-        "field02": {"value": "*", "quad": [[1, 12], [30, 12], [30, 19], [1, 19]]},
-        "photo": {"quad": [[40, 2], [60, 2], [60, 30], [40, 30]]},
-        "signature": {"quad": [[40, 32], [60, 32], [60, 40], [40, 40]]},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "field01": {"value": "DOE", "quad": [[1, 2], [30, 2], [30, 9], [1, 9]]},
+                "field02": {"value": "*", "quad": [[1, 12], [30, 12], [30, 19], [1, 19]]},
+                "photo": {"quad": [[40, 2], [60, 2], [60, 30], [40, 30]]},
+                "signature": {"quad": [[40, 32], [60, 32], [60, 40], [40, 40]]},
+            }
+        )
+    )
     t = load_template(path)
     assert list(t.fields) == ["field01", "field02", "photo", "signature"]
     assert t.fields["field01"].value == "DOE"
@@ -104,12 +116,15 @@ def test_groundtruth_template_fields(tmp_path):
     assert [f.name for f in t.text_fields()] == ["field01"]
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"field01": {"value": "A"}}', "field 'field01' is missing \"quad\""),
-    ('{"field01": "A"}', "field 'field01' must be an object"),
-    ('{"field01": {"value": 3, "quad": [[0,0],[1,0],[1,1],[0,1]]}}', "value must be text"),
-    ('{"photo": {"quad": [[0,0],[1,0]]}}', "field 'photo' \"quad\" must be a list of 4"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"field01": {"value": "A"}}', "field 'field01' is missing \"quad\""),
+        ('{"field01": "A"}', "field 'field01' must be an object"),
+        ('{"field01": {"value": 3, "quad": [[0,0],[1,0],[1,1],[0,1]]}}', "value must be text"),
+        ('{"photo": {"quad": [[0,0],[1,0]]}}', "field 'photo' \"quad\" must be a list of 4"),
+    ],
+)
 def test_groundtruth_malformed_template_raises(tmp_path, content, message):
     path = tmp_path / "01_alb_id.json"
     path.write_text(content)
@@ -132,8 +147,10 @@ def test_groundtruth_writes_replace_the_file_atomically(tmp_path):
     mine = tmp_path / "mine.json"
     mine.write_text("keep")
     q = Quad.from_list([0, 0, 10, 0, 10, 10, 0, 10])
-    for name, write in [("TA01_01.json", lambda p: write_frame_quad(p, q)),
-                        ("01_alb_id.json", lambda p: write_template(p, {"photo": (q, None)}))]:
+    for name, write in [
+        ("TA01_01.json", lambda p: write_frame_quad(p, q)),
+        ("01_alb_id.json", lambda p: write_template(p, {"photo": (q, None)})),
+    ]:
         path = tmp_path / name
         path.symlink_to(mine)
         write(path)

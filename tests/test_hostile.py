@@ -23,8 +23,28 @@ from midvbatch.dataset.synth import SynthConfig, synthesize
 # One value per way in: "-inf" went with "inf" (every parser takes both as a non-finite float, or neither as a
 # number; a dash-led word is "-1" and "-").
 VALUES = [
-    "-1", "0", "1", "1.5", "-0.5", "99999999999999999999999", "9" * 5000, "9" * 5000 + "GB", "1e309",
-    "nan", "inf", "", " ", "abc", "'", "-", "200%", "nan%", "auto", "none", "x=NaN", "clip=T*:99999999999999999999999",
+    "-1",
+    "0",
+    "1",
+    "1.5",
+    "-0.5",
+    "99999999999999999999999",
+    "9" * 5000,
+    "9" * 5000 + "GB",
+    "1e309",
+    "nan",
+    "inf",
+    "",
+    " ",
+    "abc",
+    "'",
+    "-",
+    "200%",
+    "nan%",
+    "auto",
+    "none",
+    "x=NaN",
+    "clip=T*:99999999999999999999999",
 ]
 PATHS = ["<fifo>", "<folder>", "<file>", "<missing>"]  # for path parameters, on top of VALUES
 
@@ -79,8 +99,9 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
     synthesize(root / "data", SynthConfig(docs=1, clips="TA", seed=1))
     run_dir = root / "run"
-    result = CliRunner().invoke(cli, ["run", str(root / "data"), "--out", str(run_dir), "--pipeline", "ground-truth",
-                                      "--workers", "0"])
+    result = CliRunner().invoke(
+        cli, ["run", str(root / "data"), "--out", str(run_dir), "--pipeline", "ground-truth", "--workers", "0"]
+    )
     assert result.exit_code == 0, result.output
     video = next((root / "data").rglob("videos/*.*"))
     exported = CliRunner().invoke(cli, ["export", str(run_dir), "--out", str(root / "predictions.jsonl")])
@@ -105,8 +126,12 @@ def _argv(command: str, param: click.Parameter, value: str | None, places: dict[
 
 
 def _path_value(value: str, tmp_path) -> str:
-    special = {"<fifo>": tmp_path / "fifo", "<folder>": tmp_path / "folder", "<file>": tmp_path / "file.txt",
-               "<missing>": tmp_path / "missing" / "x"}
+    special = {
+        "<fifo>": tmp_path / "fifo",
+        "<folder>": tmp_path / "folder",
+        "<file>": tmp_path / "file.txt",
+        "<missing>": tmp_path / "missing" / "x",
+    }
     if value not in special:
         return value
     os.mkfifo(tmp_path / "fifo")
@@ -129,7 +154,8 @@ def test_hostile_value_gives_one_line_never_a_traceback(world, tmp_path, monkeyp
     result = CliRunner().invoke(cli, argv)
     shown = f"{argv[:12]}\n{result.output[-2000:]}"
     assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"{type(result.exception).__name__}: {result.exception}\n{shown}")
+        f"{type(result.exception).__name__}: {result.exception}\n{shown}"
+    )
     assert "Traceback" not in result.output, shown
     assert result.exit_code in (0, 1, 2, 130), shown
     if result.exit_code:

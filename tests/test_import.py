@@ -43,8 +43,14 @@ def runs(tmp_path_factory):
     for catalog in ("midv500", "midv2019", "midv2020"):
         root = tmp_path_factory.mktemp(catalog)
         synthesize(root / "dataset", SynthConfig(catalog=catalog, docs=1, seed=11))
-        config = build_config({"dataset": str(root / "dataset"), "out": str(root / "run"),
-                               "processor": "processors:Imperfect", "workers": 0})
+        config = build_config(
+            {
+                "dataset": str(root / "dataset"),
+                "out": str(root / "run"),
+                "processor": "processors:Imperfect",
+                "workers": 0,
+            }
+        )
         summary = run_config(config, install_signals=False)
         assert summary.exit_code == 0, summary
         out[catalog] = root
@@ -52,8 +58,14 @@ def runs(tmp_path_factory):
 
 
 def _import(path: Path, dataset: Path, out: Path, **options):
-    summary = import_predictions(path, dataset, out, workers=0, run=lambda c, restart: run_config(
-        c, restart=restart, install_signals=False), **options)
+    summary = import_predictions(
+        path,
+        dataset,
+        out,
+        workers=0,
+        run=lambda c, restart: run_config(c, restart=restart, install_signals=False),
+        **options,
+    )
     assert summary.run is not None and summary.run.exit_code == 0, summary
     return summary
 
@@ -68,8 +80,20 @@ def test_import_of_an_export_gives_the_same_report_in_every_format(runs, catalog
     cases = {  # export options -> what the import's report must equal (some formats carry no text, or no quads)
         "jsonl": ({}, whole),
         "csv": ({}, whole),
-        "fields.jsonl": ({"fields": True}, _report(run_dir, "overall", "by_condition", "by_device", "by_document",
-                                                    "by_clip", "by_subset", "by_collection", "worst_clips")),
+        "fields.jsonl": (
+            {"fields": True},
+            _report(
+                run_dir,
+                "overall",
+                "by_condition",
+                "by_device",
+                "by_document",
+                "by_clip",
+                "by_subset",
+                "by_collection",
+                "worst_clips",
+            ),
+        ),
         "smartengines": ({}, _report(run_dir, "text")),
         "coco": ({"predictions": True, "fields": True}, None),
     }
@@ -91,14 +115,25 @@ def test_import_through_the_cli_coco_results_csv_and_the_python_api_agree(runs, 
     export_results(run_dir, "coco", tmp_path / "truth.json")
     export_results(run_dir, "coco", tmp_path / "predicted.json", predictions=True)
     predicted = json.loads((tmp_path / "predicted.json").read_text())
-    results = [{"image_id": a["image_id"], "category_id": 1, "segmentation": a["segmentation"], "score": 0.9}
-               for a in predicted["annotations"]]
+    results = [
+        {"image_id": a["image_id"], "category_id": 1, "segmentation": a["segmentation"], "score": 0.9}
+        for a in predicted["annotations"]
+    ]
     (tmp_path / "results.json").write_text(json.dumps(results))
     refused = midvbatch("import", tmp_path / "results.json", dataset, "--out", tmp_path / "a")
     assert refused.returncode == 1 and "--images" in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "a").exists()
-    done = midvbatch("import", tmp_path / "results.json", dataset, "--out", tmp_path / "a", "--images",
-                     tmp_path / "truth.json", "--workers", 1)
+    done = midvbatch(
+        "import",
+        tmp_path / "results.json",
+        dataset,
+        "--out",
+        tmp_path / "a",
+        "--images",
+        tmp_path / "truth.json",
+        "--workers",
+        1,
+    )
     assert done.returncode == 0, done.stderr
     assert "read 260 predictions (coco) for 260 frames" in done.stdout, done.stdout
     assert _report(tmp_path / "a", "text") == _report(run_dir, "text")
@@ -246,8 +281,12 @@ def test_json_items_reads_a_record_at_a_time(tmp_path):
     finally:
         tracemalloc.stop()
     assert count == 2_000 and peak < 8 * 2**20, peak  # (the whole file would be 40 MB)
-    for text, said in (("[1, 2", "line 1"), ('{"a": [1]} x', "more after"), ("[1 2]", "expected ','"),
-                       ('{"a":\n\n [1, tru]}', "line 3")):
+    for text, said in (
+        ("[1, 2", "line 1"),
+        ('{"a": [1]} x', "more after"),
+        ("[1 2]", "expected ','"),
+        ('{"a":\n\n [1, tru]}', "line 3"),
+    ):
         (tmp_path / "bad.json").write_text(text)
         with open(tmp_path / "bad.json") as stream, pytest.raises(PredictionsError, match=said):
             list(json_items(stream, tmp_path / "bad.json", PredictionsError))

@@ -32,8 +32,10 @@ def _write(text: str):
 # kind -> (how to damage a JSON file, what the one line says)
 GROUND_TRUTH_DAMAGE = {
     "deep": (_write("[" * 200_000), "bad JSON: nested too deeply"),
-    "digits": (_write('{"quad": [[1' + "0" * 5000 + ", 2], [3, 4], [5, 6], [7, 8]]}"),
-               "bad JSON: a number of more than 4,300 digits"),
+    "digits": (
+        _write('{"quad": [[1' + "0" * 5000 + ", 2], [3, 4], [5, 6], [7, 8]]}"),
+        "bad JSON: a number of more than 4,300 digits",
+    ),
     "fifo": (os.mkfifo, "a FIFO (named pipe), not a JSON file"),
     "dev_zero": (lambda path: path.symlink_to("/dev/zero"), "a character device, not a JSON file"),
     "huge": (_write(QUAD + " " * (2 << 20)), "bytes, more than the 1,048,576 bytes a JSON file may have"),
@@ -131,8 +133,12 @@ def test_inputs_ls_frames_names_damaged_ground_truth(copy, kind):
 
 
 def run_rows(out: Path) -> dict[str, tuple]:
-    return {clip: tuple(rest) for clip, *rest in ledger_rows(
-        out, "SELECT clip, state, COALESCE(error_class, ''), attempts, COALESCE(error, '') FROM tasks")}
+    return {
+        clip: tuple(rest)
+        for clip, *rest in ledger_rows(
+            out, "SELECT clip, state, COALESCE(error_class, ''), attempts, COALESCE(error, '') FROM tasks"
+        )
+    }
 
 
 @pytest.mark.parametrize("kind", COMMAND_DAMAGE)
@@ -155,8 +161,9 @@ def test_inputs_run_without_check_fails_only_the_damaged_clip(copy, tmp_path, ki
     path = frame_file(copy)
     message = damage(path, kind)
     out = tmp_path / "run"
-    result = midvbatch("run", copy, "--out", out, "--pipeline", "ground-truth", "--workers", 1, "--no-check",
-                       timeout=TIMEOUT)
+    result = midvbatch(
+        "run", copy, "--out", out, "--pipeline", "ground-truth", "--workers", 1, "--no-check", timeout=TIMEOUT
+    )
     no_traceback(result)
     assert result.returncode == 1
     rows = run_rows(out)
@@ -215,8 +222,9 @@ def test_inputs_video_that_is_not_a_file_never_hangs(copy, tmp_path, kind):
     assert rows["TS01"][:2] == ("dead", "invalid") and rows["TS01"][3] == f"invalid: {line}"
 
     unchecked = tmp_path / "unchecked"
-    ran = midvbatch("run", copy, "--out", unchecked, "--pipeline", "frames", "--workers", 1, "--no-check",
-                    timeout=TIMEOUT)
+    ran = midvbatch(
+        "run", copy, "--out", unchecked, "--pipeline", "frames", "--workers", 1, "--no-check", timeout=TIMEOUT
+    )
     no_traceback(ran)
     assert ran.returncode == 1
     rows = run_rows(unchecked)
@@ -230,13 +238,16 @@ def _picture(suffix: str) -> bytes:
     return data.tobytes()
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (lambda: _picture(".png"), "not a video (a PNG image)"),
-    (lambda: _picture(".jpg"), "not a video (a JPEG image)"),
-    (lambda: _picture(".tif"), "not a video (a TIFF image)"),
-    (lambda: _picture(".bmp"), "not a video (a BMP image)"),
-    (lambda: b"this is a text file, not a video\n" * 20, "not a readable video"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (lambda: _picture(".png"), "not a video (a PNG image)"),
+        (lambda: _picture(".jpg"), "not a video (a JPEG image)"),
+        (lambda: _picture(".tif"), "not a video (a TIFF image)"),
+        (lambda: _picture(".bmp"), "not a video (a BMP image)"),
+        (lambda: b"this is a text file, not a video\n" * 20, "not a readable video"),
+    ],
+)
 def test_inputs_picture_named_like_a_video_is_not_a_video(copy, content, message):
     video = copy / DOC / "videos" / "TS01.mp4"
     video.write_bytes(content())
@@ -303,9 +314,11 @@ def test_inputs_validate_names_archives_and_md5_lists_that_are_not_files(copy, k
     no_traceback(result)
     assert result.returncode == 1
     assert lines_naming(result.stdout, copy / "md5.txt") == [
-        f"error   archive        {copy / 'md5.txt'}: {what}, not an md5 list"]
+        f"error   archive        {copy / 'md5.txt'}: {what}, not an md5 list"
+    ]
     assert lines_naming(result.stdout, fetched / "01_alb_id.zip") == [
-        f"error   archive        {fetched / '01_alb_id.zip'}: {what}, not an archive"]
+        f"error   archive        {fetched / '01_alb_id.zip'}: {what}, not an archive"
+    ]
 
 
 # --- synth -----------------------------------------------------------------------------------
@@ -323,9 +336,11 @@ def test_inputs_synth_refuses_to_overwrite_a_dataset_unless_forced(tmp_path):
     again = midvbatch("synth", out, "--docs", 1, "--clips", "TA", "--seed", 5, timeout=TIMEOUT)
     no_traceback(again)
     assert again.returncode == 1
-    assert again.stderr.strip() == (f"Error: {out}: holds a dataset already: 33 of the files to write exist "
-                                    f"({DOC}/images/{DOC}.tif first); use --force to overwrite them, "
-                                    "or choose an empty folder")
+    assert again.stderr.strip() == (
+        f"Error: {out}: holds a dataset already: 33 of the files to write exist "
+        f"({DOC}/images/{DOC}.tif first); use --force to overwrite them, "
+        "or choose an empty folder"
+    )
     assert truth.read_text() == QUAD and video.read_bytes() == before, "nothing was written"
 
     other = midvbatch("synth", out, "--docs", 1, "--clips", "TS", timeout=TIMEOUT)  # the template is shared
@@ -337,27 +352,30 @@ def test_inputs_synth_refuses_to_overwrite_a_dataset_unless_forced(tmp_path):
     assert not [p for p in out.rglob(".*") if p.is_file()], "no temporary file left"
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (["--size", "100000x100000"], 1, "width must be an even number of pixels from 16 to 7680"),
-    (["--size", "7680x7680"], 1, "more than 8K video's 33,177,600"),
-    (["--size", "8x8"], 1, "width must be an even number of pixels from 16 to 7680"),
-    (["--size", "181x320"], 1, "width must be an even number of pixels from 16 to 7680"),
-    (["--size", "1" + "0" * 5000 + "x2"], 2, "is not a size like 180x320"),
-    (["--size", "big"], 2, "'big' is not a size like 180x320"),
-    (["--seconds", "nan"], 1, "seconds must be at least 3"),
-    (["--seconds", "inf"], 1, "and at most 600, got inf"),
-    (["--seconds", "-1"], 1, "seconds must be at least 3"),
-    (["--seconds", "0"], 1, "seconds must be at least 3"),
-    (["--seconds", "1e9"], 1, "and at most 600, got 1000000000.0"),
-    (["--seed", "-1"], 1, "seed must be a whole number from 0 to 9223372036854775807, got -1"),
-    (["--seed", "9" * 30], 1, "seed must be a whole number from 0 to 9223372036854775807"),
-    (["--seed", "9" * 5000], 2, "is not a valid integer"),
-    (["--docs", "0"], 1, "docs must be 1..50"),
-    (["--docs", "9" * 5000], 1, "docs must be 1..50"),
-    (["--docs", ""], 1, "docs must be a count or a name pattern"),
-    (["--clips", ""], 1, "clips must be a clip code pattern like 'T*', got ''"),
-    (["--trajectories", "/dev/zero"], 1, "/dev/zero: trajectories file: a character device, not a JSON file"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--size", "100000x100000"], 1, "width must be an even number of pixels from 16 to 7680"),
+        (["--size", "7680x7680"], 1, "more than 8K video's 33,177,600"),
+        (["--size", "8x8"], 1, "width must be an even number of pixels from 16 to 7680"),
+        (["--size", "181x320"], 1, "width must be an even number of pixels from 16 to 7680"),
+        (["--size", "1" + "0" * 5000 + "x2"], 2, "is not a size like 180x320"),
+        (["--size", "big"], 2, "'big' is not a size like 180x320"),
+        (["--seconds", "nan"], 1, "seconds must be at least 3"),
+        (["--seconds", "inf"], 1, "and at most 600, got inf"),
+        (["--seconds", "-1"], 1, "seconds must be at least 3"),
+        (["--seconds", "0"], 1, "seconds must be at least 3"),
+        (["--seconds", "1e9"], 1, "and at most 600, got 1000000000.0"),
+        (["--seed", "-1"], 1, "seed must be a whole number from 0 to 9223372036854775807, got -1"),
+        (["--seed", "9" * 30], 1, "seed must be a whole number from 0 to 9223372036854775807"),
+        (["--seed", "9" * 5000], 2, "is not a valid integer"),
+        (["--docs", "0"], 1, "docs must be 1..50"),
+        (["--docs", "9" * 5000], 1, "docs must be 1..50"),
+        (["--docs", ""], 1, "docs must be a count or a name pattern"),
+        (["--clips", ""], 1, "clips must be a clip code pattern like 'T*', got ''"),
+        (["--trajectories", "/dev/zero"], 1, "/dev/zero: trajectories file: a character device, not a JSON file"),
+    ],
+)
 @pytest.mark.timeout(TIMEOUT)
 def test_inputs_synth_hostile_options_give_one_line(tmp_path, args, code, message):
     """In-process (the options are refused before anything is read or written; the FIFO case below runs in a
@@ -383,5 +401,6 @@ def test_inputs_synth_trajectories_fifo_is_refused(tmp_path):
     os.mkfifo(tmp_path / "coco.json")
     result = midvbatch("synth", tmp_path / "out", "--trajectories", tmp_path / "coco.json", timeout=TIMEOUT)
     assert result.returncode == 1
-    assert result.stderr.strip() == (f"Error: {tmp_path / 'coco.json'}: trajectories file: "
-                                     "a FIFO (named pipe), not a JSON file")
+    assert result.stderr.strip() == (
+        f"Error: {tmp_path / 'coco.json'}: trajectories file: a FIFO (named pipe), not a JSON file"
+    )

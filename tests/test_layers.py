@@ -111,8 +111,11 @@ def test_layers_presentation_only_above_the_library():
 
 
 def test_layers_sql_only_in_the_ledger():
-    users = sorted(name for name, path in MODULES.items()
-                   if any(t == "sqlite3" for t, _, _ in _imports(path)) or ".db.execute(" in path.read_text())
+    users = sorted(
+        name
+        for name, path in MODULES.items()
+        if any(t == "sqlite3" for t, _, _ in _imports(path)) or ".db.execute(" in path.read_text()
+    )
     assert users == ["midvbatch.engine.ledger"], users
 
 
@@ -139,7 +142,7 @@ def test_layers_no_import_cycles():
         state[node] = 1
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                cycles.append(" -> ".join(trail[trail.index(nxt):] + [nxt]) if nxt in trail else f"{node} -> {nxt}")
+                cycles.append(" -> ".join(trail[trail.index(nxt) :] + [nxt]) if nxt in trail else f"{node} -> {nxt}")
             elif nxt not in state:
                 visit(nxt, [*trail, nxt])
         state[node] = 2
@@ -181,7 +184,9 @@ def test_layers_every_module_is_in_the_architecture_table():
         package = path.parent.relative_to(SRC).as_posix() + "/"
         if path.name == "__init__.py" and (package in rows or SRC in (path.parent, path.parent.parent)):
             continue  # (a layer's package: the drawing names it)
-        if any(_named_in(path.relative_to(SRC / p), rows[p]) for p in rows if p.endswith("/") and relative.startswith(p)):
+        if any(
+            _named_in(path.relative_to(SRC / p), rows[p]) for p in rows if p.endswith("/") and relative.startswith(p)
+        ):
             continue
         missing.append(relative)
     assert not missing, f"docs/architecture.md's module table does not name: {', '.join(missing)}"

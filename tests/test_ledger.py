@@ -12,8 +12,9 @@ from midvbatch.errors import LedgerError
 
 def _ledger(tmp_path, n=6) -> Ledger:
     ledger = Ledger(tmp_path)
-    ledger.add_tasks(NewTask(f"C{i:02d}", "doc", "TA", None, 30, priority, 1.0)
-                     for i, priority in enumerate([0, 5, 0, 5, 0, 0][:n]))
+    ledger.add_tasks(
+        NewTask(f"C{i:02d}", "doc", "TA", None, 30, priority, 1.0) for i, priority in enumerate([0, 5, 0, 5, 0, 0][:n])
+    )
     return ledger
 
 
@@ -49,7 +50,9 @@ def test_ledger_artifacts_are_claimed_then_recorded(tmp_path):
     ledger = _ledger(tmp_path, 1)
     task = ledger.tasks()[0].id
     ledger.claim_artifacts(task, ["frames/a.png"])
-    assert ledger.artifact_record("frames/a.png") == (task, None, None) and ledger.artifact_record("frames/b.png") is None
+    assert (
+        ledger.artifact_record("frames/a.png") == (task, None, None) and ledger.artifact_record("frames/b.png") is None
+    )
     ledger.mark_running_many([task], now=1.0)
     ledger.complete_many([Completion(task, 2.0, [], None, None, 1.0, {}, None, None, [("frames/a.png", 12, 34)])])
     assert ledger.artifacts() == [("frames/a.png", 12, 34)]
@@ -65,7 +68,7 @@ def test_ledger_sqlite_errors_are_ledger_errors_in_one_line(tmp_path):
     ledger.close()
     path = tmp_path / "ledger.sqlite"
     data = bytearray(path.read_bytes())
-    data[100:len(data)] = os.urandom(len(data) - 100)  # the schema pages too
+    data[100 : len(data)] = os.urandom(len(data) - 100)  # the schema pages too
     path.write_bytes(bytes(data))
     with pytest.raises(LedgerError) as caught:
         Ledger(tmp_path, check=True)

@@ -42,16 +42,39 @@ def _left(folder: Path, *kinds: str) -> list[int]:
 
 
 def _faults(folder: Path, faults: dict) -> list[str]:
-    return ["--processor", FAULTS, "--option", f"faults={json.dumps(faults)}",
-            "--option", f"state_dir={json.dumps(str(folder))}"]
+    return [
+        "--processor",
+        FAULTS,
+        "--option",
+        f"faults={json.dumps(faults)}",
+        "--option",
+        f"state_dir={json.dumps(str(folder))}",
+    ]
 
 
 def test_leftovers_detached_processes_end_with_their_clip(small, tmp_path):
     out = tmp_path / "run"
     faults = {"TA01": "daemon", "TS01": "session", "KA01": "daemon", "KS01": "session"}
-    proc = subprocess.Popen([sys.executable, "-m", "midvbatch.cli", "run", small, "--out", out, "--workers", "1",
-                             *_faults(tmp_path, faults), "--option", "delay=0.01"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "midvbatch.cli",
+            "run",
+            small,
+            "--out",
+            out,
+            "--workers",
+            "1",
+            *_faults(tmp_path, faults),
+            "--option",
+            "delay=0.01",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
     try:
         first = wait_for(lambda: _left(tmp_path, "daemon", "session"), 60)[0]
         # ended when its clip ended, while the run goes on (three clips more, 0.3 s each)
@@ -72,8 +95,19 @@ def test_leftovers_a_worker_that_dies_leaves_nothing(small, tmp_path, fault):
     """The worker dies outright (SIGKILL, os._exit) after its clip detached a process: the orchestrator, which
     is handed that process, ends it."""
     kind = fault.split("+")[0]
-    result = midvbatch("run", small, "--out", tmp_path / "run", "--workers", 1, "--retries", 0, "--clips", "TA01",
-                       *_faults(tmp_path, {"TA01": fault}))
+    result = midvbatch(
+        "run",
+        small,
+        "--out",
+        tmp_path / "run",
+        "--workers",
+        1,
+        "--retries",
+        0,
+        "--clips",
+        "TA01",
+        *_faults(tmp_path, {"TA01": fault}),
+    )
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     pids = _left(tmp_path, kind)
@@ -82,8 +116,21 @@ def test_leftovers_a_worker_that_dies_leaves_nothing(small, tmp_path, fault):
 
 
 def test_leftovers_a_clip_that_times_out_leaves_nothing(small, tmp_path):
-    result = midvbatch("run", small, "--out", tmp_path / "run", "--workers", 1, "--retries", 0, "--clips", "TA01",
-                       "--task-timeout", 1, *_faults(tmp_path, {"TA01": "daemon+session+hang"}))
+    result = midvbatch(
+        "run",
+        small,
+        "--out",
+        tmp_path / "run",
+        "--workers",
+        1,
+        "--retries",
+        0,
+        "--clips",
+        "TA01",
+        "--task-timeout",
+        1,
+        *_faults(tmp_path, {"TA01": "daemon+session+hang"}),
+    )
     assert result.returncode == 1, result.stderr
     assert ledger_rows(tmp_path / "run", "SELECT error_class FROM tasks") == [("timeout",)]
     pids = _left(tmp_path, "daemon", "session")
@@ -92,9 +139,23 @@ def test_leftovers_a_clip_that_times_out_leaves_nothing(small, tmp_path):
 
 
 def test_leftovers_nothing_outlives_a_killed_orchestrator(small, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "midvbatch.cli", "run", small, "--out", tmp_path / "run",
-                             "--workers", "2", *_faults(tmp_path, {"TA01": "daemon+hang", "TS01": "session+hang"})],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "midvbatch.cli",
+            "run",
+            small,
+            "--out",
+            tmp_path / "run",
+            "--workers",
+            "2",
+            *_faults(tmp_path, {"TA01": "daemon+hang", "TS01": "session+hang"}),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env(),
+    )
     try:
         wait_for(lambda: len(_left(tmp_path, "daemon", "session")) == 2, 60)
         pids = _left(tmp_path, "daemon", "session")
@@ -107,6 +168,7 @@ def test_leftovers_nothing_outlives_a_killed_orchestrator(small, tmp_path):
 
 
 # the machine running short ------------------------------------------------------------------------------------
+
 
 def _limited(limit: int, value: int, uid: int | None = None):
     """A preexec_fn: `limit` (resource.RLIMIT_*) set to `value`; with `uid`, run as that real uid without the
@@ -126,9 +188,25 @@ def _limited(limit: int, value: int, uid: int | None = None):
 
 
 def _run_limited(small: Path, out: Path, preexec, *options) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "midvbatch.cli", "run", small, "--out", out, "--pipeline",
-                           "ground-truth", *map(str, options)], capture_output=True, text=True, env=env(),
-                          timeout=120, preexec_fn=preexec)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "midvbatch.cli",
+            "run",
+            small,
+            "--out",
+            out,
+            "--pipeline",
+            "ground-truth",
+            *map(str, options),
+        ],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=120,
+        preexec_fn=preexec,
+    )
 
 
 def _said(stderr: str, pattern: str) -> list[str]:
@@ -151,10 +229,18 @@ def test_leftovers_out_of_file_descriptors_the_run_goes_on_with_fewer_workers(sm
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="runs the orchestrator as another uid (RLIMIT_NPROC counts per user)")
-@pytest.mark.parametrize(("options", "nproc", "said"), [
-    (("--workers", 4), 9, r"ran out of (threads|processes) .*: going on with \d+ workers?;"),
-    (("--workers", 2, "--decode-threads", 8), 10, r"ran out of threads .*decoding.*: decoding on 1 thread per worker"),
-], ids=["workers", "decoding-threads"])
+@pytest.mark.parametrize(
+    ("options", "nproc", "said"),
+    [
+        (("--workers", 4), 9, r"ran out of (threads|processes) .*: going on with \d+ workers?;"),
+        (
+            ("--workers", 2, "--decode-threads", 8),
+            10,
+            r"ran out of threads .*decoding.*: decoding on 1 thread per worker",
+        ),
+    ],
+    ids=["workers", "decoding-threads"],
+)
 def test_leftovers_out_of_threads_and_processes_the_run_asks_less(small, options, nproc, said):
     import resource
     import shutil

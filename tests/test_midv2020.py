@@ -26,8 +26,9 @@ REAL_FILES = sorted(REAL.glob("*/annotations/*.json"))
 
 
 def cli(*args, check=None) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "midvbatch", *map(str, args)], capture_output=True, text=True,
-                            env=env(), timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "midvbatch", *map(str, args)], capture_output=True, text=True, env=env(), timeout=300
+    )
     if check is not None:
         assert result.returncode == check, result.stderr
     return result
@@ -91,7 +92,11 @@ def test_midv2020_scans_list_validate_run_export_report(scans, tmp_path):
     assert ids["scan_rotated/est_id"]["condition"] == "rotated scan" and ids["scan_rotated/est_id"]["images"] == 3
     assert "(3 pictures)" in cli("ls", scans, check=0).stdout
     assert {m["where"] for m in listing["missing"] if m["kind"] == "collection"} == {
-        "templates", "photo", "clips", "clips_video"}
+        "templates",
+        "photo",
+        "clips",
+        "clips_video",
+    }
 
     checked = cli("validate", scans)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -116,12 +121,24 @@ def _via(images: dict[str, list | None]) -> dict:
     for name, corners in images.items():
         regions = []
         if corners is not None:
-            regions.append({"shape_attributes": {"name": "polygon", "all_points_x": [c[0] for c in corners],
-                                                 "all_points_y": [c[1] for c in corners]},
-                            "region_attributes": {"field_name": "doc_quad"}})
+            regions.append(
+                {
+                    "shape_attributes": {
+                        "name": "polygon",
+                        "all_points_x": [c[0] for c in corners],
+                        "all_points_y": [c[1] for c in corners],
+                    },
+                    "region_attributes": {"field_name": "doc_quad"},
+                }
+            )
         meta[f"{name}100"] = {"filename": name, "size": 100, "regions": regions, "file_attributes": {}}
-    return {"_via_settings": {}, "_via_img_metadata": meta, "_via_attributes": {},
-            "_via_data_format_version": "2.0.10", "_via_image_id_list": list(meta)}
+    return {
+        "_via_settings": {},
+        "_via_img_metadata": meta,
+        "_via_attributes": {},
+        "_via_data_format_version": "2.0.10",
+        "_via_image_id_list": list(meta),
+    }
 
 
 QUAD = [[10, 10], [150, 12], [148, 90], [12, 88]]
@@ -162,7 +179,8 @@ def test_midv2020_bad_annotations_are_one_line_each_and_the_run_goes_on(tmp_path
         return hits[0]
 
     assert "not valid JSON" in line_for("photo/annotations/aze_passport.json") or "JSON" in line_for(
-        "aze_passport.json")
+        "aze_passport.json"
+    )
     assert "_via_img_metadata" in line_for("esp_id.json")
     assert "3 points" in text and "5 points" in text and "est_id.json" in line_for("3 points")
     assert "no annotation in" in line_for("photo/images/fin_id/01.jpg")
@@ -180,15 +198,45 @@ def test_midv2020_bad_annotations_are_one_line_each_and_the_run_goes_on(tmp_path
 
 def test_midv2020_via_errors_name_the_file(tmp_path):
     bad = tmp_path / "a.json"
-    bad.write_text(json.dumps({"_via_img_metadata": {"x": {"filename": "00.jpg", "regions": [
-        {"shape_attributes": {"name": "polygon", "all_points_x": [1, 2], "all_points_y": [1]},
-         "region_attributes": {"field_name": "doc_quad"}}]}}}), encoding="utf-8")
+    bad.write_text(
+        json.dumps(
+            {
+                "_via_img_metadata": {
+                    "x": {
+                        "filename": "00.jpg",
+                        "regions": [
+                            {
+                                "shape_attributes": {"name": "polygon", "all_points_x": [1, 2], "all_points_y": [1]},
+                                "region_attributes": {"field_name": "doc_quad"},
+                            }
+                        ],
+                    }
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
     with pytest.raises(GroundTruthError, match="all_points_x and all_points_y") as info:
         read_via(bad)
     assert str(bad) in str(info.value)
-    bad.write_text(json.dumps({"_via_img_metadata": {"x": {"filename": "00.jpg", "regions": [
-        {"shape_attributes": {"name": "rect", "x": 1, "y": "a", "width": 3, "height": 4},
-         "region_attributes": {"field_name": "face"}}]}}}), encoding="utf-8")
+    bad.write_text(
+        json.dumps(
+            {
+                "_via_img_metadata": {
+                    "x": {
+                        "filename": "00.jpg",
+                        "regions": [
+                            {
+                                "shape_attributes": {"name": "rect", "x": 1, "y": "a", "width": 3, "height": 4},
+                                "region_attributes": {"field_name": "face"},
+                            }
+                        ],
+                    }
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
     with pytest.raises(GroundTruthError, match="not a finite number"):
         read_via(bad)
 
@@ -219,14 +267,26 @@ def test_midv2020_fetch_takes_the_chosen_collections_from_tar_archives(http_serv
     dest = tmp_path / "dest"
     report = fetch(dest, catalog="midv2020", docs=["scan_*"], mirror=url)
     assert {o.document: (o.status, o.reason) for o in report.documents} == {
-        "scan_upright": ("fetched", None), "scan_rotated": ("fetched", None)}
+        "scan_upright": ("fetched", None),
+        "scan_rotated": ("fetched", None),
+    }
     assert all(o.verified for o in report.documents)
     assert (dest / "scan_rotated" / "annotations" / "alb_id.json").is_file()
     assert (dest / "scan_upright" / "images" / "est_id" / "02.jpg").is_file()
     dataset = discover(dest)
     assert dataset.format == "midv2020" and len(dataset.clips) == 4
-    again = cli("fetch", dest, "--catalog", "midv2020", "--collections", "scan_upright,scan_rotated",
-                "--mirror", url, "--json", check=0)  # nothing left to do
+    again = cli(
+        "fetch",
+        dest,
+        "--catalog",
+        "midv2020",
+        "--collections",
+        "scan_upright,scan_rotated",
+        "--mirror",
+        url,
+        "--json",
+        check=0,
+    )  # nothing left to do
     assert {o["status"] for o in json.loads(again.stdout)["documents"]} == {"present"}
 
 
@@ -241,14 +301,17 @@ def _member(name: str, kind: bytes = b"0", link: str = "") -> tuple:
     return info, data
 
 
-@pytest.mark.parametrize("member, why", [
-    (("/etc/evil", b"0"), "absolute"),
-    (("images/../../evil", b"0"), ".."),
-    (("images/link", b"2", "/etc/passwd"), "symbolic link"),
-    (("images/hard", b"1", "images/x"), "hard link"),
-    (("images/dev", b"3"), "a device"),
-    (("images/fifo", b"6"), "a FIFO"),
-])
+@pytest.mark.parametrize(
+    "member, why",
+    [
+        (("/etc/evil", b"0"), "absolute"),
+        (("images/../../evil", b"0"), ".."),
+        (("images/link", b"2", "/etc/passwd"), "symbolic link"),
+        (("images/hard", b"1", "images/x"), "hard link"),
+        (("images/dev", b"3"), "a device"),
+        (("images/fifo", b"6"), "a FIFO"),
+    ],
+)
 def test_midv2020_unsafe_tar_members_are_refused_before_anything_is_written(tmp_path, member, why):
     from midvbatch.dataset.archive import ArchiveError, extract_tar
 
@@ -308,8 +371,13 @@ def test_midv2020_clips_run_from_videos_or_from_jpegs_alone(synthetic, tmp_path)
     assert results["video"].keys() == results["jpeg"].keys()
     clip_frames = sorted(f for (c, f) in results["video"] if c == "clips/alb_id/00")
     assert clip_frames == [1, 7, 13, 19, 25, 31]
-    assert {c.split("/")[0] for c, _ in results["video"]} == {"templates", "scan_upright", "scan_rotated", "photo",
-                                                              "clips"}
+    assert {c.split("/")[0] for c, _ in results["video"]} == {
+        "templates",
+        "scan_upright",
+        "scan_rotated",
+        "photo",
+        "clips",
+    }
     from midvbatch import open_dataset
 
     decoded = list(open_dataset(synthetic).clip_frames("clips/alb_id/01"))
@@ -375,8 +443,9 @@ def archives(scans, tmp_path) -> Path:
     folder.mkdir()
     _tar(folder / "scan_upright.tar", scans / "scan_upright", "scan_upright/")
     _tar(folder / "scan_rotated.tar", scans / "scan_rotated", "")
-    (folder / "md5.txt").write_text("".join(
-        f"{hashlib.md5(p.read_bytes()).hexdigest()}  {p.name}\n" for p in sorted(folder.glob("*.tar"))))
+    (folder / "md5.txt").write_text(
+        "".join(f"{hashlib.md5(p.read_bytes()).hexdigest()}  {p.name}\n" for p in sorted(folder.glob("*.tar")))
+    )
     return folder
 
 
@@ -385,7 +454,9 @@ def test_midv2020_fetch_over_ftp(ftp_server, tmp_path):
 
     report = fetch(tmp_path / "dest", catalog="midv2020", docs=["scan_*"], mirror=ftp_server.url)
     assert {(o.document, o.status, o.verified) for o in report.documents} == {
-        ("scan_upright", "fetched", True), ("scan_rotated", "fetched", True)}
+        ("scan_upright", "fetched", True),
+        ("scan_rotated", "fetched", True),
+    }
     assert len(discover(tmp_path / "dest").clips) == 4
 
 
@@ -394,8 +465,9 @@ def test_midv2020_fetch_resumes_a_cut_tar_download(http_server, archives, tmp_pa
 
     size = (archives / "scan_upright.tar").stat().st_size
     http_server.cut_after = {"/archives/scan_upright.tar": size // 2}
-    report = fetch(tmp_path / "dest", catalog="midv2020", docs=["scan_upright"],
-                   mirror=http_server.url, retry_delay=0.01)
+    report = fetch(
+        tmp_path / "dest", catalog="midv2020", docs=["scan_upright"], mirror=http_server.url, retry_delay=0.01
+    )
     (outcome,) = report.documents
     assert (outcome.status, outcome.verified) == ("fetched", True), outcome.reason
     assert outcome.bytes_resumed == size // 2
@@ -404,8 +476,21 @@ def test_midv2020_fetch_resumes_a_cut_tar_download(http_server, archives, tmp_pa
 
 def test_midv2020_frame_ids_keep_the_datasets_frame_names(synthetic, tmp_path):
     out = tmp_path / "ids"
-    cli("run", synthetic, "--out", out, "--processor", "processors:MeanColour", "--clips", "clips/00",
-        "--clips", "scan_upright", "--workers", 1, check=0)
+    cli(
+        "run",
+        synthetic,
+        "--out",
+        out,
+        "--processor",
+        "processors:MeanColour",
+        "--clips",
+        "clips/00",
+        "--clips",
+        "scan_upright",
+        "--workers",
+        1,
+        check=0,
+    )
     ids = {json.loads(line)["result"]["id"] for line in cli("export", out, check=0).stdout.splitlines()}
     assert "clips/alb_id/00_000007" in ids and "scan_upright/alb_id_01" in ids
 

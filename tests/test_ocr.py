@@ -79,13 +79,29 @@ def test_ocr_end_to_end_with_the_localized_quad(sharp, tmp_path):
 
 
 @needs_tesseract
-@pytest.mark.parametrize("option, message", [
-    ("tessdata={t}", "no Tesseract language data for 'eng' in {t}: install it with 'apt-get install tesseract-ocr-eng'"),
-    ("lang=eng+xyz", "no Tesseract language data for 'eng+xyz' in "),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (
+            "tessdata={t}",
+            "no Tesseract language data for 'eng' in {t}: install it with 'apt-get install tesseract-ocr-eng'",
+        ),
+        ("lang=eng+xyz", "no Tesseract language data for 'eng+xyz' in "),
+    ],
+)
 def test_ocr_without_language_data_is_one_line_before_the_run_folder(sharp, tmp_path, option, message):
-    done = midvbatch("run", sharp, "--out", tmp_path / "run", "--processor", "ocr",
-                     "--option", option.format(t=tmp_path), "--workers", "1")
+    done = midvbatch(
+        "run",
+        sharp,
+        "--out",
+        tmp_path / "run",
+        "--processor",
+        "ocr",
+        "--option",
+        option.format(t=tmp_path),
+        "--workers",
+        "1",
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr  # one line
     assert "Error: processor 'ocr' cannot run here: " + message.format(t=tmp_path) in done.stderr
@@ -100,11 +116,18 @@ def test_ocr_without_tesserocr_is_one_line_before_the_run_folder(sharp, tmp_path
     (shadow / "tesserocr.py").write_text("raise ImportError(\"No module named 'tesserocr'\", name='tesserocr')\n")
     environment = env()
     environment["PYTHONPATH"] = os.pathsep.join([str(shadow), environment["PYTHONPATH"]])
-    done = subprocess.run([sys.executable, "-m", "midvbatch.cli", "run", str(sharp), "--out", str(tmp_path / "run"),
-                           "--pipeline", "ocr"], capture_output=True, text=True, env=environment, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "midvbatch.cli", "run", str(sharp), "--out", str(tmp_path / "run"), "--pipeline", "ocr"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.strip() == ("Error: processor 'ocr' cannot run here: the ocr pipeline needs tesserocr (No "
-                                   "module named 'tesserocr'): install it with pip install 'midvbatch[ocr]'")
+    assert done.stderr.strip() == (
+        "Error: processor 'ocr' cannot run here: the ocr pipeline needs tesserocr (No "
+        "module named 'tesserocr'): install it with pip install 'midvbatch[ocr]'"
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -131,8 +154,9 @@ def test_ocr_docs_show_the_vote_example_unchanged():
 
 @needs_tesseract
 def test_ocr_vote_example_answers_per_clip_and_is_scored(sharp, tmp_path):
-    done = midvbatch("run", sharp, "--out", tmp_path / "run", "--processor", "examples.vote_fields:make",
-                     cwd=EXAMPLE.parent.parent)
+    done = midvbatch(
+        "run", sharp, "--out", tmp_path / "run", "--processor", "examples.vote_fields:make", cwd=EXAMPLE.parent.parent
+    )
     assert done.returncode == 0, done.stderr
     with open_run(tmp_path / "run") as run:
         clip = run.clip("TA01")
@@ -149,5 +173,5 @@ def test_ocr_is_a_builtin_pipeline_of_the_cli_the_config_and_the_registry():
 
     assert list(PIPELINES) == [p.name for p in describe_processors() if p.source == "built-in"]
     listed = midvbatch("processors").stdout
-    assert "ocr" in listed and "quad=\"truth\"" in listed
+    assert "ocr" in listed and 'quad="truth"' in listed
     assert "localize|ocr|ground-truth|frames|extract|probe" in "".join(midvbatch("run", "--help").stdout.split())

@@ -31,13 +31,38 @@ def _results(run_dir):
 
 
 def test_the_detector_in_batches_finds_the_text_and_gives_the_per_frame_results(portrait, tmp_path):
-    one = midvbatch("run", portrait, "--out", tmp_path / "one", "--processor", "examples.onnx_text_detector:make",
-                    "--batch-size", "1", "--workers", "1")
-    batched = midvbatch("run", portrait, "--out", tmp_path / "eight", "--processor",
-                        "examples.onnx_text_detector:make", "--batch-size", "8", "--batch-across-clips",
-                        "--prefetch", "4", "--workers", "1")
+    one = midvbatch(
+        "run",
+        portrait,
+        "--out",
+        tmp_path / "one",
+        "--processor",
+        "examples.onnx_text_detector:make",
+        "--batch-size",
+        "1",
+        "--workers",
+        "1",
+    )
+    batched = midvbatch(
+        "run",
+        portrait,
+        "--out",
+        tmp_path / "eight",
+        "--processor",
+        "examples.onnx_text_detector:make",
+        "--batch-size",
+        "8",
+        "--batch-across-clips",
+        "--prefetch",
+        "4",
+        "--workers",
+        "1",
+    )
     assert one.returncode == 0 and batched.returncode == 0, batched.stderr
-    assert "batches of up to 8 frames across clips, 4 frames read ahead, workers take up to 4 clips at a time" in batched.stderr
+    assert (
+        "batches of up to 8 frames across clips, 4 frames read ahead, workers take up to 4 clips at a time"
+        in batched.stderr
+    )
     singles, batches = _results(tmp_path / "one"), _results(tmp_path / "eight")
     assert len(singles) == len(batches) == 60
     for key, result in singles.items():
@@ -52,7 +77,15 @@ def test_the_detector_in_batches_finds_the_text_and_gives_the_per_frame_results(
 
 
 def test_the_detectors_bad_options_are_one_line(portrait, tmp_path):
-    done = midvbatch("run", portrait, "--out", tmp_path / "run", "--processor", "examples.onnx_text_detector:make",
-                     "--option", "side=100")
+    done = midvbatch(
+        "run",
+        portrait,
+        "--out",
+        tmp_path / "run",
+        "--processor",
+        "examples.onnx_text_detector:make",
+        "--option",
+        "side=100",
+    )
     assert done.returncode != 0 and "side must be a positive multiple of 32, not 100" in done.stderr
     assert "Traceback" not in done.stderr

@@ -37,17 +37,25 @@ def _digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("command", [
-    ["export", "--format", "jsonl"], ["export", "--format", "csv", "--fields"], ["export", "--format", "smartengines"],
-    ["report", "--format", "md"], ["report", "--format", "html"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["export", "--format", "jsonl"],
+        ["export", "--format", "csv", "--fields"],
+        ["export", "--format", "smartengines"],
+        ["report", "--format", "md"],
+        ["report", "--format", "html"],
+    ],
+)
 def test_outputs_a_users_file_is_refused_unless_force(finished, tmp_path, command):
     mine = tmp_path / "notes.txt"
     mine.write_text("a user's notes\n")
     refused = _cli(command[0], finished / "run", "--out", mine, *command[1:])
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
-    assert refused.stderr.strip() == (f"Error: {mine}: already exists and was not written by a report or export "
-                                      "of this run: give --force to replace it, or another --out")
+    assert refused.stderr.strip() == (
+        f"Error: {mine}: already exists and was not written by a report or export "
+        "of this run: give --force to replace it, or another --out"
+    )
     assert mine.read_text() == "a user's notes\n"
     forced = _cli(command[0], finished / "run", "--out", mine, *command[1:], "--force")
     assert forced.returncode == 0, forced.stderr
@@ -60,19 +68,24 @@ def test_outputs_a_users_file_is_refused_unless_force(finished, tmp_path, comman
     assert mine.read_text().endswith("edited by hand\n")
 
 
-@pytest.mark.parametrize("command, target", [
-    (["export"], "01_alb_id/ground_truth/TA/TA01_05.json"),
-    (["report", "--format", "html"], "01_alb_id/videos/TA01.MOV"),
-    (["export"], "01_alb_id/new-file.jsonl"),
-])
+@pytest.mark.parametrize(
+    "command, target",
+    [
+        (["export"], "01_alb_id/ground_truth/TA/TA01_05.json"),
+        (["report", "--format", "html"], "01_alb_id/videos/TA01.MOV"),
+        (["export"], "01_alb_id/new-file.jsonl"),
+    ],
+)
 def test_outputs_never_land_in_the_runs_dataset_even_with_force(finished, command, target):
     path = finished / "data" / target
     before = _digest(path) if path.exists() else None
     for extra in ([], ["--force"]):
         refused = _cli(command[0], finished / "run", "--out", path, *command[1:], *extra)
         assert refused.returncode == 1 and "Traceback" not in refused.stderr
-        assert f"{path}: is inside the run's dataset ({finished / 'data'}): midvbatch never writes there, " \
-               "even with --force" in refused.stderr
+        assert (
+            f"{path}: is inside the run's dataset ({finished / 'data'}): midvbatch never writes there, "
+            "even with --force" in refused.stderr
+        )
     assert (_digest(path) if path.exists() else None) == before
 
 

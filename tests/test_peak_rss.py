@@ -12,9 +12,31 @@ MIB = 2**20
 def test_peak_rss_is_the_clips_own(dataset, tmp_path, pool, workers):
     out = tmp_path / "run"
     # one worker: TA01 (first, by priority) holds 300 MiB; the clips after it, in the same process, hold nothing
-    result = midvbatch("run", dataset, "--out", out, "--pool", pool, "--workers", workers, "--processor",
-                       "processors:Hog", "--option", 'clips=["TA01"]', "--option", "mb=300", "--docs", "01_*",
-                       "--clips", "T*", "--clips", "K*", "--priority", "id=TA01:10", "--no-check")
+    result = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--pool",
+        pool,
+        "--workers",
+        workers,
+        "--processor",
+        "processors:Hog",
+        "--option",
+        'clips=["TA01"]',
+        "--option",
+        "mb=300",
+        "--docs",
+        "01_*",
+        "--clips",
+        "T*",
+        "--clips",
+        "K*",
+        "--priority",
+        "id=TA01:10",
+        "--no-check",
+    )
     assert result.returncode == 0, result.stderr
     peaks = dict(ledger_rows(out, "SELECT clip, peak_rss FROM tasks"))
     assert len(peaks) == 4

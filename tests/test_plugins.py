@@ -123,9 +123,13 @@ def test_plugins_unknown_export_and_report_formats_are_config_errors(tmp_path):
     from midvbatch.report import write_report
     from midvbatch.results.exports import export_results
 
-    with pytest.raises(ConfigError, match=r"^unknown export format 'xml' \(use jsonl, csv, coco, smartengines, parquet\)$"):
+    with pytest.raises(
+        ConfigError, match=r"^unknown export format 'xml' \(use jsonl, csv, coco, smartengines, parquet\)$"
+    ):
         export_results(tmp_path, "xml")
-    with pytest.raises(ConfigError, match=r"^--fields applies to the jsonl, csv, coco and parquet exports, not smartengines$"):
+    with pytest.raises(
+        ConfigError, match=r"^--fields applies to the jsonl, csv, coco and parquet exports, not smartengines$"
+    ):
         export_results(tmp_path, "smartengines", fields=True)
     with pytest.raises(ConfigError, match=r"^unknown report format 'pdf' \(use md, html, json, csv\)$"):
         write_report(tmp_path, "pdf")
@@ -150,7 +154,9 @@ def test_plugins_pools_build_the_executor_the_settings_name(tmp_path):
     inline = RunConfig(dataset=str(tmp_path), out=str(tmp_path / "run"), workers=0).resolved()
     check_pool(inline)  # nothing to reach
     assert isinstance(make_executor(inline), InlineExecutor)
-    threads = make_executor(RunConfig(dataset=str(tmp_path), out=str(tmp_path / "run"), workers=2, pool="thread").resolved())
+    threads = make_executor(
+        RunConfig(dataset=str(tmp_path), out=str(tmp_path / "run"), workers=2, pool="thread").resolved()
+    )
     try:
         assert isinstance(threads, ThreadExecutor)
     finally:

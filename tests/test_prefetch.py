@@ -61,26 +61,56 @@ def _results(run_dir):
 
 
 def test_prefetch_run_gives_the_same_results_as_without(dataset, tmp_path):
-    plain = midvbatch("run", dataset, "--out", tmp_path / "plain", "--processor", "processors:mean_colour",
-                      "--docs", "01_*")
-    ahead = midvbatch("run", dataset, "--out", tmp_path / "ahead", "--processor", "processors:mean_colour",
-                      "--prefetch", "8", "--docs", "01_*")
+    plain = midvbatch(
+        "run", dataset, "--out", tmp_path / "plain", "--processor", "processors:mean_colour", "--docs", "01_*"
+    )
+    ahead = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        tmp_path / "ahead",
+        "--processor",
+        "processors:mean_colour",
+        "--prefetch",
+        "8",
+        "--docs",
+        "01_*",
+    )
     assert plain.returncode == ahead.returncode == 0, ahead.stderr
     assert "2 process workers, 8 frames read ahead" in ahead.stderr
     keep = ("id", "mean", "has_quad")
     plain_results, ahead_results = _results(tmp_path / "plain"), _results(tmp_path / "ahead")
     assert len(ahead_results) == 300
-    assert {k: {f: r[f] for f in keep} for k, r in plain_results.items()} == \
-        {k: {f: r[f] for f in keep} for k, r in ahead_results.items()}
-    batched = midvbatch("run", dataset, "--out", tmp_path / "both", "--processor", "processors:BatchedMean",
-                        "--prefetch", "8", "--batch-size", "4", "--clips", "TA01")
+    assert {k: {f: r[f] for f in keep} for k, r in plain_results.items()} == {
+        k: {f: r[f] for f in keep} for k, r in ahead_results.items()
+    }
+    batched = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        tmp_path / "both",
+        "--processor",
+        "processors:BatchedMean",
+        "--prefetch",
+        "8",
+        "--batch-size",
+        "4",
+        "--clips",
+        "TA01",
+    )
     assert batched.returncode == 0 and len(_results(tmp_path / "both")) == 30
 
 
 def test_prefetch_a_processor_that_raises_leaves_no_thread_behind(dataset, tmp_path):
-    summary = api.run(str(dataset), str(tmp_path / "run"), processor="processors:Faults",
-                      options={"faults": {"TA01": "permanent"}, "state_dir": str(tmp_path)},
-                      workers=0, prefetch=16, clips=["TA01", "TS01"])
+    summary = api.run(
+        str(dataset),
+        str(tmp_path / "run"),
+        processor="processors:Faults",
+        options={"faults": {"TA01": "permanent"}, "state_dir": str(tmp_path)},
+        workers=0,
+        prefetch=16,
+        clips=["TA01", "TS01"],
+    )
     assert summary.counts["dead"] == 1 and summary.counts["done"] == 1
     time.sleep(0.2)
     assert not _prefetch_threads()
@@ -108,8 +138,20 @@ def test_prefetch_memory_is_bounded_by_its_depth(large, tmp_path, depth):
     # 30 frames of 6 MiB. With N frames read ahead the worker holds about N + 4 more (measured: 5.8 at
     # N = 2, 16.8 at N = 16: the frames waiting, the one being handed over, the decoder's own buffers).
     limit = 512 * 2**20  # held by the orchestrator: a worker past it would be killed and its clip failed
-    done = midvbatch("run", large, "--out", tmp_path / "run", "--processor", "processors:RssProbe",
-                     "--prefetch", str(depth), "--workers", "1", "--worker-memory", "512MiB")
+    done = midvbatch(
+        "run",
+        large,
+        "--out",
+        tmp_path / "run",
+        "--processor",
+        "processors:RssProbe",
+        "--prefetch",
+        str(depth),
+        "--workers",
+        "1",
+        "--worker-memory",
+        "512MiB",
+    )
     assert done.returncode == 0, done.stderr
     results = [r for _, r in sorted(_results(tmp_path / "run").items())]
     frame = results[0]["bytes"]

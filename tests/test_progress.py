@@ -55,16 +55,28 @@ def test_progress_format_seconds():
 
 
 def snap(**kw) -> Snapshot:
-    base = dict(state="running", total=20, pending=10, running=2, done=8, failed=0, dead=0, percent=40.0,
-                eta_seconds=75, clips_per_second=1.5, frames_per_second=45.0,
-                workers=[{"clip": "TA01", "stage": "decode 7/30", "pid": 4242, "seconds": 1.0}])
+    base = dict(
+        state="running",
+        total=20,
+        pending=10,
+        running=2,
+        done=8,
+        failed=0,
+        dead=0,
+        percent=40.0,
+        eta_seconds=75,
+        clips_per_second=1.5,
+        frames_per_second=45.0,
+        workers=[{"clip": "TA01", "stage": "decode 7/30", "pid": 4242, "seconds": 1.0}],
+    )
     base.update(kw)
     return Snapshot(**base)
 
 
 def test_progress_summary_line_says_paused():
-    assert summary_line(snap()) == ("running: 8/20 done, 0 dead (40.0%), 2 running, 10 pending, 0 failed | "
-                                    "1.50 clips/s, 45.0 frames/s | ETA 1m15s")
+    assert summary_line(snap()) == (
+        "running: 8/20 done, 0 dead (40.0%), 2 running, 10 pending, 0 failed | 1.50 clips/s, 45.0 frames/s | ETA 1m15s"
+    )
     assert summary_line(snap(paused_reason="memory")).startswith("paused (memory): ")
 
 

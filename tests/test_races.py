@@ -215,8 +215,9 @@ def unreachable_port() -> Iterator[tuple[int, str]]:
 
 def connection_to(pid: int, port: int, status: str) -> bool:
     try:
-        return any(c.raddr and c.raddr.port == port and c.status == status
-                   for c in psutil.Process(pid).net_connections("tcp"))
+        return any(
+            c.raddr and c.raddr.port == port and c.status == status for c in psutil.Process(pid).net_connections("tcp")
+        )
     except psutil.Error:
         return False
 
@@ -280,8 +281,13 @@ def interrupt_stalled_fetch(request, kind: str, dest: Path) -> float:
         where = file if "ftp" in kind else f"/archives/{file}"
         mirror.stall[where] = "headers" if kind.endswith("headers") else CUT if file == ARCHIVE else 10
         url, stalled = mirror.url, mirror.stalled
-    proc = subprocess.Popen(cli("fetch", dest, "--mirror", url, "--docs", DOC),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    proc = subprocess.Popen(
+        cli("fetch", dest, "--mirror", url, "--docs", DOC),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
     mid_archive = kind in ("http-body", "ftp-body")
     if mid_archive:
         wait_until(lambda: part.is_file() and part.stat().st_size > 0, proc)
@@ -318,8 +324,10 @@ def test_races_fetch_ctrl_c_in_a_stalled_http_body_exits_at_once_and_resumes(req
 def test_races_fetch_ctrl_c_wherever_the_mirror_stalls_50_times(request, tmp_path, kind):
     tries = int(os.environ.get("MIDVBATCH_RACE_TRIES", 50))
     seconds = sorted(interrupt_stalled_fetch(request, kind, tmp_path / f"dest{i}") for i in range(tries))
-    print(f"{STALLS[kind]}: Ctrl-C to exit over {tries} tries: median {seconds[tries // 2]:.3f} s, "
-          f"max {seconds[-1]:.3f} s")
+    print(
+        f"{STALLS[kind]}: Ctrl-C to exit over {tries} tries: median {seconds[tries // 2]:.3f} s, "
+        f"max {seconds[-1]:.3f} s"
+    )
 
 
 # --- two runs on one folder -----------------------------------------------------------
@@ -327,8 +335,22 @@ def test_races_fetch_ctrl_c_wherever_the_mirror_stalls_50_times(request, tmp_pat
 
 def run(dataset: Path, out: Path, delay: float = 0.01) -> tuple:
     """`midvbatch run` of one clip into `out`, its frames taking `delay` seconds each."""
-    return ("run", dataset, "--out", out, "--clips", "TA01", "--processor", "processors:mean_colour",
-            "--option", f"delay={delay}", "--pool", "thread", "--workers", "1")
+    return (
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--clips",
+        "TA01",
+        "--processor",
+        "processors:mean_colour",
+        "--option",
+        f"delay={delay}",
+        "--pool",
+        "thread",
+        "--workers",
+        "1",
+    )
 
 
 # `midvbatch`, started ahead (argv: MOMENT FLAG OUT ARGS...): once imported it prints "ready" and waits
@@ -388,9 +410,14 @@ if __name__ == "__main__":
 
 def launch(out: Path, *args, moment: str = "-", flag: Path | None = None) -> subprocess.Popen:
     """Start `midvbatch ARGS` ahead; it runs once go() tells it when."""
-    return subprocess.Popen([sys.executable, "-c", LAUNCH, moment, str(flag), out, *map(str, args)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env())
+    return subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, moment, str(flag), out, *map(str, args)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
 
 
 def ready(proc: subprocess.Popen) -> None:
@@ -421,8 +448,10 @@ def assert_one_ran_and_the_other_was_told(out: Path, procs: list[subprocess.Pope
         if p is not winners[0]:
             assert p.returncode == 1
             assert "Traceback" not in err
-            assert err.splitlines()[-1] == (f"Error: {out}: another midvbatch run (pid {winners[0].pid}) is using "
-                                            "this run folder; wait for it, or stop it with Ctrl-C"), err
+            assert err.splitlines()[-1] == (
+                f"Error: {out}: another midvbatch run (pid {winners[0].pid}) is using "
+                "this run folder; wait for it, or stop it with Ctrl-C"
+            ), err
     assert ledger_rows(out, "SELECT state, COUNT(*) FROM tasks GROUP BY state") == [("done", 1)]
 
 

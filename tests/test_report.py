@@ -81,8 +81,10 @@ def test_report_csv_has_every_grouping(localize_run):
 
 def test_report_on_an_interrupted_run_says_so(dataset, tmp_path):
     out = tmp_path / "run"
-    run(RunConfig(dataset=str(dataset), out=str(out), clips=["TA01"], pipeline="ground-truth", workers=0),
-        install_signals=False)
+    run(
+        RunConfig(dataset=str(dataset), out=str(out), clips=["TA01"], pipeline="ground-truth", workers=0),
+        install_signals=False,
+    )
     # widen the selection without running: pending clips
     from midvbatch.engine.ledger import Ledger, NewTask
 
@@ -100,10 +102,22 @@ def _chromium() -> str | None:
 def _headless(browser: str, tmp_path: Path, *args: str) -> str:
     """Run headless Chromium on its own profile in `tmp_path`; return what it printed."""
     return subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         *args],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(tmp_path)},
     ).stdout
 
 
@@ -126,8 +140,12 @@ def test_report_html_is_self_contained_and_renders_in_chromium(localize_run, tmp
     text = page.read_text()
     assert "http://" not in text and "https://" not in text and "<script src" not in text  # (the drill-down's own)
     plots = sorted((tmp_path / "report-plots").glob("*.png"))
-    assert [p.stem for p in plots] == ["accuracy_by_condition", "accuracy_by_document", "iou_distribution",
-                                       "latency_distribution"]
+    assert [p.stem for p in plots] == [
+        "accuracy_by_condition",
+        "accuracy_by_document",
+        "iou_distribution",
+        "latency_distribution",
+    ]
     for plot in plots:
         image = cv2.imread(str(plot))
         assert image is not None and image.shape[0] > 100 and float(np.std(image)) > 5, plot  # not blank
@@ -144,10 +162,10 @@ def test_report_scores_the_real_frame(real_data, tmp_path):
     doc = tmp_path / "data" / "43_tur_id"
     (doc / "videos").mkdir(parents=True)
     (doc / "ground_truth" / "CA").mkdir(parents=True)
-    shutil.copy(real_data / "43_tur_id" / "ground_truth" / "CA" / "CA43_01.json",
-                doc / "ground_truth" / "CA" / "CA43_01.json")
-    write_video(doc / "videos" / "CA43.mp4", frames=95, rate=30, width=1080, height=1920,
-                draw=lambda i, w, h: frame)
+    shutil.copy(
+        real_data / "43_tur_id" / "ground_truth" / "CA" / "CA43_01.json", doc / "ground_truth" / "CA" / "CA43_01.json"
+    )
+    write_video(doc / "videos" / "CA43.mp4", frames=95, rate=30, width=1080, height=1920, draw=lambda i, w, h: frame)
     out = tmp_path / "run"
     result = midvbatch("run", tmp_path / "data", "--out", out, "--workers", 1)
     assert result.returncode == 0, result.stderr
@@ -178,8 +196,14 @@ def test_report_exports_coco_and_smartengines(gt_run, tmp_path):
     records = json.loads(midvbatch("export", gt_run, "--format", "smartengines").stdout)
     assert len(records) == 600
     r = records[0]
-    assert set(r) == {"origin_image_path", "size", "template_size", "ground_truth_quad",
-                      "system_result_quad_exists", "system_result_quad"}
+    assert set(r) == {
+        "origin_image_path",
+        "size",
+        "template_size",
+        "ground_truth_quad",
+        "system_result_quad_exists",
+        "system_result_quad",
+    }
     assert r["origin_image_path"].endswith(".tif") and r["size"] == [180, 320]
     assert r["template_size"] == [856, 540] and r["system_result_quad"] == r["ground_truth_quad"]
     lst = midvbatch("export", gt_run, "--format", "smartengines", "--subset", "four_vertices_in_frame").stdout.split()
@@ -217,8 +241,9 @@ def imperfect_run(tmp_path_factory) -> Path:
     """One document's table and hand clips through processors:Imperfect (quads shifted, fields damaged)."""
     root = tmp_path_factory.mktemp("drill")
     synthesize(root / "data", SynthConfig(docs=1, clips="T*,H*", seed=12))
-    result = midvbatch("run", root / "data", "--out", root / "run", "--processor", "processors:Imperfect",
-                       "--workers", 0)
+    result = midvbatch(
+        "run", root / "data", "--out", root / "run", "--processor", "processors:Imperfect", "--workers", 0
+    )
     assert result.returncode == 0, result.stderr
     return root / "run"
 
@@ -270,9 +295,11 @@ def test_report_html_drill_down_screenshot(imperfect_run, tmp_path):
     assert midvbatch("report", imperfect_run, "--format", "html", "--out", page).returncode == 0
     text = page.read_text()
     shown = tmp_path / "drill.html"  # the drill-down alone, at the top of the page (it runs to the page's end)
-    shown.write_text(text[:text.index("<body>") + len("<body>")] + text[text.index("<h3 id='drill'>"):])
+    shown.write_text(text[: text.index("<body>") + len("<body>")] + text[text.index("<h3 id='drill'>") :])
     picture = tmp_path / "drill.png"
-    _headless(browser, tmp_path, "--hide-scrollbars", "--window-size=1200,820", f"--screenshot={picture}", shown.as_uri())
+    _headless(
+        browser, tmp_path, "--hide-scrollbars", "--window-size=1200,820", f"--screenshot={picture}", shown.as_uri()
+    )
     image = cv2.imread(str(picture))
     assert image is not None and image.shape[:2] == (820, 1200) and float(np.std(image)) > 20
     if os.environ.get("MIDVBATCH_DOCS_SCREENSHOTS") == "1":

@@ -19,6 +19,7 @@ from midvbatch.cli import cli
 from midvbatch.config import RunConfig
 from midvbatch.engine.run import run
 
+
 def test_run_frames_pipeline_records_every_frame(dataset, tmp_path):
     out = tmp_path / "run"
     result = midvbatch("run", dataset, "--out", out, "--pipeline", "frames", "--workers", 2)
@@ -26,7 +27,9 @@ def test_run_frames_pipeline_records_every_frame(dataset, tmp_path):
     assert "finished: 20 done, 0 dead" in result.stdout
     assert_every_clip_once(out)
     records = [json.loads(line) for line in midvbatch("export", out).stdout.splitlines()]
-    assert {r["clip"] for r in records} == {f"{c}{d}" for c in ("TA", "TS", "KA", "KS", "HA", "HS", "PA", "PS", "CA", "CS") for d in ("01", "02")}
+    assert {r["clip"] for r in records} == {
+        f"{c}{d}" for c in ("TA", "TS", "KA", "KS", "HA", "HS", "PA", "PS", "CA", "CS") for d in ("01", "02")
+    }
     assert all(r["result"] == {"width": 180, "height": 320} for r in records)
     assert sorted(r["frame"] for r in records if r["clip"] == "TA01") == list(range(1, 31))
     timing = ledger_rows(out, "SELECT wall_seconds, stage_seconds, cpu_seconds, peak_rss, attempts FROM tasks")
@@ -73,8 +76,20 @@ def test_run_refuses_a_changed_configuration_unless_restart(dataset, tmp_path):
 
 def test_run_plugin_processor_runs_in_workers_with_setup_once_per_worker(dataset, tmp_path):
     out = tmp_path / "run"
-    result = midvbatch("run", dataset, "--out", out, "--processor", "processors:mean_colour", "--workers", 2,
-                       "--option", "delay=0", "--docs", "01_*")
+    result = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--processor",
+        "processors:mean_colour",
+        "--workers",
+        2,
+        "--option",
+        "delay=0",
+        "--docs",
+        "01_*",
+    )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in midvbatch("export", out).stdout.splitlines()]
     assert len(records) == 300
@@ -87,8 +102,20 @@ def test_run_plugin_processor_runs_in_workers_with_setup_once_per_worker(dataset
 @pytest.mark.parametrize("workers, pool", [("0", "process"), ("2", "thread")])
 def test_run_inline_and_thread_pool(dataset, tmp_path, workers, pool):
     out = tmp_path / "run"
-    result = midvbatch("run", dataset, "--out", out, "--processor", "processors:mean_colour", "--workers", workers,
-                       "--pool", pool, "--docs", "01_*")
+    result = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--processor",
+        "processors:mean_colour",
+        "--workers",
+        workers,
+        "--pool",
+        pool,
+        "--docs",
+        "01_*",
+    )
     assert result.returncode == 0, result.stderr
     assert_every_clip_once(out, clips=10)
     pids = {json.loads(line)["result"]["pid"] for line in midvbatch("export", out).stdout.splitlines()}
@@ -101,7 +128,9 @@ def test_run_extract_pipeline_writes_frames_under_final_names(dataset, tmp_path)
     assert result.returncode == 0, result.stderr
     files = sorted((out / "frames").rglob("*.jpg"))
     assert [f.relative_to(out).as_posix() for f in files[:2]] == [
-        "frames/01_alb_id/CA/CA01_01.jpg", "frames/01_alb_id/CA/CA01_02.jpg"]
+        "frames/01_alb_id/CA/CA01_01.jpg",
+        "frames/01_alb_id/CA/CA01_02.jpg",
+    ]
     assert len(files) == 60
     assert cv2.imread(str(files[0])).shape == (320, 180, 3)
     assert not (out / "tmp").exists() or not any((out / "tmp").iterdir())
@@ -109,21 +138,25 @@ def test_run_extract_pipeline_writes_frames_under_final_names(dataset, tmp_path)
 
 def test_run_processor_output_that_is_not_json_fails_the_clip_with_reason(dataset, tmp_path):
     out = tmp_path / "run"
-    result = midvbatch("run", dataset, "--out", out, "--processor", "processors:NotJson", "--clips", "TA",
-                       "--docs", "01_*")
+    result = midvbatch(
+        "run", dataset, "--out", out, "--processor", "processors:NotJson", "--clips", "TA", "--docs", "01_*"
+    )
     assert result.returncode == 1
     row = ledger_rows(out, "SELECT state, error_class, error FROM tasks")[0]
     assert row[0] == "dead" and row[1] == "permanent"
     assert "cannot be stored as JSON" in row[2]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--processor", "nosuchmodule:make"], "cannot import module 'nosuchmodule'"),
-    (["--processor", "processors:nothing"], "module 'processors' has no 'nothing'"),
-    (["--processor", "nonesuch"], "unknown processor 'nonesuch'"),
-    (["--processor", "processors:Faults", "--option", "dleay=1"], "does not take these options"),
-    (["--pipeline", "ground-truth", "--option", "colour=red"], "does not take these options"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--processor", "nosuchmodule:make"], "cannot import module 'nosuchmodule'"),
+        (["--processor", "processors:nothing"], "module 'processors' has no 'nothing'"),
+        (["--processor", "nonesuch"], "unknown processor 'nonesuch'"),
+        (["--processor", "processors:Faults", "--option", "dleay=1"], "does not take these options"),
+        (["--pipeline", "ground-truth", "--option", "colour=red"], "does not take these options"),
+    ],
+)
 def test_run_bad_processor_is_refused_before_anything_is_created(dataset, tmp_path, args, message):
     out = tmp_path / "run"
     result = midvbatch("run", dataset, "--out", out, *args, "--clips", "TA01", "--workers", 0)
@@ -151,8 +184,10 @@ def test_run_bad_input_is_one_line(tmp_path, dataset):
 
 def test_run_options_from_toml_and_flags_win(dataset, tmp_path):
     toml = tmp_path / "run.toml"
-    toml.write_text(f'dataset = "{dataset}"\nout = "{tmp_path / "run"}"\nclips = ["CS"]\nworkers = 1\n'
-                    'processor = "processors:mean_colour"\n[options]\ndelay = 0.0\n')
+    toml.write_text(
+        f'dataset = "{dataset}"\nout = "{tmp_path / "run"}"\nclips = ["CS"]\nworkers = 1\n'
+        'processor = "processors:mean_colour"\n[options]\ndelay = 0.0\n'
+    )
     result = midvbatch("run", "--config", toml, "--workers", "2")
     assert result.returncode == 0, result.stderr
     saved = (tmp_path / "run" / "config.toml").read_text()
@@ -161,8 +196,9 @@ def test_run_options_from_toml_and_flags_win(dataset, tmp_path):
 
 
 def test_plan_orders_by_priority_then_cost(dataset):
-    result = CliRunner().invoke(cli, ["plan", str(dataset), "--priority", "clip=H*:10", "--priority", "doc=02_*:5",
-                                      "--json"])
+    result = CliRunner().invoke(
+        cli, ["plan", str(dataset), "--priority", "clip=H*:10", "--priority", "doc=02_*:5", "--json"]
+    )
     assert result.exit_code == 0, result.output
     queue = json.loads(result.output)
     ids = [q["clip"] for q in queue]
@@ -173,7 +209,9 @@ def test_plan_orders_by_priority_then_cost(dataset):
     for a, b in zip(queue, queue[1:]):
         assert (a["priority"], a["cost_mb"]) >= (b["priority"], b["cost_mb"])
     limited = json.loads(CliRunner().invoke(cli, ["plan", str(dataset), "--limit", "3", "--json"]).output)
-    assert [q["clip"] for q in limited] == [q["clip"] for q in sorted(queue, key=lambda q: (-q["cost_mb"], q["clip"]))][:3]
+    assert [q["clip"] for q in limited] == [q["clip"] for q in sorted(queue, key=lambda q: (-q["cost_mb"], q["clip"]))][
+        :3
+    ]
 
 
 def test_run_takes_the_plans_order_and_limit_and_keeps_no_discovery_file(dataset, tmp_path):
@@ -190,9 +228,28 @@ def test_run_takes_the_plans_order_and_limit_and_keeps_no_discovery_file(dataset
     scratch.mkdir()
     own_tmp = {**env(), "TMPDIR": str(scratch)}
     out = tmp_path / "run"
-    ran = subprocess.run([sys.executable, "-m", "midvbatch.cli", "run", str(dataset), "--out", str(out), *rules,
-                          "--limit", "5", "--pipeline", "ground-truth", "--workers", "0"],
-                         capture_output=True, text=True, env=own_tmp, timeout=120)
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "midvbatch.cli",
+            "run",
+            str(dataset),
+            "--out",
+            str(out),
+            *rules,
+            "--limit",
+            "5",
+            "--pipeline",
+            "ground-truth",
+            "--workers",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=own_tmp,
+        timeout=120,
+    )
     assert ran.returncode == 0, ran.stderr
     queue = [c for (c,) in ledger_rows(out, "SELECT clip FROM tasks ORDER BY priority DESC, position")]
     assert queue == [q["clip"] for q in planned][:5]
@@ -205,18 +262,45 @@ def test_run_takes_the_plans_order_and_limit_and_keeps_no_discovery_file(dataset
     finally:
         ledger.close()
     assert list(scratch.iterdir()) == []
-    refused = subprocess.run([sys.executable, "-m", "midvbatch.cli", "run", str(dataset), "--out",
-                              str(tmp_path / "none"), "--docs", "99_*", "--pipeline", "ground-truth"],
-                             capture_output=True, text=True, env=own_tmp, timeout=120)
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "midvbatch.cli",
+            "run",
+            str(dataset),
+            "--out",
+            str(tmp_path / "none"),
+            "--docs",
+            "99_*",
+            "--pipeline",
+            "ground-truth",
+        ],
+        capture_output=True,
+        text=True,
+        env=own_tmp,
+        timeout=120,
+    )
     assert refused.returncode != 0 and "no clip matches --docs 99_*" in refused.stderr, refused.stderr
     assert list(scratch.iterdir()) == [] and not (tmp_path / "none").exists()
 
 
 def test_run_status_while_running_and_after(dataset, tmp_path):
     out = tmp_path / "run"
-    proc = start("run", dataset, "--out", out, "--processor", "processors:mean_colour", "--option", "delay=0.02",
-                 "--workers", "2")
+    proc = start(
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--processor",
+        "processors:mean_colour",
+        "--option",
+        "delay=0.02",
+        "--workers",
+        "2",
+    )
     try:
+
         def running():
             r = midvbatch("status", out, "--json")
             if r.returncode != 0:
@@ -225,8 +309,18 @@ def test_run_status_while_running_and_after(dataset, tmp_path):
             return s if s["state"] == "running" and s["workers"] and s["frames_per_second"] > 0 else None
 
         snap = wait_for(running)
-        for key in ("total", "pending", "running", "done", "failed", "dead", "percent", "eta_seconds",
-                    "clips_per_second", "frames_per_second"):
+        for key in (
+            "total",
+            "pending",
+            "running",
+            "done",
+            "failed",
+            "dead",
+            "percent",
+            "eta_seconds",
+            "clips_per_second",
+            "frames_per_second",
+        ):
             assert key in snap
         assert snap["total"] == 20 and 0 < snap["percent"] < 100
         assert snap["workers"][0]["clip"] and snap["workers"][0]["stage"]
@@ -261,8 +355,20 @@ def test_run_survives_sigkill_of_the_orchestrator(dataset, tmp_path, after_done)
 
 def test_run_ctrl_c_finishes_in_flight_clips_and_exits_130(dataset, tmp_path):
     out = tmp_path / "run"
-    args = ("run", dataset, "--out", out, "--processor", "processors:mean_colour", "--option", "delay=0.01",
-            "--workers", "2", "--docs", "01_*")
+    args = (
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--processor",
+        "processors:mean_colour",
+        "--option",
+        "delay=0.01",
+        "--workers",
+        "2",
+        "--docs",
+        "01_*",
+    )
     proc = start(*args)
     wait_for(lambda: done_count(out) >= 2)
     children = workers_of(proc.pid)
@@ -285,8 +391,9 @@ def test_run_ctrl_c_finishes_in_flight_clips_and_exits_130(dataset, tmp_path):
 
 
 def test_run_library_call_returns_summary(dataset, tmp_path):
-    summary = run(RunConfig(dataset=str(dataset), out=str(tmp_path / "run"), clips=["PS"], workers=0),
-                  install_signals=False)
+    summary = run(
+        RunConfig(dataset=str(dataset), out=str(tmp_path / "run"), clips=["PS"], workers=0), install_signals=False
+    )
     assert summary.state == "finished" and summary.exit_code == 0
     assert summary.counts["done"] == 2
 
@@ -311,9 +418,25 @@ def test_run_processor_registered_by_entry_point(dataset, tmp_path):
     e = env()
     e["PYTHONPATH"] = os.pathsep.join([str(site), e["PYTHONPATH"]])
     out = tmp_path / "run"
-    result = subprocess.run([sys.executable, "-m", "midvbatch.cli", "run", str(dataset), "--out", str(out),
-                             "--processor", "mean-colour", "--clips", "KS01"], capture_output=True, text=True,
-                            env=e, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "midvbatch.cli",
+            "run",
+            str(dataset),
+            "--out",
+            str(out),
+            "--processor",
+            "mean-colour",
+            "--clips",
+            "KS01",
+        ],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     first = json.loads(midvbatch("export", out).stdout.splitlines()[0])
     assert first["result"]["id"] == "KS01_01"
@@ -321,8 +444,20 @@ def test_run_processor_registered_by_entry_point(dataset, tmp_path):
 
 def test_run_inline_debug_log_shows_the_traceback(dataset, tmp_path):
     out = tmp_path / "run"
-    result = midvbatch("run", dataset, "--out", out, "--processor", "processors:NotJson", "--clips", "TS01",
-                       "--workers", 0, "--log-level", "debug")
+    result = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--processor",
+        "processors:NotJson",
+        "--clips",
+        "TS01",
+        "--workers",
+        0,
+        "--log-level",
+        "debug",
+    )
     assert result.returncode == 1
     assert "TS01 dead (permanent" in result.stderr
     assert "Traceback (most recent call last)" in result.stderr and "_check_json" in result.stderr
@@ -334,8 +469,17 @@ def test_run_artifact_paths_cannot_leave_tmp_or_touch_the_run_files(tmp_path):
 
     clip = ClipInfo("TA01", "01_alb_id", "TA", "table", None, None, 30, 10.0, output_dir=tmp_path / "tmp" / "1-1")
     assert clip.artifact("frames/a.png") == tmp_path / "tmp" / "1-1" / "frames" / "a.png"
-    for bad in ("/etc/passwd", "../x", "frames/../../x", "ledger.sqlite", "ledger.sqlite-wal", "lock", "config.toml",
-                "logs/run.jsonl", "tmp/x"):
+    for bad in (
+        "/etc/passwd",
+        "../x",
+        "frames/../../x",
+        "ledger.sqlite",
+        "ledger.sqlite-wal",
+        "lock",
+        "config.toml",
+        "logs/run.jsonl",
+        "tmp/x",
+    ):
         with pytest.raises(ProcessorError, match="must be relative"):
             clip.artifact(bad)
 

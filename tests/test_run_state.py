@@ -138,8 +138,9 @@ def test_run_state_pauses_below_the_disk_floor_and_resumes_when_space_is_back():
     out = run.handle(ready(1, disk=100 * MiB))
     assert not of(Submit, out) and run.paused == "disk" and of(Wait, out) == [Wait(0.2)]
     assert run.stop_reason is None and not of(CancelQueued, out)
-    assert logged(out) == ["paused (disk): 100 MiB free on /runs/r, floor 2,048 MiB + 0 MiB for the next clip; "
-                           "the run resumes by itself"]
+    assert logged(out) == [
+        "paused (disk): 100 MiB free on /runs/r, floor 2,048 MiB + 0 MiB for the next clip; the run resumes by itself"
+    ]
     assert logged(run.handle(ready(1, disk=100 * MiB))) == []  # said once
     out = run.handle(ready(1, disk=PLENTY))
     assert logged(out) == ["resumed: disk is back above its floor"] and of(Submit, out)
@@ -209,8 +210,10 @@ def test_run_state_max_failures_stops_the_run_after_the_clips_in_flight():
     assert run.stop_reason is None
     out = run.handle(Finished((failed(2, "permanent"),), 2.0))
     assert run.stop_reason == StopReason.MAX_FAILURES and of(CancelQueued, out)
-    assert "2 clips died in this run (--max-failures 2): stopping after the clips in flight; see midvbatch " \
-           "failures /runs/r" in logged(out)
+    assert (
+        "2 clips died in this run (--max-failures 2): stopping after the clips in flight; see midvbatch "
+        "failures /runs/r" in logged(out)
+    )
     assert of(Finish, run.handle(Withdrawn((3,)))) == [Finish(StopReason.MAX_FAILURES)]
 
 
@@ -225,8 +228,10 @@ def test_run_state_a_dead_worker_blames_the_clip_it_was_on_and_requeues_those_it
     assert [(f.task_id, f.state, f.error_class, f.stage) for f in of(Fail, out)] == [(2, "failed", "crash", "process")]
     assert of(Release, out) == [Release((3,))]  # not counted: its worker died on clip 2
     assert EndLeftovers(worker) in out
-    assert "C03 back in the queue: its worker died on another of the clips it held (worker killed by SIGKILL)" in \
-           logged(out)
+    assert (
+        "C03 back in the queue: its worker died on another of the clips it held (worker killed by SIGKILL)"
+        in logged(out)
+    )
 
 
 def test_run_state_a_task_lost_before_any_clip_started_blames_its_first_clip_only():
@@ -280,8 +285,9 @@ def test_run_state_a_dask_worker_over_the_memory_limit_is_restarted_by_its_ref_a
     assert not of(KillWorker, run.handle(Readings(2.0, rss={worker: 50 * MiB})))
     out = run.handle(Readings(2.2, rss={worker: 150 * MiB}))
     assert of(KillWorker, out) == [KillWorker(worker, (1,))]
-    assert logged(out) == ["C01: worker memory 150 MiB passed the limit of 100 MiB; restarting Dask worker "
-                           "tcp://10.0.0.5:4000"]
+    assert logged(out) == [
+        "C01: worker memory 150 MiB passed the limit of 100 MiB; restarting Dask worker tcp://10.0.0.5:4000"
+    ]
     assert not of(KillWorker, run.handle(Readings(2.4, rss={worker: 150 * MiB})))  # killed once
     out = run.handle(Finished((failed(1, "crash", "Dask worker tcp://10.0.0.5:4000 restarted"),), 3.0))
     assert [(f.error_class, f.error) for f in of(Fail, out)] == [
@@ -367,7 +373,8 @@ def test_run_state_imports_no_clock_no_processes_and_no_ledger():
     source = Path(__file__).parents[1] / "src" / "midvbatch" / "engine" / "run"
     for name in ("state.py", "events.py"):
         tree = ast.parse((source / name).read_text())
-        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                    for alias in node.names}
+        imported = {
+            alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+        }
         imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not imported & {"time", "os", "sqlite3", "psutil", "pebble", "signal", "random", "subprocess"}, name

@@ -63,6 +63,7 @@ def small(tmp_path_factory) -> Path:
 
 # 1. --out on a folder that is not a run folder ----------------------------------------------
 
+
 def _user_folder(root: Path) -> Path:
     root.mkdir()
     (root / "tmp").mkdir()
@@ -89,9 +90,26 @@ def test_safety_out_on_a_folder_with_user_files_leaves_every_file_identical(smal
 def test_safety_out_dot_in_a_user_folder_is_refused(small, tmp_path):
     folder = _user_folder(tmp_path / "home")
     before = _tree(folder)
-    result = subprocess.run([sys.executable, "-m", "midvbatch.cli", "run", str(small), "--out", ".",
-                             "--pipeline", "ground-truth", "--workers", "0"], cwd=folder, capture_output=True,
-                            text=True, env=env(), timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "midvbatch.cli",
+            "run",
+            str(small),
+            "--out",
+            ".",
+            "--pipeline",
+            "ground-truth",
+            "--workers",
+            "0",
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=120,
+    )
     assert result.returncode == 1
     _one_line_error(result)
     assert _tree(folder) == before
@@ -123,6 +141,7 @@ def test_safety_empty_folder_becomes_a_run_folder_and_restart_removes_only_its_o
 
 # 2. another dataset at the same run folder -------------------------------------------------
 
+
 def test_safety_resume_with_another_dataset_is_refused(small, tmp_path):
     other = tmp_path / "other"
     synthesize(other, SynthConfig(docs=1, clips="[TK]*", seed=99))  # same clip ids, other videos
@@ -147,6 +166,7 @@ def test_safety_resume_with_another_dataset_is_refused(small, tmp_path):
 
 # 3. outputs over the run folder's own files --------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def finished(small, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("finished") / "run"
@@ -155,10 +175,18 @@ def finished(small, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("command, name", [
-    ("report", "ledger.sqlite"), ("export", "ledger.sqlite"), ("report", "config.toml"),
-    ("export", "midvbatch-run.json"), ("export", "logs/run.jsonl"), ("report", "lock"), ("export", "ledger.sqlite-wal"),
-])
+@pytest.mark.parametrize(
+    "command, name",
+    [
+        ("report", "ledger.sqlite"),
+        ("export", "ledger.sqlite"),
+        ("report", "config.toml"),
+        ("export", "midvbatch-run.json"),
+        ("export", "logs/run.jsonl"),
+        ("report", "lock"),
+        ("export", "ledger.sqlite-wal"),
+    ],
+)
 def test_safety_outputs_never_overwrite_the_run_folders_own_files(finished, command, name):
     before = _tree(finished)
     result = midvbatch(command, finished, "--out", finished / name)
@@ -180,12 +208,31 @@ def test_safety_outputs_are_written_whole_and_beside_the_run_is_fine(finished, t
 
 # 4. the ledger deleted or replaced while the run runs ----------------------------------------
 
+
 @pytest.mark.parametrize("how", ["delete", "replace"])
 def test_safety_ledger_deleted_mid_run_stops_with_an_error(small, tmp_path, how):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "midvbatch.cli", "run", str(small), "--out", str(out),
-                             "--processor", FAULTS, "--option", "delay=0.05", "--workers", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "midvbatch.cli",
+            "run",
+            str(small),
+            "--out",
+            str(out),
+            "--processor",
+            FAULTS,
+            "--option",
+            "delay=0.05",
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
     wait_for(lambda: _count(out, "state = 'running'"), 60)
     ledger = out / "ledger.sqlite"
     if how == "delete":
@@ -204,6 +251,7 @@ def test_safety_ledger_deleted_mid_run_stops_with_an_error(small, tmp_path, how)
 
 # 5. a processor that changes the working directory -------------------------------------------
 
+
 def test_safety_processor_changing_directory_does_not_move_results(small, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -212,10 +260,31 @@ def test_safety_processor_changing_directory_does_not_move_results(small, tmp_pa
     for workers in ("0", "2"):
         out = f"run{workers}"
         result = subprocess.run(
-            [sys.executable, "-m", "midvbatch.cli", "run", "ds", "--out", out, "--processor", FAULTS,
-             "--option", 'faults={"*": "chdir"}', "--option", f"state_dir={json.dumps(str(elsewhere))}",
-             "--option", "write=true", "--workers", workers],
-            cwd=work, capture_output=True, text=True, env=env(), timeout=120)
+            [
+                sys.executable,
+                "-m",
+                "midvbatch.cli",
+                "run",
+                "ds",
+                "--out",
+                out,
+                "--processor",
+                FAULTS,
+                "--option",
+                'faults={"*": "chdir"}',
+                "--option",
+                f"state_dir={json.dumps(str(elsewhere))}",
+                "--option",
+                "write=true",
+                "--workers",
+                workers,
+            ],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            env=env(),
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
         assert len(list((work / out / "frames").iterdir())) == 4 * 30
         assert not list(elsewhere.iterdir())
@@ -223,15 +292,34 @@ def test_safety_processor_changing_directory_does_not_move_results(small, tmp_pa
 
 # 6. (inputs: tests/test_inputs.py) 7. Ctrl-C at any moment --------------------------------------
 
+
 # One moment each before the imports, while the run folder is made, with workers running; the moments between
 # them run in `make soak`.
 @pytest.mark.parametrize("delay", [0.05, 0.6, 2.0, *(pytest.param(d, marks=pytest.mark.slow) for d in (0.3, 0.9, 1.3))])
 def test_safety_ctrl_c_at_any_moment_exits_130_and_charges_nothing(small, tmp_path, delay):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "midvbatch", "run", str(small), "--out", str(out),
-                             "--processor", FAULTS, "--option", "delay=0.05", "--workers", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "midvbatch",
+            "run",
+            str(small),
+            "--out",
+            str(out),
+            "--processor",
+            FAULTS,
+            "--option",
+            "delay=0.05",
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+        start_new_session=True,
+    )
     time.sleep(delay)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole foreground group
     stdout, stderr = proc.communicate(timeout=120)
@@ -249,7 +337,6 @@ def test_safety_ctrl_c_at_any_moment_exits_130_and_charges_nothing(small, tmp_pa
     assert ledger_rows(out, "SELECT COUNT(*), MAX(attempts) FROM tasks WHERE state = 'done'") == [(4, 1)]
 
 
-
 def test_safety_ctrl_c_inside_exec_code_still_exits_130(small, tmp_path):
     """A Ctrl-C that lands in code run by exec() of a string (as dataclasses build methods during
     a lazy import) makes CPython kill the process with SIGINT at exit even when the interrupt was
@@ -265,20 +352,38 @@ def test_safety_ctrl_c_inside_exec_code_still_exits_130(small, tmp_path):
     e["PYTHONPATH"] = os.pathsep.join([str(plugin), e["PYTHONPATH"]])
     for module in ("midvbatch", "midvbatch.cli"):
         out = tmp_path / f"run-{module}"
-        result = subprocess.run([sys.executable, "-m", module, "run", str(small), "--out", str(out),
-                                 "--processor", "ki_in_exec:Quiet", "--workers", "1"],
-                                capture_output=True, text=True, env=e, timeout=120)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                module,
+                "run",
+                str(small),
+                "--out",
+                str(out),
+                "--processor",
+                "ki_in_exec:Quiet",
+                "--workers",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            env=e,
+            timeout=120,
+        )
         assert result.returncode == 130, (module, result.returncode, result.stderr)
         assert result.stderr.strip() == "interrupted; nothing was lost: run the same command again to go on"
 
+
 # 8. a damaged ledger; a read-only --out ---------------------------------------------------------
+
 
 def test_safety_ledger_with_garbage_in_the_middle_is_one_line(finished, small, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(finished, out)
     data = bytearray((out / "ledger.sqlite").read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 4096] = os.urandom(4096)
+    data[middle : middle + 4096] = os.urandom(4096)
     (out / "ledger.sqlite").write_bytes(bytes(data))
     result = midvbatch("run", small, "--out", out, "--pipeline", "ground-truth", "--workers", 0)
     assert result.returncode == 1
@@ -290,8 +395,10 @@ def _read_only_mount(folder: Path):
     """Bind-mount `folder` read-only onto itself (root only); return an undo function, or skip."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("needs root to mount a read-only folder")
-    ok = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True).returncode == 0 and \
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], capture_output=True).returncode == 0
+    ok = (
+        subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True).returncode == 0
+        and subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], capture_output=True).returncode == 0
+    )
     if not ok:
         subprocess.run(["umount", str(folder)], capture_output=True)
         pytest.skip("cannot bind-mount here")
@@ -304,8 +411,14 @@ def test_safety_read_only_run_folder_can_be_read_and_not_run_into(finished, smal
     # a run killed mid-way leaves its WAL: the read-only copy must still show every result
     undo = _read_only_mount(out)
     try:
-        for args in (["status", out], ["report", out], ["export", out], ["failures", out],
-                     ["report", out, "--format", "json"], ["export", out, "--format", "csv"]):
+        for args in (
+            ["status", out],
+            ["report", out],
+            ["export", out],
+            ["failures", out],
+            ["report", out, "--format", "json"],
+            ["export", out, "--format", "csv"],
+        ):
             result = midvbatch(*args)
             assert result.returncode == 0, (args, result.stderr)
             assert "readonly" not in result.stderr
@@ -319,9 +432,26 @@ def test_safety_read_only_run_folder_can_be_read_and_not_run_into(finished, smal
 
 def test_safety_read_only_run_folder_with_a_wal_is_read_from_a_copy(small, tmp_path):
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "midvbatch.cli", "run", str(small), "--out", str(out),
-                             "--processor", FAULTS, "--option", "delay=0.05", "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "midvbatch.cli",
+            "run",
+            str(small),
+            "--out",
+            str(out),
+            "--processor",
+            FAULTS,
+            "--option",
+            "delay=0.05",
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env(),
+    )
     wait_for(lambda: _count(out, "state = 'done'") >= 2, 60)
     proc.kill()
     proc.wait()
@@ -338,6 +468,7 @@ def test_safety_read_only_run_folder_with_a_wal_is_read_from_a_copy(small, tmp_p
 
 # 8. the disk fills up mid-run -------------------------------------------------------------------
 
+
 def test_safety_disk_full_mid_run_stops_cleanly_and_resumes(small, tmp_path):
     if os.geteuid() != 0:
         pytest.skip("needs root to mount a small filesystem")
@@ -347,8 +478,20 @@ def test_safety_disk_full_mid_run_stops_cleanly_and_resumes(small, tmp_path):
         pytest.skip("cannot mount a tmpfs here")
     try:
         out = disk / "run"
-        args = ("run", small, "--out", out, "--pipeline", "extract", "--workers", 1, "--min-free-disk", "0",
-                "--retries", "0")
+        args = (
+            "run",
+            small,
+            "--out",
+            out,
+            "--pipeline",
+            "extract",
+            "--workers",
+            1,
+            "--min-free-disk",
+            "0",
+            "--retries",
+            "0",
+        )
         result = midvbatch(*args)
         assert result.returncode == 1, result.stderr
         assert "Traceback" not in result.stderr and "Logging error" not in result.stderr, result.stderr
@@ -368,24 +511,49 @@ def test_safety_disk_full_mid_run_stops_cleanly_and_resumes(small, tmp_path):
 
 # 10. what a processor starts or prints ---------------------------------------------------------
 
+
 def test_safety_processor_children_do_not_outlive_the_run(small, tmp_path):
     out = tmp_path / "run"
-    result = midvbatch("run", small, "--out", out, "--processor", FAULTS, "--option",
-                       'faults={"TA01": "child", "KS01": "child"}', "--option", f"state_dir={json.dumps(str(tmp_path))}",
-                       "--workers", 2)
+    result = midvbatch(
+        "run",
+        small,
+        "--out",
+        out,
+        "--processor",
+        FAULTS,
+        "--option",
+        'faults={"TA01": "child", "KS01": "child"}',
+        "--option",
+        f"state_dir={json.dumps(str(tmp_path))}",
+        "--workers",
+        2,
+    )
     assert result.returncode == 0, result.stderr
     pids = [int(p.read_text()) for p in tmp_path.glob("*.child")]
     assert len(pids) == 2
 
     def gone():
         return not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
     wait_for(gone, 5)
 
 
 def test_safety_processor_output_goes_to_the_log_not_the_terminal(small, tmp_path):
     out = tmp_path / "run"
-    result = midvbatch("run", small, "--out", out, "--processor", FAULTS, "--option", 'faults={"TA01": "flood"}',
-                       "--clips", "TA01", "--workers", 1)
+    result = midvbatch(
+        "run",
+        small,
+        "--out",
+        out,
+        "--processor",
+        FAULTS,
+        "--option",
+        'faults={"TA01": "flood"}',
+        "--clips",
+        "TA01",
+        "--workers",
+        1,
+    )
     assert result.returncode == 0, result.stderr
     assert len(result.stdout) + len(result.stderr) < 20_000
     logs = list((out / "logs").glob("worker-*.log"))
@@ -394,11 +562,24 @@ def test_safety_processor_output_goes_to_the_log_not_the_terminal(small, tmp_pat
 
 # 12. sys.exit in a processor ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("workers", ["0", "1"])
 def test_safety_sys_exit_in_a_processor_fails_its_clip_only(small, tmp_path, workers):
     out = tmp_path / "run"
-    result = midvbatch("run", small, "--out", out, "--processor", FAULTS, "--option", 'faults={"TA01": "exit0"}',
-                       "--retries", 0, "--workers", workers)
+    result = midvbatch(
+        "run",
+        small,
+        "--out",
+        out,
+        "--processor",
+        FAULTS,
+        "--option",
+        'faults={"TA01": "exit0"}',
+        "--retries",
+        0,
+        "--workers",
+        workers,
+    )
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     rows = dict(ledger_rows(out, "SELECT clip, state FROM tasks"))
@@ -408,12 +589,31 @@ def test_safety_sys_exit_in_a_processor_fails_its_clip_only(small, tmp_path, wor
 
 # 15. workers of a killed orchestrator ------------------------------------------------------------
 
+
 def test_safety_workers_exit_within_half_a_second_of_the_orchestrators_death(small, tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "midvbatch.cli", "run", str(small), "--out", str(out),
-                             "--processor", FAULTS, "--option", 'faults={"TA01": "hang", "TS01": "child+hang"}',
-                             "--option", f"state_dir={json.dumps(str(tmp_path))}", "--workers", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "midvbatch.cli",
+            "run",
+            str(small),
+            "--out",
+            str(out),
+            "--processor",
+            FAULTS,
+            "--option",
+            'faults={"TA01": "hang", "TS01": "child+hang"}',
+            "--option",
+            f"state_dir={json.dumps(str(tmp_path))}",
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env(),
+    )
     wait_for(lambda: (tmp_path / "TS01.child").exists(), 60)
     time.sleep(0.5)
     workers = [p for p in psutil.Process(proc.pid).children() if os.getpgid(p.pid) == p.pid]
@@ -431,6 +631,7 @@ def test_safety_workers_exit_within_half_a_second_of_the_orchestrators_death(sma
 
 
 # found in review -------------------------------------------------------------------------------
+
 
 def test_safety_outputs_into_a_fifo_or_a_device_are_written_not_replaced(finished, tmp_path):
     fifo = tmp_path / "fifo"
@@ -470,8 +671,9 @@ def test_safety_run_folder_with_a_hash_in_its_name_is_read(small, tmp_path):
 
 def test_safety_two_clips_writing_one_artifact_name_do_not_overwrite_each_other(small, tmp_path):
     out = tmp_path / "run"
-    result = midvbatch("run", small, "--out", out, "--processor", "processors:SameArtifact", "--workers", 0,
-                       "--retries", 0)
+    result = midvbatch(
+        "run", small, "--out", out, "--processor", "processors:SameArtifact", "--workers", 0, "--retries", 0
+    )
     assert result.returncode == 1
     rows = dict(ledger_rows(out, "SELECT clip, state FROM tasks"))
     assert list(rows.values()).count("done") == 1, rows

@@ -17,10 +17,24 @@ def test_soak_100_sigkills_with_transient_faults_and_sigints(dataset, tmp_path):
     """100 SIGKILLs and 10 Ctrl-Cs at random moments of one run whose clips fail transiently once."""
     out = tmp_path / "run"
     faults = {f"{c}{d}": "transient-once" for c in ("TA", "KS", "HA", "PS", "CA") for d in ("01", "02")}
-    args = ("run", dataset, "--out", out, "--processor", "processors:Faults", "--option",
-            f"faults={json.dumps(faults)}", "--option", f"state_dir={tmp_path}", "--option", "delay=0.05",
-            "--retry-delay", "0.1",
-            "--workers", "2")
+    args = (
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--processor",
+        "processors:Faults",
+        "--option",
+        f"faults={json.dumps(faults)}",
+        "--option",
+        f"state_dir={tmp_path}",
+        "--option",
+        "delay=0.05",
+        "--retry-delay",
+        "0.1",
+        "--workers",
+        "2",
+    )
     rng = random.Random(7)
     interrupts = kills = 0
     for i in range(110):

@@ -55,7 +55,8 @@ def test_stats_paired_interval_matches_an_independent_bootstrap_on_a_known_diffe
     b = ([c[2] for c in clips], [c[3] for c in clips])
     diff = paired_difference(a, b, resamples=4000)
     true_diff = sum(c[2] for c in clips) / sum(c[3] for c in clips) - sum(c[0] for c in clips) / sum(
-        c[1] for c in clips)
+        c[1] for c in clips
+    )
     assert diff.value == pytest.approx(true_diff)
     low, high = _loop_bootstrap(clips, 4000, seed=1)
     assert diff.low == pytest.approx(low, abs=0.01) and diff.high == pytest.approx(high, abs=0.01)

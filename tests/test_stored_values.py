@@ -49,8 +49,10 @@ def older(one_clip):
         for name, (text, confidence) in bad.items():
             result["fields"][name] = {"text": text, "confidence": confidence}
             scores["fields"][name].update(text=text, confidence=confidence, distance=len(text))
-        db.execute("UPDATE frames SET result = ?, scores = ? WHERE task = ? AND frame = ?",
-                   (json.dumps(result), json.dumps(scores), task, frame))
+        db.execute(
+            "UPDATE frames SET result = ?, scores = ? WHERE task = ? AND frame = ?",
+            (json.dumps(result), json.dumps(scores), task, frame),
+        )
     db.commit()
     db.close()
     return out
@@ -140,8 +142,15 @@ def test_stored_values_every_command_reads_the_run(hostile, tmp_path, command):
 
 
 # those that write the readings out as they are (the other exports write them as JSON in ASCII, or not at all)
-OLDER = [c for c in COMMANDS if c[0] == "report" or c[0] == "export" and "coco" not in c and "smartengines" not in c
-         and ("csv" not in c or "--fields" in c)]
+OLDER = [
+    c
+    for c in COMMANDS
+    if c[0] == "report"
+    or c[0] == "export"
+    and "coco" not in c
+    and "smartengines" not in c
+    and ("csv" not in c or "--fields" in c)
+]
 
 
 @pytest.mark.parametrize("command", OLDER, ids=lambda c: "-".join(a.strip("-") for a in c if a != "RUN"))
@@ -158,15 +167,29 @@ def test_stored_values_what_an_earlier_version_stored_is_read(older, tmp_path, c
 @pytest.mark.parametrize("mode", ["message", "artifact"])
 def test_stored_values_an_unstorable_failure_is_recorded_not_a_crash(one_clip, tmp_path, mode):
     out = tmp_path / "run"
-    done = midvbatch("run", one_clip / "data", "--out", out, "--processor", "text_processors:Unstorable",
-                     "--option", f"mode={mode}", "--workers", 0, "--retries", 0)
+    done = midvbatch(
+        "run",
+        one_clip / "data",
+        "--out",
+        out,
+        "--processor",
+        "text_processors:Unstorable",
+        "--option",
+        f"mode={mode}",
+        "--workers",
+        0,
+        "--retries",
+        0,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "TA01 dead" in done.stderr
     failed = midvbatch("failures", out, "--json")
     assert failed.returncode == 0, failed.stderr
     [clip] = json.loads(failed.stdout)
-    reason = {"message": "ValueError: could not read POP\ufffdESCU",
-              "artifact": "artifact path 'read-\\udcffx.txt' is not valid Unicode"}[mode]
+    reason = {
+        "message": "ValueError: could not read POP\ufffdESCU",
+        "artifact": "artifact path 'read-\\udcffx.txt' is not valid Unicode",
+    }[mode]
     assert reason in clip["error"]
 
 

@@ -99,12 +99,7 @@ def test_synth_annotated_frames_are_the_rendered_ones(table):
         assert [f.source_index for f in frames] == picks
         for f in frames[::7]:
             rendered = cv2.imread(
-                str(
-                    video.parent.parent
-                    / "images"
-                    / video.stem[:2]
-                    / f"{video.stem}_{f.number:02d}.tif"
-                )
+                str(video.parent.parent / "images" / video.stem[:2] / f"{video.stem}_{f.number:02d}.tif")
             )
             assert f.image.shape == rendered.shape == (320, 180, 3)
             assert np.abs(f.image.astype(int) - rendered).mean() < 8  # compression, noise
@@ -125,9 +120,7 @@ def _match(frame: np.ndarray, template: np.ndarray, quad: np.ndarray) -> float:
     h, w = template.shape[:2]
     src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     to_frame = cv2.getPerspectiveTransform(src, quad.astype(np.float32))
-    flat = cv2.warpPerspective(
-        frame, to_frame, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    )
+    flat = cv2.warpPerspective(frame, to_frame, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
     a = cv2.cvtColor(flat, cv2.COLOR_BGR2GRAY)[3:-3, 3:-3].astype(np.float64)
     b = cv2.cvtColor(template, cv2.COLOR_BGR2GRAY)[3:-3, 3:-3].astype(np.float64)
     a, b = a - a.mean(), b - b.mean()
@@ -143,9 +136,7 @@ def test_synth_ground_truth_agrees_with_pixels(every_clip):
     """
     root = every_clip.root / "18_dza_passport"
     template = cv2.imread(str(root / "images" / "18_dza_passport.tif"))
-    small = cv2.resize(
-        template, (template.shape[1] // 5, template.shape[0] // 5), interpolation=cv2.INTER_AREA
-    )
+    small = cv2.resize(template, (template.shape[1] // 5, template.shape[0] // 5), interpolation=cv2.INTER_AREA)
     for video in _videos(every_clip):
         checked, offsets = 0, np.zeros(5)
         for frame in read_annotated_frames(video):
@@ -157,18 +148,12 @@ def test_synth_ground_truth_agrees_with_pixels(every_clip):
             assert here > 0.7, f"{video.name} frame {frame.number}: {here:.2f}"
             step = 0.1 * np.linalg.norm(quad[1] - quad[0])
             shifted = max(_match(frame.image, small, quad + d) for d in ([step, 0], [0, -step]))
-            assert shifted < here - 0.15, (
-                f"{video.name} frame {frame.number}: {here:.2f} vs {shifted:.2f}"
-            )
-            offsets += [here] + [
-                _match(frame.image, small, quad + d) for d in ([1, 0], [-1, 0], [0, 1], [0, -1])
-            ]
+            assert shifted < here - 0.15, f"{video.name} frame {frame.number}: {here:.2f} vs {shifted:.2f}"
+            offsets += [here] + [_match(frame.image, small, quad + d) for d in ([1, 0], [-1, 0], [0, 1], [0, -1])]
         if video.name.startswith("P"):  # mostly partly out of view, by design
             continue
         assert checked == 30
-        assert offsets.argmax() == 0, (
-            f"{video.name}: a 1-pixel shift fits better ({offsets / checked})"
-        )
+        assert offsets.argmax() == 0, f"{video.name}: a 1-pixel shift fits better ({offsets / checked})"
 
 
 def test_synth_partial_clips_leave_the_frame(every_clip):
@@ -184,9 +169,7 @@ def test_synth_templates_look_like_midv500(every_clip, table):
     passport = every_clip.root / "18_dza_passport"
     fields = load_template(passport / "ground_truth" / "18_dza_passport.json").fields
     raw = json.loads((passport / "ground_truth" / "18_dza_passport.json").read_text())
-    assert any(spec.get("value") == MISSING_VALUE for spec in raw.values()), (
-        "document 18 has '*' values"
-    )
+    assert any(spec.get("value") == MISSING_VALUE for spec in raw.values()), "document 18 has '*' values"
     assert "value" not in raw["photo"]
     image = cv2.imread(str(passport / "images" / "18_dza_passport.tif"))
     assert image.shape[:2] == (880, 1250)
@@ -196,9 +179,7 @@ def test_synth_templates_look_like_midv500(every_clip, table):
     card = cv2.imread(str(table[0].root / "01_alb_id" / "images" / "01_alb_id.tif"))
     assert card.shape[:2] == (540, 856)
     # Text is dark on light: the darkest pixels inside a value's quad are near black.
-    field01 = load_template(table[0].root / "01_alb_id" / "ground_truth" / "01_alb_id.json").fields[
-        "field01"
-    ]
+    field01 = load_template(table[0].root / "01_alb_id" / "ground_truth" / "01_alb_id.json").fields["field01"]
     (x0, y0), _, (x1, y1), _ = field01.quad.points
     patch = cv2.cvtColor(card[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
     assert patch.min() < 60 and np.median(patch) > 150
@@ -239,9 +220,7 @@ def test_synth_follows_real_trajectories(tmp_path):
     """With real quads, our annotated frame k has the real frame k's quad, scaled."""
     coco = json.loads(COCO.read_text())
     names = {image["id"]: image["file_name"] for image in coco["images"]}
-    real = {
-        names[a["image_id"]]: np.reshape(a["segmentation"][0], (4, 2)) for a in coco["annotations"]
-    }
+    real = {names[a["image_id"]]: np.reshape(a["segmentation"][0], (4, 2)) for a in coco["annotations"]}
     config = SynthConfig(docs=2, clips="CA", width=540, height=960, trajectories=str(COCO))
     report = synthesize(tmp_path, config)
     # Document 1 follows 01_alb_id's clip CA, document 2 the file's other one (50_xpo_id).
@@ -299,9 +278,7 @@ def test_synth_rejects_bad_options(tmp_path, changes, message):
     (tmp_path / "list.json").write_text("[]")
     image = {"id": 1, "file_name": "01_alb_id/images/CA/CA01_01.tif", "width": 1080, "height": 1920}
     annotation = {"image_id": 1, "segmentation": [[0, 0, 10, 0, 10, 10, 0, 10]]}
-    (tmp_path / "coco.json").write_text(
-        json.dumps({"images": [image], "annotations": [annotation]})
-    )
+    (tmp_path / "coco.json").write_text(json.dumps({"images": [image], "annotations": [annotation]}))
     if "trajectories" in changes:
         changes = {**changes, "trajectories": str(tmp_path / changes["trajectories"])}
     with pytest.raises(SynthError) as caught:

@@ -20,8 +20,9 @@ from midvbatch.results.table import FIELD_COLUMNS, FRAME_COLUMNS
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("table")
     synthesize(root / "dataset", SynthConfig(docs=1, clips="T*,H*", seed=9))
-    config = build_config({"dataset": str(root / "dataset"), "out": str(root / "run"),
-                           "processor": "processors:Imperfect", "workers": 0})
+    config = build_config(
+        {"dataset": str(root / "dataset"), "out": str(root / "run"), "processor": "processors:Imperfect", "workers": 0}
+    )
     assert run_config(config, install_signals=False).exit_code == 0
     return root / "run"
 

@@ -17,10 +17,22 @@ def _tasks(run_dir):
 
 
 def test_batches_across_clips_give_the_per_frame_results(dataset, tmp_path):
-    one = midvbatch("run", dataset, "--out", tmp_path / "frame", "--processor", "processors:mean_colour",
-                    "--docs", "01_*")
-    across = midvbatch("run", dataset, "--out", tmp_path / "across", "--processor", "processors:BatchedMean",
-                       "--batch-size", "64", "--batch-across-clips", "--docs", "01_*")
+    one = midvbatch(
+        "run", dataset, "--out", tmp_path / "frame", "--processor", "processors:mean_colour", "--docs", "01_*"
+    )
+    across = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        tmp_path / "across",
+        "--processor",
+        "processors:BatchedMean",
+        "--batch-size",
+        "64",
+        "--batch-across-clips",
+        "--docs",
+        "01_*",
+    )
     assert one.returncode == 0 and across.returncode == 0, across.stderr
     # 64-frame batches across clips: tasks of 5 clips (150 frames, at least twice a batch)
     assert "batches of up to 64 frames across clips, workers take up to 5 clips at a time" in across.stderr
@@ -39,9 +51,23 @@ def test_batches_across_clips_give_the_per_frame_results(dataset, tmp_path):
 
 
 def test_a_failing_batch_across_clips_fails_the_clips_in_it_and_the_task_goes_on(dataset, tmp_path):
-    done = midvbatch("run", dataset, "--out", tmp_path / "run", "--processor", "processors:BatchedMean",
-                     "--batch-size", "64", "--batch-across-clips", "--option", "fail_clip=TA01", "--retries", "0",
-                     "--docs", "01_*")
+    done = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        tmp_path / "run",
+        "--processor",
+        "processors:BatchedMean",
+        "--batch-size",
+        "64",
+        "--batch-across-clips",
+        "--option",
+        "fail_clip=TA01",
+        "--retries",
+        "0",
+        "--docs",
+        "01_*",
+    )
     assert done.returncode == 1
     tasks = _tasks(tmp_path / "run")
     dead = {clip for clip, (state, *_) in tasks.items() if state == "dead"}
@@ -49,15 +75,34 @@ def test_a_failing_batch_across_clips_fails_the_clips_in_it_and_the_task_goes_on
     for clip in dead:
         assert tasks[clip][2:] == ("error", "RuntimeError: batch of 64 frames of TA01 failed"), tasks[clip]
     assert {tasks[c][:2] for c in tasks if c not in dead} == {("done", 1)}
-    recorded = ledger_rows(tmp_path / "run", "SELECT t.clip, COUNT(*) FROM frames f JOIN tasks t ON t.id = f.task "
-                                             "GROUP BY t.clip")
+    recorded = ledger_rows(
+        tmp_path / "run", "SELECT t.clip, COUNT(*) FROM frames f JOIN tasks t ON t.id = f.task GROUP BY t.clip"
+    )
     assert dict(recorded) == {c: 30 for c in tasks if c not in dead}  # none of a dead clip's frames
 
 
 def test_a_clip_of_a_task_is_held_to_the_timeout_and_the_others_lose_no_attempt(dataset, tmp_path):
-    done = midvbatch("run", dataset, "--out", tmp_path / "run", "--processor", "processors:Faults",
-                     "--option", 'faults={"TA01": "hang"}', "--option", f"state_dir={tmp_path}",
-                     "--prefetch", "4", "--task-timeout", "4", "--retries", "0", "--docs", "01_*", timeout=300)
+    done = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        tmp_path / "run",
+        "--processor",
+        "processors:Faults",
+        "--option",
+        'faults={"TA01": "hang"}',
+        "--option",
+        f"state_dir={tmp_path}",
+        "--prefetch",
+        "4",
+        "--task-timeout",
+        "4",
+        "--retries",
+        "0",
+        "--docs",
+        "01_*",
+        timeout=300,
+    )
     assert done.returncode == 1, done.stderr
     assert "4 frames read ahead, workers take up to 4 clips at a time" in done.stderr
     tasks = _tasks(tmp_path / "run")
@@ -68,9 +113,25 @@ def test_a_clip_of_a_task_is_held_to_the_timeout_and_the_others_lose_no_attempt(
 
 
 def test_a_worker_dying_in_a_task_costs_only_the_clip_it_was_on(dataset, tmp_path):
-    done = midvbatch("run", dataset, "--out", tmp_path / "run", "--processor", "processors:Faults",
-                     "--option", 'faults={"KA02": "sigkill"}', "--option", f"state_dir={tmp_path}",
-                     "--prefetch", "2", "--retries", "1", "--docs", "02_*", timeout=300)
+    done = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        tmp_path / "run",
+        "--processor",
+        "processors:Faults",
+        "--option",
+        'faults={"KA02": "sigkill"}',
+        "--option",
+        f"state_dir={tmp_path}",
+        "--prefetch",
+        "2",
+        "--retries",
+        "1",
+        "--docs",
+        "02_*",
+        timeout=300,
+    )
     assert done.returncode == 1, done.stderr
     tasks = _tasks(tmp_path / "run")
     assert tasks.pop("KA02") == ("dead", 2, "crash", "worker killed by SIGKILL")
@@ -79,8 +140,25 @@ def test_a_worker_dying_in_a_task_costs_only_the_clip_it_was_on(dataset, tmp_pat
 
 def test_kill_9_during_tasks_of_several_clips_then_resume_gives_every_frame_once(dataset, tmp_path):
     out = tmp_path / "run"
-    args = ("run", dataset, "--out", out, "--processor", "processors:BatchedMean", "--batch-size", "16",
-            "--batch-across-clips", "--prefetch", "8", "--option", "delay=0.1", "--workers", "2", "--docs", "01_*")
+    args = (
+        "run",
+        dataset,
+        "--out",
+        out,
+        "--processor",
+        "processors:BatchedMean",
+        "--batch-size",
+        "16",
+        "--batch-across-clips",
+        "--prefetch",
+        "8",
+        "--option",
+        "delay=0.1",
+        "--workers",
+        "2",
+        "--docs",
+        "01_*",
+    )
     kill_9_twice_then_resume(args, out, done_before_kill=3, clips=10)
 
 
@@ -93,8 +171,20 @@ def test_read_ahead_that_cannot_fit_the_worker_memory_is_one_line(dataset, tmp_p
 
 
 def test_workers_are_replaced_after_the_lot_in_which_they_reach_max_tasks_per_worker(dataset, tmp_path):
-    done = midvbatch("run", dataset, "--out", tmp_path / "run", "--processor", "processors:DeviceProbe",
-                     "--prefetch", "2", "--max-tasks-per-worker", "4", "--docs", "01_*")
+    done = midvbatch(
+        "run",
+        dataset,
+        "--out",
+        tmp_path / "run",
+        "--processor",
+        "processors:DeviceProbe",
+        "--prefetch",
+        "2",
+        "--max-tasks-per-worker",
+        "4",
+        "--docs",
+        "01_*",
+    )
     assert done.returncode == 0, done.stderr
     clips_by_pid: dict[int, set[str]] = {}
     for record in exported(tmp_path / "run"):

@@ -49,7 +49,9 @@ def test_text_fields_ground_truth_scores_every_field_perfectly(one_clip, tmp_pat
     for frame in frames:
         assert frame.iou_gt == pytest.approx(1.0)
         assert frame.fields, frame.id
-        assert all(f["correct"] and f["distance"] == 0 and f["ngld"] == 0 and f["cer"] == 0 for f in frame.fields.values())
+        assert all(
+            f["correct"] and f["distance"] == 0 and f["ngld"] == 0 and f["cer"] == 0 for f in frame.fields.values()
+        )
         if frame.clip == "TA01":
             assert {n: f["truth"] for n, f in frame.fields.items()} == {t.name: t.value for t in truth.text_fields()}
     passport = [f for f in frames if f.clip == "TA18"]
@@ -133,7 +135,11 @@ def test_text_fields_result_fields_not_an_object_is_noted(one_clip, tmp_path):
 @pytest.mark.parametrize(
     "edit, message, gone",
     [
-        (lambda t: t["field02"].update(quad=t["field02"]["quad"][:3]), "field 'field02' \"quad\" must be a list of 4", "field02"),
+        (
+            lambda t: t["field02"].update(quad=t["field02"]["quad"][:3]),
+            "field 'field02' \"quad\" must be a list of 4",
+            "field02",
+        ),
         (lambda t: t["field03"].update(value=1980), "field 'field03' value must be text, got 1980", "field03"),
         (lambda t: t.pop("field04") and t.update(field04="X"), "field 'field04' must be an object", "field04"),
     ],
@@ -182,7 +188,10 @@ def test_text_fields_missing_template_picture_is_named(one_clip, tmp_path):
 
 def test_text_fields_midv2020_templates_scans_photos_and_clips(tmp_path):
     root = tmp_path / "m20"
-    synthesize(root, SynthConfig(catalog="midv2020", docs="alb_id", clips="templates,scan_rotated,photo/00-09,clips/01", images=2))
+    synthesize(
+        root,
+        SynthConfig(catalog="midv2020", docs="alb_id", clips="templates,scan_rotated,photo/00-09,clips/01", images=2),
+    )
     _run(root, tmp_path / "run", "ground-truth")
     with open_run(tmp_path / "run") as run:
         frames = list(run.frames())
@@ -234,7 +243,11 @@ def test_text_fields_exports_one_record_per_field_and_coco_field_quads(one_clip,
     fields = [a for a in coco["annotations"] if a["category_id"] == 2]
     assert len(fields) == 30 * len(template.fields)  # photo and signature too, without value
     by_name = {a["attributes"]["field"]: a for a in fields if a["image_id"] == 0}
-    assert by_name["field01"]["attributes"] == {"field": "field01", "value": template.fields["field01"].value, "has_text": True}
+    assert by_name["field01"]["attributes"] == {
+        "field": "field01",
+        "value": template.fields["field01"].value,
+        "has_text": True,
+    }
     assert by_name["photo"]["attributes"]["has_text"] is False
     assert len(by_name["field01"]["segmentation"][0]) == 8 and by_name["field01"]["area"] > 0
     plain = json.loads(midvbatch("export", tmp_path / "run", "--format", "coco").stdout)

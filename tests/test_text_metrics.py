@@ -27,10 +27,18 @@ def test_normalize_upper_cases_and_turns_the_letter_o_into_zero():
     assert normalize("") == ""
 
 
-@pytest.mark.parametrize("a, b, d", [
-    ("", "", 0), ("abc", "", 3), ("", "ab", 2), ("kitten", "sitting", 3), ("flaw", "lawn", 2), ("abc", "abc", 0),
-    ("ab", "ba", 2),
-])
+@pytest.mark.parametrize(
+    "a, b, d",
+    [
+        ("", "", 0),
+        ("abc", "", 3),
+        ("", "ab", 2),
+        ("kitten", "sitting", 3),
+        ("flaw", "lawn", 2),
+        ("abc", "abc", 0),
+        ("ab", "ba", 2),
+    ],
+)
 def test_levenshtein(a, b, d):
     assert levenshtein(a, b) == d == levenshtein(b, a)
 
@@ -54,13 +62,27 @@ def test_scores_follow_the_reference():
     assert (s.distance, s.ngld, s.cer) == (2, 1.0, 1.0)
 
 
-@pytest.mark.parametrize("value, kind", [
-    ("01.02.1980", "date"), ("1980-02-01", "date"), ("12 JAN 1975", "date"), ("05 MAR/MAR 90", "date"),
-    ("P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "mrz"), ("L898902C36UTO7408122F1204159ZE184226B<<<<<10", "mrz"),
-    ("AB1234567", "number"), ("123 456 789", "number"), ("X12-3456", "number"),
-    ("ERIKSSON", "name"), ("Anna Maria", "name"), ("O'Neil-Smith", "name"), ("Müller", "name"),
-    ("ЕКАТЕРИНБУРГ", "other"), ("MO", "name"), ("*", "other"),
-])
+@pytest.mark.parametrize(
+    "value, kind",
+    [
+        ("01.02.1980", "date"),
+        ("1980-02-01", "date"),
+        ("12 JAN 1975", "date"),
+        ("05 MAR/MAR 90", "date"),
+        ("P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "mrz"),
+        ("L898902C36UTO7408122F1204159ZE184226B<<<<<10", "mrz"),
+        ("AB1234567", "number"),
+        ("123 456 789", "number"),
+        ("X12-3456", "number"),
+        ("ERIKSSON", "name"),
+        ("Anna Maria", "name"),
+        ("O'Neil-Smith", "name"),
+        ("Müller", "name"),
+        ("ЕКАТЕРИНБУРГ", "other"),
+        ("MO", "name"),
+        ("*", "other"),
+    ],
+)
 def test_field_type_from_the_value_shape(value, kind):
     assert field_type(value) == kind
 
@@ -109,15 +131,18 @@ def test_text_metrics_character_vote_curve():
     assert accuracy_after_frames([(readings, truth)], "majority") == [0.0, 0.0, 0.0]
 
 
-@pytest.mark.parametrize("value, name, kind", [
-    ("KOVACS", "surname", "name"),
-    ("ΑΘΗΝΑ", "name", "other"),  # a name, but not in Latin letters
-    ("P<ALBKOVACS<<LUCA", "mrz_line0", "mrz"),  # shorter than an MRZ line: the name says it
-    ("19.01.1975", "birth_date", "date"),
-    ("AB 123", "number", "number"),
-    ("AB 123", "id_number", "number"),
-    ("SMITH", "field01", "name"),  # MIDV-500's names say nothing: the value decides
-])
+@pytest.mark.parametrize(
+    "value, name, kind",
+    [
+        ("KOVACS", "surname", "name"),
+        ("ΑΘΗΝΑ", "name", "other"),  # a name, but not in Latin letters
+        ("P<ALBKOVACS<<LUCA", "mrz_line0", "mrz"),  # shorter than an MRZ line: the name says it
+        ("19.01.1975", "birth_date", "date"),
+        ("AB 123", "number", "number"),
+        ("AB 123", "id_number", "number"),
+        ("SMITH", "field01", "name"),  # MIDV-500's names say nothing: the value decides
+    ],
+)
 def test_text_metrics_field_type_from_the_name_where_the_dataset_gives_one(value, name, kind):
     assert field_type(value, name) == kind
 
@@ -147,7 +172,13 @@ def _vote_by_hand(readings):
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.tuples(st.text("AB0o", min_size=1, max_size=4), st.sampled_from([None, 0.1, 0.5, 0.9])), min_size=1, max_size=9))
+@given(
+    st.lists(
+        st.tuples(st.text("AB0o", min_size=1, max_size=4), st.sampled_from([None, 0.1, 0.5, 0.9])),
+        min_size=1,
+        max_size=9,
+    )
+)
 def test_text_metrics_running_combination_equals_the_definitions_after_every_reading(readings):
     combiner = Combiner()
     for k, (text, confidence) in enumerate(readings, 1):

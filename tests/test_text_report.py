@@ -36,7 +36,7 @@ CLIPS_PER_DOC = 2  # TA, KS
 # field01: the truth lower-cased with its first letter replaced in frames 1, 4, 7, ... (confidence
 # 0.5; 0.9 otherwise); field02: not returned in frame 30; every other field: the truth lower-cased.
 # After the clip, its own result: field01 right, field02 wrong, the others not returned.
-PROCESSOR = '''
+PROCESSOR = """
 from midvbatch.pipeline import Processor
 
 
@@ -57,7 +57,7 @@ class Corrupt(Processor):
 
     def finish_clip(self, clip):
         return {"fields": {"field01": self.template.fields["field01"].value, "field02": "WRONG"}}
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +105,16 @@ def test_text_report_ground_truth_is_perfect_everywhere(gt_report, truth):
     text = gt_report["text"]
     fields = sum(len(truth[d]) for d in DOCS) * CLIPS_PER_DOC * FRAMES
     assert text["frames"] == len(DOCS) * CLIPS_PER_DOC * FRAMES
-    assert text["overall"] == {"fields": fields, "correct": fields, "accuracy": 1.0, "mean_ngld": 0.0,
-                               "mean_cer": 0.0, "missing": 0, "empty": 2 * 2 * CLIPS_PER_DOC * FRAMES,
-                               "ci": {"accuracy": [1.0, 1.0], "mean_ngld": [0.0, 0.0], "mean_cer": [0.0, 0.0]}}
+    assert text["overall"] == {
+        "fields": fields,
+        "correct": fields,
+        "accuracy": 1.0,
+        "mean_ngld": 0.0,
+        "mean_cer": 0.0,
+        "missing": 0,
+        "empty": 2 * 2 * CLIPS_PER_DOC * FRAMES,
+        "ci": {"accuracy": [1.0, 1.0], "mean_ngld": [0.0, 0.0], "mean_cer": [0.0, 0.0]},
+    }
     assert set(text["groups"]) == {"type", "field", "condition", "device", "document", "clip"}  # no collection
     for grouping, table in text["groups"].items():
         for key, agg in table.items():
@@ -207,8 +214,15 @@ def test_text_report_curve_matches_the_reference_combination(corrupt_run):
 def test_text_report_markdown_csv_and_html(corrupt_run, truth, tmp_path):
     text = midvbatch("report", corrupt_run).stdout
     section = text.split("## Text fields", 1)[1]
-    for title in ("### Text by field type", "### Text by field", "### Text by condition", "### Text by device",
-                  "### Text by document", "### Text accuracy after k frames", "### Worst fields"):
+    for title in (
+        "### Text by field type",
+        "### Text by field",
+        "### Text by condition",
+        "### Text by device",
+        "### Text by document",
+        "### Text accuracy after k frames",
+        "### Worst fields",
+    ):
         assert title in section, title
     assert "| k | 1 | 2 | 3 | 5 | 10 | 15 | 20 | 30 | per frame |" in section
     assert text.index("## Text fields") < text.index("### Speed")
@@ -216,14 +230,38 @@ def test_text_report_markdown_csv_and_html(corrupt_run, truth, tmp_path):
 
     rows = list(csv.reader(io.StringIO(midvbatch("report", corrupt_run, "--format", "csv").stdout)))
     header = rows[0]
-    assert header[-14:] == ["fields", "fields_correct", "text_accuracy", "mean_ngld", "mean_cer", "fields_missing",
-                            "fields_empty", "text_accuracy_ci_low", "text_accuracy_ci_high", "mean_ngld_ci_low",
-                            "mean_ngld_ci_high", "mean_cer_ci_low", "mean_cer_ci_high", "mean_frames"]
+    assert header[-14:] == [
+        "fields",
+        "fields_correct",
+        "text_accuracy",
+        "mean_ngld",
+        "mean_cer",
+        "fields_missing",
+        "fields_empty",
+        "text_accuracy_ci_low",
+        "text_accuracy_ci_high",
+        "mean_ngld_ci_low",
+        "mean_ngld_ci_high",
+        "mean_cer_ci_low",
+        "mean_cer_ci_high",
+        "mean_frames",
+    ]
     assert all(len(r) == len(header) for r in rows)
     groupings = {r[0] for r in rows[1:]}
-    assert {"text", "text_type", "text_field", "text_document", "text_clip", "text_clip_results",
-            "text_majority_after_frames", "text_best_after_frames", "stream_alternatives_after_frames",
-            "stream_fixed", "stream_stable", "stream_expected_distance"} <= groupings
+    assert {
+        "text",
+        "text_type",
+        "text_field",
+        "text_document",
+        "text_clip",
+        "text_clip_results",
+        "text_majority_after_frames",
+        "text_best_after_frames",
+        "stream_alternatives_after_frames",
+        "stream_fixed",
+        "stream_stable",
+        "stream_expected_distance",
+    } <= groupings
     fixed5 = next(r for r in rows if r[:2] == ["stream_fixed", "5"])
     assert float(fixed5[header.index("mean_frames")]) == 5.0
     field01 = next(r for r in rows if r[:2] == ["text_field", "field01"])
@@ -253,8 +291,10 @@ def test_text_report_absent_when_no_field_is_read(text_dataset, tmp_path):
     assert _json(run)["text"] is None
     assert "Text fields" not in midvbatch("report", run).stdout
     header = midvbatch("report", run, "--format", "csv").stdout.splitlines()[0]
-    assert header.startswith("grouping,group,frames,accuracy,accuracy_iou,accuracy_mean_iou,accuracy_min_d,"
-                             "mean_iou_gt,mean_iou,mean_min_d,missing,mean_mean_iou,accuracy_ci_low,accuracy_ci_high,")
+    assert header.startswith(
+        "grouping,group,frames,accuracy,accuracy_iou,accuracy_mean_iou,accuracy_min_d,"
+        "mean_iou_gt,mean_iou,mean_min_d,missing,mean_mean_iou,accuracy_ci_low,accuracy_ci_high,"
+    )
     assert header.endswith(",mean_mean_iou_ci_low,mean_mean_iou_ci_high") and "fields" not in header
     assert "Text fields" not in render_markdown(build_report(run))
 
@@ -265,10 +305,22 @@ def _frame(clip: str, number: int, fields: dict) -> FrameResult:
 
 def _record(text: str | None, truth: str, confidence: float | None) -> dict:
     if text is None:  # not returned
-        return {"truth": truth, "text": "", "confidence": None, "type": field_type(truth, "f"),
-                **score_field("", truth).to_dict(), "missing": True}
-    return {"truth": truth, "text": text, "confidence": confidence, "type": field_type(truth, "f"),
-            **score_field(text, truth).to_dict(), "missing": False}
+        return {
+            "truth": truth,
+            "text": "",
+            "confidence": None,
+            "type": field_type(truth, "f"),
+            **score_field("", truth).to_dict(),
+            "missing": True,
+        }
+    return {
+        "truth": truth,
+        "text": text,
+        "confidence": confidence,
+        "type": field_type(truth, "f"),
+        **score_field(text, truth).to_dict(),
+        "missing": False,
+    }
 
 
 def _figures(frames: list[FrameResult]):
@@ -314,9 +366,11 @@ def test_text_report_one_pass_combination_equals_the_reference_on_random_clips(r
 
 
 def test_text_report_clips_of_several_documents_stay_out_of_the_curve():
-    frames = [_frame("scan", 1, {"f": _record("SMITH", "SMITH", None)}),
-              _frame("scan", 2, {"f": _record("JONES", "JONES", None)}),  # another document
-              _frame("TA01", 1, {"f": _record("x", "SMITH", None)})]
+    frames = [
+        _frame("scan", 1, {"f": _record("SMITH", "SMITH", None)}),
+        _frame("scan", 2, {"f": _record("JONES", "JONES", None)}),  # another document
+        _frame("TA01", 1, {"f": _record("x", "SMITH", None)}),
+    ]
     figures = _figures(frames)
     assert figures.curves.clips == 1 and figures.curves.left_out == 1
     assert figures.curves.overall.majority == (0.0,)

@@ -98,14 +98,17 @@ def test_validate_cli_summary_json_and_exit_codes(pristine, tmp_path):
     assert missing.returncode == 1 and missing.stderr.startswith("Error: ")
 
 
-@pytest.mark.parametrize("corners, trouble", [
-    ([[0, 0], [10, 0], [10, 10], [0, 10]], None),
-    ([[0, 0], [10, 0], [0, 10], [10, 10]], "self-intersecting"),
-    ([[5, 5], [5, 5], [5, 5], [5, 5]], "degenerate"),
-    ([[0, 0], [10, 0], [20, 0], [30, 0]], "degenerate"),
-    ([[-640, 100], [2000, 100], [2000, 900], [-640, 900]], None),  # out of view, as real MIDV-500 has
-    ([[0, 0], [10, 0], [10, 10], [0, 99999]], "implausibly far"),
-])
+@pytest.mark.parametrize(
+    "corners, trouble",
+    [
+        ([[0, 0], [10, 0], [10, 10], [0, 10]], None),
+        ([[0, 0], [10, 0], [0, 10], [10, 10]], "self-intersecting"),
+        ([[5, 5], [5, 5], [5, 5], [5, 5]], "degenerate"),
+        ([[0, 0], [10, 0], [20, 0], [30, 0]], "degenerate"),
+        ([[-640, 100], [2000, 100], [2000, 900], [-640, 900]], None),  # out of view, as real MIDV-500 has
+        ([[0, 0], [10, 0], [10, 10], [0, 99999]], "implausibly far"),
+    ],
+)
 def test_validate_quad_problems(corners, trouble):
     got = quad_problem(Quad.from_list(corners), 1080, 1920)
     assert (got is None) if trouble is None else (trouble in got)
@@ -131,7 +134,11 @@ def test_validate_run_sets_invalid_clips_aside_and_strict_refuses(pristine, tmp_
     assert result.returncode == 1
     rows = dict(ledger_rows(out, "SELECT clip, state || ' ' || COALESCE(error_class, '') FROM tasks"))
     assert {c: r for c, r in rows.items() if r != "done "} == {
-        "TA01": "dead invalid", "TS01": "dead invalid", "KS01": "dead invalid", "HS01": "dead invalid"}
+        "TA01": "dead invalid",
+        "TS01": "dead invalid",
+        "KS01": "dead invalid",
+        "HS01": "dead invalid",
+    }
     assert len(rows) == 9  # KA01 has neither video nor ground truth: nothing to run
     errors = dict(ledger_rows(out, "SELECT clip, error FROM tasks WHERE state = 'dead'"))
     assert errors["TA01"].startswith("invalid: ") and "TA01.MOV: empty file" in errors["TA01"]
@@ -154,6 +161,9 @@ def test_validate_run_sets_clips_without_video_aside(real_data, tmp_path):
     result = midvbatch("run", real_data, "--out", out)
     assert result.returncode == 1
     rows = ledger_rows(out, "SELECT clip, state, error_class, error FROM tasks ORDER BY clip")
-    assert [(c, s, e) for c, s, e, _ in rows] == [("CA43", "dead", "invalid"), ("CS43", "dead", "invalid"),
-                                                  ("HA01", "dead", "invalid")]
+    assert [(c, s, e) for c, s, e, _ in rows] == [
+        ("CA43", "dead", "invalid"),
+        ("CS43", "dead", "invalid"),
+        ("HA01", "dead", "invalid"),
+    ]
     assert all(msg.endswith("no video file") for *_, msg in rows)

@@ -87,8 +87,14 @@ def test_video_rotation_is_applied_so_frames_come_out_as_displayed(tmp_path, rot
 
 def test_video_rotation_matches_ffmpeg_transpose(tmp_path):
     """A display rotation of 90 (counter-clockwise) is FFmpeg's transpose=cclock."""
-    path = write_video(tmp_path / "r.mov", frames=5, width=64, height=96, rotation=90,
-                       draw=lambda i, w, h: np.random.default_rng(1).integers(0, 255, (h, w, 3), np.uint8))
+    path = write_video(
+        tmp_path / "r.mov",
+        frames=5,
+        width=64,
+        height=96,
+        rotation=90,
+        draw=lambda i, w, h: np.random.default_rng(1).integers(0, 255, (h, w, 3), np.uint8),
+    )
     container = av.open(str(path))
     stream = container.streams.video[0]
     graph = av.filter.Graph()
@@ -137,8 +143,14 @@ def test_video_short_clip_yields_what_ffmpeg_would_then_raises(tmp_path, frames)
 
 
 def _truncated(tmp_path):
-    path = write_video(tmp_path / "full.mp4", frames=120, rate=30, width=128, height=128,
-                       draw=lambda i, w, h: np.random.default_rng(i).integers(0, 255, (h, w, 3), np.uint8))
+    path = write_video(
+        tmp_path / "full.mp4",
+        frames=120,
+        rate=30,
+        width=128,
+        height=128,
+        draw=lambda i, w, h: np.random.default_rng(i).integers(0, 255, (h, w, 3), np.uint8),
+    )
     data = path.read_bytes()
     out = tmp_path / "truncated.mp4"
     out.write_bytes(data[: len(data) // 3])
@@ -146,8 +158,14 @@ def _truncated(tmp_path):
 
 
 def _garbled(tmp_path):
-    path = write_video(tmp_path / "full.mp4", frames=120, rate=30, width=128, height=128,
-                       draw=lambda i, w, h: np.random.default_rng(i).integers(0, 255, (h, w, 3), np.uint8))
+    path = write_video(
+        tmp_path / "full.mp4",
+        frames=120,
+        rate=30,
+        width=128,
+        height=128,
+        draw=lambda i, w, h: np.random.default_rng(i).integers(0, 255, (h, w, 3), np.uint8),
+    )
     data = bytearray(path.read_bytes())
     rng = np.random.default_rng(0)
     for pos in rng.integers(len(data) // 10, len(data), 400):
@@ -171,16 +189,26 @@ BAD_FILES = {
     "missing": (lambda tmp: tmp / "absent.mp4", "no such file"),
     "folder": (lambda tmp: (tmp / "dir.mp4").mkdir() or tmp / "dir.mp4", "a folder, not a video file"),
     "FIFO": (lambda tmp: os.mkfifo(tmp / "TA01.mp4") or tmp / "TA01.mp4", r"a FIFO \(named pipe\), not a video file"),
-    "/dev/zero": (lambda tmp: (tmp / "TA01.mp4").symlink_to("/dev/zero") or tmp / "TA01.mp4",
-                  "a character device, not a video file"),
-    "broken link": (lambda tmp: (tmp / "TA01.mp4").symlink_to(tmp / "gone.mp4") or tmp / "TA01.mp4",
-                    "a broken symbolic link"),
-    "PNG": (_written("TA01.mp4", cv2.imencode(".png", np.zeros((10, 10, 3), np.uint8))[1].tobytes()),
-            r"not a video \(a PNG image\)"),
-    "JPEG": (_written("TA01.MOV", cv2.imencode(".jpg", np.zeros((10, 10, 3), np.uint8))[1].tobytes()),
-             r"not a video \(a JPEG image\)"),
-    "TIFF": (_written("TA01.mp4", cv2.imencode(".tif", np.zeros((10, 10, 3), np.uint8))[1].tobytes()),
-             r"not a video \(a TIFF image\)"),
+    "/dev/zero": (
+        lambda tmp: (tmp / "TA01.mp4").symlink_to("/dev/zero") or tmp / "TA01.mp4",
+        "a character device, not a video file",
+    ),
+    "broken link": (
+        lambda tmp: (tmp / "TA01.mp4").symlink_to(tmp / "gone.mp4") or tmp / "TA01.mp4",
+        "a broken symbolic link",
+    ),
+    "PNG": (
+        _written("TA01.mp4", cv2.imencode(".png", np.zeros((10, 10, 3), np.uint8))[1].tobytes()),
+        r"not a video \(a PNG image\)",
+    ),
+    "JPEG": (
+        _written("TA01.MOV", cv2.imencode(".jpg", np.zeros((10, 10, 3), np.uint8))[1].tobytes()),
+        r"not a video \(a JPEG image\)",
+    ),
+    "TIFF": (
+        _written("TA01.mp4", cv2.imencode(".tif", np.zeros((10, 10, 3), np.uint8))[1].tobytes()),
+        r"not a video \(a TIFF image\)",
+    ),
 }
 
 

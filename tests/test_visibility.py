@@ -72,13 +72,16 @@ def test_visibility_fully_visible_quads_keep_the_coco_bbox_unclipped(real_data):
             assert a["bbox"][:2] == [min(xs), min(ys)]
 
 
-@pytest.mark.parametrize("corners, expected", [
-    ([[0, 0], [W, 0], [W, H], [0, H]], list(SUBSETS[:2]) + [AREA_90]),  # corners on the closed edge
-    ([[1, 1], [W - 1, 1], [W - 1, H - 1], [1, H - 1]], list(SUBSETS)),
-    ([[-10, 10], [500, 10], [500, 500], [10, 500]], [THREE_VERTICES_CLOSED, THREE_VERTICES_HALF_CLOSED, AREA_90]),
-    ([[-2000, 10], [-1000, 10], [-1000, 500], [-2000, 500]], []),
-    ([[5, 5], [5, 5], [5, 5], [5, 5]], SUBSETS[:3]),  # degenerate: no area to be 90% inside
-])
+@pytest.mark.parametrize(
+    "corners, expected",
+    [
+        ([[0, 0], [W, 0], [W, H], [0, H]], list(SUBSETS[:2]) + [AREA_90]),  # corners on the closed edge
+        ([[1, 1], [W - 1, 1], [W - 1, H - 1], [1, H - 1]], list(SUBSETS)),
+        ([[-10, 10], [500, 10], [500, 500], [10, 500]], [THREE_VERTICES_CLOSED, THREE_VERTICES_HALF_CLOSED, AREA_90]),
+        ([[-2000, 10], [-1000, 10], [-1000, 500], [-2000, 500]], []),
+        ([[5, 5], [5, 5], [5, 5], [5, 5]], SUBSETS[:3]),  # degenerate: no area to be 90% inside
+    ],
+)
 def test_visibility_edge_cases(corners, expected):
     assert subsets(Quad.from_list(corners), W, H) == list(expected)
 

@@ -110,8 +110,12 @@ class Hostile(Processor):
         }
 
     def finish_clip(self, clip):
-        return {"fields": {"field01": {"text": self.values["field01"], "confidence": float("nan")},
-                           "field02": "CLA\udcffIRE"}}
+        return {
+            "fields": {
+                "field01": {"text": self.values["field01"], "confidence": float("nan")},
+                "field02": "CLA\udcffIRE",
+            }
+        }
 
 
 class Unstorable(Processor):

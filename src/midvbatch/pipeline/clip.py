@@ -128,16 +128,19 @@ def _score_text(
     taken = taken or {}
     malformed |= {name for name, positions in taken.items() if positions is None}
     scored = score_fields(read, template, skip=malformed)
-    if streams is not None:
+    out: dict[str, Any] = {"fields": scored, "empty_fields": empty_fields(template)}
+    if streams is not None and scored:
         for name, record in scored.items():
             _stream(record, streams, name, taken.get(name))
-    return {"fields": scored, "empty_fields": empty_fields(template)}
+        out["stream"] = 1  # the fields carry where the clip stands (see _stream)
+    return out
 
 
 def _stream(record: dict[str, Any], streams: FieldStreams, name: str, positions: Positions | None) -> None:
     """Add to a field's scored `record` where the clip's frames so far stand, combined with their alternatives
     (scoring.stream): ``combined`` (where it is not this frame's text) with its ``combined_distance``, and
-    ``expected`` (D_n; null at the first reading). A frame without the field adds no reading."""
+    ``expected`` (D_n) unless every reading so far was the same text (D_n is then 0.1 / (n + 1), n the field's
+    readings so far: a good reader's fields cost nothing). A frame without the field adds no reading."""
     from midvbatch.scoring.text import levenshtein, normalize
 
     truth = record["truth"]
@@ -150,7 +153,8 @@ def _stream(record: dict[str, Any], streams: FieldStreams, name: str, positions:
     if step.text != record["text"]:
         record["combined"] = step.text
         record["combined_distance"] = levenshtein(normalize(step.text), normalize(truth))
-    record["expected"] = step.expected_distance  # null at the first reading: also says the stream was worked out
+    if not step.uniform and step.expected_distance is not None:
+        record["expected"] = step.expected_distance
 
 
 class _Templates(Mapping[int, Template]):

@@ -47,7 +47,8 @@ def clip_kinds(format: str | None) -> Callable[[str], ClipKind | None]:
 def _whole(scores: dict[str, Any]) -> dict[str, Any]:
     """Scores as stored, their text fields' records made whole (the ledger keeps them short: field_scores)."""
     if "fields" in scores:
-        scores["fields"] = {name: field_scores(record) for name, record in scores["fields"].items()}
+        stream = bool(scores.get("stream"))
+        scores["fields"] = {name: field_scores(record, stream) for name, record in scores["fields"].items()}
     return scores
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from midvbatch.errors import ConfigError
-from midvbatch.scoring.stream import expected_distance_stop, fixed_stop, stable_stop
+from midvbatch.scoring.stream import PRIOR, expected_distance_stop, fixed_stop, stable_stop
 from midvbatch.scoring.text import COMBINATIONS, ngld, scores_at
 
 STREAM_COMBINATIONS = (*COMBINATIONS, "alternatives")
@@ -66,7 +66,7 @@ class StreamSeries:
     """One field through the frames of one video clip: per frame, each combiner's NGLD so far, whether the
     combination with alternatives is right, whether its string changed, and D_n (NaN where none)."""
 
-    __slots__ = ("changed", "expected", "last", "ngld", "previous", "right", "truth", "worked_out")
+    __slots__ = ("changed", "expected", "last", "ngld", "previous", "readings", "right", "truth", "worked_out")
 
     def __init__(self, truth: str) -> None:
         self.truth = truth
@@ -75,35 +75,40 @@ class StreamSeries:
         self.changed = bytearray()
         self.expected = array("d")
         self.worked_out = False  # some frame carried the stream's figures (a run of this midvbatch)
-        self.last: dict[str, tuple[str | None, float]] = {}  # combiner -> its last result and NGLD
+        self.last: dict[str, tuple] = {}  # combiner -> its last result (normalized) and NGLD (alternatives: right too)
         self.previous: str | None = None
+        self.readings = 0  # frames that gave the field
 
-    def _ngld(self, method: str, result: str | None) -> float:
-        last = self.last.get(method)
-        if last is not None and last[0] == result:
-            return last[1]
-        value = ngld(result or "", self.truth)
-        self.last[method] = (result, value)
-        return value
-
-    def take(self, record: Mapping[str, Any], combiner: Any) -> None:
+    def take(self, record: Mapping[str, Any], combiner: Any, keys: Sequence[str | None]) -> None:
         """Take a frame's field record (FrameResult.fields'), `combiner` (scoring.text.Combiner) holding the
-        clip's readings up to it."""
-        for method in COMBINATIONS:
-            self.ngld[method].append(self._ngld(method, combiner.result(method)))
+        clip's readings up to it and `keys` its results normalized (Combiner.normalized()). A result's NGLD is
+        worked out again only when it changed (a report reads a million fields)."""
+        last, ngld_rows = self.last, self.ngld
+        for method, key in zip(COMBINATIONS, keys, strict=True):
+            held = last.get(method)
+            if held is None or held[0] != key:
+                held = last[method] = (key, ngld(combiner.result(method) or "", self.truth))
+            ngld_rows[method].append(held[1])
         combined = record.get("combined")
-        if combined is None:  # no reading yet (or no stream worked out): nothing combined
-            value, right = self._ngld("alternatives", None), not self.truth
-        else:
+        held = last.get("alternatives")
+        if held is None or held[0] != combined:
+            if combined is None:  # no reading yet (or no stream worked out): nothing combined
+                value, right = ngld("", self.truth), not self.truth
+            else:
+                distance = record["combined_distance"]
+                value, right = scores_at(combined, self.truth, distance).ngld, distance == 0
+            held = last["alternatives"] = (combined, value, right)
+        if combined is not None:
             self.worked_out = True
-            distance = record["combined_distance"]
-            value, right = scores_at(combined, self.truth, distance).ngld, distance == 0
-        self.ngld["alternatives"].append(value)
-        self.right.append(right)
+        ngld_rows["alternatives"].append(held[1])
+        self.right.append(held[2])
         self.changed.append(combined != self.previous)
         self.previous = combined
+        self.readings += not record["missing"]
         expected = record.get("expected")
-        self.expected.append(math.nan if expected is None else float(expected))
+        if expected is None and combined is not None and self.readings >= 2:
+            expected = PRIOR / (self.readings + 1)  # every reading so far the same text: not stored
+        self.expected.append(math.nan if expected is None else expected)
 
 
 @dataclass(frozen=True)

@@ -215,9 +215,10 @@ class _Series(_Tally):
             return False
         if not record["missing"]:  # a field not returned gives no reading
             self.combiner.add(record["text"], record["confidence"])
-        for row, combined in zip(self.rows.values(), self.combiner.normalized(), strict=True):
+        keys = self.combiner.normalized()
+        for row, combined in zip(self.rows.values(), keys, strict=True):
             row.append(combined == self.key)
-        self.stream.take(record, self.combiner)
+        self.stream.take(record, self.combiner, keys)
         return True
 
     def close(self) -> None:

@@ -187,10 +187,12 @@ def best_string(cells: np.ndarray, alphabet: Alphabet) -> str:
 
 @dataclass(frozen=True)
 class Step:
-    """A stream after its n-th reading: the combined string, and D_n (None for n = 1: the rule waits for 2)."""
+    """A stream after its n-th reading: the combined string, and D_n (None for n = 1: the rule waits for 2).
+    ``uniform``: every reading so far was the same text (then the string is it and D_n = 0.1 / (n + 1))."""
 
     text: str
     expected_distance: float | None
+    uniform: bool = False
 
 
 Key = tuple  # a reading told apart from others: ("text", text) or ("alternatives", its positions' items)
@@ -222,7 +224,7 @@ class Stream:
         if alternatives is None and self.result is None and (self.uniform is None or self.uniform == text):
             self.uniform, self.weight = text, self.weight + 1
             self.readings[("text", text)] = [None, self.weight]
-            return Step(text, PRIOR / (self.weight + 1) if self.expected and self.weight >= 2 else None)
+            return Step(text, PRIOR / (self.weight + 1) if self.expected and self.weight >= 2 else None, True)
         if self.result is None and self.uniform is not None:
             self._replay()
         if alternatives is None:

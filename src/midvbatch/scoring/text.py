@@ -187,10 +187,12 @@ def score_fields(
     return out
 
 
-def field_scores(stored: Mapping[str, Any]) -> dict[str, Any]:
+def field_scores(stored: Mapping[str, Any], stream: bool = False) -> dict[str, Any]:
     """A field's whole record from what score_fields stored: truth, text, confidence, type, correct,
-    distance, ngld, cer, missing; where the clip stands (combined, combined_distance, expected). (Storing only
-    the distance keeps a frame's record small: a dataset's ledger holds a million of them.)"""
+    distance, ngld, cer, missing; where the clip stands (combined, combined_distance, expected: with `stream`,
+    the frame's fields carry them; expected is None where every reading so far was the same text, D_n then
+    being 0.1 / (n + 1)). (Storing only the distance keeps a frame's record small: a dataset's ledger holds a
+    million of them; a ledger row of more than 2 kB takes a page of its own.)"""
     text, truth, distance = stored["text"], stored["truth"], stored["distance"]
     if distance == 0:  # read right: the common case, a reader of a run's million fields meets it most
         ngld, cer = 0.0, 0.0
@@ -209,7 +211,7 @@ def field_scores(stored: Mapping[str, Any]) -> dict[str, Any]:
         "missing": bool(stored.get("missing", False)),
         # the clip's frames so far combined with their alternatives (scoring.stream), and D_n; None where the
         # run did not work them out (a ledger of an earlier midvbatch)
-        "combined": stored.get("combined", text) if "expected" in stored else None,
+        "combined": stored.get("combined", text) if stream else None,
         "combined_distance": stored.get("combined_distance", distance),
         "expected": stored.get("expected"),
     }
