@@ -133,13 +133,11 @@ def rho(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * g / total if total else 0.0
 
 
-def combine(r: np.ndarray, weight: float, x: np.ndarray) -> np.ndarray:
-    """The combined result `r` of weight `weight` with reading `x` (weight 1) added: the new cells."""
-    width = max(r.shape[1], x.shape[1])
-    r, x = _widen(r, width), _widen(x, width)
-    table, cost, gap_r, gap_x = _alignment(r, x)
-    i, j = len(r), len(x)
-    steps: list[tuple[int, int]] = []  # (i, j) of each output cell, -1 where the side has none; backwards
+def _trace(table: Sequence[Sequence[float]], cost: Sequence[Sequence[float]], gap_r: Sequence[float],
+           gap_x: Sequence[float], i: int, j: int) -> list[tuple[int, int]]:  # fmt: skip
+    """The alignment traced back from (i, j): (i, j) of each output cell in order, -1 where a side has none. A
+    match only when strictly cheaper than both gaps, else R's cell unaligned when strictly cheaper, else x's."""
+    steps: list[tuple[int, int]] = []
     while i > 0 or j > 0:
         if i > 0 and j > 0:
             match = table[i - 1][j - 1] + cost[i - 1][j - 1]
@@ -162,11 +160,26 @@ def combine(r: np.ndarray, weight: float, x: np.ndarray) -> np.ndarray:
             j -= 1
             steps.append((-1, j))
     steps.reverse()
-    empty = np.zeros(width)
-    empty[0] = 1.0
-    rows_r = np.array([r[s] if s >= 0 else empty for s, _ in steps])
-    rows_x = np.array([x[s] if s >= 0 else empty for _, s in steps])
-    return (weight * rows_r + rows_x) / (weight + 1.0)
+    return steps
+
+
+def _merge(r: np.ndarray, weight: float, x: np.ndarray, steps: list[tuple[int, int]]) -> np.ndarray:
+    """The aligned cells averaged (weight * r + x) / (weight + 1), a pure-empty cell where a side has none."""
+    width = r.shape[1]
+    padded_r = np.zeros((len(r) + 1, width))
+    padded_x = np.zeros((len(x) + 1, width))
+    padded_r[:-1], padded_x[:-1] = r, x
+    padded_r[-1, 0] = padded_x[-1, 0] = 1.0  # index -1: the pure-empty cell
+    rows = np.array(steps, dtype=np.int64)
+    return (weight * padded_r[rows[:, 0]] + padded_x[rows[:, 1]]) / (weight + 1.0)
+
+
+def combine(r: np.ndarray, weight: float, x: np.ndarray) -> np.ndarray:
+    """The combined result `r` of weight `weight` with reading `x` (weight 1) added: the new cells."""
+    width = max(r.shape[1], x.shape[1])
+    r, x = _widen(r, width), _widen(x, width)
+    table, cost, gap_r, gap_x = _alignment(r, x)
+    return _merge(r, weight, x, _trace(table, cost, gap_r, gap_x, len(r), len(x)))
 
 
 def best_string(cells: np.ndarray, alphabet: Alphabet) -> str:
