@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_decode.py --repeat 3
 	$(BIN)/python bench/bench_engine.py overhead frames scaling memory overlap dask
 	$(BIN)/python bench/bench_scale.py
+	$(BIN)/python bench/bench_stream.py
 	@.ci/onnx $(VENV)
 	$(BIN)/python bench/bench_models.py
 
