@@ -61,6 +61,52 @@ def test_ocr_reads_the_fields_through_the_ground_truth_quads(sharp, tmp_path):
     assert all(f.iou is None for f in frames)  # it reads fields, it does not look for the document
 
 
+@pytest.fixture(scope="module")
+def scripts(tmp_path_factory):
+    """A Russian internal passport (Cyrillic) and a Greek passport (Greek), one clip each at 1080x1920."""
+    root = tmp_path_factory.mktemp("scripts")
+    for docs in ("39_*", "25_*"):
+        synthesize(root, SynthConfig(docs=docs, clips="TA", width=1080, height=1920, seconds=3.0, seed=7))
+    return root
+
+
+@needs_tesseract
+def test_ocr_reads_cyrillic_and_greek_documents_in_their_languages(scripts, tmp_path):
+    done = midvbatch("run", scripts, "--out", tmp_path / "run", "--processor", "ocr", "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    right, total = Counter(), Counter()
+    with open_run(tmp_path / "run") as run:
+        frames = list(run.frames())
+    for frame in frames:
+        for field in frame.fields.values():
+            right[frame.document] += field["correct"]
+            total[frame.document] += 1
+    accuracy = {d: right[d] / total[d] for d in total}
+    assert set(accuracy) == {"39_rus_internalpassport", "25_grc_passport"}
+    assert min(accuracy.values()) >= 0.7, accuracy
+    names = {f["truth"] for frame in frames for f in frame.fields.values()}
+    assert any("\u0400" <= c <= "\u04ff" for n in names for c in n)  # the synthesizer wrote Cyrillic
+    assert any("\u0370" <= c <= "\u03ff" for n in names for c in n)  # and Greek
+    # Tesseract's per-character alternatives were combined where the clip ran: the report's Video stream
+    report = midvbatch("report", tmp_path / "run")
+    assert "### Video stream" in report.stdout and "alternatives (Bulatov)" in report.stdout
+    assert all(set(f) <= {"text", "confidence"} for frame in frames for f in frame.result["fields"].values())
+
+
+@needs_tesseract
+def test_ocr_without_a_documents_language_data_fails_its_clip_with_one_line(scripts, tmp_path):
+    only_english = tmp_path / "tessdata"
+    only_english.mkdir()
+    (only_english / "eng.traineddata").symlink_to(find_tessdata() / "eng.traineddata")
+    done = midvbatch("run", scripts, "--out", tmp_path / "run", "--processor", "ocr", "--option",
+                     f"tessdata={only_english}", "--workers", "1")
+    assert "Traceback" not in done.stderr
+    failures = midvbatch("failures", tmp_path / "run").stdout
+    for clip, package in (("TA39", "tesseract-ocr-rus"), ("TA25", "tesseract-ocr-ell")):
+        line = next(line for line in failures.splitlines() if line.startswith(clip))
+        assert f"install it with 'apt-get install {package}'" in line and "attempts 1" in line, failures
+
+
 @needs_tesseract
 def test_ocr_end_to_end_with_the_localized_quad(sharp, tmp_path):
     done = midvbatch(
@@ -136,7 +182,7 @@ def test_ocr_without_tesserocr_is_one_line_before_the_run_folder(sharp, tmp_path
     [
         ("quad=guess", "quad must be one of truth, localize, not 'guess'"),
         ("height=4", "height must be a whole number of pixels from 16 to 256, not 4"),
-        ("lang=eng;rm", "lang must be Tesseract language names joined by '+'"),
+        ("lang=eng;rm", "lang must be auto or Tesseract language names joined by '+'"),
     ],
 )
 def test_ocr_bad_options_are_one_line(sharp, tmp_path, option, message):

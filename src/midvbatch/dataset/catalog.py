@@ -95,6 +95,48 @@ TEMPLATE_SIZES: dict[str, tuple[int, int]] = {
 }
 
 
+# The languages each document type prints its fields in, as Tesseract names its language data (ISO 639-2/T,
+# chi_sim, srp_latn), the main one first; "eng" where a passport also prints names in Latin letters (its data
+# page's transliteration and machine-readable zone). MIDV-500 and MIDV-2019 name types NN_<type>, MIDV-2020
+# <type>: both are looked up by <type>. A type not listed reads as English.
+DOCUMENT_LANGUAGES: dict[str, tuple[str, ...]] = {
+    "alb_id": ("sqi",), "aut_drvlic_new": ("deu",), "aut_id_old": ("deu",), "aut_id": ("deu",),
+    "aze_passport": ("aze", "eng"), "bra_passport": ("por", "eng"), "chl_id": ("spa",),
+    "chn_homereturn": ("chi_sim", "eng"), "chn_id": ("chi_sim",), "cze_id": ("ces",), "cze_passport": ("ces", "eng"),
+    "deu_drvlic_new": ("deu",), "deu_drvlic_old": ("deu",), "deu_id_new": ("deu",), "deu_id_old": ("deu",),
+    "deu_passport_new": ("deu", "eng"), "deu_passport_old": ("deu", "eng"), "dza_passport": ("ara", "fra", "eng"),
+    "esp_drvlic": ("spa",), "esp_id_new": ("spa",), "esp_id_old": ("spa",), "esp_id": ("spa",), "est_id": ("est",),
+    "fin_drvlic": ("fin",), "fin_id": ("fin",), "grc_passport": ("ell", "eng"), "hrv_drvlic": ("hrv",),
+    "hrv_passport": ("hrv", "eng"), "hun_passport": ("hun", "eng"), "irn_drvlic": ("fas", "eng"),
+    "ita_drvlic": ("ita",), "jpn_drvlic": ("jpn",), "lva_passport": ("lav", "eng"), "mac_id": ("chi_tra", "por"),
+    "mda_passport": ("ron", "eng"), "nor_drvlic": ("nor",), "pol_drvlic": ("pol",), "prt_id": ("por",),
+    "rou_drvlic": ("ron",), "rus_internalpassport": ("rus", "eng"), "srb_id": ("srp", "srp_latn"),
+    "srb_passport": ("srp", "srp_latn", "eng"), "svk_id": ("slk",), "tur_id": ("tur",), "ukr_id": ("ukr", "eng"),
+    "ukr_passport": ("ukr", "eng"), "ury_passport": ("spa", "eng"), "usa_bordercrossing": ("eng",),
+    "usa_passportcard": ("eng",), "usa_ssn82": ("eng",), "xpo_id": ("eng",),
+}  # fmt: skip
+# The script of each language's letters (ISO 15924 names); a language not listed writes in Latin letters.
+LANGUAGE_SCRIPTS: dict[str, str] = {
+    "rus": "Cyrillic", "ukr": "Cyrillic", "srp": "Cyrillic", "ell": "Greek", "ara": "Arabic", "fas": "Arabic",
+    "chi_sim": "Han", "chi_tra": "Han", "jpn": "Japanese",
+}  # fmt: skip
+
+
+def document_type(document: str) -> str:
+    """A document's type without MIDV-500's number: '39_rus_internalpassport' -> 'rus_internalpassport'."""
+    return document.split("_", 1)[1] if DOCUMENT_NAME.match(document) else document
+
+
+def document_languages(document: str) -> tuple[str, ...]:
+    """The languages a document type prints its fields in (Tesseract's names), main first: DOCUMENT_LANGUAGES."""
+    return DOCUMENT_LANGUAGES.get(document_type(document), ("eng",))
+
+
+def document_scripts(document: str) -> tuple[str, ...]:
+    """The scripts of a document type's fields (Latin, Cyrillic, Greek, ...), main first."""
+    return tuple(dict.fromkeys(LANGUAGE_SCRIPTS.get(language, "Latin") for language in document_languages(document)))
+
+
 def physical_template_size(document: str) -> tuple[int, int] | None:
     """Return a document's known physical format in tenths of a millimetre, None when not known for sure.
 

@@ -18,15 +18,11 @@ from PIL import Image, ImageDraw, ImageFont
 
 from midvbatch.dataset.catalog import ID1, ID3, physical_template_size
 from midvbatch.dataset.groundtruth import MISSING_VALUE, Quad
+from midvbatch.dataset.synth.names import mrz_letters, pool
 from midvbatch.geometry import rectangle
 
 # Sizes in pixels at 10 px/mm: ISO/IEC 7810 ID-1 (cards) and ID-3 (passport pages).
 
-_SURNAMES = (
-    "HOXHA MULLER GARCIA NOVAK SILVA IVANOVA KOVACS ROSSI NIELSEN YILMAZ PETROV TANAKA SMITH DUBOIS POPESCU HORVAT"
-).split()
-_GIVEN = ("ARBEN ANNA MARIA JAN ELENA LUCA SOFIA MEHMET IVAN YUKI JOHN CLAIRE ANDREI MARKO PETRA LEILA").split()
-_CITIES = ("TIRANE WIEN MADRID PRAHA LISBOA ROMA OSLO RIGA TALLINN ANKARA KYIV BEOGRAD BUCURESTI HELSINKI").split()
 _WORDS = ("NOTE", "TODO", "INVOICE", "12:45", "MENU", "PAID", "OK", "TEL", "2019", "SALE")
 # Faces from the DejaVu copy matplotlib ships: they cover Latin, Greek and Cyrillic.
 _SANS, _MONO = "DejaVuSans.ttf", "DejaVuSansMono.ttf"
@@ -164,8 +160,9 @@ def _date(rng: np.random.Generator, first: int, last: int) -> str:
 def _field_values(document: str, rng: np.random.Generator) -> list[tuple[str, str]]:
     """Invent (label, value) pairs for the document's kind; plausible, never real."""
     country = document.split("_")[1].upper()
-    surname, given = str(rng.choice(_SURNAMES)), str(rng.choice(_GIVEN))
-    birth, city = _date(rng, 1950, 2000), str(rng.choice(_CITIES))
+    surnames, given_names, places = pool(document)  # in the document's own letters (names.py)
+    surname, given = str(rng.choice(surnames)), str(rng.choice(given_names))
+    birth, city = _date(rng, 1950, 2000), str(rng.choice(places))
     sex = str(rng.choice(["M", "F"]))
     number = "".join(rng.choice(list("ABCDEFGHJKLMNPRSTUVXYZ"), 2)) + "".join(str(d) for d in rng.integers(0, 10, 7))
     issue, expiry = _date(rng, 2010, 2016), _date(rng, 2021, 2029)
@@ -184,7 +181,7 @@ def _field_values(document: str, rng: np.random.Generator) -> list[tuple[str, st
             ("Date of issue", issue),
             ("Date of expiry", expiry),
         ]
-        mrz1 = f"P<{country}{surname}<<{given}".ljust(44, "<")[:44]
+        mrz1 = f"P<{country}{mrz_letters(surname)}<<{mrz_letters(given)}".replace(" ", "<").ljust(44, "<")[:44]
         mrz2 = f"{number}<{rng.integers(0, 10)}{country}{birth[-2:]}{birth[3:5]}{birth[:2]}"
         pairs += [("", mrz1), ("", mrz2.ljust(44, "<")[:44])]
         return pairs
