@@ -226,8 +226,9 @@ def _alternatives(api: Any) -> list[dict[str, float]]:
 
 
 def make(quad: str = "truth", lang: str = AUTO, height: int = 48, tessdata: str = "") -> OcrProcessor:
-    """Factory of the built-in ocr pipeline: --option quad=truth|localize, lang=auto|eng|rus+eng|..., height=48,
-    tessdata=DIR."""
+    """Factory of the built-in ocr pipeline: --option quad=truth|localize, lang=auto, height=48, tessdata=DIR.
+
+    lang=auto reads each document in its own languages; lang=eng, lang=rus+eng, ... every field in those."""
     return OcrProcessor(quad=quad, lang=lang, height=height, tessdata=tessdata)
 
 
