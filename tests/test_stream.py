@@ -227,6 +227,13 @@ def test_stream_report_figures_follow_the_readings_frame_by_frame(alternatives_r
         stops.setdefault(("stable", 2), []).append(stable_stop(texts, 2))
         stops.setdefault(("fixed", 3), []).append(fixed_stop(len(rows), 3))
     assert any(r[1] is False for rows in curves for r in rows)  # the noise shows
+    # export --fields gives each clip and field's stop frame per rule and threshold, in every record of it
+    exported = [json.loads(line) for line in midvbatch("export", alternatives_run, "--fields").stdout.splitlines()]
+    keys = list(series)
+    for record in (r for r in exported if r["frame"] is not None):
+        k = keys.index((record["clip"], record["field"]))
+        for (rule, t), frames_at in stops.items():
+            assert record["stops"][rule][f"{t:g}"] == frames_at[k], (record, rule, t)
     longest = max(len(rows) for rows in curves)
     want = [np.mean([rows[min(k, len(rows)) - 1][0] for rows in curves]) for k in range(1, longest + 1)]
     np.testing.assert_allclose(stream["overall"]["ngld"]["alternatives"], want, rtol=1e-12)

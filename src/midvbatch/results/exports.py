@@ -20,6 +20,7 @@ from midvbatch.errors import ConfigError, LedgerError, MidvBatchError
 from midvbatch.fileio import atomic_output
 from midvbatch.plugins import EXPORTS, Registry, builtin_names, unknown_name
 from midvbatch.results.reader import open_run, recorded_dataset
+from midvbatch.results.stopping import field_stops, filled_expected
 from midvbatch.runfolder import claim_output, record_output
 
 FORMATS = builtin_names(EXPORTS)  # the built-in export formats, what --format offers
@@ -99,20 +100,46 @@ def result_records(run_dir: str | Path) -> Iterator[dict]:
 RECORD_LEAD = ("clip", "document", "frame", "time", "seconds")  # the CSV's first columns, then every result's
 FIELD_LEAD = ("clip", "document", "frame", "field")
 FIELD_COLUMNS = ("truth", "text", "confidence", "type", "correct", "distance", "ngld", "cer", "missing")
+STREAM_COLUMNS = ("combined", "expected", "stops")  # a frame's field: where the clip stands (field_records)
 
 
 def field_records(run_dir: str | Path) -> Iterator[dict]:
     """Yield one record per text field scored: of every frame, then of every clip result, in queue order.
 
-    Each: clip, document, frame (None for a clip result), field, and the field's scores
-    (truth, text, confidence, type, correct, distance, ngld, cer, missing)."""
+    Each: clip, document, frame (None for a clip result), field, the field's scores (truth, text, confidence,
+    type, correct, distance, ngld, cer, missing) and, for a frame, where the clip's frames so far stand
+    (combined: the readings combined with their alternatives, expected: D_n; scoring.stream) and the frame each
+    stopping rule stops the field at, per threshold of the default sweep (stops: {"expected_distance": {"0.1":
+    7, ...}, ...}; results.stopping), the same in every record of the clip's field."""
     with open_run(run_dir) as run:
+        clip: list = []
         for frame in run.frames():
-            for name, scores in frame.fields.items():
-                yield _field_record(frame.clip, frame.document, frame.number, name, scores)
-        for clip in run.clips("done"):
-            for name, scores in clip.fields.items():
-                yield _field_record(clip.clip, clip.document, None, name, scores)
+            if clip and clip[-1].clip != frame.clip:
+                yield from _clip_field_records(clip)
+                clip = []
+            clip.append(frame)
+        yield from _clip_field_records(clip)
+        for done in run.clips("done"):
+            for name, scores in done.fields.items():
+                yield _field_record(done.clip, done.document, None, name, scores)
+
+
+def _clip_field_records(frames: list) -> Iterator[dict]:
+    """The field records of one clip's frames (in frame order), with the stream's figures."""
+    series: dict[str, list[dict]] = {}
+    for frame in frames:
+        for name, scores in frame.fields.items():
+            series.setdefault(name, []).append(scores)
+    stops = {name: field_stops(records) for name, records in series.items()}
+    readings: dict[str, int] = {}
+    for frame in frames:
+        for name, scores in frame.fields.items():
+            readings[name] = readings.get(name, 0) + (not scores["missing"])
+            record = _field_record(frame.clip, frame.document, frame.number, name, scores)
+            record.update(
+                combined=scores.get("combined"), expected=filled_expected(scores, readings[name]), stops=stops[name]
+            )
+            yield record
 
 
 def _field_record(clip: str, document: str, frame: int | None, name: str, scores: dict) -> dict:
@@ -122,7 +149,11 @@ def _field_record(clip: str, document: str, frame: int | None, name: str, scores
 
 
 def _flatten(record: dict) -> dict:
-    flat = {k: v for k, v in record.items() if k not in ("result", "scores")}
+    flat = {
+        k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
+        for k, v in record.items()
+        if k not in ("result", "scores")
+    }
     for key, value in (record.get("scores") or {}).items():
         flat[f"scores.{key}"] = json.dumps(value) if isinstance(value, (dict, list)) else value
     result = record.get("result")

@@ -102,12 +102,10 @@ class StreamSeries:
             self.worked_out = True
         ngld_rows["alternatives"].append(held[1])
         self.right.append(held[2])
-        self.changed.append(combined != self.previous)
+        self.changed.append(combined != self.previous or not self.changed)  # (the first frame: a change)
         self.previous = combined
         self.readings += not record["missing"]
-        expected = record.get("expected")
-        if expected is None and combined is not None and self.readings >= 2:
-            expected = PRIOR / (self.readings + 1)  # every reading so far the same text: not stored
+        expected = filled_expected(record, self.readings)
         self.expected.append(math.nan if expected is None else expected)
 
 
@@ -236,21 +234,32 @@ def stream_figures(
     )
 
 
-def stop_frames(series: StreamSeries, thresholds: Mapping[str, Sequence[float]]) -> dict[str, dict[float, int]]:
-    """One series' stop frame per rule and threshold (what `export --fields` gives each clip and field)."""
-    texts = [str(c) for c in _combined_strings(series)]
-    values = [None if math.isnan(v) else v for v in series.expected]
+def filled_expected(record: Mapping[str, Any], readings: int) -> float | None:
+    """D_n of a field record (FrameResult.fields'), `readings` being its clip's readings of the field so far, this
+    frame's included: as stored, or, where every reading so far was the same text (not stored), 0.1 / (n + 1)."""
+    expected = record.get("expected")
+    if expected is None and record.get("combined") is not None and readings >= 2:
+        expected = PRIOR / (readings + 1)
+    return expected
+
+
+def field_stops(
+    records: Sequence[Mapping[str, Any]], thresholds: Mapping[str, Sequence[float]] | None = None
+) -> dict[str, dict[str, int]] | None:
+    """The frame (1-based, of the field's frames) each rule stops at, per threshold ('0.1': 7), for one field's
+    records of one clip in frame order; None where the run did not work its stream out."""
+    if all(r.get("combined") is None for r in records):
+        return None
+    sweep = thresholds or DEFAULT_THRESHOLDS
+    expected, readings = [], 0
+    for record in records:
+        readings += not record["missing"]
+        expected.append(filled_expected(record, readings))
+    texts = [record.get("combined") for record in records]
     return {
-        "fixed": {t: fixed_stop(len(texts), int(t)) for t in thresholds.get("fixed", ())},
-        "stable": {t: stable_stop(texts, int(t)) for t in thresholds.get("stable", ())},
-        "expected_distance": {t: expected_distance_stop(values, t) for t in thresholds.get("expected_distance", ())},
+        "fixed": {f"{t:g}": fixed_stop(len(records), int(t)) for t in sweep.get("fixed", ())},
+        "stable": {f"{t:g}": stable_stop(texts, int(t)) for t in sweep.get("stable", ())},
+        "expected_distance": {
+            f"{t:g}": expected_distance_stop(expected, t) for t in sweep.get("expected_distance", ())
+        },
     }
-
-
-def _combined_strings(series: StreamSeries) -> list[int]:
-    """Stand-ins for the combined strings: equal where the string did not change."""
-    out, version = [], 0
-    for changed in series.changed:
-        version += bool(changed)
-        out.append(version)
-    return out
