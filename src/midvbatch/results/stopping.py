@@ -14,8 +14,7 @@ they are only read: every rule at every threshold is a few array operations over
 from __future__ import annotations
 
 import math
-from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,51 +61,51 @@ def parse_thresholds(text: str | None) -> dict[str, tuple[float, ...]]:
     return out
 
 
-class StreamSeries:
-    """One field through the frames of one video clip: per frame, each combiner's NGLD so far, whether the
-    combination with alternatives is right, whether its string changed, and D_n (NaN where none)."""
+_UNSET = object()  # no result seen yet
 
-    __slots__ = ("changed", "expected", "last", "ngld", "previous", "readings", "right", "truth", "worked_out")
+
+class StreamSeries:
+    """One field through the frames of one video clip, kept as what changed: for each combiner, the frames where
+    its result changed with the NGLD it then has (and, for the combination with alternatives, whether it is
+    right), the frames without a reading, and the D_n the run stored (readings not all the same text). A
+    report reads a million fields: a frame costs a few comparisons, the rest is worked out once per series."""
+
+    __slots__ = ("changes", "frames", "last", "missing", "stored", "truth", "worked_out")
 
     def __init__(self, truth: str) -> None:
         self.truth = truth
-        self.ngld = {method: array("d") for method in STREAM_COMBINATIONS}
-        self.right = bytearray()  # the combination with alternatives
-        self.changed = bytearray()
-        self.expected = array("d")
+        self.frames = 0
+        self.changes: dict[str, list[tuple]] = {method: [] for method in STREAM_COMBINATIONS}
+        self.missing: list[int] = []  # frames (0-based) that gave no reading of the field
+        self.stored: list[tuple[int, float]] = []  # (frame, D_n) as the run stored it
+        self.last: dict[str, Any] = {}  # combiner -> its last result (normalized)
         self.worked_out = False  # some frame carried the stream's figures (a run of this midvbatch)
-        self.last: dict[str, tuple] = {}  # combiner -> its last result (normalized) and NGLD (alternatives: right too)
-        self.previous: str | None = None
-        self.readings = 0  # frames that gave the field
 
     def take(self, record: Mapping[str, Any], combiner: Any, keys: Sequence[str | None]) -> None:
         """Take a frame's field record (FrameResult.fields'), `combiner` (scoring.text.Combiner) holding the
-        clip's readings up to it and `keys` its results normalized (Combiner.normalized()). A result's NGLD is
-        worked out again only when it changed (a report reads a million fields)."""
-        last, ngld_rows = self.last, self.ngld
+        clip's readings up to it and `keys` its results normalized (Combiner.normalized())."""
+        frame = self.frames
+        self.frames = frame + 1
+        last, changes = self.last, self.changes
         for method, key in zip(COMBINATIONS, keys, strict=True):
-            held = last.get(method)
-            if held is None or held[0] != key:
-                held = last[method] = (key, ngld(combiner.result(method) or "", self.truth))
-            ngld_rows[method].append(held[1])
+            if last.get(method, _UNSET) != key:
+                last[method] = key
+                changes[method].append((frame, ngld(combiner.result(method) or "", self.truth)))
         combined = record.get("combined")
-        held = last.get("alternatives")
-        if held is None or held[0] != combined:
+        if last.get("alternatives", _UNSET) != combined or not frame:
+            last["alternatives"] = combined
             if combined is None:  # no reading yet (or no stream worked out): nothing combined
-                value, right = ngld("", self.truth), not self.truth
+                changes["alternatives"].append((frame, ngld("", self.truth), not self.truth))
             else:
                 distance = record["combined_distance"]
-                value, right = scores_at(combined, self.truth, distance).ngld, distance == 0
-            held = last["alternatives"] = (combined, value, right)
+                changes["alternatives"].append((frame, scores_at(combined, self.truth, distance).ngld, distance == 0))
         if combined is not None:
             self.worked_out = True
-        ngld_rows["alternatives"].append(held[1])
-        self.right.append(held[2])
-        self.changed.append(combined != self.previous or not self.changed)  # (the first frame: a change)
-        self.previous = combined
-        self.readings += not record["missing"]
-        expected = filled_expected(record, self.readings)
-        self.expected.append(math.nan if expected is None else expected)
+        if record["missing"]:
+            self.missing.append(frame)
+        expected = record.get("expected")
+        if expected is not None:
+            self.stored.append((frame, expected))
 
 
 @dataclass(frozen=True)
@@ -147,30 +146,31 @@ class _Matrix:
     """Series side by side, each padded with its last frame to the longest."""
 
     def __init__(self, series: Sequence[StreamSeries]) -> None:
-        self.lengths = np.array([len(s.right) for s in series], dtype=np.int64)
+        self.lengths = np.array([s.frames for s in series], dtype=np.int64)
         width = int(self.lengths.max())
-        self.width = width
-
-        def padded(rows: Iterable[Any], dtype: Any) -> np.ndarray:
-            out = np.empty((len(series), width), dtype=dtype)
-            for i, row in enumerate(rows):
-                values = np.asarray(row, dtype=dtype)
-                out[i, : len(values)] = values
-                out[i, len(values) :] = values[-1]
-            return out
-
-        self.ngld = {m: padded((s.ngld[m] for s in series), np.float64) for m in STREAM_COMBINATIONS}
-        self.right = padded((np.frombuffer(bytes(s.right), np.uint8) for s in series), np.float64)
-        self.expected = padded((s.expected for s in series), np.float64)
-        # frames in a row, up to each, over which the combined string has not changed
-        unchanged = np.zeros((len(series), width), dtype=np.int64)
+        count = len(series)
+        self.ngld = {m: np.empty((count, width)) for m in STREAM_COMBINATIONS}
+        self.right = np.empty((count, width))
+        self.expected = np.full((count, width), np.nan)
+        self.unchanged = np.zeros((count, width), dtype=np.int64)  # frames in a row the string has not changed
+        columns = np.arange(width)
         for i, s in enumerate(series):
-            run = 0
-            for j, changed in enumerate(s.changed):
-                run = 0 if changed else run + 1
-                unchanged[i, j] = run
-        self.unchanged = unchanged
-        self.columns = np.arange(width)
+            for method in STREAM_COMBINATIONS:
+                row, marks = self.ngld[method][i], s.changes[method]
+                for k, (start, value, *_) in enumerate(marks):  # each value holds until the next change
+                    row[start : marks[k + 1][0] if k + 1 < len(marks) else width] = value
+            marks = s.changes["alternatives"]
+            for k, (start, _, right) in enumerate(marks):
+                self.right[i, start : marks[k + 1][0] if k + 1 < len(marks) else width] = right
+            starts = np.array([m[0] for m in marks], dtype=np.int64)
+            self.unchanged[i] = columns - starts[np.searchsorted(starts, columns, side="right") - 1]
+            # readings so far at each frame; where every one was the same text D_n = 0.1 / (n + 1) (not stored)
+            readings = columns + 1 - np.searchsorted(np.array(s.missing, dtype=np.int64), columns, side="right")
+            with np.errstate(divide="ignore"):
+                self.expected[i] = np.where(readings >= 2, PRIOR / (readings + 1), np.nan)
+            for frame, value in s.stored:
+                self.expected[i, frame] = value
+        self.columns = columns
 
     def first(self, hit: np.ndarray) -> np.ndarray:
         """Per series, the 1-based frame of its first hit within its own frames, else its last frame."""
@@ -211,7 +211,7 @@ def stream_figures(
 ) -> StreamFigures | None:
     """The video-stream figures of (clip, field type, series) of video clips; None when no series carries the
     stream's figures (a run of an earlier midvbatch)."""
-    kept = [(clip, type_, s) for clip, type_, s in series if s.worked_out and len(s.right)]
+    kept = [(clip, type_, s) for clip, type_, s in series if s.worked_out and s.frames]
     if not kept:
         return None
     sweep = thresholds or DEFAULT_THRESHOLDS
