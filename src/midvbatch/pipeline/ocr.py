@@ -198,7 +198,8 @@ def _alternatives(api: Any) -> list[dict[str, float]]:
     A character whose choices all have confidence 0 is certain of itself."""
     import tesserocr
 
-    level, out = tesserocr.RIL.SYMBOL, []
+    level = tesserocr.RIL.SYMBOL
+    out: list[dict[str, float]] = []
     iterator = api.GetIterator()
     if iterator is None:
         return out

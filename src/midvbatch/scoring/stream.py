@@ -311,7 +311,7 @@ def expected_distance_stop(values: Sequence[float | None], threshold: float) -> 
     return len(values)
 
 
-def stable_stop(texts: Sequence[str], frames: int) -> int:
+def stable_stop(texts: Sequence[str | None], frames: int) -> int:
     """The frame the stable rule stops at: the first n whose combined string has not changed over the last
     `frames` frames (equal to those of frames n - frames .. n), else the last frame."""
     run = 0
