@@ -234,6 +234,14 @@ def test_stream_report_figures_follow_the_readings_frame_by_frame(alternatives_r
         k = keys.index((record["clip"], record["field"]))
         for (rule, t), frames_at in stops.items():
             assert record["stops"][rule][f"{t:g}"] == frames_at[k], (record, rule, t)
+    # the table (pandas, parquet) carries the same combined result and D_n, the uniform case filled in
+    with open_run(alternatives_run) as run:
+        table = run.to_pandas(fields=True)
+    rows = table[table["frame"].notna()]
+    frame_records = [r for r in exported if r["frame"] is not None]
+    assert list(rows["combined"]) == [r["combined"] for r in frame_records]
+    for value, record in zip(rows["expected"], frame_records, strict=True):
+        assert (value != value) if record["expected"] is None else value == pytest.approx(record["expected"])
     longest = max(len(rows) for rows in curves)
     want = [np.mean([rows[min(k, len(rows)) - 1][0] for rows in curves]) for k in range(1, longest + 1)]
     np.testing.assert_allclose(stream["overall"]["ngld"]["alternatives"], want, rtol=1e-12)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from midvbatch.errors import ConfigError
 from midvbatch.results.figures import condition_label, device_label
 from midvbatch.results.records import ClipResult, FrameResult, RunMeta, clip_kinds
+from midvbatch.results.stopping import filled_expected
 
 
 class RunResults(Protocol):
@@ -65,6 +66,8 @@ FIELD_COLUMNS: dict[str, str] = {
     "ngld": "normalized generalized Levenshtein distance",
     "cer": "character error rate",
     "missing": "the field was not returned",
+    "combined": "the clip's readings so far combined with their per-character alternatives (null: not worked out)",
+    "expected": "the expected-distance estimate D_n after this frame (null at the first reading)",
 }
 
 
@@ -74,6 +77,7 @@ def columns(run: RunResults, fields: bool = False) -> dict[str, list[Any]]:
     kind = clip_kinds(run.meta.format)
     table: dict[str, list[Any]] = {name: [] for name in (FIELD_COLUMNS if fields else FRAME_COLUMNS)}
     groups: dict[str, tuple[str, str, str]] = {}
+    readings: dict[tuple[str, str], int] = {}  # (clip, field) -> readings so far, for D_n where not stored
 
     def where(clip: str, code: str) -> tuple[str, str, str]:
         if clip not in groups:
@@ -87,7 +91,10 @@ def columns(run: RunResults, fields: bool = False) -> dict[str, list[Any]]:
                 "collection": collection}  # fmt: skip
         if fields:
             for name, record in frame.fields.items():
-                _add(table, {**lead, "frame": frame.number, "field": name, **_field(record)})
+                key = (frame.clip, name)
+                readings[key] = readings.get(key, 0) + (not record["missing"])
+                expected = filled_expected(record, readings[key])
+                _add(table, {**lead, "frame": frame.number, "field": name, **_field(record), "expected": expected})
             continue
         score = frame.score
         scores = frame.scores or {}
@@ -120,7 +127,7 @@ def columns(run: RunResults, fields: bool = False) -> dict[str, list[Any]]:
 
 def _field(record: dict[str, Any]) -> dict[str, Any]:
     return {key: record.get(key) for key in ("type", "truth", "text", "confidence", "correct", "distance", "ngld",
-                                             "cer", "missing")}  # fmt: skip
+                                             "cer", "missing", "combined")}  # fmt: skip
 
 
 def _add(table: dict[str, list[Any]], row: dict[str, Any]) -> None:
