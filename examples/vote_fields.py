@@ -28,7 +28,7 @@ class VoteFields(Processor):
         self.reader.close()
 
     def read(self, crop) -> dict:
-        return self.reader.read_line(crop)  # {"text": ..., "confidence": 0..1}
+        return self.reader.read_line(crop)  # {"text": ..., "confidence": 0..1, "alternatives": [...]}
 
     def process_frame(self, frame: Frame) -> dict:
         if frame.number == 1 or not self.votes:
