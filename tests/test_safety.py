@@ -233,7 +233,12 @@ def test_safety_ledger_deleted_mid_run_stops_with_an_error(small, tmp_path, how)
         text=True,
         env=env(),
     )
-    wait_for(lambda: _count(out, "state = 'running'"), 60)
+    try:
+        wait_for(lambda: _count(out, "state = 'running'"), 60)
+    except AssertionError:  # (seen once in a loaded full run: say what the run did instead)
+        proc.kill()
+        stdout, stderr = proc.communicate(timeout=60)
+        raise AssertionError(f"no clip seen running in 60 s; exit {proc.returncode}\n{stdout[-2000:]}\n{stderr[-2000:]}")
     ledger = out / "ledger.sqlite"
     if how == "delete":
         for suffix in ("", "-wal", "-shm"):
