@@ -266,3 +266,26 @@ def test_stream_malformed_alternatives_are_one_warning_per_clip_and_left_out(alt
     assert "field02" not in frames[2].fields and "field02" in frames[3].fields
     assert frames[0].fields["field01"]["text"].endswith("#")  # the best label of each position, as text
     assert "alternatives" not in json.dumps(frames[0].result)  # taken out: not stored
+
+
+@pytest.mark.parametrize(
+    "sweep, message",
+    [
+        ("expected_distance=", "expected_distance takes 1 to 100 thresholds"),
+        ("expected_distance=nan", "thresholds are finite numbers, at least 0"),
+        ("fixed=1e400", "thresholds are finite numbers, at least 0"),
+        ("fixed=99999999999999999999", "fixed counts frames: whole numbers from 1 to 1,000,000"),
+        ("stable=0", "stable counts frames: whole numbers from 1 to 1,000,000"),
+        ("stable=2.5", "stable counts frames"),
+        ("=1", "is not RULE=V,V,..."),
+        ("typo=0.1", "is not RULE=V,V,..."),
+        ("fixed=a,b", "fixed: 'a,b' is not a list of numbers"),
+        ("fixed=" + ",".join(["1"] * 101), "fixed takes 1 to 100 thresholds"),
+    ],
+)
+def test_stream_bad_stop_thresholds_are_one_line(alternatives_run, sweep, message):
+    from conftest import midvbatch
+
+    done = midvbatch("report", alternatives_run, "--stop-thresholds", sweep)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and message in done.stderr, done.stderr

@@ -32,6 +32,7 @@ DEFAULT_THRESHOLDS: dict[str, tuple[float, ...]] = {
     "expected_distance": (0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.06, 0.05, 0.04, 0.03, 0.025, 0.02, 0.015, 0.01),
 }
 THRESHOLDS_LIMIT = 100  # thresholds of one rule
+FRAMES_LIMIT = 1_000_000  # the largest N of fixed N and K of stable K (a clip of MIDV-2020 has 69 annotated frames)
 
 
 def parse_thresholds(text: str | None) -> dict[str, tuple[float, ...]]:
@@ -55,8 +56,8 @@ def parse_thresholds(text: str | None) -> dict[str, tuple[float, ...]]:
             raise ConfigError(f"--stop-thresholds: {rule} takes 1 to {THRESHOLDS_LIMIT} thresholds")
         if any(not math.isfinite(v) or v < 0 for v in numbers):
             raise ConfigError(f"--stop-thresholds: {rule}: thresholds are finite numbers, at least 0")
-        if rule != "expected_distance" and any(v != int(v) or v < 1 for v in numbers):
-            raise ConfigError(f"--stop-thresholds: {rule} counts frames: whole numbers from 1")
+        if rule != "expected_distance" and any(v != int(v) or not 1 <= v <= FRAMES_LIMIT for v in numbers):
+            raise ConfigError(f"--stop-thresholds: {rule} counts frames: whole numbers from 1 to {FRAMES_LIMIT:,}")
         out[rule] = numbers
     return out
 
@@ -147,7 +148,7 @@ class _Matrix:
 
     def __init__(self, series: Sequence[StreamSeries]) -> None:
         self.lengths = np.array([s.frames for s in series], dtype=np.int64)
-        width = int(self.lengths.max())
+        width = self.width = int(self.lengths.max())
         count = len(series)
         self.ngld = {m: np.empty((count, width)) for m in STREAM_COMBINATIONS}
         self.right = np.empty((count, width))
@@ -179,10 +180,11 @@ class _Matrix:
         return np.where(found, hit.argmax(axis=1) + 1, self.lengths)
 
     def stops(self, rule: str, threshold: float) -> np.ndarray:
+        frames = min(int(threshold), self.width + 1) if rule != "expected_distance" else 0  # (no clip is longer)
         if rule == "fixed":
-            return np.minimum(int(threshold), self.lengths)
+            return np.minimum(frames, self.lengths)
         if rule == "stable":
-            return self.first(self.unchanged >= int(threshold))
+            return self.first(self.unchanged >= frames)
         with np.errstate(invalid="ignore"):
             return self.first((self.expected <= threshold) & (self.columns[None, :] >= 1))
 
