@@ -289,3 +289,42 @@ def test_stream_bad_stop_thresholds_are_one_line(alternatives_run, sweep, messag
     done = midvbatch("report", alternatives_run, "--stop-thresholds", sweep)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [done.stderr.strip()] and message in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    "given, problem",
+    [
+        ("abc", "must be a list of {character: membership}"),
+        ([[1, 2]], "position 0 must be a non-empty {character: membership}"),
+        ([{}], "position 0 must be a non-empty"),
+        ([{"A": 0, "B": 0}], "the memberships sum to 0"),
+        ([{"A": -1}], "the membership of 'A' is -1"),
+        ([{"A": float("nan")}], "the membership of 'A' is nan"),
+        ([{"A": True}], "the membership of 'A' is not a number"),
+        ([{"A": 10**400}], "the membership of 'A' is too large"),
+        ([{"A": 1e308, "B": 1e308}], "the memberships sum to inf"),
+        ([{1: 0.5}], "1 is not a character"),
+        ([{"ABCDEFGHIJ": 1}], "is not a character"),
+        ([{"\ud800": 1}], "is not a character"),
+        ([{"A": 1}] * 257, "257 positions, more than 256"),
+    ],
+)
+def test_stream_malformed_alternatives_are_named_and_the_reading_left_out(given, problem):
+    from midvbatch.pipeline.prediction import take_alternatives
+
+    notes: list[str] = []
+    kept, taken = take_alternatives({"fields": {"f": {"alternatives": given}, "g": "OK"}}, notes.append)
+    assert taken == {"f": None} and kept["fields"] == {"g": "OK"}
+    assert len(notes) == 1 and notes[0].startswith("field 'f': alternatives ") and problem in notes[0], notes
+    assert notes[0].endswith("; reading left out")
+
+
+def test_stream_alternatives_are_normalised_and_give_the_text():
+    from midvbatch.pipeline.prediction import take_alternatives
+
+    kept, taken = take_alternatives(
+        {"fields": {"f": {"alternatives": [{"A": 3, "B": 1}, {"": 2, "x": 1}, {"Z": 1, "Y": 1}], "confidence": 0.5}}},
+        print,
+    )
+    assert taken["f"] == [{"A": 0.75, "B": 0.25}, {"": 2 / 3, "x": 1 / 3}, {"Z": 0.5, "Y": 0.5}]
+    assert kept["fields"]["f"] == {"confidence": 0.5, "text": "AY"}  # the empty label writes nothing; ties: sorted

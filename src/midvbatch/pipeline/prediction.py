@@ -234,9 +234,13 @@ def alternatives(value: Any) -> Positions:
                 raise ValueError(f"position {k}: {shown(label, 20)} is not a character")
             if isinstance(membership, bool) or not isinstance(membership, (int, float)):
                 raise ValueError(f"position {k}: the membership of {shown(label, 20)} is not a number")
-            if not math.isfinite(membership) or membership < 0:
-                raise ValueError(f"position {k}: the membership of {shown(label, 20)} is {membership!r}")
-            total += membership
+            try:
+                value = float(membership)
+            except OverflowError:  # an integer of hundreds of digits
+                raise ValueError(f"position {k}: the membership of {shown(label, 20)} is too large") from None
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"position {k}: the membership of {shown(label, 20)} is {shown(membership, 20)}")
+            total += value
         if not total > 0:
             raise ValueError(f"position {k}: the memberships sum to 0")
         if not math.isfinite(total):
