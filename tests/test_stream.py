@@ -328,3 +328,18 @@ def test_stream_alternatives_are_normalised_and_give_the_text():
     )
     assert taken["f"] == [{"A": 0.75, "B": 0.25}, {"": 2 / 3, "x": 1 / 3}, {"Z": 0.5, "Y": 0.5}]
     assert kept["fields"]["f"] == {"confidence": 0.5, "text": "AY"}  # the empty label writes nothing; ties: sorted
+
+
+def test_stream_alphabet_is_bounded_and_large_cost_matrices_go_row_by_row(monkeypatch):
+    from midvbatch.scoring import stream
+
+    alphabet = Alphabet()
+    columns = [alphabet.column(chr(0x4E00 + k)) for k in range(stream.ALPHABET_LIMIT + 10)]
+    assert len(alphabet) == stream.ALPHABET_LIMIT + 1 and alphabet.labels[-1] == stream.OTHER
+    assert set(columns[stream.ALPHABET_LIMIT - 1 :]) == {stream.ALPHABET_LIMIT}  # every label past it: one
+    # the cell distances worked out a row at a time are the same numbers
+    rng = np.random.default_rng(3)
+    a, b = rng.random((9, 40)), rng.random((7, 40))
+    whole = stream._alignment(a, b)
+    monkeypatch.setattr(stream, "COST_CELLS", 1)
+    assert stream._alignment(a, b) == whole

@@ -47,8 +47,15 @@ WRITE_RATIO = 0.6  # a cell's best label is written when its membership exceeds 
 PRIOR = 0.1  # the constant of the expected-distance estimate's numerator
 
 
+ALPHABET_LIMIT = 4096  # labels a field's stream tells apart (a recognizer's alphabet is a few hundred)
+OTHER = "\ufffd"  # the one label of every label past ALPHABET_LIMIT
+COST_CELLS = 1 << 22  # cell-distance terms worked out at once; more (long results, large alphabets): row by row
+
+
 class Alphabet:
-    """The labels a field's stream has met, each with its column: the empty label is column 0."""
+    """The labels a field's stream has met, each with its column: the empty label is column 0. Past
+    ALPHABET_LIMIT labels (no recognizer has so many; a processor gone wrong may), every new label is one,
+    OTHER, so that a stream's cells stay bounded."""
 
     def __init__(self) -> None:
         self.index: dict[str, int] = {EMPTY: 0}
@@ -57,6 +64,11 @@ class Alphabet:
     def column(self, label: str) -> int:
         column = self.index.get(label)
         if column is None:
+            if len(self.labels) >= ALPHABET_LIMIT:
+                label = OTHER
+                column = self.index.get(label)
+                if column is not None:
+                    return column
             column = self.index[label] = len(self.labels)
             self.labels.append(label)
         return column
@@ -95,7 +107,10 @@ def text_cells(text: str, alphabet: Alphabet) -> np.ndarray:
 
 def _alignment(a: np.ndarray, b: np.ndarray) -> tuple[list[list[float]], list[list[float]], list[float], list[float]]:
     """The edit-distance table of aligning cell sequences `a` and `b`, with the costs it was made of."""
-    cost = (0.5 * np.abs(a[:, None, :] - b[None, :, :]).sum(axis=2)).tolist()
+    if a.shape[0] * b.shape[0] * a.shape[1] <= COST_CELLS:
+        cost = (0.5 * np.abs(a[:, None, :] - b[None, :, :]).sum(axis=2)).tolist()
+    else:  # the same sums a row at a time: memory bounded by one row
+        cost = [(0.5 * np.abs(row[None, :] - b).sum(axis=1)).tolist() for row in a]
     gap_a, gap_b = (1.0 - a[:, 0]).tolist(), (1.0 - b[:, 0]).tolist()
     m, n = len(gap_a), len(gap_b)
     first = [0.0] * (n + 1)
