@@ -68,6 +68,15 @@ def md_text(text: str) -> str:
     return _CONTROL.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
+CURVE_POINTS = (1, 2, 3, 5, 10, 15, 20, 30)  # the k a table of a curve after k frames shows
+
+
+def curve_points(length: int) -> list[int]:
+    """The k a table shows for a curve of `length` entries: CURVE_POINTS up to it, and its last."""
+    points = [k for k in CURVE_POINTS if k <= length]
+    return points if length in points else [*points, length]
+
+
 def md_table(title: str | None, header: list[str], rows: list[list[str]]) -> list[str]:
     """A Markdown table under a ### `title` (None: none), as lines with a blank line after; cells formatted."""
     lines = [f"### {title}", ""] if title else []

@@ -9,11 +9,10 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from midvbatch.report._render import data_uri, fmt, html_table, md_table, png
+from midvbatch.report._render import curve_points, data_uri, fmt, html_table, md_table, png
 from midvbatch.results.stopping import RULES, STREAM_COMBINATIONS
 
 PLOT = "video_stream"
-CURVE_POINTS = (1, 2, 3, 5, 10, 15, 20, 30)  # the k the tables show
 NAMES = {
     "majority": "majority vote",
     "best": "best confidence",
@@ -21,11 +20,6 @@ NAMES = {
     "alternatives": "alternatives (Bulatov)",
 }
 RULE_NAMES = {"fixed": "fixed N", "stable": "stable K", "expected_distance": "expected distance T"}
-
-
-def _points(length: int) -> list[int]:
-    points = [k for k in CURVE_POINTS if k <= length]
-    return points if length in points else [*points, length]
 
 
 def note(stream: dict[str, Any]) -> str:
@@ -64,7 +58,7 @@ _RULE_HEADER = ["rule", "threshold", "mean frames", "mean NGLD", "accuracy"]
 
 
 def markdown(stream: dict[str, Any]) -> list[str]:
-    points = _points(len(stream["overall"]["ngld"]["alternatives"]))
+    points = curve_points(len(stream["overall"]["ngld"]["alternatives"]))
     lines = ["### Video stream", "", note(stream), ""]
     lines += md_table("Mean NGLD after k frames", ["k", *map(str, points)], _curve_rows(stream, points))
     lines += md_table("Stopping rules (the combination with alternatives)", _RULE_HEADER, _rule_rows(stream["rules"]))
@@ -133,7 +127,7 @@ def plots(stream: dict[str, Any]) -> dict[str, bytes]:
 
 
 def html_section(stream: dict[str, Any], images: dict[str, bytes]) -> str:
-    points = _points(len(stream["overall"]["ngld"]["alternatives"]))
+    points = curve_points(len(stream["overall"]["ngld"]["alternatives"]))
     parts = ["<h3>Video stream</h3>", f"<p>{html.escape(note(stream))}</p>"]
     if PLOT in images:
         parts.append(

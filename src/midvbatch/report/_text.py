@@ -14,6 +14,7 @@ from midvbatch.report import _stream
 from midvbatch.report._render import (
     ci_bounds,
     ci_text,
+    curve_points,
     data_uri,
     fmt,
     fmt_ci,
@@ -31,7 +32,6 @@ PROTOCOL = (
     "digit 0); NGLD = 2L / (|result| + |truth| + L), L the Levenshtein distance of the normalized strings; "
     "CER = L / |truth|; fields empty on the document ('*') are left out and counted"
 )
-CURVE_POINTS = (1, 2, 3, 5, 10, 15, 20, 30)  # the k the tables show
 COLUMNS = ("fields", "accuracy", "mean_ngld", "mean_cer", "missing", "empty")
 CSV_COLUMNS = (
     "fields",
@@ -99,12 +99,6 @@ def _headline(text: dict[str, Any]) -> str | None:
     )
 
 
-def _points(length: int) -> list[int]:
-    """The k a table shows for a curve of `length` entries: CURVE_POINTS up to it, and its last."""
-    points = [k for k in CURVE_POINTS if k <= length]
-    return points if length in points else [*points, length]
-
-
 def _curve_rows(curves: dict[str, Any], points: list[int]) -> list[list[str]]:
     rows = []
     for label, curve in [("all", curves["overall"]), *curves["by_type"].items()]:
@@ -155,7 +149,7 @@ def markdown(text: dict[str, Any]) -> list[str]:
                 lines += md_table(title, ["group", *COLUMNS], [[md_text(k), *_cells(a)] for k, a in table.items()])
     curves = text["curves"]
     if curves is not None:
-        points = _points(len(curves["overall"]["majority"]))
+        points = curve_points(len(curves["overall"]["majority"]))
         lines += ["### Text accuracy after k frames", "", _curve_note(curves), ""]
         lines += md_table(None, ["k", *map(str, points), "per frame"], _curve_rows(curves, points))
     if text.get("stream") is not None:
@@ -283,7 +277,7 @@ def html_section(text: dict[str, Any], images: dict[str, bytes], dataset: Any) -
                 parts.append(html_table(title, ["group", *COLUMNS], rows))
     curves = text["curves"]
     if curves is not None:
-        points = _points(len(curves["overall"]["majority"]))
+        points = curve_points(len(curves["overall"]["majority"]))
         parts.append(
             html_table(
                 "Text accuracy after k frames", ["k", *map(str, points), "per frame"], _curve_rows(curves, points)
