@@ -273,9 +273,9 @@ def take_alternatives(result: Any, note: Note) -> tuple[Any, dict[str, Positions
     taken: dict[str, Positions | None] = {}
     for name, given in fields.items():
         if isinstance(given, dict) and "alternatives" in given:
-            given = {k: v for k, v in given.items() if k != "alternatives"}
+            raw, given = given["alternatives"], {k: v for k, v in given.items() if k != "alternatives"}
             try:
-                positions = alternatives(result["fields"][name]["alternatives"])
+                positions = alternatives(raw)
             except ValueError as exc:
                 note(f"field {shown(name)}: alternatives {exc}; reading left out")
                 taken[str(name)] = None

@@ -20,7 +20,7 @@ from midvbatch.errors import ConfigError, LedgerError, MidvBatchError
 from midvbatch.fileio import atomic_output
 from midvbatch.plugins import EXPORTS, Registry, builtin_names, unknown_name
 from midvbatch.results.reader import open_run, recorded_dataset
-from midvbatch.results.stopping import field_stops, filled_expected
+from midvbatch.results.stopping import field_stream
 from midvbatch.runfolder import claim_output, record_output
 
 FORMATS = builtin_names(EXPORTS)  # the built-in export formats, what --format offers
@@ -130,15 +130,14 @@ def _clip_field_records(frames: list) -> Iterator[dict]:
     for frame in frames:
         for name, scores in frame.fields.items():
             series.setdefault(name, []).append(scores)
-    stops = {name: field_stops(records) for name, records in series.items()}
-    readings: dict[str, int] = {}
+    streams = {name: field_stream(records) for name, records in series.items()}
+    seen: dict[str, int] = {}  # the field's records yielded so far
     for frame in frames:
         for name, scores in frame.fields.items():
-            readings[name] = readings.get(name, 0) + (not scores["missing"])
+            expected, stops = streams[name]
+            index = seen[name] = seen.get(name, -1) + 1
             record = _field_record(frame.clip, frame.document, frame.number, name, scores)
-            record.update(
-                combined=scores.get("combined"), expected=filled_expected(scores, readings[name]), stops=stops[name]
-            )
+            record.update(combined=scores.get("combined"), expected=expected[index], stops=stops)
             yield record
 
 

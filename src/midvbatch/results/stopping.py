@@ -245,20 +245,22 @@ def filled_expected(record: Mapping[str, Any], readings: int) -> float | None:
     return expected
 
 
-def field_stops(
+def field_stream(
     records: Sequence[Mapping[str, Any]], thresholds: Mapping[str, Sequence[float]] | None = None
-) -> dict[str, dict[str, int]] | None:
-    """The frame (1-based, of the field's frames) each rule stops at, per threshold ('0.1': 7), for one field's
-    records of one clip in frame order; None where the run did not work its stream out."""
-    if all(r.get("combined") is None for r in records):
-        return None
-    sweep = thresholds or DEFAULT_THRESHOLDS
-    expected, readings = [], 0
+) -> tuple[list[float | None], dict[str, dict[str, int]] | None]:
+    """For one field's records of one clip in frame order: D_n at each (filled_expected), and the frame (1-based,
+    of the field's frames) each rule stops at, per threshold ('0.1': 7); None for the stops where the run did
+    not work its stream out."""
+    expected: list[float | None] = []
+    readings = 0
     for record in records:
         readings += not record["missing"]
         expected.append(filled_expected(record, readings))
+    if all(r.get("combined") is None for r in records):
+        return expected, None
+    sweep = thresholds or DEFAULT_THRESHOLDS
     texts = [record.get("combined") for record in records]
-    return {
+    return expected, {
         "fixed": {f"{t:g}": fixed_stop(len(records), int(t)) for t in sweep.get("fixed", ())},
         "stable": {f"{t:g}": stable_stop(texts, int(t)) for t in sweep.get("stable", ())},
         "expected_distance": {
