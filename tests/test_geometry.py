@@ -11,13 +11,13 @@ from midvbatch.geometry import (
     area,
     area_inside_box,
     clip_convex,
-    has_three_collinear,
     homography,
     intersection_area,
     quad_region,
     rectangle,
     region_area,
     segments_cross,
+    three_collinear,
     signed_area,
     transform,
 )
@@ -77,7 +77,7 @@ def test_geometry_bow_tie_shoelace_cancels_but_its_region_covers_both_lobes():
 def test_geometry_degenerate_quads_have_no_area_and_no_homography(quad):
     assert area(quad) == 0.0
     assert quad_region(quad) == [] or region_area(quad_region(quad)) == pytest.approx(0.0)
-    assert has_three_collinear(np.array(quad))
+    assert three_collinear(quad)
     assert homography(np.array(quad), rectangle(10, 5)) is None
     assert homography(rectangle(10, 5), np.array(quad)) is None
 

@@ -3,7 +3,8 @@
 The one copy of these computations: the localization metrics, the visibility subsets,
 the ground-truth checks, the localizer and the synthesizer all call it. Points are
 ``(x, y)`` tuples (plain floats: for four corners, Python arithmetic is faster than
-numpy's); homographies take and return numpy arrays.
+numpy's); ``quad_homography`` works on them too (9 floats), ``homography`` and ``transform`` take
+and return numpy arrays.
 
 Orientation: a signed area is positive when the corners run counter-clockwise in
 x-right, y-up axes, that is clockwise on screen (x right, y down), as document quads
@@ -198,11 +199,6 @@ def three_collinear(quad: Sequence[Point]) -> bool:
         or abs(cross(p0, p2, p3)) <= tol
         or abs(cross(p1, p2, p3)) <= tol
     )
-
-
-def has_three_collinear(quad: np.ndarray) -> bool:
-    """:func:`three_collinear` of a (4, 2) array."""
-    return three_collinear(points(np.asarray(quad, np.float64)))
 
 
 Matrix = tuple[float, float, float, float, float, float, float, float, float]  # 3x3, row by row
