@@ -123,8 +123,11 @@ LANGUAGE_SCRIPTS: dict[str, str] = {
 
 
 def document_type(document: str) -> str:
-    """A document's type without MIDV-500's number: '39_rus_internalpassport' -> 'rus_internalpassport'."""
-    return document.split("_", 1)[1] if DOCUMENT_NAME.match(document) else document
+    """A document's type without its folder or MIDV-500's number: '39_rus_internalpassport' and
+    'ds/39_rus_internalpassport' -> 'rus_internalpassport'; MIDV-2020's 'rus_internalpassport' as it is."""
+    name = document.rsplit("/", 1)[-1]
+    head, _, rest = name.partition("_")
+    return rest if head.isascii() and head.isdigit() and rest else name
 
 
 def document_languages(document: str) -> tuple[str, ...]:
@@ -142,11 +145,7 @@ def physical_template_size(document: str) -> tuple[int, int] | None:
 
     `document` is a folder name such as ``01_alb_id`` (the number is optional).
     """
-    name = document.rsplit("/", 1)[-1]
-    head, _, rest = name.partition("_")
-    if head.isascii() and head.isdigit() and rest:
-        name = rest
-    return TEMPLATE_SIZES.get(name)
+    return TEMPLATE_SIZES.get(document_type(document))
 
 
 DOCUMENT_NAME = re.compile(r"^([0-9]{2})_[a-z0-9]+(?:_[a-z0-9]+)*$")  # ASCII digits ('\d' takes '١')
