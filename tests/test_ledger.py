@@ -27,6 +27,9 @@ def test_ledger_next_ready_merges_pending_and_retryable_in_queue_order(tmp_path)
     assert [t.clip for t in ledger.next_ready(10, now=5.0)] == ["C03", "C00", "C02", "C04", "C05"]
     assert [t.clip for t in ledger.next_ready(10, now=11.0)] == ["C01", "C03", "C00", "C02", "C04", "C05"]
     assert [t.clip for t in ledger.next_ready(2, now=11.0)] == ["C01", "C03"]
+    # only the clips checked so far (task ids up to `through`), pending or retryable alike
+    assert [t.clip for t in ledger.next_ready(10, now=11.0, through=ids["C02"])] == ["C01", "C00", "C02"]
+    assert ledger.next_ready(10, now=11.0, through=0) == []
     ledger.close()
 
 

@@ -167,3 +167,32 @@ def test_validate_run_sets_clips_without_video_aside(real_data, tmp_path):
         ("HA01", "dead", "invalid"),
     ]
     assert all(msg.endswith("no video file") for *_, msg in rows)
+
+
+def test_validate_run_checks_past_the_first_page_beside_the_run(tmp_path):
+    """A dataset of more clips than a page of checks: the first page is checked before the run starts, the rest
+    while it runs; an invalid clip past the first page is set aside as one in it would be, never started."""
+    from conftest import write_video
+
+    from midvbatch.engine.run.preflight import CHECK_CHUNK
+
+    video = write_video(tmp_path / "one.mp4", frames=90, width=32, height=32)  # 3 s: the 30 frames a clip needs
+    root = tmp_path / "plain"
+    root.mkdir()
+    bad = {f"c{CHECK_CHUNK + 5:04d}.mp4", f"c{2 * CHECK_CHUNK + 3:04d}.mp4"}  # (a plain folder: the clip ids)
+    for i in range(2 * CHECK_CHUNK + 10):
+        name = f"c{i:04d}.mp4"
+        if name in bad:  # the smallest files: last in the queue (longest first), past the first page; not videos
+            (root / name).write_bytes(b"\0" * 100)
+        else:
+            (root / name).symlink_to(video)
+    out = tmp_path / "run"
+    result = midvbatch("run", root, "--out", out, "--processor", "processors:mean_colour", "--workers", "2")
+    assert result.returncode == 1, result.stderr
+    rows = {clip: rest for clip, *rest in ledger_rows(out, "SELECT clip, state, error_class, attempts FROM tasks")}
+    assert {c: r for c, r in rows.items() if r[0] != "done"} == {c: ["dead", "invalid", 0] for c in bad}
+    assert sum(r[0] == "done" for r in rows.values()) == 2 * CHECK_CHUNK + 8
+    assert f"checked {2 * CHECK_CHUNK + 10} clips" in result.stderr
+    assert {clip for clip, in ledger_rows(out, f"SELECT clip FROM tasks WHERE id > {CHECK_CHUNK}")} >= bad
+    started = ledger_rows(out, "SELECT clip FROM events WHERE message = 'done'")
+    assert len(started) == 2 * CHECK_CHUNK + 8 and not bad & {clip for clip, in started}

@@ -375,16 +375,9 @@ class Completion:
     artifacts: list[tuple[str, int, int]]  # (path, bytes, mtime_ns) moved into place, claimed before
 
     def frame_rows(self) -> list[tuple]:
-        """Its frames as rows of the frames table."""
+        """Its frames as rows of the frames table (their result and scores are JSON text: see ClipOutcome)."""
         return [
-            (
-                self.task_id,
-                f["frame"],
-                f.get("time"),
-                f.get("seconds"),
-                json.dumps(f.get("result")),
-                json.dumps(f["scores"]) if f.get("scores") is not None else None,
-            )
+            (self.task_id, f["frame"], f.get("time"), f.get("seconds"), f["result"], f.get("scores"))
             for f in self.frames or ()
         ]
 
@@ -606,22 +599,26 @@ class Ledger:
             )
             return cur.rowcount
 
-    def next_ready(self, limit: int, now: float, exclude: AbstractSet[int] = frozenset()) -> list[TaskRow]:
-        """Return up to `limit` tasks ready to dispatch, in queue order.
+    def next_ready(
+        self, limit: int, now: float, exclude: AbstractSet[int] = frozenset(), through: int | None = None
+    ) -> list[TaskRow]:
+        """Return up to `limit` tasks ready to dispatch, in queue order (with `through`, only task ids up to it:
+        the clips checked so far).
 
         Ready: pending, or failed whose not-before time has passed. Two index walks (one
         per state) merged here: one query with OR would sort every pending task each time.
         """
         n = limit + len(exclude)
+        bound, bounds = ("AND id <= ? ", (through,)) if through is not None else ("", ())
         rows = self.db.execute(
-            f"SELECT {_TASK_COLUMNS}, position FROM tasks WHERE state = 'pending' ORDER BY priority DESC, position "
-            "LIMIT ?",
-            (n,),
+            f"SELECT {_TASK_COLUMNS}, position FROM tasks WHERE state = 'pending' {bound}"
+            "ORDER BY priority DESC, position LIMIT ?",
+            (*bounds, n),
         ).fetchall()
         failed = self.db.execute(
-            f"SELECT {_TASK_COLUMNS}, position FROM tasks WHERE state = 'failed' "
+            f"SELECT {_TASK_COLUMNS}, position FROM tasks WHERE state = 'failed' {bound}"
             "AND (not_before IS NULL OR not_before <= ?) ORDER BY priority DESC, position LIMIT ?",
-            (now, n),
+            (*bounds, now, n),
         ).fetchall()
         if failed:
             rows = sorted(rows + failed, key=lambda r: (-r["priority"], r["position"]))
@@ -807,11 +804,12 @@ class Ledger:
         )
         yield from self.db.execute(sql + " ORDER BY t.priority DESC, t.position", args)
 
-    def check_candidates(self, discovery: str, page: int = 2000) -> Iterator[list[Candidate]]:
-        """Yield, a page at a time in the order they were entered, (id, state, record, the clip's validation or
-        None) of the clips discovery `discovery` found that a run checks first: pending, failed, and dead as
-        invalid. (Its rows may change state between pages: pending or failed to dead, dead to pending.)"""
-        last = 0
+    def check_candidates(self, discovery: str, page: int = 2000, after: int = 0) -> Iterator[list[Candidate]]:
+        """Yield, a page at a time in the order they were entered (task ids above `after`), (id, state, record,
+        the clip's validation or None) of the clips discovery `discovery` found that a run checks first: pending,
+        failed, and dead as invalid. (Its rows may change state between pages: pending or failed to dead, dead
+        to pending.)"""
+        last = after
         while True:
             rows = self.db.execute(_CANDIDATES, (last, discovery, page)).fetchall()
             if not rows:

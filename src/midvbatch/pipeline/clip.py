@@ -7,6 +7,7 @@ back as a :class:`ClipOutcome`, small enough to cross a process boundary.
 from __future__ import annotations
 
 import functools
+import json
 import time
 import traceback
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -221,14 +222,17 @@ def _frame_record(
     notes: _Notes,
     streams: FieldStreams | None = None,
 ) -> dict:
-    """A frame's record: its result as stored, its time, and its scores (quad and text fields) when it has any."""
+    """A frame's record: its result as stored, its time, and its scores (quad and text fields) when it has any.
+
+    The result and the scores go as the JSON text the ledger keeps: written here, in the worker, they cost the
+    orchestrator nothing, and text crosses to it faster than the objects would."""
     result, taken = take_alternatives(result, notes.add)
     result = _check_json(result, method, notes)
     record = {
         "frame": decoded.number,
         "time": round(decoded.time, 6),
         "seconds": round(seconds, 6),
-        "result": result,
+        "result": json.dumps(result),
     }
     scores: dict[str, Any] = {}
     if isinstance(result, dict) and "quad" in result and decoded.number in truth:
@@ -237,7 +241,7 @@ def _frame_record(
     if text is not None:
         scores.update(text)
     if scores:
-        record["scores"] = scores
+        record["scores"] = json.dumps(scores)
     return record
 
 

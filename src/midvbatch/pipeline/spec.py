@@ -92,7 +92,8 @@ class ClipOutcome:
 
     task_id: int
     ok: bool
-    frames: list[dict] = field(default_factory=list)  # {"frame", "time", "seconds", "result"[, "scores"]}
+    # {"frame", "time", "seconds", "result"[, "scores"]}, the result and scores as JSON text (as the ledger keeps them)
+    frames: list[dict] = field(default_factory=list)
     clip_result: dict | None = None
     clip_scores: dict | None = None  # the clip result's text fields scored: {"fields": {...}, "empty_fields": n}
     notes: list[str] = field(default_factory=list)  # what was left unscored and why (a malformed field ...)

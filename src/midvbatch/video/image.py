@@ -2,11 +2,14 @@
 
 Datasets that ship their annotated frames as pictures (MIDV-2020's clips as JPEGs every
 6th frame, its scans, photos and templates) are read here, with the same errors as the
-videos: a VideoError naming the file.
+videos: a VideoError naming the file. A picture's size alone is read from its header
+with Pillow, in a fifth of the time FFmpeg takes to open it (a MIDV-2020 run reads
+thousands); FFmpeg reads what Pillow does not know.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Generator, Mapping
 from pathlib import Path
 
@@ -66,12 +69,32 @@ def image_size(path: str | Path) -> tuple[int, int]:
     """Return (width, height) of the picture at `path` without decoding it; VideoError if unreadable."""
     path = Path(path)
     check_regular_file(path, VideoError, "a picture")
+    size = _header_size(path)
+    if size is not None:
+        return size
     container, stream = _open_picture(path)
     with container:
         codec = stream.codec_context
         if not codec.width or not codec.height:
             raise VideoError("not a picture (no size)", path=path)
         return codec.width, codec.height
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """The size a picture's header gives, read by Pillow (nothing decoded); None where Pillow cannot tell it
+    (a format it does not know, a damaged header, a size past its limit): FFmpeg then says what is wrong."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (Pillow warns of large pictures and odd metadata)
+            with Image.open(path) as picture:
+                width, height = picture.size
+    except Exception:  # noqa: BLE001 - Pillow's plugins raise many kinds for a damaged file: FFmpeg names it
+        return None
+    if width <= 0 or height <= 0:
+        return None
+    return width, height
 
 
 def _open_picture(path: Path):

@@ -1,16 +1,22 @@
-"""The checks a run makes of its clips before any starts: invalid ones are set aside, dead with their reason.
+"""The checks a run makes of its clips before they start: invalid ones are set aside, dead with their reason.
 
 The checks are dataset/validate.py's fast ones, cached in the ledger by the files' size
 and time, so a resumed run checks only what changed; a clip whose files were fixed
 since is put back in the queue. The clips are read from the ledger a page at a time
 (their records, as this run's discovery found them), so a run of a million clips
 holds one page of them.
+
+With --strict every clip is checked before any runs (an invalid one is an error). Else
+the first page is checked before the run starts and the rest beside it (`Checking`, a
+thread with its own connection to the ledger): the run dispatches only the clips
+checked so far, so that its workers start while a large dataset is still being checked.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,20 +44,16 @@ def check_clips(
     *,
     discovery: str,
     jobs: int,
-    strict: bool,
     dataset: str | Path,
     clock: Callable[[], float],
     log: logging.Logger,
 ) -> None:
-    """Validate the clips still to run that discovery `discovery` found (fast checks, cached by file size and
-    time); set invalid ones aside, dead, and put back those fixed since. With `strict`, an invalid clip is an
-    error (DatasetError) instead, and nothing is marked."""
+    """Validate every clip still to run that discovery `discovery` found, before any runs (--strict): an invalid
+    clip is an error (DatasetError) and nothing is marked; else the clips fixed since are put back."""
     started = time.monotonic()
-    scan = _pass(ledger, discovery, jobs, log, None if strict else clock)
+    scan = _pass(ledger, discovery, jobs, log, None)
     if scan.checked:
         log.info("checked %d clips in %.1f s", scan.checked, time.monotonic() - started)
-    if not strict:
-        return
     if scan.invalid:
         raise DatasetError(
             f"{scan.invalid} selected clip(s) invalid, first: {scan.first_error}; `midvbatch validate` "
@@ -65,15 +67,99 @@ def _pass(ledger: Ledger, discovery: str, jobs: int, log: logging.Logger, clock:
     """One pass over the candidates, page by page: check those not in the cache; with a `clock`, mark them."""
     scan = _Scan()
     for page in ledger.check_candidates(discovery, CHECK_CHUNK):
-        clips = {task_id: Clip.from_record(json.loads(record)) for task_id, _, record, _ in page}
-        problems, unchecked = _check_page(ledger, page, clips, jobs, log, scan)
-        for task_id, _, _, _ in page:
-            if problems.get(task_id):
-                scan.invalid += 1
-                scan.first_error = scan.first_error or problems[task_id][0]
-        if clock is not None:
-            _mark(ledger, page, clips, problems, unchecked, clock(), log)
+        _page(ledger, page, jobs, log, clock, scan)
     return scan
+
+
+def _page(
+    ledger: Ledger,
+    page: list[Candidate],
+    jobs: int,
+    log: logging.Logger,
+    clock: Callable[[], float] | None,
+    scan: _Scan,
+) -> None:
+    """Check one page of candidates (those not in the cache) and count what is invalid; with a `clock`, mark them."""
+    clips = {task_id: Clip.from_record(json.loads(record)) for task_id, _, record, _ in page}
+    problems, unchecked = _check_page(ledger, page, clips, jobs, log, scan)
+    for task_id, _, _, _ in page:
+        if problems.get(task_id):
+            scan.invalid += 1
+            scan.first_error = scan.first_error or problems[task_id][0]
+    if clock is not None:
+        _mark(ledger, page, clips, problems, unchecked, clock(), log)
+
+
+class Checking:
+    """The checks of a run without --strict: the first page now, the rest in a thread beside the run.
+
+    `through` is the highest task id checked so far (the clips are checked in the order
+    they were entered), None once all are: the run dispatches no clip above it.
+    `failure` is what stopped the thread, if anything did (the run raises it).
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        opener: Callable[[], Ledger],
+        discovery: str,
+        jobs: int,
+        clock: Callable[[], float],
+        log: logging.Logger,
+    ) -> None:
+        self.through: int | None = 0
+        self.failure: BaseException | None = None
+        self._jobs, self._clock, self._log = jobs, clock, log
+        self._scan = _Scan()
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        pages = ledger.check_candidates(discovery, CHECK_CHUNK)
+        first = next(pages, None)
+        if first is not None:
+            self._step(ledger, first)
+        if first is None or len(first) < CHECK_CHUNK:  # (one page held them all: nothing left for a thread)
+            self._end()
+            return
+        self._thread = threading.Thread(
+            target=self._rest, args=(opener, discovery, first[-1][0]), name="checks", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        """Whether clips are left to check."""
+        return self.through is not None and self.failure is None
+
+    def _step(self, ledger: Ledger, page: list[Candidate]) -> None:
+        _page(ledger, page, self._jobs, self._log, self._clock, self._scan)
+        self.through = page[-1][0] if not self._scan.short else None  # (short: the rest run unchecked)
+
+    def _rest(self, opener: Callable[[], Ledger], discovery: str, after: int) -> None:
+        try:
+            ledger = opener()
+            try:
+                for page in ledger.check_candidates(discovery, CHECK_CHUNK, after=after):
+                    if self._stop.is_set():
+                        return
+                    self._step(ledger, page)
+            finally:
+                ledger.close()
+            self._end()
+        except BaseException as exc:  # (the run stops on it, as it would on a check before it started)
+            self.failure = exc
+
+    def _end(self) -> None:
+        if self._scan.checked:
+            self._log.info("checked %d clips in %.1f s", self._scan.checked, time.monotonic() - self._started)
+        self.through = None
+
+    def stop(self) -> None:
+        """Stop checking (after the page being checked) and wait for the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def _check_page(

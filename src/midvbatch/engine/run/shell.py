@@ -33,7 +33,7 @@ from midvbatch.engine.run import events
 from midvbatch.engine.run.artifacts import place as place_artifacts
 from midvbatch.engine.run.discovery import Discovered
 from midvbatch.engine.run.folder import RunFolder, owner
-from midvbatch.engine.run.preflight import check_clips
+from midvbatch.engine.run.preflight import Checking, check_clips
 from midvbatch.engine.run.resume import prepare_ledger
 from midvbatch.engine.run.specs import Specs
 from midvbatch.engine.run.state import Flight, Policy, RunState
@@ -46,6 +46,7 @@ from midvbatch.runfolder import CONFIG, LOGS
 SNAPSHOT_INTERVAL = 0.5  # seconds between stored snapshots
 GATHER_SECONDS = 0.002  # extra wait for more finished clips while workers have queued ones
 WATCH_INTERVAL = 0.2  # seconds between readings of the workers' memory
+CHECK_WAIT = 0.02  # seconds the loop waits, with nothing to do, for the checks beside it to pass more clips
 DEVICE_WATCH_INTERVAL = 1.0  # seconds between readings of the devices' memory (a driver tool run)
 
 
@@ -81,6 +82,7 @@ class Orchestrator:
         self._placed: dict[int, list] = {}  # artifacts placed for the clips being recorded
         self._records: dict[int, str] = {}  # the records of the clips read from the queue, until submitted
         self.final: events.Finish | None = None
+        self.checking: Checking | None = None  # the clips' checks beside the run (without --strict)
 
     # set-up ------------------------------------------------------------------------------
 
@@ -219,7 +221,9 @@ class Orchestrator:
         wanted = self.state.wanted()
         if wanted <= 0:
             return 0
-        rows = self.ledger.next_ready(wanted, self.clock(), exclude=set(self.state.flights))
+        checking = self.checking
+        through = checking.through if checking is not None else None
+        rows = self.ledger.next_ready(wanted, self.clock(), exclude=set(self.state.flights), through=through)
         memory, disk = self.resources.read() if rows else (0, 0)
         self._records = self.ledger.records((r.id for r in rows), self.folder.session) if rows else {}
         gone = frozenset(r.id for r in rows if r.id not in self._records)  # (a clip this run's discovery did not find)
@@ -261,8 +265,24 @@ class Orchestrator:
             if self.final is None and not state.stopping:
                 fetched = self._dispatch()
                 if not state.flights and not fetched and self.final is None:
-                    self._feed(events.Idle(self.clock(), self.ledger.next_retry_time()))
+                    if self._checks_left():
+                        time.sleep(CHECK_WAIT)  # (the next clips are being checked)
+                    else:
+                        self._feed(events.Idle(self.clock(), self.ledger.next_retry_time()))
             self._publish(view)
+
+    def _stop_checks(self) -> None:
+        if self.checking is not None:
+            self.checking.stop()
+
+    def _checks_left(self) -> bool:
+        """Whether clips are still being checked beside the run (a failure of the checks stops the run)."""
+        checking = self.checking
+        if checking is None:
+            return False
+        if checking.failure is not None:
+            raise checking.failure
+        return checking.running
 
     def _on_signal(self, signum, _frame) -> None:
         self.signals.append(signum == signal.SIGTERM)
@@ -312,13 +332,22 @@ class Orchestrator:
         found.close()  # the queue is in the ledger now, each clip's record with it: none is held here
         recovered = ledger.recover()
         self.folder.clear_tmp()
-        if self.settings.check:
+        jobs = max(2, self.settings.workers)
+        if self.settings.check and self.settings.strict:
             check_clips(
                 ledger,
                 discovery=self.folder.session,
-                jobs=max(2, self.settings.workers),
-                strict=self.settings.strict,
+                jobs=jobs,
                 dataset=self.settings.dataset,
+                clock=self.clock,
+                log=self.log,
+            )
+        elif self.settings.check:  # the first page now, the rest beside the run
+            self.checking = Checking(
+                ledger,
+                opener=lambda: Ledger(self.run_dir),
+                discovery=self.folder.session,
+                jobs=jobs,
                 clock=self.clock,
                 log=self.log,
             )
@@ -399,6 +428,7 @@ class Orchestrator:
     def _close(self, lock, previous: dict) -> None:
         """Release what the run holds: the ledger (finished when nothing is left running), its log, the lock, the
         signal handlers."""
+        self._stop_checks()
         ledger: Ledger | None = getattr(self, "ledger", None)
         if ledger is not None:
             try:
@@ -421,6 +451,7 @@ class Orchestrator:
         After a ledger failure (deleted, disk full) only what still works is done.
         """
         self._final_snapshot: Snapshot | None = None
+        self._stop_checks()
         ledger, executor = self.ledger, self.executor
         in_flight = list(self.state.flights)
         for task_id in in_flight:

@@ -209,9 +209,9 @@ class Midv2020Format(DatasetFormat):
         path, _, fixed = template.partition("#")
         frames = list(frames)
         documents = {int(fixed)} if fixed else set(frames)
-        annotated = _template_annotations(path)
+        annotated, signature = _template_annotations(path)
         templates, doc_type = Path(path).parent.parent, Path(path).stem
-        read = {d: _document_template(path, d, annotated.get(d), _picture(templates, doc_type, d)) for d in documents}
+        read = {d: _template(path, signature, d, annotated, _picture(templates, doc_type, d)) for d in documents}
         return {number: read[int(fixed) if fixed else number] for number in frames}
 
     def writer(self) -> FormatWriter:
@@ -303,21 +303,48 @@ def _template_problems(dataset: Dataset) -> list[Problem]:
 
 
 TEMPLATE_FILES_KEPT = 16  # template files a process keeps parsed, about 1 MiB each: one serves all clips of a type
+TEMPLATES_KEPT = 1024  # documents' templates a process keeps read (MIDV-2020 has 1,000), a few kB each
+
+Signature = tuple[int, int, int, int]  # a file's device, inode, size and modification time: unchanged, the same
 
 
-def _template_annotations(path: str) -> dict[int, ViaImage]:
-    """The templates' VIA file `path` read (numbered), kept while the file is unchanged: a type's
-    hundred clips share one file of a few hundred kB, which a worker then parses once, not per clip."""
+def _signature(path: str | Path) -> Signature | None:
     try:
         st = os.stat(path)
     except OSError:
-        return numbered(read_via(path))  # read_via says what is wrong with it
-    return _parsed_templates(path, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _template_annotations(path: str) -> tuple[dict[int, ViaImage], Signature | None]:
+    """The templates' VIA file `path` read (numbered), kept while the file is unchanged: a type's
+    hundred clips share one file of a few hundred kB, which a worker then parses once, not per clip;
+    and the file's signature (None: it could not be read)."""
+    signature = _signature(path)
+    if signature is None:
+        return numbered(read_via(path)), None  # read_via says what is wrong with it
+    return _parsed_templates(path, signature), signature
 
 
 @functools.lru_cache(maxsize=TEMPLATE_FILES_KEPT)
-def _parsed_templates(path: str, signature: tuple[int, int, int, int]) -> dict[int, ViaImage]:
+def _parsed_templates(path: str, signature: Signature) -> dict[int, ViaImage]:
     return numbered(read_via(path))
+
+
+def _template(
+    path: str, signature: Signature | None, document: int, annotated: dict[int, ViaImage], picture: Path | None
+) -> Template:
+    """Document `document`'s template, kept while its annotation file and picture are unchanged (a type's clips
+    and its scans and photos show the same hundred documents: each template picture's size is read once)."""
+    picture_signature = _signature(picture) if picture is not None else None
+    if signature is None or picture is None or picture_signature is None:
+        return _document_template(path, document, annotated.get(document), picture)
+    return _kept_template(path, signature, document, str(picture), picture_signature)
+
+
+@functools.lru_cache(maxsize=TEMPLATES_KEPT)
+def _kept_template(path: str, signature: Signature, document: int, picture: str, _: Signature) -> Template:
+    return _document_template(path, document, _parsed_templates(path, signature).get(document), Path(picture))
 
 
 def _give_templates(clips: list[Clip], templates: Path) -> None:
