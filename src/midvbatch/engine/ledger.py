@@ -1011,6 +1011,7 @@ CREATE TABLE parts (
     part TEXT NOT NULL,  -- "result" (a whole result), "quad", or "field:NAME"
     place TEXT NOT NULL,  -- where the input said it: FILE:LINE, or FILE: record N
     value TEXT NOT NULL,  -- JSON
+    holds INTEGER NOT NULL,  -- a whole result's keys: 1 "quad", 2 "fields" (added), else 0
     PRIMARY KEY (clip, frame, part)
 ) WITHOUT ROWID;
 """
@@ -1028,11 +1029,13 @@ class StagedPredictions(_TemporaryStore):
         super().__init__()
         self._query("BEGIN")
 
-    def add(self, clip: str, frame: int, part: str, place: str, value: str) -> str | None:
-        """Keep one part of a frame's prediction (`frame` -1: of the clip's own result); return the place of an
-        earlier part of the same clip, frame and kind, which this one does not replace, else None."""
+    def add(self, clip: str, frame: int, part: str, place: str, value: str, holds: int = 0) -> str | None:
+        """Keep one part of a frame's prediction (`frame` -1: of the clip's own result; `holds`: see the schema);
+        return the place of an earlier part of the same clip, frame and kind, which this one does not replace,
+        else None."""
         cursor = self._query(
-            "INSERT INTO parts VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", (clip, frame, part, place, value)
+            "INSERT INTO parts VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (clip, frame, part, place, value, holds),
         )
         if cursor.rowcount:
             return None
@@ -1044,17 +1047,17 @@ class StagedPredictions(_TemporaryStore):
         rows = self._query("SELECT DISTINCT CASE WHEN part LIKE 'field:%' THEN 'field' ELSE part END FROM parts")
         return {kind for (kind,) in rows}
 
-    def clips(self) -> Iterator[tuple[str, list[tuple[int, str, str]]]]:
-        """Each clip's parts, (frame, part, value) in frame order, clip by clip in the order of their ids."""
+    def clips(self) -> Iterator[tuple[str, list[tuple[int, str, str, int]]]]:
+        """Each clip's parts, (frame, part, value, holds) in frame order, clip by clip in the order of their ids."""
         if self._db.in_transaction:
             self._query("COMMIT")
         clip: str | None = None
-        parts: list[tuple[int, str, str]] = []
-        for row in self._query("SELECT clip, frame, part, value FROM parts ORDER BY clip, frame, part"):
+        parts: list[tuple[int, str, str, int]] = []
+        for row in self._query("SELECT clip, frame, part, value, holds FROM parts ORDER BY clip, frame, part"):
             if row[0] != clip:
                 if clip is not None:
                     yield clip, parts
                 clip, parts = row[0], []
-            parts.append((row[1], row[2], row[3]))
+            parts.append((row[1], row[2], row[3], row[4]))
         if clip is not None:
             yield clip, parts

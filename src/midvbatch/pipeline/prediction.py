@@ -142,9 +142,19 @@ def _clean(value: Any, path: tuple[str | int, ...], what: str, note: Note) -> An
         return _DROP
     if isinstance(value, dict):
         out = {}
+        field = len(path) == 2 and path[0] == "fields"  # (a field's object: its confidence is a number)
         for key, item in value.items():
-            name = _key(key, path, what, note)
-            if name is not _DROP and (kept := _clean(item, (*path, name), what, note)) is not _DROP:
+            name = key if type(key) is str and key.isascii() else _key(key, path, what, note)
+            if name is _DROP:
+                continue
+            if (
+                type(item) is str
+                and item.isascii()
+                and len(item) <= READING_LIMIT
+                and not (field and name == "confidence")
+            ):
+                out[name] = item  # (stored as it is, wherever it is: the usual reading, taken without a call)
+            elif (kept := _clean(item, (*path, name), what, note)) is not _DROP:
                 out[name] = kept
         return out
     if isinstance(value, (list, tuple)):

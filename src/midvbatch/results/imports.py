@@ -151,6 +151,9 @@ class _Frames:
 # ---------------------------------------------------------------- values
 
 
+_PLAIN = (float, int)  # the types of a plain number (exactly: not bool)
+
+
 def _number(value: Any) -> float | None:
     """A finite number, or None."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -164,6 +167,13 @@ def _number(value: Any) -> float | None:
 
 def _quad(points: Any, place: str, unusable: Finding) -> list[list[float]] | None:
     """Four finite (x, y) points, from [[x, y] * 4] or a flat [x1, y1, ... x4, y4]; None (named) otherwise."""
+    if type(points) is list and len(points) == 4:  # (the usual form, JSON numbers: taken without a call each)
+        try:
+            quad = [[float(x), float(y)] for x, y in points if type(x) in _PLAIN and type(y) in _PLAIN]
+        except (TypeError, ValueError, OverflowError):
+            quad = []
+        if len(quad) == 4 and all(math.isfinite(v) for point in quad for v in point):
+            return quad
     flat: list[Any] = []
     if isinstance(points, (list, tuple)):
         for point in points:
@@ -486,7 +496,8 @@ class _Staging:
             self._check_truth(part, clip, frame)
             return
         self.records += 1
-        earlier = self.store.add(clip, frame, part.part, part.place, json.dumps(part.value, allow_nan=False))
+        holds = _holds(part.value) if part.part == "result" else 0
+        earlier = self.store.add(clip, frame, part.part, part.place, json.dumps(part.value, allow_nan=False), holds)
         if earlier is not None:
             what = "the clip's own result" if frame == CLIP else f"frame {frame}"
             kind = part.part.replace("field:", "field ")
@@ -506,19 +517,36 @@ class _Staging:
             self.truth.add(f"{part.place}: ground truth {json.dumps(given)[:80]} where the dataset has {truth}")
 
 
-def _grouped(staged: StagedPredictions) -> Iterator[tuple[dict, bool, bool]]:
-    """Each clip's line of the run's predictions file, and whether it holds quads and fields.
+QUAD, FIELDS = 1, 2  # what a whole result holds (StagedPredictions' `holds`)
+
+
+def _holds(value: Any) -> int:
+    return (QUAD if "quad" in value else 0) | (FIELDS if "fields" in value else 0) if isinstance(value, dict) else 0
+
+
+def _grouped(staged: StagedPredictions) -> Iterator[tuple[str, str, int, bool, bool]]:
+    """Each clip's id, its line of the run's predictions file (JSON text), how many frames and clip results it
+    gives, and whether it holds quads and fields.
 
     A frame given in parts (a quad, fields one by one) is "no prediction" in what the file
-    gives of other frames and not of it: no quad where others have one, no field where others have some."""
+    gives of other frames and not of it: no quad where others have one, no field where others have some.
+    A frame given whole (one result, nothing else) goes into the line as the text it was staged as."""
     kinds = staged.kinds()
     empty: dict[str, Any] = {"quad": None} if "quad" in kinds else {}
     if "field" in kinds:
         empty["fields"] = {}
     for clip, parts in staged.clips():
+        count: dict[int, int] = {}
+        for frame, _, _, _ in parts:
+            count[frame] = count.get(frame, 0) + 1
+        texts: dict[int, str] = {}
         frames: dict[int, Any] = {}
         quads = fields = False
-        for frame, part, raw in parts:
+        for frame, part, raw, holds in parts:
+            if part == "result" and count[frame] == 1:
+                texts[frame] = raw
+                quads, fields = quads or bool(holds & QUAD), fields or bool(holds & FIELDS)
+                continue
             value = json.loads(raw)
             if part == "result":
                 parts_before = frames.get(frame)
@@ -539,8 +567,11 @@ def _grouped(staged: StagedPredictions) -> Iterator[tuple[dict, bool, bool]]:
             else:
                 result.setdefault("fields", {})[part[len("field:") :]] = value
                 fields = True
-        line = {"clip": clip, "frames": {str(n): r for n, r in frames.items() if n != CLIP}, "result": frames.get(CLIP)}
-        yield line, quads, fields
+        texts.update((n, json.dumps(r, ensure_ascii=False, allow_nan=False)) for n, r in frames.items())
+        given = ", ".join(f'"{n}": {texts[n]}' for n in sorted(texts) if n != CLIP)
+        own = texts.get(CLIP, "null")
+        counted = len(texts) - (own == "null" and CLIP in texts)  # (a clip result of null is none)
+        yield clip, f'{{"clip": {json.dumps(clip)}, "frames": {{{given}}}, "result": {own}}}', counted, quads, fields
 
 
 def _write_staged(staged: StagedPredictions, target: Path, source: str, sha256: str, fmt: str) -> int:
@@ -550,12 +581,12 @@ def _write_staged(staged: StagedPredictions, target: Path, source: str, sha256: 
     frames = 0
     with atomic_output(target, "wb") as stream:
         offset = 0
-        for line, has_quads, has_fields in _grouped(staged):
-            data = (json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
-            offsets[line["clip"]] = offset
+        for clip, line, given, has_quads, has_fields in _grouped(staged):
+            data = (line + "\n").encode("utf-8")
+            offsets[clip] = offset
             stream.write(data)
             offset += len(data)
-            frames += len(line["frames"]) + (line["result"] is not None)
+            frames += given
             quads, fields = quads or has_quads, fields or has_fields
     index = {"source": source, "sha256": sha256, "format": fmt, "quads": quads, "fields": fields, "clips": offsets}
     with atomic_output(target.with_name(target.name + INDEX_SUFFIX), "w", encoding="utf-8") as stream:
