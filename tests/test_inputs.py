@@ -404,3 +404,50 @@ def test_inputs_synth_trajectories_fifo_is_refused(tmp_path):
     assert result.stderr.strip() == (
         f"Error: {tmp_path / 'coco.json'}: trajectories file: a FIFO (named pipe), not a JSON file"
     )
+
+
+LOADS_CASES = [
+    '{"a": 1, "a": 2}',  # the last of a repeated key
+    "123456789012345678901234567890",  # past 64 bits: an int, not a float
+    "-9223372036854775809",
+    "18446744073709551616",
+    "9223372036854775807",
+    "1e400",  # past the float range: inf
+    "-1e400",
+    "NaN",
+    "Infinity",
+    '"\\ud800"',  # a lone surrogate
+    '"\\ud83d\\ude00"',
+    "[1.0000000000000002, 5e-324, 1e-400, -0.0, 0.1, 1E5]",
+    '"\\u0000 \\t \\u00e9"',
+    '{"quad": [[1, 2.5], [3, 4], [5, 6], [7, 8]], "fields": {"name": "GÜNTHER"}}',
+    '\ufeff{"a": 1}',  # a byte-order mark
+]
+
+
+@pytest.mark.parametrize("text", LOADS_CASES)
+def test_inputs_fast_json_reads_what_json_reads(text):
+    """fileio.loads (orjson where it agrees) gives json.loads's value, of text and of bytes in every encoding
+    json reads, and json's own error where json refuses."""
+    from midvbatch.fileio import loads
+
+    for raw in (text, text.encode("utf-8", "surrogatepass"), text.encode("utf-16")):
+        try:
+            expected = json.loads(raw)
+        except ValueError as exc:
+            with pytest.raises(type(exc)):
+                loads(raw)
+            continue
+        got = loads(raw)
+        assert repr(got) == repr(expected) and type(got) is type(expected)
+
+
+@pytest.mark.parametrize("text", ['{"a": 1', "[1,]", "01", '{"a": 1}x', '"\t"', ""])
+def test_inputs_fast_json_raises_what_json_raises(text):
+    from midvbatch.fileio import loads
+
+    with pytest.raises(json.JSONDecodeError) as error:
+        loads(text)
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(text)
+    assert str(error.value) == str(expected.value)

@@ -174,7 +174,7 @@ def test_validate_run_checks_past_the_first_page_beside_the_run(tmp_path):
     while it runs; an invalid clip past the first page is set aside as one in it would be, never started."""
     from conftest import write_video
 
-    from midvbatch.engine.run.preflight import CHECK_CHUNK
+    from midvbatch.engine.run.preflight import CHECK_CHUNK, FIRST_CHECKS
 
     video = write_video(tmp_path / "one.mp4", frames=90, width=32, height=32)  # 3 s: the 30 frames a clip needs
     root = tmp_path / "plain"
@@ -193,6 +193,6 @@ def test_validate_run_checks_past_the_first_page_beside_the_run(tmp_path):
     assert {c: r for c, r in rows.items() if r[0] != "done"} == {c: ["dead", "invalid", 0] for c in bad}
     assert sum(r[0] == "done" for r in rows.values()) == 2 * CHECK_CHUNK + 8
     assert f"checked {2 * CHECK_CHUNK + 10} clips" in result.stderr
-    assert {clip for clip, in ledger_rows(out, f"SELECT clip FROM tasks WHERE id > {CHECK_CHUNK}")} >= bad
+    assert {clip for clip, in ledger_rows(out, f"SELECT clip FROM tasks WHERE id > {FIRST_CHECKS + CHECK_CHUNK}")} >= bad
     started = ledger_rows(out, "SELECT clip FROM events WHERE message = 'done'")
     assert len(started) == 2 * CHECK_CHUNK + 8 and not bad & {clip for clip, in started}

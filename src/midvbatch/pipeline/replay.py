@@ -10,12 +10,11 @@ where it gave none. It reads no pixels, so the frames are not decoded.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from midvbatch.errors import ProcessorError
-from midvbatch.fileio import read_json
+from midvbatch.fileio import loads, read_json
 from midvbatch.pipeline.processor import ClipInfo, Frame, Processor
 
 INDEX_SUFFIX = ".index.json"  # beside the predictions file: {"quads": bool, "fields": bool, "clips": {id: offset}}
@@ -62,7 +61,7 @@ class ReplayProcessor(Processor):
         try:
             with open(self.path, "rb") as stream:
                 stream.seek(offset)
-                line = json.loads(stream.readline(MAX_LINE))
+                line = loads(stream.readline(MAX_LINE))
         except (OSError, ValueError) as exc:
             raise ProcessorError(f"{self.path}: cannot read clip {clip.id}'s predictions ({exc})") from None
         if line.get("clip") != clip.id:

@@ -37,7 +37,7 @@ from midvbatch.engine.run import RunSummary
 from midvbatch.engine.run import run as run_config
 from midvbatch.engine.run.folder import RunFolder
 from midvbatch.errors import MidvBatchError, PredictionsError
-from midvbatch.fileio import RECORD_LIMIT, atomic_output, check_regular_file, json_items, open_regular
+from midvbatch.fileio import RECORD_LIMIT, atomic_output, check_regular_file, json_items, loads, open_regular
 from midvbatch.pipeline.replay import INDEX_SUFFIX
 from midvbatch.runfolder import IMPORTED
 
@@ -238,7 +238,7 @@ def _parse_jsonl(text: IO[str], reading: _Reading) -> Iterator[_Part]:
     for number, line in _lines(text, reading.path):
         place = f"{reading.path}:{number}"
         try:
-            record = json.loads(line)
+            record = loads(line)
         except (ValueError, RecursionError) as exc:
             raise PredictionsError(f"not a JSON line ({str(exc).splitlines()[0][:80]})", path=place) from None
         if not isinstance(record, dict) or not isinstance(record.get("clip"), str):

@@ -27,6 +27,7 @@ from midvbatch.engine.ledger import Candidate, Ledger
 from midvbatch.errors import DatasetError, ErrorClass, shortage
 
 CHECK_CHUNK = 256  # clips checked, and their findings held, at a time (a MIDV-2020 clip's record is ~20 KB)
+FIRST_CHECKS = 64  # clips checked before a run without --strict starts (the rest beside it): a quarter second
 
 
 @dataclass
@@ -91,7 +92,7 @@ def _page(
 
 
 class Checking:
-    """The checks of a run without --strict: the first page now, the rest in a thread beside the run.
+    """The checks of a run without --strict: the first FIRST_CHECKS clips now, the rest in a thread beside the run.
 
     `through` is the highest task id checked so far (the clips are checked in the order
     they were entered), None once all are: the run dispatches no clip above it.
@@ -115,11 +116,10 @@ class Checking:
         self._started = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        pages = ledger.check_candidates(discovery, CHECK_CHUNK)
-        first = next(pages, None)
+        first = next(ledger.check_candidates(discovery, FIRST_CHECKS), None)
         if first is not None:
             self._step(ledger, first)
-        if first is None or len(first) < CHECK_CHUNK:  # (one page held them all: nothing left for a thread)
+        if first is None or len(first) < FIRST_CHECKS:  # (the first page held them all: nothing left for a thread)
             self._end()
             return
         self._thread = threading.Thread(
