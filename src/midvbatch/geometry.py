@@ -68,7 +68,7 @@ def rectangle(width: float, height: float) -> np.ndarray:
 
 def points(corners: np.ndarray) -> list[Point]:
     """Return an (n, 2) array of corners as a list of (x, y) float tuples."""
-    return [(float(x), float(y)) for x, y in corners]
+    return [(x, y) for x, y in np.asarray(corners, np.float64).tolist()]  # (tolist: a C loop, Python floats)
 
 
 # --- clipping -------------------------------------------------------------------------------

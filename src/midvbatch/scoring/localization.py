@@ -36,6 +36,7 @@ Where the reference is undefined, this module decides (and says so):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -323,6 +324,12 @@ def _min_d(pred: list[Point], gt: list[Point], size: tuple[int, int], rect: list
     return score if math.isfinite(score) else math.inf  # overflow on absurd corners
 
 
+@functools.lru_cache(maxsize=64)
+def _rectangle(size: tuple[int, int]) -> list[Point]:
+    """The template rectangle's corners (a run scores many frames against a few: made once each)."""
+    return points(rectangle(*size))
+
+
 def score_frame(
     pred: Any,
     gt: Any,
@@ -344,7 +351,7 @@ def score_frame(
     corners = as_corners(pred) if pred is not None else None
     if corners is None:
         return MISSING
-    rect = points(rectangle(*size))
+    rect = _rectangle(size)
     pred_points, truth_points = points(corners), points(truth)
     # Absurd but finite corners (1e200) overflow; the results are guarded, the warnings noise.
     with np.errstate(all="ignore"):
