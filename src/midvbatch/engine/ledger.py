@@ -602,12 +602,9 @@ class Ledger:
     def next_ready(
         self, limit: int, now: float, exclude: AbstractSet[int] = frozenset(), through: int | None = None
     ) -> list[TaskRow]:
-        """Return up to `limit` tasks ready to dispatch, in queue order (with `through`, only task ids up to it:
-        the clips checked so far).
-
-        Ready: pending, or failed whose not-before time has passed. Two index walks (one
-        per state) merged here: one query with OR would sort every pending task each time.
-        """
+        """Return up to `limit` tasks ready to dispatch, in queue order; with `through`, only
+        task ids up to it (the clips checked so far). Ready: pending, or failed whose not-before time has passed.
+        Two index walks (one per state) merged here: one query with OR would sort every pending task each time."""
         n = limit + len(exclude)
         bound, bounds = ("AND id <= ? ", (through,)) if through is not None else ("", ())
         rows = self.db.execute(

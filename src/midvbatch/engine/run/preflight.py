@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from midvbatch.config import Settings
 from midvbatch.dataset.model import Clip
 from midvbatch.engine.ledger import Candidate, Ledger
 from midvbatch.errors import DatasetError, ErrorClass, shortage
@@ -38,6 +39,25 @@ class _Scan:
     invalid: int = 0
     first_error: str | None = None
     short: bool = False  # the machine ran short: the clips not yet checked are left unchecked
+
+
+def start_checks(
+    ledger: Ledger,
+    settings: Settings,
+    discovery: str,
+    opener: Callable[[], Ledger],
+    clock: Callable[[], float],
+    log: logging.Logger,
+) -> Checking | None:
+    """Check the clips discovery `discovery` found as the run's settings say: not at all (--no-check), every clip
+    before any runs (--strict: check_clips), else the first FIRST_CHECKS now and the rest beside the run (the
+    Checking returned). `opener` opens another connection to the run's ledger, for the thread."""
+    jobs = max(2, settings.workers)
+    if settings.check and settings.strict:
+        check_clips(ledger, discovery=discovery, jobs=jobs, dataset=settings.dataset, clock=clock, log=log)
+    elif settings.check:
+        return Checking(ledger, opener=opener, discovery=discovery, jobs=jobs, clock=clock, log=log)
+    return None
 
 
 def check_clips(
@@ -127,10 +147,12 @@ class Checking:
         )
         self._thread.start()
 
-    @property
-    def running(self) -> bool:
-        """Whether clips are left to check."""
-        return self.through is not None and self.failure is None
+    def waiting(self) -> bool:
+        """Whether a run with nothing else to do waits for the checks; raises what stopped the thread, if anything
+        did."""
+        if self.failure is not None:
+            raise self.failure
+        return self.through is not None
 
     def _step(self, ledger: Ledger, page: list[Candidate]) -> None:
         _page(ledger, page, self._jobs, self._log, self._clock, self._scan)

@@ -33,7 +33,7 @@ from midvbatch.engine.run import events
 from midvbatch.engine.run.artifacts import place as place_artifacts
 from midvbatch.engine.run.discovery import Discovered
 from midvbatch.engine.run.folder import RunFolder, owner
-from midvbatch.engine.run.preflight import Checking, check_clips
+from midvbatch.engine.run.preflight import Checking, start_checks
 from midvbatch.engine.run.resume import prepare_ledger
 from midvbatch.engine.run.specs import Specs
 from midvbatch.engine.run.state import Flight, Policy, RunState
@@ -221,8 +221,7 @@ class Orchestrator:
         wanted = self.state.wanted()
         if wanted <= 0:
             return 0
-        checking = self.checking
-        through = checking.through if checking is not None else None
+        through = self.checking.through if self.checking is not None else None
         rows = self.ledger.next_ready(wanted, self.clock(), exclude=set(self.state.flights), through=through)
         memory, disk = self.resources.read() if rows else (0, 0)
         self._records = self.ledger.records((r.id for r in rows), self.folder.session) if rows else {}
@@ -265,24 +264,11 @@ class Orchestrator:
             if self.final is None and not state.stopping:
                 fetched = self._dispatch()
                 if not state.flights and not fetched and self.final is None:
-                    if self._checks_left():
+                    if self.checking is not None and self.checking.waiting():
                         time.sleep(CHECK_WAIT)  # (the next clips are being checked)
                     else:
                         self._feed(events.Idle(self.clock(), self.ledger.next_retry_time()))
             self._publish(view)
-
-    def _stop_checks(self) -> None:
-        if self.checking is not None:
-            self.checking.stop()
-
-    def _checks_left(self) -> bool:
-        """Whether clips are still being checked beside the run (a failure of the checks stops the run)."""
-        checking = self.checking
-        if checking is None:
-            return False
-        if checking.failure is not None:
-            raise checking.failure
-        return checking.running
 
     def _on_signal(self, signum, _frame) -> None:
         self.signals.append(signum == signal.SIGTERM)
@@ -332,25 +318,8 @@ class Orchestrator:
         found.close()  # the queue is in the ledger now, each clip's record with it: none is held here
         recovered = ledger.recover()
         self.folder.clear_tmp()
-        jobs = max(2, self.settings.workers)
-        if self.settings.check and self.settings.strict:
-            check_clips(
-                ledger,
-                discovery=self.folder.session,
-                jobs=jobs,
-                dataset=self.settings.dataset,
-                clock=self.clock,
-                log=self.log,
-            )
-        elif self.settings.check:  # the first page now, the rest beside the run
-            self.checking = Checking(
-                ledger,
-                opener=lambda: Ledger(self.run_dir),
-                discovery=self.folder.session,
-                jobs=jobs,
-                clock=self.clock,
-                log=self.log,
-            )
+        opener = lambda: Ledger(self.run_dir)  # noqa: E731 - (the checks' own connection, for their thread)
+        self.checking = start_checks(ledger, self.settings, self.folder.session, opener, self.clock, self.log)
         ledger.set_meta("owner", owner())
         self.recovered = recovered
 
@@ -428,7 +397,8 @@ class Orchestrator:
     def _close(self, lock, previous: dict) -> None:
         """Release what the run holds: the ledger (finished when nothing is left running), its log, the lock, the
         signal handlers."""
-        self._stop_checks()
+        if self.checking is not None:
+            self.checking.stop()
         ledger: Ledger | None = getattr(self, "ledger", None)
         if ledger is not None:
             try:
@@ -451,7 +421,8 @@ class Orchestrator:
         After a ledger failure (deleted, disk full) only what still works is done.
         """
         self._final_snapshot: Snapshot | None = None
-        self._stop_checks()
+        if self.checking is not None:
+            self.checking.stop()
         ledger, executor = self.ledger, self.executor
         in_flight = list(self.state.flights)
         for task_id in in_flight:
