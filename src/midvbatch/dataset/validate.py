@@ -411,7 +411,7 @@ def check_clips(clips: Iterable[Clip], jobs: int = 2) -> dict[str, list[Problem]
 def clip_signature(clip: Clip) -> str:
     """A fingerprint of a clip's files (names, sizes, modification times): unchanged files, same signature."""
     parts = []
-    for path in [clip.video, *(clip.ground_truth[k] for k in sorted(clip.ground_truth))]:
+    for path in dict.fromkeys([clip.video, *(clip.ground_truth[k] for k in sorted(clip.ground_truth))]):
         if path is None:
             parts.append("-")
             continue

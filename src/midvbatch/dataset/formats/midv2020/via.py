@@ -84,6 +84,7 @@ def read_via(path: str | Path) -> dict[str, ViaImage]:
 
 
 _PLAIN = (float, int)  # the types of a plain number (exactly: not bool)
+_RECT = ("x", "y", "width", "height")
 
 
 def _number(value: Any, where: str, path: Path) -> float:
@@ -121,7 +122,10 @@ def _region(obj: Any, image: str, path: Path) -> Region | None:
         points = tuple((_number(x, where, path), _number(y, where, path)) for x, y in zip(xs, ys, strict=True))
         return Region(field_name, value, "polygon", points, bad_value)
     if kind == "rect":
-        x, y, w, h = (_number(shape.get(k), f"{where} ({k})", path) for k in ("x", "y", "width", "height"))
+        given: list[Any] = [shape.get(k) for k in _RECT]
+        x, y, w, h = given
+        if not all(type(v) in _PLAIN and math.isfinite(v) for v in given):
+            x, y, w, h = (_number(v, f"{where} ({k})", path) for k, v in zip(_RECT, given, strict=True))
         return Region(field_name, value, "rect", ((x, y), (x + w, y), (x + w, y + h), (x, y + h)), bad_value)
     return None
 
