@@ -18,6 +18,7 @@ from typing import Any
 from midvbatch.accelerators import is_out_of_memory
 from midvbatch.dataset.formats import get_format
 from midvbatch.dataset.groundtruth import Template
+from midvbatch.dataset.visibility import subsets
 from midvbatch.errors import (
     MidvBatchError,
     PermanentError,
@@ -31,7 +32,9 @@ from midvbatch.pipeline.prediction import Positions, storable, take_alternatives
 from midvbatch.pipeline.prefetch import Prefetch
 from midvbatch.pipeline.processor import Capabilities, ClipInfo, Frame
 from midvbatch.pipeline.spec import ClipOutcome, TaskSpec
+from midvbatch.scoring import ID1, score_frame
 from midvbatch.scoring.stream import FieldStreams
+from midvbatch.scoring.text import empty_fields, levenshtein, normalize, score_fields
 from midvbatch.video.frames import read_clip_frames
 from midvbatch.video.reader import AnnotatedFrame
 
@@ -45,9 +48,6 @@ def _check_json(value: Any, what: str, notes: _Notes) -> Any:
 
 def _score(predicted: Any, truth, shape: tuple[int, ...], clip: ClipInfo) -> dict:
     """Score a predicted quad against the frame's ground truth (the MIDV-500 protocol)."""
-    from midvbatch.dataset.visibility import subsets
-    from midvbatch.scoring import ID1, score_frame
-
     size = clip.template_size or ID1  # the orchestrator sends it; an ID-1 card for direct callers
     scores = score_frame(predicted, truth, (shape[1], shape[0]), size).to_dict()
     scores["subsets"] = subsets(truth, shape[1], shape[0])
@@ -118,8 +118,6 @@ def _score_text(
     {"fields": {...}, "empty_fields": n}, or None (nothing to score). `taken`: the fields' alternatives
     (take_alternatives; None: malformed, that reading left out); with `streams`, each field's reading is
     also combined with the clip's frames before (see _stream)."""
-    from midvbatch.scoring.text import empty_fields, score_fields
-
     if not isinstance(result, dict) or "fields" not in result:
         return None
     template = template_of()
@@ -142,8 +140,6 @@ def _stream(record: dict[str, Any], streams: FieldStreams, name: str, positions:
     (scoring.stream): ``combined`` (where it is not this frame's text) with its ``combined_distance``, and
     ``expected`` (D_n) unless every reading so far was the same text (D_n is then 0.1 / (n + 1), n the field's
     readings so far: a good reader's fields cost nothing). A frame without the field adds no reading."""
-    from midvbatch.scoring.text import levenshtein, normalize
-
     truth = record["truth"]
     if record.get("missing"):
         step = streams.last(name, truth)
