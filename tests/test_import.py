@@ -218,6 +218,15 @@ def test_import_bad_inputs_are_one_line_and_lose_nothing(runs, tmp_path):
     frames = {(f["clip"], f["frame"]): f for f in map(json.loads, _jsonl(out)) if f["frame"] is not None}
     assert frames[(first["clip"], first["frame"])]["result"]["quad"] is None
     assert frames[(first["clip"], first["frame"])]["scores"]["iou"] == 0
+    # NaN and inf elsewhere in a result: left out with a note, as a processor's would be; the frame scored
+    first = json.loads(lines[0])
+    first["result"]["extra"] = {"nan": float("nan"), "inf": float("-inf"), "kept": 1.5}
+    result, out = attempt("values.jsonl", "\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "is not a finite number" in result.stderr, result.stderr
+    frames = {(f["clip"], f["frame"]): f for f in map(json.loads, _jsonl(out)) if f["frame"] is not None}
+    assert frames[(first["clip"], first["frame"])]["result"]["extra"] == {"kept": 1.5}
+    assert _report(out) == _report(runs["midv500"] / "run")
     # a CSV with an unknown header, and one whose row has a frame that is not a number
     result, out = attempt("header.csv", "clip,frame,what\nTA01,1,x\n", "--format", "csv")
     assert result.returncode == 1 and "header.csv" in result.stderr and "x1,y1" in result.stderr

@@ -497,7 +497,9 @@ class _Staging:
             return
         self.records += 1
         holds = _holds(part.value) if part.part == "result" else 0
-        earlier = self.store.add(clip, frame, part.part, part.place, json.dumps(part.value, allow_nan=False), holds)
+        # (a NaN or an infinity elsewhere than the quad is staged as such: the run leaves it out, with a note, as it
+        # leaves out a processor's: pipeline/prediction.py)
+        earlier = self.store.add(clip, frame, part.part, part.place, json.dumps(part.value), holds)
         if earlier is not None:
             what = "the clip's own result" if frame == CLIP else f"frame {frame}"
             kind = part.part.replace("field:", "field ")
@@ -567,7 +569,7 @@ def _grouped(staged: StagedPredictions) -> Iterator[tuple[str, str, int, bool, b
             else:
                 result.setdefault("fields", {})[part[len("field:") :]] = value
                 fields = True
-        texts.update((n, json.dumps(r, ensure_ascii=False, allow_nan=False)) for n, r in frames.items())
+        texts.update((n, json.dumps(r, ensure_ascii=False)) for n, r in frames.items())
         given = ", ".join(f'"{n}": {texts[n]}' for n in sorted(texts) if n != CLIP)
         own = texts.get(CLIP, "null")
         counted = len(texts) - (own == "null" and CLIP in texts)  # (a clip result of null is none)
