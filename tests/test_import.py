@@ -137,6 +137,13 @@ def test_import_through_the_cli_coco_results_csv_and_the_python_api_agree(runs, 
     assert done.returncode == 0, done.stderr
     assert "read 260 predictions (coco) for 260 frames" in done.stdout, done.stdout
     assert _report(tmp_path / "a", "text") == _report(run_dir, "text")
+    # keypoints that are not a list, a segmentation of text, a NaN score: those frames no prediction, named
+    results[0] = {"image_id": results[0]["image_id"], "category_id": 1, "keypoints": float("inf"), "score": 0.9}
+    results[1]["segmentation"], results[2]["score"] = "x", float("nan")
+    (tmp_path / "odd.json").write_text(json.dumps(results))
+    odd = midvbatch("import", tmp_path / "odd.json", dataset, "--out", tmp_path / "odd", "--images", tmp_path / "truth.json")
+    assert odd.returncode == 0 and "Traceback" not in odd.stderr, odd.stderr
+    assert "2 records with a quad that is not 4 finite points" in odd.stderr, odd.stderr
     # a plain CSV of quads: the same
     rows = [["clip", "frame", "x1", "y1", "x2", "y2", "x3", "y3", "x4", "y4"]]
     for record in (json.loads(line) for line in _jsonl(run_dir)):

@@ -362,8 +362,10 @@ def _coco_annotation(value: Any, place: str, reading: _Reading) -> _Part:
         polygon = value["segmentation"]
         if isinstance(polygon, list) and len(polygon) == 1 and isinstance(polygon[0], list):
             polygon = polygon[0]  # a polygon of one part
-    elif "keypoints" in value and isinstance(value["keypoints"], list):
-        polygon = [v for i, v in enumerate(value["keypoints"]) if i % 3 != 2]  # (x, y, visibility) * 4
+    elif "keypoints" in value:
+        polygon = value["keypoints"]  # (x, y, visibility) * 4; anything else: no prediction, named by _quad
+        if isinstance(polygon, list):
+            polygon = [v for i, v in enumerate(polygon) if i % 3 != 2]
     else:
         raise PredictionsError('a COCO result has neither "segmentation" nor "keypoints"', path=place)
     return _Part(place, where, "quad", _quad(polygon, place, reading.unusable))
