@@ -239,6 +239,15 @@ def test_midv2020_via_errors_name_the_file(tmp_path):
     )
     with pytest.raises(GroundTruthError, match="not a finite number"):
         read_via(bad)
+    # an integer past the float range, in a polygon and in a rectangle: the same one line, not an OverflowError
+    for shape in (
+        {"name": "polygon", "all_points_x": [10**400, 2, 2, 1], "all_points_y": [1, 1, 2, 2]},
+        {"name": "rect", "x": 1, "y": 2, "width": -(10**400), "height": 4},
+    ):
+        region = {"shape_attributes": shape, "region_attributes": {"field_name": "doc_quad"}}
+        bad.write_text(json.dumps({"_via_img_metadata": {"x": {"filename": "00.jpg", "regions": [region]}}}))
+        with pytest.raises(GroundTruthError, match="not a finite number"):
+            read_via(bad)
 
 
 def test_midv2020_discovers_a_single_collection_folder(scans):

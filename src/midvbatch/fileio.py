@@ -14,10 +14,11 @@ from __future__ import annotations
 import errno
 import io
 import json
+import math
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -138,6 +139,30 @@ def read_text(
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"not UTF-8 text (byte {exc.start})", path=path) from None
+
+
+Identity = tuple[int, int, int, int]  # a file's device, inode, size and modification time: unchanged, the same
+
+
+def file_identity(path: str | Path) -> Identity | None:
+    """The identity of the file at `path` (what keeps a cached reading of it valid); None if it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+_NUMBER_TYPES = (float, int)  # the types JSON gives a number (exactly: a bool is not one)
+
+
+def finite_numbers(values: Iterable[Any]) -> bool:
+    """Whether every value is a number as JSON gives it (an int or a float, not a bool) and finite: the usual
+    coordinates, taken without a call each; callers check the rest one by one and name what is wrong."""
+    try:
+        return all(type(v) in _NUMBER_TYPES and math.isfinite(v) for v in values)
+    except OverflowError:  # an integer past the float range
+        return False
 
 
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")

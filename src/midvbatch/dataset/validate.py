@@ -29,7 +29,7 @@ from midvbatch.dataset.formats import discover, get_format
 from midvbatch.dataset.groundtruth import Quad
 from midvbatch.dataset.model import ERROR, NOTE, WARNING, Clip, Problem
 from midvbatch.errors import GroundTruthError, MidvBatchError, VideoError
-from midvbatch.fileio import IMAGE_LIMIT, TEXT_LIMIT, read_bytes
+from midvbatch.fileio import IMAGE_LIMIT, TEXT_LIMIT, Identity, file_identity, read_bytes
 from midvbatch.geometry import segments_cross
 from midvbatch.video.frames import read_clip_frames
 from midvbatch.video.image import image_size, read_image
@@ -360,14 +360,12 @@ class _ProbeOnce:
     symlinks, a benchmark) share one reading, keyed by the file's device, inode, size and time."""
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[int, int, int, int], VideoInfo | VideoError] = {}
+        self._seen: dict[Identity, VideoInfo | VideoError] = {}
 
     def __call__(self, path: Path) -> VideoInfo:
-        try:
-            st = os.stat(path)
-        except OSError:
+        key = file_identity(path)
+        if key is None:
             return probe(path)  # says what is wrong with it
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         found = self._seen.get(key)
         if found is None:
             try:

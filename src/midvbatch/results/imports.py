@@ -37,7 +37,15 @@ from midvbatch.engine.run import RunSummary
 from midvbatch.engine.run import run as run_config
 from midvbatch.engine.run.folder import RunFolder
 from midvbatch.errors import MidvBatchError, PredictionsError
-from midvbatch.fileio import RECORD_LIMIT, atomic_output, check_regular_file, json_items, loads, open_regular
+from midvbatch.fileio import (
+    RECORD_LIMIT,
+    atomic_output,
+    check_regular_file,
+    finite_numbers,
+    json_items,
+    loads,
+    open_regular,
+)
 from midvbatch.pipeline.replay import INDEX_SUFFIX
 from midvbatch.runfolder import IMPORTED
 
@@ -151,9 +159,6 @@ class _Frames:
 # ---------------------------------------------------------------- values
 
 
-_PLAIN = (float, int)  # the types of a plain number (exactly: not bool)
-
-
 def _number(value: Any) -> float | None:
     """A finite number, or None."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -167,13 +172,9 @@ def _number(value: Any) -> float | None:
 
 def _quad(points: Any, place: str, unusable: Finding) -> list[list[float]] | None:
     """Four finite (x, y) points, from [[x, y] * 4] or a flat [x1, y1, ... x4, y4]; None (named) otherwise."""
-    if type(points) is list and len(points) == 4:  # (the usual form, JSON numbers: taken without a call each)
-        try:
-            quad = [[float(x), float(y)] for x, y in points if type(x) in _PLAIN and type(y) in _PLAIN]
-        except (TypeError, ValueError, OverflowError):
-            quad = []
-        if len(quad) == 4 and all(math.isfinite(v) for point in quad for v in point):
-            return quad
+    if type(points) is list and len(points) == 4 and all(type(p) is list and len(p) == 2 for p in points):
+        if finite_numbers(v for point in points for v in point):  # (the usual form: no call per number)
+            return [[float(x), float(y)] for x, y in points]
     flat: list[Any] = []
     if isinstance(points, (list, tuple)):
         for point in points:

@@ -11,6 +11,7 @@ committed in one transaction, after its artifacts were moved into place (artifac
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -318,7 +319,7 @@ class Orchestrator:
         found.close()  # the queue is in the ledger now, each clip's record with it: none is held here
         recovered = ledger.recover()
         self.folder.clear_tmp()
-        opener = lambda: Ledger(self.run_dir)  # noqa: E731 - (the checks' own connection, for their thread)
+        opener = functools.partial(Ledger, self.run_dir)  # (the checks' own connection, for their thread)
         self.checking = start_checks(ledger, self.settings, self.folder.session, opener, self.clock, self.log)
         ledger.set_meta("owner", owner())
         self.recovered = recovered

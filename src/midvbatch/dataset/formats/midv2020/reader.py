@@ -46,6 +46,7 @@ from midvbatch.dataset.model import (
 )
 from midvbatch.dataset.names import ascii_number
 from midvbatch.errors import DatasetError, GroundTruthError, VideoError
+from midvbatch.fileio import Identity, file_identity
 from midvbatch.video.image import image_size
 
 IMAGE_EXTENSIONS = frozenset(PICTURE_EXTENSIONS)
@@ -305,45 +306,35 @@ def _template_problems(dataset: Dataset) -> list[Problem]:
 TEMPLATE_FILES_KEPT = 16  # template files a process keeps parsed, about 1 MiB each: one serves all clips of a type
 TEMPLATES_KEPT = 1024  # documents' templates a process keeps read (MIDV-2020 has 1,000), a few kB each
 
-Signature = tuple[int, int, int, int]  # a file's device, inode, size and modification time: unchanged, the same
 
-
-def _signature(path: str | Path) -> Signature | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def _template_annotations(path: str) -> tuple[dict[int, ViaImage], Signature | None]:
+def _template_annotations(path: str) -> tuple[dict[int, ViaImage], Identity | None]:
     """The templates' VIA file `path` read (numbered), kept while the file is unchanged: a type's
     hundred clips share one file of a few hundred kB, which a worker then parses once, not per clip;
     and the file's signature (None: it could not be read)."""
-    signature = _signature(path)
+    signature = file_identity(path)
     if signature is None:
         return numbered(read_via(path)), None  # read_via says what is wrong with it
     return _parsed_templates(path, signature), signature
 
 
 @functools.lru_cache(maxsize=TEMPLATE_FILES_KEPT)
-def _parsed_templates(path: str, signature: Signature) -> dict[int, ViaImage]:
+def _parsed_templates(path: str, signature: Identity) -> dict[int, ViaImage]:
     return numbered(read_via(path))
 
 
 def _template(
-    path: str, signature: Signature | None, document: int, annotated: dict[int, ViaImage], picture: Path | None
+    path: str, signature: Identity | None, document: int, annotated: dict[int, ViaImage], picture: Path | None
 ) -> Template:
     """Document `document`'s template, kept while its annotation file and picture are unchanged (a type's clips
     and its scans and photos show the same hundred documents: each template picture's size is read once)."""
-    picture_signature = _signature(picture) if picture is not None else None
+    picture_signature = file_identity(picture) if picture is not None else None
     if signature is None or picture is None or picture_signature is None:
         return _document_template(path, document, annotated.get(document), picture)
     return _kept_template(path, signature, document, str(picture), picture_signature)
 
 
 @functools.lru_cache(maxsize=TEMPLATES_KEPT)
-def _kept_template(path: str, signature: Signature, document: int, picture: str, _: Signature) -> Template:
+def _kept_template(path: str, signature: Identity, document: int, picture: str, _: Identity) -> Template:
     return _document_template(path, document, _parsed_templates(path, signature).get(document), Path(picture))
 
 

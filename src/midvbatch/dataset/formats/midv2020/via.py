@@ -15,7 +15,6 @@ Read here (``read_via``, and the quads and templates in what it returns) and wri
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 from midvbatch.dataset.groundtruth import MISSING_VALUE, Quad, Template, TemplateField
 from midvbatch.dataset.names import ascii_number
 from midvbatch.errors import GroundTruthError, shown
-from midvbatch.fileio import MiB, read_json, write_atomic
+from midvbatch.fileio import MiB, finite_numbers, read_json, write_atomic
 from midvbatch.geometry import homography, rectangle, transform
 
 VIA_LIMIT = 16 * MiB  # a clip's file is ~20 kB, a collection's ~65 kB, a template's with its fields ~100 kB
@@ -83,12 +82,11 @@ def read_via(path: str | Path) -> dict[str, ViaImage]:
     return images
 
 
-_PLAIN = (float, int)  # the types of a plain number (exactly: not bool)
 _RECT = ("x", "y", "width", "height")
 
 
 def _number(value: Any, where: str, path: Path) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not finite_numbers((value,)):  # (an integer of hundreds of digits too: not a finite float)
         raise GroundTruthError(f"{where} has a coordinate {shown(value, 40)}, not a finite number", path=path)
     return value
 
@@ -117,14 +115,14 @@ def _region(obj: Any, image: str, path: Path) -> Region | None:
         xs, ys = shape.get("all_points_x"), shape.get("all_points_y")
         if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys) or not xs:
             raise GroundTruthError(f"{where}: all_points_x and all_points_y must be lists of one length", path=path)
-        if all(type(v) in _PLAIN and math.isfinite(v) for v in (*xs, *ys)):  # (the usual: no call per number)
+        if finite_numbers((*xs, *ys)):
             return Region(field_name, value, "polygon", tuple(zip(xs, ys, strict=True)), bad_value)
         points = tuple((_number(x, where, path), _number(y, where, path)) for x, y in zip(xs, ys, strict=True))
         return Region(field_name, value, "polygon", points, bad_value)
     if kind == "rect":
         given: list[Any] = [shape.get(k) for k in _RECT]
         x, y, w, h = given
-        if not all(type(v) in _PLAIN and math.isfinite(v) for v in given):
+        if not finite_numbers(given):
             x, y, w, h = (_number(v, f"{where} ({k})", path) for k, v in zip(_RECT, given, strict=True))
         return Region(field_name, value, "rect", ((x, y), (x + w, y), (x + w, y + h), (x, y + h)), bad_value)
     return None
